@@ -1,0 +1,18 @@
+import { Command } from 'commander';
+import { registerPlanCommand } from './commands/plan';
+
+/** Entry point of the `perseus` command. Each sub-command lives in `./commands/<name>.ts`. */
+export async function main(argv: string[]): Promise<void> {
+  const program = new Command('perseus')
+    .description('Perseus-TS: energy-optimal GPU clock planning for pipeline-parallel training')
+    .showHelpAfterError();
+  registerPlanCommand(program);
+  await program.parseAsync(argv);
+}
+
+if (require.main === module) {
+  main(process.argv).catch((err: unknown) => {
+    process.stderr.write(`perseus: ${err instanceof Error ? err.message : String(err)}\n`);
+    process.exit(1);
+  });
+}
