@@ -1,5 +1,6 @@
 import { Command } from 'commander';
 import { registerPlanCommand } from './commands/plan';
+import { registerServeCommand } from './commands/serve';
 
 /** Entry point of the `perseus` command. Each sub-command lives in `./commands/<name>.ts`. */
 export async function main(argv: string[]): Promise<void> {
@@ -7,6 +8,7 @@ export async function main(argv: string[]): Promise<void> {
     .description('Perseus-TS: energy-optimal GPU clock planning for pipeline-parallel training')
     .showHelpAfterError();
   registerPlanCommand(program);
+  registerServeCommand(program);
   await program.parseAsync(argv);
 }
 

@@ -1,1 +1,35 @@
-export {};
+/**
+ * Shared gRPC server plumbing for the Perseus services: validation at the boundary
+ * ({@link Checker}), domain errors with their gRPC status, the one error mapper
+ * (INVALID_ARGUMENT + google.rpc.BadRequest, INTERNAL without internals), and
+ * {@link PerseusServer} (health, reflection, lifecycle, graceful shutdown).
+ *
+ * @example
+ * ```ts
+ * const server = new PerseusServer({ address: '127.0.0.1:0', logger: createLogger('agent') });
+ * server.addService({ name: 'perseus.agent.v1.GpuAgent', definition, handlers: {
+ *   ListDevices: rpc.unary(async (req) => agent.listDevices(validateListDevices(req))),
+ * } });
+ * await server.start();
+ * ```
+ */
+export {
+  AlreadyExistsError,
+  FailedPreconditionError,
+  NotFoundError,
+  PerseusError,
+  PermissionDeniedError,
+  ResourceExhaustedError,
+  UnauthenticatedError,
+  UnavailableError,
+  UnimplementedError,
+  ValidationError,
+  type FieldViolation,
+} from './errors';
+export { Checker, ID_PATTERN } from './validate';
+export { failStream, implementService, rpc, toServiceError, type Handler } from './handlers';
+export { STATUS_DETAILS_KEY, decodeFieldViolations, encodeBadRequestStatus } from './status-details';
+export { PerseusServer, shutdownOnSignals, type HostedService, type PerseusServerOptions, type ServerState } from './server';
+export { createLogger, type Logger } from './logger';
+export { envBool, envNumber, envString, normalizeListenAddress, unixSocketPath } from './env';
+export type { ModuleContext, ServiceModule } from './module';

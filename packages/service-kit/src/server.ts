@@ -1,0 +1,197 @@
+import * as fs from 'node:fs';
+import * as grpc from '@grpc/grpc-js';
+import { ReflectionService } from '@grpc/reflection';
+import { loadPackageDefinition } from '@perseus/proto';
+import { HealthImplementation } from 'grpc-health-check';
+import { normalizeListenAddress, unixSocketPath } from './env';
+import type { Handler } from './handlers';
+import { implementService } from './handlers';
+import type { Logger } from './logger';
+
+/** Lifecycle of a server: starting → serving → draining → stopped. */
+export type ServerState = 'starting' | 'serving' | 'draining' | 'stopped';
+
+export interface PerseusServerOptions {
+  /** `host:port` (port 0 picks one) or `unix:/path`. */
+  address: string;
+  logger: Logger;
+  /** Default insecure (loopback / Unix socket); TLS credentials for remote listeners. */
+  credentials?: grpc.ServerCredentials;
+  /** Mode applied to a Unix socket after bind (e.g. 0o660). Default: left as the umask made it. */
+  socketMode?: number;
+  /** Group id applied to a Unix socket after bind. */
+  socketGid?: number;
+  /** grpc-js server options (keepalive, message sizes). */
+  grpcOptions?: grpc.ServerOptions;
+  /** How long `shutdown` waits for in-flight calls before forcing. Default 5000 ms. */
+  shutdownGraceMs?: number;
+}
+
+/** A service to host: its fully-qualified name, grpc-js definition, and handlers. */
+export interface HostedService {
+  /** e.g. `perseus.agent.v1.GpuAgent`. */
+  name: string;
+  definition: grpc.ServiceDefinition;
+  handlers: Readonly<Record<string, Handler | undefined>>;
+}
+
+/**
+ * A grpc-js server with what every Perseus service needs: the error mapper in front of every
+ * handler, grpc.health.v1 (overall and per service), server reflection limited to the hosted
+ * services, explicit lifecycle states, and shutdown hooks that run before the process exits
+ * (the agent resets clocks there).
+ */
+export class PerseusServer {
+  private readonly server: grpc.Server;
+  private readonly health = new HealthImplementation({ '': 'NOT_SERVING' });
+  private readonly services: HostedService[] = [];
+  private readonly shutdownHooks: Array<() => Promise<void> | void> = [];
+  private stateValue: ServerState = 'starting';
+  private boundAddress: string | undefined;
+
+  constructor(private readonly options: PerseusServerOptions) {
+    this.server = new grpc.Server({
+      'grpc.keepalive_time_ms': 10_000,
+      'grpc.keepalive_timeout_ms': 5_000,
+      'grpc.keepalive_permit_without_calls': 1,
+      'grpc-node.max_session_memory': 64,
+      ...options.grpcOptions,
+    });
+  }
+
+  get state(): ServerState {
+    return this.stateValue;
+  }
+
+  /** The address actually bound (with the chosen port for port 0). */
+  get address(): string {
+    if (this.boundAddress === undefined) throw new Error('server not started');
+    return this.boundAddress;
+  }
+
+  /** Adds a service; call before {@link start}. */
+  addService(service: HostedService): this {
+    if (this.stateValue !== 'starting') throw new Error('addService after start');
+    this.services.push(service);
+    this.server.addService(
+      service.definition,
+      implementService(service.name, service.definition, service.handlers, this.options.logger),
+    );
+    return this;
+  }
+
+  /** Registers work to run on shutdown, before the listener closes (in order added). */
+  onShutdown(hook: () => Promise<void> | void): this {
+    this.shutdownHooks.push(hook);
+    return this;
+  }
+
+  /** Sets one hosted service's health (e.g. NOT_SERVING while a store is unavailable). */
+  setServiceHealth(name: string, serving: boolean): void {
+    this.health.setStatus(name, serving ? 'SERVING' : 'NOT_SERVING');
+  }
+
+  async start(): Promise<string> {
+    const { logger } = this.options;
+    this.health.addToServer(this.server);
+    new ReflectionService(loadPackageDefinition(), {
+      services: this.services.map((s) => s.name),
+    }).addToServer(this.server);
+
+    const address = normalizeListenAddress(this.options.address);
+    const socketPath = unixSocketPath(address);
+    if (socketPath !== undefined) removeStaleSocket(socketPath);
+    const port = await new Promise<number>((resolve, reject) => {
+      this.server.bindAsync(address, this.options.credentials ?? grpc.ServerCredentials.createInsecure(), (err, p) =>
+        err ? reject(err) : resolve(p),
+      );
+    });
+    if (socketPath !== undefined) {
+      if (this.options.socketGid !== undefined) fs.chownSync(socketPath, -1, this.options.socketGid);
+      if (this.options.socketMode !== undefined) fs.chmodSync(socketPath, this.options.socketMode);
+      this.boundAddress = address;
+    } else {
+      this.boundAddress = address.replace(/:\d+$/, `:${port}`);
+    }
+    this.health.setStatus('', 'SERVING');
+    for (const s of this.services) this.health.setStatus(s.name, 'SERVING');
+    this.stateValue = 'serving';
+    logger.info({ address: this.boundAddress, services: this.services.map((s) => s.name) }, 'serving');
+    return this.boundAddress;
+  }
+
+  /**
+   * Drains: health flips to NOT_SERVING, shutdown hooks run, then `tryShutdown` waits for in-flight
+   * calls up to the grace period before `forceShutdown`. Safe to call more than once.
+   */
+  async shutdown(graceMs = this.options.shutdownGraceMs ?? 5000): Promise<void> {
+    if (this.stateValue === 'stopped' || this.stateValue === 'draining') return this.drained;
+    this.stateValue = 'draining';
+    this.drained = this.drain(graceMs);
+    return this.drained;
+  }
+
+  private drained: Promise<void> = Promise.resolve();
+
+  private async drain(graceMs: number): Promise<void> {
+    const { logger } = this.options;
+    this.health.setStatus('', 'NOT_SERVING');
+    for (const s of this.services) this.health.setStatus(s.name, 'NOT_SERVING');
+    for (const hook of this.shutdownHooks) {
+      try {
+        await hook();
+      } catch (err) {
+        logger.error({ err }, 'shutdown hook failed');
+      }
+    }
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(() => {
+        this.server.forceShutdown();
+        resolve();
+      }, graceMs);
+      timer.unref();
+      this.server.tryShutdown(() => {
+        clearTimeout(timer);
+        resolve();
+      });
+    });
+    const socketPath = this.boundAddress && unixSocketPath(this.boundAddress);
+    if (socketPath) removeStaleSocket(socketPath);
+    this.stateValue = 'stopped';
+    logger.info('stopped');
+  }
+}
+
+function removeStaleSocket(path: string): void {
+  try {
+    if (fs.statSync(path).isSocket()) fs.unlinkSync(path);
+  } catch {
+    // absent: nothing to remove
+  }
+}
+
+/**
+ * SIGTERM/SIGINT → shut every server down (hooks first, so clocks are reset), then exit. A second
+ * signal exits at once after the hooks that already ran.
+ */
+export function shutdownOnSignals(servers: PerseusServer[], logger: Logger, exit: (code: number) => void = process.exit): void {
+  let stopping = false;
+  const onSignal = (signal: NodeJS.Signals): void => {
+    if (stopping) {
+      logger.warn({ signal }, 'second signal: exiting now');
+      exit(1);
+      return;
+    }
+    stopping = true;
+    logger.info({ signal }, 'shutting down');
+    Promise.all(servers.map((s) => s.shutdown())).then(
+      () => exit(0),
+      (err: unknown) => {
+        logger.error({ err }, 'shutdown failed');
+        exit(1);
+      },
+    );
+  };
+  process.on('SIGTERM', onSignal);
+  process.on('SIGINT', onSignal);
+}
