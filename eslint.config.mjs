@@ -39,4 +39,22 @@ export default tseslint.config(
       ],
     },
   },
+  {
+    // DESIGN §2: the planner is pure functions over plain data — no gRPC, no file or network I/O.
+    files: ['packages/planner/src/**/*.ts'],
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        {
+          patterns: [
+            { group: ['@grpc/*', 'grpc-health-check', 'protobufjs', '@perseus/*'], message: 'the planner is a pure library' },
+            {
+              group: ['fs', 'node:fs', 'fs/*', 'node:fs/*', 'net', 'node:net', 'http', 'node:http', 'https', 'node:https', 'child_process', 'node:child_process'],
+              message: 'the planner does no I/O',
+            },
+          ],
+        },
+      ],
+    },
+  },
 );

@@ -36,9 +36,15 @@ describe('proto loader', () => {
     const { GpuAgent } = perseusGrpc().perseus.agent.v1;
     const { Profiler } = perseusGrpc().perseus.profiler.v1;
     const { Optimizer } = perseusGrpc().perseus.optimizer.v1;
-    expect([GpuAgent.service.OpenSession.requestStream, GpuAgent.service.OpenSession.responseStream]).toEqual([true, true]);
+    expect([
+      GpuAgent.service.OpenSession.requestStream,
+      GpuAgent.service.OpenSession.responseStream,
+    ]).toEqual([true, true]);
     expect(Profiler.service.ReportMeasurements.requestStream).toBe(true);
-    expect([Optimizer.service.WatchSchedule.requestStream, Optimizer.service.WatchSchedule.responseStream]).toEqual([false, true]);
+    expect([
+      Optimizer.service.WatchSchedule.requestStream,
+      Optimizer.service.WatchSchedule.responseStream,
+    ]).toEqual([false, true]);
   });
 
   it('encodes 64-bit integers as strings without precision loss', () => {

@@ -1,11 +1,19 @@
 /** Reading `PERSEUS_*` environment variables with clear errors (each service's config.ts uses these). */
 
-export function envString(name: string, fallback: string, env: NodeJS.ProcessEnv = process.env): string {
+export function envString(
+  name: string,
+  fallback: string,
+  env: NodeJS.ProcessEnv = process.env,
+): string {
   const v = env[name];
   return v === undefined || v === '' ? fallback : v;
 }
 
-export function envNumber(name: string, fallback: number, env: NodeJS.ProcessEnv = process.env): number {
+export function envNumber(
+  name: string,
+  fallback: number,
+  env: NodeJS.ProcessEnv = process.env,
+): number {
   const v = env[name];
   if (v === undefined || v === '') return fallback;
   const n = Number(v);
@@ -13,7 +21,11 @@ export function envNumber(name: string, fallback: number, env: NodeJS.ProcessEnv
   return n;
 }
 
-export function envBool(name: string, fallback: boolean, env: NodeJS.ProcessEnv = process.env): boolean {
+export function envBool(
+  name: string,
+  fallback: boolean,
+  env: NodeJS.ProcessEnv = process.env,
+): boolean {
   const v = env[name];
   if (v === undefined || v === '') return fallback;
   if (/^(1|true|yes|on)$/i.test(v)) return true;

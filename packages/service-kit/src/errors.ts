@@ -25,7 +25,10 @@ export class ValidationError extends PerseusError {
   readonly violations: readonly FieldViolation[];
   constructor(violations: readonly FieldViolation[]) {
     if (violations.length === 0) throw new Error('ValidationError needs at least one violation');
-    super(status.INVALID_ARGUMENT, violations.map((v) => `${v.field}: ${v.description}`).join('; '));
+    super(
+      status.INVALID_ARGUMENT,
+      violations.map((v) => `${v.field}: ${v.description}`).join('; '),
+    );
     this.violations = violations;
   }
 

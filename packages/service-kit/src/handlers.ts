@@ -9,7 +9,11 @@ import { STATUS_DETAILS_KEY, encodeBadRequestStatus } from './status-details';
  * google.rpc.BadRequest field violations in `grpc-status-details-bin`); anything unexpected is
  * logged with its cause and becomes INTERNAL with a generic message — no internals to clients.
  */
-export function toServiceError(err: unknown, logger: Logger, method: string): Partial<grpc.StatusObject> {
+export function toServiceError(
+  err: unknown,
+  logger: Logger,
+  method: string,
+): Partial<grpc.StatusObject> {
   if (err instanceof ValidationError) {
     const metadata = new Metadata();
     metadata.set(STATUS_DETAILS_KEY, encodeBadRequestStatus(err.code, err.message, err.violations));
@@ -36,14 +40,24 @@ function unaryHandler<Req, Res>(
   };
 }
 
-type AnyStreamCall = grpc.ServerWritableStream<unknown, unknown> | grpc.ServerDuplexStream<unknown, unknown>;
+type AnyStreamCall =
+  | grpc.ServerWritableStream<unknown, unknown>
+  | grpc.ServerDuplexStream<unknown, unknown>;
 
 /** Ends a server-writable stream with the mapped status of `err`. */
-export function failStream(call: AnyStreamCall, err: unknown, logger: Logger, method: string): void {
+export function failStream(
+  call: AnyStreamCall,
+  err: unknown,
+  logger: Logger,
+  method: string,
+): void {
   call.emit('error', toServiceError(err, logger, method));
 }
 
-function streamHandler<C extends AnyStreamCall>(fn: (call: C) => Promise<void> | void, ctx: Ctx): (call: C) => void {
+function streamHandler<C extends AnyStreamCall>(
+  fn: (call: C) => Promise<void> | void,
+  ctx: Ctx,
+): (call: C) => void {
   return (call) => {
     Promise.resolve()
       .then(() => fn(call))
@@ -74,10 +88,14 @@ export type Handler =
 
 /** Typed helpers to declare handlers. */
 export const rpc = {
-  unary<Req, Res>(fn: (req: Req, call: grpc.ServerUnaryCall<Req, Res>) => Promise<Res> | Res): Handler {
+  unary<Req, Res>(
+    fn: (req: Req, call: grpc.ServerUnaryCall<Req, Res>) => Promise<Res> | Res,
+  ): Handler {
     return { kind: 'unary', fn: fn as Handler['fn'] } as Handler;
   },
-  serverStream<Req, Res>(fn: (call: grpc.ServerWritableStream<Req, Res>) => Promise<void> | void): Handler {
+  serverStream<Req, Res>(
+    fn: (call: grpc.ServerWritableStream<Req, Res>) => Promise<void> | void,
+  ): Handler {
     return { kind: 'serverStream', fn: fn as Handler['fn'] } as Handler;
   },
   clientStream<Req, Res>(fn: (call: grpc.ServerReadableStream<Req, Res>) => Promise<Res>): Handler {
@@ -100,12 +118,20 @@ export function implementService(
 ): grpc.UntypedServiceImplementation {
   const impl: grpc.UntypedServiceImplementation = {};
   for (const unknownName of Object.keys(handlers)) {
-    if (!(unknownName in definition)) throw new Error(`${serviceName} has no method ${unknownName}`);
+    if (!(unknownName in definition))
+      throw new Error(`${serviceName} has no method ${unknownName}`);
   }
   for (const [method, attrs] of Object.entries(definition)) {
     const ctx = { logger, method: `${serviceName}/${method}` };
-    const h = handlers[method] ?? unimplemented(ctx.method, attrs.requestStream, attrs.responseStream);
-    const expected = attrs.requestStream ? (attrs.responseStream ? 'bidi' : 'clientStream') : attrs.responseStream ? 'serverStream' : 'unary';
+    const h =
+      handlers[method] ?? unimplemented(ctx.method, attrs.requestStream, attrs.responseStream);
+    const expected = attrs.requestStream
+      ? attrs.responseStream
+        ? 'bidi'
+        : 'clientStream'
+      : attrs.responseStream
+        ? 'serverStream'
+        : 'unary';
     if (h.kind !== expected) throw new Error(`${ctx.method} is ${expected}, handler is ${h.kind}`);
     switch (h.kind) {
       case 'unary':

@@ -28,8 +28,18 @@ export {
 } from './errors';
 export { Checker, ID_PATTERN } from './validate';
 export { failStream, implementService, rpc, toServiceError, type Handler } from './handlers';
-export { STATUS_DETAILS_KEY, decodeFieldViolations, encodeBadRequestStatus } from './status-details';
-export { PerseusServer, shutdownOnSignals, type HostedService, type PerseusServerOptions, type ServerState } from './server';
+export {
+  STATUS_DETAILS_KEY,
+  decodeFieldViolations,
+  encodeBadRequestStatus,
+} from './status-details';
+export {
+  PerseusServer,
+  shutdownOnSignals,
+  type HostedService,
+  type PerseusServerOptions,
+  type ServerState,
+} from './server';
 export { createLogger, type Logger } from './logger';
 export { envBool, envNumber, envString, normalizeListenAddress, unixSocketPath } from './env';
 export type { ModuleContext, ServiceModule } from './module';

@@ -8,5 +8,8 @@ export type Logger = pino.Logger;
  */
 export function createLogger(name: string, level?: string): Logger {
   const fallback = process.env['JEST_WORKER_ID'] !== undefined ? 'silent' : 'info';
-  return pino({ name, level: level ?? process.env['PERSEUS_LOG_LEVEL'] ?? fallback }, pino.destination(2));
+  return pino(
+    { name, level: level ?? process.env['PERSEUS_LOG_LEVEL'] ?? fallback },
+    pino.destination(2),
+  );
 }

@@ -102,12 +102,15 @@ export class PerseusServer {
     const socketPath = unixSocketPath(address);
     if (socketPath !== undefined) removeStaleSocket(socketPath);
     const port = await new Promise<number>((resolve, reject) => {
-      this.server.bindAsync(address, this.options.credentials ?? grpc.ServerCredentials.createInsecure(), (err, p) =>
-        err ? reject(err) : resolve(p),
+      this.server.bindAsync(
+        address,
+        this.options.credentials ?? grpc.ServerCredentials.createInsecure(),
+        (err, p) => (err ? reject(err) : resolve(p)),
       );
     });
     if (socketPath !== undefined) {
-      if (this.options.socketGid !== undefined) fs.chownSync(socketPath, -1, this.options.socketGid);
+      if (this.options.socketGid !== undefined)
+        fs.chownSync(socketPath, -1, this.options.socketGid);
       if (this.options.socketMode !== undefined) fs.chmodSync(socketPath, this.options.socketMode);
       this.boundAddress = address;
     } else {
@@ -116,7 +119,10 @@ export class PerseusServer {
     this.health.setStatus('', 'SERVING');
     for (const s of this.services) this.health.setStatus(s.name, 'SERVING');
     this.stateValue = 'serving';
-    logger.info({ address: this.boundAddress, services: this.services.map((s) => s.name) }, 'serving');
+    logger.info(
+      { address: this.boundAddress, services: this.services.map((s) => s.name) },
+      'serving',
+    );
     return this.boundAddress;
   }
 
@@ -174,7 +180,11 @@ function removeStaleSocket(path: string): void {
  * SIGTERM/SIGINT → shut every server down (hooks first, so clocks are reset), then exit. A second
  * signal exits at once after the hooks that already ran.
  */
-export function shutdownOnSignals(servers: PerseusServer[], logger: Logger, exit: (code: number) => void = process.exit): void {
+export function shutdownOnSignals(
+  servers: PerseusServer[],
+  logger: Logger,
+  exit: (code: number) => void = process.exit,
+): void {
   let stopping = false;
   const onSignal = (signal: NodeJS.Signals): void => {
     if (stopping) {

@@ -1,4 +1,4 @@
-import { Metadata, status } from '@grpc/grpc-js';
+import type { Metadata, status } from '@grpc/grpc-js';
 import * as protobuf from 'protobufjs';
 import type { FieldViolation } from './errors';
 
@@ -12,7 +12,9 @@ const root = protobuf.Root.fromJSON({
       nested: {
         protobuf: {
           nested: {
-            Any: { fields: { type_url: { type: 'string', id: 1 }, value: { type: 'bytes', id: 2 } } },
+            Any: {
+              fields: { type_url: { type: 'string', id: 1 }, value: { type: 'bytes', id: 2 } },
+            },
           },
         },
         rpc: {

@@ -62,18 +62,29 @@ export class Checker {
     } else if (v.length > max) {
       this.fail(field, `must have at most ${max} characters, got ${v.length}`);
     } else if (opts.pattern && !opts.pattern.test(v)) {
-      this.fail(field, `must match ${opts.patternText ?? String(opts.pattern)}, got ${JSON.stringify(v.slice(0, 64))}`);
+      this.fail(
+        field,
+        `must match ${opts.patternText ?? String(opts.pattern)}, got ${JSON.stringify(v.slice(0, 64))}`,
+      );
     }
     return v;
   }
 
   /** A job or batch id: 1–128 characters of [A-Za-z0-9._-]. */
   id(field: string, value: string | null | undefined): string {
-    return this.string(field, value, { max: 128, pattern: ID_PATTERN, patternText: '[A-Za-z0-9._-]{1,128}' });
+    return this.string(field, value, {
+      max: 128,
+      pattern: ID_PATTERN,
+      patternText: '[A-Za-z0-9._-]{1,128}',
+    });
   }
 
   /** An integer (uint32 wire fields) within [min, max]. */
-  uint(field: string, value: number | null | undefined, opts: { min?: number; max?: number } = {}): number {
+  uint(
+    field: string,
+    value: number | null | undefined,
+    opts: { min?: number; max?: number } = {},
+  ): number {
     const { min = 0, max = 0xffffffff } = opts;
     const v = value ?? 0;
     if (!Number.isInteger(v)) this.fail(field, `must be an integer, got ${v}`);
@@ -83,10 +94,15 @@ export class Checker {
   }
 
   /** A 64-bit integer that travels as a decimal string; returned as a safe JS number. */
-  uint64(field: string, value: string | number | Long | null | undefined, opts: { min?: number } = {}): number {
+  uint64(
+    field: string,
+    value: string | number | Long | null | undefined,
+    opts: { min?: number } = {},
+  ): number {
     const { min = 0 } = opts;
     const v = Number(value === null || value === undefined ? 0 : value.toString());
-    if (!Number.isSafeInteger(v)) this.fail(field, `must be an integer below 2^53, got ${String(value)}`);
+    if (!Number.isSafeInteger(v))
+      this.fail(field, `must be an integer below 2^53, got ${String(value)}`);
     else if (v < min) this.fail(field, `must be ≥ ${min}, got ${v}`);
     return v;
   }
@@ -109,9 +125,12 @@ export class Checker {
   ): number {
     const v = value ?? 0;
     if (!Number.isFinite(v)) this.fail(field, `must be a finite number, got ${v}`);
-    else if (opts.greaterThan !== undefined && !(v > opts.greaterThan)) this.fail(field, `must be > ${opts.greaterThan}, got ${v}`);
-    else if (opts.min !== undefined && v < opts.min) this.fail(field, `must be ≥ ${opts.min}, got ${v}`);
-    else if (opts.max !== undefined && v > opts.max) this.fail(field, `must be ≤ ${opts.max}, got ${v}`);
+    else if (opts.greaterThan !== undefined && !(v > opts.greaterThan))
+      this.fail(field, `must be > ${opts.greaterThan}, got ${v}`);
+    else if (opts.min !== undefined && v < opts.min)
+      this.fail(field, `must be ≥ ${opts.min}, got ${v}`);
+    else if (opts.max !== undefined && v > opts.max)
+      this.fail(field, `must be ≤ ${opts.max}, got ${v}`);
     return v;
   }
 
@@ -124,7 +143,11 @@ export class Checker {
    * A proto enum (delivered as its name) mapped to an internal value. Names missing from `mapping`
    * (UNSPECIFIED, values from a newer client) are violations.
    */
-  enumValue<T>(field: string, value: string | number | null | undefined, mapping: Readonly<Record<string, T>>): T | undefined {
+  enumValue<T>(
+    field: string,
+    value: string | number | null | undefined,
+    mapping: Readonly<Record<string, T>>,
+  ): T | undefined {
     const name = String(value ?? '');
     if (Object.prototype.hasOwnProperty.call(mapping, name)) return mapping[name];
     this.fail(field, `must be one of ${Object.keys(mapping).join(', ')}, got ${name || 'nothing'}`);
@@ -141,10 +164,18 @@ export class Checker {
   }
 
   /** A repeated field with a bounded length. */
-  list<T>(field: string, value: readonly T[] | null | undefined, opts: { min?: number; max?: number } = {}): readonly T[] {
+  list<T>(
+    field: string,
+    value: readonly T[] | null | undefined,
+    opts: { min?: number; max?: number } = {},
+  ): readonly T[] {
     const v = value ?? [];
     const { min = 0, max = Number.MAX_SAFE_INTEGER } = opts;
-    if (v.length < min) this.fail(field, min === 1 ? 'must not be empty' : `must have at least ${min} entries, got ${v.length}`);
+    if (v.length < min)
+      this.fail(
+        field,
+        min === 1 ? 'must not be empty' : `must have at least ${min} entries, got ${v.length}`,
+      );
     else if (v.length > max) this.fail(field, `must have at most ${max} entries, got ${v.length}`);
     return v;
   }

@@ -31,11 +31,18 @@ export interface RunningServe {
  * Hosts `names` on one server. Prints one JSON line `{"event":"serving","address":...}` on stdout
  * once bound, so scripts and tests started with port 0 learn the port.
  */
-export async function startServe(names: ModuleName[], flags: Record<string, unknown>): Promise<RunningServe> {
-  const logger = createLogger(names.length === 1 ? `perseus-${names[0]}` : 'perseus', flags['logLevel'] as string | undefined);
+export async function startServe(
+  names: ModuleName[],
+  flags: Record<string, unknown>,
+): Promise<RunningServe> {
+  const logger = createLogger(
+    names.length === 1 ? `perseus-${names[0]}` : 'perseus',
+    flags['logLevel'] as string | undefined,
+  );
   const key = names.length === 1 ? names[0]! : 'all';
   const address =
-    (flags['listen'] as string | undefined) ?? envString(`PERSEUS_${key.toUpperCase()}_LISTEN`, DEFAULT_LISTEN[key]);
+    (flags['listen'] as string | undefined) ??
+    envString(`PERSEUS_${key.toUpperCase()}_LISTEN`, DEFAULT_LISTEN[key]);
   const modules: ServiceModule[] = [];
   try {
     for (const n of names) modules.push(await FACTORIES[n](flags, { logger }));
@@ -49,7 +56,9 @@ export async function startServe(names: ModuleName[], flags: Record<string, unkn
   for (const m of [...modules].reverse()) server.onShutdown(() => m.close());
   const bound = await server.start();
   for (const m of modules) await m.onListening?.(bound);
-  process.stdout.write(`${JSON.stringify({ event: 'serving', address: bound, services: modules.map((m) => m.name) })}\n`);
+  process.stdout.write(
+    `${JSON.stringify({ event: 'serving', address: bound, services: modules.map((m) => m.name) })}\n`,
+  );
   return { server, modules, address: bound };
 }
 
@@ -66,13 +75,27 @@ async function serveAndWait(names: ModuleName[], flags: Record<string, unknown>)
 
 /** Registers `perseus serve [agent|profiler|optimizer]`. */
 export function registerServeCommand(program: Command): void {
-  const serve = common(
-    addOptimizerFlags(addProfilerFlags(addAgentFlags(new Command('serve')))),
-  )
-    .description('run all services in one process (embedded store, simulated GPUs by default), or one service')
-    .action((flags: Record<string, unknown>) => serveAndWait(['agent', 'profiler', 'optimizer'], flags));
-  serve.addCommand(common(addAgentFlags(new Command('agent'))).description('run the GPU-control agent alone').action((f: Record<string, unknown>) => serveAndWait(['agent'], f)));
-  serve.addCommand(common(addProfilerFlags(new Command('profiler'))).description('run the profiler service alone').action((f: Record<string, unknown>) => serveAndWait(['profiler'], f)));
-  serve.addCommand(common(addOptimizerFlags(new Command('optimizer'))).description('run the optimizer service alone').action((f: Record<string, unknown>) => serveAndWait(['optimizer'], f)));
+  const serve = common(addOptimizerFlags(addProfilerFlags(addAgentFlags(new Command('serve')))))
+    .description(
+      'run all services in one process (embedded store, simulated GPUs by default), or one service',
+    )
+    .action((flags: Record<string, unknown>) =>
+      serveAndWait(['agent', 'profiler', 'optimizer'], flags),
+    );
+  serve.addCommand(
+    common(addAgentFlags(new Command('agent')))
+      .description('run the GPU-control agent alone')
+      .action((f: Record<string, unknown>) => serveAndWait(['agent'], f)),
+  );
+  serve.addCommand(
+    common(addProfilerFlags(new Command('profiler')))
+      .description('run the profiler service alone')
+      .action((f: Record<string, unknown>) => serveAndWait(['profiler'], f)),
+  );
+  serve.addCommand(
+    common(addOptimizerFlags(new Command('optimizer')))
+      .description('run the optimizer service alone')
+      .action((f: Record<string, unknown>) => serveAndWait(['optimizer'], f)),
+  );
   program.addCommand(serve);
 }

@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Debian packages the build and tests need. Installs only what is missing (needs root for apt).
+set -euo pipefail
+need=()
+command -v gcc >/dev/null || need+=(gcc)
+command -v g++ >/dev/null || need+=(g++)
+command -v make >/dev/null || need+=(make)
+command -v openssl >/dev/null || need+=(openssl)
+command -v python3 >/dev/null || need+=(python3 python3-venv)
+[ -e /usr/include/node/node.h ] || need+=(libnode-dev)
+if [ "${#need[@]}" -gt 0 ]; then
+  echo "install-system-deps: installing ${need[*]}" >&2
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
+fi
