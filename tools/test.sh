@@ -14,6 +14,9 @@ bash tools/bootstrap-python.sh
 step "codegen freshness (regenerating must change nothing)"
 bash tools/codegen/generate.sh --check
 
+step "project graph (nx)"
+node tools/check-graph.cjs
+
 step "lint (eslint)"
 npx eslint .
 
