@@ -1,1 +1,37 @@
-export {};
+/**
+ * @perseus/planner — the Perseus frontier planner (DESIGN §4): pure functions from GPU profiles to
+ * energy-optimal per-instruction clock plans. No I/O; safe to run in a worker thread.
+ *
+ * @example
+ * ```ts
+ * import { computeFrontier, parseProfileCsv } from '@perseus/planner';
+ * const profile = parseProfileCsv(csvText);
+ * const frontier = computeFrontier({
+ *   profile,
+ *   pipeline: { schedule: '1f1b', numStages: 8, numMicrobatches: 12 },
+ *   blockingPowerW: 83.64,
+ *   unitTimeS: 1e-3,
+ * });
+ * const { point, plan } = frontier.intrinsic(); // same time as all-max clocks, less energy
+ * const slow = frontier.planFor(point.timeS * 1.2); // a straggler makes the iteration 1.2x longer
+ * ```
+ */
+export type {
+  FrontierPoint,
+  InstructionKind,
+  MeasuredOption,
+  PipelineSpec,
+  PlannerInput,
+  Profile,
+  ScheduledInstruction,
+  ScheduleKind,
+  StagePlan,
+} from './types';
+export { PlannerInputError } from './errors';
+export { parseProfileCsv } from './profile-csv';
+export { scheduleOrder, type InstructionSlot } from './schedule';
+export { evaluatePlan, planTimeline, type TimelineEntry } from './emulator';
+export { validatePlannerInput } from './options';
+export { computeFrontier, Frontier, type FrontierJson, type FrontierOptions, type FrontierStats } from './frontier';
+export { exactFrontier, type ExactFrontierPoint } from './exact';
+export { lpLowerBound, buildLowerBoundLp, type LpSolver } from './lp-bound';

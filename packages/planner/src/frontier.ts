@@ -1,0 +1,642 @@
+import { evaluateAllMax, planEnergy } from './emulator';
+import { PlannerInputError } from './errors';
+import { slowestWithin, validatePlannerInput, type OptionTable, type ValidInput } from './options';
+import { INFINITE_CAPACITY, LowerBoundedMinCut } from './phillips-dessouky';
+import { DeltaPlanStore, type DeltaPlanStoreJson } from './plan-store';
+import { buildPipelineDag, type PipelineDag } from './schedule';
+import type { FrontierPoint, PipelineSpec, PlannerInput, StagePlan } from './types';
+
+/** Options of {@link computeFrontier}. */
+export interface FrontierOptions {
+  /** Called now and then with the iteration time swept so far and the estimated total, in units of τ. */
+  onProgress?: (done: number, estTotal: number) => void;
+}
+
+/** Plain-data form of a {@link Frontier} (JSON-safe; also what crosses a worker-thread boundary). */
+export interface FrontierJson {
+  version: 1;
+  pipeline: PipelineSpec;
+  blockingPowerW: number;
+  unitTimeS: number;
+  points: FrontierPoint[];
+  allMax: { timeS: number; energyJ: number };
+  minEnergyTimeS: number;
+  /** Per option table (stage·2 + kind), the clock of each option index used by the plans. */
+  optionFrequenciesMhz: number[][];
+  /** Position in `plans` of each point's plan. */
+  planPositions: number[];
+  plans: DeltaPlanStoreJson;
+  /** Breakpoints of the convex-hull relaxation's frontier (time ascending). */
+  lowerBound: { timeS: number[]; energyJ: number[] };
+  stats: FrontierStats;
+}
+
+/** What the computation did (for benchmarks and logs). */
+export interface FrontierStats {
+  /** Phillips–Dessouky cuts solved (one per breakpoint of the relaxed frontier). */
+  cuts: number;
+  /** Discrete candidate plans evaluated before Pareto filtering. */
+  candidates: number;
+  /** Bytes of the delta-encoded plan storage. */
+  planBytes: number;
+}
+
+/** Relative tolerance on "no slower than all-max" (DESIGN §4.4). */
+const ALL_MAX_TOLERANCE = 1e-6;
+
+/**
+ * The iteration time–energy Pareto frontier of one pipeline, with a plan for every point.
+ * Points are sorted by time ascending (energy descending); their time and energy are the discrete
+ * truth of the plan on measured options.
+ */
+export class Frontier {
+  readonly points: FrontierPoint[];
+  /** The plan that runs every instruction at its highest measured clock. */
+  readonly allMax: { timeS: number; energyJ: number };
+  /** T*: time of the least-energy point (the slowest point of the frontier). */
+  readonly minEnergyTimeS: number;
+  readonly stats: FrontierStats;
+  private readonly dag: PipelineDag;
+
+  /** @internal use {@link computeFrontier} or {@link Frontier.fromJSON}. */
+  constructor(private readonly json: FrontierJson) {
+    this.points = json.points;
+    this.allMax = json.allMax;
+    this.minEnergyTimeS = json.minEnergyTimeS;
+    this.stats = json.stats;
+    this.dag = buildPipelineDag(json.pipeline);
+    this.store = DeltaPlanStore.fromJSON(json.plans);
+  }
+
+  private readonly store: DeltaPlanStore;
+
+  /** The plan of point `index`, each stage's clocks in its schedule order. */
+  plan(index: number): StagePlan[] {
+    if (!Number.isInteger(index) || index < 0 || index >= this.points.length) {
+      throw new PlannerInputError('index', `must be an integer in [0, ${this.points.length - 1}], got ${String(index)}`);
+    }
+    const choice = this.store.get(this.json.planPositions[index]!);
+    return this.decode(choice);
+  }
+
+  private decode(choice: Uint16Array): StagePlan[] {
+    const { dag } = this;
+    const freqs = this.json.optionFrequenciesMhz;
+    return dag.stageNodes.map((nodes, stage) => ({
+      stage,
+      instructions: Array.from(nodes, (node) => ({
+        kind: dag.kind[node] === 0 ? ('forward' as const) : ('backward' as const),
+        microbatch: dag.microbatch[node]!,
+        frequencyMhz: freqs[dag.table[node]!]![choice[node]!]!,
+      })),
+    }));
+  }
+
+  /** Index of the least-energy point with time ≤ `timeS` (−1 if none). */
+  private lastAtOrBefore(timeS: number): number {
+    let lo = 0;
+    let hi = this.points.length - 1;
+    let best = -1;
+    while (lo <= hi) {
+      const mid = (lo + hi) >> 1;
+      if (this.points[mid]!.timeS <= timeS) {
+        best = mid;
+        lo = mid + 1;
+      } else hi = mid - 1;
+    }
+    return best;
+  }
+
+  /**
+   * Intrinsic-bloat plan: the least-energy plan whose time is ≤ the all-max-clock time (within a
+   * 1e-6 relative tolerance), i.e. no slowdown.
+   */
+  intrinsic(): { point: FrontierPoint; plan: StagePlan[] } {
+    return this.planFor(this.allMax.timeS * (1 + ALL_MAX_TOLERANCE));
+  }
+
+  /**
+   * Extrinsic-bloat plan for a straggler that makes the iteration last `targetTimeS`: the
+   * least-energy plan with time ≤ target, capped at T* (a slower target gets the T* plan). A target
+   * faster than every point gets the fastest point.
+   */
+  planFor(targetTimeS: number): { point: FrontierPoint; plan: StagePlan[] } {
+    if (typeof targetTimeS !== 'number' || Number.isNaN(targetTimeS)) {
+      throw new PlannerInputError('target_time_s', `must be a number, got ${String(targetTimeS)}`);
+    }
+    const i = Math.max(0, this.lastAtOrBefore(Math.min(targetTimeS, this.minEnergyTimeS)));
+    return { point: this.points[i]!, plan: this.plan(i) };
+  }
+
+  /**
+   * Certified lower bound on the energy of ANY plan (discrete or not) whose time is ≤ `timeS`: the
+   * convex-hull relaxation's optimum, exact at every time because the parametric cut follows its
+   * breakpoints. Infinity below the fastest feasible time.
+   */
+  lowerBoundJ(timeS: number): number {
+    const { timeS: ts, energyJ: es } = this.json.lowerBound;
+    return interpolateLowerBound(ts, es, timeS);
+  }
+
+  toJSON(): FrontierJson {
+    return this.json;
+  }
+
+  static fromJSON(json: FrontierJson): Frontier {
+    if (json === null || typeof json !== 'object' || json.version !== 1) {
+      throw new PlannerInputError('frontier.version', 'must be 1');
+    }
+    return new Frontier(json);
+  }
+}
+
+function interpolateLowerBound(ts: ArrayLike<number>, es: ArrayLike<number>, timeS: number): number {
+  const n = ts.length;
+  if (n === 0 || timeS < ts[0]! * (1 - 1e-12)) return Infinity;
+  if (timeS >= ts[n - 1]!) return es[n - 1]!;
+  let lo = 0;
+  let hi = n - 1;
+  while (hi - lo > 1) {
+    const mid = (lo + hi) >> 1;
+    if (ts[mid]! <= timeS) lo = mid;
+    else hi = mid;
+  }
+  const t0 = ts[lo]!;
+  const t1 = ts[hi]!;
+  if (t1 <= t0) return Math.min(es[lo]!, es[hi]!);
+  const w = (timeS - t0) / (t1 - t0);
+  return es[lo]! + w * (es[hi]! - es[lo]!);
+}
+
+/** Per option table: hull vertex times, effective energies and segment slopes (W). */
+interface HullTable {
+  t: Float64Array;
+  eff: Float64Array;
+  /** slope[v] = saving per second of lengthening along segment v→v+1 (decreasing in v). */
+  slope: Float64Array;
+  last: number;
+}
+
+function hullOf(table: OptionTable): HullTable {
+  const t = Float64Array.from(table.hull, (i) => table.timeS[i]!);
+  const eff = Float64Array.from(table.hull, (i) => table.effectiveJ[i]!);
+  const slope = new Float64Array(Math.max(0, t.length - 1));
+  for (let v = 0; v + 1 < t.length; v++) slope[v] = (eff[v]! - eff[v + 1]!) / (t[v + 1]! - t[v]!);
+  return { t, eff, slope, last: t.length - 1 };
+}
+
+/**
+ * Turns relaxed durations into a measured-option plan and reclaims slack (DESIGN §4.4): each node
+ * first takes the slowest option no longer than its relaxed duration (so the time cannot grow),
+ * then, in reverse topological order, the slowest option that still finishes before its
+ * successors' latest starts and the time budget.
+ */
+class Discretizer {
+  readonly choice: Uint16Array;
+  private readonly finish: Float64Array;
+  private readonly latestStart: Float64Array;
+  private readonly times: Float64Array;
+
+  constructor(
+    private readonly v: ValidInput,
+    numNodes: number,
+  ) {
+    this.choice = new Uint16Array(numNodes);
+    this.finish = new Float64Array(numNodes);
+    this.latestStart = new Float64Array(numNodes);
+    this.times = new Float64Array(numNodes);
+  }
+
+  /** Fills `choice`; returns the plan's real time and energy. */
+  run(durations: Float64Array, budgetS: number): { timeS: number; energyJ: number } {
+    const { dag, tables } = this.v;
+    const { choice, times } = this;
+    for (let i = 0; i < dag.numNodes; i++) {
+      const tb = tables[dag.table[i]!]!;
+      const c = slowestWithin(tb, durations[i]! * (1 + 1e-12));
+      choice[i] = c;
+      times[i] = tb.timeS[c]!;
+    }
+    this.reclaim(budgetS, -1);
+    return this.evaluate();
+  }
+
+  /**
+   * One reclamation pass on `choice`: earliest starts, then in reverse topological order each node
+   * (except `locked`) takes the slowest option that ends by its successors' latest starts.
+   */
+  private reclaim(budgetS: number, locked: number): void {
+    const { dag, tables } = this.v;
+    const { choice, finish, latestStart, times } = this;
+    const { predStart, pred, succStart, succ } = dag;
+    const n = dag.numNodes;
+    for (let i = 0; i < n; i++) {
+      let s = 0;
+      for (let p = predStart[i]!; p < predStart[i + 1]!; p++) s = Math.max(s, finish[pred[p]!]!);
+      finish[i] = s + times[i]!;
+    }
+    for (let i = n - 1; i >= 0; i--) {
+      let lf = budgetS;
+      for (let p = succStart[i]!; p < succStart[i + 1]!; p++) lf = Math.min(lf, latestStart[succ[p]!]!);
+      if (i !== locked) {
+        const es = finish[i]! - times[i]!;
+        const tb = tables[dag.table[i]!]!;
+        const c = Math.max(choice[i]!, slowestWithin(tb, lf - es));
+        choice[i] = c;
+        times[i] = tb.timeS[c]!;
+      }
+      latestStart[i] = lf - times[i]!;
+    }
+  }
+
+  private evaluate(): { timeS: number; energyJ: number } {
+    const { dag, tables } = this.v;
+    const { choice, finish, times } = this;
+    const { predStart, pred } = dag;
+    let makespan = 0;
+    let sumE = 0;
+    let sumT = 0;
+    for (let i = 0; i < dag.numNodes; i++) {
+      let s = 0;
+      for (let p = predStart[i]!; p < predStart[i + 1]!; p++) s = Math.max(s, finish[pred[p]!]!);
+      finish[i] = s + times[i]!;
+      makespan = Math.max(makespan, finish[i]!);
+      sumE += tables[dag.table[i]!]!.energyJ[choice[i]!]!;
+      sumT += times[i]!;
+    }
+    return { timeS: makespan, energyJ: planEnergy(dag.numStages, this.v.blockingPowerW, makespan, sumE, sumT) };
+  }
+
+  /** Earliest finishes (`finish`) and latest starts (`latestStart`) of the current choice under `budgetS`. */
+  private window(budgetS: number): void {
+    const { dag } = this.v;
+    const { finish, latestStart, times } = this;
+    const { predStart, pred, succStart, succ } = dag;
+    const n = dag.numNodes;
+    for (let i = 0; i < n; i++) {
+      let s = 0;
+      for (let p = predStart[i]!; p < predStart[i + 1]!; p++) s = Math.max(s, finish[pred[p]!]!);
+      finish[i] = s + times[i]!;
+    }
+    for (let i = n - 1; i >= 0; i--) {
+      let lf = budgetS;
+      for (let p = succStart[i]!; p < succStart[i + 1]!; p++) lf = Math.min(lf, latestStart[succ[p]!]!);
+      latestStart[i] = lf - times[i]!;
+    }
+  }
+
+  /**
+   * Local search on the plan in `choice` at a fixed time budget. Move: speed one zero-slack
+   * instruction up by one or two clock steps and give the time that frees to the single
+   * instruction that saves the most with it; keep the move if the saving beats the cost, reclaim,
+   * repeat. A round costs O(critical nodes × (V+E)), so it is spent where it matters (the
+   * intrinsic plan; every sample of tiny pipelines).
+   */
+  polish(budgetS: number, maxRounds = 100): { timeS: number; energyJ: number } {
+    const { dag, tables } = this.v;
+    const n = dag.numNodes;
+    const { choice, times, finish, latestStart } = this;
+    const critical: number[] = [];
+    this.reclaim(budgetS, -1);
+    for (let round = 0; round < maxRounds; round++) {
+      this.window(budgetS);
+      critical.length = 0;
+      for (let i = 0; i < n; i++) {
+        const slack = latestStart[i]! - (finish[i]! - times[i]!);
+        if (slack <= 1e-12 * budgetS && choice[i]! > 0) critical.push(i);
+      }
+      let bestNet = 1e-9;
+      let bestA = -1;
+      let bestAOpt = 0;
+      let bestB = -1;
+      let bestBOpt = 0;
+      for (const a of critical) {
+        const ta = tables[dag.table[a]!]!;
+        const ca = choice[a]!;
+        for (let step = 1; step <= 2 && ca - step >= 0; step++) {
+          const cost = ta.effectiveJ[ca - step]! - ta.effectiveJ[ca]!;
+          times[a] = ta.timeS[ca - step]!;
+          this.window(budgetS);
+          for (let b = 0; b < n; b++) {
+            if (b === a) continue;
+            const tb = tables[dag.table[b]!]!;
+            const cb = choice[b]!;
+            if (cb + 1 >= tb.timeS.length) continue;
+            const room = latestStart[b]! + times[b]! - (finish[b]! - times[b]!);
+            if (room < tb.timeS[cb + 1]!) continue;
+            const nb = slowestWithin(tb, room);
+            const net = tb.effectiveJ[cb]! - tb.effectiveJ[nb]! - cost;
+            if (net > bestNet) {
+              bestNet = net;
+              bestA = a;
+              bestAOpt = ca - step;
+              bestB = b;
+              bestBOpt = nb;
+            }
+          }
+          times[a] = ta.timeS[ca]!;
+        }
+      }
+      if (bestA < 0) break;
+      choice[bestA] = bestAOpt;
+      times[bestA] = tables[dag.table[bestA]!]!.timeS[bestAOpt]!;
+      choice[bestB] = bestBOpt;
+      times[bestB] = tables[dag.table[bestB]!]!.timeS[bestBOpt]!;
+      this.reclaim(budgetS, -1);
+    }
+    return this.evaluate();
+  }
+}
+
+/**
+ * Computes the whole iteration time–energy frontier (DESIGN §4.3–4.4).
+ *
+ * The relaxation (each instruction's cost = the lower convex hull of its options' effective energy
+ * over time) is swept from the all-slowest schedule down to the fastest by the Phillips–Dessouky
+ * iterative minimum cut with lower bounds on the critical subgraph. Instead of stepping one unit of
+ * τ per cut as lowtime does, each cut is applied for as long as it stays optimal — until an
+ * activity reaches a hull vertex or a new path turns critical — which makes the relaxed frontier
+ * exact and the number of max-flows independent of τ. Every τ of iteration time (on a grid through
+ * the all-max time) the relaxed durations are turned into a measured-option plan with slack
+ * reclamation and evaluated by the emulator; the Pareto-optimal ones are the frontier.
+ */
+export function computeFrontier(input: PlannerInput, opts: FrontierOptions = {}): Frontier {
+  const v = validatePlannerInput(input);
+  return new Frontier(sweep(v, opts));
+}
+
+function sweep(v: ValidInput, opts: FrontierOptions): FrontierJson {
+  const { dag, tables, unitTimeS: tau, blockingPowerW } = v;
+  const n = dag.numNodes;
+  const hulls = tables.map(hullOf);
+  const hullOfNode = (i: number): HullTable => hulls[dag.table[i]!]!;
+  const allMax = evaluateAllMax(v);
+  const d = new Float64Array(n);
+  const seg = new Int32Array(n);
+  for (let i = 0; i < n; i++) {
+    const h = hullOfNode(i);
+    seg[i] = h.last;
+    d[i] = h.t[h.last]!;
+  }
+  const start = new Float64Array(n);
+  const finish = new Float64Array(n);
+  const latestFinish = new Float64Array(n);
+  const delta = new Int8Array(n);
+  const compIdx = new Int32Array(n);
+  const cut = new LowerBoundedMinCut();
+  const disc = new Discretizer(v, n);
+  const candidates = new DeltaPlanStore(n, 256);
+  const candT: number[] = [];
+  const candE: number[] = [];
+  const lbT: number[] = [];
+  const lbE: number[] = [];
+  const sampleD = new Float64Array(n);
+
+  const schedule = (): number => {
+    let makespan = 0;
+    for (let i = 0; i < n; i++) {
+      let s = 0;
+      for (let p = dag.predStart[i]!; p < dag.predStart[i + 1]!; p++) s = Math.max(s, finish[dag.pred[p]!]!);
+      start[i] = s;
+      finish[i] = s + d[i]!;
+      if (finish[i]! > makespan) makespan = finish[i]!;
+    }
+    for (let i = n - 1; i >= 0; i--) {
+      let lf = makespan;
+      for (let p = dag.succStart[i]!; p < dag.succStart[i + 1]!; p++) {
+        const j = dag.succ[p]!;
+        lf = Math.min(lf, latestFinish[j]! - d[j]!);
+      }
+      latestFinish[i] = lf;
+    }
+    return makespan;
+  };
+  const relaxedCost = (dur: Float64Array): number => {
+    let sum = 0;
+    for (let i = 0; i < n; i++) {
+      const h = hullOfNode(i);
+      const s = seg[i]!;
+      sum += s < h.last ? h.eff[s]! - h.slope[s]! * (dur[i]! - h.t[s]!) : h.eff[s]!;
+    }
+    return sum;
+  };
+  const sample = (dur: Float64Array, budgetS: number): void => {
+    let r = disc.run(dur, budgetS);
+    if (budgetS === allMax.timeS) r = disc.polish(budgetS);
+    candT.push(r.timeS);
+    candE.push(r.energyJ);
+    candidates.push(disc.choice);
+  };
+
+  // Estimated end of the sweep (all fastest), for progress only.
+  let tFastest = 0;
+  {
+    const ft = new Float64Array(n);
+    for (let i = 0; i < n; i++) {
+      let s = 0;
+      for (let p = dag.predStart[i]!; p < dag.predStart[i + 1]!; p++) s = Math.max(s, ft[dag.pred[p]!]!);
+      ft[i] = s + hullOfNode(i).t[0]!;
+      tFastest = Math.max(tFastest, ft[i]!);
+    }
+  }
+
+  let T = schedule();
+  const tStart = T;
+  sample(d, T);
+  // Samples on the grid allMax.T + k·τ, strictly below the current time.
+  let gridK = Math.floor((T - allMax.timeS) / tau);
+  const gridT = (k: number): number => (k === 0 ? allMax.timeS : allMax.timeS + k * tau);
+  let cuts = 0;
+  let lastProgress = 0;
+  const estTotal = Math.max(1, Math.round((tStart - tFastest) / tau));
+  const tenthT = tStart * 1e-10 + 1e-13;
+
+  for (;;) {
+    lbT.push(T);
+    lbE.push(relaxedCost(d) + blockingPowerW * dag.numStages * T);
+    const eps = tenthT;
+    // Critical subgraph → flow network. Vertex 0 = s, 1 = t, node k ↦ (2+2k in, 3+2k out).
+    let k = 0;
+    for (let i = 0; i < n; i++) {
+      if (latestFinish[i]! - finish[i]! <= eps) compIdx[i] = k++;
+      else compIdx[i] = -1;
+    }
+    cut.reset(2 + 2 * k);
+    for (let i = 0; i < n; i++) {
+      const ci = compIdx[i]!;
+      if (ci < 0) continue;
+      const h = hullOfNode(i);
+      const s = seg[i]!;
+      const atVertex = Math.abs(d[i]! - h.t[s]!) <= 1e-15 + 1e-13 * h.t[s]!;
+      let lb: number;
+      let ub: number;
+      if (atVertex) {
+        ub = s > 0 ? h.slope[s - 1]! : INFINITE_CAPACITY;
+        lb = s < h.last ? h.slope[s]! : 0;
+      } else {
+        lb = ub = h.slope[s]!;
+      }
+      const inV = 2 + 2 * ci;
+      cut.addArc(inV, inV + 1, lb, ub);
+      if (start[i]! <= eps) cut.addArc(0, inV, 0, INFINITE_CAPACITY);
+      if (finish[i]! >= T - eps) cut.addArc(inV + 1, 1, 0, INFINITE_CAPACITY);
+      for (let p = dag.succStart[i]!; p < dag.succStart[i + 1]!; p++) {
+        const j = dag.succ[p]!;
+        const cj = compIdx[j]!;
+        if (cj >= 0 && Math.abs(start[j]! - finish[i]!) <= eps) cut.addArc(inV + 1, 2 + 2 * cj, 0, INFINITE_CAPACITY);
+      }
+    }
+    const res = cut.solve(0, 1);
+    cuts++;
+    if (res.kind === 'unbounded') break;
+    if (res.kind === 'infeasible') {
+      throw new Error('internal: Phillips–Dessouky flow infeasible (relaxed schedule lost optimality)');
+    }
+    const side = res.sourceSide;
+    // Step limit from the hull vertices.
+    let lambda = Infinity;
+    delta.fill(0);
+    for (let i = 0; i < n; i++) {
+      const ci = compIdx[i]!;
+      if (ci < 0) continue;
+      const inS = side[2 + 2 * ci]!;
+      const outS = side[3 + 2 * ci]!;
+      const h = hullOfNode(i);
+      const s = seg[i]!;
+      if (inS && !outS) {
+        delta[i] = -1;
+        const atVertex = Math.abs(d[i]! - h.t[s]!) <= 1e-15 + 1e-13 * h.t[s]!;
+        lambda = Math.min(lambda, atVertex ? h.t[s]! - h.t[s - 1]! : d[i]! - h.t[s]!);
+      } else if (!inS && outS && s < h.last) {
+        delta[i] = 1;
+        lambda = Math.min(lambda, h.t[s + 1]! - d[i]!);
+      }
+    }
+    if (!(lambda > 0) || lambda === Infinity) {
+      throw new Error(`internal: cut with no movable activity (λ=${lambda})`);
+    }
+    // Shrink λ until no path outside the critical subgraph overtakes T − λ (Newton on the convex
+    // gap function: each iteration jumps to where the current longest path meets T − λ).
+    for (let iter = 0; iter < 100; iter++) {
+      let makespan = 0;
+      let base0 = 0;
+      let slope0 = 0;
+      for (let i = 0; i < n; i++) {
+        let s = 0;
+        let b = 0;
+        let sl = 0;
+        for (let p = dag.predStart[i]!; p < dag.predStart[i + 1]!; p++) {
+          const q = dag.pred[p]!;
+          if (finish[q]! > s) {
+            s = finish[q]!;
+            b = latestFinish[q]!;
+            sl = sampleD[q]!;
+          }
+        }
+        // Reuse buffers: finish = length at λ, latestFinish/sampleD = length at 0 / slope of argmax.
+        // They are restored by schedule() below.
+        finish[i] = s + d[i]! + lambda * delta[i]!;
+        latestFinish[i] = b + d[i]!;
+        sampleD[i] = sl + delta[i]!;
+        if (finish[i]! > makespan) {
+          makespan = finish[i]!;
+          base0 = latestFinish[i]!;
+          slope0 = sampleD[i]!;
+        }
+      }
+      if (makespan <= T - lambda + eps) break;
+      const next = (T - base0) / (1 + slope0);
+      if (!(next < lambda)) break;
+      lambda = Math.max(next, 0);
+    }
+    // Samples of the relaxed segment [T − λ, T).
+    for (; gridT(gridK) >= T - lambda && gridT(gridK) >= tFastest - eps; gridK--) {
+      const g = gridT(gridK);
+      if (g >= T) continue;
+      const x = T - g;
+      for (let i = 0; i < n; i++) sampleD[i] = d[i]! + x * delta[i]!;
+      sample(sampleD, g);
+    }
+    // Apply the cut for λ.
+    for (let i = 0; i < n; i++) {
+      const dl = delta[i]!;
+      if (dl === 0) continue;
+      const h = hullOfNode(i);
+      let s = seg[i]!;
+      if (dl < 0) {
+        const atVertex = Math.abs(d[i]! - h.t[s]!) <= 1e-15 + 1e-13 * h.t[s]!;
+        if (atVertex) s--;
+        let x = d[i]! - lambda;
+        if (x <= h.t[s]! + 1e-15 + 1e-13 * h.t[s]!) x = h.t[s]!;
+        d[i] = x;
+      } else {
+        let x = d[i]! + lambda;
+        if (x >= h.t[s + 1]! - 1e-15 - 1e-13 * h.t[s + 1]!) {
+          s++;
+          x = h.t[s]!;
+        }
+        d[i] = x;
+      }
+      seg[i] = s;
+    }
+    T = schedule();
+    if (opts.onProgress && (cuts & 63) === 0) {
+      const done = Math.round((tStart - T) / tau);
+      if (done > lastProgress) {
+        lastProgress = done;
+        opts.onProgress(done, estTotal);
+      }
+    }
+  }
+  // Last relaxed point: the fastest schedule (and the grid points float noise put just below it).
+  let sampledEnd = false;
+  for (; gridK >= 0 && gridT(gridK) >= T * (1 - 1e-9); gridK--) {
+    sample(d, gridT(gridK));
+    sampledEnd ||= gridT(gridK) === T;
+  }
+  if (!sampledEnd) sample(d, T);
+
+  // Pareto filter on the discrete truth.
+  const order = candT.map((_, i) => i).sort((a, b) => candT[a]! - candT[b]! || candE[a]! - candE[b]!);
+  const keep: number[] = [];
+  let bestE = Infinity;
+  for (const c of order) {
+    if (candE[c]! < bestE * (1 - 1e-12)) {
+      keep.push(c);
+      bestE = candE[c]!;
+    }
+  }
+  lbT.reverse();
+  lbE.reverse();
+  const pointOf = new Int32Array(candT.length).fill(-1);
+  keep.forEach((c, idx) => (pointOf[c] = idx));
+  const store = new DeltaPlanStore(n, 64);
+  const planPositions = new Array<number>(keep.length);
+  candidates.replay((c, plan) => {
+    const p = pointOf[c]!;
+    if (p >= 0) {
+      planPositions[p] = store.size;
+      store.push(plan);
+    }
+  });
+  const points: FrontierPoint[] = keep.map((c, index) => ({
+    index,
+    timeS: candT[c]!,
+    energyJ: candE[c]!,
+    modelEnergyJ: interpolateLowerBound(lbT, lbE, candT[c]!),
+  }));
+  return {
+    version: 1,
+    pipeline: { ...v.input.pipeline },
+    blockingPowerW,
+    unitTimeS: tau,
+    points,
+    allMax,
+    minEnergyTimeS: points[points.length - 1]!.timeS,
+    optionFrequenciesMhz: tables.map((t) => Array.from(t.frequencyMhz)),
+    planPositions,
+    plans: store.toJSON(),
+    lowerBound: { timeS: lbT, energyJ: lbE },
+    stats: { cuts, candidates: candT.length, planBytes: store.byteSize() },
+  };
+}

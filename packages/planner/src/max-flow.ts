@@ -1,0 +1,147 @@
+/**
+ * Dinic max-flow on a reusable adjacency-array network with float capacities. Arcs come in pairs
+ * (e, e^1 = reverse), so residual updates need no lookups. Buffers grow and are kept between calls:
+ * the frontier rebuilds a network per cut and should not allocate each time.
+ */
+export class FlowNetwork {
+  numVertices = 0;
+  numArcs = 0;
+  head = new Int32Array(16);
+  next = new Int32Array(64);
+  to = new Int32Array(64);
+  cap = new Float64Array(64);
+  private level = new Int32Array(16);
+  private iter = new Int32Array(16);
+  private queue = new Int32Array(16);
+  private stackV = new Int32Array(16);
+  private stackE = new Int32Array(16);
+
+  /** Empties the network and sizes it for `n` vertices. */
+  reset(n: number): void {
+    if (this.head.length < n) {
+      const size = Math.max(n, this.head.length * 2);
+      this.head = new Int32Array(size);
+      this.level = new Int32Array(size);
+      this.iter = new Int32Array(size);
+      this.queue = new Int32Array(size);
+      this.stackV = new Int32Array(size + 1);
+      this.stackE = new Int32Array(size + 1);
+    }
+    this.head.fill(-1, 0, n);
+    this.numVertices = n;
+    this.numArcs = 0;
+  }
+
+  /** Adds u→v with capacity `capacity` (and its zero-capacity reverse); returns the forward arc id. */
+  addArc(u: number, v: number, capacity: number): number {
+    if (this.numArcs + 2 > this.to.length) {
+      const size = this.to.length * 2;
+      const grow = <T extends Int32Array | Float64Array>(a: T, make: (n: number) => T): T => {
+        const b = make(size);
+        b.set(a);
+        return b;
+      };
+      this.next = grow(this.next, (n) => new Int32Array(n));
+      this.to = grow(this.to, (n) => new Int32Array(n));
+      this.cap = grow(this.cap, (n) => new Float64Array(n));
+    }
+    const e = this.numArcs;
+    this.to[e] = v;
+    this.cap[e] = capacity;
+    this.next[e] = this.head[u]!;
+    this.head[u] = e;
+    this.to[e + 1] = u;
+    this.cap[e + 1] = 0;
+    this.next[e + 1] = this.head[v]!;
+    this.head[v] = e + 1;
+    this.numArcs += 2;
+    return e;
+  }
+
+  private bfs(s: number, t: number, eps: number): boolean {
+    const { level, queue, head, next, to, cap } = this;
+    level.fill(-1, 0, this.numVertices);
+    level[s] = 0;
+    let qh = 0;
+    let qt = 0;
+    queue[qt++] = s;
+    while (qh < qt) {
+      const u = queue[qh++]!;
+      for (let e = head[u]!; e !== -1; e = next[e]!) {
+        const v = to[e]!;
+        if (cap[e]! > eps && level[v]! < 0) {
+          level[v] = level[u]! + 1;
+          queue[qt++] = v;
+        }
+      }
+    }
+    return level[t]! >= 0;
+  }
+
+  /** Pushes as much flow as possible from s to t (blocking flows, iterative DFS); returns the amount. */
+  maxFlow(s: number, t: number, eps = 1e-9): number {
+    const { head, next, to, cap, level, iter, stackV, stackE } = this;
+    let total = 0;
+    while (this.bfs(s, t, eps)) {
+      iter.set(head.subarray(0, this.numVertices));
+      for (;;) {
+        // Find one augmenting path in the level graph.
+        let depth = 0;
+        stackV[0] = s;
+        let found = false;
+        while (depth >= 0) {
+          const u = stackV[depth]!;
+          if (u === t) {
+            found = true;
+            break;
+          }
+          let e = iter[u]!;
+          for (; e !== -1; e = next[e]!) {
+            const v = to[e]!;
+            if (cap[e]! > eps && level[v] === level[u]! + 1) break;
+          }
+          iter[u] = e;
+          if (e === -1) {
+            level[u] = -1; // dead end
+            depth--;
+            if (depth >= 0) iter[stackV[depth]!] = next[iter[stackV[depth]!]!]!;
+            continue;
+          }
+          stackE[depth] = e;
+          stackV[++depth] = to[e]!;
+        }
+        if (!found) break;
+        let push = Infinity;
+        for (let k = 0; k < depth; k++) push = Math.min(push, cap[stackE[k]!]!);
+        for (let k = 0; k < depth; k++) {
+          const e = stackE[k]!;
+          cap[e]! -= push;
+          cap[e ^ 1]! += push;
+        }
+        total += push;
+        if (push >= 1e29) return total; // unbounded: no finite cut
+      }
+    }
+    return total;
+  }
+
+  /** Marks the vertices reachable from s in the residual network, skipping the `skip` vertices. */
+  reachable(s: number, mark: Uint8Array, eps = 1e-9, skipA = -1, skipB = -1): void {
+    const { head, next, to, cap, queue } = this;
+    mark.fill(0, 0, this.numVertices);
+    mark[s] = 1;
+    let qh = 0;
+    let qt = 0;
+    queue[qt++] = s;
+    while (qh < qt) {
+      const u = queue[qh++]!;
+      for (let e = head[u]!; e !== -1; e = next[e]!) {
+        const v = to[e]!;
+        if (cap[e]! > eps && !mark[v] && v !== skipA && v !== skipB) {
+          mark[v] = 1;
+          queue[qt++] = v;
+        }
+      }
+    }
+  }
+}

@@ -1,0 +1,93 @@
+import { FlowNetwork } from './max-flow';
+
+/** Capacity standing for "cannot be crossed forward" (an activity at its fastest, a dependency). */
+export const INFINITE_CAPACITY = 1e30;
+
+/** Outcome of {@link minCutWithLowerBounds}. */
+export type CutResult =
+  | { kind: 'cut'; valueW: number; sourceSide: Uint8Array }
+  | { kind: 'unbounded' }
+  | { kind: 'infeasible' };
+
+/**
+ * Minimum s–t cut of a network whose arcs carry lower bounds (Phillips & Dessouky 1977): the cut
+ * minimising Σ_{S→T arcs} ub − Σ_{T→S arcs} lb. Solved as a feasible flow (lower bounds moved into
+ * vertex excesses, a super source/sink, t→s uncapacitated) followed by a max-flow from s to t on the
+ * residual; the source side is what s still reaches.
+ *
+ * Used by the frontier on the critical subgraph: ub = cost of shortening an activity, lb = saving of
+ * lengthening it. "infeasible" means the current schedule is not optimal for its own time (cannot
+ * happen in exact arithmetic when started from an optimum); "unbounded" means no finite cut: the
+ * iteration cannot get shorter.
+ */
+export class LowerBoundedMinCut {
+  private readonly net = new FlowNetwork();
+  private excess = new Float64Array(16);
+  private mark = new Uint8Array(16);
+  private arcU: number[] = [];
+  private arcV: number[] = [];
+  private arcLb: number[] = [];
+  private arcUb: number[] = [];
+  private numVertices = 0;
+
+  /** Starts a new problem with vertices 0..n−1 (s and t among them). */
+  reset(n: number): void {
+    this.numVertices = n;
+    this.arcU.length = 0;
+    this.arcV.length = 0;
+    this.arcLb.length = 0;
+    this.arcUb.length = 0;
+  }
+
+  addArc(u: number, v: number, lb: number, ub: number): void {
+    this.arcU.push(u);
+    this.arcV.push(v);
+    this.arcLb.push(lb);
+    this.arcUb.push(ub);
+  }
+
+  solve(s: number, t: number): CutResult {
+    const n = this.numVertices;
+    const superS = n;
+    const superT = n + 1;
+    const net = this.net;
+    net.reset(n + 2);
+    if (this.excess.length < n) {
+      this.excess = new Float64Array(n * 2);
+      this.mark = new Uint8Array(n * 2 + 4);
+    }
+    if (this.mark.length < n + 2) this.mark = new Uint8Array(n * 2 + 4);
+    const excess = this.excess;
+    excess.fill(0, 0, n);
+    let scale = 0;
+    for (let a = 0; a < this.arcU.length; a++) {
+      const lb = this.arcLb[a]!;
+      const ub = this.arcUb[a]!;
+      net.addArc(this.arcU[a]!, this.arcV[a]!, ub >= INFINITE_CAPACITY ? INFINITE_CAPACITY : Math.max(0, ub - lb));
+      if (lb > 0) {
+        excess[this.arcV[a]!]! += lb;
+        excess[this.arcU[a]!]! -= lb;
+        scale = Math.max(scale, lb);
+      }
+    }
+    const eps = Math.max(1e-12, scale * 1e-10);
+    const back = net.addArc(t, s, INFINITE_CAPACITY);
+    let demand = 0;
+    for (let v = 0; v < n; v++) {
+      const x = excess[v]!;
+      if (x > 0) {
+        net.addArc(superS, v, x);
+        demand += x;
+      } else if (x < 0) net.addArc(v, superT, -x);
+    }
+    const fed = demand > 0 ? net.maxFlow(superS, superT, eps) : 0;
+    if (fed < demand - Math.max(eps * 1e3, demand * 1e-9)) return { kind: 'infeasible' };
+    const base = net.cap[back ^ 1]!; // flow already going s→…→t→s
+    net.cap[back] = 0;
+    net.cap[back ^ 1] = 0;
+    const extra = net.maxFlow(s, t, eps);
+    if (extra >= 1e29) return { kind: 'unbounded' };
+    net.reachable(s, this.mark, eps, superS, superT);
+    return { kind: 'cut', valueW: base + extra, sourceSide: this.mark };
+  }
+}

@@ -1,0 +1,154 @@
+import { PlannerInputError } from './errors';
+import type { InstructionKind, PipelineSpec } from './types';
+
+/** One instruction slot of a stage's schedule (no clock yet). */
+export interface InstructionSlot {
+  kind: InstructionKind;
+  microbatch: number;
+}
+
+function checkPipeline(pipeline: PipelineSpec): void {
+  const { numStages, numMicrobatches, schedule } = pipeline;
+  if (!Number.isInteger(numStages) || numStages < 1) {
+    throw new PlannerInputError('pipeline.num_stages', `must be an integer ≥ 1, got ${String(numStages)}`);
+  }
+  if (!Number.isInteger(numMicrobatches) || numMicrobatches < 1) {
+    throw new PlannerInputError(
+      'pipeline.num_microbatches',
+      `must be an integer ≥ 1, got ${String(numMicrobatches)}`,
+    );
+  }
+  if (schedule !== '1f1b' && schedule !== 'gpipe') {
+    throw new PlannerInputError('pipeline.schedule', `must be '1f1b' or 'gpipe', got ${String(schedule)}`);
+  }
+}
+
+/**
+ * The order in which `stage` runs its instructions.
+ *
+ * - `1f1b` (DESIGN §4.2): min(N−s, M) forwards, then alternate backward/forward, then the
+ *   remaining backwards.
+ * - `gpipe`: all M forwards, then all M backwards, both in microbatch order.
+ */
+export function scheduleOrder(pipeline: PipelineSpec, stage: number): InstructionSlot[] {
+  checkPipeline(pipeline);
+  const { numStages: n, numMicrobatches: m } = pipeline;
+  if (!Number.isInteger(stage) || stage < 0 || stage >= n) {
+    throw new PlannerInputError('stage', `must be an integer in [0, ${n - 1}], got ${String(stage)}`);
+  }
+  const order: InstructionSlot[] = [];
+  switch (pipeline.schedule) {
+    case 'gpipe':
+      for (let mb = 0; mb < m; mb++) order.push({ kind: 'forward', microbatch: mb });
+      for (let mb = 0; mb < m; mb++) order.push({ kind: 'backward', microbatch: mb });
+      return order;
+    case '1f1b': {
+      const warmup = Math.min(n - stage, m);
+      let f = 0;
+      let b = 0;
+      for (; f < warmup; f++) order.push({ kind: 'forward', microbatch: f });
+      while (f < m) {
+        order.push({ kind: 'backward', microbatch: b++ });
+        order.push({ kind: 'forward', microbatch: f++ });
+      }
+      while (b < m) order.push({ kind: 'backward', microbatch: b++ });
+      return order;
+    }
+  }
+}
+
+/**
+ * One iteration as a DAG in compressed-sparse-row form. Node ids are a topological order, so a
+ * forward loop over ids is a longest-path pass.
+ */
+export interface PipelineDag {
+  readonly numNodes: number;
+  readonly numStages: number;
+  readonly numMicrobatches: number;
+  readonly stage: Int32Array;
+  /** 0 = forward, 1 = backward. */
+  readonly kind: Uint8Array;
+  readonly microbatch: Int32Array;
+  /** Option table of each node: stage·2 + kind. */
+  readonly table: Int32Array;
+  readonly predStart: Int32Array;
+  readonly pred: Int32Array;
+  readonly succStart: Int32Array;
+  readonly succ: Int32Array;
+  /** Node ids of each stage in schedule order. */
+  readonly stageNodes: Int32Array[];
+}
+
+/** Builds the DAG of DESIGN §4.2: stage order edges plus F(s,m)→F(s+1,m) and B(s+1,m)→B(s,m). */
+export function buildPipelineDag(pipeline: PipelineSpec): PipelineDag {
+  checkPipeline(pipeline);
+  const { numStages: n, numMicrobatches: m } = pipeline;
+  const count = 2 * n * m;
+  const rawId = (s: number, k: number, mb: number): number => (s * 2 + k) * m + mb;
+  const orders: number[][] = [];
+  const edges: Array<[number, number]> = [];
+  for (let s = 0; s < n; s++) {
+    const order = scheduleOrder(pipeline, s).map((x) => rawId(s, x.kind === 'forward' ? 0 : 1, x.microbatch));
+    orders.push(order);
+    for (let i = 1; i < order.length; i++) edges.push([order[i - 1] as number, order[i] as number]);
+  }
+  for (let mb = 0; mb < m; mb++) {
+    for (let s = 0; s + 1 < n; s++) {
+      edges.push([rawId(s, 0, mb), rawId(s + 1, 0, mb)]);
+      edges.push([rawId(s + 1, 1, mb), rawId(s, 1, mb)]);
+    }
+    edges.push([rawId(n - 1, 0, mb), rawId(n - 1, 1, mb)]);
+  }
+  // Kahn's algorithm gives the topological renumbering; a cycle would be a schedule bug.
+  const indeg = new Int32Array(count);
+  const out: number[][] = Array.from({ length: count }, () => []);
+  for (const [a, b] of edges) {
+    out[a]!.push(b);
+    indeg[b]!++;
+  }
+  const queue: number[] = [];
+  for (let v = 0; v < count; v++) if (indeg[v] === 0) queue.push(v);
+  const newId = new Int32Array(count).fill(-1);
+  let next = 0;
+  for (let h = 0; h < queue.length; h++) {
+    const v = queue[h] as number;
+    newId[v] = next++;
+    for (const w of out[v]!) if (--indeg[w]! === 0) queue.push(w);
+  }
+  if (next !== count) throw new Error(`internal: schedule ${pipeline.schedule} produced a cyclic DAG`);
+  const stage = new Int32Array(count);
+  const kind = new Uint8Array(count);
+  const microbatch = new Int32Array(count);
+  const table = new Int32Array(count);
+  for (let raw = 0; raw < count; raw++) {
+    const id = newId[raw] as number;
+    const mb = raw % m;
+    const sk = (raw - mb) / m;
+    stage[id] = sk >> 1;
+    kind[id] = sk & 1;
+    microbatch[id] = mb;
+    table[id] = sk;
+  }
+  const uniq = new Set<number>();
+  const renumbered: Array<[number, number]> = [];
+  for (const [a, b] of edges) {
+    const key = a * count + b;
+    if (uniq.has(key)) continue;
+    uniq.add(key);
+    renumbered.push([newId[a] as number, newId[b] as number]);
+  }
+  const csr = (from: 0 | 1): [Int32Array, Int32Array] => {
+    const start = new Int32Array(count + 1);
+    for (const e of renumbered) start[e[from] + 1]!++;
+    for (let v = 0; v < count; v++) start[v + 1]! += start[v]!;
+    const fill = start.slice(0, count);
+    const list = new Int32Array(renumbered.length);
+    const sorted = [...renumbered].sort((x, y) => x[from] - y[from] || x[1 - from]! - y[1 - from]!);
+    for (const e of sorted) list[fill[e[from]]!++] = e[1 - from]!;
+    return [start, list];
+  };
+  const [succStart, succ] = csr(0);
+  const [predStart, pred] = csr(1);
+  const stageNodes = orders.map((o) => Int32Array.from(o, (raw) => newId[raw] as number));
+  return { numNodes: count, numStages: n, numMicrobatches: m, stage, kind, microbatch, table, predStart, pred, succStart, succ, stageNodes };
+}

@@ -1,0 +1,59 @@
+/** Which computation of a microbatch an instruction is. */
+export type InstructionKind = 'forward' | 'backward';
+
+/** One measured clock setting of one instruction on one GPU (unscaled: one microbatch, one GPU). */
+export interface MeasuredOption {
+  frequencyMhz: number;
+  timeS: number;
+  energyJ: number;
+}
+
+/** Measured options per stage (array index = stage) and instruction kind. */
+export interface Profile {
+  stages: Array<{ forward: MeasuredOption[]; backward: MeasuredOption[] }>;
+}
+
+/** Pipeline schedule. The DAG builder dispatches on this, so interleaved 1F1B is one more case. */
+export type ScheduleKind = '1f1b' | 'gpipe';
+
+/** Shape of one pipeline iteration. */
+export interface PipelineSpec {
+  schedule: ScheduleKind;
+  numStages: number;
+  numMicrobatches: number;
+}
+
+/** Everything the planner needs (DESIGN §4.1). */
+export interface PlannerInput {
+  profile: Profile;
+  pipeline: PipelineSpec;
+  /** Power a GPU draws while waiting on a neighbour (W). */
+  blockingPowerW: number;
+  /** Frontier sampling step (s): one frontier candidate per unit of iteration time. */
+  unitTimeS: number;
+}
+
+/** One instruction of a stage's plan with its clock. */
+export interface ScheduledInstruction {
+  kind: InstructionKind;
+  microbatch: number;
+  frequencyMhz: number;
+}
+
+/** The plan of one stage: its instructions in the stage's schedule order. */
+export interface StagePlan {
+  stage: number;
+  instructions: ScheduledInstruction[];
+}
+
+/** One point of the frontier. `timeS`/`energyJ` are the discrete truth of the plan (emulated). */
+export interface FrontierPoint {
+  index: number;
+  timeS: number;
+  energyJ: number;
+  /**
+   * Energy of the continuous (convex-hull) relaxation at this point's time: a certified lower bound
+   * on any plan's energy at `timeS`.
+   */
+  modelEnergyJ: number;
+}

@@ -1,6 +1,0 @@
-describe('workspace', () => {
-  it('runs ts-jest', () => {
-    const x: number[] = [1, 2];
-    expect(x.length).toBe(2);
-  });
-});
