@@ -1,6 +1,7 @@
 import { Command } from 'commander';
 import { registerPlanCommand } from './commands/plan';
 import { registerServeCommand } from './commands/serve';
+import { registerStatusCommand } from './commands/status';
 
 /** Entry point of the `perseus` command. Each sub-command lives in `./commands/<name>.ts`. */
 export async function main(argv: string[]): Promise<void> {
@@ -9,6 +10,7 @@ export async function main(argv: string[]): Promise<void> {
     .showHelpAfterError();
   registerPlanCommand(program);
   registerServeCommand(program);
+  registerStatusCommand(program);
   await program.parseAsync(argv);
 }
 
