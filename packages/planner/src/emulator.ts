@@ -124,3 +124,12 @@ export function planTimeline(input: PlannerInput, plan: StagePlan[]): TimelineEn
     })),
   );
 }
+
+/**
+ * Validates `input` once and returns an evaluator for many plans of it (the emulator without
+ * re-validating the profile each time; for benchmarks and policy loops).
+ */
+export function planEvaluator(input: PlannerInput): (plan: StagePlan[]) => { timeS: number; energyJ: number } {
+  const v = validatePlannerInput(input);
+  return (plan) => evaluatePlanValid(v, plan);
+}

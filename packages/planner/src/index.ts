@@ -30,7 +30,7 @@ export type {
 export { PlannerInputError } from './errors';
 export { parseProfileCsv } from './profile-csv';
 export { scheduleOrder, type InstructionSlot } from './schedule';
-export { evaluatePlan, planTimeline, type TimelineEntry } from './emulator';
+export { evaluatePlan, planEvaluator, planTimeline, type TimelineEntry } from './emulator';
 export { validatePlannerInput } from './options';
 export { computeFrontier, Frontier, type FrontierJson, type FrontierOptions, type FrontierStats } from './frontier';
 export { exactFrontier, type ExactFrontierPoint } from './exact';
