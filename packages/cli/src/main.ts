@@ -7,7 +7,9 @@ import { registerStatusCommand } from './commands/status';
 export async function main(argv: string[]): Promise<void> {
   const program = new Command('perseus')
     .description('Perseus-TS: energy-optimal GPU clock planning for pipeline-parallel training')
-    .showHelpAfterError();
+    .showHelpAfterError()
+    // Options after a sub-command belong to it (`serve profiler --listen X` is the profiler's --listen).
+    .enablePositionalOptions();
   registerPlanCommand(program);
   registerServeCommand(program);
   registerStatusCommand(program);

@@ -76,6 +76,8 @@ async function serveAndWait(names: ModuleName[], flags: Record<string, unknown>)
 /** Registers `perseus serve [agent|profiler|optimizer]`. */
 export function registerServeCommand(program: Command): void {
   const serve = common(addOptimizerFlags(addProfilerFlags(addAgentFlags(new Command('serve')))))
+    // Flags after `serve agent` belong to the agent sub-command, not to the all-in-one parent.
+    .enablePositionalOptions()
     .description(
       'run all services in one process (embedded store, simulated GPUs by default), or one service',
     )
