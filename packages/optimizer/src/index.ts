@@ -1,1 +1,35 @@
-export {};
+/**
+ * @perseus/optimizer — the Perseus optimizer service (DESIGN §2, §3): jobs and ranks, the online
+ * profiling sweep, planning in a worker thread, versioned per-rank schedules, stragglers and
+ * policies, over `perseus.optimizer.v1.Optimizer`.
+ *
+ * @example
+ * ```ts
+ * import { createOptimizerModule } from '@perseus/optimizer';
+ * import { PerseusServer, createLogger } from '@perseus/service-kit';
+ * const logger = createLogger('optimizer');
+ * const mod = await createOptimizerModule({ logger, dataDir: '/var/lib/perseus/optimizer', profilerUrl: '127.0.0.1:50052' });
+ * const server = new PerseusServer({ address: '127.0.0.1:50051', logger });
+ * for (const s of mod.services) server.addService(s);
+ * server.onShutdown(() => mod.close());
+ * await mod.onListening?.(await server.start());
+ * ```
+ */
+export { createOptimizerModule, loadProfileCsvs, type OptimizerModule, type OptimizerModuleOptions } from './module';
+export { DEFAULT_CONFIG, DEFAULT_PROFILER_URL, optimizerConfigFromEnv, type OptimizerConfig } from './config';
+export {
+  GrpcProfileSource,
+  MemoryProfileSource,
+  type ProfileCellStat,
+  type ProfileCoverage,
+  type ProfileJobShape,
+  type ProfileSource,
+} from './profile-source';
+export { Optimizer, type JobMetrics, type OptimizerCoreOptions } from './optimizer';
+export { WorkerFrontierPlanner, type FrontierPlanner } from './planner-pool';
+export { OptimizerStore } from './store';
+export { renderMetrics } from './metrics';
+export { DEFAULT_DETECTOR, StragglerDetector, type StragglerDetectorOptions } from './stragglers';
+export { STOP_AFTER_RISES, advanceSweep, energyRoseEnough, newSweep, sweepClocks } from './sweep';
+export * from './validate';
+export type { JobPhase, JobSpec, Policy, RankInfo } from './types';

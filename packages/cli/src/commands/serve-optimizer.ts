@@ -1,23 +1,36 @@
 import type { Command } from 'commander';
-import { perseusGrpc } from '@perseus/proto';
+import { createOptimizerModule, optimizerConfigFromEnv } from '@perseus/optimizer';
 import type { ModuleContext, ServiceModule } from '@perseus/service-kit';
 
 /** Adds the optimizer-specific flags of `perseus serve optimizer` (and of the all-in-one `perseus serve`). */
 export function addOptimizerFlags(cmd: Command): Command {
-  return cmd;
+  return cmd
+    .option('--optimizer-data-dir <dir>', 'optimizer store directory, or :memory: (env PERSEUS_OPTIMIZER_DATA_DIR; default ~/.local/share/perseus/optimizer)')
+    .option('--optimizer-profiler-url <address>', 'profiler host:port or unix:/path (env PERSEUS_OPTIMIZER_PROFILER_URL; default: this server when it hosts the profiler, else 127.0.0.1:50052)')
+    .option('--optimizer-profile-csv <entries>', 'imported stage-profile CSVs that skip profiling: path or jobId=path, comma-separated (env PERSEUS_OPTIMIZER_PROFILE_CSV)')
+    .option('--optimizer-metrics-listen <host:port>', 'Prometheus /metrics endpoint (env PERSEUS_OPTIMIZER_METRICS_LISTEN; default off)')
+    .option('--optimizer-straggler-margin <fraction>', 'relative excess that marks a straggler pipeline (env PERSEUS_OPTIMIZER_STRAGGLER_MARGIN; default 0.1)')
+    .option('--optimizer-straggler-window <iterations>', 'iterations in the straggler median window (env PERSEUS_OPTIMIZER_STRAGGLER_WINDOW; default 5)');
+}
+
+function num(flag: unknown, name: string): number | undefined {
+  if (flag === undefined) return undefined;
+  const n = Number(flag);
+  if (!Number.isFinite(n)) throw new Error(`${name} must be a number, got ${JSON.stringify(flag)}`);
+  return n;
 }
 
 /** Builds the optimizer module from parsed flags (flags win over PERSEUS_* env, which wins over defaults). */
-export async function optimizerModuleFromFlags(
-  _flags: Record<string, unknown>,
-  _ctx: ModuleContext,
-): Promise<ServiceModule> {
-  // Placeholder until the optimizer issue lands: every RPC answers UNIMPLEMENTED.
-  return {
-    name: 'optimizer',
-    services: [
-      { name: 'perseus.optimizer.v1.Optimizer', definition: perseusGrpc().perseus.optimizer.v1.Optimizer.service, handlers: {} },
-    ],
-    close: async () => undefined,
-  };
+export async function optimizerModuleFromFlags(flags: Record<string, unknown>, ctx: ModuleContext): Promise<ServiceModule> {
+  const env = optimizerConfigFromEnv();
+  const str = (k: string): string | undefined => (typeof flags[k] === 'string' ? (flags[k] as string) : undefined);
+  return createOptimizerModule({
+    logger: ctx.logger.child({ module: 'optimizer' }),
+    dataDir: str('optimizerDataDir') ?? env.dataDir,
+    profilerUrl: str('optimizerProfilerUrl') ?? env.profilerUrl,
+    profileCsv: str('optimizerProfileCsv') ?? env.profileCsv,
+    metricsListen: str('optimizerMetricsListen') ?? env.metricsListen,
+    stragglerMargin: num(flags['optimizerStragglerMargin'], '--optimizer-straggler-margin') ?? env.stragglerMargin,
+    stragglerWindow: num(flags['optimizerStragglerWindow'], '--optimizer-straggler-window') ?? env.stragglerWindow,
+  });
 }

@@ -1,0 +1,54 @@
+/**
+ * The optimizer's configuration: every `PERSEUS_OPTIMIZER_*` environment variable is read here and
+ * nowhere else (flags in `perseus serve` win over these; these win over the defaults).
+ */
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { envNumber, envString } from '@perseus/service-kit';
+
+/** Settings of the optimizer that come from the environment or flags. */
+export interface OptimizerConfig {
+  /** Directory of the embedded store, or `:memory:`. */
+  dataDir: string;
+  /** Profiler address (`host:port` / `unix:/path`); '' = the server's own address when it hosts the profiler, else {@link DEFAULT_PROFILER_URL}. */
+  profilerUrl: string;
+  /** Imported profile CSVs: `path` (any job with that many stages) or `jobId=path`, comma-separated. */
+  profileCsv: string;
+  /** Prometheus endpoint `host:port`; '' = off. */
+  metricsListen: string;
+  /** Relative excess of a pipeline's iteration time that makes it a straggler. */
+  stragglerMargin: number;
+  /** Iterations in the straggler detector's median window. */
+  stragglerWindow: number;
+}
+
+export const DEFAULT_PROFILER_URL = '127.0.0.1:50052';
+
+export const DEFAULT_CONFIG: OptimizerConfig = {
+  dataDir: path.join(os.homedir(), '.local', 'share', 'perseus', 'optimizer'),
+  profilerUrl: '',
+  profileCsv: '',
+  metricsListen: '',
+  stragglerMargin: 0.1,
+  stragglerWindow: 5,
+};
+
+/** Reads `PERSEUS_OPTIMIZER_*` over the defaults. */
+export function optimizerConfigFromEnv(env: NodeJS.ProcessEnv = process.env): OptimizerConfig {
+  return {
+    dataDir: envString('PERSEUS_OPTIMIZER_DATA_DIR', DEFAULT_CONFIG.dataDir, env),
+    profilerUrl: envString('PERSEUS_OPTIMIZER_PROFILER_URL', DEFAULT_CONFIG.profilerUrl, env),
+    profileCsv: envString('PERSEUS_OPTIMIZER_PROFILE_CSV', DEFAULT_CONFIG.profileCsv, env),
+    metricsListen: envString('PERSEUS_OPTIMIZER_METRICS_LISTEN', DEFAULT_CONFIG.metricsListen, env),
+    stragglerMargin: envNumber('PERSEUS_OPTIMIZER_STRAGGLER_MARGIN', DEFAULT_CONFIG.stragglerMargin, env),
+    stragglerWindow: envNumber('PERSEUS_OPTIMIZER_STRAGGLER_WINDOW', DEFAULT_CONFIG.stragglerWindow, env),
+  };
+}
+
+/** Blocking power of known GPUs, W (the paper's artifact), used when a job asks to measure it and no measurement is possible. */
+export const KNOWN_BLOCKING_POWER_W: ReadonlyArray<[RegExp, number]> = [
+  [/a100/i, 83.64],
+  [/a40/i, 70.38],
+];
+/** Last resort when the GPU is unknown and nothing could be measured. */
+export const FALLBACK_BLOCKING_POWER_W = 75;

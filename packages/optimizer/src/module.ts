@@ -1,0 +1,152 @@
+import * as fs from 'node:fs';
+import type * as http from 'node:http';
+import * as grpc from '@grpc/grpc-js';
+import { service as healthService } from 'grpc-health-check';
+import { parseProfileCsv } from '@perseus/planner';
+import type { Profile } from '@perseus/planner';
+import type { Logger, ServiceModule } from '@perseus/service-kit';
+import { DEFAULT_CONFIG, DEFAULT_PROFILER_URL } from './config';
+import type { OptimizerConfig } from './config';
+import { startMetricsServer, renderMetrics } from './metrics';
+import { Optimizer } from './optimizer';
+import { WorkerFrontierPlanner } from './planner-pool';
+import type { FrontierPlanner } from './planner-pool';
+import { GrpcProfileSource } from './profile-source';
+import type { ProfileSource } from './profile-source';
+import { optimizerService } from './service';
+import { OptimizerStore } from './store';
+
+/** Options of {@link createOptimizerModule}; every field but `logger` has a documented default. */
+export interface OptimizerModuleOptions extends Partial<OptimizerConfig> {
+  logger: Logger;
+  /**
+   * Where measured profiles come from. Default: a {@link GrpcProfileSource} dialing `profilerUrl`,
+   * or — when that is empty — the server's own address if it hosts the profiler (all-in-one
+   * `perseus serve`), else {@link DEFAULT_PROFILER_URL}.
+   */
+  profileSource?: ProfileSource;
+  /** Profiles to plan from without profiling (in addition to `profileCsv`). */
+  importedProfiles?: Array<{ jobId?: string; profile: Profile }>;
+  /** Frontier computation. Default: one worker thread ({@link WorkerFrontierPlanner}). */
+  planner?: FrontierPlanner;
+  /** Consecutive detector evaluations to enter/leave the straggler state. Default 3. */
+  stragglerConfirmations?: number;
+  /** Delay before re-trying a failed planning attempt, ms. Default 5000. */
+  planRetryMs?: number;
+}
+
+/** The module `perseus serve` hosts, plus handles for embedders and tests. */
+export interface OptimizerModule extends ServiceModule {
+  readonly name: 'optimizer';
+  /** The policy core (plain methods). */
+  readonly optimizer: Optimizer;
+  /** Bound metrics address once started (`host:port`), when enabled. */
+  metricsAddress(): string | undefined;
+  /** Prometheus text of the current state. */
+  metricsText(): string;
+  /** The profiler address in use, once resolved. */
+  profilerAddress(): string | undefined;
+}
+
+/** Parses `path` or `jobId=path` entries (comma-separated) into imported profiles. */
+export function loadProfileCsvs(spec: string): Array<{ jobId?: string; profile: Profile }> {
+  return spec
+    .split(',')
+    .map((s) => s.trim())
+    .filter((s) => s !== '')
+    .map((entry) => {
+      const eq = entry.indexOf('=');
+      const jobId = eq > 0 && !entry.slice(0, eq).includes('/') ? entry.slice(0, eq) : undefined;
+      const file = jobId === undefined ? entry : entry.slice(eq + 1);
+      return { jobId, profile: parseProfileCsv(fs.readFileSync(file, 'utf8')) };
+    });
+}
+
+/** Whether `address` serves the profiler (grpc.health.v1 per-service status). */
+async function hostsProfiler(address: string, timeoutMs = 2000): Promise<boolean> {
+  const HealthClient = grpc.makeGenericClientConstructor(healthService as grpc.ServiceDefinition, 'Health');
+  const client = new HealthClient(address, grpc.credentials.createInsecure()) as unknown as grpc.Client & {
+    Check(req: { service: string }, opts: grpc.CallOptions, cb: (err: grpc.ServiceError | null, res?: { status: string }) => void): void;
+  };
+  try {
+    return await new Promise<boolean>((resolve) => {
+      client.Check({ service: 'perseus.profiler.v1.Profiler' }, { deadline: Date.now() + timeoutMs }, (err, res) =>
+        resolve(err === null && res?.status === 'SERVING'),
+      );
+    });
+  } finally {
+    client.close();
+  }
+}
+
+/**
+ * Builds the optimizer service module: store, planner worker, profile source, gRPC handlers and
+ * (optionally) a Prometheus endpoint. Jobs in the store are restored at once.
+ *
+ * @example
+ * ```ts
+ * const mod = await createOptimizerModule({ logger, dataDir: ':memory:', profileSource });
+ * const server = new PerseusServer({ address: '127.0.0.1:0', logger });
+ * for (const s of mod.services) server.addService(s);
+ * await mod.onListening?.(await server.start());
+ * ```
+ */
+export async function createOptimizerModule(options: OptimizerModuleOptions): Promise<OptimizerModule> {
+  const cfg: OptimizerConfig = { ...DEFAULT_CONFIG, ...stripUndefined(options) };
+  const logger = options.logger;
+  const imported = [...(options.importedProfiles ?? []), ...loadProfileCsvs(cfg.profileCsv)];
+  const store = new OptimizerStore(cfg.dataDir);
+  let source: ProfileSource | undefined = options.profileSource;
+  let ownSource = false;
+  let profilerAddress: string | undefined = source === undefined ? undefined : 'embedded';
+  if (source === undefined && cfg.profilerUrl !== '') {
+    source = new GrpcProfileSource(cfg.profilerUrl);
+    profilerAddress = cfg.profilerUrl;
+    ownSource = true;
+  }
+  const optimizer = new Optimizer({
+    store,
+    planner: options.planner ?? new WorkerFrontierPlanner(),
+    profileSource: () => source,
+    importedProfiles: imported,
+    logger,
+    detector: { margin: cfg.stragglerMargin, window: cfg.stragglerWindow, ...(options.stragglerConfirmations ? { confirmations: options.stragglerConfirmations } : {}) },
+    ...(options.planRetryMs !== undefined ? { planRetryMs: options.planRetryMs } : {}),
+  });
+  let metrics: { server: http.Server; address: string } | undefined;
+  const metricsText = (): string => renderMetrics(optimizer.metrics(), optimizer.hub.watcherCount());
+  try {
+    optimizer.restore();
+    if (cfg.metricsListen !== '') metrics = await startMetricsServer(cfg.metricsListen, metricsText);
+  } catch (err) {
+    await optimizer.close();
+    store.close();
+    throw err;
+  }
+  return {
+    name: 'optimizer',
+    services: [optimizerService(optimizer)],
+    optimizer,
+    metricsAddress: () => metrics?.address,
+    metricsText,
+    profilerAddress: () => profilerAddress,
+    async onListening(address: string): Promise<void> {
+      if (source !== undefined) return;
+      const target = (await hostsProfiler(address)) ? address : DEFAULT_PROFILER_URL;
+      source = new GrpcProfileSource(target);
+      profilerAddress = target;
+      ownSource = true;
+      logger.info({ profiler: target }, 'profiler address resolved');
+    },
+    async close(): Promise<void> {
+      await optimizer.close();
+      if (ownSource) source?.close();
+      if (metrics !== undefined) await new Promise<void>((r) => metrics!.server.close(() => r()));
+      store.close();
+    },
+  };
+}
+
+function stripUndefined<T extends object>(o: T): Partial<T> {
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
+}

@@ -1,0 +1,751 @@
+import { Frontier, PlannerInputError } from '@perseus/planner';
+import type { FrontierPoint, MeasuredOption, PlannerInput, Profile, StagePlan } from '@perseus/planner';
+import type { optimizerV1, commonV1 } from '@perseus/proto';
+import { FailedPreconditionError, NotFoundError, ResourceExhaustedError, ValidationError } from '@perseus/service-kit';
+import type { Logger } from '@perseus/service-kit';
+import { FALLBACK_BLOCKING_POWER_W, KNOWN_BLOCKING_POWER_W } from './config';
+import type { FrontierPlanner } from './planner-pool';
+import type { ProfileCellStat, ProfileSource } from './profile-source';
+import type { JobState, OptimizerStore } from './store';
+import { DEFAULT_DETECTOR, StragglerDetector } from './stragglers';
+import type { StragglerDetectorOptions } from './stragglers';
+import { KINDS, advanceSweep, newSweep, sweepClocks, sweepVariant } from './sweep';
+import type { Deployment, JobPhase, JobSpec, PlanVariant, Policy, RankInfo, Straggler } from './types';
+import type { IterationReport, PlanOfflineInput, RegisterRankInput, StragglerReport } from './validate';
+import { WatchHub } from './watch-hub';
+
+/** What the {@link Optimizer} core needs (the module wires these from flags/env). */
+export interface OptimizerCoreOptions {
+  store: OptimizerStore;
+  planner: FrontierPlanner;
+  /** Resolved lazily: the all-in-one server only knows its profiler address once bound. */
+  profileSource: () => ProfileSource | undefined;
+  /** Imported profiles: for one job id, or (jobId undefined) for any job with that many stages. */
+  importedProfiles?: Array<{ jobId?: string | undefined; profile: Profile }>;
+  logger: Logger;
+  detector?: Partial<StragglerDetectorOptions>;
+  /** Clocks an imported/profiled (stage, instruction) must cover to skip the sweep. Default 3. */
+  minCoveredClocks?: number;
+  /** Delay before re-trying a failed planning attempt, ms. Default 5000. */
+  planRetryMs?: number;
+  now?: () => number;
+}
+
+/** Runtime state of one job (the persisted part is `state`). */
+interface Job {
+  jobId: string;
+  spec: JobSpec;
+  createdMs: number;
+  state: JobState;
+  ranks: Map<number, RankInfo>;
+  /** `${dp}/${pp}/${tp}` → rank, so one position has one rank. */
+  positions: Map<string, number>;
+  frontier: Frontier | null;
+  importedProfile: Profile | null;
+  /** rank → iterations reported on the current profiling version. */
+  sweepCounts: Map<number, number>;
+  /** Ranks whose count reached K on the current profiling version. */
+  sweepDone: number;
+  detector: StragglerDetector;
+  /** Serialises the async transitions (profiling start, sweep steps, planning). */
+  chain: Promise<void>;
+  busy: boolean;
+  expiryTimer: NodeJS.Timeout | undefined;
+  retryTimer: NodeJS.Timeout | undefined;
+  /** Per stage, the ranks' iteration (time, energy) during profiling with the clocks they ran. */
+  idleSamples: Array<{ stage: number; timeS: number; energyJ: number; forwardMhz: number; backwardMhz: number }>;
+  protoCache: Map<string, commonV1.ScheduledInstruction[]>;
+  planningStartedMs: number;
+  lastPlanningMs: number;
+}
+
+const PHASE_ENUM: Record<JobPhase, optimizerV1.Phase> = {
+  REGISTERING: 'PHASE_REGISTERING',
+  PROFILING: 'PHASE_PROFILING',
+  PLANNING: 'PHASE_PLANNING',
+  DEPLOYED: 'PHASE_DEPLOYED',
+};
+const KIND_ENUM = { forward: 'INSTRUCTION_KIND_FORWARD', backward: 'INSTRUCTION_KIND_BACKWARD' } as const;
+
+const MAX_IDLE_SAMPLES = 4096;
+const MAX_OFFLINE_PLAN_INSTRUCTIONS = 2_000_000;
+
+/** The numbers a metrics scrape reports per job. */
+export interface JobMetrics {
+  jobId: string;
+  phase: JobPhase;
+  version: number;
+  registeredRanks: number;
+  worldSize: number;
+  predictedSavingPercent: number;
+  stragglers: number;
+  watchers: number;
+  frontierPoints: number;
+  lastPlanningSeconds: number;
+}
+
+/**
+ * The optimizer's policy core (DESIGN §3): jobs and ranks, the phase machine
+ * REGISTERING → PROFILING → PLANNING → DEPLOYED, versioned per-rank schedules, stragglers and
+ * policies. Plain methods over validated values; the gRPC adapter is in `service.ts`.
+ */
+export class Optimizer {
+  readonly hub = new WatchHub();
+  private readonly jobs = new Map<string, Job>();
+  private readonly log: Logger;
+  private readonly now: () => number;
+  private readonly detectorOpts: StragglerDetectorOptions;
+  private closed = false;
+
+  constructor(private readonly opts: OptimizerCoreOptions) {
+    this.log = opts.logger;
+    this.now = opts.now ?? Date.now;
+    this.detectorOpts = { ...DEFAULT_DETECTOR, ...opts.detector };
+  }
+
+  /** Restores every job from the store; resumes interrupted profiling or planning. */
+  restore(): void {
+    for (const stored of this.opts.store.loadAll()) {
+      const job = this.newJob(stored.jobId, stored.spec, stored.createdMs, stored.state);
+      for (const r of stored.ranks) this.addRankToJob(job, r);
+      job.importedProfile = stored.importedProfile;
+      job.frontier = stored.frontier === null ? null : Frontier.fromJSON(stored.frontier);
+      this.jobs.set(job.jobId, job);
+      this.armExpiry(job);
+      if (job.state.phase === 'PLANNING') this.enqueue(job, () => this.planJob(job));
+      if (job.state.phase === 'REGISTERING' && job.ranks.size === job.spec.worldSize) this.enqueue(job, () => this.beginProfiling(job));
+      this.log.info({ jobId: job.jobId, phase: job.state.phase, version: job.state.version }, 'job restored');
+    }
+  }
+
+  private newJob(jobId: string, spec: JobSpec, createdMs: number, state: JobState): Job {
+    return {
+      jobId,
+      spec,
+      createdMs,
+      state,
+      ranks: new Map(),
+      positions: new Map(),
+      frontier: null,
+      importedProfile: null,
+      sweepCounts: new Map(),
+      sweepDone: 0,
+      detector: new StragglerDetector(spec.dpDegree, spec.pipeline.numStages * spec.tpDegree, this.detectorOpts),
+      chain: Promise.resolve(),
+      busy: false,
+      expiryTimer: undefined,
+      retryTimer: undefined,
+      idleSamples: [],
+      protoCache: new Map(),
+      planningStartedMs: 0,
+      lastPlanningMs: 0,
+    };
+  }
+
+  private job(jobId: string): Job {
+    const j = this.jobs.get(jobId);
+    if (j === undefined) throw new NotFoundError(`job ${jobId} is not registered`);
+    return j;
+  }
+
+  private addRankToJob(job: Job, info: RankInfo): void {
+    job.ranks.set(info.rank, info);
+    job.positions.set(`${info.dpRank}/${info.ppRank}/${info.tpRank}`, info.rank);
+  }
+
+  // ---- registration -------------------------------------------------------------------------
+
+  registerJob(jobId: string, spec: JobSpec): { created: boolean; phase: JobPhase } {
+    const existing = this.jobs.get(jobId);
+    if (existing !== undefined) {
+      if (JSON.stringify(existing.spec) !== JSON.stringify(spec)) {
+        throw new FailedPreconditionError(`job ${jobId} is already registered with a different spec`);
+      }
+      return { created: false, phase: existing.state.phase };
+    }
+    const state: JobState = {
+      phase: 'REGISTERING',
+      version: 1,
+      policy: { kind: 'intrinsic' },
+      deployment: null,
+      sweep: null,
+      stragglers: [],
+      blockingPowerW: spec.blockingPowerW,
+      detail: `waiting for ${spec.worldSize} ranks`,
+    };
+    state.deployment = this.defaultDeployment(spec, 1, 'REGISTERING');
+    const job = this.newJob(jobId, spec, this.now(), state);
+    const imported = this.opts.importedProfiles?.find(
+      (p) => (p.jobId === jobId || p.jobId === undefined) && p.profile.stages.length === spec.pipeline.numStages,
+    );
+    this.opts.store.createJob(jobId, spec, job.createdMs, state);
+    if (imported !== undefined) this.importProfile(job, imported.profile);
+    this.jobs.set(jobId, job);
+    this.log.info({ jobId, worldSize: spec.worldSize, pipeline: spec.pipeline }, 'job registered');
+    return { created: true, phase: 'REGISTERING' };
+  }
+
+  /** Gives a job a profile so its sweep is skipped (CSV import or PlanOffline-style rows). */
+  setImportedProfile(jobId: string, profile: Profile): void {
+    const job = this.job(jobId);
+    if (profile.stages.length !== job.spec.pipeline.numStages) {
+      throw ValidationError.field('profile', `has ${profile.stages.length} stages, job ${jobId} has ${job.spec.pipeline.numStages}`);
+    }
+    this.importProfile(job, profile);
+  }
+
+  private importProfile(job: Job, profile: Profile): void {
+    job.importedProfile = profile;
+    this.opts.store.putImportedProfile(job.jobId, profile);
+  }
+
+  registerRank(input: RegisterRankInput): { created: boolean; registeredRanks: number } {
+    const job = this.job(input.jobId);
+    const { spec } = job;
+    const r = input.rank;
+    const v: Array<{ field: string; description: string }> = [];
+    if (r.rank >= spec.worldSize) v.push({ field: 'rank.rank', description: `must be < world_size ${spec.worldSize}, got ${r.rank}` });
+    if (r.dpRank >= spec.dpDegree) v.push({ field: 'rank.dp_rank', description: `must be < dp_degree ${spec.dpDegree}, got ${r.dpRank}` });
+    if (r.ppRank >= spec.pipeline.numStages) v.push({ field: 'rank.pp_rank', description: `must be < num_stages ${spec.pipeline.numStages}, got ${r.ppRank}` });
+    if (r.tpRank >= spec.tpDegree) v.push({ field: 'rank.tp_rank', description: `must be < tp_degree ${spec.tpDegree}, got ${r.tpRank}` });
+    if (v.length > 0) throw new ValidationError(v);
+    const posKey = `${r.dpRank}/${r.ppRank}/${r.tpRank}`;
+    const holder = job.positions.get(posKey);
+    if (holder !== undefined && holder !== r.rank) {
+      throw new FailedPreconditionError(`position dp=${r.dpRank} pp=${r.ppRank} tp=${r.tpRank} of job ${job.jobId} is held by rank ${holder}`);
+    }
+    const prev = job.ranks.get(r.rank);
+    if (prev !== undefined && (prev.dpRank !== r.dpRank || prev.ppRank !== r.ppRank || prev.tpRank !== r.tpRank)) {
+      throw new FailedPreconditionError(`rank ${r.rank} of job ${job.jobId} is registered at another position`);
+    }
+    const info: RankInfo = { ...r, node: input.node, deviceIndex: input.deviceIndex, supportedFrequenciesMhz: input.supportedFrequenciesMhz };
+    const same = prev !== undefined && JSON.stringify(prev) === JSON.stringify(info);
+    if (!same) {
+      this.opts.store.putRank(job.jobId, info);
+      this.addRankToJob(job, info);
+    }
+    if (prev === undefined) {
+      // A newly registered rank learns its stage's schedule at once if it is already watching.
+      this.hub.publishRank(job.jobId, r.rank, this.scheduleFor(job, r.rank));
+      if (job.state.phase === 'REGISTERING') {
+        job.state.detail = `${job.ranks.size}/${spec.worldSize} ranks registered`;
+        if (job.ranks.size === spec.worldSize) this.enqueue(job, () => this.beginProfiling(job));
+      }
+    }
+    return { created: prev === undefined, registeredRanks: job.ranks.size };
+  }
+
+  // ---- phases -------------------------------------------------------------------------------
+
+  private enqueue(job: Job, fn: () => Promise<void>): void {
+    job.chain = job.chain
+      .then(async () => {
+        if (this.closed) return;
+        job.busy = true;
+        try {
+          await fn();
+        } finally {
+          job.busy = false;
+        }
+      })
+      .catch((err: unknown) => this.log.error({ err, jobId: job.jobId }, 'job transition failed'));
+  }
+
+  /** Resolves once every queued transition of every job has run (tests, shutdown). */
+  async idle(): Promise<void> {
+    for (;;) {
+      const chains = [...this.jobs.values()].map((j) => j.chain);
+      await Promise.all(chains);
+      if ([...this.jobs.values()].every((j, i) => j.chain === chains[i])) return;
+    }
+  }
+
+  private defaultDeployment(spec: JobSpec, version: number, phase: JobPhase, reason = phase.toLowerCase()): Deployment {
+    return {
+      version,
+      phase,
+      variants: [{ reason, stages: Array.from({ length: spec.pipeline.numStages }, () => []), pointIndex: -1, expectedTimeS: 0, expectedEnergyJ: 0 }],
+      variantOfPipeline: Array.from({ length: spec.dpDegree }, () => 0),
+    };
+  }
+
+  /** Persists a new version of the job's schedules, then announces it to every watcher. */
+  private deploy(job: Job, phase: JobPhase, variants: PlanVariant[], variantOfPipeline: number[], frontierToStore?: Frontier): void {
+    const version = job.state.version + 1;
+    job.state.phase = phase;
+    job.state.version = version;
+    job.state.deployment = { version, phase, variants, variantOfPipeline };
+    if (frontierToStore !== undefined) this.opts.store.putFrontierAndState(job.jobId, frontierToStore.toJSON(), job.state, this.now());
+    else this.opts.store.putState(job.jobId, job.state);
+    job.protoCache.clear();
+    job.sweepCounts.clear();
+    job.sweepDone = 0;
+    job.detector.reset();
+    this.hub.publish(job.jobId, (rank) => this.scheduleFor(job, rank));
+    this.log.info({ jobId: job.jobId, phase, version, reasons: variants.map((x) => x.reason) }, 'schedule deployed');
+  }
+
+  private async beginProfiling(job: Job): Promise<void> {
+    if (job.state.phase !== 'REGISTERING') return;
+    const clocks = sweepClocks(
+      [...job.ranks.values()].map((r) => r.supportedFrequenciesMhz),
+      job.spec.profiling.floorFrequencyMhz,
+      job.spec.profiling.frequencyStride,
+    );
+    const source = this.opts.profileSource();
+    const allClocks = [...new Set([...job.ranks.values()].flatMap((r) => r.supportedFrequenciesMhz))].sort((a, b) => b - a);
+    if (source !== undefined) {
+      try {
+        await source.registerJob({ jobId: job.jobId, pipeline: job.spec.pipeline, dpDegree: job.spec.dpDegree, tpDegree: job.spec.tpDegree, supportedFrequenciesMhz: allClocks });
+      } catch (err) {
+        this.log.warn({ err, jobId: job.jobId }, 'profiler registration failed; measurements may be rejected');
+      }
+    }
+    if (await this.profileCoversJob(job)) {
+      this.log.info({ jobId: job.jobId }, 'profile already covers the job; skipping the sweep');
+      job.state.detail = 'profile imported; sweep skipped';
+      this.enterPlanning(job);
+      await this.planJob(job);
+      return;
+    }
+    if (clocks.length === 0) {
+      job.state.detail = 'no clock is supported by every rank above the floor; running at default clocks';
+      this.opts.store.putState(job.jobId, job.state);
+      this.log.warn({ jobId: job.jobId }, 'empty sweep clock list');
+      return;
+    }
+    const sweep = newSweep(job.spec.pipeline.numStages, clocks);
+    job.state.sweep = sweep;
+    job.state.detail = `profiling ${clocks[0]} MHz (1/${clocks.length})`;
+    this.deploy(job, 'PROFILING', [sweepVariant(job.spec, sweep)], job.state.deployment!.variantOfPipeline.map(() => 0));
+  }
+
+  private async profileCoversJob(job: Job): Promise<boolean> {
+    const need = this.opts.minCoveredClocks ?? 3;
+    if (job.importedProfile !== null) return true;
+    const source = this.opts.profileSource();
+    if (source === undefined) return false;
+    try {
+      const cov = await source.getCoverage(job.jobId);
+      const n = job.spec.pipeline.numStages;
+      return cov.complete && cov.entries.length >= 2 * n && cov.entries.every((e) => e.coveredMhz.length >= need);
+    } catch (err) {
+      this.log.warn({ err, jobId: job.jobId }, 'profiler coverage unavailable');
+      return false;
+    }
+  }
+
+  private async stepSweep(job: Job): Promise<void> {
+    const sweep = job.state.sweep;
+    if (job.state.phase !== 'PROFILING' || sweep === null) return;
+    const source = this.opts.profileSource();
+    let cells: ProfileCellStat[] = [];
+    if (source !== undefined) {
+      try {
+        cells = await source.getProfile(job.jobId);
+      } catch (err) {
+        this.log.warn({ err, jobId: job.jobId }, 'profiler unavailable during the sweep; stop rule sees no energy this step');
+      }
+    }
+    const byKey = new Map(cells.map((c) => [`${c.stage}:${c.kind}:${c.frequencyMhz}`, c.energyJ]));
+    const { sweep: next, done } = advanceSweep(sweep, (s, k, f) => byKey.get(`${s}:${k}:${f}`));
+    job.state.sweep = next;
+    if (done) {
+      this.enterPlanning(job);
+      await this.planJob(job);
+      return;
+    }
+    job.state.detail = `profiling ${next.clocksMhz[next.step]} MHz (${next.step + 1}/${next.clocksMhz.length})`;
+    this.deploy(job, 'PROFILING', [sweepVariant(job.spec, next)], job.state.deployment!.variantOfPipeline.map(() => 0));
+  }
+
+  /** PLANNING: ranks go back to default clocks (never slower than untouched training). */
+  private enterPlanning(job: Job): void {
+    job.state.detail = 'planning';
+    job.planningStartedMs = this.now();
+    const d = this.defaultDeployment(job.spec, 0, 'PLANNING', 'planning');
+    this.deploy(job, 'PLANNING', d.variants, d.variantOfPipeline);
+  }
+
+  /** The profile to plan with and the per-pipeline blocking power scale. */
+  private async plannerProfile(job: Job): Promise<{ profile: Profile; tpScale: number } | string> {
+    if (job.importedProfile !== null) return { profile: job.importedProfile, tpScale: 1 };
+    const source = this.opts.profileSource();
+    if (source === undefined) return 'no profiler configured and no imported profile';
+    let cells: ProfileCellStat[];
+    try {
+      cells = await source.getProfile(job.jobId, { minCount: 1 });
+    } catch (err) {
+      return `profiler unavailable: ${(err as Error).message}`;
+    }
+    const profile: Profile = { stages: Array.from({ length: job.spec.pipeline.numStages }, () => ({ forward: [] as MeasuredOption[], backward: [] as MeasuredOption[] })) };
+    for (const c of cells) {
+      const st = profile.stages[c.stage];
+      if (st === undefined || !(c.timeS > 0) || !(c.energyJ > 0)) continue;
+      st[c.kind].push({ frequencyMhz: c.frequencyMhz, timeS: c.timeS, energyJ: c.energyJ });
+    }
+    for (let s = 0; s < profile.stages.length; s++) {
+      for (const k of KINDS) if (profile.stages[s]![k].length === 0) return `profile has no cells for stage ${s} ${k}`;
+    }
+    // The profiler sums energy over a stage's TP ranks, so the idle power of the stage is tp × P_b.
+    return { profile, tpScale: job.spec.tpDegree };
+  }
+
+  /**
+   * Blocking power for a job that asked to measure it: from the profiling iterations, what a rank
+   * drew beyond its instructions' measured energy, per second of non-computing time (median over
+   * samples with at least 5% idle time); else a known GPU's value; else a fallback.
+   */
+  private blockingPower(job: Job, profile: Profile, tpScale: number): number {
+    if (job.spec.blockingPowerW > 0) return job.spec.blockingPowerW;
+    const m = job.spec.pipeline.numMicrobatches;
+    const find = (opts: MeasuredOption[], f: number): MeasuredOption | undefined => opts.find((o) => o.frequencyMhz === f);
+    const est: number[] = [];
+    for (const s of job.idleSamples) {
+      const st = profile.stages[s.stage];
+      const fw = st && find(st.forward, s.forwardMhz);
+      const bw = st && find(st.backward, s.backwardMhz);
+      if (!fw || !bw) continue;
+      const busyS = m * (fw.timeS + bw.timeS);
+      const busyJ = (m * (fw.energyJ + bw.energyJ)) / tpScale;
+      const idleS = s.timeS - busyS;
+      if (idleS > 0.05 * s.timeS && s.energyJ > busyJ) est.push((s.energyJ - busyJ) / idleS);
+    }
+    if (est.length > 0) {
+      est.sort((a, b) => a - b);
+      return est[est.length >> 1]!;
+    }
+    const known = KNOWN_BLOCKING_POWER_W.find(([re]) => re.test(job.spec.gpuModel));
+    this.log.warn({ jobId: job.jobId, gpuModel: job.spec.gpuModel }, 'blocking power not measurable; using a known or fallback value');
+    return known?.[1] ?? FALLBACK_BLOCKING_POWER_W;
+  }
+
+  private async planJob(job: Job): Promise<void> {
+    if (job.state.phase !== 'PLANNING') return;
+    const got = await this.plannerProfile(job);
+    if (typeof got === 'string') return this.planFailed(job, got);
+    const blockingPowerW = this.blockingPower(job, got.profile, got.tpScale);
+    const input: PlannerInput = { profile: got.profile, pipeline: job.spec.pipeline, blockingPowerW: blockingPowerW * got.tpScale, unitTimeS: job.spec.unitTimeS };
+    const started = this.now();
+    let frontier: Frontier;
+    try {
+      frontier = await this.opts.planner.plan(input, (done, total) => {
+        job.state.detail = `planning ${Math.min(100, Math.round((100 * done) / Math.max(1, total)))}%`;
+      });
+    } catch (err) {
+      if (this.closed) return;
+      return this.planFailed(job, `planner failed: ${(err as Error).message}`);
+    }
+    if (this.closed || job.state.phase !== 'PLANNING') return;
+    job.frontier = frontier;
+    job.state.blockingPowerW = blockingPowerW;
+    job.lastPlanningMs = this.now() - started;
+    job.state.detail = `frontier of ${frontier.points.length} points in ${job.lastPlanningMs} ms`;
+    this.log.info({ jobId: job.jobId, points: frontier.points.length, planningMs: job.lastPlanningMs, blockingPowerW }, 'frontier planned');
+    this.deployPolicy(job, true);
+  }
+
+  private planFailed(job: Job, why: string): void {
+    job.state.detail = `planning failed, retrying: ${why}`;
+    this.opts.store.putState(job.jobId, job.state);
+    this.log.warn({ jobId: job.jobId, why }, 'planning failed; ranks stay at default clocks');
+    if (this.closed) return;
+    clearTimeout(job.retryTimer);
+    job.retryTimer = setTimeout(() => this.enqueue(job, () => this.planJob(job)), this.opts.planRetryMs ?? 5000);
+    job.retryTimer.unref();
+  }
+
+  // ---- deployment ---------------------------------------------------------------------------
+
+  private activeStragglers(job: Job): Straggler[] {
+    const now = this.now();
+    return job.state.stragglers.filter((s) => s.expiresAtMs === null || s.expiresAtMs > now);
+  }
+
+  private stragglerTimeS(job: Job, s: Straggler): number {
+    if (s.slowdown !== undefined && job.frontier !== null) return s.slowdown * job.frontier.intrinsic().point.timeS;
+    return s.iterationTimeS;
+  }
+
+  /** Target time of the job's policy (Infinity-free; the frontier caps it at T*). */
+  private policyTarget(job: Job, f: Frontier): number {
+    const p: Policy = job.state.policy;
+    switch (p.kind) {
+      case 'intrinsic':
+        return f.intrinsic().point.timeS;
+      case 'maxSlowdownPercent':
+        return f.intrinsic().point.timeS * (1 + p.percent / 100);
+      case 'targetIterationTime':
+        return p.timeS;
+      case 'minEnergy':
+        return f.minEnergyTimeS;
+    }
+  }
+
+  /** The point the policy chooses for a healthy pipeline with no straggler. */
+  private policyPoint(job: Job, f: Frontier): FrontierPoint {
+    return job.state.policy.kind === 'intrinsic' ? f.intrinsic().point : f.planFor(this.policyTarget(job, f)).point;
+  }
+
+  /**
+   * DEPLOYED: each pipeline's plan. Stragglers run the policy's plan; every other pipeline runs the
+   * least-energy plan with time ≤ max(policy target, T′) where T′ is the slowest active straggler
+   * (the frontier caps it at T*). Bumps the version only when some pipeline's plan changes.
+   */
+  private deployPolicy(job: Job, force = false, frontierJustPlanned = force): number {
+    const f = job.frontier;
+    if (f === null || (job.state.phase !== 'DEPLOYED' && job.state.phase !== 'PLANNING')) return 0;
+    const base = this.policyPoint(job, f);
+    const active = this.activeStragglers(job);
+    const slowSet = new Set(active.map((s) => s.dpRank));
+    const tPrime = active.length === 0 ? 0 : Math.max(...active.map((s) => this.stragglerTimeS(job, s)));
+    const healthy = tPrime > base.timeS ? f.planFor(Math.max(tPrime, this.policyTarget(job, f))).point : base;
+    const variantPoints = [base.index];
+    if (healthy.index !== base.index) variantPoints.push(healthy.index);
+    const variantOfPipeline = Array.from({ length: job.spec.dpDegree }, (_, dp) => (slowSet.has(dp) || healthy.index === base.index ? 0 : 1));
+    const cur = job.state.deployment;
+    const unchanged =
+      !force &&
+      cur !== null &&
+      cur.phase === 'DEPLOYED' &&
+      cur.variantOfPipeline.every((v, dp) => cur.variants[v]!.pointIndex === variantPoints[variantOfPipeline[dp]!]);
+    if (unchanged) return tPrime > base.timeS ? healthy.timeS : 0;
+    const policyName = job.state.policy.kind;
+    const stragglerNames = [...slowSet].sort((a, b) => a - b).join(',');
+    const variants = variantPoints.map((idx, i) => {
+      const point = f.points[idx]!;
+      const reason = i === 0 ? (policyName === 'intrinsic' ? 'intrinsic' : `policy ${policyName}`) : `straggler dp=${stragglerNames} T'=${tPrime.toFixed(4)}s`;
+      return variantFromPlan(reason, f.plan(idx), point);
+    });
+    const chosen = variants[variantOfPipeline.includes(1) ? 1 : 0]!;
+    job.state.detail = `${chosen.reason}: point ${chosen.pointIndex} of ${f.points.length}`;
+    this.deploy(job, 'DEPLOYED', variants, variantOfPipeline, frontierJustPlanned ? f : undefined);
+    return tPrime > base.timeS ? healthy.timeS : 0;
+  }
+
+  // ---- schedules ----------------------------------------------------------------------------
+
+  /** The schedule message of one rank at the job's current version. */
+  scheduleFor(job: Job, rank: number): optimizerV1.Schedule {
+    const d = job.state.deployment!;
+    const info = job.ranks.get(rank);
+    const base = { job_id: job.jobId, rank, version: String(d.version), phase: PHASE_ENUM[d.phase] };
+    if (info === undefined) return { ...base, instructions: [], expected_iteration_time_s: 0, expected_iteration_energy_j: 0, reason: 'rank not registered' };
+    const vi = d.variantOfPipeline[info.dpRank] ?? 0;
+    const variant = d.variants[vi]!;
+    const key = `${vi}:${info.ppRank}`;
+    let instructions = job.protoCache.get(key);
+    if (instructions === undefined) {
+      instructions = (variant.stages[info.ppRank] ?? []).map((x) => ({ instruction: KIND_ENUM[x.kind], microbatch: x.microbatch, frequency_mhz: x.frequencyMhz }));
+      job.protoCache.set(key, instructions);
+    }
+    return { ...base, instructions, expected_iteration_time_s: variant.expectedTimeS, expected_iteration_energy_j: variant.expectedEnergyJ, reason: variant.reason };
+  }
+
+  /** Current schedule of a rank (the first message of a WatchSchedule stream). */
+  currentSchedule(jobId: string, rank: number): optimizerV1.Schedule {
+    const job = this.job(jobId);
+    if (rank >= job.spec.worldSize) throw ValidationError.field('rank', `must be < world_size ${job.spec.worldSize}, got ${rank}`);
+    return this.scheduleFor(job, rank);
+  }
+
+  // ---- reports ------------------------------------------------------------------------------
+
+  reportIteration(rep: IterationReport): { scheduleVersion: number } {
+    const job = this.job(rep.jobId);
+    const info = job.ranks.get(rep.rank.rank);
+    if (info === undefined) throw new FailedPreconditionError(`rank ${rep.rank.rank} of job ${job.jobId} is not registered`);
+    if (info.dpRank !== rep.rank.dpRank || info.ppRank !== rep.rank.ppRank || info.tpRank !== rep.rank.tpRank) {
+      throw ValidationError.field('rank', `does not match the registration of rank ${info.rank} (dp=${info.dpRank} pp=${info.ppRank} tp=${info.tpRank})`);
+    }
+    const d = job.state.deployment!;
+    if (rep.scheduleVersion !== d.version) return { scheduleVersion: d.version };
+    if (d.phase === 'PROFILING') this.countSweepIteration(job, info, rep);
+    else if (d.phase === 'DEPLOYED') this.observeForStragglers(job, info, rep);
+    return { scheduleVersion: job.state.version };
+  }
+
+  private countSweepIteration(job: Job, info: RankInfo, rep: IterationReport): void {
+    const variant = job.state.deployment!.variants[0]!;
+    const stage = variant.stages[info.ppRank] ?? [];
+    job.idleSamples.push({
+      stage: info.ppRank,
+      timeS: rep.timeS,
+      energyJ: rep.energyJ,
+      forwardMhz: stage.find((x) => x.kind === 'forward')?.frequencyMhz ?? 0,
+      backwardMhz: stage.find((x) => x.kind === 'backward')?.frequencyMhz ?? 0,
+    });
+    if (job.idleSamples.length > MAX_IDLE_SAMPLES) job.idleSamples.shift();
+    const k = job.spec.profiling.iterationsPerFrequency;
+    const n = (job.sweepCounts.get(info.rank) ?? 0) + 1;
+    job.sweepCounts.set(info.rank, n);
+    if (n === k) job.sweepDone += 1;
+    if (job.sweepDone === job.spec.worldSize) {
+      job.sweepDone = -1; // one step per version
+      this.enqueue(job, () => this.stepSweep(job));
+    }
+  }
+
+  private observeForStragglers(job: Job, info: RankInfo, rep: IterationReport): void {
+    const d = job.state.deployment!;
+    const variant = d.variants[d.variantOfPipeline[info.dpRank] ?? 0]!;
+    const detected = new Set(job.state.stragglers.filter((s) => s.source === 'detected').map((s) => s.dpRank));
+    const ev = job.detector.observe(info.dpRank, rep.iteration, rep.timeS, variant.expectedTimeS, detected);
+    if (ev === undefined) return;
+    if (ev.type === 'enter') {
+      if (job.state.stragglers.some((s) => s.dpRank === ev.dpRank)) return;
+      job.state.stragglers.push({ dpRank: ev.dpRank, iterationTimeS: ev.iterationTimeS, expiresAtMs: null, source: 'detected' });
+      this.log.info({ jobId: job.jobId, dpRank: ev.dpRank, iterationTimeS: ev.iterationTimeS }, 'straggler detected');
+    } else {
+      job.state.stragglers = job.state.stragglers.filter((s) => !(s.dpRank === ev.dpRank && s.source === 'detected'));
+      this.log.info({ jobId: job.jobId, dpRank: ev.dpRank }, 'straggler recovered (detected)');
+    }
+    this.opts.store.putState(job.jobId, job.state);
+    this.deployPolicy(job);
+  }
+
+  reportStraggler(rep: StragglerReport): { scheduleVersion: number; targetIterationTimeS: number } {
+    const job = this.job(rep.jobId);
+    if (rep.dpRank >= job.spec.dpDegree) throw ValidationError.field('dp_rank', `must be < dp_degree ${job.spec.dpDegree}, got ${rep.dpRank}`);
+    job.state.stragglers = job.state.stragglers.filter((s) => s.dpRank !== rep.dpRank);
+    const sev = rep.severity;
+    if (sev.kind !== 'recovered') {
+      const s: Straggler = {
+        dpRank: rep.dpRank,
+        iterationTimeS: sev.kind === 'iterationTime' ? sev.timeS : 0,
+        expiresAtMs: rep.expiresAfterS > 0 ? this.now() + rep.expiresAfterS * 1000 : null,
+        source: 'reported',
+      };
+      if (sev.kind === 'slowdown') s.slowdown = sev.factor;
+      job.state.stragglers.push(s);
+    }
+    this.log.info({ jobId: job.jobId, dpRank: rep.dpRank, severity: sev }, 'straggler report');
+    this.opts.store.putState(job.jobId, job.state);
+    this.armExpiry(job);
+    const target = this.deployPolicy(job);
+    return { scheduleVersion: job.state.version, targetIterationTimeS: target };
+  }
+
+  private armExpiry(job: Job): void {
+    clearTimeout(job.expiryTimer);
+    const next = Math.min(...job.state.stragglers.map((s) => s.expiresAtMs ?? Infinity));
+    if (!Number.isFinite(next) || this.closed) return;
+    job.expiryTimer = setTimeout(() => {
+      const now = this.now();
+      job.state.stragglers = job.state.stragglers.filter((s) => s.expiresAtMs === null || s.expiresAtMs > now);
+      this.opts.store.putState(job.jobId, job.state);
+      this.deployPolicy(job);
+      this.armExpiry(job);
+    }, Math.max(0, next - this.now()) + 1);
+    job.expiryTimer.unref();
+  }
+
+  // ---- policies, frontier, status -----------------------------------------------------------
+
+  setPolicy(jobId: string, policy: Policy): { scheduleVersion: number; chosen: FrontierPoint | undefined } {
+    const job = this.job(jobId);
+    job.state.policy = policy;
+    this.opts.store.putState(jobId, job.state);
+    if (job.frontier === null || job.state.phase !== 'DEPLOYED') return { scheduleVersion: job.state.version, chosen: undefined };
+    this.deployPolicy(job);
+    return { scheduleVersion: job.state.version, chosen: this.policyPoint(job, job.frontier) };
+  }
+
+  getFrontier(jobId: string): { frontier: Frontier; chosenIndex: number } {
+    const job = this.job(jobId);
+    if (job.frontier === null) throw new FailedPreconditionError(`job ${jobId} has no frontier yet (phase ${job.state.phase})`);
+    return { frontier: job.frontier, chosenIndex: this.policyPoint(job, job.frontier).index };
+  }
+
+  getJobStatus(jobId: string): optimizerV1.GetJobStatusResponse {
+    const job = this.job(jobId);
+    return {
+      phase: PHASE_ENUM[job.state.phase],
+      schedule_version: String(job.state.version),
+      registered_ranks: job.ranks.size,
+      world_size: job.spec.worldSize,
+      predicted_saving_percent: this.predictedSaving(job),
+      straggler_dp_ranks: this.activeStragglers(job).map((s) => s.dpRank).sort((a, b) => a - b),
+      detail: job.state.detail,
+    };
+  }
+
+  /** Mean over pipelines of the deployed plan's energy saving vs all-max clocks, percent. */
+  private predictedSaving(job: Job): number {
+    const d = job.state.deployment;
+    const f = job.frontier;
+    if (f === null || d === null || d.phase !== 'DEPLOYED') return 0;
+    const savings = d.variantOfPipeline.map((v) => 100 * (1 - d.variants[v]!.expectedEnergyJ / f.allMax.energyJ));
+    return savings.reduce((a, b) => a + b, 0) / Math.max(1, savings.length);
+  }
+
+  /** Stateless planning (PlanOffline). */
+  async planOffline(input: PlanOfflineInput): Promise<optimizerV1.PlanOfflineResponse> {
+    let f: Frontier;
+    try {
+      f = await this.opts.planner.plan({ profile: input.profile, pipeline: input.pipeline, blockingPowerW: input.blockingPowerW, unitTimeS: input.unitTimeS });
+    } catch (err) {
+      if (err instanceof PlannerInputError) throw ValidationError.field(err.field, err.message);
+      throw err;
+    }
+    const plans: optimizerV1.PointPlan[] = [];
+    if (input.includePlans) {
+      const perPlan = 2 * input.pipeline.numStages * input.pipeline.numMicrobatches;
+      if (perPlan * f.points.length > MAX_OFFLINE_PLAN_INSTRUCTIONS) {
+        throw new ResourceExhaustedError(`include_plans would return ${perPlan * f.points.length} instructions (limit ${MAX_OFFLINE_PLAN_INSTRUCTIONS}); use a larger unit_time_s or omit plans`);
+      }
+      for (const p of f.points) plans.push({ index: p.index, stages: f.plan(p.index).map(stagePlanToProto) });
+    }
+    return {
+      points: f.points.map(pointToProto),
+      plans,
+      all_max_time_s: f.allMax.timeS,
+      all_max_energy_j: f.allMax.energyJ,
+      min_energy_time_s: f.minEnergyTimeS,
+      intrinsic_index: f.intrinsic().point.index,
+    };
+  }
+
+  /** Per-job numbers for the metrics endpoint. */
+  metrics(): JobMetrics[] {
+    return [...this.jobs.values()].map((job) => ({
+      jobId: job.jobId,
+      phase: job.state.phase,
+      version: job.state.version,
+      registeredRanks: job.ranks.size,
+      worldSize: job.spec.worldSize,
+      predictedSavingPercent: this.predictedSaving(job),
+      stragglers: this.activeStragglers(job).length,
+      watchers: this.hub.watcherCount(job.jobId),
+      frontierPoints: job.frontier?.points.length ?? 0,
+      lastPlanningSeconds: job.lastPlanningMs / 1000,
+    }));
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    for (const job of this.jobs.values()) {
+      clearTimeout(job.expiryTimer);
+      clearTimeout(job.retryTimer);
+    }
+    this.hub.closeAll();
+    await this.opts.planner.close();
+    await Promise.all([...this.jobs.values()].map((j) => j.chain));
+  }
+}
+
+export function pointToProto(p: FrontierPoint): commonV1.FrontierPoint {
+  return { index: p.index, time_s: p.timeS, energy_j: p.energyJ, model_energy_j: p.modelEnergyJ };
+}
+
+export function stagePlanToProto(sp: StagePlan): commonV1.StagePlan {
+  return {
+    stage: sp.stage,
+    instructions: sp.instructions.map((x) => ({ instruction: KIND_ENUM[x.kind], microbatch: x.microbatch, frequency_mhz: x.frequencyMhz })),
+  };
+}
+
+function variantFromPlan(reason: string, plan: StagePlan[], point: FrontierPoint): PlanVariant {
+  const stages = plan.map((sp) => sp.instructions.map((x) => ({ kind: x.kind, microbatch: x.microbatch, frequencyMhz: x.frequencyMhz })));
+  return { reason, stages, pointIndex: point.index, expectedTimeS: point.timeS, expectedEnergyJ: point.energyJ };
+}

@@ -1,0 +1,113 @@
+import * as path from 'node:path';
+import { Worker } from 'node:worker_threads';
+import { Frontier, PlannerInputError } from '@perseus/planner';
+import type { FrontierJson, PlannerInput } from '@perseus/planner';
+
+/** Messages the planning worker posts back. */
+export type PlanWorkerMessage =
+  | { id: number; type: 'progress'; done: number; estTotal: number }
+  | { id: number; type: 'done'; frontier: FrontierJson }
+  | { id: number; type: 'error'; name: string; message: string; field?: string | undefined };
+
+/** Something that computes frontiers off the caller's event loop. */
+export interface FrontierPlanner {
+  plan(input: PlannerInput, onProgress?: (done: number, estTotal: number) => void): Promise<Frontier>;
+  close(): Promise<void>;
+}
+
+interface Pending {
+  id: number;
+  input: PlannerInput;
+  onProgress: ((done: number, estTotal: number) => void) | undefined;
+  resolve: (f: Frontier) => void;
+  reject: (e: Error) => void;
+}
+
+const ENTRY = path.join(__dirname, 'planner-worker-entry.cjs');
+
+/**
+ * Runs the planner in one worker thread (DESIGN §2: "Runs in a worker thread when called by the
+ * optimizer"), one frontier at a time, so gRPC handlers on the main thread stay responsive while a
+ * large frontier (seconds of CPU) is computed. The worker is started on first use and restarted if
+ * it dies; requests queue FIFO.
+ */
+export class WorkerFrontierPlanner implements FrontierPlanner {
+  private worker: Worker | undefined;
+  private readonly queue: Pending[] = [];
+  private current: Pending | undefined;
+  private nextId = 1;
+  private closed = false;
+
+  plan(input: PlannerInput, onProgress?: (done: number, estTotal: number) => void): Promise<Frontier> {
+    if (this.closed) return Promise.reject(new Error('planner closed'));
+    return new Promise<Frontier>((resolve, reject) => {
+      this.queue.push({ id: this.nextId++, input, onProgress, resolve, reject });
+      this.pump();
+    });
+  }
+
+  private pump(): void {
+    if (this.current !== undefined || this.closed) return;
+    const next = this.queue.shift();
+    if (next === undefined) return;
+    this.current = next;
+    this.ensureWorker().postMessage({ id: next.id, input: next.input });
+  }
+
+  private ensureWorker(): Worker {
+    if (this.worker !== undefined) return this.worker;
+    const w = new Worker(ENTRY);
+    w.on('message', (m: PlanWorkerMessage) => this.onMessage(m));
+    w.on('error', (err) => this.onExit(err));
+    w.on('exit', (code) => {
+      if (this.worker === w) this.onExit(new Error(`planner worker exited with code ${code}`));
+    });
+    // The worker only holds the process open while it has work.
+    w.unref();
+    this.worker = w;
+    return w;
+  }
+
+  private onMessage(m: PlanWorkerMessage): void {
+    const cur = this.current;
+    if (cur === undefined || cur.id !== m.id) return;
+    switch (m.type) {
+      case 'progress':
+        cur.onProgress?.(m.done, m.estTotal);
+        return;
+      case 'done':
+        this.current = undefined;
+        try {
+          cur.resolve(Frontier.fromJSON(m.frontier));
+        } catch (err) {
+          cur.reject(err as Error);
+        }
+        this.pump();
+        return;
+      case 'error':
+        this.current = undefined;
+        cur.reject(m.name === 'PlannerInputError' && m.field !== undefined ? new PlannerInputError(m.field, m.message.slice(m.field.length + 1)) : new Error(m.message));
+        this.pump();
+        return;
+    }
+  }
+
+  private onExit(err: Error): void {
+    this.worker = undefined;
+    const cur = this.current;
+    this.current = undefined;
+    cur?.reject(err);
+    this.pump();
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    const err = new Error('planner closed');
+    for (const p of this.queue.splice(0)) p.reject(err);
+    const w = this.worker;
+    this.worker = undefined;
+    this.current?.reject(err);
+    this.current = undefined;
+    if (w !== undefined) await w.terminate();
+  }
+}

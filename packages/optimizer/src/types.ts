@@ -1,0 +1,87 @@
+import type { InstructionKind, PipelineSpec, ScheduledInstruction } from '@perseus/planner';
+
+/** Lifecycle of a job (mirrors `perseus.optimizer.v1.Phase`). */
+export type JobPhase = 'REGISTERING' | 'PROFILING' | 'PLANNING' | 'DEPLOYED';
+
+/** Online profiling sweep parameters (DESIGN §3 step 3), defaults filled in. */
+export interface ProfilingParams {
+  /** K: iterations run at each clock before stepping down. */
+  iterationsPerFrequency: number;
+  /** Lowest clock to profile, MHz (0 = lowest supported). */
+  floorFrequencyMhz: number;
+  /** Profile every n-th supported clock. */
+  frequencyStride: number;
+}
+
+/** A validated job spec (what `RegisterJob` stores; compared for idempotent re-registration). */
+export interface JobSpec {
+  pipeline: PipelineSpec;
+  dpDegree: number;
+  tpDegree: number;
+  worldSize: number;
+  gpuModel: string;
+  unitTimeS: number;
+  /** 0 = measure it from iteration reports once profiling ends. */
+  blockingPowerW: number;
+  profiling: ProfilingParams;
+}
+
+/** Position of a rank in the 3D-parallel layout. */
+export interface RankIdentity {
+  rank: number;
+  dpRank: number;
+  ppRank: number;
+  tpRank: number;
+}
+
+/** A registered rank. */
+export interface RankInfo extends RankIdentity {
+  node: string;
+  deviceIndex: number;
+  supportedFrequenciesMhz: number[];
+}
+
+/** How non-straggling pipelines pick their frontier point. */
+export type Policy =
+  | { kind: 'intrinsic' }
+  | { kind: 'maxSlowdownPercent'; percent: number }
+  | { kind: 'targetIterationTime'; timeS: number }
+  | { kind: 'minEnergy' };
+
+/** One schedule variant: per-stage instruction lists plus the prediction. */
+export interface PlanVariant {
+  /** Why it was issued ("profiling 1410 MHz", "intrinsic", "straggler dp=1 T'=3.1s"). */
+  reason: string;
+  /** Instructions per stage (index = stage) in schedule order; empty = default clocks. */
+  stages: ScheduledInstruction[][];
+  /** Frontier point behind it, −1 when not a frontier plan. */
+  pointIndex: number;
+  expectedTimeS: number;
+  expectedEnergyJ: number;
+}
+
+/**
+ * What every rank of a job runs at one version. Each pipeline (dp rank) runs one variant; a rank
+ * runs its stage's (pp rank's) list of that variant, whatever its tp rank.
+ */
+export interface Deployment {
+  version: number;
+  phase: JobPhase;
+  variants: PlanVariant[];
+  /** variant index per dp rank. */
+  variantOfPipeline: number[];
+}
+
+/** An active straggler (reported or detected). */
+export interface Straggler {
+  dpRank: number;
+  /** The straggler's iteration time T′, seconds. */
+  iterationTimeS: number;
+  /** Epoch ms after which the report lapses; null = until recovered. */
+  expiresAtMs: number | null;
+  source: 'reported' | 'detected';
+  /** Reported as a slowdown factor: T′ = slowdown × the intrinsic plan's time, resolved at deploy. */
+  slowdown?: number;
+}
+
+export type { InstructionKind, PipelineSpec, ScheduledInstruction };
