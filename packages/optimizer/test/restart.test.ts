@@ -1,0 +1,46 @@
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import type { optimizerV1 } from '@perseus/proto';
+import { Watch, call, gpt3Profile, jobRequest, registerAll, startOptimizer } from './helpers';
+
+const CLOCKS = Array.from({ length: 38 }, (_, i) => 1410 - 15 * i);
+
+test('a restarted optimizer restores jobs, frontier, stragglers, plans and versions from its data dir', async () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'perseus-opt-'));
+  try {
+    const profile = gpt3Profile();
+    const h1 = await startOptimizer({ dataDir: dir, importedProfiles: [{ profile }] });
+    await call(h1.client, 'RegisterJob', jobRequest('r', { m: 4, dp: 2 }));
+    const w = new Watch(h1.client, 'r', 8); // dp 1, stage 0
+    await registerAll(h1.client, 'r', 8, 2, 1, CLOCKS);
+    await w.until((s) => s.phase === 'PHASE_DEPLOYED');
+    await call(h1.client, 'ReportStraggler', { job_id: 'r', dp_rank: 0, slowdown: 1.1 });
+    const before = await w.until((s) => s.reason.startsWith('straggler'));
+    const frontierBefore = await call<optimizerV1.GetFrontierResponse__Output>(h1.client, 'GetFrontier', { job_id: 'r' });
+    const statusBefore = await call<optimizerV1.GetJobStatusResponse__Output>(h1.client, 'GetJobStatus', { job_id: 'r' });
+    w.cancel();
+    await h1.close();
+
+    // Only the store survives: no imported profile is configured on the second start.
+    const h2 = await startOptimizer({ dataDir: dir });
+    try {
+      const w2 = new Watch(h2.client, 'r', 8, Number(before.version));
+      const first = await w2.until(() => true);
+      expect(first).toEqual(before);
+      expect(await call(h2.client, 'GetFrontier', { job_id: 'r' })).toEqual(frontierBefore);
+      expect(await call(h2.client, 'GetJobStatus', { job_id: 'r' })).toEqual(statusBefore);
+      // The restored job keeps working: recovery bumps the version past the restored one.
+      await call(h2.client, 'ReportStraggler', { job_id: 'r', dp_rank: 0, recovered: true });
+      const next = await w2.until((s) => Number(s.version) === Number(before.version) + 1);
+      expect(next.reason).toBe('intrinsic');
+      const again = await call<optimizerV1.RegisterJobResponse__Output>(h2.client, 'RegisterJob', jobRequest('r', { m: 4, dp: 2 }));
+      expect(again).toEqual({ created: false, phase: 'PHASE_DEPLOYED' });
+      w2.cancel();
+    } finally {
+      await h2.close();
+    }
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});

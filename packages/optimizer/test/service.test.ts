@@ -1,0 +1,298 @@
+import { status } from '@grpc/grpc-js';
+import { computeFrontier } from '@perseus/planner';
+import type { Frontier, PlannerInput, StagePlan } from '@perseus/planner';
+import type { optimizerV1 } from '@perseus/proto';
+import { MemoryProfileSource } from '../src';
+import type { Harness } from './helpers';
+import { Watch, call, failure, gpt3Profile, jobRequest, rankOf, registerAll, startOptimizer } from './helpers';
+
+const CLOCKS = Array.from({ length: 38 }, (_, i) => 1410 - 15 * i); // 1410 … 855, the CSV's clocks
+const KIND = { forward: 'INSTRUCTION_KIND_FORWARD', backward: 'INSTRUCTION_KIND_BACKWARD' } as const;
+
+function wire(plan: StagePlan[], stage: number): Array<{ instruction: string; microbatch: number; frequency_mhz: number }> {
+  return plan[stage]!.instructions.map((x) => ({ instruction: KIND[x.kind], microbatch: x.microbatch, frequency_mhz: x.frequencyMhz }));
+}
+
+describe('a job with an imported profile (sweep skipped)', () => {
+  let h: Harness;
+  let frontier: Frontier;
+  const watches: Watch[] = [];
+  const N = 8;
+  const M = 4;
+  const DP = 2;
+
+  beforeAll(async () => {
+    const profile = gpt3Profile();
+    h = await startOptimizer({ importedProfiles: [{ profile }] });
+    const input: PlannerInput = { profile, pipeline: { schedule: '1f1b', numStages: N, numMicrobatches: M }, blockingPowerW: 83.64, unitTimeS: 0.001 };
+    frontier = computeFrontier(input);
+  });
+  afterAll(async () => {
+    for (const w of watches) w.cancel();
+    await h.close();
+  });
+
+  test('registration is idempotent and leads to the intrinsic plan on every rank', async () => {
+    const reg = await call<optimizerV1.RegisterJobResponse__Output>(h.client, 'RegisterJob', jobRequest('imp', { m: M, dp: DP }));
+    expect(reg).toEqual({ created: true, phase: 'PHASE_REGISTERING' });
+    // Watchers may connect before their rank registers: they get the current version at once.
+    const w0 = new Watch(h.client, 'imp', 0);
+    const w9 = new Watch(h.client, 'imp', 9); // dp 1, stage 1
+    watches.push(w0, w9);
+    const first = await w0.until(() => true);
+    expect(first).toMatchObject({ version: '1', phase: 'PHASE_REGISTERING', instructions: [] });
+    await registerAll(h.client, 'imp', N, DP, 1, CLOCKS);
+    const again = await call<optimizerV1.RegisterJobResponse__Output>(h.client, 'RegisterJob', jobRequest('imp', { m: M, dp: DP }));
+    expect(again.created).toBe(false);
+    const rr = await call<optimizerV1.RegisterRankResponse__Output>(h.client, 'RegisterRank', { job_id: 'imp', rank: rankOf(3, N, 1), node: 'node0', device_index: 3, supported_frequencies_mhz: CLOCKS });
+    expect(rr).toEqual({ created: false, registered_ranks: 16 });
+
+    const s0 = await w0.until((s) => s.phase === 'PHASE_DEPLOYED');
+    const s9 = await w9.until((s) => s.phase === 'PHASE_DEPLOYED');
+    const intrinsic = frontier.intrinsic();
+    expect(s0.instructions).toEqual(wire(intrinsic.plan, 0));
+    expect(s9.instructions).toEqual(wire(intrinsic.plan, 1));
+    expect(s0.version).toBe(s9.version);
+    expect(s0.reason).toBe('intrinsic');
+    expect(s0.expected_iteration_time_s).toBeCloseTo(intrinsic.point.timeS, 12);
+    expect(s0.expected_iteration_energy_j).toBeCloseTo(intrinsic.point.energyJ, 9);
+    // The phases were announced in order: REGISTERING → PLANNING → DEPLOYED (sweep skipped).
+    expect([...new Set(w0.got.map((s) => s.phase))]).toEqual(['PHASE_REGISTERING', 'PHASE_PLANNING', 'PHASE_DEPLOYED']);
+
+    const st = await call<optimizerV1.GetJobStatusResponse__Output>(h.client, 'GetJobStatus', { job_id: 'imp' });
+    expect(st).toMatchObject({ phase: 'PHASE_DEPLOYED', schedule_version: s0.version, registered_ranks: 16, world_size: 16, straggler_dp_ranks: [] });
+    expect(st.predicted_saving_percent).toBeCloseTo(100 * (1 - intrinsic.point.energyJ / frontier.allMax.energyJ), 9);
+    expect(st.predicted_saving_percent).toBeGreaterThan(5);
+  });
+
+  test('GetFrontier returns the frontier and the intrinsic choice', async () => {
+    const f = await call<optimizerV1.GetFrontierResponse__Output>(h.client, 'GetFrontier', { job_id: 'imp' });
+    expect(f.points.length).toBe(frontier.points.length);
+    expect(f.points[3]).toEqual({ index: 3, time_s: frontier.points[3]!.timeS, energy_j: frontier.points[3]!.energyJ, model_energy_j: frontier.points[3]!.modelEnergyJ });
+    expect(f.chosen_index).toBe(frontier.intrinsic().point.index);
+    expect(f.all_max_time_s).toBe(frontier.allMax.timeS);
+    expect(f.min_energy_time_s).toBe(frontier.minEnergyTimeS);
+  });
+
+  test('a straggler slows the other pipelines to planFor(T′); recovery restores intrinsic', async () => {
+    const [w0, w9] = watches as [Watch, Watch];
+    const before = Number(w0.last!.version);
+    const tIntr = frontier.intrinsic().point.timeS;
+    const r = await call<optimizerV1.ReportStragglerResponse__Output>(h.client, 'ReportStraggler', { job_id: 'imp', dp_rank: 1, slowdown: 1.1 });
+    const expected = frontier.planFor(1.1 * tIntr);
+    expect(Number(r.schedule_version)).toBe(before + 1);
+    expect(r.target_iteration_time_s).toBe(expected.point.timeS);
+    const s0 = await w0.until((s) => Number(s.version) === before + 1);
+    expect(s0.instructions).toEqual(wire(expected.plan, 0));
+    expect(s0.reason).toBe(`straggler dp=1 T'=${(1.1 * tIntr).toFixed(4)}s`);
+    const s9 = await w9.until((s) => Number(s.version) === before + 1);
+    expect(s9.instructions).toEqual(wire(frontier.intrinsic().plan, 1)); // the straggler keeps running fast
+    const st = await call<optimizerV1.GetJobStatusResponse__Output>(h.client, 'GetJobStatus', { job_id: 'imp' });
+    expect(st.straggler_dp_ranks).toEqual([1]);
+
+    // A slower straggler than T* is capped at T*.
+    await call(h.client, 'ReportStraggler', { job_id: 'imp', dp_rank: 1, iteration_time_s: 100 });
+    const capped = await w0.until((s) => Number(s.version) === before + 2);
+    expect(capped.expected_iteration_time_s).toBe(frontier.points[frontier.points.length - 1]!.timeS);
+
+    const rec = await call<optimizerV1.ReportStragglerResponse__Output>(h.client, 'ReportStraggler', { job_id: 'imp', dp_rank: 1, recovered: true });
+    expect(rec.target_iteration_time_s).toBe(0);
+    const back = await w0.until((s) => Number(s.version) === before + 3);
+    expect(back.instructions).toEqual(wire(frontier.intrinsic().plan, 0));
+    expect(back.reason).toBe('intrinsic');
+  });
+
+  test('a straggler report that expires lapses by itself', async () => {
+    const [w0] = watches as [Watch];
+    const v = Number(w0.last!.version);
+    await call(h.client, 'ReportStraggler', { job_id: 'imp', dp_rank: 0, slowdown: 1.05, expires_after_s: 0.3 });
+    await w0.until((s) => Number(s.version) === v + 1);
+    const back = await w0.until((s) => Number(s.version) === v + 2, 5000);
+    expect(back.reason).toBe('intrinsic');
+  });
+
+  test('SetPolicy moves every pipeline to the policy point', async () => {
+    const [w0] = watches as [Watch];
+    const last = frontier.points.length - 1;
+    const r = await call<optimizerV1.SetPolicyResponse__Output>(h.client, 'SetPolicy', { job_id: 'imp', policy: { min_energy: true } });
+    expect(r.chosen?.index).toBe(last);
+    const s = await w0.until((x) => x.version === r.schedule_version);
+    expect(s.instructions).toEqual(wire(frontier.plan(last), 0));
+    const target = frontier.intrinsic().point.timeS * 1.05;
+    const r2 = await call<optimizerV1.SetPolicyResponse__Output>(h.client, 'SetPolicy', { job_id: 'imp', policy: { max_slowdown_percent: 5 } });
+    expect(r2.chosen?.index).toBe(frontier.planFor(target).point.index);
+    const f = await call<optimizerV1.GetFrontierResponse__Output>(h.client, 'GetFrontier', { job_id: 'imp' });
+    expect(f.chosen_index).toBe(frontier.planFor(target).point.index);
+    const r3 = await call<optimizerV1.SetPolicyResponse__Output>(h.client, 'SetPolicy', { job_id: 'imp', policy: { intrinsic: true } });
+    expect(r3.chosen?.index).toBe(frontier.intrinsic().point.index);
+  });
+
+  test('invalid input names the field and changes nothing; conflicts are FAILED_PRECONDITION', async () => {
+    const st0 = await call<optimizerV1.GetJobStatusResponse__Output>(h.client, 'GetJobStatus', { job_id: 'imp' });
+    const cases: Array<[string, unknown, string[]]> = [
+      ['RegisterRank', { job_id: 'imp', rank: { rank: 0, dp_rank: 5, pp_rank: 9, tp_rank: 0 }, node: 'n', device_index: 0, supported_frequencies_mhz: [1410] }, ['rank.dp_rank', 'rank.pp_rank']],
+      ['ReportStraggler', { job_id: 'imp', dp_rank: 7, slowdown: 1.2 }, ['dp_rank']],
+      ['ReportStraggler', { job_id: 'imp', dp_rank: 0, slowdown: 0.5 }, ['slowdown']],
+      ['SetPolicy', { job_id: 'imp', policy: { target_iteration_time_s: -1 } }, ['policy.target_iteration_time_s']],
+      ['ReportIteration', { job_id: 'imp', rank: rankOf(0, 8, 1), iteration: 1, time_s: -1, energy_j: 1, schedule_version: st0.schedule_version }, ['time_s']],
+      ['ReportIteration', { job_id: 'imp', rank: { rank: 0, dp_rank: 1, pp_rank: 0, tp_rank: 0 }, iteration: 1, time_s: 1, energy_j: 1, schedule_version: st0.schedule_version }, ['rank']],
+    ];
+    for (const [method, req, fields] of cases) {
+      const f = await failure(call(h.client, method as never, req));
+      expect([method, f.code, f.fields]).toEqual([method, status.INVALID_ARGUMENT, fields]);
+    }
+    const conflict = await failure(call(h.client, 'RegisterJob', jobRequest('imp', { m: M + 1, dp: DP })));
+    expect(conflict.code).toBe(status.FAILED_PRECONDITION);
+    const taken = await failure(call(h.client, 'RegisterRank', { job_id: 'imp', rank: { ...rankOf(0, 8, 1), rank: 5 }, node: 'n', device_index: 0, supported_frequencies_mhz: [1410] }));
+    expect(taken.code).toBe(status.FAILED_PRECONDITION);
+    const st1 = await call<optimizerV1.GetJobStatusResponse__Output>(h.client, 'GetJobStatus', { job_id: 'imp' });
+    expect(st1).toEqual(st0);
+  });
+
+  test('unknown job is NOT_FOUND on every job RPC', async () => {
+    const nf: Array<[string, unknown]> = [
+      ['RegisterRank', { job_id: 'nope', rank: rankOf(0, 8, 1), node: 'n', device_index: 0, supported_frequencies_mhz: [1410] }],
+      ['ReportIteration', { job_id: 'nope', rank: rankOf(0, 8, 1), iteration: 1, time_s: 1, energy_j: 1, schedule_version: 1 }],
+      ['ReportStraggler', { job_id: 'nope', dp_rank: 0, recovered: true }],
+      ['GetFrontier', { job_id: 'nope' }],
+      ['SetPolicy', { job_id: 'nope', policy: { intrinsic: true } }],
+      ['GetJobStatus', { job_id: 'nope' }],
+    ];
+    for (const [method, req] of nf) expect([method, (await failure(call(h.client, method as never, req))).code]).toEqual([method, status.NOT_FOUND]);
+    const w = new Watch(h.client, 'nope', 0);
+    await expect(w.until(() => false, 5000)).rejects.toMatchObject({ code: status.NOT_FOUND });
+  });
+
+  test('the metrics text carries phase, version and predicted saving per job', async () => {
+    const st = await call<optimizerV1.GetJobStatusResponse__Output>(h.client, 'GetJobStatus', { job_id: 'imp' });
+    const text = h.module.metricsText();
+    expect(text).toContain('perseus_optimizer_job_phase{job_id="imp",phase="DEPLOYED"} 1');
+    expect(text).toContain('perseus_optimizer_job_phase{job_id="imp",phase="PROFILING"} 0');
+    expect(text).toContain(`perseus_optimizer_schedule_version{job_id="imp"} ${st.schedule_version}`);
+    expect(text).toContain(`perseus_optimizer_predicted_saving_percent{job_id="imp"} ${st.predicted_saving_percent}`);
+    expect(text).toContain('perseus_optimizer_job_watchers{job_id="imp"} 2');
+  });
+});
+
+describe('straggler detection from iteration reports', () => {
+  test('a pipeline 25% slower is detected, the others slow down, and it recovers without flapping', async () => {
+    const profile = gpt3Profile();
+    const h = await startOptimizer({ importedProfiles: [{ profile }], stragglerWindow: 3, stragglerConfirmations: 2 });
+    try {
+      const frontier = computeFrontier({ profile, pipeline: { schedule: '1f1b', numStages: 8, numMicrobatches: 4 }, blockingPowerW: 83.64, unitTimeS: 0.001 });
+      await call(h.client, 'RegisterJob', jobRequest('det', { m: 4, dp: 3 }));
+      const w0 = new Watch(h.client, 'det', 0);
+      await registerAll(h.client, 'det', 8, 3, 1, CLOCKS);
+      const dep = await w0.until((s) => s.phase === 'PHASE_DEPLOYED');
+      const tIntr = frontier.intrinsic().point.timeS;
+      let version = dep.version;
+      let it = 0;
+      const runIterations = async (count: number, slowFactor: number, expectTimes: number[]): Promise<void> => {
+        for (let i = 0; i < count; i++, it++) {
+          for (let r = 0; r < 24; r++) {
+            const dp = Math.floor(r / 8);
+            const t = dp === 2 ? tIntr * slowFactor : expectTimes[dp]!;
+            const res = await call<optimizerV1.ReportIterationResponse__Output>(h.client, 'ReportIteration', { job_id: 'det', rank: rankOf(r, 8, 1), iteration: it, time_s: t, energy_j: 100, schedule_version: version });
+            if (res.schedule_version !== version) return;
+          }
+        }
+      };
+      await runIterations(10, 1.25, [tIntr, tIntr]);
+      const slowed = await w0.until((s) => s.reason.startsWith('straggler dp=2'));
+      const target = frontier.planFor(1.25 * tIntr);
+      expect(slowed.expected_iteration_time_s).toBe(target.point.timeS);
+      expect(slowed.instructions).toEqual(wire(target.plan, 0));
+      version = slowed.version;
+      // Healthy pipelines now take T′ on purpose; the straggler stays slow: nothing changes.
+      await runIterations(10, 1.25, [target.point.timeS, target.point.timeS]);
+      expect(w0.last!.version).toBe(version);
+      // The straggler recovers.
+      await runIterations(10, 1.0, [target.point.timeS, target.point.timeS]);
+      const back = await w0.until((s) => Number(s.version) > Number(version));
+      expect(back.reason).toBe('intrinsic');
+      w0.cancel();
+    } finally {
+      await h.close();
+    }
+  });
+});
+
+describe('online profiling sweep', () => {
+  test('sweeps clocks from the highest, reads energies from the profile source, plans and deploys', async () => {
+    const full = gpt3Profile();
+    const N = 2;
+    const floor = 1245; // 12 clocks: 1410 … 1245
+    const source = new MemoryProfileSource();
+    const h = await startOptimizer({ profileSource: source });
+    try {
+      await call(h.client, 'RegisterJob', jobRequest('sweep', { n: N, m: 2, k: 2, floor }));
+      const w1 = new Watch(h.client, 'sweep', 1);
+      await registerAll(h.client, 'sweep', N, 1, 1, CLOCKS);
+      const swept: number[] = [];
+      let it = 0;
+      for (let guard = 0; guard < 40; guard++) {
+        const s = guard === 0 ? await w1.until((x) => x.phase === 'PHASE_PROFILING') : w1.last!;
+        if (s.phase !== 'PHASE_PROFILING') break;
+        const clock = s.instructions[0]!.frequency_mhz;
+        if (swept[swept.length - 1] !== clock) swept.push(clock);
+        // The "client" measured every instruction at this clock: the profiler aggregates it.
+        source.putCells('sweep', full.stages.slice(0, N).flatMap((st, stage) =>
+          (['forward', 'backward'] as const).map((kind) => {
+            const o = st[kind].find((x) => x.frequencyMhz === clock)!;
+            return { stage, kind, frequencyMhz: clock, count: 2, timeS: o.timeS, energyJ: o.energyJ };
+          }),
+        ));
+        for (let k = 0; k < 2; k++, it++) {
+          for (let r = 0; r < N; r++) await call(h.client, 'ReportIteration', { job_id: 'sweep', rank: rankOf(r, N, 1), iteration: it, time_s: 1, energy_j: 300, schedule_version: s.version });
+        }
+        await w1.until((x) => Number(x.version) > Number(s.version));
+      }
+      expect(swept).toEqual(CLOCKS.filter((c) => c >= floor));
+      const dep = await w1.until((s) => s.phase === 'PHASE_DEPLOYED');
+      const profiled = { stages: full.stages.slice(0, N).map((st) => ({ forward: st.forward.filter((o) => o.frequencyMhz >= floor), backward: st.backward.filter((o) => o.frequencyMhz >= floor) })) };
+      const frontier = computeFrontier({ profile: profiled, pipeline: { schedule: '1f1b', numStages: N, numMicrobatches: 2 }, blockingPowerW: 83.64, unitTimeS: 0.001 });
+      expect(dep.instructions).toEqual(wire(frontier.intrinsic().plan, 1));
+      expect(w1.got.some((s) => s.phase === 'PHASE_PLANNING' && s.instructions.length === 0)).toBe(true);
+      w1.cancel();
+    } finally {
+      await h.close();
+    }
+  });
+});
+
+describe('PlanOffline', () => {
+  let h: Harness;
+  beforeAll(async () => {
+    h = await startOptimizer();
+  });
+  afterAll(() => h.close());
+
+  test('plans from profile rows without a job, identical to the planner', async () => {
+    const profile = gpt3Profile();
+    const rows = profile.stages.flatMap((st, stage) =>
+      (['forward', 'backward'] as const).flatMap((kind) => st[kind].map((o) => ({ stage, instruction: KIND[kind], frequency_mhz: o.frequencyMhz, time_s: o.timeS, energy_j: o.energyJ }))),
+    );
+    const res = await call<optimizerV1.PlanOfflineResponse__Output>(h.client, 'PlanOffline', {
+      profile: rows,
+      pipeline: { schedule: 'SCHEDULE_KIND_1F1B', num_stages: 8, num_microbatches: 4 },
+      blocking_power_w: 83.64,
+      include_plans: true,
+    });
+    const f = computeFrontier({ profile, pipeline: { schedule: '1f1b', numStages: 8, numMicrobatches: 4 }, blockingPowerW: 83.64, unitTimeS: 0.001 });
+    expect(res.points.map((p) => [p.time_s, p.energy_j])).toEqual(f.points.map((p) => [p.timeS, p.energyJ]));
+    expect(res.intrinsic_index).toBe(f.intrinsic().point.index);
+    expect(res.all_max_energy_j).toBe(f.allMax.energyJ);
+    expect(res.plans.length).toBe(f.points.length);
+    expect(res.plans[0]!.stages[5]!.instructions).toEqual(wire(f.plan(0), 5));
+  });
+
+  test('a bad row is INVALID_ARGUMENT naming it', async () => {
+    const r = await failure(call(h.client, 'PlanOffline', {
+      profile: [{ stage: 0, instruction: 'INSTRUCTION_KIND_FORWARD', frequency_mhz: 1410, time_s: 0.1, energy_j: 0 }],
+      pipeline: { schedule: 'SCHEDULE_KIND_1F1B', num_stages: 1, num_microbatches: 1 },
+      blocking_power_w: 80,
+    }));
+    expect(r.code).toBe(status.INVALID_ARGUMENT);
+    expect(r.fields).toEqual(['profile[0].energy_j']);
+  });
+});
