@@ -267,6 +267,167 @@ class Discretizer {
     return { timeS: makespan, energyJ: planEnergy(dag.numStages, this.v.blockingPowerW, makespan, sumE, sumT) };
   }
 
+  /**
+   * Slack reclamation by best marginal saving: from the plan that rounds every relaxed duration
+   * down, repeatedly slow the instruction whose next slower option saves the most effective energy
+   * per second of slack (`perSecond`) or in total, among those whose window still fits it; windows
+   * are recomputed after every step. O(steps × (V+E)), so for the intrinsic plan only. Keeps the
+   * result if it beats `current`.
+   */
+  greedyReclaim(durations: Float64Array, budgetS: number, perSecond: boolean, current: { timeS: number; energyJ: number }): { timeS: number; energyJ: number } {
+    const { dag, tables } = this.v;
+    const n = dag.numNodes;
+    const { choice, times } = this;
+    const saved = Uint16Array.from(choice);
+    for (let i = 0; i < n; i++) {
+      const tb = tables[dag.table[i]!]!;
+      const c = slowestWithin(tb, durations[i]! * (1 + 1e-12));
+      choice[i] = c;
+      times[i] = tb.timeS[c]!;
+    }
+    const r = this.greedyFrom(budgetS, perSecond, current);
+    if (r !== current) return r;
+    choice.set(saved);
+    for (let i = 0; i < n; i++) times[i] = tables[dag.table[i]!]!.timeS[choice[i]!]!;
+    return current;
+  }
+
+  /** The greedy of {@link greedyReclaim} from the plan now in `choice` (returns `current` if not better). */
+  private greedyFrom(
+    budgetS: number,
+    perSecond: boolean,
+    current: { timeS: number; energyJ: number },
+  ): { timeS: number; energyJ: number } {
+    const { dag, tables } = this.v;
+    const n = dag.numNodes;
+    const { choice, times, finish, latestStart } = this;
+    for (let guard = 0; guard < 64 * n; guard++) {
+      this.window(budgetS);
+      let best = -1;
+      let bestOpt = 0;
+      let bestScore = 0;
+      for (let i = 0; i < n; i++) {
+        const tb = tables[dag.table[i]!]!;
+        const c = choice[i]!;
+        if (c + 1 >= tb.timeS.length) continue;
+        const room = latestStart[i]! + times[i]! - (finish[i]! - times[i]!);
+        if (room < tb.timeS[c + 1]!) continue;
+        const nc = c + 1;
+        const gain = tb.effectiveJ[c]! - tb.effectiveJ[nc]!;
+        const score = perSecond ? gain / (tb.timeS[nc]! - tb.timeS[c]!) : gain;
+        if (score > bestScore) {
+          bestScore = score;
+          best = i;
+          bestOpt = nc;
+        }
+      }
+      if (best < 0) break;
+      choice[best] = bestOpt;
+      times[best] = tables[dag.table[best]!]!.timeS[bestOpt]!;
+    }
+    const r = this.evaluate();
+    return r.timeS <= budgetS * (1 + 1e-12) && r.energyJ < current.energyJ ? r : current;
+  }
+
+  /**
+   * Ejection-chain local search at a fixed budget: slow one instruction b by one clock step, then
+   * restore the budget at least cost by speeding up a minimum vertex cut of the paths that now
+   * overrun (each cut instruction speeds up by enough for the worst path through it), reclaim the
+   * slack that leaves, and keep the move if energy dropped. One max-flow per tried move.
+   */
+  eject(budgetS: number, cut: LowerBoundedMinCut, maxRounds = 20, current: { timeS: number; energyJ: number }): { timeS: number; energyJ: number } {
+    const { dag, tables } = this.v;
+    const n = dag.numNodes;
+    const { choice, times, finish } = this;
+    const { predStart, pred, succStart, succ } = dag;
+    const tail = new Float64Array(n);
+    const idx = new Int32Array(n);
+    const need = new Float64Array(n);
+    const saved = new Uint16Array(n);
+    let best = current;
+    const eps = budgetS * 1e-12;
+    for (let round = 0; round < maxRounds; round++) {
+      let improved = false;
+      for (let b = 0; b < n; b++) {
+        const tb = tables[dag.table[b]!]!;
+        const cb = choice[b]!;
+        if (cb + 1 >= tb.timeS.length) continue;
+        saved.set(choice);
+        choice[b] = cb + 1;
+        times[b] = tb.timeS[cb + 1]!;
+        for (let i = 0; i < n; i++) {
+          let st = 0;
+          for (let p = predStart[i]!; p < predStart[i + 1]!; p++) st = Math.max(st, finish[pred[p]!]!);
+          finish[i] = st + times[i]!;
+        }
+        for (let i = n - 1; i >= 0; i--) {
+          let tl = 0;
+          for (let p = succStart[i]!; p < succStart[i + 1]!; p++) tl = Math.max(tl, tail[succ[p]!]!);
+          tail[i] = tl + times[i]!;
+        }
+        let k = 0;
+        for (let i = 0; i < n; i++) {
+          const over = finish[i]! - times[i]! + tail[i]! - budgetS;
+          if (over > eps) {
+            idx[i] = k++;
+            need[i] = over;
+          } else idx[i] = -1;
+        }
+        let ok = true;
+        if (k > 0) {
+          cut.reset(2 + 2 * k);
+          for (let i = 0; i < n; i++) {
+            const ci = idx[i]!;
+            if (ci < 0) continue;
+            const ti = tables[dag.table[i]!]!;
+            let cap = INFINITE_CAPACITY;
+            if (i !== b) {
+              const target = times[i]! - need[i]! - eps;
+              const c = slowestWithin(ti, target);
+              if (ti.timeS[c]! <= target && c < choice[i]!) cap = ti.effectiveJ[c]! - ti.effectiveJ[choice[i]!]!;
+            }
+            const inV = 2 + 2 * ci;
+            cut.addArc(inV, inV + 1, 0, cap);
+            if (predStart[i] === predStart[i + 1]) cut.addArc(0, inV, 0, INFINITE_CAPACITY);
+            if (succStart[i] === succStart[i + 1]) cut.addArc(inV + 1, 1, 0, INFINITE_CAPACITY);
+            for (let p = succStart[i]!; p < succStart[i + 1]!; p++) {
+              const j = succ[p]!;
+              const cj = idx[j]!;
+              if (cj >= 0 && finish[i]! + tail[j]! - budgetS > eps) cut.addArc(inV + 1, 2 + 2 * cj, 0, INFINITE_CAPACITY);
+            }
+          }
+          const res = cut.solve(0, 1);
+          if (res.kind !== 'cut' || res.valueW >= tb.effectiveJ[cb]! - tb.effectiveJ[cb + 1]!) ok = false;
+          else {
+            for (let i = 0; i < n; i++) {
+              const ci = idx[i]!;
+              if (ci < 0 || !res.sourceSide[2 + 2 * ci] || res.sourceSide[3 + 2 * ci]) continue;
+              const ti = tables[dag.table[i]!]!;
+              const c = slowestWithin(ti, times[i]! - need[i]! - eps);
+              choice[i] = c;
+              times[i] = ti.timeS[c]!;
+            }
+          }
+        }
+        let r = best;
+        if (ok) {
+          this.reclaim(budgetS, -1);
+          r = this.evaluate();
+        }
+        if (ok && r.timeS <= budgetS * (1 + 1e-12) && r.energyJ < best.energyJ - 1e-9) {
+          best = r;
+          improved = true;
+        } else {
+          choice.set(saved);
+          for (let i = 0; i < n; i++) times[i] = tables[dag.table[i]!]!.timeS[choice[i]!]!;
+        }
+      }
+      if (!improved) break;
+    }
+    this.evaluate();
+    return best;
+  }
+
   /** Earliest finishes (`finish`) and latest starts (`latestStart`) of the current choice under `budgetS`. */
   private window(budgetS: number): void {
     const { dag } = this.v;
@@ -383,6 +544,16 @@ function sweep(v: ValidInput, opts: FrontierOptions): FrontierJson {
   const latestFinish = new Float64Array(n);
   const delta = new Int8Array(n);
   const compIdx = new Int32Array(n);
+  // Flows of the last cut (warm start of the next): per activity, per DAG edge (CSR slot), and on
+  // the source/sink arcs. Arc ids of the current network, to read them back.
+  const flowNode = new Float64Array(n);
+  const flowEdge = new Float64Array(dag.succ.length);
+  const flowSrc = new Float64Array(n);
+  const flowSnk = new Float64Array(n);
+  const arcNode = new Int32Array(n);
+  const arcEdge = new Int32Array(dag.succ.length);
+  const arcSrc = new Int32Array(n);
+  const arcSnk = new Int32Array(n);
   const cut = new LowerBoundedMinCut();
   const disc = new Discretizer(v, n);
   const candidates = new DeltaPlanStore(n, 256);
@@ -422,7 +593,12 @@ function sweep(v: ValidInput, opts: FrontierOptions): FrontierJson {
   };
   const sample = (dur: Float64Array, budgetS: number): void => {
     let r = disc.run(dur, budgetS);
-    if (budgetS === allMax.timeS) r = disc.polish(budgetS);
+    if (budgetS === allMax.timeS) {
+      r = disc.greedyReclaim(dur, budgetS, true, r);
+      r = disc.greedyReclaim(dur, budgetS, false, r);
+      r = disc.eject(budgetS, cut, 20, r);
+      r = disc.polish(budgetS);
+    }
     candT.push(r.timeS);
     candE.push(r.energyJ);
     candidates.push(disc.choice);
@@ -462,6 +638,10 @@ function sweep(v: ValidInput, opts: FrontierOptions): FrontierJson {
       else compIdx[i] = -1;
     }
     cut.reset(2 + 2 * k);
+    arcNode.fill(-1);
+    arcEdge.fill(-1);
+    arcSrc.fill(-1);
+    arcSnk.fill(-1);
     for (let i = 0; i < n; i++) {
       const ci = compIdx[i]!;
       if (ci < 0) continue;
@@ -477,16 +657,26 @@ function sweep(v: ValidInput, opts: FrontierOptions): FrontierJson {
         lb = ub = h.slope[s]!;
       }
       const inV = 2 + 2 * ci;
-      cut.addArc(inV, inV + 1, lb, ub);
-      if (start[i]! <= eps) cut.addArc(0, inV, 0, INFINITE_CAPACITY);
-      if (finish[i]! >= T - eps) cut.addArc(inV + 1, 1, 0, INFINITE_CAPACITY);
+      arcNode[i] = cut.addArc(inV, inV + 1, lb, ub, flowNode[i]!);
+      if (start[i]! <= eps) arcSrc[i] = cut.addArc(0, inV, 0, INFINITE_CAPACITY, flowSrc[i]!);
+      if (finish[i]! >= T - eps) arcSnk[i] = cut.addArc(inV + 1, 1, 0, INFINITE_CAPACITY, flowSnk[i]!);
       for (let p = dag.succStart[i]!; p < dag.succStart[i + 1]!; p++) {
         const j = dag.succ[p]!;
         const cj = compIdx[j]!;
-        if (cj >= 0 && Math.abs(start[j]! - finish[i]!) <= eps) cut.addArc(inV + 1, 2 + 2 * cj, 0, INFINITE_CAPACITY);
+        if (cj >= 0 && Math.abs(start[j]! - finish[i]!) <= eps) {
+          arcEdge[p] = cut.addArc(inV + 1, 2 + 2 * cj, 0, INFINITE_CAPACITY, flowEdge[p]!);
+        }
       }
     }
     const res = cut.solve(0, 1);
+    if (res.kind === 'cut') {
+      for (let i = 0; i < n; i++) {
+        flowNode[i] = arcNode[i]! >= 0 ? cut.flowOf(arcNode[i]!) : 0;
+        flowSrc[i] = arcSrc[i]! >= 0 ? cut.flowOf(arcSrc[i]!) : 0;
+        flowSnk[i] = arcSnk[i]! >= 0 ? cut.flowOf(arcSnk[i]!) : 0;
+      }
+      for (let p = 0; p < arcEdge.length; p++) flowEdge[p] = arcEdge[p]! >= 0 ? cut.flowOf(arcEdge[p]!) : 0;
+    }
     cuts++;
     if (res.kind === 'unbounded') break;
     if (res.kind === 'infeasible') {

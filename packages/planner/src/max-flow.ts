@@ -84,42 +84,41 @@ export class FlowNetwork {
     let total = 0;
     while (this.bfs(s, t, eps)) {
       iter.set(head.subarray(0, this.numVertices));
-      for (;;) {
-        // Find one augmenting path in the level graph.
-        let depth = 0;
-        stackV[0] = s;
-        let found = false;
-        while (depth >= 0) {
-          const u = stackV[depth]!;
-          if (u === t) {
-            found = true;
-            break;
+      // Depth-first search in the level graph; after an augmentation, retreat only to the tail of
+      // the first saturated arc instead of restarting from s.
+      let depth = 0;
+      stackV[0] = s;
+      while (depth >= 0) {
+        const u = stackV[depth]!;
+        if (u === t) {
+          let push = Infinity;
+          for (let k = 0; k < depth; k++) push = Math.min(push, cap[stackE[k]!]!);
+          if (push >= 1e29) return total + push; // unbounded: no finite cut
+          let retreat = depth;
+          for (let k = 0; k < depth; k++) {
+            const e = stackE[k]!;
+            cap[e]! -= push;
+            cap[e ^ 1]! += push;
+            if (cap[e]! <= eps && k < retreat) retreat = k;
           }
-          let e = iter[u]!;
-          for (; e !== -1; e = next[e]!) {
-            const v = to[e]!;
-            if (cap[e]! > eps && level[v] === level[u]! + 1) break;
-          }
-          iter[u] = e;
-          if (e === -1) {
-            level[u] = -1; // dead end
-            depth--;
-            if (depth >= 0) iter[stackV[depth]!] = next[iter[stackV[depth]!]!]!;
-            continue;
-          }
-          stackE[depth] = e;
-          stackV[++depth] = to[e]!;
+          total += push;
+          depth = retreat;
+          continue;
         }
-        if (!found) break;
-        let push = Infinity;
-        for (let k = 0; k < depth; k++) push = Math.min(push, cap[stackE[k]!]!);
-        for (let k = 0; k < depth; k++) {
-          const e = stackE[k]!;
-          cap[e]! -= push;
-          cap[e ^ 1]! += push;
+        let e = iter[u]!;
+        for (; e !== -1; e = next[e]!) {
+          const v = to[e]!;
+          if (cap[e]! > eps && level[v] === level[u]! + 1) break;
         }
-        total += push;
-        if (push >= 1e29) return total; // unbounded: no finite cut
+        iter[u] = e;
+        if (e === -1) {
+          level[u] = -1; // dead end
+          depth--;
+          if (depth >= 0) iter[stackV[depth]!] = next[iter[stackV[depth]!]!]!;
+          continue;
+        }
+        stackE[depth] = e;
+        stackV[++depth] = to[e]!;
       }
     }
     return total;

@@ -28,6 +28,7 @@ export class LowerBoundedMinCut {
   private arcV: number[] = [];
   private arcLb: number[] = [];
   private arcUb: number[] = [];
+  private arcFlow: number[] = [];
   private numVertices = 0;
 
   /** Starts a new problem with vertices 0..n−1 (s and t among them). */
@@ -37,13 +38,26 @@ export class LowerBoundedMinCut {
     this.arcV.length = 0;
     this.arcLb.length = 0;
     this.arcUb.length = 0;
+    this.arcFlow.length = 0;
   }
 
-  addArc(u: number, v: number, lb: number, ub: number): void {
+  /**
+   * Adds arc u→v with bounds [lb, ub] and returns its id. `flow` is a starting flow (clipped into
+   * the bounds): passing the previous solution's flow warm-starts the solve, which then only routes
+   * the imbalance that the network's changes created.
+   */
+  addArc(u: number, v: number, lb: number, ub: number, flow = lb): number {
     this.arcU.push(u);
     this.arcV.push(v);
     this.arcLb.push(lb);
     this.arcUb.push(ub);
+    this.arcFlow.push(Math.min(Math.max(flow, lb), ub));
+    return this.arcU.length - 1;
+  }
+
+  /** Flow on arc `a` in the last solution (after a `cut` result). */
+  flowOf(a: number): number {
+    return this.arcLb[a]! + this.net.cap[2 * a + 1]!;
   }
 
   solve(s: number, t: number): CutResult {
@@ -63,12 +77,14 @@ export class LowerBoundedMinCut {
     for (let a = 0; a < this.arcU.length; a++) {
       const lb = this.arcLb[a]!;
       const ub = this.arcUb[a]!;
-      net.addArc(this.arcU[a]!, this.arcV[a]!, ub >= INFINITE_CAPACITY ? INFINITE_CAPACITY : Math.max(0, ub - lb));
-      if (lb > 0) {
-        excess[this.arcV[a]!]! += lb;
-        excess[this.arcU[a]!]! -= lb;
-        scale = Math.max(scale, lb);
+      const f = this.arcFlow[a]!;
+      const e = net.addArc(this.arcU[a]!, this.arcV[a]!, ub >= INFINITE_CAPACITY ? INFINITE_CAPACITY : Math.max(0, ub - f));
+      net.cap[e ^ 1] = f - lb;
+      if (f > 0) {
+        excess[this.arcV[a]!]! += f;
+        excess[this.arcU[a]!]! -= f;
       }
+      if (lb > scale) scale = lb;
     }
     const eps = Math.max(1e-12, scale * 1e-10);
     const back = net.addArc(t, s, INFINITE_CAPACITY);
