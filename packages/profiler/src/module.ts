@@ -1,0 +1,77 @@
+/** The profiler as a {@link ServiceModule} that `perseus serve` hosts (alone or all-in-one). */
+import type { Logger, ServiceModule } from '@perseus/service-kit';
+import type { ProfilerConfig } from './config';
+import { resolveProfilerConfig } from './config';
+import type { ProfilerServiceOptions } from './grpc-service';
+import { profilerService } from './grpc-service';
+import type { MetricsServer } from './metrics';
+import { startMetricsServer } from './metrics';
+import { Profiler } from './profiler';
+import { SqliteProfileStore } from './sqlite-store';
+import type { ProfileStore } from './store';
+
+export interface ProfilerModuleOptions {
+  logger: Logger;
+  /** Explicit settings (CLI flags); the rest come from PERSEUS_PROFILER_* env, then defaults. */
+  config?: Partial<ProfilerConfig>;
+  /** A store to use instead of the SQLite store under `config.dataDir`. */
+  store?: ProfileStore;
+  /** Environment to read (default process.env). */
+  env?: NodeJS.ProcessEnv;
+  /** Per-stream backpressure window (batches awaiting commit). Default 8. */
+  streamWindow?: ProfilerServiceOptions['streamWindow'];
+}
+
+export interface ProfilerModule extends ServiceModule {
+  readonly profiler: Profiler;
+  readonly config: ProfilerConfig;
+  /** The metrics endpoint's address once listening, when enabled. */
+  metricsAddress(): string | undefined;
+}
+
+/**
+ * Opens the store, builds the service and (when configured) the metrics endpoint. `close()` drains:
+ * queued batches are committed and acknowledged, then the store is closed.
+ *
+ * @example
+ * ```ts
+ * const mod = await createProfilerModule({ logger, config: { dataDir: ':memory:' } });
+ * const server = new PerseusServer({ address: '127.0.0.1:0', logger });
+ * for (const s of mod.services) server.addService(s);
+ * server.onShutdown(() => mod.close());
+ * ```
+ */
+export async function createProfilerModule(options: ProfilerModuleOptions): Promise<ProfilerModule> {
+  const config = resolveProfilerConfig(options.config, options.env);
+  const logger = options.logger;
+  const store = options.store ?? new SqliteProfileStore({ dataDir: config.dataDir, synchronous: config.synchronous });
+  const profiler = new Profiler({
+    store,
+    logger,
+    aggregation: { warmupFraction: config.warmupFraction, outlierK: config.outlierK },
+    defaultCoverageMinCount: config.coverageMinCount,
+    aggregateIntervalMs: config.aggregateIntervalMs,
+    rawRetentionS: config.rawRetentionS,
+  });
+  let metrics: MetricsServer | undefined;
+  if (config.metricsListen !== '') {
+    try {
+      metrics = await startMetricsServer(config.metricsListen, profiler, logger);
+    } catch (err) {
+      await profiler.close();
+      throw err;
+    }
+  }
+  logger.info({ dataDir: config.dataDir, synchronous: config.synchronous }, 'profiler store open');
+  return {
+    name: 'profiler',
+    services: [profilerService(profiler, logger, { maxBatchMeasurements: config.maxBatchMeasurements, streamWindow: options.streamWindow })],
+    profiler,
+    config,
+    metricsAddress: () => metrics?.address,
+    close: async () => {
+      await profiler.close();
+      await metrics?.close();
+    },
+  };
+}

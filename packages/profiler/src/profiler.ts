@@ -1,0 +1,402 @@
+/**
+ * The profiler's behaviour as a plain class over a {@link ProfileStore}: ingestion with group
+ * commit, job registration, queries, CSV import/export, retention. The gRPC adapter
+ * (grpc-service.ts) only validates, calls these methods and maps errors.
+ */
+import { FailedPreconditionError, NotFoundError, UnavailableError, ValidationError } from '@perseus/service-kit';
+import type { Logger } from '@perseus/service-kit';
+import type { AggregationOptions } from './aggregate';
+import { aggregateCell, median } from './aggregate';
+import type { ProfileCsvRow } from './profile-csv';
+import { formatProfileCsv } from './profile-csv';
+import type { CellAggregator, ProfileStore, StoreStats } from './store';
+import type { BatchResult, Instruction, JobSpec, MeasurementBatch, ProfileCell, ProfileFormatName } from './types';
+import { INSTRUCTIONS } from './types';
+import type { ExportProfileQuery, GetCoverageQuery, GetProfileQuery, ImportProfileCommand, ReportIterations } from './validate';
+import { checkBatchAgainstJob, checkImportAgainstJob, checkIterationsAgainstJob } from './validate';
+
+export interface ProfilerOptions {
+  store: ProfileStore;
+  logger: Logger;
+  /** Warm-up fraction and outlier k (see aggregate.ts). */
+  aggregation?: AggregationOptions;
+  /** Samples a cell needs to count as covered when GetCoverage asks for 0. Default 10. */
+  defaultCoverageMinCount?: number;
+  /** Most measurements committed in one group transaction. Default 20,000. */
+  maxGroupMeasurements?: number;
+  /** Background aggregation of dirty cells every this many ms (0 = only on read). Default 2000. */
+  aggregateIntervalMs?: number;
+  /** Prune raw rows of jobs idle for this long, seconds (0 = keep raw rows). Default 0. */
+  rawRetentionS?: number;
+  /** Clock, for tests. */
+  now?: () => number;
+}
+
+export interface CoverageEntry {
+  stage: number;
+  instruction: Instruction;
+  coveredFrequenciesMhz: number[];
+  missingFrequenciesMhz: number[];
+}
+
+export interface Coverage {
+  entries: CoverageEntry[];
+  complete: boolean;
+}
+
+/** Counters the metrics endpoint exposes. */
+export interface IngestCounters {
+  batchesStored: number;
+  batchesDuplicate: number;
+  batchesRejected: number;
+  measurementsStored: number;
+  groupCommits: number;
+  /** Batches queued for the next group commit. */
+  queuedBatches: number;
+  queuedMeasurements: number;
+  /** Time from a batch entering the queue to its durable commit, seconds: count, sum, buckets. */
+  commitLatency: { count: number; sumS: number; buckets: Array<[number, number]> };
+}
+
+interface Pending {
+  batch: MeasurementBatch;
+  enqueuedMs: number;
+  resolve(r: BatchResult): void;
+  reject(err: unknown): void;
+}
+
+const LATENCY_BUCKETS_S = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5];
+
+/** Two specs describe the same job. */
+function sameSpec(a: JobSpec, b: JobSpec): boolean {
+  return (
+    a.schedule === b.schedule &&
+    a.numStages === b.numStages &&
+    a.numMicrobatches === b.numMicrobatches &&
+    a.dpDegree === b.dpDegree &&
+    a.tpDegree === b.tpDegree &&
+    a.supportedFrequenciesMhz.join(',') === b.supportedFrequenciesMhz.join(',')
+  );
+}
+
+export class Profiler {
+  private readonly store: ProfileStore;
+  private readonly logger: Logger;
+  private readonly aggregate: CellAggregator;
+  private readonly defaultCoverageMinCount: number;
+  private readonly maxGroupMeasurements: number;
+  private readonly now: () => number;
+  private queue: Pending[] = [];
+  private queuedMeasurements = 0;
+  private flushing: Promise<void> | undefined;
+  private closing = false;
+  private readonly timers: NodeJS.Timeout[] = [];
+  private readonly latencyCounts = LATENCY_BUCKETS_S.map(() => 0);
+  private readonly counters = { batchesStored: 0, batchesDuplicate: 0, batchesRejected: 0, measurementsStored: 0, groupCommits: 0, latencyCount: 0, latencySumS: 0 };
+  private maintenance: Promise<unknown> = Promise.resolve();
+
+  constructor(options: ProfilerOptions) {
+    this.store = options.store;
+    this.logger = options.logger;
+    const agg = options.aggregation ?? {};
+    this.aggregate = (rows, key, job) => aggregateCell(rows, key, job.tpDegree, agg);
+    this.defaultCoverageMinCount = options.defaultCoverageMinCount ?? 10;
+    this.maxGroupMeasurements = options.maxGroupMeasurements ?? 20_000;
+    this.now = options.now ?? Date.now;
+    const every = options.aggregateIntervalMs ?? 2000;
+    if (every > 0) this.every(every, () => this.refreshAllDirty());
+    const retentionS = options.rawRetentionS ?? 0;
+    if (retentionS > 0) this.every(Math.min(60_000, retentionS * 1000), () => this.pruneIdleJobs(retentionS));
+  }
+
+  private every(ms: number, fn: () => Promise<unknown>): void {
+    const t = setInterval(() => {
+      this.maintenance = this.maintenance.then(fn).catch((err: unknown) => this.logger.error({ err }, 'profiler maintenance failed'));
+    }, ms);
+    t.unref();
+    this.timers.push(t);
+  }
+
+  private async requireJob(jobId: string): Promise<JobSpec> {
+    const job = await this.store.getJob(jobId);
+    if (!job) throw new NotFoundError(`job ${jobId} is not registered with the profiler`);
+    return job;
+  }
+
+  /** RegisterJob: idempotent for an identical spec; a job created by ImportProfile takes the registered spec. */
+  async registerJob(spec: JobSpec): Promise<{ created: boolean }> {
+    const existing = await this.store.getJob(spec.jobId);
+    if (!existing) {
+      await this.store.putJob(spec);
+      this.logger.info({ jobId: spec.jobId }, 'job registered');
+      return { created: true };
+    }
+    if (sameSpec(existing, spec)) return { created: false };
+    if (existing.origin === 'import' && spec.numStages >= existing.numStages && spec.dpDegree >= existing.dpDegree && spec.tpDegree >= existing.tpDegree) {
+      await this.store.putJob(spec);
+      return { created: false };
+    }
+    throw new FailedPreconditionError(
+      `job ${spec.jobId} is already registered with a different spec (stages ${existing.numStages}, microbatches ${existing.numMicrobatches}, dp ${existing.dpDegree}, tp ${existing.tpDegree}, ${existing.supportedFrequenciesMhz.length} clocks)`,
+    );
+  }
+
+  /**
+   * Stores one validated batch; resolves once it is durably committed. Unknown job → NOT_FOUND,
+   * a measurement outside the job's shape → INVALID_ARGUMENT; in both cases nothing is stored.
+   */
+  async submitBatch(batch: MeasurementBatch): Promise<BatchResult> {
+    if (this.closing) throw new UnavailableError('profiler is shutting down');
+    try {
+      const job = await this.requireJob(batch.jobId);
+      checkBatchAgainstJob(batch, job);
+    } catch (err) {
+      this.counters.batchesRejected++;
+      throw err;
+    }
+    return new Promise<BatchResult>((resolve, reject) => {
+      this.queue.push({ batch, enqueuedMs: this.now(), resolve, reject });
+      this.queuedMeasurements += batch.measurements.length;
+      this.flushing ??= new Promise<void>((done) => setImmediate(() => void this.flushQueue().finally(done)));
+    });
+  }
+
+  /** Records a rejected batch that never reached {@link submitBatch} (failed structural validation). */
+  countRejected(): void {
+    this.counters.batchesRejected++;
+  }
+
+  private async flushQueue(): Promise<void> {
+    try {
+      while (this.queue.length > 0) {
+        let n = 0;
+        let take = 0;
+        while (take < this.queue.length && (take === 0 || n + this.queue[take]!.batch.measurements.length <= this.maxGroupMeasurements)) {
+          n += this.queue[take]!.batch.measurements.length;
+          take++;
+        }
+        const group = this.queue.splice(0, take);
+        this.queuedMeasurements -= n;
+        try {
+          const outcomes = await this.store.commitBatches(group.map((p) => p.batch));
+          this.counters.groupCommits++;
+          const doneMs = this.now();
+          outcomes.forEach((o, i) => {
+            const p = group[i]!;
+            if ('error' in o) {
+              this.counters.batchesRejected++;
+              p.reject(o.error);
+              return;
+            }
+            if (o.duplicate) this.counters.batchesDuplicate++;
+            else this.counters.batchesStored++;
+            this.counters.measurementsStored += o.storedCount;
+            this.observeLatency((doneMs - p.enqueuedMs) / 1000);
+            p.resolve(o);
+          });
+        } catch (err) {
+          this.logger.error({ err, batches: group.length }, 'group commit failed');
+          this.counters.batchesRejected += group.length;
+          for (const p of group) p.reject(err);
+        }
+      }
+    } finally {
+      this.flushing = undefined;
+    }
+  }
+
+  private observeLatency(s: number): void {
+    this.counters.latencyCount++;
+    this.counters.latencySumS += s;
+    LATENCY_BUCKETS_S.forEach((b, i) => {
+      if (s <= b) this.latencyCounts[i]!++;
+    });
+  }
+
+  async reportIterations(cmd: ReportIterations): Promise<number> {
+    const job = await this.requireJob(cmd.jobId);
+    checkIterationsAgainstJob(cmd, job);
+    return this.store.storeIterations(cmd.jobId, cmd.iterations);
+  }
+
+  /** Cells of the job: pooled across pipelines, or one pipeline's (TP-combined). */
+  async getProfile(q: GetProfileQuery): Promise<ProfileCell[]> {
+    const job = await this.requireJob(q.jobId);
+    if (q.dpRank !== undefined && q.dpRank >= job.dpDegree) {
+      throw ValidationError.field('dp_rank', `must be < dp_degree ${job.dpDegree}, got ${q.dpRank}`);
+    }
+    await this.store.refreshCells(q.jobId, this.aggregate);
+    const cells = await this.store.getCells(q.jobId, q.dpRank === undefined ? { scope: 'pooled' } : { scope: 'pipeline', dpRank: q.dpRank });
+    return cells.filter((c) => c.imported || c.count >= q.minCount);
+  }
+
+  /** Per-rank cells (not TP-combined), for the rank-level CSV. */
+  async getRankCells(jobId: string): Promise<ProfileCell[]> {
+    await this.requireJob(jobId);
+    await this.store.refreshCells(jobId, this.aggregate);
+    return this.store.getCells(jobId, { scope: 'rank' });
+  }
+
+  async getCoverage(q: GetCoverageQuery): Promise<Coverage> {
+    const job = await this.requireJob(q.jobId);
+    const minCount = q.minCount === 0 ? this.defaultCoverageMinCount : q.minCount;
+    await this.store.refreshCells(q.jobId, this.aggregate);
+    const cells = await this.store.getCells(q.jobId, { scope: 'pooled' });
+    const entries: CoverageEntry[] = [];
+    for (let stage = 0; stage < job.numStages; stage++) {
+      for (const instruction of INSTRUCTIONS) {
+        const mine = cells.filter((c) => c.stage === stage && c.instruction === instruction);
+        const covered = new Set(mine.filter((c) => c.imported || c.count >= minCount).map((c) => c.frequencyMhz));
+        const universe = new Set([...job.supportedFrequenciesMhz, ...mine.map((c) => c.frequencyMhz)]);
+        const desc = (xs: Iterable<number>): number[] => [...xs].sort((a, b) => b - a);
+        entries.push({
+          stage,
+          instruction,
+          coveredFrequenciesMhz: desc(covered),
+          missingFrequenciesMhz: desc([...universe].filter((f) => !covered.has(f))),
+        });
+      }
+    }
+    return { entries, complete: entries.every((e) => e.coveredFrequenciesMhz.length > 0) };
+  }
+
+  /**
+   * Imports a Zeus/Perseus CSV as the job's profile (creating the job from the CSV's shape when
+   * unknown). Stage-level energies are per GPU and become per-stage (× tp_degree) cells.
+   */
+  async importProfile(cmd: ImportProfileCommand): Promise<number> {
+    const existing = await this.store.getJob(cmd.jobId);
+    let job: JobSpec;
+    if (existing) {
+      checkImportAgainstJob(cmd, existing);
+      job = existing;
+    } else {
+      const max = (f: (r: ProfileCsvRow) => number): number => cmd.rows.reduce((m, r) => Math.max(m, f(r)), 0) + 1;
+      job = {
+        jobId: cmd.jobId,
+        schedule: 'unspecified',
+        numStages: max((r) => r.stage),
+        numMicrobatches: 0,
+        dpDegree: cmd.format === 'rank' ? max((r) => r.dpRank) : 1,
+        tpDegree: cmd.format === 'rank' ? max((r) => r.tpRank) : 1,
+        supportedFrequenciesMhz: [],
+        origin: 'import',
+      };
+    }
+    await this.store.importCells(job, importedCells(cmd.rows, cmd.format, job.tpDegree));
+    this.logger.info({ jobId: cmd.jobId, rows: cmd.rows.length, format: cmd.format }, 'profile imported');
+    return cmd.rows.length;
+  }
+
+  async exportProfile(q: ExportProfileQuery): Promise<string> {
+    const job = await this.requireJob(q.jobId);
+    const keep = (c: ProfileCell): boolean => c.count > 0 && (c.imported || c.count >= q.minCount);
+    if (q.format === 'stage') {
+      const cells = (await this.getProfile({ jobId: q.jobId, minCount: 0 })).filter(keep);
+      return formatProfileCsv(
+        cells.map((c) => ({ rank: -1, dpRank: -1, ppRank: -1, tpRank: -1, stage: c.stage, instruction: c.instruction, frequencyMhz: c.frequencyMhz, timeS: c.timeRobustS, energyJ: c.energyRobustJ / job.tpDegree })),
+        'stage',
+      );
+    }
+    const cells = (await this.getRankCells(q.jobId)).filter(keep);
+    return formatProfileCsv(
+      cells.map((c) => ({ rank: c.rank, dpRank: c.dpRank, ppRank: c.stage, tpRank: c.tpRank, stage: c.stage, instruction: c.instruction, frequencyMhz: c.frequencyMhz, timeS: c.timeRobustS, energyJ: c.energyRobustJ })),
+      'rank',
+    );
+  }
+
+  /** Retention: keeps the job's aggregates and deletes its raw rows. Returns rows deleted. */
+  async pruneRawMeasurements(jobId: string): Promise<number> {
+    await this.requireJob(jobId);
+    const n = await this.store.pruneRawMeasurements(jobId, this.aggregate);
+    this.logger.info({ jobId, rows: n }, 'raw measurements pruned');
+    return n;
+  }
+
+  private async pruneIdleJobs(retentionS: number): Promise<void> {
+    for (const jobId of await this.store.jobsIdleSince(this.now() - retentionS * 1000)) await this.pruneRawMeasurements(jobId);
+  }
+
+  /** Aggregates every dirty cell now (the background timer does this periodically). */
+  async refreshAllDirty(): Promise<number> {
+    let n = 0;
+    for (const jobId of await this.store.dirtyJobs()) n += await this.store.refreshCells(jobId, this.aggregate);
+    return n;
+  }
+
+  ingestCounters(): IngestCounters {
+    const c = this.counters;
+    return {
+      batchesStored: c.batchesStored,
+      batchesDuplicate: c.batchesDuplicate,
+      batchesRejected: c.batchesRejected,
+      measurementsStored: c.measurementsStored,
+      groupCommits: c.groupCommits,
+      queuedBatches: this.queue.length,
+      queuedMeasurements: this.queuedMeasurements,
+      commitLatency: { count: c.latencyCount, sumS: c.latencySumS, buckets: LATENCY_BUCKETS_S.map((b, i) => [b, this.latencyCounts[i]!]) },
+    };
+  }
+
+  storeStats(): Promise<StoreStats> {
+    return this.store.stats();
+  }
+
+  /**
+   * Graceful drain: refuses new batches, commits (and acknowledges) every queued one, stops the
+   * timers, closes the store.
+   */
+  async close(): Promise<void> {
+    if (this.closing) return;
+    this.closing = true;
+    for (const t of this.timers) clearInterval(t);
+    while (this.flushing) await this.flushing;
+    await this.maintenance;
+    await this.store.close();
+  }
+}
+
+function importedCells(rows: readonly ProfileCsvRow[], format: ProfileFormatName, tpDegree: number): ProfileCell[] {
+  const one = (c: Omit<ProfileCell, 'count' | 'rawCount' | 'timeMeanS' | 'timeStddevS' | 'energyMeanJ' | 'energyStddevJ' | 'imported'>): ProfileCell => ({
+    ...c,
+    count: 1,
+    rawCount: 1,
+    timeMeanS: c.timeRobustS,
+    timeStddevS: 0,
+    energyMeanJ: c.energyRobustJ,
+    energyStddevJ: 0,
+    imported: true,
+  });
+  const key = { scope: 'pooled' as const, dpRank: -1, rank: -1, tpRank: -1 };
+  if (format === 'stage') {
+    return rows.map((r) => one({ ...key, stage: r.stage, instruction: r.instruction, frequencyMhz: r.frequencyMhz, timeRobustS: r.timeS, energyRobustJ: r.energyJ * tpDegree }));
+  }
+  const out: ProfileCell[] = rows.map((r) =>
+    one({ scope: 'rank', dpRank: r.dpRank, rank: r.rank, tpRank: r.tpRank, stage: r.stage, instruction: r.instruction, frequencyMhz: r.frequencyMhz, timeRobustS: r.timeS, energyRobustJ: r.energyJ }),
+  );
+  // Pipeline cells: TP-combine the rank rows (time max, energy sum) where every TP rank is present;
+  // pooled cells: median over the pipelines.
+  const pipelines = new Map<string, { dp: number; stage: number; instruction: Instruction; f: number; time: number; energy: number; tps: Set<number> }>();
+  for (const r of rows) {
+    const k = `${r.dpRank}/${r.stage}/${r.instruction}/${r.frequencyMhz}`;
+    let g = pipelines.get(k);
+    if (!g) pipelines.set(k, (g = { dp: r.dpRank, stage: r.stage, instruction: r.instruction, f: r.frequencyMhz, time: 0, energy: 0, tps: new Set() }));
+    g.tps.add(r.tpRank);
+    g.time = Math.max(g.time, r.timeS);
+    g.energy += r.energyJ;
+  }
+  const pooled = new Map<string, { stage: number; instruction: Instruction; f: number; times: number[]; energies: number[] }>();
+  for (const g of pipelines.values()) {
+    if (g.tps.size < tpDegree) continue;
+    out.push(one({ scope: 'pipeline', dpRank: g.dp, rank: -1, tpRank: -1, stage: g.stage, instruction: g.instruction, frequencyMhz: g.f, timeRobustS: g.time, energyRobustJ: g.energy }));
+    const k = `${g.stage}/${g.instruction}/${g.f}`;
+    let p = pooled.get(k);
+    if (!p) pooled.set(k, (p = { stage: g.stage, instruction: g.instruction, f: g.f, times: [], energies: [] }));
+    p.times.push(g.time);
+    p.energies.push(g.energy);
+  }
+  for (const p of pooled.values()) {
+    out.push(one({ ...key, stage: p.stage, instruction: p.instruction, frequencyMhz: p.f, timeRobustS: median(p.times), energyRobustJ: median(p.energies) }));
+  }
+  return out;
+}
