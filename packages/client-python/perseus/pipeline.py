@@ -1,0 +1,390 @@
+"""``PipelineFrequencyOptimizer``: the four hooks a pipeline-parallel trainer calls.
+
+Moving from Zeus is a one-line change: the constructor takes the same leading arguments and the
+hooks have the same names. Every network call happens on a background thread; a hook costs a GPU
+sync (if configured), a clock read and one queue append.
+
+Example (one rank of a 2-stage pipeline)::
+
+    import perseus
+
+    opt = perseus.PipelineFrequencyOptimizer(
+        rank=rank, dp_rank=0, pp_rank=rank, tp_rank=0, device_id=0,
+        dp_degree=1, pp_degree=2, tp_degree=1, world_size=2,
+        server_url="127.0.0.1:50051", job_id="my-job", num_microbatches=4, sync="torch",
+    )
+    for batch in loader:
+        with opt.step():
+            for kind, mb in my_1f1b_order:
+                with opt.instruction(kind):
+                    run(kind, mb)
+    opt.close()
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import queue
+import socket
+import threading
+import time
+from types import TracebackType
+from typing import Any, Callable, Iterator, Mapping, Optional, Sequence
+
+from perseus._io import (
+    EV_BEGIN,
+    EV_END,
+    EV_FLUSH,
+    EV_STEP_BEGIN,
+    EV_STEP_END,
+    EV_STOP,
+    ClientConfig,
+    ClientStatus,
+    IoCore,
+    ReceivedMeasurement,
+    ReportedIteration,
+)
+from perseus._warn import RateLimitedWarner
+from perseus.common.v1 import common_pb2
+from perseus.optimizer.v1 import optimizer_pb2
+from perseus.schedule import DEFAULT_SCHEDULE, Kind, RankSchedule, parse_kind
+from perseus.sync import SyncSpec, make_sync
+
+__all__ = ["PipelineFrequencyOptimizer"]
+
+_SCHEDULE_KINDS = {
+    "1f1b": common_pb2.SCHEDULE_KIND_1F1B,
+    "gpipe": common_pb2.SCHEDULE_KIND_GPIPE,
+}
+
+
+def _env(name: str) -> Optional[str]:
+    value = os.environ.get(name)
+    return value if value else None
+
+
+class PipelineFrequencyOptimizer:
+    """Applies the optimizer's per-instruction GPU clocks to one pipeline rank.
+
+    Args:
+        rank: Global rank in ``[0, world_size)``. Rank 0 registers the job.
+        dp_rank: Data-parallel index (which pipeline).
+        pp_rank: Pipeline stage.
+        tp_rank: Tensor-parallel index.
+        device_id: Local GPU index of this rank (the agent's device index).
+        dp_degree: Number of pipelines.
+        pp_degree: Number of stages ``N``.
+        tp_degree: Tensor-parallel degree.
+        world_size: Must equal ``dp_degree * pp_degree * tp_degree``.
+        server_url: The optimizer (``host:port``, ``unix:/path``; a ``grpc://`` or ``http://``
+            prefix is accepted for Zeus compatibility).
+        job_metadata: Zeus compatibility: used as the job id when ``job_id`` is not given.
+        agent_url: The node's GPU agent (default ``PERSEUS_AGENT_URL``, else ``server_url`` —
+            right for the all-in-one ``perseus serve``).
+        profiler_url: The profiler (default ``PERSEUS_PROFILER_URL``, else ``server_url``).
+        job_id: Job id shared by all ranks (default ``PERSEUS_JOB_ID``, ``job_metadata``,
+            ``TORCHELASTIC_RUN_ID``, then ``"perseus-job"``).
+        num_microbatches: Microbatches per iteration ``M`` (default ``PERSEUS_NUM_MICROBATCHES``).
+        schedule: Pipeline schedule, ``"1f1b"`` or ``"gpipe"``.
+        sync: GPU sync before each timestamp: ``"auto"``, ``"torch"``, ``"cupy"``, ``"jax"``,
+            ``"none"``/``None``, or a callable. See :mod:`perseus.sync`.
+        gpu_model: GPU model name sent with the job (e.g. ``"A100-SXM4"``).
+        node: Host name of this rank (default: ``socket.gethostname()``).
+        supported_frequencies_mhz: SM clocks of the device; by default the agent's list.
+        blocking_power_w: Power of a GPU blocked on a neighbour, W (0 = let the optimizer measure).
+        unit_time_s: Planner time unit τ, s (0 = optimizer default).
+        profiling: Online profiling options: ``iterations_per_frequency``,
+            ``floor_frequency_mhz``, ``frequency_stride``.
+        lease_ttl_s: Agent lease TTL without traffic, s (0 = agent default).
+        clock_ns: Monotonic clock for timestamps, ns. Only emulators replace it (e.g. a scaled
+            clock when instructions sleep a fraction of their simulated time).
+        retry_max_s: Longest pause between reconnect attempts, s.
+        batch_interval_s: How often measurements are sent to the profiler, s.
+        warn_interval_s: At most one warning per service per this many seconds.
+        keep_measurements: How many received measurements :meth:`measurements` keeps.
+        logger: Logger for warnings (default ``logging.getLogger("perseus")``).
+        start: Start the background thread at once (otherwise on :meth:`start`).
+
+    Failure behaviour: no Perseus failure stops or slows training. While the agent is unreachable
+    the device runs at its default clocks; while the optimizer is unreachable the last schedule
+    stays in force; measurements for an unreachable profiler are buffered (bounded) and re-sent.
+    One warning per outage and service (rate-limited); every link reconnects by itself.
+    """
+
+    def __init__(
+        self,
+        rank: int,
+        dp_rank: int,
+        pp_rank: int,
+        tp_rank: int,
+        device_id: int,
+        dp_degree: int,
+        pp_degree: int,
+        tp_degree: int,
+        world_size: int,
+        server_url: str,
+        job_metadata: Optional[str] = None,
+        *,
+        agent_url: Optional[str] = None,
+        profiler_url: Optional[str] = None,
+        job_id: Optional[str] = None,
+        num_microbatches: Optional[int] = None,
+        schedule: str = "1f1b",
+        sync: SyncSpec = "auto",
+        gpu_model: str = "",
+        node: Optional[str] = None,
+        supported_frequencies_mhz: Optional[Sequence[int]] = None,
+        blocking_power_w: float = 0.0,
+        unit_time_s: float = 0.0,
+        profiling: Optional[Mapping[str, int]] = None,
+        lease_ttl_s: float = 0.0,
+        clock_ns: Callable[[], int] = time.monotonic_ns,
+        retry_max_s: float = 5.0,
+        batch_interval_s: float = 0.5,
+        warn_interval_s: float = 60.0,
+        keep_measurements: int = 100_000,
+        logger: Optional[logging.Logger] = None,
+        start: bool = True,
+    ) -> None:
+        for name, value, upper in (
+            ("dp_rank", dp_rank, dp_degree),
+            ("pp_rank", pp_rank, pp_degree),
+            ("tp_rank", tp_rank, tp_degree),
+            ("rank", rank, world_size),
+        ):
+            if not 0 <= value < upper:
+                raise ValueError(f"{name} must be in [0, {upper}), got {value}")
+        if world_size != dp_degree * pp_degree * tp_degree:
+            raise ValueError(f"world_size must equal dp_degree * pp_degree * tp_degree = {dp_degree * pp_degree * tp_degree}, got {world_size}")
+        if num_microbatches is None:
+            env_m = _env("PERSEUS_NUM_MICROBATCHES")
+            if env_m is None:
+                raise ValueError("num_microbatches is required (or set PERSEUS_NUM_MICROBATCHES)")
+            num_microbatches = int(env_m)
+        if num_microbatches < 1:
+            raise ValueError(f"num_microbatches must be >= 1, got {num_microbatches}")
+        if schedule not in _SCHEDULE_KINDS:
+            raise ValueError(f"schedule must be one of {sorted(_SCHEDULE_KINDS)}, got {schedule!r}")
+        resolved_job = job_id or _env("PERSEUS_JOB_ID") or job_metadata or _env("TORCHELASTIC_RUN_ID") or "perseus-job"
+        self.rank = rank
+        self.dp_rank = dp_rank
+        self.pp_rank = pp_rank
+        self.tp_rank = tp_rank
+        self.device_id = device_id
+        self.job_id = resolved_job
+        self.num_microbatches = num_microbatches
+        self._logger = logger or logging.getLogger("perseus")
+        self._sync = make_sync(sync, device_id)
+        self._clock = clock_ns
+        prof = dict(profiling or {})
+        cfg = ClientConfig(
+            job_id=resolved_job,
+            rank=common_pb2.RankIdentity(rank=rank, dp_rank=dp_rank, pp_rank=pp_rank, tp_rank=tp_rank),
+            device_index=device_id,
+            dp_degree=dp_degree,
+            pp_degree=pp_degree,
+            tp_degree=tp_degree,
+            world_size=world_size,
+            num_microbatches=num_microbatches,
+            schedule_kind=_SCHEDULE_KINDS[schedule],
+            optimizer_url=server_url,
+            agent_url=agent_url or _env("PERSEUS_AGENT_URL") or server_url,
+            profiler_url=profiler_url or _env("PERSEUS_PROFILER_URL") or server_url,
+            node=node or socket.gethostname(),
+            gpu_model=gpu_model,
+            supported_frequencies_mhz=sorted({int(f) for f in (supported_frequencies_mhz or [])}, reverse=True),
+            blocking_power_w=blocking_power_w,
+            unit_time_s=unit_time_s,
+            profiling=optimizer_pb2.ProfilingOptions(
+                iterations_per_frequency=int(prof.get("iterations_per_frequency", 0)),
+                floor_frequency_mhz=int(prof.get("floor_frequency_mhz", 0)),
+                frequency_stride=int(prof.get("frequency_stride", 0)),
+            ),
+            lease_ttl_s=lease_ttl_s,
+            retry_max_s=retry_max_s,
+            batch_interval_s=batch_interval_s,
+            batch_max=2000,
+            iteration_report_timeout_s=2.0,
+            keep_measurements=keep_measurements,
+            logger=self._logger,
+            warner=RateLimitedWarner(self._logger, warn_interval_s),
+        )
+        self._events: "queue.SimpleQueue[tuple[Any, ...]]" = queue.SimpleQueue()
+        self._put = self._events.put
+        self._io = IoCore(cfg, self._events, self._on_schedule)
+        # Written by the I/O thread (one reference assignment, atomic under the GIL); read by the
+        # hooks once per step so an iteration never mixes two schedule versions.
+        self._latest: RankSchedule = DEFAULT_SCHEDULE
+        self._current: RankSchedule = DEFAULT_SCHEDULE
+        self._clocks: Mapping[tuple[Kind, int], int] = DEFAULT_SCHEDULE.clocks
+        self._iteration = 0
+        self._in_step = False
+        self._seq = 0
+        self._open_seq = 0
+        self._open_kind: Optional[Kind] = None
+        self._fwd = 0
+        self._bwd = 0
+        self._kinds: dict[str, Kind] = {}
+        self._threads: list[threading.Thread] = []
+        self._closed = False
+        if start:
+            self.start()
+
+    # ---- lifecycle -----------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Starts the background I/O (idempotent)."""
+        if self._threads:
+            return
+        loop = threading.Thread(target=self._io.run_loop, name=f"perseus-io-r{self.rank}", daemon=True)
+        pump = threading.Thread(target=self._io.run_pump, name=f"perseus-pump-r{self.rank}", daemon=True)
+        self._threads = [loop, pump]
+        loop.start()
+        pump.start()
+
+    def close(self, timeout_s: float = 5.0) -> None:
+        """Flushes what can be sent within ``timeout_s`` and stops the background thread.
+
+        Closing the agent session makes the agent reset the device to its default clocks.
+        """
+        if self._closed:
+            return
+        self._closed = True
+        if not self._threads:
+            return
+        self._io.request_stop(grace_s=max(0.0, timeout_s * 0.6))
+        self._put((EV_STOP,))
+        self._io.wait_stopped(timeout_s)
+        for t in self._threads:
+            t.join(timeout=max(0.1, timeout_s * 0.2))
+
+    def __enter__(self) -> "PipelineFrequencyOptimizer":
+        return self
+
+    def __exit__(self, exc_type: Optional[type[BaseException]], exc: Optional[BaseException], tb: Optional[TracebackType]) -> None:
+        self.close()
+
+    def flush(self, timeout_s: float = 5.0) -> bool:
+        """Waits until every event so far has been measured by the agent and acknowledged by the
+        profiler and optimizer, or ``timeout_s`` passed. Returns whether everything was delivered.
+        Not for the training loop (it blocks); for tests, shutdown and emulators."""
+        if not self._threads or self._closed:
+            return False
+        done = threading.Event()
+        result: list[bool] = []
+        self._put((EV_FLUSH, done, time.monotonic() + timeout_s, result))
+        done.wait(timeout_s + 1.0)
+        return bool(result and result[0])
+
+    # ---- hooks (training thread; microseconds, never block on the network) -----------------------
+
+    def on_step_begin(self) -> None:
+        """Marks the start of an iteration; the newest schedule takes effect from here."""
+        if self._in_step:
+            self.on_step_end()
+        self._sync()
+        t = self._clock()
+        self._iteration += 1
+        self._in_step = True
+        self._fwd = 0
+        self._bwd = 0
+        sched = self._latest
+        self._current = sched
+        self._clocks = sched.clocks
+        self._put((EV_STEP_BEGIN, self._iteration, t))
+
+    def on_step_end(self) -> None:
+        """Marks the end of an iteration (after the optimizer step)."""
+        if not self._in_step:
+            return
+        if self._open_kind is not None:
+            self.on_instruction_end(self._open_kind)
+        self._sync()
+        t = self._clock()
+        self._in_step = False
+        self._put((EV_STEP_END, self._iteration, t, self._current.version))
+
+    def on_instruction_begin(self, name: str) -> int:
+        """Marks the start of a forward or backward computation of the next microbatch.
+
+        ``name`` starts with ``"forward"`` or ``"backward"``. Returns the SM clock (MHz) requested
+        for it from the agent (0 = default clocks).
+        """
+        kind = self._kinds.get(name)
+        if kind is None:
+            kind = self._kinds[name] = parse_kind(name)
+        if not self._in_step:
+            self.on_step_begin()
+        if self._open_kind is not None:
+            self.on_instruction_end(self._open_kind)
+        if kind == "forward":
+            mb = self._fwd
+            self._fwd = mb + 1
+        else:
+            mb = self._bwd
+            self._bwd = mb + 1
+        freq = self._clocks.get((kind, mb), 0)
+        self._sync()
+        t = self._clock()
+        seq = self._seq + 1
+        self._seq = seq
+        self._open_seq = seq
+        self._open_kind = kind
+        self._put((EV_BEGIN, seq, self._iteration, kind, mb, freq, t))
+        return freq
+
+    def on_instruction_end(self, name: str) -> None:
+        """Marks the end of the computation begun by the matching :meth:`on_instruction_begin`."""
+        if self._open_kind is None:
+            raise RuntimeError(f"on_instruction_end({name!r}) without a matching on_instruction_begin")
+        self._sync()
+        t = self._clock()
+        self._open_kind = None
+        self._put((EV_END, self._open_seq, t))
+
+    @contextlib.contextmanager
+    def step(self) -> Iterator[None]:
+        """``with opt.step():`` wraps one iteration."""
+        self.on_step_begin()
+        try:
+            yield
+        finally:
+            self.on_step_end()
+
+    @contextlib.contextmanager
+    def instruction(self, name: str) -> Iterator[int]:
+        """``with opt.instruction("forward") as mhz:`` wraps one forward/backward computation."""
+        freq = self.on_instruction_begin(name)
+        try:
+            yield freq
+        finally:
+            self.on_instruction_end(name)
+
+    # ---- introspection -------------------------------------------------------------------------
+
+    def _on_schedule(self, sched: RankSchedule) -> None:
+        self._latest = sched
+
+    @property
+    def schedule(self) -> RankSchedule:
+        """The newest schedule received (takes effect at the next :meth:`on_step_begin`)."""
+        return self._latest
+
+    @property
+    def iteration(self) -> int:
+        """Iterations begun so far."""
+        return self._iteration
+
+    def status(self) -> ClientStatus:
+        """Links, schedule version and counters."""
+        return self._io.status()
+
+    def measurements(self) -> list[ReceivedMeasurement]:
+        """Measurements the agent returned, oldest first (the last ``keep_measurements``)."""
+        return self._io.snapshot_received()
+
+    def iterations(self) -> list[ReportedIteration]:
+        """Iterations this rank reported (time from its clock, energy summed from measurements)."""
+        return self._io.snapshot_reported()
