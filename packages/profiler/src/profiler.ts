@@ -94,6 +94,8 @@ export class Profiler {
   private readonly latencyCounts = LATENCY_BUCKETS_S.map(() => 0);
   private readonly counters = { batchesStored: 0, batchesDuplicate: 0, batchesRejected: 0, measurementsStored: 0, groupCommits: 0, latencyCount: 0, latencySumS: 0 };
   private maintenance: Promise<unknown> = Promise.resolve();
+  /** Batches accepted and not yet answered; close() waits for them. */
+  private readonly submissions = new Set<Promise<BatchResult>>();
 
   constructor(options: ProfilerOptions) {
     this.store = options.store;
@@ -145,8 +147,16 @@ export class Profiler {
    * Stores one validated batch; resolves once it is durably committed. Unknown job → NOT_FOUND,
    * a measurement outside the job's shape → INVALID_ARGUMENT; in both cases nothing is stored.
    */
-  async submitBatch(batch: MeasurementBatch): Promise<BatchResult> {
-    if (this.closing) throw new UnavailableError('profiler is shutting down');
+  submitBatch(batch: MeasurementBatch): Promise<BatchResult> {
+    if (this.closing) return Promise.reject(new UnavailableError('profiler is shutting down'));
+    const p = this.enqueue(batch);
+    this.submissions.add(p);
+    const forget = (): void => void this.submissions.delete(p);
+    p.then(forget, forget);
+    return p;
+  }
+
+  private async enqueue(batch: MeasurementBatch): Promise<BatchResult> {
     try {
       const job = await this.requireJob(batch.jobId);
       checkBatchAgainstJob(batch, job);
@@ -350,6 +360,7 @@ export class Profiler {
     if (this.closing) return;
     this.closing = true;
     for (const t of this.timers) clearInterval(t);
+    await Promise.allSettled([...this.submissions]);
     while (this.flushing) await this.flushing;
     await this.maintenance;
     await this.store.close();

@@ -136,9 +136,11 @@ function prepareStatements(db: Database.Database) {
     touchJob: db.prepare('UPDATE jobs SET last_ingest_ms = ? WHERE id = ?'),
     batchSeen: db.prepare('SELECT 1 FROM batches WHERE job = ? AND batch_id = ?').pluck(),
     insertBatch: db.prepare('INSERT INTO batches (job, batch_id, stored_count, committed_ms) VALUES (?, ?, ?, ?)'),
-    insertMeasurement: db.prepare('INSERT OR IGNORE INTO measurements VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)'),
+    insertMeasurement: // ON CONFLICT (not OR IGNORE): only a re-sent measurement is skipped; any other constraint
+    // failure aborts the batch.
+    db.prepare('INSERT INTO measurements VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING'),
     markDirty: db.prepare('INSERT OR IGNORE INTO dirty (job, stage, instr, freq, since_ms) VALUES (?, ?, ?, ?, ?)'),
-    insertIteration: db.prepare('INSERT OR IGNORE INTO iterations VALUES (?, ?, ?, ?, ?, ?, ?, ?)'),
+    insertIteration: db.prepare('INSERT INTO iterations VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING'),
     dirtyOfJob: db.prepare('SELECT stage, instr, freq FROM dirty WHERE job = ?'),
     clearDirty: db.prepare('DELETE FROM dirty WHERE job = ? AND stage = ? AND instr = ? AND freq = ?'),
     rawOfCell: db

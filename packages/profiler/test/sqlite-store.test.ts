@@ -1,0 +1,142 @@
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { createLogger } from '@perseus/service-kit';
+import { Profiler } from '../src/profiler';
+import { SqliteProfileStore } from '../src/sqlite-store';
+import type { JobSpec } from '../src/types';
+import { syntheticMeasurements, toBatches } from './helpers';
+
+const logger = createLogger('test', 'silent');
+const job: JobSpec = { jobId: 'j1', schedule: '1f1b', numStages: 2, numMicrobatches: 4, dpDegree: 2, tpDegree: 2, supportedFrequenciesMhz: [], origin: 'register' };
+const ms = syntheticMeasurements({ dp: 2, stages: 2, tp: 2, iterations: 10, microbatches: 4, frequencyMhz: 1410 });
+
+describe('SqliteProfileStore', () => {
+  let dir: string;
+  beforeEach(() => {
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'perseus-profiler-'));
+  });
+  afterEach(() => fs.rmSync(dir, { recursive: true, force: true }));
+
+  it('uses WAL and the configured synchronous mode', async () => {
+    const full = new SqliteProfileStore({ dataDir: dir });
+    expect(fs.existsSync(path.join(dir, 'profiler.db'))).toBe(true);
+    await full.close();
+    const normal = new SqliteProfileStore({ dataDir: path.join(dir, 'n'), synchronous: 'normal' });
+    await normal.close();
+  });
+
+  it('stores batches, recognises a retried batch id and a re-sent measurement', async () => {
+    const store = new SqliteProfileStore({ dataDir: ':memory:' });
+    await store.putJob(job);
+    const [b0, b1] = toBatches('j1', ms, 100);
+    expect(await store.commitBatches([b0!, b1!, b0!])).toEqual([
+      { batchId: 'b-0', storedCount: 100, duplicate: false },
+      { batchId: 'b-1', storedCount: 100, duplicate: false },
+      { batchId: 'b-0', storedCount: 0, duplicate: true },
+    ]);
+    // The same measurements under a new batch id are not stored twice either.
+    expect(await store.commitBatches([{ ...b1!, batchId: 'other' }])).toEqual([{ batchId: 'other', storedCount: 0, duplicate: false }]);
+    expect((await store.stats()).rawRows).toBe(200);
+    await store.close();
+  });
+
+  it('a failing batch stores nothing and does not affect the others in its group', async () => {
+    const store = new SqliteProfileStore({ dataDir: ':memory:' });
+    await store.putJob(job);
+    const [b0, b1] = toBatches('j1', ms, 50);
+    // NaN binds as NULL and violates NOT NULL on its 3rd row: the first two rows must roll back.
+    const bad = { ...b1!, measurements: b1!.measurements.map((m, i) => (i === 2 ? { ...m, timeS: NaN } : m)) };
+    const out = await store.commitBatches([bad, b0!, { jobId: 'nope', batchId: 'x', measurements: b0!.measurements }]);
+    expect('error' in out[0]!).toBe(true);
+    expect(out[1]).toEqual({ batchId: 'b-0', storedCount: 50, duplicate: false });
+    expect('error' in out[2]! && out[2].error.message).toBe('job nope not found');
+    expect((await store.stats()).rawRows).toBe(50);
+    // The failed batch id was not recorded: a corrected retry is stored.
+    expect(await store.commitBatches([b1!])).toEqual([{ batchId: 'b-1', storedCount: 50, duplicate: false }]);
+    await store.close();
+  });
+
+  it('everything committed is there after reopening', async () => {
+    const store = new SqliteProfileStore({ dataDir: dir });
+    await store.putJob(job);
+    await store.commitBatches(toBatches('j1', ms, 64));
+    await store.close();
+    const again = new SqliteProfileStore({ dataDir: dir });
+    expect(await again.getJob('j1')).toEqual(job);
+    expect((await again.stats()).rawRows).toBe(ms.length);
+    expect(await again.commitBatches(toBatches('j1', ms, 64).slice(0, 1))).toEqual([{ batchId: 'b-0', storedCount: 0, duplicate: true }]);
+    await again.close();
+  });
+});
+
+describe('Profiler over the SQLite store', () => {
+  it('aggregates on read, prunes raw rows keeping aggregates, merges later data', async () => {
+    const store = new SqliteProfileStore({ dataDir: ':memory:' });
+    const profiler = new Profiler({ store, logger, aggregateIntervalMs: 0 });
+    await profiler.registerJob(job);
+    const results = await Promise.all(toBatches('j1', ms, 100).map((b) => profiler.submitBatch(b)));
+    expect(results.reduce((n, r) => n + r.storedCount, 0)).toBe(ms.length);
+    const cells = await profiler.getProfile({ jobId: 'j1', minCount: 0 });
+    // Pooled stage cells: 2 pipelines × 9 kept iterations × 4 microbatches; TP-combined energy 2 × 20 J.
+    expect(cells.map((c) => [c.stage, c.count, c.rawCount, c.energyRobustJ])).toEqual([
+      [0, 72, 80, 40],
+      [1, 72, 80, 40],
+    ]);
+    expect(cells[1]!.timeRobustS).toBeCloseTo(0.055, 12);
+    const pipe1 = await profiler.getProfile({ jobId: 'j1', minCount: 0, dpRank: 1 });
+    expect(pipe1.map((c) => c.count)).toEqual([36, 36]);
+    expect((await profiler.getProfile({ jobId: 'j1', minCount: 73 }))).toEqual([]);
+
+    expect(await profiler.pruneRawMeasurements('j1')).toBe(ms.length);
+    expect((await store.stats()).rawRows).toBe(0);
+    expect(await profiler.getProfile({ jobId: 'j1', minCount: 0 })).toEqual(cells);
+
+    // 10 more iterations after pruning: their own warm-up is dropped, counts add up.
+    const more = syntheticMeasurements({ dp: 2, stages: 2, tp: 2, iterations: 10, microbatches: 4, frequencyMhz: 1410, firstIteration: 10 });
+    await Promise.all(toBatches('j1', more, 100, 'c').map((b) => profiler.submitBatch(b)));
+    const after = await profiler.getProfile({ jobId: 'j1', minCount: 0 });
+    expect(after.map((c) => [c.count, c.rawCount])).toEqual([
+      [144, 160],
+      [144, 160],
+    ]);
+    expect(after[0]!.timeMeanS).toBeCloseTo(0.05, 12);
+    await profiler.close();
+  });
+
+  it('coverage lists covered and missing clocks per stage and instruction', async () => {
+    const store = new SqliteProfileStore({ dataDir: ':memory:' });
+    const profiler = new Profiler({ store, logger, aggregateIntervalMs: 0 });
+    await profiler.registerJob({ ...job, supportedFrequenciesMhz: [1395, 1410] });
+    await Promise.all(toBatches('j1', ms, 500).map((b) => profiler.submitBatch(b)));
+    const cov = await profiler.getCoverage({ jobId: 'j1', minCount: 0 });
+    expect(cov.complete).toBe(false);
+    expect(cov.entries).toEqual([
+      { stage: 0, instruction: 'forward', coveredFrequenciesMhz: [1410], missingFrequenciesMhz: [1395] },
+      { stage: 0, instruction: 'backward', coveredFrequenciesMhz: [], missingFrequenciesMhz: [1410, 1395] },
+      { stage: 1, instruction: 'forward', coveredFrequenciesMhz: [1410], missingFrequenciesMhz: [1395] },
+      { stage: 1, instruction: 'backward', coveredFrequenciesMhz: [], missingFrequenciesMhz: [1410, 1395] },
+    ]);
+    const strict = await profiler.getCoverage({ jobId: 'j1', minCount: 100 });
+    expect(strict.entries[0]!.coveredFrequenciesMhz).toEqual([]);
+    await profiler.close();
+  });
+
+  it('drains on close: queued batches are committed before the store closes', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'perseus-profiler-'));
+    try {
+      const profiler = new Profiler({ store: new SqliteProfileStore({ dataDir: dir }), logger, aggregateIntervalMs: 0 });
+      await profiler.registerJob(job);
+      const pending = toBatches('j1', ms, 10).map((b) => profiler.submitBatch(b));
+      await profiler.close();
+      const acked = (await Promise.all(pending)).reduce((n, r) => n + r.storedCount, 0);
+      expect(acked).toBe(ms.length);
+      await expect(profiler.submitBatch(toBatches('j1', ms, 10)[0]!)).rejects.toThrow('shutting down');
+      const reopened = new SqliteProfileStore({ dataDir: dir });
+      expect((await reopened.stats()).rawRows).toBe(ms.length);
+      await reopened.close();
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
