@@ -67,17 +67,30 @@ export function profilerService(profiler: Profiler, logger: Logger, options: Pro
       let ended = false;
       let finished = false;
       let tail: Promise<void> = Promise.resolve();
+      let draining = false;
       const finish = (): void => {
         if (finished) return;
         finished = true;
+        unsubscribe();
         resolve();
       };
       const maybeEnd = (): void => {
-        if (ended && inflight === 0 && !finished) {
+        if (finished || inflight > 0) return;
+        if (draining) {
+          // Every received batch has its ack; tell the client to come back later.
+          call.emit('error', { code: status.UNAVAILABLE, details: 'profiler is shutting down' });
+          finish();
+        } else if (ended) {
           call.end();
           finish();
         }
       };
+      // Graceful drain: stop reading, let the queued batches commit and their acks go out, then end.
+      const unsubscribe = profiler.onClosing(() => {
+        draining = true;
+        call.pause();
+        void tail.then(maybeEnd);
+      });
       call.on('data', (msg: profilerV1.MeasurementBatch__Output) => {
         inflight++;
         if (inflight >= window) call.pause();
@@ -98,7 +111,7 @@ export function profilerService(profiler: Profiler, logger: Logger, options: Pro
           .then((a) => {
             if (!finished && !call.cancelled) call.write(a);
             inflight--;
-            if (inflight < window && call.isPaused()) call.resume();
+            if (inflight < window && call.isPaused() && !draining) call.resume();
             maybeEnd();
           });
       });

@@ -94,6 +94,7 @@ export class Profiler {
   private readonly latencyCounts = LATENCY_BUCKETS_S.map(() => 0);
   private readonly counters = { batchesStored: 0, batchesDuplicate: 0, batchesRejected: 0, measurementsStored: 0, groupCommits: 0, latencyCount: 0, latencySumS: 0 };
   private maintenance: Promise<unknown> = Promise.resolve();
+  private readonly closingListeners = new Set<() => void>();
   /** Batches accepted and not yet answered; close() waits for them. */
   private readonly submissions = new Set<Promise<BatchResult>>();
 
@@ -106,7 +107,18 @@ export class Profiler {
     this.maxGroupMeasurements = options.maxGroupMeasurements ?? 20_000;
     this.now = options.now ?? Date.now;
     const every = options.aggregateIntervalMs ?? 2000;
-    if (every > 0) this.every(every, () => this.refreshAllDirty());
+    if (every > 0) {
+      // Duty-cycle cap: a refresh that took d ms is not followed by another for 9·d ms, so
+      // background aggregation takes at most ~10% of the event loop away from ingestion.
+      let notBefore = 0;
+      this.every(every, async () => {
+        if (this.now() < notBefore) return;
+        const t0 = this.now();
+        await this.refreshAllDirty();
+        const t1 = this.now();
+        notBefore = t1 + 9 * (t1 - t0);
+      });
+    }
     const retentionS = options.rawRetentionS ?? 0;
     if (retentionS > 0) this.every(Math.min(60_000, retentionS * 1000), () => this.pruneIdleJobs(retentionS));
   }
@@ -169,6 +181,12 @@ export class Profiler {
       this.queuedMeasurements += batch.measurements.length;
       this.flushing ??= new Promise<void>((done) => setImmediate(() => void this.flushQueue().finally(done)));
     });
+  }
+
+  /** Calls `listener` when a drain starts (streams stop reading and end once their acks are out). Returns an unsubscribe function. */
+  onClosing(listener: () => void): () => void {
+    this.closingListeners.add(listener);
+    return () => void this.closingListeners.delete(listener);
   }
 
   /** Records a rejected batch that never reached {@link submitBatch} (failed structural validation). */
@@ -359,6 +377,7 @@ export class Profiler {
   async close(): Promise<void> {
     if (this.closing) return;
     this.closing = true;
+    for (const l of this.closingListeners) l();
     for (const t of this.timers) clearInterval(t);
     await Promise.allSettled([...this.submissions]);
     while (this.flushing) await this.flushing;
