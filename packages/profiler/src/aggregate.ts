@@ -77,18 +77,56 @@ export function discardWarmup(samples: readonly Sample[], fraction = DEFAULT_WAR
   return samples.filter((s) => s.iteration >= firstKept);
 }
 
-/** Median of a numeric array (0 for an empty one). Does not modify its input. */
-export function median(values: readonly number[]): number {
+/** Median of a numeric array (0 for an empty one). Does not modify its input. O(n) (quickselect). */
+export function median(values: ArrayLike<number>): number {
   const n = values.length;
   if (n === 0) return 0;
-  const sorted = Float64Array.from(values).sort();
+  const a = Float64Array.from(values);
   const mid = n >> 1;
-  return n % 2 === 1 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
+  const upper = select(a, mid);
+  if (n % 2 === 1) return upper;
+  // After selecting `mid`, everything left of it is ≤ it: the lower middle is their maximum.
+  let lower = -Infinity;
+  for (let i = 0; i < mid; i++) if (a[i]! > lower) lower = a[i]!;
+  return (lower + upper) / 2;
+}
+
+/** The k-th smallest element of `a` (0-based), partially reordering `a` (Hoare's quickselect). */
+function select(a: Float64Array, k: number): number {
+  let lo = 0;
+  let hi = a.length - 1;
+  while (hi > lo) {
+    // Median-of-three pivot keeps sorted and constant inputs linear.
+    const m = (lo + hi) >> 1;
+    const x = a[lo]!;
+    const y = a[m]!;
+    const z = a[hi]!;
+    const pivot = x < y ? (y < z ? y : x < z ? z : x) : x < z ? x : y < z ? z : y;
+    let i = lo;
+    let j = hi;
+    while (i <= j) {
+      while (a[i]! < pivot) i++;
+      while (a[j]! > pivot) j--;
+      if (i <= j) {
+        const t = a[i]!;
+        a[i] = a[j]!;
+        a[j] = t;
+        i++;
+        j--;
+      }
+    }
+    if (k <= j) hi = j;
+    else if (k >= i) lo = i;
+    else return a[k]!;
+  }
+  return a[k]!;
 }
 
 /** Median absolute deviation from `center`. */
 export function medianAbsoluteDeviation(values: readonly number[], center = median(values)): number {
-  return median(values.map((v) => Math.abs(v - center)));
+  const dev = new Float64Array(values.length);
+  for (let i = 0; i < values.length; i++) dev[i] = Math.abs(values[i]! - center);
+  return median(dev);
 }
 
 function inlierTest(values: readonly number[], k: number): (v: number) => boolean {
@@ -145,27 +183,44 @@ export function summarize(kept: readonly Sample[], rawCount: number): CellStats 
  * Returns the samples per data-parallel rank.
  */
 export function combineTensorParallel(rows: readonly RawRow[], tpDegree: number): Map<number, Sample[]> {
-  const groups = new Map<string, { dp: number; iteration: number; time: number; energy: number; ranks: Set<number> }>();
-  for (const r of rows) {
-    const key = `${r.dpRank}:${r.iteration}:${r.microbatch}`;
-    let g = groups.get(key);
-    if (!g) {
-      g = { dp: r.dpRank, iteration: r.iteration, time: r.timeS, energy: 0, ranks: new Set() };
-      groups.set(key, g);
+  // The store hands rows in (dp, iteration, microbatch, tp) order, so a group is a run of rows;
+  // anything else is sorted first.
+  let sorted = rows;
+  for (let i = 1; i < rows.length; i++) {
+    if (compareRows(rows[i - 1]!, rows[i]!) > 0) {
+      sorted = [...rows].sort(compareRows);
+      break;
     }
-    if (g.ranks.has(r.tpRank)) continue;
-    g.ranks.add(r.tpRank);
-    if (r.timeS > g.time) g.time = r.timeS;
-    g.energy += r.energyJ;
   }
   const byDp = new Map<number, Sample[]>();
-  for (const g of groups.values()) {
-    if (g.ranks.size < tpDegree) continue;
-    let list = byDp.get(g.dp);
-    if (!list) byDp.set(g.dp, (list = []));
-    list.push({ iteration: g.iteration, timeS: g.time, energyJ: g.energy });
+  let i = 0;
+  while (i < sorted.length) {
+    const first = sorted[i]!;
+    let time = first.timeS;
+    let energy = first.energyJ;
+    let ranks = 1;
+    let lastTp = first.tpRank;
+    let j = i + 1;
+    for (; j < sorted.length; j++) {
+      const r = sorted[j]!;
+      if (r.dpRank !== first.dpRank || r.iteration !== first.iteration || r.microbatch !== first.microbatch) break;
+      if (r.tpRank === lastTp) continue; // the same GPU twice: counted once
+      lastTp = r.tpRank;
+      ranks++;
+      if (r.timeS > time) time = r.timeS;
+      energy += r.energyJ;
+    }
+    i = j;
+    if (ranks < tpDegree) continue;
+    let list = byDp.get(first.dpRank);
+    if (!list) byDp.set(first.dpRank, (list = []));
+    list.push({ iteration: first.iteration, timeS: time, energyJ: energy });
   }
   return byDp;
+}
+
+function compareRows(a: RawRow, b: RawRow): number {
+  return a.dpRank - b.dpRank || a.iteration - b.iteration || a.microbatch - b.microbatch || a.tpRank - b.tpRank;
 }
 
 function cell(scope: CellScope, key: CellKey, stats: CellStats, ids: { dpRank: number; rank: number; tpRank: number }): ProfileCell {

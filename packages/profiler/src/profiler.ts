@@ -9,7 +9,7 @@ import type { AggregationOptions } from './aggregate';
 import { aggregateCell, median } from './aggregate';
 import type { ProfileCsvRow } from './profile-csv';
 import { formatProfileCsv } from './profile-csv';
-import type { CellAggregator, ProfileStore, StoreStats } from './store';
+import type { CellAggregator, DirtyFilter, ProfileStore, StoreStats } from './store';
 import type { BatchResult, Instruction, JobSpec, MeasurementBatch, ProfileCell, ProfileFormatName } from './types';
 import { INSTRUCTIONS } from './types';
 import type { ExportProfileQuery, GetCoverageQuery, GetProfileQuery, ImportProfileCommand, ReportIterations } from './validate';
@@ -26,6 +26,8 @@ export interface ProfilerOptions {
   maxGroupMeasurements?: number;
   /** Background aggregation of dirty cells every this many ms (0 = only on read). Default 2000. */
   aggregateIntervalMs?: number;
+  /** Longest a dirty cell waits for background aggregation while it still receives data, ms. Default 30,000. */
+  maxAggregationLagMs?: number;
   /** Prune raw rows of jobs idle for this long, seconds (0 = keep raw rows). Default 0. */
   rawRetentionS?: number;
   /** Clock, for tests. */
@@ -86,6 +88,7 @@ export class Profiler {
   private readonly defaultCoverageMinCount: number;
   private readonly maxGroupMeasurements: number;
   private readonly now: () => number;
+  private readonly maxAggregationLagMs: number;
   private queue: Pending[] = [];
   private queuedMeasurements = 0;
   private flushing: Promise<void> | undefined;
@@ -106,6 +109,7 @@ export class Profiler {
     this.defaultCoverageMinCount = options.defaultCoverageMinCount ?? 10;
     this.maxGroupMeasurements = options.maxGroupMeasurements ?? 20_000;
     this.now = options.now ?? Date.now;
+    this.maxAggregationLagMs = options.maxAggregationLagMs ?? 30_000;
     const every = options.aggregateIntervalMs ?? 2000;
     if (every > 0) {
       // Duty-cycle cap: a refresh that took d ms is not followed by another for 9·d ms, so
@@ -114,7 +118,9 @@ export class Profiler {
       this.every(every, async () => {
         if (this.now() < notBefore) return;
         const t0 = this.now();
-        await this.refreshAllDirty();
+        // Cells still receiving data (the clock being profiled) are left for later: recomputing a
+        // growing cell again and again would be wasted work. Nothing waits more than maxLagMs.
+        await this.refreshAllDirty({ quietBeforeMs: t0 - every, dirtySinceBeforeMs: t0 - this.maxAggregationLagMs });
         const t1 = this.now();
         notBefore = t1 + 9 * (t1 - t0);
       });
@@ -345,10 +351,10 @@ export class Profiler {
     for (const jobId of await this.store.jobsIdleSince(this.now() - retentionS * 1000)) await this.pruneRawMeasurements(jobId);
   }
 
-  /** Aggregates every dirty cell now (the background timer does this periodically). */
-  async refreshAllDirty(): Promise<number> {
+  /** Aggregates every dirty cell now, or those `only` selects (the background timer does this periodically). */
+  async refreshAllDirty(only?: DirtyFilter): Promise<number> {
     let n = 0;
-    for (const jobId of await this.store.dirtyJobs()) n += await this.store.refreshCells(jobId, this.aggregate);
+    for (const jobId of await this.store.dirtyJobs()) n += await this.store.refreshCells(jobId, this.aggregate, only);
     return n;
   }
 

@@ -14,7 +14,7 @@ import * as path from 'node:path';
 import Database from 'better-sqlite3';
 import type { RawRow } from './aggregate';
 import { mergeCellStats } from './aggregate';
-import type { BatchOutcome, CellAggregator, CellQuery, ProfileStore, StoreStats } from './store';
+import type { BatchOutcome, CellAggregator, CellQuery, DirtyFilter, ProfileStore, StoreStats } from './store';
 import type { CellScope, IterationRecord, JobSpec, MeasurementBatch, ProfileCell } from './types';
 import { instructionCode, instructionFromCode } from './types';
 
@@ -123,7 +123,7 @@ CREATE TABLE IF NOT EXISTS iterations (
   PRIMARY KEY (job, rank, iteration)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS dirty (
   job INTEGER NOT NULL, stage INTEGER NOT NULL, instr INTEGER NOT NULL, freq INTEGER NOT NULL,
-  since_ms INTEGER NOT NULL, PRIMARY KEY (job, stage, instr, freq)) WITHOUT ROWID;
+  since_ms INTEGER NOT NULL, last_ms INTEGER NOT NULL, PRIMARY KEY (job, stage, instr, freq)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS cells (${CELL_COLUMNS}) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS cell_base (${CELL_COLUMNS}) WITHOUT ROWID;
 `;
@@ -139,9 +139,11 @@ function prepareStatements(db: Database.Database) {
     insertMeasurement: // ON CONFLICT (not OR IGNORE): only a re-sent measurement is skipped; any other constraint
     // failure aborts the batch.
     db.prepare('INSERT INTO measurements VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING'),
-    markDirty: db.prepare('INSERT OR IGNORE INTO dirty (job, stage, instr, freq, since_ms) VALUES (?, ?, ?, ?, ?)'),
+    markDirty: db.prepare(
+      'INSERT INTO dirty (job, stage, instr, freq, since_ms, last_ms) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO UPDATE SET last_ms = excluded.last_ms',
+    ),
     insertIteration: db.prepare('INSERT INTO iterations VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING'),
-    dirtyOfJob: db.prepare('SELECT stage, instr, freq FROM dirty WHERE job = ?'),
+    dirtyOfJob: db.prepare('SELECT stage, instr, freq FROM dirty WHERE job = ? AND (last_ms <= ? OR since_ms <= ?)'),
     clearDirty: db.prepare('DELETE FROM dirty WHERE job = ? AND stage = ? AND instr = ? AND freq = ?'),
     rawOfCell: db
       .prepare('SELECT dp, iteration, mb, tp, rank, time, energy FROM measurements WHERE job = ? AND stage = ? AND instr = ? AND freq = ?')
@@ -271,7 +273,7 @@ export class SqliteProfileStore implements ProfileStore {
     for (const t of touched) {
       const freq = t % 131072;
       const si = (t - freq) / 131072;
-      this.stmt.markDirty.run(jobKey, Math.floor(si / 2), si % 2, freq, nowMs);
+      this.stmt.markDirty.run(jobKey, Math.floor(si / 2), si % 2, freq, nowMs, nowMs);
     }
     this.stmt.insertBatch.run(jobKey, batch.batchId, stored, nowMs);
     return { batchId: batch.batchId, storedCount: stored, duplicate: false };
@@ -323,38 +325,47 @@ export class SqliteProfileStore implements ProfileStore {
     return tx();
   }
 
-  private refreshSync(entry: JobEntry, aggregate: CellAggregator): number {
-    const keys = this.stmt.dirtyOfJob.all(entry.key) as Array<{ stage: number; instr: number; freq: number }>;
-    if (keys.length === 0) return 0;
-    const tx = this.db.transaction(() => {
-      for (const k of keys) {
-        const rows: RawRow[] = [];
-        for (const r of this.stmt.rawOfCell.iterate(entry.key, k.stage, k.instr, k.freq) as IterableIterator<number[]>) {
-          rows.push({ dpRank: r[0]!, iteration: r[1]!, microbatch: r[2]!, tpRank: r[3]!, rank: r[4]!, timeS: r[5]!, energyJ: r[6]! });
-        }
-        const key = { stage: k.stage, instruction: instructionFromCode(k.instr), frequencyMhz: k.freq };
-        const fresh = aggregate(rows, key, entry.spec);
-        const base = (this.stmt.baseOfCell.all(entry.key, k.stage, k.instr, k.freq) as CellRow[]).map(cellFromRow);
-        const merged = new Map<string, ProfileCell>();
-        const id = (c: ProfileCell): string => `${c.scope}/${c.dpRank}/${c.rank}`;
-        for (const b of base) merged.set(id(b), b);
-        for (const f of fresh) {
-          const b = merged.get(id(f));
-          merged.set(id(f), b ? { ...f, ...mergeCellStats(b, f) } : f);
-        }
-        this.stmt.deleteCellsOfKey.run(entry.key, k.stage, k.instr, k.freq);
-        for (const c of merged.values()) this.stmt.insertCell.run(...cellParams(entry.key, c));
-        this.stmt.clearDirty.run(entry.key, k.stage, k.instr, k.freq);
+  /** Recomputes one dirty (stage, instruction, frequency) in its own transaction. */
+  private refreshKey(entry: JobEntry, k: { stage: number; instr: number; freq: number }, aggregate: CellAggregator): void {
+    this.db.transaction(() => {
+      const rows: RawRow[] = [];
+      for (const r of this.stmt.rawOfCell.iterate(entry.key, k.stage, k.instr, k.freq) as IterableIterator<number[]>) {
+        rows.push({ dpRank: r[0]!, iteration: r[1]!, microbatch: r[2]!, tpRank: r[3]!, rank: r[4]!, timeS: r[5]!, energyJ: r[6]! });
       }
-    });
-    tx();
-    return keys.length;
+      const key = { stage: k.stage, instruction: instructionFromCode(k.instr), frequencyMhz: k.freq };
+      const fresh = aggregate(rows, key, entry.spec);
+      const base = (this.stmt.baseOfCell.all(entry.key, k.stage, k.instr, k.freq) as CellRow[]).map(cellFromRow);
+      const merged = new Map<string, ProfileCell>();
+      const id = (c: ProfileCell): string => `${c.scope}/${c.dpRank}/${c.rank}`;
+      for (const b of base) merged.set(id(b), b);
+      for (const f of fresh) {
+        const b = merged.get(id(f));
+        merged.set(id(f), b ? { ...f, ...mergeCellStats(b, f) } : f);
+      }
+      this.stmt.deleteCellsOfKey.run(entry.key, k.stage, k.instr, k.freq);
+      for (const c of merged.values()) this.stmt.insertCell.run(...cellParams(entry.key, c));
+      this.stmt.clearDirty.run(entry.key, k.stage, k.instr, k.freq);
+    })();
   }
 
-  async refreshCells(jobId: string, aggregate: CellAggregator): Promise<number> {
+  private dirtyKeys(entry: JobEntry, only?: DirtyFilter): Array<{ stage: number; instr: number; freq: number }> {
+    const quiet = only?.quietBeforeMs ?? Number.MAX_SAFE_INTEGER;
+    const since = only?.dirtySinceBeforeMs ?? Number.MAX_SAFE_INTEGER;
+    return this.stmt.dirtyOfJob.all(entry.key, quiet, since) as Array<{ stage: number; instr: number; freq: number }>;
+  }
+
+  async refreshCells(jobId: string, aggregate: CellAggregator, only?: DirtyFilter): Promise<number> {
     this.check();
     const entry = this.job(jobId);
-    return entry ? this.refreshSync(entry, aggregate) : 0;
+    if (!entry) return 0;
+    const keys = this.dirtyKeys(entry, only);
+    for (const k of keys) {
+      // One cell per turn of the event loop, so a large refresh never stalls ingestion for long.
+      await new Promise<void>((resolve) => setImmediate(resolve));
+      if (this.closed) break;
+      this.refreshKey(entry, k, aggregate);
+    }
+    return keys.length;
   }
 
   async getCells(jobId: string, query: CellQuery): Promise<ProfileCell[]> {
@@ -395,7 +406,7 @@ export class SqliteProfileStore implements ProfileStore {
     const entry = this.job(jobId);
     if (!entry) return 0;
     const tx = this.db.transaction(() => {
-      this.refreshSync(entry, aggregate);
+      for (const k of this.dirtyKeys(entry)) this.refreshKey(entry, k, aggregate);
       this.stmt.foldBase.run(entry.key);
       return this.stmt.deleteRawOfJob.run(entry.key).changes;
     });

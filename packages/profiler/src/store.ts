@@ -21,6 +21,16 @@ export type CellAggregator = (rows: readonly RawRow[], key: CellKey, job: JobSpe
 /** Result of one batch in a group commit: stored/duplicate, or the error that rolled it back. */
 export type BatchOutcome = BatchResult | { batchId: string; error: Error };
 
+/**
+ * Which dirty cells a background refresh takes: those that received nothing since
+ * `quietBeforeMs` (their window has moved on) or that have been dirty since before
+ * `dirtySinceBeforeMs` (bounds the aggregation lag). Epoch ms.
+ */
+export interface DirtyFilter {
+  quietBeforeMs?: number;
+  dirtySinceBeforeMs?: number;
+}
+
 export interface CellQuery {
   scope: CellScope;
   /** For `pipeline` scope: only this pipeline. */
@@ -52,8 +62,11 @@ export interface ProfileStore {
   commitBatches(batches: readonly MeasurementBatch[]): Promise<BatchOutcome[]>;
   /** Stores iteration records (idempotent by job, rank, iteration); returns how many were new. */
   storeIterations(jobId: string, records: readonly IterationRecord[]): Promise<number>;
-  /** Recomputes the job's dirty cells with `aggregate`; returns how many (stage, instruction, frequency) were refreshed. */
-  refreshCells(jobId: string, aggregate: CellAggregator): Promise<number>;
+  /**
+   * Recomputes the job's dirty cells with `aggregate` (all of them, or those `only` selects);
+   * returns how many (stage, instruction, frequency) were refreshed.
+   */
+  refreshCells(jobId: string, aggregate: CellAggregator, only?: DirtyFilter): Promise<number>;
   /** The job's cells of one scope, ordered by stage, instruction (forward first), frequency descending. */
   getCells(jobId: string, query: CellQuery): Promise<ProfileCell[]>;
   /**

@@ -119,3 +119,20 @@ describe('tensor-parallel combine and data-parallel pooling', () => {
     expect(cells.filter((c) => c.scope === 'rank')).toHaveLength(4);
   });
 });
+
+describe('median (quickselect)', () => {
+  it('matches a sorted-array median on random, constant and sorted inputs', () => {
+    let seed = 7;
+    const rnd = (): number => ((seed = (seed * 1103515245 + 12345) % 2147483648) / 2147483648);
+    for (let n = 1; n <= 60; n++) {
+      for (const make of [() => rnd(), () => 3, () => Math.floor(rnd() * 4)]) {
+        const xs = Array.from({ length: n }, make);
+        const s = [...xs].sort((a, b) => a - b);
+        const expected = n % 2 ? s[n >> 1]! : (s[(n >> 1) - 1]! + s[n >> 1]!) / 2;
+        expect(median(xs)).toBe(expected);
+      }
+      const asc = Array.from({ length: n }, (_, i) => i);
+      expect(median(asc)).toBe(n % 2 ? (n - 1) / 2 : (n - 1) / 2);
+    }
+  });
+});

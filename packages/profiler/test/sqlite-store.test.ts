@@ -57,6 +57,25 @@ describe('SqliteProfileStore', () => {
     await store.close();
   });
 
+  it('background refresh takes quiet or long-dirty cells only; stats report the lag', async () => {
+    let now = 10_000;
+    const store = new SqliteProfileStore({ dataDir: ':memory:', now: () => now });
+    const profiler = new Profiler({ store, logger, aggregateIntervalMs: 0 });
+    await profiler.registerJob(job);
+    const [b0, b1] = toBatches('j1', ms.filter((m) => m.ppRank === 0), 100);
+    await store.commitBatches([b0!]);
+    now = 12_000;
+    await store.commitBatches([b1!]);
+    now = 13_000;
+    expect(await store.stats()).toMatchObject({ dirtyCells: 1, oldestDirtyAgeS: 3 });
+    // Still receiving (last write 12 s > 11.5 s) and not dirty for long: left alone.
+    expect(await profiler.refreshAllDirty({ quietBeforeMs: 11_500, dirtySinceBeforeMs: 5_000 })).toBe(0);
+    // Dirty since 10 s, before the 10.5 s lag bound: refreshed.
+    expect(await profiler.refreshAllDirty({ quietBeforeMs: 11_500, dirtySinceBeforeMs: 10_500 })).toBe(1);
+    expect(await store.stats()).toMatchObject({ dirtyCells: 0, oldestDirtyAgeS: 0 });
+    await profiler.close();
+  });
+
   it('everything committed is there after reopening', async () => {
     const store = new SqliteProfileStore({ dataDir: dir });
     await store.putJob(job);

@@ -6,8 +6,20 @@ import * as grpc from '@grpc/grpc-js';
 import type { profilerV1 } from '@perseus/proto';
 import { perseusGrpc } from '@perseus/proto';
 
-/** A 1,024-GPU GPT-3 layout: 8 stages × 16 pipelines × 8 TP ranks, 96 microbatches. */
-export const JOB_SHAPE = { stages: 8, dp: 16, tp: 8, microbatches: 96, frequenciesMhz: [1410, 1395, 1380, 1365] };
+/**
+ * A 1,024-GPU GPT-3 layout: 8 stages × 16 pipelines × 8 TP ranks, 96 microbatches, the A100's 38
+ * clocks 1410…855 MHz swept from the top, one clock per window of iterations (as the optimizer's
+ * profiling phase does).
+ */
+export const JOB_SHAPE = {
+  stages: 8,
+  dp: 16,
+  tp: 8,
+  microbatches: 96,
+  frequenciesMhz: Array.from({ length: 38 }, (_, i) => 1410 - 15 * i),
+  /** Iterations (of one stream) per clock. */
+  windowIterations: 20,
+};
 
 export type ProfilerClient = InstanceType<ReturnType<typeof perseusGrpc>['perseus']['profiler']['v1']['Profiler']>;
 
@@ -53,7 +65,7 @@ export function makeBatch(jobId: string, streamIndex: number, seq: number, size:
       rank: { rank: (dpRank * stages + stage) * tp + tpRank, dp_rank: dpRank, pp_rank: stage, tp_rank: tpRank },
       instruction: (n & 1) === 0 ? 'INSTRUCTION_KIND_FORWARD' : 'INSTRUCTION_KIND_BACKWARD',
       microbatch: mb,
-      frequency_mhz: frequenciesMhz[Math.floor(iteration / 80) % frequenciesMhz.length]!,
+      frequency_mhz: frequenciesMhz[Math.floor(n / perIteration / JOB_SHAPE.windowIterations) % frequenciesMhz.length]!,
       time_s: 0.05 + 0.001 * (n % 7),
       energy_j: 20 + 0.1 * (n % 11),
       iteration: String(iteration),

@@ -43,6 +43,17 @@ async function main(): Promise<void> {
     const acked = results.reduce((n, r) => n + r.ackedMeasurements, 0);
     const errors = results.reduce((n, r) => n + r.errors, 0);
     const rows = await scrapeMetric(server.metricsAddress, 'perseus_profiler_raw_rows');
+    // GetProfile right after ingest (aggregates whatever is still dirty), then again (all fresh).
+    const getProfile = (): Promise<{ ms: number; cells: number }> => {
+      const g0 = process.hrtime.bigint();
+      return new Promise((resolve, reject) =>
+        client.GetProfile({ job_id: 'bench', min_count: 0 }, (err, res) =>
+          err ? reject(err) : resolve({ ms: Number(process.hrtime.bigint() - g0) / 1e6, cells: res!.cells.length }),
+        ),
+      );
+    };
+    const firstProfile = await getProfile();
+    const secondProfile = await getProfile();
     const lagSum = await scrapeMetric(server.metricsAddress, 'perseus_profiler_commit_lag_seconds_sum');
     const lagCount = await scrapeMetric(server.metricsAddress, 'perseus_profiler_commit_lag_seconds_count');
     const mib = (b: number): number => Math.round((b / 2 ** 20) * 10) / 10;
@@ -60,6 +71,7 @@ async function main(): Promise<void> {
         target_per_s: 100_000,
         errors,
         rows_in_store: rows,
+        get_profile_ms: { after_ingest: Math.round(firstProfile.ms), fresh: Math.round(secondProfile.ms * 10) / 10, cells: secondProfile.cells },
         mean_commit_lag_ms: lagCount > 0 ? Math.round((lagSum / lagCount) * 1e4) / 10 : 0,
         server_rss_mib: { first_third_max: mib(Math.max(...rss.slice(0, third))), last_third_max: mib(Math.max(...rss.slice(-third))), max: mib(Math.max(...rss)) },
         cpus: os.cpus().length,
