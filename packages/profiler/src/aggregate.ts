@@ -178,13 +178,23 @@ export function summarize(kept: readonly Sample[], rawCount: number): CellStats 
 }
 
 /**
- * Tensor-parallel combine of one pipeline's rows: per (iteration, microbatch), time = max and
- * energy = sum over the TP ranks; only groups with all `tpDegree` ranks become samples.
- * Returns the samples per data-parallel rank.
+ * One tensor-parallel group: the GPUs of one pipeline stage running one microbatch. The SQLite store
+ * computes these in SQL (GROUP BY over the primary key) so only one row per group reaches JS.
  */
-export function combineTensorParallel(rows: readonly RawRow[], tpDegree: number): Map<number, Sample[]> {
-  // The store hands rows in (dp, iteration, microbatch, tp) order, so a group is a run of rows;
-  // anything else is sorted first.
+export interface TpGroup {
+  dpRank: number;
+  iteration: number;
+  microbatch: number;
+  /** Max over the group's ranks. */
+  timeS: number;
+  /** Sum over the group's ranks. */
+  energyJ: number;
+  /** Distinct TP ranks that reported. */
+  ranks: number;
+}
+
+/** Rows → TP groups (rule 1), in (dp, iteration, microbatch) order. A GPU reported twice counts once. */
+export function groupTensorParallel(rows: readonly RawRow[]): TpGroup[] {
   let sorted = rows;
   for (let i = 1; i < rows.length; i++) {
     if (compareRows(rows[i - 1]!, rows[i]!) > 0) {
@@ -192,29 +202,44 @@ export function combineTensorParallel(rows: readonly RawRow[], tpDegree: number)
       break;
     }
   }
-  const byDp = new Map<number, Sample[]>();
+  const out: TpGroup[] = [];
   let i = 0;
   while (i < sorted.length) {
     const first = sorted[i]!;
-    let time = first.timeS;
-    let energy = first.energyJ;
-    let ranks = 1;
+    const g: TpGroup = { dpRank: first.dpRank, iteration: first.iteration, microbatch: first.microbatch, timeS: first.timeS, energyJ: first.energyJ, ranks: 1 };
     let lastTp = first.tpRank;
     let j = i + 1;
     for (; j < sorted.length; j++) {
       const r = sorted[j]!;
-      if (r.dpRank !== first.dpRank || r.iteration !== first.iteration || r.microbatch !== first.microbatch) break;
-      if (r.tpRank === lastTp) continue; // the same GPU twice: counted once
+      if (r.dpRank !== g.dpRank || r.iteration !== g.iteration || r.microbatch !== g.microbatch) break;
+      if (r.tpRank === lastTp) continue;
       lastTp = r.tpRank;
-      ranks++;
-      if (r.timeS > time) time = r.timeS;
-      energy += r.energyJ;
+      g.ranks++;
+      if (r.timeS > g.timeS) g.timeS = r.timeS;
+      g.energyJ += r.energyJ;
     }
+    out.push(g);
     i = j;
-    if (ranks < tpDegree) continue;
-    let list = byDp.get(first.dpRank);
-    if (!list) byDp.set(first.dpRank, (list = []));
-    list.push({ iteration: first.iteration, timeS: time, energyJ: energy });
+  }
+  return out;
+}
+
+/**
+ * Tensor-parallel combine of rows: per (iteration, microbatch), time = max and energy = sum over the
+ * TP ranks; only groups with all `tpDegree` ranks become samples. Returns the samples per
+ * data-parallel rank.
+ */
+export function combineTensorParallel(rows: readonly RawRow[], tpDegree: number): Map<number, Sample[]> {
+  return samplesByPipeline(groupTensorParallel(rows), tpDegree);
+}
+
+function samplesByPipeline(groups: readonly TpGroup[], tpDegree: number): Map<number, Sample[]> {
+  const byDp = new Map<number, Sample[]>();
+  for (const g of groups) {
+    if (g.ranks < tpDegree) continue;
+    let list = byDp.get(g.dpRank);
+    if (!list) byDp.set(g.dpRank, (list = []));
+    list.push({ iteration: g.iteration, timeS: g.timeS, energyJ: g.energyJ });
   }
   return byDp;
 }
@@ -227,38 +252,50 @@ function cell(scope: CellScope, key: CellKey, stats: CellStats, ids: { dpRank: n
   return { scope, ...ids, ...key, ...stats, imported: false };
 }
 
-/**
- * Every cell of one (stage, instruction, frequency) from its raw rows: one pooled cell, one per
- * pipeline, one per rank. Pooled and pipeline cells are TP-combined (rules 1–4 of this module).
- */
-export function aggregateCell(rows: readonly RawRow[], key: CellKey, tpDegree: number, opts: AggregationOptions = {}): ProfileCell[] {
+/** Pipeline cells (one per data-parallel rank) and the pooled cell of one key, from its TP groups (rules 2–4). */
+export function aggregateTpGroups(groups: readonly TpGroup[], key: CellKey, tpDegree: number, opts: AggregationOptions = {}): ProfileCell[] {
   const fraction = opts.warmupFraction ?? DEFAULT_WARMUP_FRACTION;
   const k = opts.outlierK ?? DEFAULT_OUTLIER_K;
   const out: ProfileCell[] = [];
-  const byDp = combineTensorParallel(rows, tpDegree);
+  const byDp = samplesByPipeline(groups, tpDegree);
   const pooled: Sample[] = [];
   let pooledRaw = 0;
   for (const dp of [...byDp.keys()].sort((a, b) => a - b)) {
     const samples = byDp.get(dp)!;
     const warm = discardWarmup(samples, fraction);
-    pooled.push(...warm);
+    for (const w of warm) pooled.push(w);
     pooledRaw += samples.length;
     out.push(cell('pipeline', key, summarize(removeOutliers(warm, k), samples.length), { dpRank: dp, rank: -1, tpRank: -1 }));
   }
   if (byDp.size > 0) out.push(cell('pooled', key, summarize(removeOutliers(pooled, k), pooledRaw), { dpRank: -1, rank: -1, tpRank: -1 }));
+  return out;
+}
 
+/** Per-rank cells of one key (no TP combine; the rank-level CSV), rules 2–4 per rank. */
+export function aggregateRanks(rows: readonly RawRow[], key: CellKey, opts: AggregationOptions = {}): ProfileCell[] {
+  const fraction = opts.warmupFraction ?? DEFAULT_WARMUP_FRACTION;
+  const k = opts.outlierK ?? DEFAULT_OUTLIER_K;
   const byRank = new Map<number, { dp: number; tp: number; samples: Sample[] }>();
   for (const r of rows) {
     let e = byRank.get(r.rank);
     if (!e) byRank.set(r.rank, (e = { dp: r.dpRank, tp: r.tpRank, samples: [] }));
     e.samples.push({ iteration: r.iteration, timeS: r.timeS, energyJ: r.energyJ });
   }
-  for (const rank of [...byRank.keys()].sort((a, b) => a - b)) {
-    const e = byRank.get(rank)!;
-    const kept = removeOutliers(discardWarmup(e.samples, fraction), k);
-    out.push(cell('rank', key, summarize(kept, e.samples.length), { dpRank: e.dp, rank, tpRank: e.tp }));
-  }
-  return out;
+  return [...byRank.keys()]
+    .sort((a, b) => a - b)
+    .map((rank) => {
+      const e = byRank.get(rank)!;
+      const kept = removeOutliers(discardWarmup(e.samples, fraction), k);
+      return cell('rank', key, summarize(kept, e.samples.length), { dpRank: e.dp, rank, tpRank: e.tp });
+    });
+}
+
+/**
+ * Every cell of one (stage, instruction, frequency) from its raw rows: one pooled cell, one per
+ * pipeline, one per rank. Pooled and pipeline cells are TP-combined (rules 1–4 of this module).
+ */
+export function aggregateCell(rows: readonly RawRow[], key: CellKey, tpDegree: number, opts: AggregationOptions = {}): ProfileCell[] {
+  return [...aggregateTpGroups(groupTensorParallel(rows), key, tpDegree, opts), ...aggregateRanks(rows, key, opts)];
 }
 
 /**

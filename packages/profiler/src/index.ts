@@ -22,6 +22,9 @@ export {
   DEFAULT_OUTLIER_K,
   DEFAULT_WARMUP_FRACTION,
   aggregateCell,
+  aggregateRanks,
+  aggregateTpGroups,
+  groupTensorParallel,
   combineTensorParallel,
   discardWarmup,
   median,
@@ -34,6 +37,7 @@ export {
   type CellStats,
   type RawRow,
   type Sample,
+  type TpGroup,
 } from './aggregate';
 export {
   MAX_CSV_ROWS,

@@ -6,7 +6,7 @@
 import { FailedPreconditionError, NotFoundError, UnavailableError, ValidationError } from '@perseus/service-kit';
 import type { Logger } from '@perseus/service-kit';
 import type { AggregationOptions } from './aggregate';
-import { aggregateCell, median } from './aggregate';
+import { aggregateRanks, aggregateTpGroups, median } from './aggregate';
 import type { ProfileCsvRow } from './profile-csv';
 import { formatProfileCsv } from './profile-csv';
 import type { CellAggregator, DirtyFilter, ProfileStore, StoreStats } from './store';
@@ -105,7 +105,10 @@ export class Profiler {
     this.store = options.store;
     this.logger = options.logger;
     const agg = options.aggregation ?? {};
-    this.aggregate = (rows, key, job) => aggregateCell(rows, key, job.tpDegree, agg);
+    this.aggregate = {
+      groups: (groups, key, job) => aggregateTpGroups(groups, key, job.tpDegree, agg),
+      ranks: (rows, key) => aggregateRanks(rows, key, agg),
+    };
     this.defaultCoverageMinCount = options.defaultCoverageMinCount ?? 10;
     this.maxGroupMeasurements = options.maxGroupMeasurements ?? 20_000;
     this.now = options.now ?? Date.now;
@@ -267,7 +270,7 @@ export class Profiler {
   /** Per-rank cells (not TP-combined), for the rank-level CSV. */
   async getRankCells(jobId: string): Promise<ProfileCell[]> {
     await this.requireJob(jobId);
-    await this.store.refreshCells(jobId, this.aggregate);
+    await this.store.refreshRankCells(jobId, this.aggregate);
     return this.store.getCells(jobId, { scope: 'rank' });
   }
 

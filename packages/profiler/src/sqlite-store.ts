@@ -12,7 +12,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import Database from 'better-sqlite3';
-import type { RawRow } from './aggregate';
+import type { RawRow, TpGroup } from './aggregate';
 import { mergeCellStats } from './aggregate';
 import type { BatchOutcome, CellAggregator, CellQuery, DirtyFilter, ProfileStore, StoreStats } from './store';
 import type { CellScope, IterationRecord, JobSpec, MeasurementBatch, ProfileCell } from './types';
@@ -124,6 +124,9 @@ CREATE TABLE IF NOT EXISTS iterations (
 CREATE TABLE IF NOT EXISTS dirty (
   job INTEGER NOT NULL, stage INTEGER NOT NULL, instr INTEGER NOT NULL, freq INTEGER NOT NULL,
   since_ms INTEGER NOT NULL, last_ms INTEGER NOT NULL, PRIMARY KEY (job, stage, instr, freq)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS dirty_rank (
+  job INTEGER NOT NULL, stage INTEGER NOT NULL, instr INTEGER NOT NULL, freq INTEGER NOT NULL,
+  PRIMARY KEY (job, stage, instr, freq)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS cells (${CELL_COLUMNS}) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS cell_base (${CELL_COLUMNS}) WITHOUT ROWID;
 `;
@@ -143,13 +146,23 @@ function prepareStatements(db: Database.Database) {
       'INSERT INTO dirty (job, stage, instr, freq, since_ms, last_ms) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO UPDATE SET last_ms = excluded.last_ms',
     ),
     insertIteration: db.prepare('INSERT INTO iterations VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING'),
+    markRankDirty: db.prepare('INSERT OR IGNORE INTO dirty_rank (job, stage, instr, freq) VALUES (?, ?, ?, ?)'),
+    rankDirtyOfJob: db.prepare('SELECT stage, instr, freq FROM dirty_rank WHERE job = ?'),
+    clearRankDirty: db.prepare('DELETE FROM dirty_rank WHERE job = ? AND stage = ? AND instr = ? AND freq = ?'),
+    groupsOfCell: db
+      .prepare(
+        'SELECT dp, iteration, mb, MAX(time), SUM(energy), COUNT(*) FROM measurements WHERE job = ? AND stage = ? AND instr = ? AND freq = ? GROUP BY dp, iteration, mb',
+      )
+      .raw(),
     dirtyOfJob: db.prepare('SELECT stage, instr, freq FROM dirty WHERE job = ? AND (last_ms <= ? OR since_ms <= ?)'),
     clearDirty: db.prepare('DELETE FROM dirty WHERE job = ? AND stage = ? AND instr = ? AND freq = ?'),
     rawOfCell: db
       .prepare('SELECT dp, iteration, mb, tp, rank, time, energy FROM measurements WHERE job = ? AND stage = ? AND instr = ? AND freq = ?')
       .raw(),
-    baseOfCell: db.prepare('SELECT * FROM cell_base WHERE job = ? AND stage = ? AND instr = ? AND freq = ?'),
+    baseOfCell: db.prepare('SELECT * FROM cell_base WHERE job = ? AND stage = ? AND instr = ? AND freq = ? AND (scope = 2) = ?'),
     deleteCellsOfKey: db.prepare('DELETE FROM cells WHERE job = ? AND stage = ? AND instr = ? AND freq = ?'),
+    deleteImportedOfKey: db.prepare('DELETE FROM cells WHERE job = ? AND stage = ? AND instr = ? AND freq = ? AND imported = 1'),
+    deleteScopeCellsOfKey: db.prepare('DELETE FROM cells WHERE job = ? AND stage = ? AND instr = ? AND freq = ? AND (scope = 2) = ?'),
     insertCell: db.prepare('INSERT OR REPLACE INTO cells VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)'),
     cellsOfScope: db.prepare('SELECT * FROM cells WHERE job = ? AND scope = ? ORDER BY stage, instr, freq DESC, dp, rank'),
     cellsOfPipeline: db.prepare('SELECT * FROM cells WHERE job = ? AND scope = 1 AND dp = ? ORDER BY stage, instr, freq DESC'),
@@ -274,6 +287,7 @@ export class SqliteProfileStore implements ProfileStore {
       const freq = t % 131072;
       const si = (t - freq) / 131072;
       this.stmt.markDirty.run(jobKey, Math.floor(si / 2), si % 2, freq, nowMs, nowMs);
+      this.stmt.markRankDirty.run(jobKey, Math.floor(si / 2), si % 2, freq);
     }
     this.stmt.insertBatch.run(jobKey, batch.batchId, stored, nowMs);
     return { batchId: batch.batchId, storedCount: stored, duplicate: false };
@@ -325,16 +339,30 @@ export class SqliteProfileStore implements ProfileStore {
     return tx();
   }
 
-  /** Recomputes one dirty (stage, instruction, frequency) in its own transaction. */
-  private refreshKey(entry: JobEntry, k: { stage: number; instr: number; freq: number }, aggregate: CellAggregator): void {
+  /**
+   * Recomputes one dirty (stage, instruction, frequency) in its own transaction: its pooled and
+   * pipeline cells (`rankScope` false) or its rank cells (`rankScope` true), merged with what was
+   * kept from pruned rows.
+   */
+  private refreshKey(entry: JobEntry, k: { stage: number; instr: number; freq: number }, aggregate: CellAggregator, rankScope: boolean): void {
     this.db.transaction(() => {
-      const rows: RawRow[] = [];
-      for (const r of this.stmt.rawOfCell.iterate(entry.key, k.stage, k.instr, k.freq) as IterableIterator<number[]>) {
-        rows.push({ dpRank: r[0]!, iteration: r[1]!, microbatch: r[2]!, tpRank: r[3]!, rank: r[4]!, timeS: r[5]!, energyJ: r[6]! });
-      }
       const key = { stage: k.stage, instruction: instructionFromCode(k.instr), frequencyMhz: k.freq };
-      const fresh = aggregate(rows, key, entry.spec);
-      const base = (this.stmt.baseOfCell.all(entry.key, k.stage, k.instr, k.freq) as CellRow[]).map(cellFromRow);
+      let fresh: ProfileCell[];
+      if (rankScope) {
+        const rows: RawRow[] = [];
+        for (const r of this.stmt.rawOfCell.iterate(entry.key, k.stage, k.instr, k.freq) as IterableIterator<number[]>) {
+          rows.push({ dpRank: r[0]!, iteration: r[1]!, microbatch: r[2]!, tpRank: r[3]!, rank: r[4]!, timeS: r[5]!, energyJ: r[6]! });
+        }
+        fresh = aggregate.ranks(rows, key, entry.spec);
+      } else {
+        const groups: TpGroup[] = [];
+        for (const g of this.stmt.groupsOfCell.iterate(entry.key, k.stage, k.instr, k.freq) as IterableIterator<number[]>) {
+          groups.push({ dpRank: g[0]!, iteration: g[1]!, microbatch: g[2]!, timeS: g[3]!, energyJ: g[4]!, ranks: g[5]! });
+        }
+        fresh = aggregate.groups(groups, key, entry.spec);
+      }
+      const scopeFlag = rankScope ? 1 : 0;
+      const base = (this.stmt.baseOfCell.all(entry.key, k.stage, k.instr, k.freq, scopeFlag) as CellRow[]).map(cellFromRow);
       const merged = new Map<string, ProfileCell>();
       const id = (c: ProfileCell): string => `${c.scope}/${c.dpRank}/${c.rank}`;
       for (const b of base) merged.set(id(b), b);
@@ -342,9 +370,12 @@ export class SqliteProfileStore implements ProfileStore {
         const b = merged.get(id(f));
         merged.set(id(f), b ? { ...f, ...mergeCellStats(b, f) } : f);
       }
-      this.stmt.deleteCellsOfKey.run(entry.key, k.stage, k.instr, k.freq);
+      // Measured data replaces imported cells of the same key (all scopes).
+      this.stmt.deleteImportedOfKey.run(entry.key, k.stage, k.instr, k.freq);
+      this.stmt.deleteScopeCellsOfKey.run(entry.key, k.stage, k.instr, k.freq, scopeFlag);
       for (const c of merged.values()) this.stmt.insertCell.run(...cellParams(entry.key, c));
-      this.stmt.clearDirty.run(entry.key, k.stage, k.instr, k.freq);
+      if (rankScope) this.stmt.clearRankDirty.run(entry.key, k.stage, k.instr, k.freq);
+      else this.stmt.clearDirty.run(entry.key, k.stage, k.instr, k.freq);
     })();
   }
 
@@ -363,7 +394,20 @@ export class SqliteProfileStore implements ProfileStore {
       // One cell per turn of the event loop, so a large refresh never stalls ingestion for long.
       await new Promise<void>((resolve) => setImmediate(resolve));
       if (this.closed) break;
-      this.refreshKey(entry, k, aggregate);
+      this.refreshKey(entry, k, aggregate, false);
+    }
+    return keys.length;
+  }
+
+  async refreshRankCells(jobId: string, aggregate: CellAggregator): Promise<number> {
+    this.check();
+    const entry = this.job(jobId);
+    if (!entry) return 0;
+    const keys = this.stmt.rankDirtyOfJob.all(entry.key) as Array<{ stage: number; instr: number; freq: number }>;
+    for (const k of keys) {
+      await new Promise<void>((resolve) => setImmediate(resolve));
+      if (this.closed) break;
+      this.refreshKey(entry, k, aggregate, true);
     }
     return keys.length;
   }
@@ -406,7 +450,8 @@ export class SqliteProfileStore implements ProfileStore {
     const entry = this.job(jobId);
     if (!entry) return 0;
     const tx = this.db.transaction(() => {
-      for (const k of this.dirtyKeys(entry)) this.refreshKey(entry, k, aggregate);
+      for (const k of this.dirtyKeys(entry)) this.refreshKey(entry, k, aggregate, false);
+      for (const k of this.stmt.rankDirtyOfJob.all(entry.key) as Array<{ stage: number; instr: number; freq: number }>) this.refreshKey(entry, k, aggregate, true);
       this.stmt.foldBase.run(entry.key);
       return this.stmt.deleteRawOfJob.run(entry.key).changes;
     });

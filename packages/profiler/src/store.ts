@@ -12,11 +12,17 @@
  * - Cells touched by new measurements are marked dirty in the same transaction;
  *   {@link ProfileStore.refreshCells} recomputes exactly those.
  */
-import type { RawRow } from './aggregate';
+import type { RawRow, TpGroup } from './aggregate';
 import type { BatchResult, CellKey, CellScope, IterationRecord, JobSpec, MeasurementBatch, ProfileCell } from './types';
 
-/** Computes every cell of one (stage, instruction, frequency) from its raw rows. */
-export type CellAggregator = (rows: readonly RawRow[], key: CellKey, job: JobSpec) => ProfileCell[];
+/**
+ * Computes the cells of one (stage, instruction, frequency): pooled and pipeline cells from its
+ * TP groups, rank cells from its raw rows (see aggregate.ts).
+ */
+export interface CellAggregator {
+  groups(groups: readonly TpGroup[], key: CellKey, job: JobSpec): ProfileCell[];
+  ranks(rows: readonly RawRow[], key: CellKey, job: JobSpec): ProfileCell[];
+}
 
 /** Result of one batch in a group commit: stored/duplicate, or the error that rolled it back. */
 export type BatchOutcome = BatchResult | { batchId: string; error: Error };
@@ -63,10 +69,12 @@ export interface ProfileStore {
   /** Stores iteration records (idempotent by job, rank, iteration); returns how many were new. */
   storeIterations(jobId: string, records: readonly IterationRecord[]): Promise<number>;
   /**
-   * Recomputes the job's dirty cells with `aggregate` (all of them, or those `only` selects);
-   * returns how many (stage, instruction, frequency) were refreshed.
+   * Recomputes the job's dirty pooled and pipeline cells with `aggregate` (all of them, or those
+   * `only` selects); returns how many (stage, instruction, frequency) were refreshed.
    */
   refreshCells(jobId: string, aggregate: CellAggregator, only?: DirtyFilter): Promise<number>;
+  /** Recomputes the job's dirty rank cells (kept lazily: only the rank-level export reads them). */
+  refreshRankCells(jobId: string, aggregate: CellAggregator): Promise<number>;
   /** The job's cells of one scope, ordered by stage, instruction (forward first), frequency descending. */
   getCells(jobId: string, query: CellQuery): Promise<ProfileCell[]>;
   /**
