@@ -77,6 +77,8 @@ class ReportedIteration:
     energy_j: float
     schedule_version: int
     measured_instructions: int
+    busy_s: float
+    """Sum of the measured instructions' times, s (the rest of ``time_s`` the GPU waited)."""
 
 
 @dataclass
@@ -92,9 +94,9 @@ class ClientConfig:
     world_size: int
     num_microbatches: int
     schedule_kind: int
-    optimizer_url: str
+    optimizer_url: Optional[str]
     agent_url: str
-    profiler_url: str
+    profiler_url: Optional[str]
     node: str
     gpu_model: str
     supported_frequencies_mhz: list[int]
@@ -130,6 +132,7 @@ class _Iter:
     outstanding: int = 0
     measured: int = 0
     energy_j: float = 0.0
+    busy_s: float = 0.0
     ended: bool = False
     deadline: float = 0.0
 
@@ -181,6 +184,35 @@ async def _wait_event(event: asyncio.Event, timeout_s: float) -> bool:
     return bool(done)
 
 
+_SHARED_LOOP: Optional[asyncio.AbstractEventLoop] = None
+_SHARED_LOOP_LOCK = threading.Lock()
+_SHARED_LOOP_PID = 0
+
+
+def shared_loop() -> asyncio.AbstractEventLoop:
+    """The process's one Perseus I/O event loop, on a daemon thread ("perseus-io").
+
+    Every client of the process runs its links here. grpc.aio binds its completion-queue poller to
+    the first loop that uses it, so one long-lived loop per process is also what grpc expects; a
+    forked child gets its own.
+    """
+    global _SHARED_LOOP, _SHARED_LOOP_PID
+    with _SHARED_LOOP_LOCK:
+        if _SHARED_LOOP is None or _SHARED_LOOP_PID != os.getpid():
+            loop = asyncio.new_event_loop()
+            ready = threading.Event()
+
+            def run() -> None:
+                asyncio.set_event_loop(loop)
+                loop.call_soon(ready.set)
+                loop.run_forever()
+
+            threading.Thread(target=run, name="perseus-io", daemon=True).start()
+            ready.wait(10)
+            _SHARED_LOOP, _SHARED_LOOP_PID = loop, os.getpid()
+        return _SHARED_LOOP
+
+
 class IoCore:
     """Runs the three links on a private event loop. Created and driven by PipelineFrequencyOptimizer."""
 
@@ -188,13 +220,16 @@ class IoCore:
         self.cfg = cfg
         self._events = events
         self._publish = publish
-        self._loop = asyncio.new_event_loop()
+        self._loop = shared_loop()
         self._stopping = False
         self._stopped = threading.Event()
         # agent
         self._agent_up = False
         self._agent_session = 0
-        self._agent_out: Optional[asyncio.Queue[agent_pb2.SessionRequest | None]] = None
+        # asyncio primitives bind to a loop on first use (Python >= 3.10), so creating them here is safe
+        # and lets close() signal a client whose task has not started yet.
+        self._agent_out: Optional[asyncio.Queue[agent_pb2.SessionRequest | None]] = asyncio.Queue()
+        self._stop_event = asyncio.Event()
         self._lease_id = ""
         self._pending: dict[int, _Pending] = {}
         self._iters: dict[int, _Iter] = {}
@@ -211,37 +246,37 @@ class IoCore:
         self._batch_prefix = f"{cfg.job_id}-r{cfg.rank.rank}-{os.getpid()}-{int(time.time() * 1000) % 10**10}"
         self._iter_records: list[profiler_pb2.IterationRecord] = []
         self._measurements_acked = 0
-        self._profiler_wakeup: Optional[asyncio.Event] = None
+        self._profiler_wakeup: Optional[asyncio.Event] = asyncio.Event()
         # optimizer
         self._optimizer_up = False
         self._optimizer_registrations = 0
         self._iteration_reports: Deque[optimizer_pb2.ReportIterationRequest] = collections.deque(maxlen=10_000)
-        self._report_wakeup: Optional[asyncio.Event] = None
+        self._report_wakeup: Optional[asyncio.Event] = asyncio.Event()
         self._iterations_reported = 0
         self._schedule = RankSchedule()
         self._flushes: list[tuple[threading.Event, float, list[bool]]] = []
         self._supported: list[int] = list(cfg.supported_frequencies_mhz)
         self._device_name = ""
-        self._supported_event: Optional[asyncio.Event] = None
+        self._supported_event: Optional[asyncio.Event] = asyncio.Event()
 
     # ---- thread entry points -------------------------------------------------------------------
 
-    def run_loop(self) -> None:
-        """Body of the I/O thread."""
-        asyncio.set_event_loop(self._loop)
+    def start_on_shared_loop(self) -> None:
+        """Schedules this client's links on the process-wide I/O loop."""
+        fut = asyncio.run_coroutine_threadsafe(self._run(), self._loop)
+        fut.add_done_callback(lambda _f: self._stopped.set())
+
+    async def _run(self) -> None:
         try:
-            self._loop.run_until_complete(self._main())
-        except Exception:  # noqa: BLE001 - the I/O thread must never take the trainer down
-            self.cfg.logger.exception("perseus: I/O thread failed; training continues without Perseus")
+            await self._main()
+        except asyncio.CancelledError:
+            pass
+        except Exception:  # noqa: BLE001 - the I/O side must never take the trainer down
+            self.cfg.logger.exception("perseus: I/O task failed; training continues without Perseus")
         finally:
-            try:
-                self._loop.run_until_complete(self._loop.shutdown_asyncgens())
-            except Exception:  # noqa: BLE001
-                pass
-            self._loop.close()
-            self._stopped.set()
             for ev, _, _ in self._flushes:
                 ev.set()
+            self._flushes = []
 
     def run_pump(self) -> None:
         """Body of the pump thread: moves hook events onto the loop in batches."""
@@ -293,20 +328,15 @@ class IoCore:
     # ---- main ----------------------------------------------------------------------------------
 
     async def _main(self) -> None:
-        self._agent_out = asyncio.Queue()
-        self._profiler_wakeup = asyncio.Event()
-        self._report_wakeup = asyncio.Event()
-        self._supported_event = asyncio.Event()
-        if self._supported:
+        if self._supported and self._supported_event is not None:
             self._supported_event.set()
-        self._stop_event = asyncio.Event()
-        tasks = [
-            asyncio.ensure_future(self._agent_link()),
-            asyncio.ensure_future(self._optimizer_link()),
-            asyncio.ensure_future(self._optimizer_reporter()),
-            asyncio.ensure_future(self._profiler_link()),
-            asyncio.ensure_future(self._ticker()),
-        ]
+        tasks = [asyncio.ensure_future(self._agent_link()), asyncio.ensure_future(self._ticker())]
+        if self.cfg.optimizer_url:
+            tasks += [asyncio.ensure_future(self._optimizer_link()), asyncio.ensure_future(self._optimizer_reporter())]
+        else:
+            self._iteration_reports = collections.deque(maxlen=0)
+        if self.cfg.profiler_url:
+            tasks.append(asyncio.ensure_future(self._profiler_link()))
         await self._stop_event.wait()
         # Graceful part of close(): give in-flight measurements and batches a bounded chance.
         deadline = time.monotonic() + self._close_grace_s
@@ -428,7 +458,7 @@ class IoCore:
                 continue
             done.append(iteration)
             time_s = max((it.t_end_ns - it.t_begin_ns) / 1e9, 1e-9)
-            rep = ReportedIteration(iteration, time_s, it.energy_j, it.version, it.measured)
+            rep = ReportedIteration(iteration, time_s, it.energy_j, it.version, it.measured, it.busy_s)
             with self._recv_lock:
                 self.reported.append(rep)
             self._iteration_reports.append(
@@ -436,7 +466,8 @@ class IoCore:
                     job_id=self.cfg.job_id, rank=self.cfg.rank, iteration=iteration, time_s=time_s, energy_j=it.energy_j, schedule_version=it.version
                 )
             )
-            self._iter_records.append(profiler_pb2.IterationRecord(rank=self.cfg.rank, iteration=iteration, time_s=time_s, energy_j=it.energy_j))
+            if self.cfg.profiler_url:
+                self._iter_records.append(profiler_pb2.IterationRecord(rank=self.cfg.rank, iteration=iteration, time_s=time_s, energy_j=it.energy_j))
             if len(self._iter_records) > 10_000:
                 del self._iter_records[: len(self._iter_records) - 10_000]
         for iteration in done:
@@ -561,6 +592,7 @@ class IoCore:
                 it.outstanding -= 1
                 it.measured += 1
                 it.energy_j += m.energy_j
+                it.busy_s += m.time_s
             rec = ReceivedMeasurement(
                 seq=m.seq,
                 iteration=p.iteration,
@@ -574,7 +606,7 @@ class IoCore:
             with self._recv_lock:
                 self.received.append(rec)
             self._measurements_received += 1
-            if m.time_s > 0 and m.energy_j >= 0:
+            if m.time_s > 0 and m.energy_j >= 0 and self.cfg.profiler_url:
                 # Default clocks are reported as 0; the profiler wants the real clock (the highest).
                 freq = m.frequency_applied_mhz or (max(self._supported) if self._supported else 0)
                 if freq:
@@ -621,6 +653,7 @@ class IoCore:
 
     async def _profiler_link(self) -> None:
         cfg = self.cfg
+        assert cfg.profiler_url
         backoff = 0.1
         registered = False
         while not self._stopping:
@@ -730,6 +763,7 @@ class IoCore:
 
     async def _optimizer_link(self) -> None:
         cfg = self.cfg
+        assert cfg.optimizer_url
         backoff = 0.1
         job_registered = False
         while not self._stopping:
@@ -816,6 +850,7 @@ class IoCore:
 
     async def _optimizer_reporter(self) -> None:
         cfg = self.cfg
+        assert cfg.optimizer_url
         channel = grpc.aio.insecure_channel(_normalize_url(cfg.optimizer_url), options=_GRPC_OPTIONS)
         stub = optimizer_pb2_grpc.OptimizerStub(channel)
         try:

@@ -60,6 +60,10 @@ _SCHEDULE_KINDS = {
 }
 
 
+def _discard(_event: tuple[Any, ...]) -> None:
+    return None
+
+
 def _env(name: str) -> Optional[str]:
     value = os.environ.get(name)
     return value if value else None
@@ -79,7 +83,9 @@ class PipelineFrequencyOptimizer:
         tp_degree: Tensor-parallel degree.
         world_size: Must equal ``dp_degree * pp_degree * tp_degree``.
         server_url: The optimizer (``host:port``, ``unix:/path``; a ``grpc://`` or ``http://``
-            prefix is accepted for Zeus compatibility).
+            prefix is accepted for Zeus compatibility). ``None`` = measure only: no optimizer (the
+            device stays at its default clocks) and, unless ``profiler_url`` is given, no profiler;
+            ``agent_url`` is then required. Useful to measure a baseline.
         job_metadata: Zeus compatibility: used as the job id when ``job_id`` is not given.
         agent_url: The node's GPU agent (default ``PERSEUS_AGENT_URL``, else ``server_url`` —
             right for the all-in-one ``perseus serve``).
@@ -124,7 +130,7 @@ class PipelineFrequencyOptimizer:
         pp_degree: int,
         tp_degree: int,
         world_size: int,
-        server_url: str,
+        server_url: Optional[str],
         job_metadata: Optional[str] = None,
         *,
         agent_url: Optional[str] = None,
@@ -167,6 +173,9 @@ class PipelineFrequencyOptimizer:
             raise ValueError(f"num_microbatches must be >= 1, got {num_microbatches}")
         if schedule not in _SCHEDULE_KINDS:
             raise ValueError(f"schedule must be one of {sorted(_SCHEDULE_KINDS)}, got {schedule!r}")
+        resolved_agent = agent_url or _env("PERSEUS_AGENT_URL") or server_url
+        if not resolved_agent:
+            raise ValueError("agent_url is required when server_url is None (or set PERSEUS_AGENT_URL)")
         resolved_job = job_id or _env("PERSEUS_JOB_ID") or job_metadata or _env("TORCHELASTIC_RUN_ID") or "perseus-job"
         self.rank = rank
         self.dp_rank = dp_rank
@@ -190,8 +199,8 @@ class PipelineFrequencyOptimizer:
             num_microbatches=num_microbatches,
             schedule_kind=_SCHEDULE_KINDS[schedule],
             optimizer_url=server_url,
-            agent_url=agent_url or _env("PERSEUS_AGENT_URL") or server_url,
-            profiler_url=profiler_url or _env("PERSEUS_PROFILER_URL") or server_url,
+            agent_url=resolved_agent,
+            profiler_url=profiler_url or (_env("PERSEUS_PROFILER_URL") or server_url if server_url else None),
             node=node or socket.gethostname(),
             gpu_model=gpu_model,
             supported_frequencies_mhz=sorted({int(f) for f in (supported_frequencies_mhz or [])}, reverse=True),
@@ -238,10 +247,9 @@ class PipelineFrequencyOptimizer:
         """Starts the background I/O (idempotent)."""
         if self._threads:
             return
-        loop = threading.Thread(target=self._io.run_loop, name=f"perseus-io-r{self.rank}", daemon=True)
         pump = threading.Thread(target=self._io.run_pump, name=f"perseus-pump-r{self.rank}", daemon=True)
-        self._threads = [loop, pump]
-        loop.start()
+        self._threads = [pump]
+        self._io.start_on_shared_loop()
         pump.start()
 
     def close(self, timeout_s: float = 5.0) -> None:
@@ -255,7 +263,9 @@ class PipelineFrequencyOptimizer:
         if not self._threads:
             return
         self._io.request_stop(grace_s=max(0.0, timeout_s * 0.6))
-        self._put((EV_STOP,))
+        self._events.put((EV_STOP,))
+        # Hooks called after close() must not grow a queue nobody drains.
+        self._put = _discard
         self._io.wait_stopped(timeout_s)
         for t in self._threads:
             t.join(timeout=max(0.1, timeout_s * 0.2))
@@ -280,13 +290,17 @@ class PipelineFrequencyOptimizer:
 
     # ---- hooks (training thread; microseconds, never block on the network) -----------------------
 
-    def on_step_begin(self) -> None:
-        """Marks the start of an iteration; the newest schedule takes effect from here."""
+    def on_step_begin(self, iteration: Optional[int] = None) -> None:
+        """Marks the start of an iteration; the newest schedule takes effect from here.
+
+        ``iteration`` is the trainer's own step number (reported to the services); by default the
+        client counts from 1.
+        """
         if self._in_step:
             self.on_step_end()
         self._sync()
         t = self._clock()
-        self._iteration += 1
+        self._iteration = self._iteration + 1 if iteration is None else iteration
         self._in_step = True
         self._fwd = 0
         self._bwd = 0
@@ -345,9 +359,9 @@ class PipelineFrequencyOptimizer:
         self._put((EV_END, self._open_seq, t))
 
     @contextlib.contextmanager
-    def step(self) -> Iterator[None]:
+    def step(self, iteration: Optional[int] = None) -> Iterator[None]:
         """``with opt.step():`` wraps one iteration."""
-        self.on_step_begin()
+        self.on_step_begin(iteration)
         try:
             yield
         finally:
