@@ -13,6 +13,8 @@ import { KINDS, advanceSweep, newSweep, sweepClocks, sweepVariant } from './swee
 import type { Deployment, JobPhase, JobSpec, PlanVariant, Policy, RankInfo, Straggler } from './types';
 import type { IterationReport, PlanOfflineInput, RegisterRankInput, StragglerReport } from './validate';
 import { WatchHub } from './watch-hub';
+import type { EncodedSchedule } from './watch-hub';
+import { perseusGrpc } from '@perseus/proto';
 
 /** What the {@link Optimizer} core needs (the module wires these from flags/env). */
 export interface OptimizerCoreOptions {
@@ -54,7 +56,7 @@ interface Job {
   retryTimer: NodeJS.Timeout | undefined;
   /** Per stage, the ranks' iteration (time, energy) during profiling with the clocks they ran. */
   idleSamples: Array<{ stage: number; timeS: number; energyJ: number; forwardMhz: number; backwardMhz: number }>;
-  protoCache: Map<string, commonV1.ScheduledInstruction[]>;
+  protoCache: Map<string, { message: optimizerV1.Schedule; bytes: Buffer }>;
   planningStartedMs: number;
   lastPlanningMs: number;
 }
@@ -226,7 +228,7 @@ export class Optimizer {
     }
     if (prev === undefined) {
       // A newly registered rank learns its stage's schedule at once if it is already watching.
-      this.hub.publishRank(job.jobId, r.rank, this.scheduleFor(job, r.rank));
+      this.hub.publishRank(job.jobId, r.rank, this.encodedScheduleFor(job, r.rank));
       if (job.state.phase === 'REGISTERING') {
         job.state.detail = `${job.ranks.size}/${spec.worldSize} ranks registered`;
         if (job.ranks.size === spec.worldSize) this.enqueue(job, () => this.beginProfiling(job));
@@ -281,8 +283,10 @@ export class Optimizer {
     job.sweepCounts.clear();
     job.sweepDone = 0;
     job.detector.reset();
-    this.hub.publish(job.jobId, (rank) => this.scheduleFor(job, rank));
-    this.log.info({ jobId: job.jobId, phase, version, reasons: variants.map((x) => x.reason) }, 'schedule deployed');
+    const t0 = performance.now();
+    this.hub.publish(job.jobId, (rank) => this.encodedScheduleFor(job, rank));
+    const publishMs = performance.now() - t0;
+    this.log.info({ jobId: job.jobId, phase, version, reasons: variants.map((x) => x.reason), watchers: this.hub.watcherCount(job.jobId), publishMs }, 'schedule deployed');
   }
 
   private async beginProfiling(job: Job): Promise<void> {
@@ -527,26 +531,47 @@ export class Optimizer {
 
   /** The schedule message of one rank at the job's current version. */
   scheduleFor(job: Job, rank: number): optimizerV1.Schedule {
+    return { ...this.scheduleBase(job, rank).message, rank };
+  }
+
+  /**
+   * One rank's schedule as wire bytes. Every rank of a stage (any dp in the same variant, any tp)
+   * shares one message apart from `rank`, so the message without `rank` is encoded once per
+   * (version, variant, stage) and each watcher's copy appends field 2 — protobuf parses
+   * concatenated encodings as one merged message. With thousands of watchers this is the
+   * difference between one encode per stage and one per rank.
+   */
+  encodedScheduleFor(job: Job, rank: number): EncodedSchedule {
+    const base = this.scheduleBase(job, rank);
+    return { version: job.state.deployment!.version, payload: rank === 0 ? base.bytes : Buffer.concat([base.bytes, rankField(rank)]) };
+  }
+
+  private scheduleBase(job: Job, rank: number): { message: optimizerV1.Schedule; bytes: Buffer } {
     const d = job.state.deployment!;
     const info = job.ranks.get(rank);
-    const base = { job_id: job.jobId, rank, version: String(d.version), phase: PHASE_ENUM[d.phase] };
-    if (info === undefined) return { ...base, instructions: [], expected_iteration_time_s: 0, expected_iteration_energy_j: 0, reason: 'rank not registered' };
-    const vi = d.variantOfPipeline[info.dpRank] ?? 0;
-    const variant = d.variants[vi]!;
-    const key = `${vi}:${info.ppRank}`;
-    let instructions = job.protoCache.get(key);
-    if (instructions === undefined) {
-      instructions = (variant.stages[info.ppRank] ?? []).map((x) => ({ instruction: KIND_ENUM[x.kind], microbatch: x.microbatch, frequency_mhz: x.frequencyMhz }));
-      job.protoCache.set(key, instructions);
+    const key = info === undefined ? 'unregistered' : `${d.variantOfPipeline[info.dpRank] ?? 0}:${info.ppRank}`;
+    let cached = job.protoCache.get(key);
+    if (cached === undefined) {
+      const head = { job_id: job.jobId, version: String(d.version), phase: PHASE_ENUM[d.phase] };
+      let message: optimizerV1.Schedule;
+      if (info === undefined) {
+        message = { ...head, instructions: [], expected_iteration_time_s: 0, expected_iteration_energy_j: 0, reason: 'rank not registered' };
+      } else {
+        const variant = d.variants[d.variantOfPipeline[info.dpRank] ?? 0]!;
+        const instructions = (variant.stages[info.ppRank] ?? []).map((x) => ({ instruction: KIND_ENUM[x.kind], microbatch: x.microbatch, frequency_mhz: x.frequencyMhz }));
+        message = { ...head, instructions, expected_iteration_time_s: variant.expectedTimeS, expected_iteration_energy_j: variant.expectedEnergyJ, reason: variant.reason };
+      }
+      cached = { message, bytes: serializeSchedule(message) };
+      job.protoCache.set(key, cached);
     }
-    return { ...base, instructions, expected_iteration_time_s: variant.expectedTimeS, expected_iteration_energy_j: variant.expectedEnergyJ, reason: variant.reason };
+    return cached;
   }
 
   /** Current schedule of a rank (the first message of a WatchSchedule stream). */
-  currentSchedule(jobId: string, rank: number): optimizerV1.Schedule {
+  currentSchedule(jobId: string, rank: number): EncodedSchedule {
     const job = this.job(jobId);
     if (rank >= job.spec.worldSize) throw ValidationError.field('rank', `must be < world_size ${job.spec.worldSize}, got ${rank}`);
-    return this.scheduleFor(job, rank);
+    return this.encodedScheduleFor(job, rank);
   }
 
   // ---- reports ------------------------------------------------------------------------------
@@ -732,6 +757,20 @@ export class Optimizer {
     await this.opts.planner.close();
     await Promise.all([...this.jobs.values()].map((j) => j.chain));
   }
+}
+
+const serializeSchedule = (s: optimizerV1.Schedule): Buffer => perseusGrpc().perseus.optimizer.v1.Optimizer.service.WatchSchedule.responseSerialize(s);
+
+/** Field 2 (`rank`, varint) of a Schedule. */
+function rankField(rank: number): Buffer {
+  const bytes = [0x10];
+  let v = rank >>> 0;
+  while (v >= 0x80) {
+    bytes.push((v & 0x7f) | 0x80);
+    v >>>= 7;
+  }
+  bytes.push(v);
+  return Buffer.from(bytes);
 }
 
 export function pointToProto(p: FrontierPoint): commonV1.FrontierPoint {

@@ -29,9 +29,17 @@ type Out<T> = T;
 
 /** The thin gRPC adapter: validate, call the core, map to wire messages. */
 export function optimizerService(core: Optimizer): HostedService {
+  const base = perseusGrpc().perseus.optimizer.v1.Optimizer.service;
+  const watch = base.WatchSchedule;
+  // WatchSchedule writes schedules the optimizer has already encoded (one encode per stage, not
+  // per watcher); anything else still goes through the generated serializer.
+  const definition: grpc.ServiceDefinition = {
+    ...base,
+    WatchSchedule: { ...watch, responseSerialize: (v: optimizerV1.Schedule | Buffer) => (Buffer.isBuffer(v) ? v : watch.responseSerialize(v)) },
+  };
   return {
     name: 'perseus.optimizer.v1.Optimizer',
-    definition: perseusGrpc().perseus.optimizer.v1.Optimizer.service,
+    definition,
     handlers: {
       RegisterJob: rpc.unary((req: optimizerV1.RegisterJobRequest__Output): Out<optimizerV1.RegisterJobResponse> => {
         const { jobId, spec } = validateRegisterJob(req);
@@ -45,7 +53,7 @@ export function optimizerService(core: Optimizer): HostedService {
       WatchSchedule: rpc.serverStream((call: grpc.ServerWritableStream<optimizerV1.WatchScheduleRequest__Output, optimizerV1.Schedule>) => {
         const { jobId, rank } = validateWatchSchedule(call.request);
         const first = core.currentSchedule(jobId, rank);
-        core.hub.add(jobId, rank, call as grpc.ServerWritableStream<unknown, optimizerV1.Schedule>, first);
+        core.hub.add(jobId, rank, call as unknown as grpc.ServerWritableStream<unknown, Buffer>, first);
       }),
       ReportIteration: rpc.unary((req: optimizerV1.ReportIterationRequest__Output): Out<optimizerV1.ReportIterationResponse> => {
         const r = core.reportIteration(validateReportIteration(req));

@@ -1,7 +1,12 @@
 import type * as grpc from '@grpc/grpc-js';
-import type { optimizerV1 } from '@perseus/proto';
 
-type ScheduleCall = grpc.ServerWritableStream<unknown, optimizerV1.Schedule>;
+/** A schedule already encoded for the wire (see the WatchSchedule serializer in service.ts). */
+export interface EncodedSchedule {
+  version: number;
+  payload: Buffer;
+}
+
+type ScheduleCall = grpc.ServerWritableStream<unknown, Buffer>;
 
 /** One open WatchSchedule stream. */
 interface Watcher {
@@ -11,7 +16,7 @@ interface Watcher {
   /** The stream's buffer is full: wait for 'drain' before writing again. */
   blocked: boolean;
   /** Newest schedule not yet written (only the newest is kept: no backlog). */
-  pending: optimizerV1.Schedule | null;
+  pending: EncodedSchedule | null;
   lastVersion: number;
 }
 
@@ -25,7 +30,7 @@ export class WatchHub {
   private readonly byJob = new Map<string, Set<Watcher>>();
 
   /** Registers a stream and writes `initial` to it at once. */
-  add(jobId: string, rank: number, call: ScheduleCall, initial: optimizerV1.Schedule): void {
+  add(jobId: string, rank: number, call: ScheduleCall, initial: EncodedSchedule): void {
     const w: Watcher = { jobId, rank, call, blocked: false, pending: null, lastVersion: 0 };
     let set = this.byJob.get(jobId);
     if (set === undefined) this.byJob.set(jobId, (set = new Set()));
@@ -47,26 +52,26 @@ export class WatchHub {
     this.send(w, initial);
   }
 
-  private send(w: Watcher, s: optimizerV1.Schedule): void {
-    const version = Number(s.version);
+  private send(w: Watcher, s: EncodedSchedule): void {
+    const version = s.version;
     if (version < w.lastVersion) return;
     if (w.blocked) {
       w.pending = s;
       return;
     }
     w.lastVersion = version;
-    if (!w.call.write(s)) w.blocked = true;
+    if (!w.call.write(s.payload)) w.blocked = true;
   }
 
   /** Sends each watcher of `jobId` its schedule (computed lazily per rank). */
-  publish(jobId: string, scheduleFor: (rank: number) => optimizerV1.Schedule): void {
+  publish(jobId: string, scheduleFor: (rank: number) => EncodedSchedule): void {
     const set = this.byJob.get(jobId);
     if (set === undefined) return;
     for (const w of set) this.send(w, scheduleFor(w.rank));
   }
 
   /** Sends one rank's watchers their schedule. */
-  publishRank(jobId: string, rank: number, schedule: optimizerV1.Schedule): void {
+  publishRank(jobId: string, rank: number, schedule: EncodedSchedule): void {
     const set = this.byJob.get(jobId);
     if (set === undefined) return;
     for (const w of set) if (w.rank === rank) this.send(w, schedule);

@@ -1,5 +1,5 @@
 import { EventEmitter } from 'node:events';
-import type { optimizerV1 } from '@perseus/proto';
+import type { EncodedSchedule } from '../src/watch-hub';
 import { WatchHub } from '../src/watch-hub';
 
 /** A stand-in for a grpc-js server stream whose buffer fills after `capacity` writes. */
@@ -8,8 +8,8 @@ class FakeStream extends EventEmitter {
   constructor(private capacity: number) {
     super();
   }
-  write(s: optimizerV1.Schedule): boolean {
-    this.written.push(Number(s.version));
+  write(payload: Buffer): boolean {
+    this.written.push(payload.readUInt32LE(0));
     return this.written.length < this.capacity;
   }
   end(): void {
@@ -21,7 +21,11 @@ class FakeStream extends EventEmitter {
   }
 }
 
-const sched = (version: number): optimizerV1.Schedule => ({ job_id: 'j', rank: 0, version: String(version), phase: 'PHASE_DEPLOYED', instructions: [], reason: 'x' });
+const sched = (version: number): EncodedSchedule => {
+  const payload = Buffer.alloc(4);
+  payload.writeUInt32LE(version, 0);
+  return { version, payload };
+};
 
 test('a slow watcher gets the newest schedule when it drains, not a backlog; a fast one gets each', () => {
   const hub = new WatchHub();
