@@ -1,0 +1,130 @@
+import { spawn } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import type { Command } from 'commander';
+import { startServe } from './serve';
+
+/** Options of `perseus demo` (commander camelCases the flags). */
+export interface DemoFlags {
+  out: string;
+  profile?: string;
+  python?: string;
+  microbatches: string;
+  dp: string;
+  window: string;
+  timeScale: string;
+  straggler: string;
+  timeoutS: string;
+  keepState?: boolean;
+}
+
+/** Repository root (this file is packages/cli/src/commands/demo.ts). */
+export const REPO_ROOT = path.resolve(__dirname, '..', '..', '..', '..');
+
+/** The GPT-3 175B A100 SXM stage profile of the paper's artifact (shared/data beside the repo). */
+export function defaultDemoProfile(root = REPO_ROOT): string {
+  return process.env['PERSEUS_DEMO_PROFILE'] ?? path.resolve(root, '..', 'shared', 'data', 'sosp24', 'stage_profile', 'gpt3-175b+a100_sxm_bf16.csv');
+}
+
+/** The Python that runs the emulated trainer: --python, PERSEUS_PYTHON, else the repo's .venv. */
+export function demoPython(flag: string | undefined, root = REPO_ROOT): string {
+  return flag ?? process.env['PERSEUS_PYTHON'] ?? path.join(root, '.venv', 'bin', 'python');
+}
+
+/** The argv of the Python demo driver (`python -m perseus.emulate.demo`). */
+export function demoPythonArgs(address: string, flags: DemoFlags, profile: string): string[] {
+  return [
+    '-m',
+    'perseus.emulate.demo',
+    '--server',
+    address,
+    '--profile',
+    profile,
+    '--out',
+    path.resolve(flags.out),
+    '--microbatches',
+    flags.microbatches,
+    '--dp',
+    flags.dp,
+    '--window',
+    flags.window,
+    '--time-scale',
+    flags.timeScale,
+    '--straggler',
+    flags.straggler,
+    '--timeout',
+    String(Math.max(10, Number(flags.timeoutS) - 15)),
+  ];
+}
+
+/**
+ * Runs the demo: hosts agent (simulated A100 SXM GPUs), profiler and optimizer in this process with
+ * their state in a temp dir, then runs the emulated trainer (Python, one process per emulated GPU)
+ * through baseline → profiling → planning → intrinsic → straggler → extrinsic → cleared. The
+ * Python driver prints the per-phase table and writes frontier.svg, timeline.svg, summary.json.
+ * Resolves to the driver's exit code.
+ */
+export async function runDemo(flags: DemoFlags): Promise<number> {
+  const profile = flags.profile ?? defaultDemoProfile();
+  if (!fs.existsSync(profile)) throw new Error(`demo profile not found: ${profile} (set --profile or PERSEUS_DEMO_PROFILE)`);
+  const python = demoPython(flags.python);
+  if (!fs.existsSync(python)) throw new Error(`python not found: ${python} (run: bash tools/bootstrap-python.sh)`);
+  const stateDir = fs.mkdtempSync(path.join(os.tmpdir(), 'perseus-demo-'));
+  // Services read PERSEUS_* in their config modules; the demo keeps all of their state in stateDir.
+  const env: Record<string, string> = {
+    PERSEUS_LOG_LEVEL: process.env['PERSEUS_LOG_LEVEL'] ?? 'warn',
+    PERSEUS_AGENT_BACKEND: 'simulated',
+    PERSEUS_AGENT_SIM_MODEL: 'a100-sxm',
+    PERSEUS_AGENT_SIM_DEVICES: String(Number(flags.dp) * 8),
+    PERSEUS_AGENT_SIM_PROFILE: profile,
+    PERSEUS_AGENT_STATE_FILE: path.join(stateDir, 'agent-state.json'),
+    PERSEUS_PROFILER_DATA_DIR: path.join(stateDir, 'profiler'),
+    PERSEUS_OPTIMIZER_DATA_DIR: path.join(stateDir, 'optimizer'),
+  };
+  for (const [k, v] of Object.entries(env)) if (process.env[k] === undefined || k.endsWith('_DIR') || k.endsWith('_FILE')) process.env[k] = v;
+  const running = await startServe(['agent', 'profiler', 'optimizer'], { listen: '127.0.0.1:0', logLevel: process.env['PERSEUS_LOG_LEVEL'] });
+  let code = 1;
+  try {
+    code = await new Promise<number>((resolve, reject) => {
+      const child = spawn(python, demoPythonArgs(running.address, flags, profile), {
+        cwd: REPO_ROOT,
+        stdio: ['ignore', 'inherit', 'inherit'],
+        env: { ...process.env, PYTHONUNBUFFERED: '1' },
+      });
+      const timer = setTimeout(() => child.kill('SIGTERM'), Number(flags.timeoutS) * 1000);
+      child.on('error', (err) => {
+        clearTimeout(timer);
+        reject(err);
+      });
+      child.on('exit', (c, signal) => {
+        clearTimeout(timer);
+        resolve(c ?? (signal ? 128 : 1));
+      });
+    });
+  } finally {
+    await running.server.shutdown(2000);
+    if (!flags.keepState) fs.rmSync(stateDir, { recursive: true, force: true });
+  }
+  return code;
+}
+
+/** Registers `perseus demo`. */
+export function registerDemoCommand(program: Command): void {
+  program
+    .command('demo')
+    .description('end-to-end demo on an emulated GPT-3 175B pipeline (simulated GPUs): baseline, profiling, planning, intrinsic, straggler, extrinsic')
+    .option('--out <dir>', 'where frontier.svg, timeline.svg and summary.json go', 'demo-out')
+    .option('--profile <csv>', 'stage profile of the simulated GPUs (default: shared/data GPT-3 175B a100_sxm; env PERSEUS_DEMO_PROFILE)')
+    .option('--python <path>', 'Python with the perseus client installed (env PERSEUS_PYTHON; default .venv/bin/python)')
+    .option('--microbatches <n>', 'microbatches per iteration', '4')
+    .option('--dp <n>', 'data-parallel pipelines', '2')
+    .option('--window <n>', 'clean iterations measured per phase', '3')
+    .option('--time-scale <x>', 'wall seconds per simulated second (1 = real time; the simulated agent integrates energy over real time)', '1')
+    .option('--straggler <x>', 'slowdown of the straggling pipeline', '1.2')
+    .option('--timeout-s <s>', 'give up after this many seconds', '170')
+    .option('--keep-state', 'keep the services\' temp state dir')
+    .action(async (flags: DemoFlags) => {
+      process.exitCode = await runDemo(flags);
+    });
+}
