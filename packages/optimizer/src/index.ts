@@ -26,7 +26,7 @@ export {
   type ProfileSource,
 } from './profile-source';
 export { Optimizer, type JobMetrics, type OptimizerCoreOptions } from './optimizer';
-export { WorkerFrontierPlanner, type FrontierPlanner } from './planner-pool';
+export { WorkerFrontierPlanner, frontierFromText, type FrontierPlanner, type PlannedFrontier } from './planner-pool';
 export { OptimizerStore } from './store';
 export { renderMetrics } from './metrics';
 export { DEFAULT_DETECTOR, StragglerDetector, type StragglerDetectorOptions } from './stragglers';

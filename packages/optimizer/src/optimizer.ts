@@ -4,7 +4,7 @@ import type { optimizerV1, commonV1 } from '@perseus/proto';
 import { FailedPreconditionError, NotFoundError, ResourceExhaustedError, ValidationError } from '@perseus/service-kit';
 import type { Logger } from '@perseus/service-kit';
 import { FALLBACK_BLOCKING_POWER_W, KNOWN_BLOCKING_POWER_W } from './config';
-import type { FrontierPlanner } from './planner-pool';
+import type { FrontierPlanner, PlannedFrontier } from './planner-pool';
 import type { ProfileCellStat, ProfileSource } from './profile-source';
 import type { JobState, OptimizerStore } from './store';
 import { DEFAULT_DETECTOR, StragglerDetector } from './stragglers';
@@ -272,12 +272,12 @@ export class Optimizer {
   }
 
   /** Persists a new version of the job's schedules, then announces it to every watcher. */
-  private deploy(job: Job, phase: JobPhase, variants: PlanVariant[], variantOfPipeline: number[], frontierToStore?: Frontier): void {
+  private deploy(job: Job, phase: JobPhase, variants: PlanVariant[], variantOfPipeline: number[], frontierToStore?: string): void {
     const version = job.state.version + 1;
     job.state.phase = phase;
     job.state.version = version;
     job.state.deployment = { version, phase, variants, variantOfPipeline };
-    if (frontierToStore !== undefined) this.opts.store.putFrontierAndState(job.jobId, frontierToStore.toJSON(), job.state, this.now());
+    if (frontierToStore !== undefined) this.opts.store.putFrontierAndState(job.jobId, frontierToStore, job.state, this.now());
     else this.opts.store.putState(job.jobId, job.state);
     job.protoCache.clear();
     job.sweepCounts.clear();
@@ -431,9 +431,9 @@ export class Optimizer {
     const blockingPowerW = this.blockingPower(job, got.profile, got.tpScale);
     const input: PlannerInput = { profile: got.profile, pipeline: job.spec.pipeline, blockingPowerW: blockingPowerW * got.tpScale, unitTimeS: job.spec.unitTimeS };
     const started = this.now();
-    let frontier: Frontier;
+    let planned: PlannedFrontier;
     try {
-      frontier = await this.opts.planner.plan(input, (done, total) => {
+      planned = await this.opts.planner.plan(input, (done, total) => {
         job.state.detail = `planning ${Math.min(100, Math.round((100 * done) / Math.max(1, total)))}%`;
       });
     } catch (err) {
@@ -441,12 +441,13 @@ export class Optimizer {
       return this.planFailed(job, `planner failed: ${(err as Error).message}`);
     }
     if (this.closed || job.state.phase !== 'PLANNING') return;
+    const { frontier } = planned;
     job.frontier = frontier;
     job.state.blockingPowerW = blockingPowerW;
     job.lastPlanningMs = this.now() - started;
     job.state.detail = `frontier of ${frontier.points.length} points in ${job.lastPlanningMs} ms`;
     this.log.info({ jobId: job.jobId, points: frontier.points.length, planningMs: job.lastPlanningMs, blockingPowerW }, 'frontier planned');
-    this.deployPolicy(job, true);
+    this.deployPolicy(job, planned.json);
   }
 
   private planFailed(job: Job, why: string): void {
@@ -496,7 +497,8 @@ export class Optimizer {
    * least-energy plan with time ≤ max(policy target, T′) where T′ is the slowest active straggler
    * (the frontier caps it at T*). Bumps the version only when some pipeline's plan changes.
    */
-  private deployPolicy(job: Job, force = false, frontierJustPlanned = force): number {
+  private deployPolicy(job: Job, newFrontierJson?: string): number {
+    const force = newFrontierJson !== undefined;
     const f = job.frontier;
     if (f === null || (job.state.phase !== 'DEPLOYED' && job.state.phase !== 'PLANNING')) return 0;
     const base = this.policyPoint(job, f);
@@ -523,7 +525,7 @@ export class Optimizer {
     });
     const chosen = variants[variantOfPipeline.includes(1) ? 1 : 0]!;
     job.state.detail = `${chosen.reason}: point ${chosen.pointIndex} of ${f.points.length}`;
-    this.deploy(job, 'DEPLOYED', variants, variantOfPipeline, frontierJustPlanned ? f : undefined);
+    this.deploy(job, 'DEPLOYED', variants, variantOfPipeline, newFrontierJson);
     return tPrime > base.timeS ? healthy.timeS : 0;
   }
 
@@ -708,7 +710,7 @@ export class Optimizer {
   async planOffline(input: PlanOfflineInput): Promise<optimizerV1.PlanOfflineResponse> {
     let f: Frontier;
     try {
-      f = await this.opts.planner.plan({ profile: input.profile, pipeline: input.pipeline, blockingPowerW: input.blockingPowerW, unitTimeS: input.unitTimeS });
+      ({ frontier: f } = await this.opts.planner.plan({ profile: input.profile, pipeline: input.pipeline, blockingPowerW: input.blockingPowerW, unitTimeS: input.unitTimeS }));
     } catch (err) {
       if (err instanceof PlannerInputError) throw ValidationError.field(err.field, err.message);
       throw err;

@@ -6,20 +6,39 @@ import type { FrontierJson, PlannerInput } from '@perseus/planner';
 /** Messages the planning worker posts back. */
 export type PlanWorkerMessage =
   | { id: number; type: 'progress'; done: number; estTotal: number }
-  | { id: number; type: 'done'; frontier: FrontierJson }
+  | { id: number; type: 'done'; json: string }
   | { id: number; type: 'error'; name: string; message: string; field?: string | undefined };
+
+/** A computed frontier and its JSON text (what the store keeps). */
+export interface PlannedFrontier {
+  frontier: Frontier;
+  json: string;
+}
 
 /** Something that computes frontiers off the caller's event loop. */
 export interface FrontierPlanner {
-  plan(input: PlannerInput, onProgress?: (done: number, estTotal: number) => void): Promise<Frontier>;
+  plan(input: PlannerInput, onProgress?: (done: number, estTotal: number) => void): Promise<PlannedFrontier>;
   close(): Promise<void>;
+}
+
+const nextTurn = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
+
+/**
+ * Rebuilds a Frontier from its JSON text in two event-loop turns (parse, then index), so RPCs
+ * queued meanwhile are served between the steps rather than after both.
+ */
+export async function frontierFromText(json: string): Promise<PlannedFrontier> {
+  await nextTurn();
+  const parsed = JSON.parse(json) as FrontierJson;
+  await nextTurn();
+  return { frontier: Frontier.fromJSON(parsed), json };
 }
 
 interface Pending {
   id: number;
   input: PlannerInput;
   onProgress: ((done: number, estTotal: number) => void) | undefined;
-  resolve: (f: Frontier) => void;
+  resolve: (f: PlannedFrontier) => void;
   reject: (e: Error) => void;
 }
 
@@ -38,9 +57,12 @@ export class WorkerFrontierPlanner implements FrontierPlanner {
   private nextId = 1;
   private closed = false;
 
-  plan(input: PlannerInput, onProgress?: (done: number, estTotal: number) => void): Promise<Frontier> {
+  /** @param nice niceness of the planning thread (Linux: per thread; 0 = unchanged). Default 10. */
+  constructor(private readonly nice = 10) {}
+
+  plan(input: PlannerInput, onProgress?: (done: number, estTotal: number) => void): Promise<PlannedFrontier> {
     if (this.closed) return Promise.reject(new Error('planner closed'));
-    return new Promise<Frontier>((resolve, reject) => {
+    return new Promise<PlannedFrontier>((resolve, reject) => {
       this.queue.push({ id: this.nextId++, input, onProgress, resolve, reject });
       this.pump();
     });
@@ -56,7 +78,7 @@ export class WorkerFrontierPlanner implements FrontierPlanner {
 
   private ensureWorker(): Worker {
     if (this.worker !== undefined) return this.worker;
-    const w = new Worker(ENTRY);
+    const w = new Worker(ENTRY, { workerData: { nice: this.nice } });
     w.on('message', (m: PlanWorkerMessage) => this.onMessage(m));
     w.on('error', (err) => this.onExit(err));
     w.on('exit', (code) => {
@@ -77,11 +99,7 @@ export class WorkerFrontierPlanner implements FrontierPlanner {
         return;
       case 'done':
         this.current = undefined;
-        try {
-          cur.resolve(Frontier.fromJSON(m.frontier));
-        } catch (err) {
-          cur.reject(err as Error);
-        }
+        frontierFromText(m.json).then(cur.resolve, cur.reject);
         this.pump();
         return;
       case 'error':

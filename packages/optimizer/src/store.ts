@@ -88,10 +88,10 @@ export class OptimizerStore {
   }
 
   /** Frontier and the state that deploys it, atomically. */
-  putFrontierAndState(jobId: string, frontier: FrontierJson | null, state: JobState, nowMs: number): void {
+  putFrontierAndState(jobId: string, frontierJsonText: string | null, state: JobState, nowMs: number): void {
     this.db.transaction(() => {
-      if (frontier === null) this.stmts.deleteFrontier.run(jobId);
-      else this.stmts.upsertFrontier.run(jobId, JSON.stringify(frontier), nowMs);
+      if (frontierJsonText === null) this.stmts.deleteFrontier.run(jobId);
+      else this.stmts.upsertFrontier.run(jobId, frontierJsonText, nowMs);
       this.stmts.upsertState.run(jobId, JSON.stringify(state));
     })();
   }

@@ -16,7 +16,10 @@ const flag = (name: string, fallback: string): string => {
 
 /** Plans on the calling thread: every RPC waits while a frontier is computed. */
 const inlinePlanner: FrontierPlanner = {
-  plan: async (input) => computeFrontier(input),
+  plan: async (input) => {
+    const frontier = computeFrontier(input);
+    return { frontier, json: JSON.stringify(frontier.toJSON()) };
+  },
   close: async () => undefined,
 };
 
