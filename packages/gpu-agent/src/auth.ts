@@ -1,0 +1,95 @@
+import { createHash, timingSafeEqual } from 'node:crypto';
+import * as fs from 'node:fs';
+import type * as grpc from '@grpc/grpc-js';
+import { PermissionDeniedError, UnauthenticatedError } from '@perseus/service-kit';
+import type { Caller } from './audit';
+
+/** `read`: ListDevices, ReadEnergy. `control`: also OpenSession, SetClocks, ResetClocks. */
+export type Scope = 'read' | 'control';
+
+export interface Token {
+  name: string;
+  scope: Scope;
+  /** sha256 of the secret (the secret itself is not kept). */
+  digest: Buffer;
+}
+
+function digest(secret: string): Buffer {
+  return createHash('sha256').update(secret, 'utf8').digest();
+}
+
+/**
+ * Parses a token file: one `<name> <read|control> <secret>` per line, `#` comments. Secrets must be
+ * at least 16 characters. Throws naming the line.
+ */
+export function parseTokenFile(text: string, source = 'token file'): Token[] {
+  const out: Token[] = [];
+  text.split(/\r?\n/).forEach((raw, i) => {
+    const line = raw.trim();
+    if (line === '' || line.startsWith('#')) return;
+    const parts = line.split(/\s+/);
+    const [name, scope, secret] = parts;
+    if (parts.length !== 3 || !name || !secret || (scope !== 'read' && scope !== 'control')) {
+      throw new Error(`${source}:${i + 1}: expected "<name> <read|control> <secret>"`);
+    }
+    if (secret.length < 16) throw new Error(`${source}:${i + 1}: secret of ${name} must have at least 16 characters`);
+    out.push({ name, scope, digest: digest(secret) });
+  });
+  return out;
+}
+
+export function loadTokenFile(path: string): Token[] {
+  return parseTokenFile(fs.readFileSync(path, 'utf8'), path);
+}
+
+/**
+ * Decides who a call is and whether it may do what it asks, for one listener. On the Unix socket the
+ * socket's filesystem permissions (mode 0660 + group) are the gate, so no token is required; on TCP
+ * every call must present `authorization: Bearer <secret>` whose token has the scope — unless the
+ * listener was explicitly allowed to run without tokens (loopback with the simulated backend, or an
+ * operator's override). A presented token is always checked, even where none is required.
+ *
+ * grpc-js exposes no SO_PEERCRED, so a Unix-socket peer's uid/pid cannot be logged; the audit line
+ * carries `getPeer()` and the job/rank the client claims.
+ */
+export class Authorizer {
+  constructor(
+    private readonly tokens: readonly Token[],
+    private readonly opts: { requireToken: boolean; anonymousIdentity: string },
+  ) {}
+
+  /** Checks one call; returns the caller for the audit log or throws UNAUTHENTICATED / PERMISSION_DENIED. */
+  check(call: { getPeer(): string; metadata: grpc.Metadata }, need: Scope): Caller {
+    const peer = safePeer(call);
+    const header = call.metadata.get('authorization')[0];
+    const presented = typeof header === 'string' ? /^Bearer\s+(\S+)$/i.exec(header)?.[1] : undefined;
+    if (presented === undefined) {
+      if (this.opts.requireToken) throw new UnauthenticatedError('this listener requires "authorization: Bearer <token>"');
+      return { peer, identity: this.opts.anonymousIdentity };
+    }
+    const d = digest(presented);
+    const token = this.tokens.find((t) => timingSafeEqual(t.digest, d));
+    if (!token) throw new UnauthenticatedError('unknown token');
+    if (need === 'control' && token.scope !== 'control') {
+      throw new PermissionDeniedError(`token ${JSON.stringify(token.name)} has scope read; this call needs control`);
+    }
+    return { peer, identity: `token:${token.name}` };
+  }
+}
+
+function safePeer(call: { getPeer(): string }): string {
+  try {
+    return call.getPeer();
+  } catch {
+    return 'unknown';
+  }
+}
+
+/** An authorizer whose policy is settled late (once the listener's bound address is known). */
+export class SwitchableAuthorizer {
+  constructor(public current: Authorizer) {}
+
+  check(call: { getPeer(): string; metadata: grpc.Metadata }, need: Scope): Caller {
+    return this.current.check(call, need);
+  }
+}

@@ -1,0 +1,248 @@
+import type { BackendCapabilities, DeviceActivity, DeviceInfo, GpuBackend } from '../backend';
+import type { ProfileTable, SimulatedModel } from '../profile-table';
+import { loadProfileTable } from '../profile-table';
+import type { PersistedState, StateFile } from '../state-file';
+
+export interface SimulatedBackendOptions {
+  /** GPU model whose profile drives time and power. Default `a100-sxm`. */
+  model?: SimulatedModel;
+  /** Number of devices. Default 8. */
+  count?: number;
+  /** Directory of the stage-profile CSVs (default: the repo's ../shared/data; embedded fallback). */
+  profileDir?: string;
+  /** Pre-loaded table (overrides model/profileDir). */
+  table?: ProfileTable;
+  /** Where the simulated hardware registers persist (so a restarted agent sees a crash's leftovers). */
+  stateFile?: StateFile;
+  /** Artificial latency of every driver call, ms (to exercise the per-device worker). Default 0. */
+  driverLatencyMs?: number;
+  /** Monotonic clock, ns. Default process.hrtime.bigint. */
+  clockNs?: () => bigint;
+}
+
+interface SimDevice {
+  info: DeviceInfo;
+  lockedSmClockMhz: number;
+  memoryClockLocked: boolean;
+  powerLimitW: number;
+  activity: DeviceActivity | null;
+  /** Energy at `markNs`, mJ; power is constant since then. */
+  energyMjAtMark: number;
+  markNs: bigint;
+  powerW: number;
+  /** Last time energy was reported (history before it is frozen). */
+  lastReadNs: bigint;
+}
+
+/**
+ * K simulated GPUs of one model. Power comes from the profile table: while an instruction runs
+ * (see {@link GpuBackend.noteActivity}) the device draws energy/time of that (stage, instruction) at
+ * the locked clock (max clock when unlocked), capped by the power limit; idle, it draws the model's
+ * blocking power. The energy counter integrates that power over real (monotonic) time.
+ */
+export class SimulatedBackend implements GpuBackend {
+  readonly kind = 'simulated' as const;
+  readonly capabilities: BackendCapabilities = { perDomainReset: true, exactClockLock: true };
+  readonly table: ProfileTable;
+  private readonly devs: SimDevice[];
+  private readonly clockNs: () => bigint;
+  private readonly latencyMs: number;
+  private readonly stateFile: StateFile | undefined;
+  /** Calls made, in order (tests assert on these). */
+  readonly calls: string[] = [];
+
+  constructor(opts: SimulatedBackendOptions = {}) {
+    this.table = opts.table ?? loadProfileTable(opts.model ?? 'a100-sxm', opts.profileDir);
+    this.clockNs = opts.clockNs ?? (() => process.hrtime.bigint());
+    this.latencyMs = opts.driverLatencyMs ?? 0;
+    const spec = this.table.spec;
+    const count = opts.count ?? 8;
+    const clocks = this.table.supportedSmClocksMhz();
+    const now = this.clockNs();
+    const saved = opts.stateFile;
+    this.stateFile = saved;
+    this.devs = Array.from({ length: count }, (_, index) => {
+      const hex = index.toString(16).padStart(2, '0');
+      const info: DeviceInfo = {
+        index,
+        uuid: `GPU-5170a7ed-0000-4000-8000-${spec.model.replace(/[^a-z0-9]/g, '').padEnd(10, '0').slice(0, 10)}${hex}`,
+        pciBusId: `00000000:${hex}:00.0`,
+        name: spec.name,
+        supportedSmClocksMhz: clocks,
+        supportedMemoryClocksMhz: spec.memoryClocksMhz,
+        energyCounterAvailable: true,
+        defaultPowerLimitW: spec.defaultPowerLimitW,
+        powerLimitRangeW: spec.powerLimitRangeW,
+      };
+      const d: SimDevice = {
+        info,
+        lockedSmClockMhz: 0,
+        memoryClockLocked: false,
+        powerLimitW: spec.defaultPowerLimitW,
+        activity: null,
+        energyMjAtMark: 0,
+        markNs: now,
+        powerW: spec.blockingPowerW,
+        lastReadNs: now,
+      };
+      const sim = saved?.device(index).sim;
+      if (sim) {
+        // The "hardware" kept its registers while no agent ran, and kept drawing idle power.
+        d.lockedSmClockMhz = sim.lockedSmClockMhz;
+        d.memoryClockLocked = sim.memoryClockLocked;
+        d.powerLimitW = sim.powerLimitW;
+        const downS = Math.max(0, (Date.now() - sim.savedAtUnixMs) / 1000);
+        d.energyMjAtMark = sim.energyMj + spec.blockingPowerW * downS * 1000;
+      }
+      return d;
+    });
+    if (saved) {
+      saved.addSnapshotter((s: PersistedState) => this.snapshot(s));
+      saved.update(() => undefined, { sync: true });
+    }
+  }
+
+  devices(): readonly DeviceInfo[] {
+    return this.devs.map((d) => d.info);
+  }
+
+  private dev(index: number): SimDevice {
+    const d = this.devs[index];
+    if (!d) throw new Error(`simulated: no device ${index}`);
+    return d;
+  }
+
+  private async driverCall(what: string): Promise<void> {
+    this.calls.push(what);
+    if (this.latencyMs > 0) await new Promise((r) => setTimeout(r, this.latencyMs));
+  }
+
+  /** Closes the current constant-power segment and recomputes power from the device state. */
+  private remark(d: SimDevice, sinceNs?: bigint): void {
+    const now = this.clockNs();
+    let at = sinceNs ?? now;
+    if (at > now) at = now;
+    if (at < d.lastReadNs) at = d.lastReadNs;
+    if (at < d.markNs) at = d.markNs;
+    d.energyMjAtMark = this.energyAt(d, at);
+    d.markNs = at;
+    const spec = this.table.spec;
+    if (d.activity === null) {
+      d.powerW = spec.blockingPowerW;
+    } else {
+      const mhz = d.lockedSmClockMhz === 0 ? spec.maxSmClockMhz : d.lockedSmClockMhz;
+      const p = this.table.lookup(d.activity.stage, d.activity.instruction, mhz).powerW;
+      // The profile is the truth at default settings; only a lowered power limit caps it.
+      d.powerW = d.powerLimitW < d.info.defaultPowerLimitW ? Math.min(d.powerLimitW, p) : p;
+    }
+  }
+
+  /** Persists the registers (debounced), as real hardware would keep them across an agent crash. */
+  private persist(): void {
+    this.stateFile?.update(() => undefined);
+  }
+
+  private energyAt(d: SimDevice, now: bigint): number {
+    const dtNs = Number(now - d.markNs);
+    return d.energyMjAtMark + (d.powerW * Math.max(0, dtNs)) / 1e6;
+  }
+
+  async lockSmClock(index: number, mhz: number): Promise<void> {
+    const d = this.dev(index);
+    if (!d.info.supportedSmClocksMhz.includes(mhz)) throw new Error(`simulated: ${mhz} MHz is not supported`);
+    await this.driverCall(`lockSmClock(${index},${mhz})`);
+    d.lockedSmClockMhz = mhz;
+    this.remark(d);
+    this.persist();
+  }
+
+  async resetSmClock(index: number): Promise<void> {
+    const d = this.dev(index);
+    await this.driverCall(`resetSmClock(${index})`);
+    d.lockedSmClockMhz = 0;
+    this.remark(d);
+    this.persist();
+  }
+
+  async lockMemoryClockMax(index: number): Promise<void> {
+    const d = this.dev(index);
+    await this.driverCall(`lockMemoryClockMax(${index})`);
+    d.memoryClockLocked = true;
+    this.persist();
+  }
+
+  async resetMemoryClock(index: number): Promise<void> {
+    const d = this.dev(index);
+    await this.driverCall(`resetMemoryClock(${index})`);
+    d.memoryClockLocked = false;
+    this.persist();
+  }
+
+  async getPowerLimitW(index: number): Promise<number> {
+    return this.dev(index).powerLimitW;
+  }
+
+  async setPowerLimitW(index: number, watts: number): Promise<void> {
+    const d = this.dev(index);
+    const [lo, hi] = d.info.powerLimitRangeW;
+    if (watts < lo || watts > hi) throw new Error(`simulated: power limit ${watts} W outside [${lo}, ${hi}]`);
+    await this.driverCall(`setPowerLimitW(${index},${watts})`);
+    d.powerLimitW = watts;
+    this.remark(d);
+    this.persist();
+  }
+
+  async resetPowerLimit(index: number): Promise<void> {
+    const d = this.dev(index);
+    await this.driverCall(`resetPowerLimit(${index})`);
+    d.powerLimitW = d.info.defaultPowerLimitW;
+    this.remark(d);
+    this.persist();
+  }
+
+  async readEnergyMj(index: number): Promise<number> {
+    const d = this.dev(index);
+    const now = this.clockNs();
+    d.lastReadNs = now;
+    return this.energyAt(d, now);
+  }
+
+  async readPowerW(index: number): Promise<number> {
+    return this.dev(index).powerW;
+  }
+
+  async readLockedSmClockMhz(index: number): Promise<number> {
+    return this.dev(index).lockedSmClockMhz;
+  }
+
+  /** Whether the memory clock is locked (tests). */
+  memoryClockLocked(index: number): boolean {
+    return this.dev(index).memoryClockLocked;
+  }
+
+  noteActivity(index: number, activity: DeviceActivity | null, sinceNs?: bigint): void {
+    const d = this.dev(index);
+    d.activity = activity;
+    this.remark(d, sinceNs);
+  }
+
+  private snapshot(s: PersistedState): void {
+    const now = this.clockNs();
+    for (const d of this.devs) {
+      const key = String(d.info.index);
+      const entry = s.devices[key] ?? { dirty: false };
+      entry.sim = {
+        lockedSmClockMhz: d.lockedSmClockMhz,
+        memoryClockLocked: d.memoryClockLocked,
+        powerLimitW: d.powerLimitW,
+        energyMj: this.energyAt(d, now),
+        savedAtUnixMs: Date.now(),
+      };
+      s.devices[key] = entry;
+    }
+  }
+
+  async close(): Promise<void> {
+    this.calls.push('close');
+  }
+}

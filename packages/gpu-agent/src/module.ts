@@ -1,0 +1,192 @@
+import * as fs from 'node:fs';
+import * as grpc from '@grpc/grpc-js';
+import type { Logger, ServiceModule } from '@perseus/service-kit';
+import { PerseusServer, normalizeListenAddress, unixSocketPath } from '@perseus/service-kit';
+import type { AgentCoreOptions } from './agent';
+import { GpuAgentCore } from './agent';
+import { AuditLog } from './audit';
+import type { Token } from './auth';
+import { Authorizer, SwitchableAuthorizer, loadTokenFile } from './auth';
+import type { GpuBackend } from './backend';
+import { createBackend } from './backends/select';
+import type { AgentOptions } from './config';
+import { agentOptionsFromEnv, checkAgentOptions } from './config';
+import { startMetricsServer } from './metrics';
+import { gpuAgentService } from './service';
+import { StateFile } from './state-file';
+
+/** Inputs of {@link createAgentModule}: any {@link AgentOptions} field (others from env/defaults). */
+export interface AgentModuleOptions extends Partial<AgentOptions> {
+  logger: Logger;
+  /**
+   * The main listener's address (`unix:/path` or `host:port`), to pick its auth policy: Unix socket =
+   * filesystem permissions; loopback TCP = tokens, or none only when allowed; other TCP = refused
+   * (use `tcpListen`, which has TLS). Default: treated as a Unix socket.
+   */
+  listenAddress?: string;
+  /** A ready backend (tests, embedding); overrides `backend`. */
+  backendInstance?: GpuBackend;
+  /** Core tunables beyond the options (e.g. a test clock). */
+  core?: Pick<AgentCoreOptions, 'clockNs'>;
+  /** Environment to read PERSEUS_AGENT_* from. Default process.env. */
+  env?: NodeJS.ProcessEnv;
+}
+
+/** The agent as a `perseus serve` module, plus handles for tests and embedding. */
+export interface AgentModule extends ServiceModule {
+  readonly core: GpuAgentCore;
+  readonly options: AgentOptions;
+  /** Bound address of the TLS listener, when `tcpListen` is set. */
+  readonly tlsAddress: string | undefined;
+  /** Bound address of the metrics endpoint, when `metricsListen` is set. */
+  readonly metricsAddress: string | undefined;
+  /** Devices reset at startup because a previous agent left them changed. */
+  readonly resetAtStartup: readonly number[];
+}
+
+function isLoopback(address: string): boolean {
+  const host = address.replace(/:\d+$/, '').replace(/^\[|\]$/g, '');
+  return host === 'localhost' || host === '::1' || /^127\./.test(host);
+}
+
+/**
+ * The main listener's policy: Unix socket = filesystem permissions (tokens checked only if sent);
+ * loopback TCP = tokens when a token file is set, else open only when allowed (default: only with
+ * simulated GPUs); any other TCP address is refused (TCP is served only with TLS, via tcpListen).
+ */
+function mainListenerAuthorizer(address: string, tokens: Token[], options: AgentOptions, backendKind: GpuBackend['kind'], logger: Logger): Authorizer {
+  const main = normalizeListenAddress(address);
+  if (unixSocketPath(main) !== undefined) return new Authorizer(tokens, { requireToken: false, anonymousIdentity: 'unix-socket' });
+  if (!isLoopback(main)) {
+    throw new Error(`the agent serves plain TCP only on loopback, got ${main}: use a unix: socket, or --agent-tcp-listen with TLS and tokens`);
+  }
+  if (tokens.length > 0) return new Authorizer(tokens, { requireToken: true, anonymousIdentity: 'none' });
+  const allowed = options.allowInsecureLoopback ?? backendKind === 'simulated';
+  if (!allowed) {
+    throw new Error(
+      `refusing unauthenticated loopback TCP (${main}) with the ${backendKind} backend: use a unix: socket, a token file, or allow it explicitly`,
+    );
+  }
+  logger.warn({ address: main, backend: backendKind }, 'agent control on loopback TCP without tokens');
+  return new Authorizer(tokens, { requireToken: false, anonymousIdentity: 'insecure-loopback' });
+}
+
+/** Resolves a group name or numeric gid via /etc/group. */
+export function resolveGroup(group: string): number {
+  if (/^\d+$/.test(group)) return Number(group);
+  const lines = fs.readFileSync('/etc/group', 'utf8').split('\n');
+  for (const l of lines) {
+    const [name, , gid] = l.split(':');
+    if (name === group && gid !== undefined) return Number(gid);
+  }
+  throw new Error(`socket group ${JSON.stringify(group)} not found in /etc/group`);
+}
+
+/**
+ * Builds the GPU agent: backend, state file (startup reset of a crashed agent's leftovers), core,
+ * the gRPC service for the main listener, and optionally a TLS listener and a metrics endpoint.
+ *
+ * @example
+ * ```ts
+ * const mod = await createAgentModule({ logger, backend: 'simulated', stateFile: '/tmp/a.json', listenAddress: 'unix:/tmp/a.sock' });
+ * const server = new PerseusServer({ address: 'unix:/tmp/a.sock', logger });
+ * mod.services.forEach((s) => server.addService(s));
+ * server.onShutdown(() => mod.close());
+ * await mod.onListening?.(await server.start());
+ * ```
+ */
+export async function createAgentModule(input: AgentModuleOptions): Promise<AgentModule> {
+  const { logger, listenAddress, backendInstance, core: coreOpts, env, ...overrides } = input;
+  const defined = Object.fromEntries(Object.entries(overrides).filter(([, v]) => v !== undefined)) as Partial<AgentOptions>;
+  const options: AgentOptions = { ...agentOptionsFromEnv(env ?? process.env), ...defined };
+  checkAgentOptions(options);
+
+  const tokens: Token[] = options.tokenFile ? loadTokenFile(options.tokenFile) : [];
+  const stateFile = new StateFile(options.stateFile);
+  if (stateFile.loadError) logger.warn({ path: options.stateFile, error: stateFile.loadError }, 'state file unreadable: resetting every device');
+  const backend = backendInstance ?? (await createBackend(options, stateFile, logger));
+
+  // Auth policy of the main listener: checked now when the address is known, and again with the
+  // bound address in onListening. Until then every call needs a token (fail closed).
+  const policy = (address: string): Authorizer => mainListenerAuthorizer(address, tokens, options, backend.kind, logger);
+  const mainAuth = new SwitchableAuthorizer(new Authorizer(tokens, { requireToken: true, anonymousIdentity: 'none' }));
+  if (listenAddress !== undefined) {
+    try {
+      mainAuth.current = policy(listenAddress);
+    } catch (err) {
+      await backend.close();
+      throw err;
+    }
+  }
+
+  const audit = new AuditLog(logger, options.auditLogFile);
+  const core = new GpuAgentCore(backend, stateFile, logger, audit, {
+    leaseTtlDefaultS: options.leaseTtlDefaultS,
+    leaseTtlMaxS: options.leaseTtlMaxS,
+    energySampleIntervalMs: options.energySampleIntervalMs,
+    lockMemoryClock: options.lockMemoryClock,
+    ...coreOpts,
+  });
+  const { reset } = await core.start();
+  if (reset.length > 0) {
+    logger.warn({ devices: reset, stateFile: stateFile.previous ? 'present' : 'absent or unreadable' }, 'reset devices at startup');
+  }
+
+  let tls: PerseusServer | undefined;
+  let tlsAddress: string | undefined;
+  let metrics: { address: string; close(): Promise<void> } | undefined;
+  try {
+    if (options.tcpListen !== undefined) {
+      const ca = options.tlsClientCaFile ? fs.readFileSync(options.tlsClientCaFile) : null;
+      const credentials = grpc.ServerCredentials.createSsl(
+        ca,
+        [{ cert_chain: fs.readFileSync(options.tlsCertFile!), private_key: fs.readFileSync(options.tlsKeyFile!) }],
+        ca !== null,
+      );
+      tls = new PerseusServer({ address: options.tcpListen, logger, credentials });
+      tls.addService(gpuAgentService(core, new Authorizer(tokens, { requireToken: true, anonymousIdentity: 'none' }), logger));
+      tlsAddress = await tls.start();
+      logger.info({ address: tlsAddress, mtls: ca !== null, tokens: tokens.length }, 'agent TLS listener');
+    }
+    if (options.metricsListen !== undefined) {
+      metrics = await startMetricsServer(core, options.metricsListen);
+      logger.info({ address: metrics.address }, 'agent metrics');
+    }
+  } catch (err) {
+    await tls?.shutdown(100);
+    await core.close();
+    throw err;
+  }
+
+  let closed: Promise<void> | undefined;
+  return {
+    name: 'agent',
+    core,
+    options,
+    tlsAddress,
+    metricsAddress: metrics?.address,
+    resetAtStartup: reset,
+    services: [gpuAgentService(core, mainAuth, logger)],
+    onListening(address: string): void {
+      mainAuth.current = policy(address);
+      const path = unixSocketPath(address);
+      if (path === undefined) return;
+      // The socket is the access control on this listener: set mode and group before anyone uses it
+      // (the systemd unit's RuntimeDirectoryMode=0750 closes the window between bind and chmod).
+      if (options.socketGroup !== undefined) fs.chownSync(path, -1, resolveGroup(options.socketGroup));
+      fs.chmodSync(path, options.socketMode);
+      logger.info(
+        { path, mode: `0${options.socketMode.toString(8)}`, group: options.socketGroup ?? null, peerCredentials: 'not available (grpc-js exposes no SO_PEERCRED); audit logs getPeer() and the claimed job/rank' },
+        'agent socket',
+      );
+    },
+    close(): Promise<void> {
+      closed ??= (async () => {
+        await core.close();
+        await tls?.shutdown(1000);
+        await metrics?.close();
+      })();
+      return closed;
+    },
+  };
+}

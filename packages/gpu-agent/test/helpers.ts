@@ -1,0 +1,153 @@
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import * as grpc from '@grpc/grpc-js';
+import type { agentV1 } from '@perseus/proto';
+import { perseusGrpc } from '@perseus/proto';
+import { PerseusServer, createLogger } from '@perseus/service-kit';
+import type { AgentModule, AgentModuleOptions } from '../src';
+import { createAgentModule } from '../src';
+
+export type AgentClient = agentV1.GpuAgentClient;
+
+export function tempDir(prefix = 'perseus-agent-'): string {
+  return fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+}
+
+export interface RunningAgent {
+  dir: string;
+  address: string;
+  module: AgentModule;
+  server: PerseusServer;
+  client: AgentClient;
+  stop(): Promise<void>;
+}
+
+/** An agent with simulated GPUs on a Unix socket in a temp dir (in-process). */
+export async function startAgent(opts: Partial<AgentModuleOptions> = {}, dir = tempDir()): Promise<RunningAgent> {
+  const logger = createLogger('agent-test', 'silent');
+  const address = `unix:${path.join(dir, 'a.sock')}`;
+  const module = await createAgentModule({
+    backend: 'simulated',
+    simulatedDevices: 2,
+    stateFile: path.join(dir, 'state.json'),
+    listenAddress: address,
+    env: {},
+    ...opts,
+    logger,
+  });
+  const server = new PerseusServer({ address, logger, shutdownGraceMs: 1000 });
+  for (const s of module.services) server.addService(s);
+  server.onShutdown(() => module.close());
+  const bound = await server.start();
+  await module.onListening?.(bound);
+  const client = new (perseusGrpc().perseus.agent.v1.GpuAgent)(bound, grpc.credentials.createInsecure());
+  return {
+    dir,
+    address: bound,
+    module,
+    server,
+    client,
+    async stop() {
+      client.close();
+      await server.shutdown(1000);
+    },
+  };
+}
+
+export function unary<Req, Res>(
+  fn: (req: Req, md: grpc.Metadata, cb: (err: grpc.ServiceError | null, res?: Res) => void) => unknown,
+  req: Req,
+  md = new grpc.Metadata(),
+): Promise<Res> {
+  return new Promise((resolve, reject) => {
+    fn(req, md, (err, res) => (err ? reject(err) : resolve(res as Res)));
+  });
+}
+
+export async function expectGrpcError(p: Promise<unknown>): Promise<grpc.ServiceError> {
+  try {
+    await p;
+  } catch (err) {
+    return err as grpc.ServiceError;
+  }
+  throw new Error('expected the call to fail');
+}
+
+/** A session stream with a message inbox and a promise of its final status. */
+export class SessionClient {
+  readonly messages: agentV1.SessionResponse__Output[] = [];
+  readonly stream: grpc.ClientDuplexStream<agentV1.SessionRequest, agentV1.SessionResponse__Output>;
+  readonly done: Promise<grpc.StatusObject>;
+  private waiters: Array<() => void> = [];
+
+  constructor(client: AgentClient, md = new grpc.Metadata()) {
+    this.stream = client.OpenSession(md);
+    this.stream.on('data', (m: agentV1.SessionResponse__Output) => {
+      this.messages.push(m);
+      for (const w of this.waiters.splice(0)) w();
+    });
+    this.done = new Promise((resolve) => {
+      this.stream.on('status', (s: grpc.StatusObject) => {
+        resolve(s);
+        for (const w of this.waiters.splice(0)) w();
+      });
+      this.stream.on('error', () => undefined);
+    });
+  }
+
+  send(msg: agentV1.SessionRequest): void {
+    this.stream.write(msg);
+  }
+
+  open(jobId: string, deviceIndex: number, extra: Partial<agentV1.OpenSession> = {}): void {
+    this.send({ open: { job_id: jobId, rank: { rank: 3, pp_rank: 1, dp_rank: 0, tp_rank: 0 }, device_index: deviceIndex, ...extra } });
+  }
+
+  /** Waits until `pred` holds over the inbox (bounded). */
+  async waitFor<T>(pred: (msgs: agentV1.SessionResponse__Output[]) => T | undefined, timeoutMs = 5000): Promise<T> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const v = pred(this.messages);
+      if (v !== undefined && v !== false) return v;
+      const left = deadline - Date.now();
+      if (left <= 0) throw new Error(`timed out; inbox: ${JSON.stringify(this.messages).slice(0, 2000)}`);
+      await new Promise<void>((r) => {
+        const t = setTimeout(r, Math.min(left, 50));
+        this.waiters.push(() => {
+          clearTimeout(t);
+          r();
+        });
+      });
+    }
+  }
+
+  opened(): Promise<agentV1.SessionOpened__Output> {
+    return this.waitFor((m) => m.find((x) => x.opened)?.opened ?? undefined);
+  }
+
+  measurement(seq: number): Promise<agentV1.Measurement__Output> {
+    return this.waitFor((m) => m.find((x) => x.measurement?.seq === String(seq))?.measurement ?? undefined);
+  }
+
+  error(seq: number): Promise<agentV1.SessionEventError__Output> {
+    return this.waitFor((m) => m.find((x) => x.error?.seq === String(seq))?.error ?? undefined);
+  }
+}
+
+export function nowNs(): string {
+  return String(process.hrtime.bigint());
+}
+
+export function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}
+
+/** Polls `fn` until it returns true (bounded). */
+export async function until(fn: () => Promise<boolean> | boolean, timeoutMs = 5000, stepMs = 25): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await fn())) {
+    if (Date.now() > deadline) throw new Error('condition not met in time');
+    await sleep(stepMs);
+  }
+}
