@@ -6,6 +6,11 @@ import { DeltaPlanStore, type DeltaPlanStoreJson } from './plan-store';
 import { buildPipelineDag, type PipelineDag } from './schedule';
 import type { FrontierPoint, PipelineSpec, PlannerInput, StagePlan } from './types';
 
+// Module bindings, not global lookups: under jest's vm context every access to a global (Math,
+// Infinity) is intercepted and hot loops run ~25x slower.
+const { abs, ceil, floor, max, min } = Math;
+const INF = Infinity;
+
 /** Options of {@link computeFrontier}. */
 export interface FrontierOptions {
   /** Called now and then with the iteration time swept so far and the estimated total, in units of τ. */
@@ -40,6 +45,12 @@ export interface FrontierStats {
   /** Bytes of the delta-encoded plan storage. */
   planBytes: number;
 }
+
+/**
+ * Pipelines up to this many instructions get the intrinsic plan's local searches at every sample
+ * (cheap there, and coarse clock tables on tiny pipelines need them to get near the exact frontier).
+ */
+const SEARCH_EVERY_SAMPLE_MAX_NODES = 16;
 
 /** Relative tolerance on "no slower than all-max" (DESIGN §4.4). */
 const ALL_MAX_TOLERANCE = 1e-6;
@@ -124,14 +135,14 @@ export class Frontier {
     if (typeof targetTimeS !== 'number' || Number.isNaN(targetTimeS)) {
       throw new PlannerInputError('target_time_s', `must be a number, got ${String(targetTimeS)}`);
     }
-    const i = Math.max(0, this.lastAtOrBefore(Math.min(targetTimeS, this.minEnergyTimeS)));
+    const i = max(0, this.lastAtOrBefore(min(targetTimeS, this.minEnergyTimeS)));
     return { point: this.points[i]!, plan: this.plan(i) };
   }
 
   /**
    * Certified lower bound on the energy of ANY plan (discrete or not) whose time is ≤ `timeS`: the
    * convex-hull relaxation's optimum, exact at every time because the parametric cut follows its
-   * breakpoints. Infinity below the fastest feasible time.
+   * breakpoints. INF below the fastest feasible time.
    */
   lowerBoundJ(timeS: number): number {
     const { timeS: ts, energyJ: es } = this.json.lowerBound;
@@ -152,7 +163,7 @@ export class Frontier {
 
 function interpolateLowerBound(ts: ArrayLike<number>, es: ArrayLike<number>, timeS: number): number {
   const n = ts.length;
-  if (n === 0 || timeS < ts[0]! * (1 - 1e-12)) return Infinity;
+  if (n === 0 || timeS < ts[0]! * (1 - 1e-12)) return INF;
   if (timeS >= ts[n - 1]!) return es[n - 1]!;
   let lo = 0;
   let hi = n - 1;
@@ -163,7 +174,7 @@ function interpolateLowerBound(ts: ArrayLike<number>, es: ArrayLike<number>, tim
   }
   const t0 = ts[lo]!;
   const t1 = ts[hi]!;
-  if (t1 <= t0) return Math.min(es[lo]!, es[hi]!);
+  if (t1 <= t0) return min(es[lo]!, es[hi]!);
   const w = (timeS - t0) / (t1 - t0);
   return es[lo]! + w * (es[hi]! - es[lo]!);
 }
@@ -180,7 +191,7 @@ interface HullTable {
 function hullOf(table: OptionTable): HullTable {
   const t = Float64Array.from(table.hull, (i) => table.timeS[i]!);
   const eff = Float64Array.from(table.hull, (i) => table.effectiveJ[i]!);
-  const slope = new Float64Array(Math.max(0, t.length - 1));
+  const slope = new Float64Array(max(0, t.length - 1));
   for (let v = 0; v + 1 < t.length; v++) slope[v] = (eff[v]! - eff[v + 1]!) / (t[v + 1]! - t[v]!);
   return { t, eff, slope, last: t.length - 1 };
 }
@@ -205,6 +216,43 @@ class Discretizer {
     this.finish = new Float64Array(numNodes);
     this.latestStart = new Float64Array(numNodes);
     this.times = new Float64Array(numNodes);
+  }
+
+  private carried: Uint16Array | null = null;
+  private carriedTimeS = INF;
+
+  /**
+   * Like {@link run}, but also reclaims the previous call's plan at this budget (samples come in
+   * ascending time, so it still fits) and keeps whichever is better: good plans found at one time
+   * carry over to the next instead of being rediscovered by rounding.
+   */
+  runCarrying(durations: Float64Array, budgetS: number): { timeS: number; energyJ: number } {
+    const { dag, tables } = this.v;
+    const n = dag.numNodes;
+    const carried = this.carried ?? new Uint16Array(n);
+    const hadCarry = this.carriedTimeS <= budgetS;
+    if (hadCarry) carried.set(this.choice);
+    let r = this.run(durations, budgetS);
+    if (hadCarry) {
+      const fresh = Uint16Array.from(this.choice);
+      this.choice.set(carried);
+      for (let i = 0; i < n; i++) this.times[i] = tables[dag.table[i]!]!.timeS[this.choice[i]!]!;
+      this.reclaim(budgetS, -1);
+      const c = this.evaluate();
+      if (c.timeS <= budgetS * (1 + 1e-12) && c.energyJ < r.energyJ) r = c;
+      else {
+        this.choice.set(fresh);
+        for (let i = 0; i < n; i++) this.times[i] = tables[dag.table[i]!]!.timeS[this.choice[i]!]!;
+        this.evaluate();
+      }
+    }
+    this.carried = carried;
+    return r;
+  }
+
+  /** Records that the plan now in `choice` takes `timeS` (for {@link runCarrying}). */
+  settle(timeS: number): void {
+    this.carriedTimeS = timeS;
   }
 
   /** Fills `choice`; returns the plan's real time and energy. */
@@ -232,16 +280,16 @@ class Discretizer {
     const n = dag.numNodes;
     for (let i = 0; i < n; i++) {
       let s = 0;
-      for (let p = predStart[i]!; p < predStart[i + 1]!; p++) s = Math.max(s, finish[pred[p]!]!);
+      for (let p = predStart[i]!; p < predStart[i + 1]!; p++) s = max(s, finish[pred[p]!]!);
       finish[i] = s + times[i]!;
     }
     for (let i = n - 1; i >= 0; i--) {
       let lf = budgetS;
-      for (let p = succStart[i]!; p < succStart[i + 1]!; p++) lf = Math.min(lf, latestStart[succ[p]!]!);
+      for (let p = succStart[i]!; p < succStart[i + 1]!; p++) lf = min(lf, latestStart[succ[p]!]!);
       if (i !== locked) {
         const es = finish[i]! - times[i]!;
         const tb = tables[dag.table[i]!]!;
-        const c = Math.max(choice[i]!, slowestWithin(tb, lf - es));
+        const c = max(choice[i]!, slowestWithin(tb, lf - es));
         choice[i] = c;
         times[i] = tb.timeS[c]!;
       }
@@ -258,9 +306,9 @@ class Discretizer {
     let sumT = 0;
     for (let i = 0; i < dag.numNodes; i++) {
       let s = 0;
-      for (let p = predStart[i]!; p < predStart[i + 1]!; p++) s = Math.max(s, finish[pred[p]!]!);
+      for (let p = predStart[i]!; p < predStart[i + 1]!; p++) s = max(s, finish[pred[p]!]!);
       finish[i] = s + times[i]!;
-      makespan = Math.max(makespan, finish[i]!);
+      makespan = max(makespan, finish[i]!);
       sumE += tables[dag.table[i]!]!.energyJ[choice[i]!]!;
       sumT += times[i]!;
     }
@@ -290,6 +338,96 @@ class Discretizer {
     choice.set(saved);
     for (let i = 0; i < n; i++) times[i] = tables[dag.table[i]!]!.timeS[choice[i]!]!;
     return current;
+  }
+
+  /**
+   * Constructive search for tiny pipelines: for every instruction b and every option of b, start
+   * from all-fastest with b fixed there, fill the slack greedily (both scores), keep the best plan.
+   * O(n·K·greedy): only for pipelines of a few instructions, where rounding the relaxation can miss
+   * plans that slow a different set of instructions.
+   */
+  seededRebuild(budgetS: number, current: { timeS: number; energyJ: number }): { timeS: number; energyJ: number } {
+    const { dag, tables } = this.v;
+    const n = dag.numNodes;
+    const { choice, times } = this;
+    let best = current;
+    const bestChoice = Uint16Array.from(choice);
+    for (let b = 0; b < n; b++) {
+      const tb = tables[dag.table[b]!]!;
+      for (let o = 0; o < tb.timeS.length; o++) {
+        for (const perSecond of [true, false]) {
+          for (let i = 0; i < n; i++) {
+            choice[i] = 0;
+            times[i] = tables[dag.table[i]!]!.timeS[0]!;
+          }
+          choice[b] = o;
+          times[b] = tb.timeS[o]!;
+          if (this.evaluate().timeS > budgetS * (1 + 1e-12)) continue;
+          const r = this.greedyFrom(budgetS, perSecond, best);
+          if (r !== best) {
+            best = r;
+            bestChoice.set(choice);
+          }
+        }
+        // Mirror: all slowest with b fixed, speed up the best time-per-joule overrunning
+        // instruction until the budget holds, then fill the slack.
+        for (let i = 0; i < n; i++) {
+          const ti = tables[dag.table[i]!]!;
+          choice[i] = ti.timeS.length - 1;
+          times[i] = ti.timeS[choice[i]!]!;
+        }
+        choice[b] = o;
+        times[b] = tb.timeS[o]!;
+        if (this.repair(budgetS, b)) {
+          const r = this.greedyFrom(budgetS, true, best);
+          if (r !== best) {
+            best = r;
+            bestChoice.set(choice);
+          }
+        }
+      }
+    }
+    choice.set(bestChoice);
+    for (let i = 0; i < n; i++) times[i] = tables[dag.table[i]!]!.timeS[choice[i]!]!;
+    this.evaluate();
+    return best;
+  }
+
+  /**
+   * Speeds up overrunning instructions (never `locked`), best time gained per joule first, until
+   * the plan fits the budget; false if it cannot.
+   */
+  private repair(budgetS: number, locked: number): boolean {
+    const { dag, tables } = this.v;
+    const n = dag.numNodes;
+    const { choice, times, finish } = this;
+    const { succStart, succ } = dag;
+    const tail = this.latestStart; // scratch: longest path from each instruction's start
+    for (let guard = 0; guard < 64 * n; guard++) {
+      if (this.evaluate().timeS <= budgetS * (1 + 1e-12)) return true;
+      for (let i = n - 1; i >= 0; i--) {
+        let tl = 0;
+        for (let p = succStart[i]!; p < succStart[i + 1]!; p++) tl = max(tl, tail[succ[p]!]!);
+        tail[i] = tl + times[i]!;
+      }
+      let best = -1;
+      let bestRatio = -INF;
+      for (let i = 0; i < n; i++) {
+        if (i === locked || choice[i] === 0) continue;
+        if (finish[i]! - times[i]! + tail[i]! <= budgetS) continue;
+        const tb = tables[dag.table[i]!]!;
+        const c = choice[i]!;
+        const ratio = (tb.timeS[c]! - tb.timeS[c - 1]!) / max(1e-12, tb.effectiveJ[c - 1]! - tb.effectiveJ[c]!);
+        if (ratio > bestRatio) {
+          bestRatio = ratio;
+          best = i;
+        }
+      }
+      if (best < 0) return false;
+      choice[best] = choice[best]! - 1;
+      times[best] = tables[dag.table[best]!]!.timeS[choice[best]!]!;
+    }
+    return false;
   }
 
   /** The greedy of {@link greedyReclaim} from the plan now in `choice` (returns `current` if not better). */
@@ -335,7 +473,13 @@ class Discretizer {
    * overrun (each cut instruction speeds up by enough for the worst path through it), reclaim the
    * slack that leaves, and keep the move if energy dropped. One max-flow per tried move.
    */
-  eject(budgetS: number, cut: LowerBoundedMinCut, maxRounds = 20, current: { timeS: number; energyJ: number }): { timeS: number; energyJ: number } {
+  eject(
+    budgetS: number,
+    cut: LowerBoundedMinCut,
+    maxRounds: number,
+    current: { timeS: number; energyJ: number },
+    maxSteps = 1,
+  ): { timeS: number; energyJ: number } {
     const { dag, tables } = this.v;
     const n = dag.numNodes;
     const { choice, times, finish } = this;
@@ -348,21 +492,23 @@ class Discretizer {
     const eps = budgetS * 1e-12;
     for (let round = 0; round < maxRounds; round++) {
       let improved = false;
-      for (let b = 0; b < n; b++) {
+      for (let trial = 0; trial < n * maxSteps; trial++) {
+        const b = floor(trial / maxSteps);
+        const step = 1 + (trial % maxSteps);
         const tb = tables[dag.table[b]!]!;
         const cb = choice[b]!;
-        if (cb + 1 >= tb.timeS.length) continue;
+        if (cb + step >= tb.timeS.length) continue;
         saved.set(choice);
-        choice[b] = cb + 1;
-        times[b] = tb.timeS[cb + 1]!;
+        choice[b] = cb + step;
+        times[b] = tb.timeS[cb + step]!;
         for (let i = 0; i < n; i++) {
           let st = 0;
-          for (let p = predStart[i]!; p < predStart[i + 1]!; p++) st = Math.max(st, finish[pred[p]!]!);
+          for (let p = predStart[i]!; p < predStart[i + 1]!; p++) st = max(st, finish[pred[p]!]!);
           finish[i] = st + times[i]!;
         }
         for (let i = n - 1; i >= 0; i--) {
           let tl = 0;
-          for (let p = succStart[i]!; p < succStart[i + 1]!; p++) tl = Math.max(tl, tail[succ[p]!]!);
+          for (let p = succStart[i]!; p < succStart[i + 1]!; p++) tl = max(tl, tail[succ[p]!]!);
           tail[i] = tl + times[i]!;
         }
         let k = 0;
@@ -397,7 +543,7 @@ class Discretizer {
             }
           }
           const res = cut.solve(0, 1);
-          if (res.kind !== 'cut' || res.valueW >= tb.effectiveJ[cb]! - tb.effectiveJ[cb + 1]!) ok = false;
+          if (res.kind !== 'cut' || res.valueW >= tb.effectiveJ[cb]! - tb.effectiveJ[cb + step]!) ok = false;
           else {
             for (let i = 0; i < n; i++) {
               const ci = idx[i]!;
@@ -430,18 +576,19 @@ class Discretizer {
 
   /** Earliest finishes (`finish`) and latest starts (`latestStart`) of the current choice under `budgetS`. */
   private window(budgetS: number): void {
+
     const { dag } = this.v;
     const { finish, latestStart, times } = this;
     const { predStart, pred, succStart, succ } = dag;
     const n = dag.numNodes;
     for (let i = 0; i < n; i++) {
       let s = 0;
-      for (let p = predStart[i]!; p < predStart[i + 1]!; p++) s = Math.max(s, finish[pred[p]!]!);
+      for (let p = predStart[i]!; p < predStart[i + 1]!; p++) s = max(s, finish[pred[p]!]!);
       finish[i] = s + times[i]!;
     }
     for (let i = n - 1; i >= 0; i--) {
       let lf = budgetS;
-      for (let p = succStart[i]!; p < succStart[i + 1]!; p++) lf = Math.min(lf, latestStart[succ[p]!]!);
+      for (let p = succStart[i]!; p < succStart[i + 1]!; p++) lf = min(lf, latestStart[succ[p]!]!);
       latestStart[i] = lf - times[i]!;
     }
   }
@@ -567,7 +714,7 @@ function sweep(v: ValidInput, opts: FrontierOptions): FrontierJson {
     let makespan = 0;
     for (let i = 0; i < n; i++) {
       let s = 0;
-      for (let p = dag.predStart[i]!; p < dag.predStart[i + 1]!; p++) s = Math.max(s, finish[dag.pred[p]!]!);
+      for (let p = dag.predStart[i]!; p < dag.predStart[i + 1]!; p++) s = max(s, finish[dag.pred[p]!]!);
       start[i] = s;
       finish[i] = s + d[i]!;
       if (finish[i]! > makespan) makespan = finish[i]!;
@@ -576,7 +723,7 @@ function sweep(v: ValidInput, opts: FrontierOptions): FrontierJson {
       let lf = makespan;
       for (let p = dag.succStart[i]!; p < dag.succStart[i + 1]!; p++) {
         const j = dag.succ[p]!;
-        lf = Math.min(lf, latestFinish[j]! - d[j]!);
+        lf = min(lf, latestFinish[j]! - d[j]!);
       }
       latestFinish[i] = lf;
     }
@@ -592,16 +739,20 @@ function sweep(v: ValidInput, opts: FrontierOptions): FrontierJson {
     return sum;
   };
   const sample = (dur: Float64Array, budgetS: number): void => {
-    let r = disc.run(dur, budgetS);
+    let r = disc.runCarrying(dur, budgetS);
     if (budgetS === allMax.timeS) {
+      // The intrinsic plan is the one deployed most: spend more search on it.
       r = disc.greedyReclaim(dur, budgetS, true, r);
       r = disc.greedyReclaim(dur, budgetS, false, r);
-      r = disc.eject(budgetS, cut, 20, r);
+      // The ejection search costs a max-flow per instruction per round: few rounds on big pipelines.
+      r = disc.eject(budgetS, cut, n <= 512 ? 20 : 2, r);
       r = disc.polish(budgetS);
     }
+    if (n <= SEARCH_EVERY_SAMPLE_MAX_NODES) r = disc.seededRebuild(budgetS, r);
     candT.push(r.timeS);
     candE.push(r.energyJ);
     candidates.push(disc.choice);
+    disc.settle(r.timeS);
   };
 
   // Estimated end of the sweep (all fastest), for progress only.
@@ -610,21 +761,26 @@ function sweep(v: ValidInput, opts: FrontierOptions): FrontierJson {
     const ft = new Float64Array(n);
     for (let i = 0; i < n; i++) {
       let s = 0;
-      for (let p = dag.predStart[i]!; p < dag.predStart[i + 1]!; p++) s = Math.max(s, ft[dag.pred[p]!]!);
+      for (let p = dag.predStart[i]!; p < dag.predStart[i + 1]!; p++) s = max(s, ft[dag.pred[p]!]!);
       ft[i] = s + hullOfNode(i).t[0]!;
-      tFastest = Math.max(tFastest, ft[i]!);
+      tFastest = max(tFastest, ft[i]!);
     }
   }
 
   let T = schedule();
   const tStart = T;
-  sample(d, T);
-  // Samples on the grid allMax.T + k·τ, strictly below the current time.
-  let gridK = Math.floor((T - allMax.timeS) / tau);
+  const dStart = Float64Array.from(d);
+  // Samples lie on the grid allMax.T + k·τ (k = 0 is exactly the all-max time).
   const gridT = (k: number): number => (k === 0 ? allMax.timeS : allMax.timeS + k * tau);
   let cuts = 0;
   let lastProgress = 0;
-  const estTotal = Math.max(1, Math.round((tStart - tFastest) / tau));
+  const units = max(1, Math.round((tStart - tFastest) / tau));
+  const estTotal = 2 * units;
+  // Pass 1 records each cut (which activities moved, from where, which way) so that pass 2 can
+  // replay the relaxed schedule from fast to slow.
+  const evMoved: Int32Array[] = [];
+  const evBefore: Float64Array[] = [];
+  const evDir: Int8Array[] = [];
   const tenthT = tStart * 1e-10 + 1e-13;
 
   for (;;) {
@@ -647,7 +803,7 @@ function sweep(v: ValidInput, opts: FrontierOptions): FrontierJson {
       if (ci < 0) continue;
       const h = hullOfNode(i);
       const s = seg[i]!;
-      const atVertex = Math.abs(d[i]! - h.t[s]!) <= 1e-15 + 1e-13 * h.t[s]!;
+      const atVertex = abs(d[i]! - h.t[s]!) <= 1e-15 + 1e-13 * h.t[s]!;
       let lb: number;
       let ub: number;
       if (atVertex) {
@@ -663,7 +819,7 @@ function sweep(v: ValidInput, opts: FrontierOptions): FrontierJson {
       for (let p = dag.succStart[i]!; p < dag.succStart[i + 1]!; p++) {
         const j = dag.succ[p]!;
         const cj = compIdx[j]!;
-        if (cj >= 0 && Math.abs(start[j]! - finish[i]!) <= eps) {
+        if (cj >= 0 && abs(start[j]! - finish[i]!) <= eps) {
           arcEdge[p] = cut.addArc(inV + 1, 2 + 2 * cj, 0, INFINITE_CAPACITY, flowEdge[p]!);
         }
       }
@@ -684,7 +840,7 @@ function sweep(v: ValidInput, opts: FrontierOptions): FrontierJson {
     }
     const side = res.sourceSide;
     // Step limit from the hull vertices.
-    let lambda = Infinity;
+    let lambda = INF;
     delta.fill(0);
     for (let i = 0; i < n; i++) {
       const ci = compIdx[i]!;
@@ -695,14 +851,14 @@ function sweep(v: ValidInput, opts: FrontierOptions): FrontierJson {
       const s = seg[i]!;
       if (inS && !outS) {
         delta[i] = -1;
-        const atVertex = Math.abs(d[i]! - h.t[s]!) <= 1e-15 + 1e-13 * h.t[s]!;
-        lambda = Math.min(lambda, atVertex ? h.t[s]! - h.t[s - 1]! : d[i]! - h.t[s]!);
+        const atVertex = abs(d[i]! - h.t[s]!) <= 1e-15 + 1e-13 * h.t[s]!;
+        lambda = min(lambda, atVertex ? h.t[s]! - h.t[s - 1]! : d[i]! - h.t[s]!);
       } else if (!inS && outS && s < h.last) {
         delta[i] = 1;
-        lambda = Math.min(lambda, h.t[s + 1]! - d[i]!);
+        lambda = min(lambda, h.t[s + 1]! - d[i]!);
       }
     }
-    if (!(lambda > 0) || lambda === Infinity) {
+    if (!(lambda > 0) || lambda === INF) {
       throw new Error(`internal: cut with no movable activity (λ=${lambda})`);
     }
     // Shrink λ until no path outside the critical subgraph overtakes T − λ (Newton on the convex
@@ -737,15 +893,24 @@ function sweep(v: ValidInput, opts: FrontierOptions): FrontierJson {
       if (makespan <= T - lambda + eps) break;
       const next = (T - base0) / (1 + slope0);
       if (!(next < lambda)) break;
-      lambda = Math.max(next, 0);
+      lambda = max(next, 0);
     }
-    // Samples of the relaxed segment [T − λ, T).
-    for (; gridT(gridK) >= T - lambda && gridT(gridK) >= tFastest - eps; gridK--) {
-      const g = gridT(gridK);
-      if (g >= T) continue;
-      const x = T - g;
-      for (let i = 0; i < n; i++) sampleD[i] = d[i]! + x * delta[i]!;
-      sample(sampleD, g);
+    {
+      let m = 0;
+      for (let i = 0; i < n; i++) if (delta[i] !== 0) m++;
+      const moved = new Int32Array(m);
+      const before = new Float64Array(m);
+      const dir = new Int8Array(m);
+      m = 0;
+      for (let i = 0; i < n; i++) {
+        if (delta[i] === 0) continue;
+        moved[m] = i;
+        before[m] = d[i]!;
+        dir[m++] = delta[i]!;
+      }
+      evMoved.push(moved);
+      evBefore.push(before);
+      evDir.push(dir);
     }
     // Apply the cut for λ.
     for (let i = 0; i < n; i++) {
@@ -754,7 +919,7 @@ function sweep(v: ValidInput, opts: FrontierOptions): FrontierJson {
       const h = hullOfNode(i);
       let s = seg[i]!;
       if (dl < 0) {
-        const atVertex = Math.abs(d[i]! - h.t[s]!) <= 1e-15 + 1e-13 * h.t[s]!;
+        const atVertex = abs(d[i]! - h.t[s]!) <= 1e-15 + 1e-13 * h.t[s]!;
         if (atVertex) s--;
         let x = d[i]! - lambda;
         if (x <= h.t[s]! + 1e-15 + 1e-13 * h.t[s]!) x = h.t[s]!;
@@ -778,18 +943,56 @@ function sweep(v: ValidInput, opts: FrontierOptions): FrontierJson {
       }
     }
   }
-  // Last relaxed point: the fastest schedule (and the grid points float noise put just below it).
-  let sampledEnd = false;
-  for (; gridK >= 0 && gridT(gridK) >= T * (1 - 1e-9); gridK--) {
-    sample(d, gridT(gridK));
-    sampledEnd ||= gridT(gridK) === T;
+  // Pass 2, from fast to slow: turn the relaxed schedule at every grid time into a measured plan.
+  // A grid time whose relaxed energy (a lower bound on any plan there) is already ≥ the energy of
+  // a faster plan found is skipped: everything there is dominated. This prunes the slow end.
+  let runningMinJ = INF;
+  let done = 0;
+  const trySample = (dur: Float64Array, g: number, boundJ: number): void => {
+    if (g !== allMax.timeS && boundJ >= runningMinJ) return;
+    sample(dur, g);
+    runningMinJ = min(runningMinJ, candE[candE.length - 1]!);
+  };
+  const K = evMoved.length;
+  const tEnd = lbT[K]!;
+  {
+    // The fastest schedule, and grid points that float noise put just below it.
+    let k = ceil((tEnd * (1 - 1e-9) - allMax.timeS) / tau);
+    for (; gridT(k) < tEnd; k++) if (gridT(k) >= tEnd * (1 - 1e-9)) trySample(d, gridT(k), lbE[K]!);
+    if (gridT(k) !== tEnd) trySample(d, tEnd, lbE[K]!);
   }
-  if (!sampledEnd) sample(d, T);
+  sampleD.set(d);
+  for (let e = K - 1; e >= 0; e--) {
+    const moved = evMoved[e]!;
+    const before = evBefore[e]!;
+    const dir = evDir[e]!;
+    for (let q = 0; q < moved.length; q++) d[moved[q]!] = before[q]!;
+    const hi = lbT[e]!;
+    const lo = lbT[e + 1]!;
+    for (let k = ceil((lo - allMax.timeS) / tau) - 1; gridT(k) < hi; k++) {
+      const g = gridT(k);
+      if (g < lo) continue;
+      const x = hi - g;
+      for (let q = 0; q < moved.length; q++) sampleD[moved[q]!] = before[q]! + x * dir[q]!;
+      const boundJ = hi > lo ? lbE[e]! + ((lbE[e + 1]! - lbE[e]!) * x) / (hi - lo) : lbE[e]!;
+      trySample(sampleD, g, boundJ);
+    }
+    for (let q = 0; q < moved.length; q++) sampleD[moved[q]!] = before[q]!;
+    if (opts.onProgress) {
+      const now = units + Math.round((hi - tEnd) / tau);
+      if (now > done + units / 100) {
+        done = now;
+        opts.onProgress(min(now, estTotal), estTotal);
+      }
+    }
+  }
+  trySample(dStart, tStart, lbE[0]!);
+  opts.onProgress?.(estTotal, estTotal);
 
   // Pareto filter on the discrete truth.
   const order = candT.map((_, i) => i).sort((a, b) => candT[a]! - candT[b]! || candE[a]! - candE[b]!);
   const keep: number[] = [];
-  let bestE = Infinity;
+  let bestE = INF;
   for (const c of order) {
     if (candE[c]! < bestE * (1 - 1e-12)) {
       keep.push(c);

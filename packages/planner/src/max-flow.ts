@@ -1,3 +1,8 @@
+// Module bindings, not global lookups: under jest's vm context every access to a global (Math,
+// Infinity) is intercepted and hot loops run ~25x slower.
+const { max, min } = Math;
+const INF = Infinity;
+
 /**
  * Dinic max-flow on a reusable adjacency-array network with float capacities. Arcs come in pairs
  * (e, e^1 = reverse), so residual updates need no lookups. Buffers grow and are kept between calls:
@@ -19,7 +24,7 @@ export class FlowNetwork {
   /** Empties the network and sizes it for `n` vertices. */
   reset(n: number): void {
     if (this.head.length < n) {
-      const size = Math.max(n, this.head.length * 2);
+      const size = max(n, this.head.length * 2);
       this.head = new Int32Array(size);
       this.level = new Int32Array(size);
       this.iter = new Int32Array(size);
@@ -91,8 +96,8 @@ export class FlowNetwork {
       while (depth >= 0) {
         const u = stackV[depth]!;
         if (u === t) {
-          let push = Infinity;
-          for (let k = 0; k < depth; k++) push = Math.min(push, cap[stackE[k]!]!);
+          let push = INF;
+          for (let k = 0; k < depth; k++) push = min(push, cap[stackE[k]!]!);
           if (push >= 1e29) return total + push; // unbounded: no finite cut
           let retreat = depth;
           for (let k = 0; k < depth; k++) {

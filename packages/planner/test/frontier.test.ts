@@ -29,15 +29,16 @@ function checkAgainstOracle(input: PlannerInput): number {
 describe('exactness oracle (every plan enumerated)', () => {
   const clocks3 = [900, 1200, 1500];
   const cases: Array<[string, PlannerInput]> = [];
-  for (const seed of [1, 2, 3, 4]) {
+  for (const seed of [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]) {
     cases.push([`1f1b N=2 M=2 3 clocks seed ${seed}`, inputOf(syntheticProfile(2, clocks3, seed), '1f1b', 2)]);
     cases.push([`gpipe N=2 M=2 3 clocks seed ${seed}`, inputOf(syntheticProfile(2, clocks3, seed), 'gpipe', 2)]);
   }
   cases.push(['1f1b N=3 M=2 2 clocks', inputOf(syntheticProfile(3, [1000, 1500], 9), '1f1b', 2)]);
   cases.push(['1f1b N=2 M=3 2 clocks', inputOf(syntheticProfile(2, [1000, 1500], 10), '1f1b', 3)]);
-  it.each(cases)('%s: within 2.5%% of the exact optimum at every T', (_name, input) => {
-    // Target is 1%; measured worst gap is 2.3% (see README "Exactness"), so the test pins what we reach.
-    expect(checkAgainstOracle(input)).toBeLessThanOrEqual(0.025);
+  it.each(cases)('%s: within 1.15%% of the exact optimum at every T', (_name, input) => {
+    // Target 1%. Measured worst over these 22 pipelines: 1.10% (one case; the others ≤ 0.97%), all
+    // from exact points that fall between two τ samples (README "Exactness").
+    expect(checkAgainstOracle(input)).toBeLessThanOrEqual(0.0115);
   });
 });
 
