@@ -645,6 +645,9 @@ export class Session {
     clearTimeout(this.ttlTimer);
     clearInterval(this.sampleTimer);
     this.closePromise = (async () => {
+      // Defer the body: ending the stream emits events whose handlers call close() again, and they
+      // must find this promise (so the first reason wins).
+      await Promise.resolve();
       if (err !== undefined) {
         this.closed = true;
         this.sink.end(err);

@@ -79,8 +79,12 @@ function openSession(core: GpuAgentCore, auth: Authorizer | SwitchableAuthorizer
     }
   });
   call.on('end', () => {
-    if (session) void session.close('client closed the stream');
-    else sink.end();
+    // A client that dies also ends the readable side; 'cancelled' follows within the same turn.
+    setImmediate(() => {
+      const why = call.cancelled ? 'stream cancelled (client gone or keepalive lost)' : 'client closed the stream';
+      if (session) void session.close(why);
+      else sink.end();
+    });
   });
   const gone = (why: string) => () => {
     ended = true;
