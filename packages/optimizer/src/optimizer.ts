@@ -51,7 +51,6 @@ interface Job {
   detector: StragglerDetector;
   /** Serialises the async transitions (profiling start, sweep steps, planning). */
   chain: Promise<void>;
-  busy: boolean;
   expiryTimer: NodeJS.Timeout | undefined;
   retryTimer: NodeJS.Timeout | undefined;
   /** Per stage, the ranks' iteration (time, energy) during profiling with the clocks they ran. */
@@ -134,7 +133,6 @@ export class Optimizer {
       sweepDone: 0,
       detector: new StragglerDetector(spec.dpDegree, spec.pipeline.numStages * spec.tpDegree, this.detectorOpts),
       chain: Promise.resolve(),
-      busy: false,
       expiryTimer: undefined,
       retryTimer: undefined,
       idleSamples: [],
@@ -242,24 +240,9 @@ export class Optimizer {
   private enqueue(job: Job, fn: () => Promise<void>): void {
     job.chain = job.chain
       .then(async () => {
-        if (this.closed) return;
-        job.busy = true;
-        try {
-          await fn();
-        } finally {
-          job.busy = false;
-        }
+        if (!this.closed) await fn();
       })
       .catch((err: unknown) => this.log.error({ err, jobId: job.jobId }, 'job transition failed'));
-  }
-
-  /** Resolves once every queued transition of every job has run (tests, shutdown). */
-  async idle(): Promise<void> {
-    for (;;) {
-      const chains = [...this.jobs.values()].map((j) => j.chain);
-      await Promise.all(chains);
-      if ([...this.jobs.values()].every((j, i) => j.chain === chains[i])) return;
-    }
   }
 
   private defaultDeployment(spec: JobSpec, version: number, phase: JobPhase, reason = phase.toLowerCase()): Deployment {
@@ -371,28 +354,45 @@ export class Optimizer {
     this.deploy(job, 'PLANNING', d.variants, d.variantOfPipeline);
   }
 
-  /** The profile to plan with and the per-pipeline blocking power scale. */
+  /**
+   * The profile to plan with and the per-pipeline blocking power scale. Only clocks every rank
+   * supports are kept: a plan must never ask a GPU for a clock it cannot lock.
+   */
   private async plannerProfile(job: Job): Promise<{ profile: Profile; tpScale: number } | string> {
-    if (job.importedProfile !== null) return { profile: job.importedProfile, tpScale: 1 };
-    const source = this.opts.profileSource();
-    if (source === undefined) return 'no profiler configured and no imported profile';
-    let cells: ProfileCellStat[];
-    try {
-      cells = await source.getProfile(job.jobId, { minCount: 1 });
-    } catch (err) {
-      return `profiler unavailable: ${(err as Error).message}`;
+    let profile: Profile;
+    let tpScale = 1;
+    if (job.importedProfile !== null) {
+      profile = job.importedProfile;
+    } else {
+      const source = this.opts.profileSource();
+      if (source === undefined) return 'no profiler configured and no imported profile';
+      let cells: ProfileCellStat[];
+      try {
+        cells = await source.getProfile(job.jobId, { minCount: 1 });
+      } catch (err) {
+        return `profiler unavailable: ${(err as Error).message}`;
+      }
+      profile = { stages: Array.from({ length: job.spec.pipeline.numStages }, () => ({ forward: [] as MeasuredOption[], backward: [] as MeasuredOption[] })) };
+      for (const c of cells) {
+        const st = profile.stages[c.stage];
+        if (st === undefined || !(c.timeS > 0) || !(c.energyJ > 0)) continue;
+        st[c.kind].push({ frequencyMhz: c.frequencyMhz, timeS: c.timeS, energyJ: c.energyJ });
+      }
+      // The profiler sums energy over a stage's TP ranks, so the idle power of the stage is tp × P_b.
+      tpScale = job.spec.tpDegree;
     }
-    const profile: Profile = { stages: Array.from({ length: job.spec.pipeline.numStages }, () => ({ forward: [] as MeasuredOption[], backward: [] as MeasuredOption[] })) };
-    for (const c of cells) {
-      const st = profile.stages[c.stage];
-      if (st === undefined || !(c.timeS > 0) || !(c.energyJ > 0)) continue;
-      st[c.kind].push({ frequencyMhz: c.frequencyMhz, timeS: c.timeS, energyJ: c.energyJ });
+    const common = sweepClocks([...job.ranks.values()].map((r) => r.supportedFrequenciesMhz), 0, 1);
+    const allowed = new Set(common);
+    const filtered: Profile = {
+      stages: profile.stages.map((st) => ({
+        forward: st.forward.filter((o) => allowed.has(o.frequencyMhz)),
+        backward: st.backward.filter((o) => allowed.has(o.frequencyMhz)),
+      })),
+    };
+    for (let s = 0; s < filtered.stages.length; s++) {
+      for (const k of KINDS) if (filtered.stages[s]![k].length === 0) return `profile has no clock every rank supports for stage ${s} ${k}`;
     }
-    for (let s = 0; s < profile.stages.length; s++) {
-      for (const k of KINDS) if (profile.stages[s]![k].length === 0) return `profile has no cells for stage ${s} ${k}`;
-    }
-    // The profiler sums energy over a stage's TP ranks, so the idle power of the stage is tp × P_b.
-    return { profile, tpScale: job.spec.tpDegree };
+    return { profile: filtered, tpScale };
   }
 
   /**

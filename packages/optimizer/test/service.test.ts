@@ -163,6 +163,21 @@ describe('a job with an imported profile (sweep skipped)', () => {
     await expect(w.until(() => false, 5000)).rejects.toMatchObject({ code: status.NOT_FOUND });
   });
 
+  test('plans use only clocks every rank supports', async () => {
+    await call(h.client, 'RegisterJob', jobRequest('few', { m: 4 }));
+    const w = new Watch(h.client, 'few', 0);
+    const few = [1410, 1395, 1380, 1365];
+    for (let r = 0; r < 8; r++) {
+      await call(h.client, 'RegisterRank', { job_id: 'few', rank: rankOf(r, 8, 1), node: 'n', device_index: r, supported_frequencies_mhz: r === 3 ? [...few, 1200] : few });
+    }
+    const dep = await w.until((s) => s.phase === 'PHASE_DEPLOYED');
+    const restricted = { stages: gpt3Profile().stages.map((st) => ({ forward: st.forward.filter((o) => few.includes(o.frequencyMhz)), backward: st.backward.filter((o) => few.includes(o.frequencyMhz)) })) };
+    const f = computeFrontier({ profile: restricted, pipeline: { schedule: '1f1b', numStages: N, numMicrobatches: M }, blockingPowerW: 83.64, unitTimeS: 0.001 });
+    expect(dep.instructions).toEqual(wire(f.intrinsic().plan, 0));
+    expect(dep.instructions.every((i) => few.includes(i.frequency_mhz))).toBe(true);
+    w.cancel();
+  });
+
   test('the metrics text carries phase, version and predicted saving per job', async () => {
     const st = await call<optimizerV1.GetJobStatusResponse__Output>(h.client, 'GetJobStatus', { job_id: 'imp' });
     const text = h.module.metricsText();
@@ -171,6 +186,7 @@ describe('a job with an imported profile (sweep skipped)', () => {
     expect(text).toContain(`perseus_optimizer_schedule_version{job_id="imp"} ${st.schedule_version}`);
     expect(text).toContain(`perseus_optimizer_predicted_saving_percent{job_id="imp"} ${st.predicted_saving_percent}`);
     expect(text).toContain('perseus_optimizer_job_watchers{job_id="imp"} 2');
+    expect(text).toContain('perseus_optimizer_jobs 2');
   });
 });
 
