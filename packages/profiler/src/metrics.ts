@@ -70,11 +70,8 @@ export async function renderMetrics(profiler: Profiler, meter?: IngestRateMeter)
     line('perseus_profiler_queued_measurements', c.queuedMeasurements),
   ]);
   metric('perseus_profiler_queued_batches', 'gauge', 'Batches received and waiting for commit.', [line('perseus_profiler_queued_batches', c.queuedBatches)]);
-  let cumulative = 0;
-  const buckets = c.commitLatency.buckets.map(([le, n]) => {
-    cumulative = n;
-    return line('perseus_profiler_commit_lag_seconds_bucket', cumulative, `le="${le}"`);
-  });
+  // Bucket counts are already cumulative (an observation counts in every bucket it fits).
+  const buckets = c.commitLatency.buckets.map(([le, n]) => line('perseus_profiler_commit_lag_seconds_bucket', n, `le="${le}"`));
   metric('perseus_profiler_commit_lag_seconds', 'histogram', 'Time from a batch entering the commit queue to its durable commit.', [
     ...buckets,
     line('perseus_profiler_commit_lag_seconds_bucket', c.commitLatency.count, 'le="+Inf"'),

@@ -76,6 +76,25 @@ describe('SqliteProfileStore', () => {
     await profiler.close();
   });
 
+  it('retention: idle jobs with raw rows are listed; pruning keeps their aggregates', async () => {
+    let now = 1_000;
+    const store = new SqliteProfileStore({ dataDir: ':memory:', now: () => now });
+    const profiler = new Profiler({ store, logger, aggregateIntervalMs: 0, now: () => now });
+    await profiler.registerJob(job);
+    await profiler.registerJob({ ...job, jobId: 'j2' });
+    await Promise.all(toBatches('j1', ms, 200).map((b) => profiler.submitBatch(b)));
+    now = 5_000;
+    await Promise.all(toBatches('j2', ms, 200).map((b) => profiler.submitBatch(b)));
+    expect(await store.jobsIdleSince(4_000)).toEqual(['j1']);
+    const before = await profiler.getProfile({ jobId: 'j1', minCount: 0 });
+    expect(await profiler.pruneRawMeasurements('j1')).toBe(ms.length);
+    expect(await store.jobsIdleSince(4_000)).toEqual([]);
+    expect(await profiler.getProfile({ jobId: 'j1', minCount: 0 })).toEqual(before);
+    expect((await profiler.getRankCells('j1')).length).toBe(8);
+    expect((await store.stats()).rawRows).toBe(ms.length);
+    await profiler.close();
+  });
+
   it('everything committed is there after reopening', async () => {
     const store = new SqliteProfileStore({ dataDir: dir });
     await store.putJob(job);
