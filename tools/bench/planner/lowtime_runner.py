@@ -90,7 +90,7 @@ def main() -> None:
                 if k != last[s][j]:
                     changes.append([s, j, k])
                     last[s][j] = k
-        out.write(json.dumps({"i": it, "q": result.quant_time, "t": result.real_time, "cost": result.cost, "d": changes}) + "\n")
+        out.write(json.dumps({"i": it, "q": result.quant_time, "t": result.real_time, "cost": result.cost, "w": time.time() - t0, "d": changes}) + "\n")
         out.flush()
         iterations = it + 1
     solve = time.time() - t1
