@@ -45,6 +45,8 @@ EV_STEP_END = 4  # (EV_STEP_END, iteration, t_ns, schedule_version)
 EV_FLUSH = 5  # (EV_FLUSH, threading.Event, deadline_monotonic, result list)
 EV_STOP = 6  # (EV_STOP,)
 
+_MAX_AGENT_BACKLOG = 4096
+
 _GRPC_OPTIONS = [
     ("grpc.keepalive_time_ms", 10_000),
     ("grpc.keepalive_timeout_ms", 5_000),
@@ -396,7 +398,9 @@ class IoCore:
                 it = self._iters.get(iteration)
                 if it is None:
                     it = self._iters[iteration] = _Iter(iteration, t_begin_ns=t_ns)
-                session = self._agent_session if self._agent_up else 0
+                # A backlog means the agent (or this thread) cannot keep up: measure less rather
+                # than buffer without bound; the instruction itself is never held up.
+                session = self._agent_session if self._agent_up and out is not None and out.qsize() < _MAX_AGENT_BACKLOG else 0
                 self._pending[seq] = _Pending(iteration, kind, mb, freq, t_ns, session)
                 if session and out is not None:
                     it.outstanding += 1
@@ -484,12 +488,12 @@ class IoCore:
         now = time.monotonic()
         idle = self._drained() and not self._unacked and not self._meas_buffer and not self._iteration_reports and not self._iter_records
         if not idle:
-            # Let buffered work go out now rather than at the next interval.
+            # Let buffered work go out now rather than at the next interval. Only wake a task that
+            # has work: Event.wait() on a set event does not yield, so a task woken with nothing to
+            # do would spin the loop.
             if self._meas_buffer:
                 self._cut_batch()
-            if self._profiler_wakeup is not None:
-                self._profiler_wakeup.set()
-            if self._report_wakeup is not None:
+            if self._iteration_reports and self._optimizer_up and self._report_wakeup is not None:
                 self._report_wakeup.set()
         keep: list[tuple[threading.Event, float, list[bool]]] = []
         for ev, deadline, result in self._flushes:
@@ -870,9 +874,8 @@ class IoCore:
                         cfg.warner.warn("optimizer-report", "perseus: optimizer rejected an iteration report (%s): %s", err.code().name, err.details())
                     if self._iteration_reports and self._iteration_reports[0] is req:
                         self._iteration_reports.popleft()
-                if not self._optimizer_up and self._iteration_reports:
-                    # Keep them for the reconnect (deque is bounded: oldest dropped first).
-                    await asyncio.sleep(0.1)
-                self._check_flushes()
+                # Reports left (link down or a transient error) wait for the link's or the ticker's
+                # next wake-up; the deque is bounded, oldest dropped first.
+                await asyncio.sleep(0)
         finally:
             await channel.close(grace=None)

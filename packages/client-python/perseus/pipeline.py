@@ -288,6 +288,19 @@ class PipelineFrequencyOptimizer:
         done.wait(timeout_s + 1.0)
         return bool(result and result[0])
 
+    def wait_ready(self, timeout_s: float = 10.0) -> bool:
+        """Blocks until the agent session is open and (with an optimizer) the first schedule has
+        arrived, or ``timeout_s`` passed; returns whether it is ready. Optional: the hooks work
+        before that (at default clocks, unmeasured); call it before training when every
+        instruction should be measured from the first step on."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            st = self._io.status()
+            ready = st.agent_connected and (self._io.cfg.optimizer_url is None or (st.optimizer_connected and self._latest.version > 0))
+            if ready or time.monotonic() >= deadline:
+                return ready
+            time.sleep(0.01)
+
     # ---- hooks (training thread; microseconds, never block on the network) -----------------------
 
     def on_step_begin(self, iteration: Optional[int] = None) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 
 import pytest
 
@@ -21,13 +22,15 @@ def make_client(address: str, logger: logging.Logger, job_id: str, **kw: object)
     )
 
 
-def run_iteration(opt: perseus.PipelineFrequencyOptimizer) -> list[int]:
-    """One 1F1B iteration of a 1-stage pipeline; returns the clock each instruction got."""
+def run_iteration(opt: perseus.PipelineFrequencyOptimizer, compute_s: float = 0.0005) -> list[int]:
+    """One 1F1B iteration of a 1-stage pipeline (each instruction "computes" ``compute_s``);
+    returns the clock each instruction got."""
     got = []
     with opt.step():
         for kind, _mb in ORDER_1STAGE:
             with opt.instruction(kind) as mhz:
                 got.append(mhz)
+                time.sleep(compute_s)
     return got
 
 
@@ -79,9 +82,9 @@ def test_services_down_at_start_then_recover(restartable_server: RestartableServ
         assert warnings.count("profiler at") <= 1
 
         restartable_server.start()
-        assert wait_until(lambda: opt.status().optimizer_connected and opt.schedule.version > 0, 30, step=lambda: run_iteration(opt))
+        assert wait_until(lambda: opt.status().optimizer_connected and opt.schedule.phase == "PHASE_PROFILING", 30, step=lambda: run_iteration(opt))
         sched = opt.schedule
-        assert sched.phase == "PHASE_PROFILING"
+        assert sched.version > 0
         assert sched.reason.startswith("profiling 1410 MHz")
         # The new schedule applies from the next step on: every instruction at the sweep's first clock.
         assert run_iteration(opt) == [1410] * (2 * M)
@@ -95,7 +98,7 @@ def test_server_killed_mid_run_keeps_last_schedule_and_reregisters(restartable_s
     restartable_server.start()
     opt = make_client(restartable_server.address, logger, "client-killed-mid-run")
     try:
-        assert wait_until(lambda: opt.schedule.version > 0 and opt.status().optimizer_registrations == 1, 30, step=lambda: run_iteration(opt))
+        assert wait_until(lambda: opt.schedule.phase == "PHASE_PROFILING" and opt.status().optimizer_registrations == 1, 30, step=lambda: run_iteration(opt))
         before = opt.schedule
         restartable_server.kill()
         assert wait_until(lambda: not opt.status().optimizer_connected, 10, step=lambda: run_iteration(opt))

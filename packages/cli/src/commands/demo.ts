@@ -77,7 +77,9 @@ export async function runDemo(flags: DemoFlags): Promise<number> {
     PERSEUS_AGENT_BACKEND: 'simulated',
     PERSEUS_AGENT_SIM_MODEL: 'a100-sxm',
     PERSEUS_AGENT_SIM_DEVICES: String(Number(flags.dp) * 8),
-    PERSEUS_AGENT_SIM_PROFILE: profile,
+    // The simulated agent reads gpt3-175b+<model>_bf16.csv from this directory (the same table the
+    // emulated trainer sleeps by), so time and energy come from one source.
+    PERSEUS_AGENT_PROFILE_DIR: path.dirname(profile),
     PERSEUS_AGENT_STATE_FILE: path.join(stateDir, 'agent-state.json'),
     PERSEUS_PROFILER_DATA_DIR: path.join(stateDir, 'profiler'),
     PERSEUS_OPTIMIZER_DATA_DIR: path.join(stateDir, 'optimizer'),
