@@ -219,6 +219,7 @@ class Discretizer {
   }
 
   private carried: Uint16Array | null = null;
+  private fresh: Uint16Array | null = null;
   private carriedTimeS = INF;
 
   /**
@@ -234,7 +235,8 @@ class Discretizer {
     if (hadCarry) carried.set(this.choice);
     let r = this.run(durations, budgetS);
     if (hadCarry) {
-      const fresh = Uint16Array.from(this.choice);
+      const fresh = (this.fresh ??= new Uint16Array(n));
+      fresh.set(this.choice);
       this.choice.set(carried);
       for (let i = 0; i < n; i++) this.times[i] = tables[dag.table[i]!]!.timeS[this.choice[i]!]!;
       this.reclaim(budgetS, -1);
@@ -744,8 +746,9 @@ function sweep(v: ValidInput, opts: FrontierOptions): FrontierJson {
       // The intrinsic plan is the one deployed most: spend more search on it.
       r = disc.greedyReclaim(dur, budgetS, true, r);
       r = disc.greedyReclaim(dur, budgetS, false, r);
-      // The ejection search costs a max-flow per instruction per round: few rounds on big pipelines.
-      r = disc.eject(budgetS, cut, n <= 512 ? 20 : 2, r);
+      // The ejection search costs a max-flow per instruction per round; rounds after the first
+      // few rarely gain anything, so they are capped.
+      r = disc.eject(budgetS, cut, 3, r);
       r = disc.polish(budgetS);
     }
     if (n <= SEARCH_EVERY_SAMPLE_MAX_NODES) r = disc.seededRebuild(budgetS, r);

@@ -70,6 +70,8 @@ function inputOf(c: BenchCase): PlannerInput {
 interface LowtimeRun {
   done: boolean;
   wallS: number;
+  /** CPU seconds (user+sys); NaN for runs made before the runner reported it. */
+  cpuS: number;
   maxRssMiB: number;
   iterations: number;
   plans: Array<{ quantTimeS: number; timeS: number; energyJ: number }>;
@@ -94,12 +96,14 @@ function runLowtime(c: BenchCase, input: PlannerInput): LowtimeRun {
   const plans: LowtimeRun['plans'] = [];
   let summary: Record<string, number> | null = null;
   let lastWallS = NaN;
+  let lastCpuS = NaN;
   for (const l of lines.slice(1)) {
     if (l['done']) {
       summary = l as Record<string, number>;
       continue;
     }
     if (typeof l['w'] === 'number') lastWallS = l['w'];
+    if (typeof l['c'] === 'number') lastCpuS = l['c'];
     for (const [s, j, k] of l['d'] as Array<[number, number, number]>) knobs[s]![j] = k;
     const plan: StagePlan[] = order.map((st, s) => ({ stage: s, instructions: st.map(([kind, mb], j) => ({ kind: kind as 'forward' | 'backward', microbatch: mb, frequencyMhz: knobs[s]![j]! })) }));
     const r = evaluate(plan);
@@ -109,17 +113,18 @@ function runLowtime(c: BenchCase, input: PlannerInput): LowtimeRun {
     done: summary !== null,
     // A run that timed out took at least as long as its last iteration (or the timeout).
     wallS: summary ? summary['wall_s']! : Number.isNaN(lastWallS) ? lowtimeTimeoutS : lastWallS,
+    cpuS: summary ? (summary['cpu_s'] ?? NaN) : lastCpuS,
     maxRssMiB: summary ? summary['maxrss_mib']! : NaN,
     iterations: plans.length,
     plans,
   };
 }
 
-function runOurs(c: BenchCase): { wallS: number; maxRssMiB: number; frontier: Frontier } {
+function runOurs(c: BenchCase): { wallS: number; cpuS: number; maxRssMiB: number; frontier: Frontier } {
   const out = join(workDir, `ours-${c.name}.json`);
   const r = spawnSync(process.execPath, ['--import', 'tsx', join(here, 'ours.ts'), c.csv, String(c.stages), String(c.microbatches), String(c.blockingPowerW), String(c.unitTimeS), out], { encoding: 'utf8' });
   if (r.status !== 0) throw new Error(`ours failed on ${c.name}: ${r.stderr}`);
-  const m = JSON.parse(r.stdout) as { wallS: number; maxRssMiB: number };
+  const m = JSON.parse(r.stdout) as { wallS: number; cpuS: number; maxRssMiB: number };
   return { ...m, frontier: Frontier.fromJSON(JSON.parse(readFileSync(out, 'utf8')) as FrontierJson) };
 }
 
@@ -149,9 +154,12 @@ function main(): void {
     }
     const row = {
       case: c.name,
-      ours_s: ours.wallS.toFixed(2),
-      lowtime_s: `${lt.done ? '' : '>'}${lt.wallS.toFixed(1)}`,
-      speedup: `${lt.done ? '' : '≥'}${(lt.wallS / ours.wallS).toFixed(0)}×`,
+      ours_wall_s: ours.wallS.toFixed(2),
+      ours_cpu_s: ours.cpuS.toFixed(2),
+      lowtime_wall_s: `${lt.done ? '' : '>'}${lt.wallS.toFixed(1)}`,
+      lowtime_cpu_s: Number.isNaN(lt.cpuS) ? 'n/a' : `${lt.done ? '' : '>'}${lt.cpuS.toFixed(1)}`,
+      speedup_cpu: Number.isNaN(lt.cpuS) ? 'n/a' : `${lt.done ? '' : '≥'}${(lt.cpuS / ours.cpuS).toFixed(0)}×`,
+      speedup_wall: `${lt.done ? '' : '≥'}${(lt.wallS / ours.wallS).toFixed(0)}×`,
       ours_rss_mib: ours.maxRssMiB.toFixed(0),
       lowtime_rss_mib: Number.isNaN(lt.maxRssMiB) ? 'n/a' : lt.maxRssMiB.toFixed(0),
       allmax: `${allMax.timeS.toFixed(4)} s ${allMax.energyJ.toFixed(1)} J`,

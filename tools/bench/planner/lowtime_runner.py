@@ -28,6 +28,11 @@ from lowtime.perseus.schedule import Synchronous1F1B
 from lowtime.solver import PhillipsDessouky
 
 
+def cpu_s() -> float:
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+
+
 def main() -> None:
     profile, n_stages, n_mbs, p2p, unit, out_path = sys.argv[1:7]
     n_stages, n_mbs, p2p, unit = int(n_stages), int(n_mbs), float(p2p), float(unit)
@@ -90,12 +95,12 @@ def main() -> None:
                 if k != last[s][j]:
                     changes.append([s, j, k])
                     last[s][j] = k
-        out.write(json.dumps({"i": it, "q": result.quant_time, "t": result.real_time, "cost": result.cost, "w": time.time() - t0, "d": changes}) + "\n")
+        out.write(json.dumps({"i": it, "q": result.quant_time, "t": result.real_time, "cost": result.cost, "w": time.time() - t0, "c": cpu_s(), "d": changes}) + "\n")
         out.flush()
         iterations = it + 1
     solve = time.time() - t1
     rss_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    out.write(json.dumps({"done": True, "iterations": iterations, "setup_s": t_setup, "solve_s": solve, "wall_s": time.time() - t0, "maxrss_mib": rss_kb / 1024}) + "\n")
+    out.write(json.dumps({"done": True, "iterations": iterations, "setup_s": t_setup, "solve_s": solve, "wall_s": time.time() - t0, "cpu_s": cpu_s(), "maxrss_mib": rss_kb / 1024}) + "\n")
     out.close()
 
 
