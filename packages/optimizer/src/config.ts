@@ -2,7 +2,6 @@
  * The optimizer's configuration: every `PERSEUS_OPTIMIZER_*` environment variable is read here and
  * nowhere else (flags in `perseus serve` win over these; these win over the defaults).
  */
-import * as os from 'node:os';
 import * as path from 'node:path';
 import { envNumber, envString } from '@perseus/service-kit';
 
@@ -25,7 +24,7 @@ export interface OptimizerConfig {
 export const DEFAULT_PROFILER_URL = '127.0.0.1:50052';
 
 export const DEFAULT_CONFIG: OptimizerConfig = {
-  dataDir: path.join(os.homedir(), '.local', 'share', 'perseus', 'optimizer'),
+  dataDir: path.join('.perseus-data', 'optimizer'),
   profilerUrl: '',
   profileCsv: '',
   metricsListen: '',

@@ -276,6 +276,48 @@ describe('online profiling sweep', () => {
   });
 });
 
+describe('blocking power "measure it"', () => {
+  test('is measured from profiling iterations: energy beyond the instructions per second of idle time', async () => {
+    const full = gpt3Profile();
+    const N = 2;
+    const M = 2;
+    const PB = 70.5; // what the emulated GPUs draw while blocked
+    const source = new MemoryProfileSource();
+    const h = await startOptimizer({ profileSource: source });
+    try {
+      await call(h.client, 'RegisterJob', jobRequest('pb', { n: N, m: M, k: 2, floor: 1350, blockingPowerW: 0 }));
+      const w = new Watch(h.client, 'pb', 0);
+      await registerAll(h.client, 'pb', N, 1, 1, CLOCKS);
+      let s = await w.until((x) => x.phase === 'PHASE_PROFILING');
+      let it = 0;
+      while (s.phase === 'PHASE_PROFILING') {
+        const clock = s.instructions[0]!.frequency_mhz;
+        const at = (stage: number, kind: 'forward' | 'backward') => full.stages[stage]![kind].find((o) => o.frequencyMhz === clock)!;
+        source.putCells('pb', [0, 1].flatMap((stage) => (['forward', 'backward'] as const).map((kind) => ({ stage, kind, frequencyMhz: clock, count: 2, timeS: at(stage, kind).timeS, energyJ: at(stage, kind).energyJ }))));
+        for (let k = 0; k < 2; k++, it++) {
+          for (let r = 0; r < N; r++) {
+            const busyS = M * (at(r, 'forward').timeS + at(r, 'backward').timeS);
+            const busyJ = M * (at(r, 'forward').energyJ + at(r, 'backward').energyJ);
+            const idleS = 0.4 * busyS;
+            await call(h.client, 'ReportIteration', { job_id: 'pb', rank: rankOf(r, N, 1), iteration: it, time_s: busyS + idleS, energy_j: busyJ + PB * idleS, schedule_version: s.version });
+          }
+        }
+        const v = Number(s.version);
+        s = await w.until((x) => Number(x.version) > v);
+      }
+      await w.until((x) => x.phase === 'PHASE_DEPLOYED');
+      const profiled = { stages: full.stages.slice(0, N).map((st) => ({ forward: st.forward.filter((o) => o.frequencyMhz >= 1350), backward: st.backward.filter((o) => o.frequencyMhz >= 1350) })) };
+      const expected = computeFrontier({ profile: profiled, pipeline: { schedule: '1f1b', numStages: N, numMicrobatches: M }, blockingPowerW: PB, unitTimeS: 0.001 });
+      const got = await call<optimizerV1.GetFrontierResponse__Output>(h.client, 'GetFrontier', { job_id: 'pb' });
+      expect(got.all_max_energy_j).toBeCloseTo(expected.allMax.energyJ, 6);
+      expect(got.points[0]!.energy_j).toBeCloseTo(expected.points[0]!.energyJ, 6);
+      w.cancel();
+    } finally {
+      await h.close();
+    }
+  });
+});
+
 describe('PlanOffline', () => {
   let h: Harness;
   beforeAll(async () => {

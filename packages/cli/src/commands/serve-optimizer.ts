@@ -5,7 +5,7 @@ import type { ModuleContext, ServiceModule } from '@perseus/service-kit';
 /** Adds the optimizer-specific flags of `perseus serve optimizer` (and of the all-in-one `perseus serve`). */
 export function addOptimizerFlags(cmd: Command): Command {
   return cmd
-    .option('--optimizer-data-dir <dir>', 'optimizer store directory, or :memory: (env PERSEUS_OPTIMIZER_DATA_DIR; default ~/.local/share/perseus/optimizer)')
+    .option('--optimizer-data-dir <dir>', 'optimizer store directory, or :memory: (env PERSEUS_OPTIMIZER_DATA_DIR; default ./.perseus-data/optimizer)')
     .option('--optimizer-profiler-url <address>', 'profiler host:port or unix:/path (env PERSEUS_OPTIMIZER_PROFILER_URL; default: this server when it hosts the profiler, else 127.0.0.1:50052)')
     .option('--optimizer-profile-csv <entries>', 'imported stage-profile CSVs that skip profiling: path or jobId=path, comma-separated (env PERSEUS_OPTIMIZER_PROFILE_CSV)')
     .option('--optimizer-metrics-listen <host:port>', 'Prometheus /metrics endpoint (env PERSEUS_OPTIMIZER_METRICS_LISTEN; default off)')
@@ -24,7 +24,7 @@ function num(flag: unknown, name: string): number | undefined {
 export async function optimizerModuleFromFlags(flags: Record<string, unknown>, ctx: ModuleContext): Promise<ServiceModule> {
   const env = optimizerConfigFromEnv();
   const str = (k: string): string | undefined => (typeof flags[k] === 'string' ? (flags[k] as string) : undefined);
-  return createOptimizerModule({
+  const mod = await createOptimizerModule({
     logger: ctx.logger.child({ module: 'optimizer' }),
     dataDir: str('optimizerDataDir') ?? env.dataDir,
     profilerUrl: str('optimizerProfilerUrl') ?? env.profilerUrl,
@@ -33,4 +33,7 @@ export async function optimizerModuleFromFlags(flags: Record<string, unknown>, c
     stragglerMargin: num(flags['optimizerStragglerMargin'], '--optimizer-straggler-margin') ?? env.stragglerMargin,
     stragglerWindow: num(flags['optimizerStragglerWindow'], '--optimizer-straggler-window') ?? env.stragglerWindow,
   });
+  const metrics = mod.metricsAddress();
+  if (metrics !== undefined) process.stdout.write(`${JSON.stringify({ event: 'metrics', service: 'optimizer', address: metrics })}\n`);
+  return mod;
 }
