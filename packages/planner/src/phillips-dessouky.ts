@@ -28,40 +28,50 @@ export class LowerBoundedMinCut {
   private readonly net = new FlowNetwork();
   private excess = new Float64Array(16);
   private mark = new Uint8Array(16);
-  private arcU: number[] = [];
-  private arcV: number[] = [];
-  private arcLb: number[] = [];
-  private arcUb: number[] = [];
-  private arcFlow: number[] = [];
+  private lower = new Float64Array(64);
+  private numArcs = 0;
   private numVertices = 0;
+  private scale = 0;
 
   /** Starts a new problem with vertices 0..n−1 (s and t among them). */
   reset(n: number): void {
     this.numVertices = n;
-    this.arcU.length = 0;
-    this.arcV.length = 0;
-    this.arcLb.length = 0;
-    this.arcUb.length = 0;
-    this.arcFlow.length = 0;
+    this.numArcs = 0;
+    this.scale = 0;
+    this.net.reset(n + 2);
+    if (this.excess.length < n) this.excess = new Float64Array(2 * n);
+    if (this.mark.length < n + 2) this.mark = new Uint8Array(2 * n + 4);
+    this.excess.fill(0, 0, n);
   }
 
   /**
    * Adds arc u→v with bounds [lb, ub] and returns its id. `flow` is a starting flow (clipped into
    * the bounds): passing the previous solution's flow warm-starts the solve, which then only routes
-   * the imbalance that the network's changes created.
+   * the imbalance that the network's changes created. Arcs go straight into the flow network
+   * (arc a is network arc 2a), with the starting flow's imbalance kept per vertex.
    */
   addArc(u: number, v: number, lb: number, ub: number, flow = lb): number {
-    this.arcU.push(u);
-    this.arcV.push(v);
-    this.arcLb.push(lb);
-    this.arcUb.push(ub);
-    this.arcFlow.push(min(max(flow, lb), ub));
-    return this.arcU.length - 1;
+    const f = min(max(flow, lb), ub);
+    const net = this.net;
+    const e = net.addArc(u, v, ub >= INFINITE_CAPACITY ? INFINITE_CAPACITY : max(0, ub - f));
+    net.cap[e ^ 1] = f - lb;
+    if (f > 0) {
+      this.excess[v]! += f;
+      this.excess[u]! -= f;
+    }
+    if (lb > this.scale) this.scale = lb;
+    if (this.numArcs === this.lower.length) {
+      const grown = new Float64Array(this.lower.length * 2);
+      grown.set(this.lower);
+      this.lower = grown;
+    }
+    this.lower[this.numArcs] = lb;
+    return this.numArcs++;
   }
 
   /** Flow on arc `a` in the last solution (after a `cut` result). */
   flowOf(a: number): number {
-    return this.arcLb[a]! + this.net.cap[2 * a + 1]!;
+    return this.lower[a]! + this.net.cap[2 * a + 1]!;
   }
 
   solve(s: number, t: number): CutResult {
@@ -69,28 +79,8 @@ export class LowerBoundedMinCut {
     const superS = n;
     const superT = n + 1;
     const net = this.net;
-    net.reset(n + 2);
-    if (this.excess.length < n) {
-      this.excess = new Float64Array(n * 2);
-      this.mark = new Uint8Array(n * 2 + 4);
-    }
-    if (this.mark.length < n + 2) this.mark = new Uint8Array(n * 2 + 4);
     const excess = this.excess;
-    excess.fill(0, 0, n);
-    let scale = 0;
-    for (let a = 0; a < this.arcU.length; a++) {
-      const lb = this.arcLb[a]!;
-      const ub = this.arcUb[a]!;
-      const f = this.arcFlow[a]!;
-      const e = net.addArc(this.arcU[a]!, this.arcV[a]!, ub >= INFINITE_CAPACITY ? INFINITE_CAPACITY : max(0, ub - f));
-      net.cap[e ^ 1] = f - lb;
-      if (f > 0) {
-        excess[this.arcV[a]!]! += f;
-        excess[this.arcU[a]!]! -= f;
-      }
-      if (lb > scale) scale = lb;
-    }
-    const eps = max(1e-12, scale * 1e-10);
+    const eps = max(1e-12, this.scale * 1e-10);
     const back = net.addArc(t, s, INFINITE_CAPACITY);
     let demand = 0;
     for (let v = 0; v < n; v++) {
