@@ -31,6 +31,7 @@ export function renderMetrics(jobs: readonly JobMetrics[], watchers: number): st
   gauge('perseus_optimizer_job_watchers', 'Open WatchSchedule streams of a job.', jobs.map((j) => [L(j), j.watchers]));
   gauge('perseus_optimizer_frontier_points', 'Points of the job frontier (0 before planning).', jobs.map((j) => [L(j), j.frontierPoints]));
   gauge('perseus_optimizer_last_planning_seconds', 'Duration of the last frontier computation, seconds.', jobs.map((j) => [L(j), j.lastPlanningSeconds]));
+  gauge('perseus_optimizer_last_publish_seconds', 'Time to hand the last schedule version to every watcher stream of a job, seconds.', jobs.map((j) => [L(j), j.lastPublishSeconds]));
   return `${out.join('\n')}\n`;
 }
 

@@ -58,6 +58,8 @@ interface Job {
   protoCache: Map<string, { message: optimizerV1.Schedule; bytes: Buffer }>;
   planningStartedMs: number;
   lastPlanningMs: number;
+  /** How long the last version took to hand to every watcher's stream, ms. */
+  lastPublishMs: number;
 }
 
 const PHASE_ENUM: Record<JobPhase, optimizerV1.Phase> = {
@@ -83,6 +85,7 @@ export interface JobMetrics {
   watchers: number;
   frontierPoints: number;
   lastPlanningSeconds: number;
+  lastPublishSeconds: number;
 }
 
 /**
@@ -139,6 +142,7 @@ export class Optimizer {
       protoCache: new Map(),
       planningStartedMs: 0,
       lastPlanningMs: 0,
+      lastPublishMs: 0,
     };
   }
 
@@ -269,6 +273,7 @@ export class Optimizer {
     const t0 = performance.now();
     this.hub.publish(job.jobId, (rank) => this.encodedScheduleFor(job, rank));
     const publishMs = performance.now() - t0;
+    job.lastPublishMs = publishMs;
     this.log.info({ jobId: job.jobId, phase, version, reasons: variants.map((x) => x.reason), watchers: this.hub.watcherCount(job.jobId), publishMs }, 'schedule deployed');
   }
 
@@ -746,6 +751,7 @@ export class Optimizer {
       watchers: this.hub.watcherCount(job.jobId),
       frontierPoints: job.frontier?.points.length ?? 0,
       lastPlanningSeconds: job.lastPlanningMs / 1000,
+      lastPublishSeconds: job.lastPublishMs / 1000,
     }));
   }
 

@@ -7,7 +7,7 @@
 import { fork, type ChildProcess } from 'node:child_process';
 import * as path from 'node:path';
 import type { optimizerV1 } from '@perseus/proto';
-import { GPT3_A100_CSV, client, percentile, registerJob, startServer, summary, unary, wallMs } from './lib';
+import { GPT3_A100_CSV, client, percentile, registerJob, scrape, startServer, summary, unary, wallMs } from './lib';
 
 const args = process.argv.slice(2);
 const opt = (name: string, d: number): number => {
@@ -38,7 +38,7 @@ function waitFor<T extends Msg['type']>(child: ChildProcess, type: T): Promise<E
 }
 
 async function main(): Promise<void> {
-  const { child: server, address } = await startServer(['--profile-csv', GPT3_A100_CSV]);
+  const { child: server, address, metrics } = await startServer(['--profile-csv', GPT3_A100_CSV, '--metrics-listen', '127.0.0.1:0']);
   const c = client(address, 999_999);
   try {
     const t0 = Date.now();
@@ -63,6 +63,7 @@ async function main(): Promise<void> {
     console.log(`${RANKS} streams open at version ${st.schedule_version} (${PROCS} processes × 8 connections)`);
     const all: number[] = [];
     const roundMax: number[] = [];
+    const publishMs: number[] = [];
     for (let round = -WARMUP; round < ROUNDS; round++) {
       const straggler = ((round + WARMUP) * 37) % DP;
       const sent = wallMs();
@@ -75,15 +76,17 @@ async function main(): Promise<void> {
         return p;
       }));
       const lat = got.flatMap((g) => g.times.filter(([rank]) => Math.floor(rank / N) !== straggler).map(([, t]) => t - sent));
+      const pub = 1000 * (await scrape(metrics!, 'perseus_optimizer_last_publish_seconds{job_id="fanout"}'));
       if (round >= 0) {
         all.push(...lat);
         roundMax.push(Math.max(...lat));
+        publishMs.push(pub);
       }
-      console.log(`${round < 0 ? 'warm-up' : 'round'} ${round}: straggler dp=${straggler} v=${v}: ${summary(lat)}`);
+      console.log(`${round < 0 ? 'warm-up' : 'round'} ${round}: straggler dp=${straggler} v=${v}: ${summary(lat)}; server hand-off to all streams ${pub.toFixed(1)} ms`);
       const rec = await unary<optimizerV1.ReportStragglerResponse__Output>(c, 'ReportStraggler', { job_id: 'fanout', dp_rank: straggler, recovered: true });
       await ready(Number(rec.schedule_version));
     }
-    console.log(`RESULT fanout ranks=${RANKS} procs=${PROCS} decode=${DECODE} non-straggler arrivals: ${summary(all)}; worst round max ${percentile(roundMax, 100).toFixed(2)} ms`);
+    console.log(`RESULT fanout ranks=${RANKS} procs=${PROCS} decode=${DECODE} non-straggler arrivals: ${summary(all)}; worst round max ${percentile(roundMax, 100).toFixed(2)} ms; server hand-off of a version to all ${RANKS} streams: median ${percentile(publishMs, 50).toFixed(1)} ms, max ${percentile(publishMs, 100).toFixed(1)} ms`);
     for (const k of kids) k.send({ type: 'exit' });
   } finally {
     c.close();

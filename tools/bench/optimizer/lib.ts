@@ -42,7 +42,7 @@ export function unary<Res>(c: OptimizerClient, method: string, req: unknown, tim
 }
 
 /** Starts tools/bench/optimizer/server.ts in a child process; resolves with its address. */
-export function startServer(args: string[]): Promise<{ child: ChildProcess; address: string }> {
+export function startServer(args: string[]): Promise<{ child: ChildProcess; address: string; metrics?: string }> {
   const child = spawn(process.execPath, ['--import', 'tsx', path.join(__dirname, 'server.ts'), ...args], {
     cwd: ROOT,
     stdio: ['ignore', 'pipe', 'inherit'],
@@ -51,8 +51,8 @@ export function startServer(args: string[]): Promise<{ child: ChildProcess; addr
   return new Promise((resolve, reject) => {
     readline.createInterface({ input: child.stdout! }).on('line', (line) => {
       try {
-        const m = JSON.parse(line) as { event?: string; address?: string };
-        if (m.event === 'serving' && m.address) resolve({ child, address: m.address });
+        const m = JSON.parse(line) as { event?: string; address?: string; metrics?: string };
+        if (m.event === 'serving' && m.address) resolve({ child, address: m.address, ...(m.metrics ? { metrics: m.metrics } : {}) });
       } catch {
         // not JSON
       }
@@ -89,4 +89,12 @@ export async function registerJob(c: OptimizerClient, jobId: string, n: number, 
     }
   };
   await Promise.all(Array.from({ length: concurrency }, worker));
+}
+
+/** One gauge value from a Prometheus text endpoint. */
+export async function scrape(address: string, series: string): Promise<number> {
+  const res = await fetch(`http://${address}/metrics`);
+  const text = await res.text();
+  const line = text.split('\n').find((l) => l.startsWith(`${series} `));
+  return line === undefined ? NaN : Number(line.slice(series.length + 1));
 }

@@ -30,13 +30,14 @@ async function main(): Promise<void> {
     dataDir: flag('--data-dir', ':memory:'),
     profileCsv: flag('--profile-csv', ''),
     profilerUrl: '127.0.0.1:1',
+    metricsListen: flag('--metrics-listen', ''),
     ...(flag('--planner', 'worker') === 'inline' ? { planner: inlinePlanner } : {}),
   });
   const server = new PerseusServer({ address: '127.0.0.1:0', logger });
   for (const s of mod.services) server.addService(s);
   server.onShutdown(() => mod.close());
   const address = await server.start();
-  process.stdout.write(`${JSON.stringify({ event: 'serving', address })}\n`);
+  process.stdout.write(`${JSON.stringify({ event: 'serving', address, metrics: mod.metricsAddress() })}\n`);
   shutdownOnSignals([server], logger);
 }
 
