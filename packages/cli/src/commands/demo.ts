@@ -73,7 +73,7 @@ export async function runDemo(flags: DemoFlags): Promise<number> {
   const stateDir = fs.mkdtempSync(path.join(os.tmpdir(), 'perseus-demo-'));
   // Services read PERSEUS_* in their config modules; the demo keeps all of their state in stateDir.
   const env: Record<string, string> = {
-    PERSEUS_LOG_LEVEL: process.env['PERSEUS_LOG_LEVEL'] ?? 'warn',
+    PERSEUS_LOG_LEVEL: process.env['PERSEUS_LOG_LEVEL'] ?? 'error',
     PERSEUS_AGENT_BACKEND: 'simulated',
     PERSEUS_AGENT_SIM_MODEL: 'a100-sxm',
     PERSEUS_AGENT_SIM_DEVICES: String(Number(flags.dp) * 8),

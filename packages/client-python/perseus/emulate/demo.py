@@ -118,6 +118,12 @@ def _count_clean(st: DemoState, label: str) -> int:
 
 @dataclass
 class PhaseResult:
+    """One phase: measured and planner-predicted figures over its clean iterations.
+
+    ``compared_energy_j`` / ``predicted_energy_j`` cover the pipelines the saving is computed on
+    (all of them, or the non-straggler ones while a straggler is present).
+    """
+
     phase: str
     iterations: int
     iteration_time_s: Optional[float]
@@ -126,6 +132,9 @@ class PhaseResult:
     predicted_iteration_time_s: Optional[float]
     predicted_saving_percent: Optional[float]
     note: str = ""
+    compared_pipelines: list[int] = field(default_factory=list)
+    compared_energy_j: Optional[float] = None
+    predicted_energy_j: Optional[float] = None
 
 
 def _mean(xs: list[float]) -> Optional[float]:
@@ -156,8 +165,9 @@ def summarize(rows: list[IterationRow], dp: int, num_stages: int, blocking_power
         e_job = statistics.fmean(sum(r.pipeline_energy_j) for r in rs)
         slowed = [p for p in range(dp) if rs[-1].slowdown[p] > 1.0]
         fair = [p for p in range(dp) if p not in slowed]
-        saving = pred_saving = pred_t = None
+        saving = pred_saving = pred_t = pred_e_cmp = None
         note = ""
+        e_cmp = statistics.fmean(sum(r.pipeline_energy_j[p] for p in fair) for r in rs)
         if base_t is not None and all(b is not None for b in base_p):
             if not slowed:
                 saving = 100.0 * (1 - e_job / sum(b for b in base_p if b is not None))
@@ -170,9 +180,10 @@ def summarize(rows: list[IterationRow], dp: int, num_stages: int, blocking_power
             exp_e = [statistics.fmean(r.expected_energy_j[p] for r in rs) for p in range(dp)]
             exp_t = [statistics.fmean(r.expected_time_s[p] for r in rs) for p in range(dp)]
             if phase == "baseline":
-                pred_t, pred_saving = all_max_t, 0.0
+                pred_t, pred_saving, pred_e_cmp = all_max_t, 0.0, dp * all_max_e
             elif phase in ("intrinsic", "cleared") and all(exp_e):
                 pred_t = max(exp_t)
+                pred_e_cmp = sum(exp_e)
                 pred_saving = 100.0 * (1 - sum(exp_e) / (dp * all_max_e))
                 if phase == "intrinsic":
                     intrinsic_t_pred = pred_t
@@ -180,10 +191,10 @@ def summarize(rows: list[IterationRow], dp: int, num_stages: int, blocking_power
                 t_intr = intrinsic_t_pred or max(exp_t[p] for p in slowed)
                 t_strag = slowdown * t_intr
                 pred_t = max([t_strag] + [exp_t[p] for p in fair])
-                pred_e = sum(exp_e[p] + nb * (pred_t - exp_t[p]) for p in fair)
+                pred_e_cmp = sum(exp_e[p] + nb * (pred_t - exp_t[p]) for p in fair)
                 ref = len(fair) * (all_max_e + nb * (pred_t - all_max_t))
-                pred_saving = 100.0 * (1 - pred_e / ref)
-        out.append(PhaseResult(phase, len(rs), t, e_job, saving, pred_t, pred_saving, note))
+                pred_saving = 100.0 * (1 - pred_e_cmp / ref)
+        out.append(PhaseResult(phase, len(rs), t, e_job, saving, pred_t, pred_saving, note, fair, e_cmp, pred_e_cmp))
     return out
 
 
@@ -191,16 +202,25 @@ def _fmt(x: Optional[float], spec: str) -> str:
     return "—" if x is None else format(x, spec)
 
 
-def render_table(results: list[PhaseResult], dp: int) -> str:
-    head = f"{'phase':<11} {'iters':>5} {'iter time s':>11} {'pred s':>7} {'J/iter (job)':>13} {'saving %':>9} {'pred %':>7} {'|Δ| pp':>7}"
-    lines = [f"Perseus demo — EMULATED (simulated GPUs, time-scaled; {dp} pipelines)", head, "-" * len(head)]
+def render_table(results: list[PhaseResult], dp: int, time_scale: float) -> str:
+    head = (
+        f"{'phase':<10} {'iters':>5} {'iter s':>7} {'pred s':>7} {'J/iter':>8} {'pred J':>8} "
+        f"{'saving %':>8} {'pred %':>7} {'|Δ| pp':>6}"
+    )
+    lines = [
+        f"Perseus demo — EMULATED: simulated A100 GPUs, {dp} pipelines, time scale {time_scale:g} (energy per iteration of the compared pipelines)",
+        head,
+        "-" * len(head),
+    ]
     for r in results:
         delta = abs(r.saving_percent - r.predicted_saving_percent) if r.saving_percent is not None and r.predicted_saving_percent is not None else None
+        mark = "*" if r.note.startswith("savings of pipelines") else " "
         lines.append(
-            f"{r.phase:<11} {r.iterations:>5} {_fmt(r.iteration_time_s, '11.3f')} {_fmt(r.predicted_iteration_time_s, '7.3f')} "
-            f"{_fmt(r.energy_per_iteration_j, '13.1f')} {_fmt(r.saving_percent, '9.2f')} {_fmt(r.predicted_saving_percent, '7.2f')} {_fmt(delta, '7.2f')}"
+            f"{r.phase:<10} {r.iterations:>5} {_fmt(r.iteration_time_s, '7.3f')} {_fmt(r.predicted_iteration_time_s, '7.3f')} "
+            f"{_fmt(r.compared_energy_j, '8.1f')} {_fmt(r.predicted_energy_j, '8.1f')} {_fmt(r.saving_percent, '8.2f')} "
+            f"{_fmt(r.predicted_saving_percent, '7.2f')} {_fmt(delta, '6.2f')}{mark}"
         )
-    notes = sorted({r.note for r in results if r.note and r.iterations})
+    notes = sorted({r.note for r in results if r.note and (r.iterations or r.phase == "planning")})
     lines.extend(f"  * {n}" for n in notes)
     return "\n".join(lines)
 
@@ -334,8 +354,21 @@ def run_demo(args: argparse.Namespace) -> dict[str, Any]:
     log = (lambda msg: print(f"[demo {time.monotonic() - t_start:6.1f}s] {msg}", file=sys.stderr, flush=True)) if not args.quiet else (lambda msg: None)
     log(f"emulating {args.dp} pipelines × {n} stages, M={args.microbatches}, time scale {args.time_scale}")
     last_label = ""
+    last_detail = ""
+    next_status = 0.0
     try:
         while True:
+            if time.monotonic() >= next_status:
+                next_status = time.monotonic() + 0.5
+                try:
+                    js = opt.GetJobStatus(optimizer_pb2.GetJobStatusRequest(job_id=args.job_id), timeout=2)
+                    if js.detail != last_detail:
+                        last_detail = js.detail
+                        st.events.append({"event": "job_status", "t_s": round(time.monotonic() - t_start, 2), "phase": optimizer_pb2.Phase.Name(js.phase), "detail": js.detail})
+                        if js.detail.startswith("frontier"):
+                            log(f"optimizer: {js.detail}")
+                except grpc.RpcError:
+                    pass
             if time.monotonic() > deadline:
                 st.events.append({"event": "timeout", "stage": stage})
                 log(f"timeout in stage {stage}; stopping with what was measured")
@@ -391,8 +424,12 @@ def run_demo(args: argparse.Namespace) -> dict[str, Any]:
     channel.close()
     st.rows.sort(key=lambda r: r.iteration)
     results = summarize(st.rows, args.dp, n, args.blocking_power, frontier, args.straggler)
+    planned = [e["detail"] for e in st.events if e.get("event") == "job_status" and str(e.get("detail", "")).startswith("frontier")]
+    for r in results:
+        if r.phase == "planning" and planned:
+            r.note = f"optimizer: {planned[0]}" + (" (between two iterations)" if r.iterations == 0 else "")
     wall_s = time.monotonic() - t_start
-    table = render_table(results, args.dp)
+    table = render_table(results, args.dp, args.time_scale)
     (out_dir / "frontier.svg").write_text(frontier_svg(frontier, st.rows, args.dp))
     (out_dir / "timeline.svg").write_text(timeline_svg(st.rows))
     deltas = [abs(r.saving_percent - r.predicted_saving_percent) for r in results if r.saving_percent is not None and r.predicted_saving_percent is not None and r.phase != "baseline"]
