@@ -34,4 +34,4 @@ export { evaluatePlan, planEvaluator, planTimeline, type TimelineEntry } from '.
 export { validatePlannerInput } from './options';
 export { computeFrontier, Frontier, type FrontierJson, type FrontierOptions, type FrontierStats } from './frontier';
 export { exactFrontier, type ExactFrontierPoint } from './exact';
-export { lpLowerBound, buildLowerBoundLp, type LpSolver } from './lp-bound';
+export { lpLowerBound, buildLowerBoundLp, type LpOptions, type LpSolver } from './lp-bound';

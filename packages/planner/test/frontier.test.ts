@@ -92,6 +92,7 @@ describe('computeFrontier', () => {
     for (const p of [f.intrinsic().point, f.points[Math.floor(f.points.length / 2)]!]) {
       const lp = lpLowerBound(input, p.timeS, solver);
       expect(f.lowerBoundJ(p.timeS)).toBeCloseTo(lp, 4);
+      expect(lpLowerBound(input, p.timeS, solver, { vertices: 'hull' })).toBeCloseTo(lp, 4);
     }
   });
 });

@@ -132,7 +132,8 @@ export async function runPlan(opts: PlanCommandOptions): Promise<PlanCommandResu
   let lpBoundJ: number | null = null;
   if (opts.lpBound) {
     try {
-      lpBoundJ = lpLowerBound(input, intr.point.timeS, await loadHighs());
+      // Hull vertices only: the same optimum as all options, an LP small enough for M=96.
+      lpBoundJ = lpLowerBound(input, intr.point.timeS, await loadHighs(), { vertices: 'hull' });
     } catch (err) {
       process.stderr.write(`perseus plan: LP bound unavailable (${err instanceof Error ? err.message : String(err)})\n`);
     }
