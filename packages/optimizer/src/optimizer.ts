@@ -763,7 +763,16 @@ export class Optimizer {
     }
     this.hub.closeAll();
     await this.opts.planner.close();
-    await Promise.all([...this.jobs.values()].map((j) => j.chain));
+    // Transitions stop at their next step once closed; do not hold shutdown for a slow profiler call.
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([
+      Promise.all([...this.jobs.values()].map((j) => j.chain)),
+      new Promise<void>((resolve) => {
+        timer = setTimeout(resolve, 2000);
+        timer.unref();
+      }),
+    ]);
+    clearTimeout(timer);
   }
 }
 

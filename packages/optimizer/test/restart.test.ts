@@ -2,6 +2,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import type { optimizerV1 } from '@perseus/proto';
+import type { FrontierPlanner } from '../src';
 import { Watch, call, gpt3Profile, jobRequest, registerAll, startOptimizer } from './helpers';
 
 const CLOCKS = Array.from({ length: 38 }, (_, i) => 1410 - 15 * i);
@@ -36,6 +37,36 @@ test('a restarted optimizer restores jobs, frontier, stragglers, plans and versi
       expect(next.reason).toBe('intrinsic');
       const again = await call<optimizerV1.RegisterJobResponse__Output>(h2.client, 'RegisterJob', jobRequest('r', { m: 4, dp: 2 }));
       expect(again).toEqual({ created: false, phase: 'PHASE_DEPLOYED' });
+      w2.cancel();
+    } finally {
+      await h2.close();
+    }
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('a job interrupted while PLANNING is planned again after a restart', async () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'perseus-opt-'));
+  try {
+    // A planner that never finishes: the process "dies" mid-planning.
+    const stuck: FrontierPlanner = { plan: () => new Promise(() => undefined), close: async () => undefined };
+    const h1 = await startOptimizer({ dataDir: dir, importedProfiles: [{ profile: gpt3Profile() }], planner: stuck });
+    await call(h1.client, 'RegisterJob', jobRequest('p', { m: 4 }));
+    const w = new Watch(h1.client, 'p', 2);
+    await registerAll(h1.client, 'p', 8, 1, 1, CLOCKS);
+    const planning = await w.until((s) => s.phase === 'PHASE_PLANNING');
+    expect(planning.instructions).toEqual([]); // default clocks while planning
+    w.cancel();
+    await h1.close();
+
+    const h2 = await startOptimizer({ dataDir: dir });
+    try {
+      const w2 = new Watch(h2.client, 'p', 2);
+      const dep = await w2.until((s) => s.phase === 'PHASE_DEPLOYED');
+      expect(Number(dep.version)).toBe(Number(planning.version) + 1);
+      expect(dep.reason).toBe('intrinsic');
+      expect(dep.instructions.length).toBe(8);
       w2.cancel();
     } finally {
       await h2.close();
