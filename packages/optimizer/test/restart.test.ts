@@ -2,8 +2,10 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import type { optimizerV1 } from '@perseus/proto';
+import { MemoryProfileSource } from '../src';
 import type { FrontierPlanner } from '../src';
-import { Watch, call, gpt3Profile, jobRequest, registerAll, startOptimizer } from './helpers';
+import { Watch, call, gpt3Profile, jobRequest, rankOf, registerAll, startOptimizer } from './helpers';
+import type { Harness } from './helpers';
 
 const CLOCKS = Array.from({ length: 38 }, (_, i) => 1410 - 15 * i);
 
@@ -67,6 +69,58 @@ test('a job interrupted while PLANNING is planned again after a restart', async 
       expect(Number(dep.version)).toBe(Number(planning.version) + 1);
       expect(dep.reason).toBe('intrinsic');
       expect(dep.instructions.length).toBe(8);
+      w2.cancel();
+    } finally {
+      await h2.close();
+    }
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('a job interrupted while PROFILING resumes its sweep at the same clock and version', async () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'perseus-opt-'));
+  const full = gpt3Profile();
+  const source = new MemoryProfileSource(); // stands for the profiler, which outlives the optimizer
+  let it = 0;
+  /** The emulated ranks run K = 2 iterations of `s` and report them; returns the clock. */
+  const runStep = async (h: Harness, s: optimizerV1.Schedule__Output): Promise<number> => {
+    const clock = s.instructions[0]!.frequency_mhz;
+    source.putCells('s', [0, 1].flatMap((stage) => (['forward', 'backward'] as const).map((kind) => {
+      const o = full.stages[stage]![kind].find((x) => x.frequencyMhz === clock)!;
+      return { stage, kind, frequencyMhz: clock, count: 2, timeS: o.timeS, energyJ: o.energyJ };
+    })));
+    for (let k = 0; k < 2; k++, it++) {
+      for (let r = 0; r < 2; r++) await call(h.client, 'ReportIteration', { job_id: 's', rank: rankOf(r, 2, 1), iteration: it, time_s: 1, energy_j: 1, schedule_version: s.version });
+    }
+    return clock;
+  };
+  try {
+    const h1 = await startOptimizer({ dataDir: dir, profileSource: source });
+    await call(h1.client, 'RegisterJob', jobRequest('s', { n: 2, m: 2, k: 2, floor: 1350 }));
+    const w = new Watch(h1.client, 's', 1);
+    await registerAll(h1.client, 's', 2, 1, 1, CLOCKS);
+    let s = await w.until((x) => x.phase === 'PHASE_PROFILING');
+    const swept = [await runStep(h1, s)];
+    s = await w.until((x) => Number(x.version) > Number(s.version));
+    swept.push(await runStep(h1, s));
+    const interrupted = await w.until((x) => Number(x.version) > Number(s.version));
+    expect(interrupted.reason).toBe('profiling 1380 MHz (3/5)');
+    w.cancel();
+    await h1.close();
+
+    const h2 = await startOptimizer({ dataDir: dir, profileSource: source });
+    try {
+      const w2 = new Watch(h2.client, 's', 1);
+      s = await w2.until(() => true);
+      expect(s).toEqual(interrupted);
+      while (s.phase === 'PHASE_PROFILING') {
+        swept.push(await runStep(h2, s));
+        const v = Number(s.version);
+        s = await w2.until((x) => Number(x.version) > v);
+      }
+      expect(swept).toEqual([1410, 1395, 1380, 1365, 1350]);
+      await w2.until((x) => x.phase === 'PHASE_DEPLOYED');
       w2.cancel();
     } finally {
       await h2.close();
