@@ -305,7 +305,7 @@ export class GpuAgentCore {
       },
       (err: unknown) => {
         this.logger.error({ err }, 'describe failed');
-        session.close('driver error', err);
+        void session.close('driver error', err);
       },
     );
     return session;

@@ -5,7 +5,7 @@ import { decodeFieldViolations } from '@perseus/service-kit';
 import type { SimulatedBackend } from '../src';
 import { readStateFile } from '../src';
 import type { RunningAgent } from './helpers';
-import { SessionClient, expectGrpcError, nowNs, sleep, startAgent, unary, until } from './helpers';
+import { SessionClient, call, expectGrpcError, nowNs, sleep, startAgent, until } from './helpers';
 
 /** A100 SXM stage 1 forward at 1005 MHz (sosp24 CSV): 17.781312 J / 0.066485689 s. */
 const A100_S1_FWD_1005_W = 17.781311999999918 / 0.06648568916320799;
@@ -20,7 +20,7 @@ function session(): SessionClient {
 }
 
 async function device(index: number) {
-  const res = await unary(agent.client.ListDevices.bind(agent.client), {});
+  const res = await call(agent.client, 'ListDevices', {});
   return res.devices[index]!;
 }
 
@@ -34,7 +34,7 @@ afterEach(async () => {
 });
 
 test('ListDevices describes the simulated A100s at default clocks', async () => {
-  const res = await unary(agent.client.ListDevices.bind(agent.client), {});
+  const res = await call(agent.client, 'ListDevices', {});
   expect(res.devices).toHaveLength(2);
   const d = res.devices[0]!;
   expect(d.backend).toBe('BACKEND_SIMULATED');
@@ -154,24 +154,22 @@ test('SetClocks / ResetClocks are lease-checked', async () => {
   const s = session();
   s.open('job-a', 1);
   const { lease_id } = await s.opened();
-  const set = agent.client.SetClocks.bind(agent.client);
-  expect(await unary(set, { lease_id, device_index: 1, sm_clock_mhz: 1095 })).toEqual({ applied_sm_clock_mhz: 1095 });
+  expect(await call(agent.client, 'SetClocks', { lease_id, device_index: 1, sm_clock_mhz: 1095 })).toEqual({ applied_sm_clock_mhz: 1095 });
   expect((await device(1)).locked_sm_clock_mhz).toBe(1095);
-  const wrongDevice = await expectGrpcError(unary(set, { lease_id, device_index: 0, sm_clock_mhz: 1095 }));
+  const wrongDevice = await expectGrpcError(call(agent.client, 'SetClocks', { lease_id, device_index: 0, sm_clock_mhz: 1095 }));
   expect(wrongDevice.code).toBe(status.FAILED_PRECONDITION);
   expect(wrongDevice.details).toContain('the device is not leased (open a session first)');
-  const wrongLease = await expectGrpcError(unary(set, { lease_id: 'not-the-lease', device_index: 1, sm_clock_mhz: 1095 }));
+  const wrongLease = await expectGrpcError(call(agent.client, 'SetClocks', { lease_id: 'not-the-lease', device_index: 1, sm_clock_mhz: 1095 }));
   expect(wrongLease.code).toBe(status.FAILED_PRECONDITION);
   expect(wrongLease.details).toContain('leased by job "job-a" rank 3');
-  await unary(agent.client.ResetClocks.bind(agent.client), { lease_id, device_index: 1 });
+  await call(agent.client, 'ResetClocks', { lease_id, device_index: 1 });
   expect((await device(1)).locked_sm_clock_mhz).toBe(0);
 });
 
 test('ReadEnergy is monotonic and reports power', async () => {
-  const read = agent.client.ReadEnergy.bind(agent.client);
-  const a = await unary(read, { device_index: 1 });
+  const a = await call(agent.client, 'ReadEnergy', { device_index: 1 });
   await sleep(50);
-  const b = await unary(read, { device_index: 1 });
+  const b = await call(agent.client, 'ReadEnergy', { device_index: 1 });
   expect(b.energy_j).toBeGreaterThan(a.energy_j);
   expect(b.power_w).toBeCloseTo(83.64, 6); // idle = blocking power
   // ~50 ms at 83.64 W ≈ 4.2 J.
@@ -229,7 +227,7 @@ test('a slow driver never blocks the stream or another device (per-device worker
     s.send({ end: { seq: i + 1, t_ns: nowNs() } });
   });
   // Device 1's energy is read while device 0 still has ~6 × 40 ms of clock changes queued.
-  const read = await unary(agent.client.ReadEnergy.bind(agent.client), { device_index: 1 });
+  const read = await call(agent.client, 'ReadEnergy', { device_index: 1 });
   expect(read.energy_j).toBeGreaterThan(0);
   expect(s.messages.filter((m) => m.measurement).length).toBeLessThan(clocks.length);
   const last = await s.measurement(clocks.length);

@@ -65,6 +65,28 @@ export function unary<Req, Res>(
   });
 }
 
+interface UnaryMethods {
+  ListDevices: [agentV1.ListDevicesRequest, agentV1.ListDevicesResponse__Output];
+  ReadEnergy: [agentV1.ReadEnergyRequest, agentV1.ReadEnergyResponse__Output];
+  SetClocks: [agentV1.SetClocksRequest, agentV1.SetClocksResponse__Output];
+  ResetClocks: [agentV1.ResetClocksRequest, agentV1.ResetClocksResponse__Output];
+}
+
+/** A typed unary call by method name. */
+export function call<M extends keyof UnaryMethods>(
+  client: AgentClient,
+  method: M,
+  req: UnaryMethods[M][0],
+  md = new grpc.Metadata(),
+): Promise<UnaryMethods[M][1]> {
+  const fn = client[method].bind(client) as unknown as (
+    r: UnaryMethods[M][0],
+    m: grpc.Metadata,
+    cb: (err: grpc.ServiceError | null, res?: UnaryMethods[M][1]) => void,
+  ) => unknown;
+  return unary(fn, req, md);
+}
+
 export async function expectGrpcError(p: Promise<unknown>): Promise<grpc.ServiceError> {
   try {
     await p;

@@ -6,7 +6,7 @@ import * as grpc from '@grpc/grpc-js';
 import { perseusGrpc } from '@perseus/proto';
 import { readStateFile } from '../src';
 import type { AgentClient } from './helpers';
-import { SessionClient, nowNs, tempDir, unary, until } from './helpers';
+import { SessionClient, call, nowNs, tempDir, until } from './helpers';
 
 /**
  * The crash cases against real processes: `bin/perseus serve agent` as a child, a trainer stand-in
@@ -70,7 +70,7 @@ function connect(address: string): AgentClient {
 }
 
 async function lockedClock(client: AgentClient, index = 0): Promise<number> {
-  const res = await unary(client.ListDevices.bind(client), {});
+  const res = await call(client, 'ListDevices', {});
   return res.devices[index]!.locked_sm_clock_mhz;
 }
 
@@ -164,7 +164,7 @@ test('agent killed with SIGKILL while a clock is locked: a restarted agent reset
   expect(startupResets[2].value).toMatch(/^left by pid \d+ \(crashed\), locked 1155 MHz$/);
   expect(startupResets[2].who).toMatchObject({ jobId: 'job-a', rank: 3 });
   // Energy kept counting across the crash (monotonic counter).
-  const e = await unary(client2.ReadEnergy.bind(client2), { device_index: 0 });
+  const e = await call(client2, 'ReadEnergy', { device_index: 0 });
   expect(e.energy_j * 1000).toBeGreaterThan(left.devices['0']!.sim!.energyMj);
 });
 

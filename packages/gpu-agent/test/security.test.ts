@@ -6,7 +6,7 @@ import * as grpc from '@grpc/grpc-js';
 import { perseusGrpc } from '@perseus/proto';
 import { createLogger } from '@perseus/service-kit';
 import type { AgentClient, RunningAgent } from './helpers';
-import { SessionClient, expectGrpcError, nowNs, startAgent, tempDir, unary } from './helpers';
+import { SessionClient, call, expectGrpcError, nowNs, startAgent, tempDir } from './helpers';
 import { createAgentModule, parseTokenFile } from '../src';
 
 const READ_SECRET = 'read-secret-0123456789';
@@ -85,9 +85,9 @@ describe('TLS listener with scoped tokens', () => {
 
   test('no token → UNAUTHENTICATED; unknown token → UNAUTHENTICATED', async () => {
     const c = tlsClient();
-    const none = await expectGrpcError(unary(c.ListDevices.bind(c), {}));
+    const none = await expectGrpcError(call(c, 'ListDevices', {}));
     expect(none.code).toBe(grpc.status.UNAUTHENTICATED);
-    const wrong = await expectGrpcError(unary(c.ListDevices.bind(c), {}, bearer('not-a-token-0123456789')));
+    const wrong = await expectGrpcError(call(c, 'ListDevices', {}, bearer('not-a-token-0123456789')));
     expect(wrong.code).toBe(grpc.status.UNAUTHENTICATED);
     expect(wrong.details).toBe('unknown token');
   });
@@ -95,12 +95,12 @@ describe('TLS listener with scoped tokens', () => {
   test('read scope: ListDevices and ReadEnergy yes, control RPCs PERMISSION_DENIED', async () => {
     const c = tlsClient();
     const md = bearer(READ_SECRET);
-    expect((await unary(c.ListDevices.bind(c), {}, md)).devices).toHaveLength(2);
-    expect((await unary(c.ReadEnergy.bind(c), { device_index: 0 }, md)).energy_j).toBeGreaterThan(0);
-    const set = await expectGrpcError(unary(c.SetClocks.bind(c), { lease_id: 'x', device_index: 0, sm_clock_mhz: 1410 }, md));
+    expect((await call(c, 'ListDevices', {}, md)).devices).toHaveLength(2);
+    expect((await call(c, 'ReadEnergy', { device_index: 0 }, md)).energy_j).toBeGreaterThan(0);
+    const set = await expectGrpcError(call(c, 'SetClocks', { lease_id: 'x', device_index: 0, sm_clock_mhz: 1410 }, md));
     expect(set.code).toBe(grpc.status.PERMISSION_DENIED);
     expect(set.details).toBe('token "monitor" has scope read; this call needs control');
-    const reset = await expectGrpcError(unary(c.ResetClocks.bind(c), { lease_id: 'x', device_index: 0 }, md));
+    const reset = await expectGrpcError(call(c, 'ResetClocks', { lease_id: 'x', device_index: 0 }, md));
     expect(reset.code).toBe(grpc.status.PERMISSION_DENIED);
     const s = new SessionClient(c, md);
     s.open('job-r', 0);
@@ -140,13 +140,13 @@ describe('TLS listener with scoped tokens', () => {
   test('a plaintext client cannot talk to the TLS port', async () => {
     const c = new (perseusGrpc().perseus.agent.v1.GpuAgent)(agent.module.tlsAddress!, grpc.credentials.createInsecure());
     made.push(c);
-    const err = await expectGrpcError(unary(c.ListDevices.bind(c), {}, bearer(READ_SECRET)));
+    const err = await expectGrpcError(call(c, 'ListDevices', {}, bearer(READ_SECRET)));
     expect(err.code).toBe(grpc.status.UNAVAILABLE);
   });
 
   test('the Unix socket is mode 0660 and needs no token', async () => {
     const sock = agent.address.slice('unix:'.length);
     expect(fs.statSync(sock).mode & 0o777).toBe(0o660);
-    expect((await unary(agent.client.ListDevices.bind(agent.client), {})).devices).toHaveLength(2);
+    expect((await call(agent.client, 'ListDevices', {})).devices).toHaveLength(2);
   });
 });

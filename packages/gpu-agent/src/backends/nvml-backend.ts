@@ -10,8 +10,14 @@ const PCI_INFO_SIZE = 68;
 const PCI_BUS_ID_OFFSET = 36;
 
 /** The NVML entry points we use (names and signatures from nvml.h; handles are opaque pointers). */
+let deviceTypeRegistered = false;
+
 function bind(lib: koffi.IKoffiLib): Record<string, KoffiFunction> {
-  koffi.opaque('nvmlDevice_st');
+  // koffi's type registry is process-wide: declare the opaque handle type once.
+  if (!deviceTypeRegistered) {
+    koffi.opaque('nvmlDevice_st');
+    deviceTypeRegistered = true;
+  }
   const f = (sig: string): KoffiFunction => lib.func(sig);
   return {
     init: f('int nvmlInit_v2()'),
