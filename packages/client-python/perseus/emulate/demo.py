@@ -53,6 +53,8 @@ class IterationRow:
     reason: str
     measured: bool = True
     clean: bool = True
+    frequencies_mhz: dict[int, list[int]] = field(default_factory=dict)
+    """Per rank, the clock of each instruction in schedule order (0 = default)."""
 
 
 @dataclass
@@ -99,7 +101,8 @@ def _row(iteration: int, recs: list[dict[str, Any]], dp: int, blocking_power_w: 
         slow[p] = r["slowdown"]
     reasons = sorted({r["reason"] for r in recs})
     measured = all(r["measured_instructions"] == len(r["frequencies_mhz"]) for r in recs)
-    return IterationRow(iteration, _label(recs, st), max(r["time_s"] for r in recs), energy, exp_e, exp_t, slow, " | ".join(reasons), measured)
+    freqs = {r["rank"]: list(r["frequencies_mhz"]) for r in recs}
+    return IterationRow(iteration, _label(recs, st), max(r["time_s"] for r in recs), energy, exp_e, exp_t, slow, " | ".join(reasons), measured, frequencies_mhz=freqs)
 
 
 def _mark_clean(rows: list[IterationRow]) -> None:
