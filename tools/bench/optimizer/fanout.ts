@@ -2,7 +2,7 @@
  * Fan-out benchmark: 4,096 ranks (8 stages × 512 pipelines) watch their schedules from 4 processes;
  * a straggler report must reach every non-straggler rank's stream. Prints the latency from just
  * before the ReportStraggler call to each stream's arrival of the new version (wall clock, same host).
- *   node --import tsx tools/bench/optimizer/fanout.ts [--ranks 4096] [--procs 4] [--rounds 10] [--warmup 2] [--decode-full]
+ *   node --import tsx tools/bench/optimizer/fanout.ts [--ranks 4096] [--procs 4] [--rounds 10] [--warmup 2] [--conns 8] [--decode-full]
  */
 import { fork, type ChildProcess } from 'node:child_process';
 import * as path from 'node:path';
@@ -20,6 +20,7 @@ const RANKS = opt('--ranks', 4096);
 const PROCS = opt('--procs', 4);
 const ROUNDS = opt('--rounds', 10);
 const WARMUP = opt('--warmup', 2);
+const CONNS = opt('--conns', 8);
 const DECODE = args.includes('--decode-full') ? 'full' : 'version';
 const DP = RANKS / N;
 
@@ -46,7 +47,7 @@ async function main(): Promise<void> {
     console.log(`registered ${RANKS} ranks in ${Date.now() - t0} ms`);
     const per = RANKS / PROCS;
     const kids = Array.from({ length: PROCS }, (_, i) =>
-      fork(path.join(__dirname, 'watchers.ts'), [address, 'fanout', String(i * per), String((i + 1) * per), '8', DECODE], { execArgv: ['--import', 'tsx'], stdio: 'inherit' }),
+      fork(path.join(__dirname, 'watchers.ts'), [address, 'fanout', String(i * per), String((i + 1) * per), String(CONNS), DECODE], { execArgv: ['--import', 'tsx'], stdio: 'inherit' }),
     );
     await Promise.all(kids.map((k) => waitFor(k, 'started')));
     let st = await unary<optimizerV1.GetJobStatusResponse__Output>(c, 'GetJobStatus', { job_id: 'fanout' });
@@ -60,7 +61,7 @@ async function main(): Promise<void> {
       await Promise.all(w);
     };
     await ready(Number(st.schedule_version));
-    console.log(`${RANKS} streams open at version ${st.schedule_version} (${PROCS} processes × 8 connections)`);
+    console.log(`${RANKS} streams open at version ${st.schedule_version} (${PROCS} processes × ${CONNS} connections)`);
     const all: number[] = [];
     const roundMax: number[] = [];
     const publishMs: number[] = [];
@@ -86,7 +87,7 @@ async function main(): Promise<void> {
       const rec = await unary<optimizerV1.ReportStragglerResponse__Output>(c, 'ReportStraggler', { job_id: 'fanout', dp_rank: straggler, recovered: true });
       await ready(Number(rec.schedule_version));
     }
-    console.log(`RESULT fanout ranks=${RANKS} procs=${PROCS} decode=${DECODE} non-straggler arrivals: ${summary(all)}; worst round max ${percentile(roundMax, 100).toFixed(2)} ms; server hand-off of a version to all ${RANKS} streams: median ${percentile(publishMs, 50).toFixed(1)} ms, max ${percentile(publishMs, 100).toFixed(1)} ms`);
+    console.log(`RESULT fanout ranks=${RANKS} procs=${PROCS} conns=${CONNS} decode=${DECODE} non-straggler arrivals: ${summary(all)}; worst round max ${percentile(roundMax, 100).toFixed(2)} ms; server hand-off of a version to all ${RANKS} streams: median ${percentile(publishMs, 50).toFixed(1)} ms, max ${percentile(publishMs, 100).toFixed(1)} ms`);
     for (const k of kids) k.send({ type: 'exit' });
   } finally {
     c.close();
