@@ -64,7 +64,7 @@ export function agentOptionsFromFlags(flags: Record<string, unknown>): Partial<A
     leaseTtlDefaultS: num(flags, 'agentLeaseTtlS', '--agent-lease-ttl-s'),
     leaseTtlMaxS: num(flags, 'agentLeaseTtlMaxS', '--agent-lease-ttl-max-s'),
     energySampleIntervalMs: num(flags, 'agentEnergySampleMs', '--agent-energy-sample-ms'),
-    lockMemoryClock: flags['agentLockMemoryClock'] === false ? false : undefined,
+    lockMemoryClock: flags['agentNoLockMemoryClock'] === true ? false : undefined,
     socketMode: mode === undefined ? undefined : parseMode('--agent-socket-mode', mode),
     socketGroup: str(flags, 'agentSocketGroup'),
     metricsListen: str(flags, 'agentMetricsListen'),
