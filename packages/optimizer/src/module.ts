@@ -33,6 +33,8 @@ export interface OptimizerModuleOptions extends Partial<OptimizerConfig> {
   stragglerConfirmations?: number;
   /** Delay before re-trying a failed planning attempt, ms. Default 5000. */
   planRetryMs?: number;
+  /** Least wait for silent ranks in a sweep step once every stage has K iterations, ms. Default 5000. */
+  sweepGraceMs?: number;
 }
 
 /** The module `perseus serve` hosts, plus handles for embedders and tests. */
@@ -112,6 +114,7 @@ export async function createOptimizerModule(options: OptimizerModuleOptions): Pr
     logger,
     detector: { margin: cfg.stragglerMargin, window: cfg.stragglerWindow, ...(options.stragglerConfirmations ? { confirmations: options.stragglerConfirmations } : {}) },
     ...(options.planRetryMs !== undefined ? { planRetryMs: options.planRetryMs } : {}),
+    ...(options.sweepGraceMs !== undefined ? { sweepGraceMs: options.sweepGraceMs } : {}),
   });
   let metrics: { server: http.Server; address: string } | undefined;
   const metricsText = (): string => renderMetrics(optimizer.metrics(), optimizer.hub.watcherCount());

@@ -30,6 +30,11 @@ export interface OptimizerCoreOptions {
   minCoveredClocks?: number;
   /** Delay before re-trying a failed planning attempt, ms. Default 5000. */
   planRetryMs?: number;
+  /**
+   * Least time a sweep step waits for silent ranks once every stage has K iterations, ms
+   * (the wait is at least 3 × the longest reported iteration). Default 5000.
+   */
+  sweepGraceMs?: number;
   now?: () => number;
 }
 
@@ -48,6 +53,11 @@ interface Job {
   sweepCounts: Map<number, number>;
   /** Ranks whose count reached K on the current profiling version. */
   sweepDone: number;
+  /** Stages with at least one rank done on the current profiling version. */
+  sweepStagesDone: Set<number>;
+  /** Longest iteration reported on the current profiling version, s. */
+  sweepLongestS: number;
+  sweepGraceTimer: NodeJS.Timeout | undefined;
   detector: StragglerDetector;
   /** Serialises the async transitions (profiling start, sweep steps, planning). */
   chain: Promise<void>;
@@ -134,6 +144,9 @@ export class Optimizer {
       importedProfile: null,
       sweepCounts: new Map(),
       sweepDone: 0,
+      sweepStagesDone: new Set(),
+      sweepLongestS: 0,
+      sweepGraceTimer: undefined,
       detector: new StragglerDetector(spec.dpDegree, spec.pipeline.numStages * spec.tpDegree, this.detectorOpts),
       chain: Promise.resolve(),
       expiryTimer: undefined,
@@ -269,6 +282,10 @@ export class Optimizer {
     job.protoCache.clear();
     job.sweepCounts.clear();
     job.sweepDone = 0;
+    job.sweepStagesDone.clear();
+    job.sweepLongestS = 0;
+    clearTimeout(job.sweepGraceTimer);
+    job.sweepGraceTimer = undefined;
     job.detector.reset();
     const t0 = performance.now();
     this.hub.publish(job.jobId, (rank) => this.encodedScheduleFor(job, rank));
@@ -611,11 +628,33 @@ export class Optimizer {
     const k = job.spec.profiling.iterationsPerFrequency;
     const n = (job.sweepCounts.get(info.rank) ?? 0) + 1;
     job.sweepCounts.set(info.rank, n);
-    if (n === k) job.sweepDone += 1;
-    if (job.sweepDone === job.spec.worldSize) {
-      job.sweepDone = -1; // one step per version
-      this.enqueue(job, () => this.stepSweep(job));
+    job.sweepLongestS = Math.max(job.sweepLongestS, rep.timeS);
+    if (n === k) {
+      job.sweepDone += 1;
+      job.sweepStagesDone.add(info.ppRank);
     }
+    if (job.sweepDone === job.spec.worldSize) {
+      this.endSweepStep(job);
+    } else if (job.sweepDone > 0 && job.sweepStagesDone.size === job.spec.pipeline.numStages && job.sweepGraceTimer === undefined) {
+      // Every stage has been measured K times, but some ranks are silent (dead, or slow to report).
+      // A silent rank must not keep the whole job at a low profiling clock: after a grace period of
+      // a few iterations the step ends without it.
+      const version = job.state.version;
+      const graceMs = Math.max(this.opts.sweepGraceMs ?? 5000, 3000 * job.sweepLongestS);
+      job.sweepGraceTimer = setTimeout(() => {
+        if (job.state.version !== version || job.sweepDone < 0) return;
+        const silent = [...job.ranks.keys()].filter((r) => (job.sweepCounts.get(r) ?? 0) < k);
+        this.log.warn({ jobId: job.jobId, version, silentRanks: silent.slice(0, 16), silentCount: silent.length }, 'sweep step ended without every rank');
+        this.endSweepStep(job);
+      }, graceMs);
+      job.sweepGraceTimer.unref();
+    }
+  }
+
+  private endSweepStep(job: Job): void {
+    job.sweepDone = -1; // one step per version
+    clearTimeout(job.sweepGraceTimer);
+    this.enqueue(job, () => this.stepSweep(job));
   }
 
   private observeForStragglers(job: Job, info: RankInfo, rep: IterationReport): void {
@@ -760,6 +799,7 @@ export class Optimizer {
     for (const job of this.jobs.values()) {
       clearTimeout(job.expiryTimer);
       clearTimeout(job.retryTimer);
+      clearTimeout(job.sweepGraceTimer);
     }
     this.hub.closeAll();
     await this.opts.planner.close();

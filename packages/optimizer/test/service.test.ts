@@ -276,6 +276,41 @@ describe('online profiling sweep', () => {
   });
 });
 
+describe('a silent rank during the sweep', () => {
+  test('does not hold the job at a profiling clock: the step ends after a grace period', async () => {
+    const full = gpt3Profile();
+    const source = new MemoryProfileSource();
+    const h = await startOptimizer({ profileSource: source, sweepGraceMs: 300 });
+    try {
+      // Two pipelines of two stages; pipeline 1 never reports.
+      await call(h.client, 'RegisterJob', jobRequest('quiet', { n: 2, m: 2, dp: 2, k: 2, floor: 1380 }));
+      const w = new Watch(h.client, 'quiet', 0);
+      await registerAll(h.client, 'quiet', 2, 2, 1, CLOCKS);
+      let s = await w.until((x) => x.phase === 'PHASE_PROFILING');
+      let it = 0;
+      const started = Date.now();
+      while (s.phase === 'PHASE_PROFILING') {
+        const clock = s.instructions[0]!.frequency_mhz;
+        source.putCells('quiet', [0, 1].flatMap((stage) => (['forward', 'backward'] as const).map((kind) => {
+          const o = full.stages[stage]![kind].find((x) => x.frequencyMhz === clock)!;
+          return { stage, kind, frequencyMhz: clock, count: 2, timeS: o.timeS, energyJ: o.energyJ };
+        })));
+        for (let k = 0; k < 2; k++, it++) {
+          for (const r of [0, 1]) await call(h.client, 'ReportIteration', { job_id: 'quiet', rank: rankOf(r, 2, 1), iteration: it, time_s: 0.05, energy_j: 10, schedule_version: s.version });
+        }
+        const v = Number(s.version);
+        s = await w.until((x) => Number(x.version) > v);
+      }
+      await w.until((x) => x.phase === 'PHASE_DEPLOYED');
+      // Three clocks, each ended by the grace timer (≥ 300 ms), not by the silent ranks.
+      expect(Date.now() - started).toBeGreaterThanOrEqual(900);
+      w.cancel();
+    } finally {
+      await h.close();
+    }
+  });
+});
+
 describe('blocking power "measure it"', () => {
   test('is measured from profiling iterations: energy beyond the instructions per second of idle time', async () => {
     const full = gpt3Profile();
