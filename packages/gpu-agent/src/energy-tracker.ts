@@ -21,7 +21,8 @@ export class EnergyTracker {
     this.tNs.push(tNs);
     this.eMj.push(energyMj);
     if (this.tNs.length > this.capacity) {
-      const drop = this.tNs.length - this.capacity;
+      // Drop the older half at once: amortised O(1) per sample instead of a splice per sample.
+      const drop = this.tNs.length - (this.capacity >> 1);
       this.tNs.splice(0, drop);
       this.eMj.splice(0, drop);
     }

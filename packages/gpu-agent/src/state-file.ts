@@ -94,8 +94,12 @@ export class StateFile {
     else this.schedule();
   }
 
-  /** Writes now (atomic rename). */
-  flush(): void {
+  /**
+   * Writes now (atomic rename). `durable` (default) fsyncs first: dirty markers must be on disk
+   * before a clock changes. Debounced writes skip the fsync, which would stall the event loop for
+   * milliseconds at every clock change of a busy session.
+   */
+  flush(durable = true): void {
     if (this.timer) {
       clearTimeout(this.timer);
       this.timer = undefined;
@@ -106,7 +110,7 @@ export class StateFile {
     const fd = fs.openSync(tmp, 'w', 0o640);
     try {
       fs.writeSync(fd, JSON.stringify(this.state, null, 1));
-      fs.fsyncSync(fd);
+      if (durable) fs.fsyncSync(fd);
     } finally {
       fs.closeSync(fd);
     }
@@ -124,7 +128,7 @@ export class StateFile {
     this.timer = setTimeout(() => {
       this.timer = undefined;
       try {
-        this.flush();
+        this.flush(false);
       } catch {
         // the next write retries; a lost debounced write only loses simulated energy precision
       }
