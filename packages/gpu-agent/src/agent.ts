@@ -67,6 +67,8 @@ export interface AgentStats {
   eventErrors: number;
   /** Client Begin timestamp → clock applied by the worker, seconds (same-host clients). */
   eventToApply: LatencyWindow;
+  /** Client Begin timestamp → the agent received it (transport share of the above). */
+  eventToReceive: LatencyWindow;
 }
 
 const SAME_CLOCK_WINDOW_NS = 10_000_000_000n;
@@ -90,6 +92,7 @@ export class GpuAgentCore {
     measurements: 0,
     eventErrors: 0,
     eventToApply: new LatencyWindow(),
+    eventToReceive: new LatencyWindow(),
   };
   readonly leaseTtlDefaultS: number;
   readonly leaseTtlMaxS: number;
@@ -565,6 +568,7 @@ export class Session {
     if (b.seq <= this.lastSeq) throw ValidationError.field('begin.seq', `must be > ${this.lastSeq} (the previous seq), got ${b.seq}`);
     this.lastSeq = b.seq;
     const tAgent = this.mapNs(b.tNs, recvNs);
+    if (this.offsetNs === 0n) this.core.stats.eventToReceive.add(Number(recvNs - tAgent) / 1e9);
     const entry: OpenBegin = { begin: { ...b, tNs: tAgent }, appliedMhz: this.slot.appliedSmClockMhz };
     if (this.open.size >= MAX_OPEN_BEGINS) {
       const oldest = this.open.keys().next().value;

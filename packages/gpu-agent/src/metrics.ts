@@ -32,16 +32,19 @@ export async function renderMetrics(core: GpuAgentCore): Promise<string> {
   gauge('perseus_agent_measurements_total', 'Measurements sent.', 'counter', [[{}, s.measurements]]);
   gauge('perseus_agent_session_event_errors_total', 'Session events rejected.', 'counter', [[{}, s.eventErrors]]);
   gauge('perseus_agent_sessions_active', 'Open sessions.', 'gauge', [[{}, core.sessionCount]]);
-  const w = s.eventToApply;
-  out.push(
-    '# HELP perseus_agent_event_to_apply_seconds Client Begin timestamp to clock applied (same-host clients), over the last 16384 events.',
-    '# TYPE perseus_agent_event_to_apply_seconds summary',
-    line('perseus_agent_event_to_apply_seconds', { quantile: '0.5' }, w.quantile(0.5)),
-    line('perseus_agent_event_to_apply_seconds', { quantile: '0.99' }, w.quantile(0.99)),
-    line('perseus_agent_event_to_apply_seconds', { quantile: '1' }, w.quantile(1)),
-    line('perseus_agent_event_to_apply_seconds_sum', {}, w.sumS),
-    line('perseus_agent_event_to_apply_seconds_count', {}, w.count),
-  );
+  const summary = (name: string, help: string, w: typeof s.eventToApply): void => {
+    out.push(
+      `# HELP ${name} ${help}`,
+      `# TYPE ${name} summary`,
+      line(name, { quantile: '0.5' }, w.quantile(0.5)),
+      line(name, { quantile: '0.99' }, w.quantile(0.99)),
+      line(name, { quantile: '1' }, w.quantile(1)),
+      line(`${name}_sum`, {}, w.sumS),
+      line(`${name}_count`, {}, w.count),
+    );
+  };
+  summary('perseus_agent_event_to_apply_seconds', 'Client Begin timestamp to clock applied (same-host clients), over the last 16384 events.', s.eventToApply);
+  summary('perseus_agent_event_to_receive_seconds', 'Client Begin timestamp to the agent receiving it (transport share), over the last 16384 events.', s.eventToReceive);
   return `${out.join('\n')}\n`;
 }
 
