@@ -1,0 +1,43 @@
+"""The demo driver end to end on a small job against the real services (the full demo is npm start)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from fixtures_client import A100_PROFILE, RestartableServer, restartable_server  # noqa: F401
+from perseus.emulate import demo
+
+
+def test_small_demo_runs_every_phase_and_matches_the_planner(restartable_server: RestartableServer, tmp_path: Path) -> None:
+    restartable_server.start()
+    out = tmp_path / "out"
+    rc = demo.main([
+        "--server", restartable_server.address, "--profile", str(A100_PROFILE), "--out", str(out),
+        "--job-id", "demo-small", "--stages", "2", "--dp", "2", "--microbatches", "3", "--window", "2",
+        "--time-scale", "1", "--frequency-stride", "9", "--timeout", "150", "--quiet",
+    ])
+    assert rc == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["emulated"] is True
+    phases = {p["phase"]: p for p in summary["phases"]}
+    assert list(phases) == ["baseline", "profiling", "planning", "intrinsic", "straggler", "extrinsic", "cleared"]
+    for name in ("baseline", "profiling", "intrinsic", "straggler", "extrinsic", "cleared"):
+        assert phases[name]["iterations"] >= 2, name
+    f = summary["frontier"]
+    assert f is not None and len(f["points"]) >= 1 and f["all_max_energy_j"] > 0
+    # Baseline runs every clock at max: its time is the planner's all-max time (plus pipe latency).
+    assert f["all_max_time_s"] * 0.99 <= phases["baseline"]["iteration_time_s"] <= f["all_max_time_s"] * 1.10
+    # Intrinsic plan: no slower than all-max (within emulation latency), and saves energy.
+    assert phases["intrinsic"]["iteration_time_s"] <= phases["baseline"]["iteration_time_s"] * 1.05
+    assert phases["intrinsic"]["saving_percent"] > 0
+    # A 1.2x straggler stretches every pipeline's iteration (they meet at the all-reduce).
+    assert phases["straggler"]["iteration_time_s"] >= 1.10 * phases["baseline"]["iteration_time_s"]
+    # Extrinsic plan: the other pipeline slows into the straggler's shadow and saves more.
+    assert phases["extrinsic"]["saving_percent"] > phases["straggler"]["saving_percent"]
+    for name in ("intrinsic", "straggler", "extrinsic", "cleared"):
+        p = phases[name]
+        assert abs(p["saving_percent"] - p["predicted_saving_percent"]) <= 3.0, (name, p)
+    for svg in ("frontier.svg", "timeline.svg"):
+        text = (out / svg).read_text()
+        assert text.startswith("<svg") and "emulated" in text
