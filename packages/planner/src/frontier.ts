@@ -525,7 +525,13 @@ class Discretizer {
       latestStart[i]! -= grow;
       // Forward repair of earliest finishes.
       let pending = 0;
-      for (let p = succStart[i]!; p < succStart[i + 1]!; p++) if (!dirty[succ[p]!]) (dirty[succ[p]!] = 1), pending++;
+      const mark = (v: number): void => {
+        if (!dirty[v]) {
+          dirty[v] = 1;
+          pending++;
+        }
+      };
+      for (let p = succStart[i]!; p < succStart[i + 1]!; p++) mark(succ[p]!);
       for (let v = i + 1; v < n && pending > 0; v++) {
         if (!dirty[v]) continue;
         dirty[v] = 0;
@@ -535,11 +541,11 @@ class Discretizer {
         const f = st + times[v]!;
         if (f !== finish[v]) {
           finish[v] = f;
-          for (let p = succStart[v]!; p < succStart[v + 1]!; p++) if (!dirty[succ[p]!]) (dirty[succ[p]!] = 1), pending++;
+          for (let p = succStart[v]!; p < succStart[v + 1]!; p++) mark(succ[p]!);
         }
       }
       // Backward repair of latest starts.
-      for (let p = predStart[i]!; p < predStart[i + 1]!; p++) if (!dirty[pred[p]!]) (dirty[pred[p]!] = 1), pending++;
+      for (let p = predStart[i]!; p < predStart[i + 1]!; p++) mark(pred[p]!);
       for (let v = i - 1; v >= 0 && pending > 0; v--) {
         if (!dirty[v]) continue;
         dirty[v] = 0;
@@ -549,7 +555,7 @@ class Discretizer {
         const ls = lf - times[v]!;
         if (ls !== latestStart[v]) {
           latestStart[v] = ls;
-          for (let p = predStart[v]!; p < predStart[v + 1]!; p++) if (!dirty[pred[p]!]) (dirty[pred[p]!] = 1), pending++;
+          for (let p = predStart[v]!; p < predStart[v + 1]!; p++) mark(pred[p]!);
         }
       }
       const sc = scoreOf(i);
