@@ -95,7 +95,7 @@ class ClientConfig:
     tp_degree: int
     world_size: int
     num_microbatches: int
-    schedule_kind: int
+    schedule_kind: "common_pb2.ScheduleKind.ValueType"
     optimizer_url: Optional[str]
     agent_url: str
     profiler_url: Optional[str]
@@ -511,7 +511,7 @@ class IoCore:
         backoff = 0.1
         while not self._stopping:
             channel = grpc.aio.insecure_channel(_normalize_url(cfg.agent_url), options=_GRPC_OPTIONS)
-            call = None
+            call: Any = None
             try:
                 stub = agent_pb2_grpc.GpuAgentStub(channel)
                 call = stub.OpenSession()
@@ -520,7 +520,7 @@ class IoCore:
                         open=agent_pb2.OpenSession(job_id=cfg.job_id, rank=cfg.rank, device_index=cfg.device_index, lease_ttl_s=cfg.lease_ttl_s)
                     )
                 )
-                first = await call.read()
+                first: Any = await call.read()
                 if first is grpc.aio.EOF:
                     raise ConnectionError("agent closed the session before granting a lease")
                 if first.WhichOneof("event") == "error":
@@ -545,7 +545,7 @@ class IoCore:
                 writer = asyncio.ensure_future(self._agent_writer(call))
                 try:
                     while True:
-                        msg = await call.read()
+                        msg: Any = await call.read()
                         if msg is grpc.aio.EOF:
                             raise ConnectionError("agent ended the session")
                         self._on_agent_message(msg)

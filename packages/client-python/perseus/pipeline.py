@@ -54,7 +54,7 @@ from perseus.sync import SyncSpec, make_sync
 
 __all__ = ["PipelineFrequencyOptimizer"]
 
-_SCHEDULE_KINDS = {
+_SCHEDULE_KINDS: dict[str, "common_pb2.ScheduleKind.ValueType"] = {
     "1f1b": common_pb2.SCHEDULE_KIND_1F1B,
     "gpipe": common_pb2.SCHEDULE_KIND_GPIPE,
 }
@@ -221,7 +221,7 @@ class PipelineFrequencyOptimizer:
             warner=RateLimitedWarner(self._logger, warn_interval_s),
         )
         self._events: "queue.SimpleQueue[tuple[Any, ...]]" = queue.SimpleQueue()
-        self._put = self._events.put
+        self._put: Callable[[tuple[Any, ...]], None] = self._events.put
         self._io = IoCore(cfg, self._events, self._on_schedule)
         # Written by the I/O thread (one reference assignment, atomic under the GIL); read by the
         # hooks once per step so an iteration never mixes two schedule versions.

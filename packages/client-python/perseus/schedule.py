@@ -18,7 +18,7 @@ Kind = Literal["forward", "backward"]
 FORWARD: Kind = "forward"
 BACKWARD: Kind = "backward"
 
-KIND_TO_PROTO: Mapping[Kind, int] = {
+KIND_TO_PROTO: Mapping[Kind, "common_pb2.InstructionKind.ValueType"] = {
     "forward": common_pb2.INSTRUCTION_KIND_FORWARD,
     "backward": common_pb2.INSTRUCTION_KIND_BACKWARD,
 }

@@ -37,7 +37,7 @@ def _torch_sync(device_id: int) -> SyncFn:
 
 
 def _cupy_sync(device_id: int) -> SyncFn:
-    import cupy  # type: ignore[import-not-found]  # noqa: PLC0415
+    import cupy  # type: ignore[import-not-found, unused-ignore]  # noqa: PLC0415
 
     device = cupy.cuda.Device(device_id)
 
@@ -48,7 +48,7 @@ def _cupy_sync(device_id: int) -> SyncFn:
 
 
 def _jax_sync(device_id: int) -> SyncFn:
-    import jax  # type: ignore[import-not-found]  # noqa: PLC0415
+    import jax  # type: ignore[import-not-found, unused-ignore]  # noqa: PLC0415
 
     devices = jax.devices()
     if device_id >= len(devices):

@@ -168,15 +168,19 @@ def summarize(rows: list[IterationRow], dp: int, num_stages: int, blocking_power
         e_job = statistics.fmean(sum(r.pipeline_energy_j) for r in rs)
         slowed = [p for p in range(dp) if rs[-1].slowdown[p] > 1.0]
         fair = [p for p in range(dp) if p not in slowed]
-        saving = pred_saving = pred_t = pred_e_cmp = None
+        saving: Optional[float] = None
+        pred_saving: Optional[float] = None
+        pred_t: Optional[float] = None
+        pred_e_cmp: Optional[float] = None
         note = ""
         e_cmp = statistics.fmean(sum(r.pipeline_energy_j[p] for p in fair) for r in rs)
-        if base_t is not None and all(b is not None for b in base_p):
+        base_known = [b for b in base_p if b is not None]
+        if base_t is not None and len(base_known) == dp:
             if not slowed:
-                saving = 100.0 * (1 - e_job / sum(b for b in base_p if b is not None))
+                saving = 100.0 * (1 - e_job / sum(base_known))
             else:
                 e_fair = statistics.fmean(sum(r.pipeline_energy_j[p] for p in fair) for r in rs)
-                ref = sum(base_p[p] + nb * (t - base_t) for p in fair if base_p[p] is not None)
+                ref = sum(base_known[p] + nb * (t - base_t) for p in fair)
                 saving = 100.0 * (1 - e_fair / ref)
                 note = f"savings of pipelines {fair} vs all-max clocks under the same straggler"
         if all_max_e and all_max_t:
@@ -193,9 +197,10 @@ def summarize(rows: list[IterationRow], dp: int, num_stages: int, blocking_power
             elif phase in ("straggler", "extrinsic") and all(exp_e):
                 t_intr = intrinsic_t_pred or max(exp_t[p] for p in slowed)
                 t_strag = slowdown * t_intr
-                pred_t = max([t_strag] + [exp_t[p] for p in fair])
-                pred_e_cmp = sum(exp_e[p] + nb * (pred_t - exp_t[p]) for p in fair)
-                ref = len(fair) * (all_max_e + nb * (pred_t - all_max_t))
+                t_pred = max([t_strag] + [exp_t[p] for p in fair])
+                pred_t = t_pred
+                pred_e_cmp = sum(exp_e[p] + nb * (t_pred - exp_t[p]) for p in fair)
+                ref = len(fair) * (all_max_e + nb * (t_pred - all_max_t))
                 pred_saving = 100.0 * (1 - pred_e_cmp / ref)
         out.append(PhaseResult(phase, len(rs), t, e_job, saving, pred_t, pred_saving, note, fair, e_cmp, pred_e_cmp))
     return out
@@ -354,7 +359,10 @@ def run_demo(args: argparse.Namespace) -> dict[str, Any]:
     stage = "running"
     deadline = t_start + args.timeout
     handle.start()
-    log = (lambda msg: print(f"[demo {time.monotonic() - t_start:6.1f}s] {msg}", file=sys.stderr, flush=True)) if not args.quiet else (lambda msg: None)
+    def log(msg: str) -> None:
+        if not args.quiet:
+            print(f"[demo {time.monotonic() - t_start:6.1f}s] {msg}", file=sys.stderr, flush=True)
+
     log(f"emulating {args.dp} pipelines × {n} stages, M={args.microbatches}, time scale {args.time_scale}")
     last_label = ""
     last_detail = ""

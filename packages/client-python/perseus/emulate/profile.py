@@ -76,7 +76,8 @@ def load_profile(path: str | Path) -> StageProfile:
             t, e = float(row["time"]), float(row["energy"])
             if not (t > 0 and e > 0):
                 raise ValueError(f"{path}:{lineno}: time and energy must be > 0, got {t}, {e}")
-            options.setdefault((stage, kind), {})[freq] = ProfileOption(freq, t, e)  # type: ignore[index]
+            key: tuple[int, Kind] = (stage, "forward" if kind == "forward" else "backward")
+            options.setdefault(key, {})[freq] = ProfileOption(freq, t, e)
     stages = {s for s, _ in options}
     n = max(stages) + 1 if stages else 0
     for s in range(n):

@@ -332,7 +332,7 @@ class EmulationHandle:
 
     def progress(self) -> int:
         """Highest iteration any rank has begun."""
-        return max(self._shared.progress[:])
+        return int(max(self._shared.progress[:]))
 
     def stop_soon(self) -> int:
         """Lets every rank finish the iteration after the current one, then stop. Returns it."""
