@@ -1,0 +1,16 @@
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { example } from './fixtures/readme-example';
+import { tempDir } from './helpers';
+
+test('the README example is the fixture file, and it measures a simulated A100 instruction', async () => {
+  const readme = fs.readFileSync(path.join(__dirname, '..', 'README.md'), 'utf8');
+  const block = /<!-- example:start -->\n```ts\n([\s\S]*?)```\n<!-- example:end -->/.exec(readme)?.[1];
+  // The README shows the package import; the fixture imports the sources (same module).
+  const fixture = fs.readFileSync(path.join(__dirname, 'fixtures', 'readme-example.ts'), 'utf8');
+  expect(block).toBe(fixture.replace("from '../../src';", "from '@perseus/gpu-agent';"));
+  const energyJ = await example(tempDir());
+  // 100 ms at stage 1 forward, 1005 MHz: 267.4 W → ~26.7 J (timer slack makes it a little longer).
+  expect(energyJ).toBeGreaterThan(0.095 * 267.4 * 0.9);
+  expect(energyJ).toBeLessThan(0.5 * 267.4);
+});
