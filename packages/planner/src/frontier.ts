@@ -255,7 +255,8 @@ class Discretizer {
       for (let i = 0; i < n; i++) this.times[i] = tables[dag.table[i]!]!.timeS[this.choice[i]!]!;
       this.reclaim(budgetS, -1);
       const c = this.evaluate();
-      if (c.timeS <= budgetS * (1 + 1e-12) && c.energyJ < r.energyJ) r = c;
+      const freshFits = r.timeS <= budgetS * (1 + 1e-12);
+      if (c.timeS <= budgetS * (1 + 1e-12) && (!freshFits || c.energyJ < r.energyJ)) r = c;
       else {
         this.choice.set(fresh);
         for (let i = 0; i < n; i++) this.times[i] = tables[dag.table[i]!]!.timeS[this.choice[i]!]!;
@@ -838,6 +839,9 @@ function sweep(v: ValidInput, opts: FrontierOptions): FrontierJson {
   };
   const sample = (dur: Float64Array, budgetS: number, boundJ: number): void => {
     let r = disc.runCarrying(dur, budgetS);
+    // Rounding a relaxation of a later time can overrun a budget below it (the extra samples of
+    // tiny pipelines); such a plan is no candidate, and any search result that fits beats it.
+    if (r.timeS > budgetS * (1 + 1e-12)) r = { timeS: r.timeS, energyJ: INF };
     // Best-ratio reclamation from the rounded relaxation: keeps the frontier below lowtime's in the
     // middle of the range, where reverse-topological reclamation alone was up to 0.04% worse.
     if (r.energyJ > boundJ * GREEDY_ABOVE_BOUND) r = disc.greedyReclaim(dur, budgetS, true, r);
@@ -850,6 +854,7 @@ function sweep(v: ValidInput, opts: FrontierOptions): FrontierJson {
       r = disc.polish(budgetS);
     }
     if (n <= SEARCH_EVERY_SAMPLE_MAX_NODES) r = disc.seededRebuild(budgetS, r);
+    if (r.energyJ === INF) return;
     candT.push(r.timeS);
     candE.push(r.energyJ);
     candidates.push(disc.choice);
@@ -1049,10 +1054,20 @@ function sweep(v: ValidInput, opts: FrontierOptions): FrontierJson {
   // a faster plan found is skipped: everything there is dominated. This prunes the slow end.
   let runningMinJ = INF;
   let done = 0;
+  let prevBudgetS = 0;
   const trySample = (dur: Float64Array, g: number, boundJ: number): void => {
     if (g !== allMax.timeS && boundJ >= runningMinJ) return;
     sample(dur, g, boundJ);
     runningMinJ = min(runningMinJ, candE[candE.length - 1]!);
+    // Tiny pipelines: a plan found at T < g leaves (previous sample, T) unexplored; ask for the
+    // best plan strictly faster than it too (the exhaustive seeds make that cheap and exact-ish).
+    for (let extra = 0; extra < 4 && n <= SEARCH_EVERY_SAMPLE_MAX_NODES; extra++) {
+      const t = candT[candT.length - 1]! * (1 - 1e-9);
+      if (!(t > prevBudgetS)) break;
+      sample(dur, t, boundJ);
+      runningMinJ = min(runningMinJ, candE[candE.length - 1]!);
+    }
+    prevBudgetS = g;
   };
   const K = evMoved.length;
   const tEnd = lbT[K]!;

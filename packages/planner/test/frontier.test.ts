@@ -35,10 +35,10 @@ describe('exactness oracle (every plan enumerated)', () => {
   }
   cases.push(['1f1b N=3 M=2 2 clocks', inputOf(syntheticProfile(3, [1000, 1500], 9), '1f1b', 2)]);
   cases.push(['1f1b N=2 M=3 2 clocks', inputOf(syntheticProfile(2, [1000, 1500], 10), '1f1b', 3)]);
-  it.each(cases)('%s: within 1.15%% of the exact optimum at every T', (_name, input) => {
-    // Target 1%. Measured worst over these 22 pipelines: 1.10% (one case; the others ≤ 0.97%), all
-    // from exact points that fall between two τ samples (README "Exactness").
-    expect(checkAgainstOracle(input)).toBeLessThanOrEqual(0.0115);
+  it.each(cases)('%s: within 1%% of the exact optimum at every T', (_name, input) => {
+    // Target 1%. Worst over these 22 pipelines: 0.90%; over seeds 1–30 (62 pipelines): 1.08%
+    // (README "Figures").
+    expect(checkAgainstOracle(input)).toBeLessThanOrEqual(0.01);
   });
 });
 
