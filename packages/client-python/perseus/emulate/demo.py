@@ -162,7 +162,8 @@ def summarize(rows: list[IterationRow], dp: int, num_stages: int, blocking_power
     for phase in PHASES:
         rs = by.get(phase, [])
         if not rs:
-            out.append(PhaseResult(phase, 0, None, None, None, None, None, "no clean iteration in this phase"))
+            why = "the frontier was planned between two iterations" if phase == "planning" else "no clean iteration in this phase"
+            out.append(PhaseResult(phase, 0, None, None, None, None, None, why))
             continue
         t = statistics.fmean(r.time_s for r in rs)
         e_job = statistics.fmean(sum(r.pipeline_energy_j) for r in rs)
@@ -486,8 +487,8 @@ def main(argv: Optional[list[str]] = None) -> int:
     ap.add_argument("--window", type=int, default=4, help="clean iterations measured per phase")
     ap.add_argument("--straggler", type=float, default=1.2)
     ap.add_argument("--blocking-power", type=float, default=83.64, help="W; A100 SXM per the paper's artifact")
-    ap.add_argument("--iterations-per-frequency", type=int, default=1)
-    ap.add_argument("--frequency-stride", type=int, default=3)
+    ap.add_argument("--iterations-per-frequency", type=int, default=2)
+    ap.add_argument("--frequency-stride", type=int, default=4)
     ap.add_argument("--timeout", type=float, default=160.0)
     ap.add_argument("--quiet", action="store_true")
     args = ap.parse_args(argv)
