@@ -278,7 +278,7 @@ def frontier_svg(frontier: Optional[optimizer_pb2.GetFrontierResponse], rows: li
     ally = [p[1] for p in pts + extra] + [m[1] for m in meas]
     if not allx:
         return _svg(W, H, ['<text x="360" y="240" text-anchor="middle">no frontier (planning did not finish)</text>'], "Time–energy frontier (emulated)")
-    xr = (min(allx) * 0.98, max(allx) * 1.02)
+    xr = (min(allx) * 0.97, max(allx) * 1.02)
     yr = (min(ally) * 0.97, max(ally) * 1.03)
 
     def sx(x: float) -> float:
@@ -295,7 +295,7 @@ def frontier_svg(frontier: Optional[optimizer_pb2.GetFrontierResponse], rows: li
     if extra:
         x, y = extra[0]
         body.append(f'<rect x="{sx(x) - 4:.1f}" y="{sy(y) - 4:.1f}" width="8" height="8" fill="none" stroke="#444"/>')
-        body.append(f'<text x="{sx(x) - 8:.1f}" y="{sy(y) - 8:.1f}" text-anchor="end">all max clocks (predicted)</text>')
+        body.append(f'<text x="{sx(x) + 8:.1f}" y="{sy(y) + 18:.1f}">all max clocks (predicted)</text>')
     for x, y, label in meas:
         body.append(f'<circle cx="{sx(x):.1f}" cy="{sy(y):.1f}" r="5" fill="none" stroke="{COLORS[label]}" stroke-width="2"/>')
         body.append(f'<text x="{sx(x) + 8:.1f}" y="{sy(y) + 4:.1f}" fill="{COLORS[label]}">{label} (measured)</text>')
