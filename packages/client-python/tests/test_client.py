@@ -147,3 +147,18 @@ def test_close_is_bounded_with_everything_down(client_logger: tuple[logging.Logg
     opt.close(timeout_s=2)
     # Hooks after close are harmless no-ops for the network side.
     assert run_iteration(opt) == [0] * (2 * M)
+
+
+def test_gpu_sync_is_pluggable_and_runs_before_every_timestamp() -> None:
+    calls: list[str] = []
+    opt = perseus.PipelineFrequencyOptimizer(
+        0, 0, 0, 0, 0, 1, 1, 1, 1, "127.0.0.1:1", job_id="sync", num_microbatches=M,
+        sync=lambda: calls.append("sync"), start=False,
+    )
+    run_iteration(opt, compute_s=0)
+    # step begin + (begin + end) per instruction + step end
+    assert len(calls) == 2 + 2 * len(ORDER_1STAGE)
+    assert perseus.make_sync("none")() is None
+    assert perseus.make_sync(None)() is None
+    with pytest.raises(ValueError, match="sync: must be 'auto', 'torch', 'cupy', 'jax', 'none', None or a callable, got 'tpu'"):
+        perseus.make_sync("tpu")  # type: ignore[arg-type]
