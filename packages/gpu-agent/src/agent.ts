@@ -69,6 +69,8 @@ export interface AgentStats {
   eventToApply: LatencyWindow;
   /** Client Begin timestamp → the agent received it (transport share of the above). */
   eventToReceive: LatencyWindow;
+  /** Agent received the Begin → clock applied (the agent's own share: queue + driver call). */
+  receiveToApply: LatencyWindow;
 }
 
 const SAME_CLOCK_WINDOW_NS = 10_000_000_000n;
@@ -93,6 +95,7 @@ export class GpuAgentCore {
     eventErrors: 0,
     eventToApply: new LatencyWindow(),
     eventToReceive: new LatencyWindow(),
+    receiveToApply: new LatencyWindow(),
   };
   readonly leaseTtlDefaultS: number;
   readonly leaseTtlMaxS: number;
@@ -600,6 +603,7 @@ export class Session {
         const appliedNs = core.clockNs();
         entry.appliedMhz = s.appliedSmClockMhz;
         if (this.offsetNs === 0n) core.stats.eventToApply.add(Number(appliedNs - tAgent) / 1e9);
+        core.stats.receiveToApply.add(Number(appliedNs - recvNs) / 1e9);
         await core.sampleEnergy(s);
       })
       .catch((err: unknown) => this.reject(b.seq, err));

@@ -44,6 +44,7 @@ export async function renderMetrics(core: GpuAgentCore): Promise<string> {
     );
   };
   summary('perseus_agent_event_to_apply_seconds', 'Client Begin timestamp to clock applied (same-host clients), over the last 16384 events.', s.eventToApply);
+  summary('perseus_agent_receive_to_apply_seconds', 'Agent received a Begin to clock applied (queue + driver call), over the last 16384 events.', s.receiveToApply);
   summary('perseus_agent_event_to_receive_seconds', 'Client Begin timestamp to the agent receiving it (transport share), over the last 16384 events.', s.eventToReceive);
   return `${out.join('\n')}\n`;
 }

@@ -130,6 +130,80 @@ class AgentSender:
         self._channel.close()
 
 
+class AioAgentSender:
+    """Same hooks, but the background thread runs grpc.aio: the hook hands the event to the loop
+    with call_soon_threadsafe (one self-pipe write), and the loop writes it on the stream at once."""
+
+    def __init__(self, address: str, device_index: int = 0) -> None:
+        import asyncio
+
+        self.measurements = 0
+        self.errors: list[str] = []
+        self._opened = threading.Event()
+        self._loop = asyncio.new_event_loop()
+        self._device = device_index
+        self._address = address
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._loop.run_forever, name="perseus-agent-sender", daemon=True)
+        self._thread.start()
+        self._fut = asyncio.run_coroutine_threadsafe(self._main(), self._loop)
+        if not self._opened.wait(30):
+            raise RuntimeError("session did not open")
+
+    def begin(self, seq: int, mhz: int) -> None:
+        self._loop.call_soon_threadsafe(self._send_begin, seq, mhz, time.monotonic_ns())
+
+    def end(self, seq: int) -> None:
+        self._loop.call_soon_threadsafe(self._send_end, seq, time.monotonic_ns())
+
+    def _send_begin(self, seq: int, mhz: int, t: int) -> None:
+        self._pending.append(agent_pb2.SessionRequest(begin=agent_pb2.Begin(seq=seq, instruction=FWD, frequency_mhz=mhz, t_ns=t)))
+        self._wake.set()
+
+    def _send_end(self, seq: int, t: int) -> None:
+        self._pending.append(agent_pb2.SessionRequest(end=agent_pb2.End(seq=seq, t_ns=t)))
+        self._wake.set()
+
+    async def _main(self) -> None:
+        import asyncio
+
+        self._pending: list = []
+        self._wake = asyncio.Event()
+        async with grpc.aio.insecure_channel(self._address) as ch:
+            call = agent_pb2_grpc.GpuAgentStub(ch).OpenSession()
+            await call.write(agent_pb2.SessionRequest(
+                open=agent_pb2.OpenSession(job_id="bench", rank=common_pb2.RankIdentity(rank=0), device_index=self._device, lease_ttl_s=60)))
+
+            async def reader() -> None:
+                async for resp in call:
+                    which = resp.WhichOneof("event")
+                    if which == "opened":
+                        self._opened.set()
+                    elif which == "measurement":
+                        self.measurements += 1
+                    elif which == "error":
+                        self.errors.append(resp.error.error.message)
+
+            rtask = asyncio.ensure_future(reader())
+            while not self._done.is_set() or self._pending:
+                await self._wake.wait()
+                self._wake.clear()
+                while self._pending:
+                    await call.write(self._pending.pop(0))
+            await call.done_writing()
+            await rtask
+
+    def close(self, expect: int, timeout_s: float = 60) -> None:
+        deadline = time.monotonic() + timeout_s
+        while self.measurements < expect and time.monotonic() < deadline:
+            time.sleep(0.01)
+        self._done.set()
+        self._loop.call_soon_threadsafe(self._wake.set)
+        self._fut.result(timeout_s)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(timeout_s)
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -140,27 +214,58 @@ def scrape(metrics: str) -> dict[str, float]:
     body = urllib.request.urlopen(f"http://{metrics}/metrics", timeout=10).read().decode()
     out = {}
     for line in body.splitlines():
-        m = re.match(r'^perseus_agent_event_to_(apply|receive)_seconds(?:\{quantile="([0-9.]+)"\}|_count) (\S+)$', line)
+        m = re.match(r'^perseus_agent_(event_to_apply|event_to_receive|receive_to_apply)_seconds(?:\{quantile="([0-9.]+)"\}|_count) (\S+)$', line)
         if m:
-            out[("" if m.group(1) == "apply" else "recv_") + (m.group(2) or "count")] = float(m.group(3))
+            prefix = {"event_to_apply": "", "event_to_receive": "recv_", "receive_to_apply": "agent_"}[m.group(1)]
+            out[prefix + (m.group(2) or "count")] = float(m.group(3))
     return out
 
 
-def run_ours(pairs: int, work_us: float) -> dict[str, float]:
+def start_agent(tmp: str, metrics: str) -> subprocess.Popen:
+    sock = f"unix:{tmp}/a.sock"
+    proc = subprocess.Popen(
+        [str(REPO / "bin" / "perseus"), "serve", "agent", "--listen", sock, "--agent-backend", "simulated", "--agent-sim-devices", "1",
+         "--agent-state-file", f"{tmp}/state.json", "--agent-metrics-listen", metrics, "--log-level", "warn"],
+        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+    )
+    assert proc.stdout is not None
+    line = proc.stdout.readline()
+    if "serving" not in line:
+        proc.kill()
+        raise RuntimeError(f"agent did not start: {line!r}")
+    return proc
+
+
+def stop_agent(proc: subprocess.Popen) -> None:
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(15)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(10)
+
+
+def run_node_reference(pairs: int, work_us: float) -> dict[str, float]:
+    """The same paced stream from a grpc-js client: the transport floor without Python's gRPC."""
+    with tempfile.TemporaryDirectory(prefix="perseus-bench-agent-") as tmp:
+        metrics = f"127.0.0.1:{free_port()}"
+        proc = start_agent(tmp, metrics)
+        try:
+            subprocess.run(["node", "--import", "tsx", str(Path(__file__).with_name("node-sender.ts")), f"unix:{tmp}/a.sock", str(pairs), str(work_us)],
+                           cwd=REPO, check=True, timeout=600, stdout=subprocess.DEVNULL)
+            m = scrape(metrics)
+            return {"apply_p50_ms": m["0.5"] * 1000, "apply_p99_ms": m["0.99"] * 1000, "receive_p99_ms": m["recv_0.99"] * 1000, "agent_p99_ms": m["agent_0.99"] * 1000}
+        finally:
+            stop_agent(proc)
+
+
+def run_ours(pairs: int, work_us: float, sender_cls=None) -> dict[str, float]:
     with tempfile.TemporaryDirectory(prefix="perseus-bench-agent-") as tmp:
         sock = f"unix:{tmp}/a.sock"
         metrics = f"127.0.0.1:{free_port()}"
-        proc = subprocess.Popen(
-            [str(REPO / "bin" / "perseus"), "serve", "agent", "--listen", sock, "--agent-backend", "simulated", "--agent-sim-devices", "1",
-             "--agent-state-file", f"{tmp}/state.json", "--agent-metrics-listen", metrics, "--log-level", "warn"],
-            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
-        )
+        proc = start_agent(tmp, metrics)
         try:
-            assert proc.stdout is not None
-            line = proc.stdout.readline()
-            if "serving" not in line:
-                raise RuntimeError(f"agent did not start: {line!r}")
-            sender = AgentSender(sock)
+            sender = (sender_cls or AgentSender)(sock)
             # Warm-up (JIT on both sides), paced like the run; excluded from the hook figures. The
             # agent's latency window (last 16384 Begins) includes these 200: pessimistic.
             for i in range(1, 201):
@@ -187,18 +292,15 @@ def run_ours(pairs: int, work_us: float) -> dict[str, float]:
                 "apply_p99_ms": m["0.99"] * 1000,
                 "receive_p50_ms": m["recv_0.5"] * 1000,
                 "receive_p99_ms": m["recv_0.99"] * 1000,
+                "agent_p50_ms": m["agent_0.5"] * 1000,
+                "agent_p99_ms": m["agent_0.99"] * 1000,
                 "applied": m["count"] - base,
                 "measurements": sender.measurements - 200,
                 "errors": len(sender.errors),
                 "wall_s": wall,
             }
         finally:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(10)
+            stop_agent(proc)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -254,15 +356,18 @@ def main() -> None:
     ap.add_argument("--pairs", type=int, default=10_000)
     ap.add_argument("--work-us", type=float, default=2000.0, help="busy-wait per instruction, µs")
     ap.add_argument("--spin", action="store_true", help="busy-wait holding the GIL instead of sleeping")
+    ap.add_argument("--aio", action="store_true", help="background sender on grpc.aio instead of a request generator")
+    ap.add_argument("--node-reference", action="store_true", help="also run the same stream from a grpc-js client (transport floor)")
     ap.add_argument("--json", action="store_true")
     a = ap.parse_args()
     global SPIN
     SPIN = a.spin
-    ours = run_ours(a.pairs, a.work_us)
+    ours = run_ours(a.pairs, a.work_us, AioAgentSender if a.aio else AgentSender)
     base = run_baseline(a.pairs, a.work_us)
+    node = run_node_reference(a.pairs, a.work_us) if a.node_reference else None
     ratios = {k: base[k] / ours[k] for k in ("hook_median_us", "hook_p99_us", "apply_p50_ms", "apply_p99_ms") if ours[k] > 0}
     if a.json:
-        print(json.dumps({"ours": ours, "baseline": base, "baseline_over_ours": ratios}, indent=1))
+        print(json.dumps({"ours": ours, "baseline": base, "baseline_over_ours": ratios, "node_reference": node}, indent=1))
         return
     print(f"agent hook bench: {a.pairs} Begin/End pairs, {a.work_us:.0f} µs per instruction ({'spin' if a.spin else 'sleep'}), clocks alternate {CLOCKS}, cpus={os.cpu_count()}, load {os.getloadavg()[0]:.1f}")
     print(f"{'':28}{'ours (gRPC UDS → agent)':>26}{'baseline (mp.Queue → proc)':>28}{'baseline/ours':>15}")
@@ -270,7 +375,11 @@ def main() -> None:
             ("event→clock applied p50 (ms)", "apply_p50_ms", 3), ("event→clock applied p99 (ms)", "apply_p99_ms", 3)]
     for label, k, d in rows:
         print(f"{label:28}{ours[k]:>26.{d}f}{base[k]:>28.{d}f}{ratios.get(k, float('nan')):>15.2f}")
-    print(f"ours, transport share (hook → agent received): p50 {ours['receive_p50_ms']:.3f} ms, p99 {ours['receive_p99_ms']:.3f} ms")
+    print(f"ours, split: transport (hook → agent received) p50 {ours['receive_p50_ms']:.3f} / p99 {ours['receive_p99_ms']:.3f} ms; "
+          f"agent (received → applied) p50 {ours['agent_p50_ms']:.3f} / p99 {ours['agent_p99_ms']:.3f} ms")
+    if node:
+        print(f"reference, same stream from a grpc-js client: event→applied p50 {node['apply_p50_ms']:.3f} / p99 {node['apply_p99_ms']:.3f} ms "
+              f"(transport p99 {node['receive_p99_ms']:.3f}, agent p99 {node['agent_p99_ms']:.3f})")
     print(f"ours: {ours['measurements']:.0f} measurements, {ours['applied']:.0f} clock events applied, {ours['errors']:.0f} errors, hook loop {ours['wall_s']:.2f} s")
     print("targets: hook ≤ 20 µs median, ≤ 100 µs p99; event→applied ≤ 1 ms p99")
 
