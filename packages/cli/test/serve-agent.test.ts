@@ -92,3 +92,28 @@ test('a non-loopback plain TCP --listen is refused before anything starts', asyn
     }),
   ).rejects.toThrow('the agent serves plain TCP only on loopback');
 });
+
+test('the all-in-one serve defaults to simulated GPUs and ./.perseus-data; serve agent keeps auto and /var/lib', async () => {
+  const all = addAgentFlags(new Command('serve')).option('--listen <address>').exitOverride();
+  all.parse([], { from: 'user' });
+  expect(all.opts()['agentAllInOne']).toBe(true);
+  const alone = addAgentFlags(new Command('agent')).exitOverride();
+  alone.parse([], { from: 'user' });
+  expect(alone.opts()['agentAllInOne']).toBeUndefined();
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'serve-agent-'));
+  const cwd = process.cwd();
+  const saved = { ...process.env };
+  delete process.env['PERSEUS_AGENT_BACKEND'];
+  delete process.env['PERSEUS_AGENT_STATE_FILE'];
+  process.chdir(dir);
+  try {
+    const mod = (await agentModuleFromFlags({ ...all.opts(), listen: '127.0.0.1:0' }, { logger: createLogger('t', 'silent') })) as AgentModule;
+    expect(mod.options.backend).toBe('simulated');
+    expect(mod.options.stateFile).toBe('.perseus-data/agent/state.json');
+    await mod.close();
+    expect(fs.existsSync(path.join(dir, '.perseus-data', 'agent', 'state.json'))).toBe(true);
+  } finally {
+    process.chdir(cwd);
+    process.env = saved;
+  }
+});

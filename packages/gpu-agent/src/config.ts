@@ -80,16 +80,28 @@ export function parseMode(name: string, value: string): number {
   return parseInt(m[1]!, 8);
 }
 
-/** The options from `PERSEUS_AGENT_*` (the one place the agent reads the environment). */
-export function agentOptionsFromEnv(env: NodeJS.ProcessEnv = process.env): AgentOptions {
+/**
+ * Defaults of the all-in-one `perseus serve` (a developer's machine: simulated GPUs, state beside
+ * the other services' `./.perseus-data`), where `perseus serve agent` keeps the production ones.
+ */
+export const ALL_IN_ONE_DEFAULTS: Readonly<Pick<AgentOptions, 'backend' | 'stateFile'>> = {
+  backend: 'simulated',
+  stateFile: '.perseus-data/agent/state.json',
+};
+
+/**
+ * The options from `PERSEUS_AGENT_*` (the one place the agent reads the environment); `defaults`
+ * replaces the built-in default of a field (env still wins over it).
+ */
+export function agentOptionsFromEnv(env: NodeJS.ProcessEnv = process.env, defaults: Partial<Pick<AgentOptions, 'backend' | 'stateFile'>> = {}): AgentOptions {
   const insecure = optional('PERSEUS_AGENT_ALLOW_INSECURE_LOOPBACK', env);
   return {
-    backend: oneOf('PERSEUS_AGENT_BACKEND', envString('PERSEUS_AGENT_BACKEND', 'auto', env), BACKEND_CHOICES),
+    backend: oneOf('PERSEUS_AGENT_BACKEND', envString('PERSEUS_AGENT_BACKEND', defaults.backend ?? 'auto', env), BACKEND_CHOICES),
     simulatedModel: oneOf('PERSEUS_AGENT_SIM_MODEL', envString('PERSEUS_AGENT_SIM_MODEL', 'a100-sxm', env), SIMULATED_MODELS),
     simulatedDevices: envNumber('PERSEUS_AGENT_SIM_DEVICES', 8, env),
     simulatedDriverLatencyMs: envNumber('PERSEUS_AGENT_SIM_DRIVER_LATENCY_MS', 0, env),
     profileDir: envString('PERSEUS_AGENT_PROFILE_DIR', DEFAULT_PROFILE_DIR, env),
-    stateFile: envString('PERSEUS_AGENT_STATE_FILE', DEFAULT_STATE_FILE, env),
+    stateFile: envString('PERSEUS_AGENT_STATE_FILE', defaults.stateFile ?? DEFAULT_STATE_FILE, env),
     leaseTtlDefaultS: envNumber('PERSEUS_AGENT_LEASE_TTL_S', 30, env),
     leaseTtlMaxS: envNumber('PERSEUS_AGENT_LEASE_TTL_MAX_S', 300, env),
     energySampleIntervalMs: envNumber('PERSEUS_AGENT_ENERGY_SAMPLE_MS', 100, env),

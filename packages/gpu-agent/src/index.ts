@@ -18,6 +18,7 @@
 export { createAgentModule, resolveGroup, type AgentModule, type AgentModuleOptions } from './module';
 export {
   agentOptionsFromEnv,
+  ALL_IN_ONE_DEFAULTS,
   checkAgentOptions,
   parseMode,
   BACKEND_CHOICES,

@@ -30,6 +30,8 @@ export interface AgentModuleOptions extends Partial<AgentOptions> {
   core?: Pick<AgentCoreOptions, 'clockNs'>;
   /** Environment to read PERSEUS_AGENT_* from. Default process.env. */
   env?: NodeJS.ProcessEnv;
+  /** Replacement defaults (env and explicit options still win), e.g. {@link ALL_IN_ONE_DEFAULTS}. */
+  defaults?: Partial<Pick<AgentOptions, 'backend' | 'stateFile'>>;
 }
 
 /** The agent as a `perseus serve` module, plus handles for tests and embedding. */
@@ -96,9 +98,9 @@ export function resolveGroup(group: string): number {
  * ```
  */
 export async function createAgentModule(input: AgentModuleOptions): Promise<AgentModule> {
-  const { logger, listenAddress, backendInstance, core: coreOpts, env, ...overrides } = input;
+  const { logger, listenAddress, backendInstance, core: coreOpts, env, defaults, ...overrides } = input;
   const defined = Object.fromEntries(Object.entries(overrides).filter(([, v]) => v !== undefined)) as Partial<AgentOptions>;
-  const options: AgentOptions = { ...agentOptionsFromEnv(env ?? process.env), ...defined };
+  const options: AgentOptions = { ...agentOptionsFromEnv(env ?? process.env, defaults), ...defined };
   checkAgentOptions(options);
 
   const tokens: Token[] = options.tokenFile ? loadTokenFile(options.tokenFile) : [];

@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
+import { Option } from 'commander';
 import type { AgentOptions } from '@perseus/gpu-agent';
-import { BACKEND_CHOICES, createAgentModule, parseMode } from '@perseus/gpu-agent';
+import { ALL_IN_ONE_DEFAULTS, BACKEND_CHOICES, createAgentModule, parseMode } from '@perseus/gpu-agent';
 import type { ModuleContext, ServiceModule } from '@perseus/service-kit';
 
 /**
@@ -9,6 +10,9 @@ import type { ModuleContext, ServiceModule } from '@perseus/service-kit';
  * documented in packages/gpu-agent/README.md.
  */
 export function addAgentFlags(cmd: Command): Command {
+  // The all-in-one `perseus serve` is a developer's setup: simulated GPUs and a state file under
+  // ./.perseus-data unless flags or env say otherwise. `perseus serve agent` keeps production defaults.
+  if (cmd.name() === 'serve') cmd.addOption(new Option('--agent-all-in-one').hideHelp().default(true));
   return cmd
     .option('--agent-backend <name>', `GPU backend: ${BACKEND_CHOICES.join('|')} (env PERSEUS_AGENT_BACKEND, default auto)`)
     .option('--agent-sim-model <model>', 'simulated GPU model: a100-sxm|a40|h100-sxm (default a100-sxm)')
@@ -85,5 +89,6 @@ export async function agentModuleFromFlags(flags: Record<string, unknown>, ctx: 
   // With --listen the auth policy of the main listener is checked before anything starts; without
   // it (serve.ts picks the default) the module decides once it learns the bound address.
   const listenAddress = str(flags, 'listen');
-  return createAgentModule({ ...agentOptionsFromFlags(flags), logger: ctx.logger, listenAddress });
+  const defaults = flags['agentAllInOne'] === true ? ALL_IN_ONE_DEFAULTS : undefined;
+  return createAgentModule({ ...agentOptionsFromFlags(flags), logger: ctx.logger, listenAddress, defaults });
 }
