@@ -99,6 +99,7 @@ def test_server_killed_mid_run_keeps_last_schedule_and_reregisters(restartable_s
     opt = make_client(restartable_server.address, logger, "client-killed-mid-run")
     try:
         assert wait_until(lambda: opt.schedule.phase == "PHASE_PROFILING" and opt.status().optimizer_registrations == 1, 30, step=lambda: run_iteration(opt))
+        assert wait_until(lambda: opt.status().measurements_received > 0, 10, step=lambda: run_iteration(opt))
         before = opt.schedule
         restartable_server.kill()
         assert wait_until(lambda: not opt.status().optimizer_connected, 10, step=lambda: run_iteration(opt))
@@ -114,6 +115,11 @@ def test_server_killed_mid_run_keeps_last_schedule_and_reregisters(restartable_s
         assert wait_until(lambda: opt.status().optimizer_registrations == 2 and opt.status().optimizer_connected, 30, step=lambda: run_iteration(opt))
         assert wait_until(lambda: opt.schedule.version >= last.version, 10, step=lambda: run_iteration(opt))
         assert opt.schedule.phase in ("PHASE_PROFILING", "PHASE_PLANNING", "PHASE_DEPLOYED")
+        # The agent session comes back too (a new lease) and measurements resume.
+        assert wait_until(lambda: opt.status().agent_sessions == 2 and opt.status().agent_connected, 30, step=lambda: run_iteration(opt))
+        measured = opt.status().measurements_received
+        assert wait_until(lambda: opt.status().measurements_received > measured, 10, step=lambda: run_iteration(opt))
+        assert warnings.count("GPU agent at") == 1
         assert warnings.count("optimizer at") == 1
         assert restartable_server.starts == 2
     finally:
