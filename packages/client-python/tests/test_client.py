@@ -168,3 +168,39 @@ def test_gpu_sync_is_pluggable_and_runs_before_every_timestamp() -> None:
     assert perseus.make_sync(None)() is None
     with pytest.raises(ValueError, match="sync: must be 'auto', 'torch', 'cupy', 'jax', 'none', None or a callable, got 'tpu'"):
         perseus.make_sync("tpu")  # type: ignore[arg-type]
+
+
+def test_agent_alone_down_mid_run_keeps_schedule_and_reconnects(client_logger: tuple[logging.Logger, WarningCounter]) -> None:
+    import tempfile
+    from pathlib import Path
+
+    logger, warnings = client_logger
+    with tempfile.TemporaryDirectory(prefix="perseus-split-") as tmp:
+        services = RestartableServer(port=free_port(), state_dir=Path(tmp) / "all")
+        agent = RestartableServer(port=free_port(), state_dir=Path(tmp) / "agent", extra_args=["agent"])
+        services.state_dir.mkdir()
+        agent.state_dir.mkdir()
+        try:
+            services.start()
+            agent.start()
+            opt = make_client(services.address, logger, "client-agent-down", agent_url=agent.address)
+            try:
+                assert wait_until(lambda: opt.schedule.phase == "PHASE_PROFILING" and opt.status().measurements_received > 0, 30, step=lambda: run_iteration(opt))
+                agent.kill()
+                assert wait_until(lambda: not opt.status().agent_connected, 10, step=lambda: run_iteration(opt))
+                received = opt.status().measurements_received
+                for _ in range(10):
+                    clocks = run_iteration(opt)
+                    # The optimizer is still up: its schedule still drives the requested clocks.
+                    assert clocks == [opt._current.frequency(k, m) for k, m in ORDER_1STAGE]
+                st = opt.status()
+                assert st.optimizer_connected and st.measurements_received == received
+                assert warnings.count("GPU agent at") == 1 and warnings.count("optimizer at") == 0
+                agent.start()
+                assert wait_until(lambda: opt.status().agent_sessions == 2 and opt.status().measurements_received > received, 30, step=lambda: run_iteration(opt))
+                assert warnings.count("GPU agent at") == 1
+            finally:
+                opt.close(timeout_s=3)
+        finally:
+            agent.stop()
+            services.stop()
