@@ -24,7 +24,11 @@ export interface RunningAgent {
 }
 
 /** An agent with simulated GPUs on a Unix socket in a temp dir (in-process). */
-export async function startAgent(opts: Partial<AgentModuleOptions> = {}, dir = tempDir()): Promise<RunningAgent> {
+export async function startAgent(
+  opts: Partial<AgentModuleOptions> = {},
+  dir = tempDir(),
+  grpcOptions?: grpc.ServerOptions,
+): Promise<RunningAgent> {
   const logger = createLogger('agent-test', 'silent');
   const address = `unix:${path.join(dir, 'a.sock')}`;
   const module = await createAgentModule({
@@ -36,7 +40,7 @@ export async function startAgent(opts: Partial<AgentModuleOptions> = {}, dir = t
     ...opts,
     logger,
   });
-  const server = new PerseusServer({ address, logger, shutdownGraceMs: 1000 });
+  const server = new PerseusServer({ address, logger, shutdownGraceMs: 1000, grpcOptions });
   for (const s of module.services) server.addService(s);
   server.onShutdown(() => module.close());
   const bound = await server.start();

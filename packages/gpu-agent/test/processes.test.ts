@@ -6,7 +6,7 @@ import * as grpc from '@grpc/grpc-js';
 import { perseusGrpc } from '@perseus/proto';
 import { readStateFile } from '../src';
 import type { AgentClient } from './helpers';
-import { SessionClient, call, nowNs, tempDir, until } from './helpers';
+import { SessionClient, call, nowNs, startAgent, tempDir, until } from './helpers';
 
 /**
  * The crash cases against real processes: `bin/perseus serve agent` as a child, a trainer stand-in
@@ -186,4 +186,30 @@ test('SIGTERM resets every device before exiting and leaves a clean state file',
   expect(fs.existsSync(path.join(dir, 'a.sock'))).toBe(false);
   const audit = fs.readFileSync(path.join(dir, 'audit.log'), 'utf8');
   expect(audit).toContain('"action":"reset.shutdown"');
+});
+
+test('keepalive loss (peer frozen, lease TTL far away): server keepalive cancels the stream and the device is reset', async () => {
+  // In-process agent with a 300 ms keepalive (production: 10 s + 5 s), a trainer that asked for a
+  // 60 s lease, frozen with SIGSTOP so it answers no HTTP/2 ping.
+  const agent = await startAgent({ auditLogFile: path.join(tempDir(), 'audit.log') }, tempDir(), {
+    'grpc.keepalive_time_ms': 300,
+    'grpc.keepalive_timeout_ms': 300,
+  });
+  const trainer = spawn(process.execPath, ['--import', 'tsx', path.join(__dirname, 'fixtures', 'session-client.ts'), agent.address, '1305', '60'], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+    cwd: REPO,
+  });
+  children.add(trainer);
+  try {
+    await waitForLine(trainer, (m) => m['event'] === 'applied');
+    expect(await lockedClock(agent.client)).toBe(1305);
+    trainer.kill('SIGSTOP');
+    await until(async () => (await lockedClock(agent.client)) === 0, 10_000);
+    const audit = fs.readFileSync(agent.module.options.auditLogFile!, 'utf8');
+    expect(audit).toContain('"value":"stream cancelled (client gone or keepalive lost); 1 clock changes"');
+    expect(agent.module.core.stats.leaseExpiries).toBe(0);
+  } finally {
+    trainer.kill('SIGKILL');
+    await agent.stop();
+  }
 });
