@@ -492,6 +492,10 @@ def main(argv: Optional[list[str]] = None) -> int:
     ap.add_argument("--timeout", type=float, default=160.0)
     ap.add_argument("--quiet", action="store_true")
     args = ap.parse_args(argv)
+    if args.dp < 2:
+        ap.error(f"--dp must be >= 2 (the straggler phases need a second pipeline), got {args.dp}")
+    if not args.straggler > 1.0:
+        ap.error(f"--straggler must be > 1, got {args.straggler}")
     summary = run_demo(args)
     print(summary["table"])
     print(f"wall time {summary['wall_time_s']:.1f} s; max |measured − predicted| saving gap {summary['max_saving_gap_pp'] if summary['max_saving_gap_pp'] is not None else '—'} pp")
