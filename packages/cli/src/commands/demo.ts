@@ -117,7 +117,7 @@ export function registerDemoCommand(program: Command): void {
     .command('demo')
     .description('end-to-end demo on an emulated GPT-3 175B pipeline (simulated GPUs): baseline, profiling, planning, intrinsic, straggler, extrinsic')
     .option('--out <dir>', 'where frontier.svg, timeline.svg and summary.json go', 'demo-out')
-    .option('--profile <csv>', 'stage profile of the simulated GPUs (default: shared/data GPT-3 175B a100_sxm; env PERSEUS_DEMO_PROFILE)')
+    .option('--profile <csv>', 'stage profile of the simulated GPUs; the agent reads gpt3-175b+a100_sxm_bf16.csv from its directory (default: shared/data; env PERSEUS_DEMO_PROFILE)')
     .option('--python <path>', 'Python with the perseus client installed (env PERSEUS_PYTHON; default .venv/bin/python)')
     .option('--microbatches <n>', 'microbatches per iteration', '4')
     .option('--dp <n>', 'data-parallel pipelines', '2')
