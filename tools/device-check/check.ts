@@ -108,7 +108,7 @@ async function main(): Promise<number> {
   } else {
     const wb = await NvmlBackend.open(process.env['PERSEUS_AGENT_NVML_LIBRARY'] ?? 'libnvidia-ml.so.1');
     const chosen = [...new Set(Array.from({ length: NUM_CLOCKS }, (_, i) => clocks[Math.round((i * (Math.min(clocks.length, Math.ceil(clocks.length * 0.6)) - 1)) / Math.max(1, NUM_CLOCKS - 1))]!))];
-    const py = spawn(PY, [WORKLOAD, '8192', '40', String(DEVICE)], { stdio: ['pipe', 'pipe', 'inherit'] });
+    const py = spawn(PY, [WORKLOAD, '8192', '1.0', String(DEVICE)], { stdio: ['pipe', 'pipe', 'inherit'] });
     const lines = readline.createInterface({ input: py.stdout! })[Symbol.asyncIterator]();
     const next = async (): Promise<Record<string, unknown>> => {
       const r = await Promise.race([lines.next(), sleep(120000).then(() => ({ done: true, value: undefined }))]);
