@@ -31,7 +31,7 @@ export { PlannerInputError } from './errors';
 export { parseProfileCsv } from './profile-csv';
 export { scheduleOrder, type InstructionSlot } from './schedule';
 export { evaluatePlan, planEvaluator, planTimeline, type TimelineEntry } from './emulator';
-export { validatePlannerInput } from './options';
+export { validatePlannerInput, type OptionTable, type ValidInput } from './options';
 export { computeFrontier, Frontier, type FrontierJson, type FrontierOptions, type FrontierStats } from './frontier';
 export { exactFrontier, type ExactFrontierPoint } from './exact';
 export { lpLowerBound, buildLowerBoundLp, type LpOptions, type LpSolver } from './lp-bound';
