@@ -66,6 +66,18 @@ async function main(): Promise<number> {
   const smiReset = smiLockedClock();
   record('lock-reset', true, `locked ${mid} MHz (nvidia-smi sm,max: ${smiLocked}); after reset: ${smiReset}`);
 
+  // Driver-call latency of a clock change (the agent's per-device worker pays this off the stream).
+  const lockMs: number[] = [];
+  for (let i = 0; i < 20; i++) {
+    const t0 = process.hrtime.bigint();
+    await b.lockSmClock(DEVICE, i % 2 === 0 ? clocks[0]! : mid);
+    lockMs.push(Number(process.hrtime.bigint() - t0) / 1e6);
+  }
+  await b.resetSmClock(DEVICE);
+  lockMs.sort((x, y) => x - y);
+  summary['lockLatencyMs'] = { median: lockMs[10], max: lockMs[19], all: lockMs };
+  record('lock-latency', true, `nvmlDeviceSetGpuLockedClocks alternating ${clocks[0]}/${mid} MHz: median ${lockMs[10]!.toFixed(3)} ms, max ${lockMs[19]!.toFixed(3)} ms (20 calls)`);
+
   // The agent itself on a temp socket: lease, Begin/End at a clock, reset on stream end.
   const sockDir = fs.mkdtempSync(path.join(OUT, 'agent-'));
   const logger = createLogger('device-check', 'warn');
@@ -77,25 +89,44 @@ async function main(): Promise<number> {
   server.onShutdown(() => mod.close());
   await mod.onListening?.(await server.start());
   const client = new (perseusGrpc().perseus.agent.v1.GpuAgent)(address, grpc.credentials.createInsecure());
+  // 20 Begin/End pairs alternating two clocks: every Begin changes the clock (the agent's worst case).
+  const PAIRS = 20;
   const measured = await new Promise<{ mhz: number; energy: number; time: number }>((resolve, reject) => {
     const s = client.OpenSession();
     const t = (): string => String(process.hrtime.bigint());
-    const timer = setTimeout(() => reject(new Error('agent session timed out')), 20000);
-    s.on('data', (m: { opened?: unknown; measurement?: { frequency_applied_mhz: number; energy_j: number; time_s: number }; error?: unknown }) => {
+    const timer = setTimeout(() => reject(new Error('agent session timed out')), 30000);
+    const mhzOf = (seq: number): number => (seq % 2 === 1 ? mid : clocks[0]!);
+    let first: { mhz: number; energy: number; time: number } | undefined;
+    s.on('data', (m: { opened?: unknown; measurement?: { seq: string; frequency_applied_mhz: number; energy_j: number; time_s: number }; error?: unknown }) => {
       if (m.opened) {
-        s.write({ begin: { seq: 1, instruction: 'INSTRUCTION_KIND_FORWARD', frequency_mhz: mid, t_ns: t() } });
-        setTimeout(() => s.write({ end: { seq: 1, t_ns: t() } }), 500);
+        void (async () => {
+          for (let seq = 1; seq <= PAIRS; seq++) {
+            s.write({ begin: { seq, instruction: 'INSTRUCTION_KIND_FORWARD', frequency_mhz: mhzOf(seq), t_ns: t() } });
+            await sleep(seq === 1 ? 500 : 50);
+            s.write({ end: { seq, t_ns: t() } });
+            await sleep(10);
+          }
+        })();
       }
       if (m.error) reject(new Error(JSON.stringify(m.error)));
       if (m.measurement) {
-        clearTimeout(timer);
-        s.end();
-        resolve({ mhz: m.measurement.frequency_applied_mhz, energy: m.measurement.energy_j, time: m.measurement.time_s });
+        const got = { mhz: m.measurement.frequency_applied_mhz, energy: m.measurement.energy_j, time: m.measurement.time_s };
+        if (Number(m.measurement.seq) === 1) first = got;
+        if (got.mhz !== mhzOf(Number(m.measurement.seq))) reject(new Error(`seq ${m.measurement.seq}: applied ${got.mhz} MHz`));
+        if (Number(m.measurement.seq) === PAIRS) {
+          clearTimeout(timer);
+          s.end();
+          resolve(first ?? got);
+        }
       }
     });
     s.on('error', () => undefined);
     s.write({ open: { job_id: 'device-check', rank: {}, device_index: DEVICE } });
   });
+  const st = mod.core.stats;
+  const q = (w: typeof st.receiveToApply, p: number): string => (w.quantile(p) * 1000).toFixed(3);
+  summary['agentApplyLatencyMs'] = { receiveToApply: { p50: q(st.receiveToApply, 0.5), p99: q(st.receiveToApply, 0.99), n: st.receiveToApply.count }, eventToApply: { p50: q(st.eventToApply, 0.5), p99: q(st.eventToApply, 0.99), n: st.eventToApply.count } };
+  record('agent-apply-latency', st.receiveToApply.count >= PAIRS, `${PAIRS} clock-changing Begins: received→applied p50 ${q(st.receiveToApply, 0.5)} ms, p99 ${q(st.receiveToApply, 0.99)} ms; client event→applied p50 ${q(st.eventToApply, 0.5)} ms, p99 ${q(st.eventToApply, 0.99)} ms (measured through ${process.env['PERSEUS_AGENT_NVML_LIBRARY'] ?? 'libnvidia-ml.so.1'})`);
   await sleep(500);
   const after = (await new Promise<{ devices: Array<{ locked_sm_clock_mhz: number }> }>((res, rej) => client.ListDevices({}, (e, r) => (e ? rej(e) : res(r as never))))).devices[DEVICE]!;
   record('agent-session', measured.mhz === mid && after.locked_sm_clock_mhz === 0, `applied ${measured.mhz} MHz, ${measured.energy.toFixed(2)} J over ${measured.time.toFixed(3)} s idle; after stream end locked=${after.locked_sm_clock_mhz}`);

@@ -20,7 +20,12 @@ echo "device-check: writing to $OUT"
 
 fail() { echo "device-check: $*" | tee -a "$OUT/summary.txt" >&2; exit 2; }
 command -v node >/dev/null || fail "node not found (need node >= 20)"
-[ -d "$repo/node_modules/koffi" ] || fail "node_modules missing in $repo (run npm ci)"
+if [ -n "${PERSEUS_DEVICE_CHECK_BUNDLE:-}" ]; then
+  runner=(node "$PERSEUS_DEVICE_CHECK_BUNDLE")   # packed by pack.sh (see run-packed.sh)
+else
+  [ -d "$repo/node_modules/koffi" ] || fail "node_modules missing in $repo (run npm ci)"
+  runner=(node --import tsx "$here/check.ts")
+fi
 if command -v nvidia-smi >/dev/null; then
   timeout 30 nvidia-smi --query-gpu=index,name,uuid,pci.bus_id,clocks.max.sm,power.limit --format=csv > "$OUT/nvidia-smi.csv" 2>&1 || true
   cat "$OUT/nvidia-smi.csv"
@@ -33,7 +38,7 @@ if [ -z "$python_bin" ]; then
   echo "device-check: python3 with CUDA torch not found: the matmul workload step is SKIPPED (clock, energy and agent checks still run)" | tee -a "$OUT/summary.txt"
 fi
 export PERSEUS_DEVICE_CHECK_PYTHON="$python_bin"
-cd "$repo" && timeout 540 node --import tsx "$here/check.ts" --out "$OUT" --workload "$here/workload.py" "$@"
+cd "$repo" && timeout 540 "${runner[@]}" --out "$OUT" --workload "$here/workload.py" "$@"
 rc=$?
 echo "device-check: exit $rc; results in $OUT"
 exit $rc

@@ -4,7 +4,8 @@
  * which driver calls the agent made. Not NVIDIA code; written for the Perseus test suite.
  *
  * Environment: FAKE_NVML_LOG=<path> (append one line per call), FAKE_NVML_DEVICES=<n> (default 2),
- * FAKE_NVML_NO_ENERGY=1 (energy counter NOT_SUPPORTED, as on pre-Volta GPUs).
+ * FAKE_NVML_NO_ENERGY=1 (energy counter NOT_SUPPORTED, as on pre-Volta GPUs),
+ * FAKE_NVML_NO_MEMLOCK=1 (memory-clock lock/reset NOT_SUPPORTED, as seen on an H100 in a VM).
  */
 #include <stdarg.h>
 #include <stdio.h>
@@ -40,6 +41,9 @@ static char log_path[4096];
 static int no_energy = -1;
 void fake_nvml_set_log(const char *path) { snprintf(log_path, sizeof log_path, "%s", path ? path : ""); }
 void fake_nvml_set_no_energy(int on) { no_energy = on; }
+static int no_memlock = -1;
+void fake_nvml_set_no_memlock(int on) { no_memlock = on; }
+static int memlock_unsupported(void) { return no_memlock == 1 || (no_memlock == -1 && getenv("FAKE_NVML_NO_MEMLOCK")); }
 
 static void logcall(const char *fmt, ...) {
   const char *path = log_path[0] ? log_path : getenv("FAKE_NVML_LOG");
@@ -161,6 +165,7 @@ int nvmlDeviceResetGpuLockedClocks(fake_device *d) {
 int nvmlDeviceSetMemoryLockedClocks(fake_device *d, unsigned lo, unsigned hi) {
   if (!valid(d)) return NVML_ERROR_INVALID_ARGUMENT;
   logcall("nvmlDeviceSetMemoryLockedClocks %d %u %u", d->index, lo, hi);
+  if (memlock_unsupported()) return NVML_ERROR_NOT_SUPPORTED;
   d->mem_locked = hi;
   return NVML_SUCCESS;
 }
@@ -168,6 +173,7 @@ int nvmlDeviceSetMemoryLockedClocks(fake_device *d, unsigned lo, unsigned hi) {
 int nvmlDeviceResetMemoryLockedClocks(fake_device *d) {
   if (!valid(d)) return NVML_ERROR_INVALID_ARGUMENT;
   logcall("nvmlDeviceResetMemoryLockedClocks %d", d->index);
+  if (memlock_unsupported()) return NVML_ERROR_NOT_SUPPORTED;
   d->mem_locked = 0;
   return NVML_SUCCESS;
 }

@@ -5,6 +5,7 @@ import type { Logger } from '@perseus/service-kit';
 import { FailedPreconditionError, PerseusError, UnavailableError, ValidationError } from '@perseus/service-kit';
 import type { AuditLog, Caller } from './audit';
 import type { DeviceInfo, GpuBackend } from './backend';
+import { isUnsupportedDriverError } from './backend';
 import { DeviceWorker } from './device-worker';
 import { EnergyTracker } from './energy-tracker';
 import { LatencyWindow } from './latency-window';
@@ -50,6 +51,8 @@ interface DeviceSlot {
   /** SM clock the agent has applied, MHz (0 = default). */
   appliedSmClockMhz: number;
   memoryLocked: boolean;
+  /** The driver answered that this device cannot lock its memory clock: never asked again. */
+  memoryLockUnsupported: boolean;
   powerLimitChanged: boolean;
   lease: Lease | undefined;
   clockChanges: number;
@@ -121,6 +124,7 @@ export class GpuAgentCore {
       energy: new EnergyTracker(),
       appliedSmClockMhz: 0,
       memoryLocked: false,
+      memoryLockUnsupported: false,
       powerLimitChanged: false,
       lease: undefined,
       clockChanges: 0,
@@ -291,13 +295,18 @@ export class GpuAgentCore {
     lease.session = session;
     this.sessions.add(session);
     this.stats.sessionsOpened++;
-    if (this.lockMemoryClock) {
+    if (this.lockMemoryClock && !s.memoryLockUnsupported) {
       s.worker
         .run(async () => {
           await this.backend.lockMemoryClockMax(s.info.index);
           s.memoryLocked = true;
         })
         .catch((err: unknown) => {
+          if (isUnsupportedDriverError(err)) {
+            s.memoryLockUnsupported = true;
+            this.logger.info({ device: s.info.index }, 'this device cannot lock its memory clock; SM clocks only from now on');
+            return;
+          }
           this.stats.driverErrors++;
           this.logger.warn({ err, device: s.info.index }, 'memory clock lock failed; continuing with SM clocks only');
         });

@@ -83,6 +83,14 @@ export interface GpuBackend {
 }
 
 /** Nearest supported clocks below and above `mhz` (for error messages), at most two. */
+/**
+ * True for a driver error that means "this device cannot do that at all" (NVML NOT_SUPPORTED), as
+ * opposed to a call that failed this time. The agent stops asking for such a feature on that device.
+ */
+export function isUnsupportedDriverError(err: unknown): boolean {
+  return typeof err === 'object' && err !== null && (err as { unsupported?: unknown }).unsupported === true;
+}
+
 export function nearestClocks(supported: readonly number[], mhz: number): number[] {
   let below: number | undefined;
   let above: number | undefined;

@@ -37,6 +37,7 @@ function fakes() {
   return {
     setNvmlLog: nv.func('void fake_nvml_set_log(const char *path)'),
     setNoEnergy: nv.func('void fake_nvml_set_no_energy(int on)'),
+    setNoMemlock: nv.func('void fake_nvml_set_no_memlock(int on)'),
     setAmdLog: amd.func('void fake_amdsmi_set_log(const char *path)'),
   };
 }
@@ -47,6 +48,7 @@ beforeEach(() => {
   f.setNvmlLog(log);
   f.setAmdLog(log);
   f.setNoEnergy(0);
+  f.setNoMemlock(0);
 });
 
 describe('NvmlBackend over the fake libnvidia-ml.so.1', () => {
@@ -156,6 +158,37 @@ describe('NvmlBackend over the fake libnvidia-ml.so.1', () => {
     bad.stream.cancel();
     await agent.stop();
     expect(calls().at(-1)).toBe('nvmlShutdown');
+  });
+});
+
+describe('NvmlBackend when the device cannot lock its memory clock (as seen on an H100 in a VM)', () => {
+  test('resets count as clean, the lock is tried once, SM clocks still work', async () => {
+    fakes().setNoMemlock(1);
+    const backend = await NvmlBackend.open(nvmlPath);
+    await expect(backend.lockMemoryClockMax(0)).rejects.toMatchObject({ code: 3, unsupported: true });
+    await expect(backend.resetMemoryClock(0)).resolves.toBeUndefined();
+    const agent: RunningAgent = await startAgent({ backendInstance: backend });
+    const core = agent.module.core;
+    for (const seq of [1, 2]) {
+      const s = new SessionClient(agent.client);
+      s.open('job-m', 1);
+      await s.opened();
+      s.send({ begin: { seq, instruction: 'INSTRUCTION_KIND_FORWARD', frequency_mhz: 1005, t_ns: nowNs() } });
+      s.send({ end: { seq, t_ns: nowNs() } });
+      expect((await s.measurement(seq)).frequency_applied_mhz).toBe(1005);
+      s.stream.end();
+      await s.done;
+      await until(() => calls().filter((c) => c === 'nvmlDeviceResetGpuLockedClocks 1').length === seq + 1);
+    }
+    // Startup reset and both stream-end resets succeeded; the unsupported lock is no driver error.
+    expect(core.stats.driverErrors).toBe(0);
+    const dev1 = calls().filter((c) => / 1( |$)/.test(c) && !c.startsWith('nvmlDeviceGetSupported'));
+    expect(dev1.filter((c) => c.startsWith('nvmlDeviceSetMemoryLockedClocks'))).toEqual(['nvmlDeviceSetMemoryLockedClocks 1 1215 1215']);
+    expect(dev1.filter((c) => c.startsWith('nvmlDeviceSetGpuLockedClocks'))).toEqual([
+      'nvmlDeviceSetGpuLockedClocks 1 1005 1005',
+      'nvmlDeviceSetGpuLockedClocks 1 1005 1005',
+    ]);
+    await agent.stop();
   });
 });
 

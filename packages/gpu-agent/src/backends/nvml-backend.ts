@@ -51,6 +51,11 @@ export class NvmlError extends Error {
   ) {
     super(`${call}: NVML error ${code} (${text})`);
   }
+
+  /** The device cannot do this at all (see isUnsupportedDriverError). */
+  get unsupported(): boolean {
+    return this.code === NVML_ERROR_NOT_SUPPORTED;
+  }
 }
 
 interface NvmlDevice {
@@ -169,7 +174,13 @@ export class NvmlBackend implements GpuBackend {
   }
 
   async resetMemoryClock(index: number): Promise<void> {
-    await this.call('nvmlDeviceResetMemoryLockedClocks', 'resetMem', this.dev(index).handle);
+    try {
+      await this.call('nvmlDeviceResetMemoryLockedClocks', 'resetMem', this.dev(index).handle);
+    } catch (err) {
+      // A device that cannot lock its memory clock (seen on an H100 in a VM: both calls answer
+      // NOT_SUPPORTED) has nothing to reset; anything else is a real failure.
+      if (!(err instanceof NvmlError && err.unsupported)) throw err;
+    }
   }
 
   async getPowerLimitW(index: number): Promise<number> {

@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Packs the device check for a GPU machine that has no Node.js and no network (e.g. a lent cloud
+# GPU): one esbuild bundle of check.ts, koffi's linux-x64 binary only, and this machine's node
+# binary (xz), into ./.devpack (git-ignored). On the GPU machine, from the repo root:
+#   bash tools/device-check/run-packed.sh        # unpacks node to /tmp, then runs the same check
+# Everything together stays well under 64 MiB. Needs npm ci here first.
+set -euo pipefail
+repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+cd "$repo"
+pack=.devpack
+rm -rf "$pack"
+# The bundle sits three folders down so packages/proto's PROTO_ROOT (__dirname/../../../protos)
+# still resolves to the repository's protos/ after bundling.
+mkdir -p "$pack/dist/device-check" "$pack/node_modules/koffi/build/koffi"
+node_modules/.bin/esbuild tools/device-check/check.ts --bundle --platform=node --target=node20 \
+  --format=cjs --external:koffi --log-level=warning --outfile="$pack/dist/device-check/check.cjs"
+# grpc-health-check and @grpc/reflection load their .proto files from __dirname/../../proto.
+mkdir -p "$pack/proto"
+cp -r node_modules/grpc-health-check/proto/. node_modules/@grpc/reflection/build/proto/grpc "$pack/proto/"
+cp node_modules/koffi/{package.json,index.js,indirect.js} "$pack/node_modules/koffi/"
+cp -r node_modules/koffi/build/koffi/linux_x64 "$pack/node_modules/koffi/build/koffi/"
+xz -T0 -6 -c "$(readlink -f "$(command -v node)")" > "$pack/node.xz"
+du -sh "$pack"
