@@ -1,4 +1,5 @@
 import { Command } from 'commander';
+import { registerDemoCommand } from './commands/demo';
 import { registerPlanCommand } from './commands/plan';
 import { registerServeCommand } from './commands/serve';
 import { registerStatusCommand } from './commands/status';
@@ -10,6 +11,7 @@ export async function main(argv: string[]): Promise<void> {
     .showHelpAfterError()
     // Options after a sub-command belong to it (`serve profiler --listen X` is the profiler's --listen).
     .enablePositionalOptions();
+  registerDemoCommand(program);
   registerPlanCommand(program);
   registerServeCommand(program);
   registerStatusCommand(program);
