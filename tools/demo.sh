@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # `npm start`: the one-command demo. Bootstraps the Python venv (idempotent), then runs
-# `perseus demo`: agent (simulated A100 SXM GPUs from the GPT-3 175B profile in ../shared/data),
+# `perseus demo`: agent (simulated A100 SXM GPUs from the GPT-3 175B profile in data/),
 # profiler and optimizer in one process, and the emulated trainer through every phase. Extra
 # arguments go to `perseus demo` (see `--help`); outputs land in ./demo-out by default.
 set -euo pipefail

@@ -9,7 +9,7 @@ import { perseusGrpc } from '@perseus/proto';
 import type { optimizerV1, profilerV1 } from '@perseus/proto';
 
 const BIN = path.resolve(__dirname, '..', '..', '..', 'bin', 'perseus');
-const CSV = '/work/shared/data/sosp24/stage_profile/gpt3-175b+a100_sxm_bf16.csv';
+const CSV = path.resolve(__dirname, '..', '..', '..', 'data', 'sosp24', 'stage_profile', 'gpt3-175b+a100_sxm_bf16.csv');
 const CLOCKS = Array.from({ length: 38 }, (_, i) => 1410 - 15 * i);
 const FLOOR = 1245; // 12 clocks: 1410 … 1245
 const N = 2;

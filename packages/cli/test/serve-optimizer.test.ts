@@ -10,7 +10,7 @@ import { perseusGrpc } from '@perseus/proto';
 import type { optimizerV1 } from '@perseus/proto';
 
 const BIN = path.resolve(__dirname, '..', '..', '..', 'bin', 'perseus');
-const CSV = '/work/shared/data/sosp24/stage_profile/gpt3-175b+a100_sxm_bf16.csv';
+const CSV = path.resolve(__dirname, '..', '..', '..', 'data', 'sosp24', 'stage_profile', 'gpt3-175b+a100_sxm_bf16.csv');
 const CLOCKS = Array.from({ length: 38 }, (_, i) => 1410 - 15 * i);
 
 type Client = InstanceType<ReturnType<typeof perseusGrpc>['perseus']['optimizer']['v1']['Optimizer']>;

@@ -19,7 +19,7 @@ import pytest
 
 from conftest import REPO_ROOT, start_server, stop_server
 
-A100_PROFILE = REPO_ROOT.parent / "shared" / "data" / "sosp24" / "stage_profile" / "gpt3-175b+a100_sxm_bf16.csv"
+A100_PROFILE = REPO_ROOT / "data" / "sosp24" / "stage_profile" / "gpt3-175b+a100_sxm_bf16.csv"
 A100_CLOCKS = list(range(1410, 854, -15))
 
 

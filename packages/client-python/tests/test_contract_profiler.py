@@ -15,7 +15,7 @@ from conftest import PerseusServer, field_violations
 from perseus.common.v1 import common_pb2
 from perseus.profiler.v1 import profiler_pb2, profiler_pb2_grpc
 
-SOSP24 = Path(__file__).resolve().parents[3].parent / "shared" / "data" / "sosp24" / "stage_profile"
+SOSP24 = Path(__file__).resolve().parents[3] / "data" / "sosp24" / "stage_profile"
 FWD = common_pb2.INSTRUCTION_KIND_FORWARD
 
 

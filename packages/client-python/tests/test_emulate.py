@@ -26,7 +26,7 @@ def test_profile_and_model_match_the_papers_artifact() -> None:
     profile = load_profile(A100_PROFILE)
     assert profile.num_stages == 8
     assert profile.frequencies_mhz[0] == 1410 and profile.frequencies_mhz[-1] == 855 and len(profile.frequencies_mhz) == 38
-    # shared/data/README.md: all-max-clock plan, 8 stages, M = 12: T = 2.8365 s.
+    # data/README.md: all-max-clock plan, 8 stages, M = 12: T = 2.8365 s.
     assert iteration_time_s(profile, 8, 12) == pytest.approx(2.8365, abs=5e-5)
     # A clock missing from the table runs at the next one above it, never slower.
     assert profile.option(0, "forward", 1400).frequency_mhz == 1410

@@ -19,7 +19,7 @@ export interface AgentOptions {
   simulatedDevices: number;
   /** Artificial latency of each simulated driver call, ms. Default 0 (PERSEUS_AGENT_SIM_DRIVER_LATENCY_MS). */
   simulatedDriverLatencyMs: number;
-  /** Directory of the stage-profile CSVs. Default `<repo>/../shared/data/sosp24/stage_profile` (PERSEUS_AGENT_PROFILE_DIR). */
+  /** Directory of the stage-profile CSVs. Default `<repo>/data/sosp24/stage_profile` (PERSEUS_AGENT_PROFILE_DIR). */
   profileDir: string;
   /** State file. Default `/var/lib/perseus/agent-state.json` (PERSEUS_AGENT_STATE_FILE). */
   stateFile: string;

@@ -3,7 +3,7 @@ import * as path from 'node:path';
 
 /**
  * Per-instruction time and energy of a GPU model, from the Perseus SOSP '24 artifact's stage
- * profiles (`shared/data/sosp24/stage_profile/*.csv`, columns stage,instruction,frequency,time,energy).
+ * profiles (`data/sosp24/stage_profile/*.csv`, columns stage,instruction,frequency,time,energy).
  * The simulated backend turns these into power (energy / time) at each SM clock.
  */
 
@@ -203,8 +203,8 @@ export class ProfileTable {
   }
 }
 
-/** Default directory of the stage-profile CSVs: `<repo>/../shared/data/sosp24/stage_profile`. */
-export const DEFAULT_PROFILE_DIR = path.resolve(__dirname, '..', '..', '..', '..', 'shared', 'data', 'sosp24', 'stage_profile');
+/** Default directory of the stage-profile CSVs: the repository's `data/sosp24/stage_profile`. */
+export const DEFAULT_PROFILE_DIR = path.resolve(__dirname, '..', '..', '..', 'data', 'sosp24', 'stage_profile');
 
 /**
  * Loads the table of `model` from `dir` (default {@link DEFAULT_PROFILE_DIR}); falls back to the

@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import * as path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { parseProfileCsv } from '@perseus/planner';
 import type { Profile } from '@perseus/planner';
@@ -8,7 +9,7 @@ import { PerseusServer, createLogger, decodeFieldViolations } from '@perseus/ser
 import { createOptimizerModule } from '../src';
 import type { OptimizerModule, OptimizerModuleOptions } from '../src';
 
-export const GPT3_A100_CSV = '/work/shared/data/sosp24/stage_profile/gpt3-175b+a100_sxm_bf16.csv';
+export const GPT3_A100_CSV = path.resolve(__dirname, '..', '..', '..', 'data', 'sosp24', 'stage_profile', 'gpt3-175b+a100_sxm_bf16.csv');
 export const gpt3Profile = (): Profile => parseProfileCsv(readFileSync(GPT3_A100_CSV, 'utf8'));
 
 export type OptimizerClient = InstanceType<ReturnType<typeof perseusGrpc>['perseus']['optimizer']['v1']['Optimizer']>;

@@ -6,11 +6,12 @@ import { perseusGrpc } from '@perseus/proto';
 import type { optimizerV1 } from '@perseus/proto';
 import { PerseusServer, createLogger } from '@perseus/service-kit';
 import { createOptimizerModule } from '../src';
+import { GPT3_A100_CSV } from './helpers';
 
 test('README example: an imported profile skips the sweep and every rank gets its stage plan', async () => {
   // --- README example begins
   const logger = createLogger('optimizer');
-  const profile = parseProfileCsv(readFileSync('/work/shared/data/sosp24/stage_profile/gpt3-175b+a100_sxm_bf16.csv', 'utf8'));
+  const profile = parseProfileCsv(readFileSync(GPT3_A100_CSV, 'utf8') /* README: 'data/sosp24/stage_profile/gpt3-175b+a100_sxm_bf16.csv' */);
   const mod = await createOptimizerModule({ logger, dataDir: ':memory:', importedProfiles: [{ profile }] });
   const server = new PerseusServer({ address: '127.0.0.1:0', logger });
   for (const s of mod.services) server.addService(s);

@@ -1,4 +1,5 @@
-import { existsSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import {
   computeFrontier,
   evaluatePlan,
@@ -97,8 +98,8 @@ describe('computeFrontier', () => {
   });
 });
 
-const a100 = '/work/shared/data/sosp24/stage_profile/gpt3-175b+a100_sxm_bf16.csv';
-(existsSync(a100) ? describe : describe.skip)('GPT-3 175B, A100 SXM, 8 stages, M=12 (paper artifact)', () => {
+const a100 = join(__dirname, '..', '..', '..', 'data', 'sosp24', 'stage_profile', 'gpt3-175b+a100_sxm_bf16.csv');
+describe('GPT-3 175B, A100 SXM, 8 stages, M=12 (paper artifact)', () => {
   const input: PlannerInput = {
     profile: parseProfileCsv(readFileSync(a100, 'utf8')),
     pipeline: { schedule: '1f1b', numStages: 8, numMicrobatches: 12 },

@@ -10,7 +10,7 @@ import type { ProfilerModule } from '../src/module';
 import { createProfilerModule } from '../src/module';
 import { syntheticMeasurements, toWire } from './helpers';
 
-const SOSP24 = path.resolve(__dirname, '../../../../shared/data/sosp24/stage_profile');
+const SOSP24 = path.resolve(__dirname, '../../../data/sosp24/stage_profile');
 const logger = createLogger('test', 'silent');
 type Client = InstanceType<ReturnType<typeof perseusGrpc>['perseus']['profiler']['v1']['Profiler']>;
 

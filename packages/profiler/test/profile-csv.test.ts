@@ -3,7 +3,7 @@ import * as path from 'node:path';
 import { ValidationError } from '@perseus/service-kit';
 import { formatProfileCsv, parseProfileCsv } from '../src/profile-csv';
 
-export const SOSP24 = path.resolve(__dirname, '../../../../shared/data/sosp24/stage_profile');
+export const SOSP24 = path.resolve(__dirname, '../../../data/sosp24/stage_profile');
 const FILES = ['gpt3-175b+a100_sxm_bf16.csv', 'gpt3-175b+a40_bf16.csv'];
 
 function violations(fn: () => unknown): string[] {

@@ -4,7 +4,7 @@ import * as path from 'node:path';
 import { createLogger } from '@perseus/service-kit';
 import { Profiler, SqliteProfileStore, parseProfileCsv } from '../src/index';
 
-const csvText = fs.readFileSync(path.resolve(__dirname, '../../../../shared/data/sosp24/stage_profile/gpt3-175b+a100_sxm_bf16.csv'), 'utf8');
+const csvText = fs.readFileSync(path.resolve(__dirname, '../../../data/sosp24/stage_profile/gpt3-175b+a100_sxm_bf16.csv'), 'utf8');
 
 it('README library example', async () => {
   const profiler = new Profiler({ store: new SqliteProfileStore({ dataDir: ':memory:' }), logger: createLogger('x', 'silent') });

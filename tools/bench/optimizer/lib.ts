@@ -6,7 +6,7 @@ import * as grpc from '@grpc/grpc-js';
 import { perseusGrpc } from '@perseus/proto';
 
 export const ROOT = path.resolve(__dirname, '..', '..', '..');
-export const GPT3_A100_CSV = '/work/shared/data/sosp24/stage_profile/gpt3-175b+a100_sxm_bf16.csv';
+export const GPT3_A100_CSV = path.resolve(__dirname, '..', '..', '..', 'data', 'sosp24', 'stage_profile', 'gpt3-175b+a100_sxm_bf16.csv');
 export const A100_CLOCKS = Array.from({ length: 38 }, (_, i) => 1410 - 15 * i);
 
 export type OptimizerClient = InstanceType<ReturnType<typeof perseusGrpc>['perseus']['optimizer']['v1']['Optimizer']>;

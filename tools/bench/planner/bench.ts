@@ -17,7 +17,7 @@ interface BenchCase {
   unitTimeS: number;
 }
 
-const DATA = '/work/shared/data/sosp24/stage_profile';
+const DATA = join(__dirname, '..', '..', '..', 'data', 'sosp24', 'stage_profile');
 const here = __dirname;
 const [workDir = '/tmp/perseus-bench-planner', python = 'python3', ...only] = process.argv.slice(2);
 const lowtimeTimeoutS = Number(process.env['LOWTIME_TIMEOUT_S'] ?? 600);

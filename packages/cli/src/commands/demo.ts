@@ -22,9 +22,9 @@ export interface DemoFlags {
 /** Repository root (this file is packages/cli/src/commands/demo.ts). */
 export const REPO_ROOT = path.resolve(__dirname, '..', '..', '..', '..');
 
-/** The GPT-3 175B A100 SXM stage profile of the paper's artifact (shared/data beside the repo). */
+/** The GPT-3 175B A100 SXM stage profile of the paper's artifact (the repository's data/, copied from the artifact). */
 export function defaultDemoProfile(root = REPO_ROOT): string {
-  return process.env['PERSEUS_DEMO_PROFILE'] ?? path.resolve(root, '..', 'shared', 'data', 'sosp24', 'stage_profile', 'gpt3-175b+a100_sxm_bf16.csv');
+  return process.env['PERSEUS_DEMO_PROFILE'] ?? path.resolve(root, 'data', 'sosp24', 'stage_profile', 'gpt3-175b+a100_sxm_bf16.csv');
 }
 
 /** The Python that runs the emulated trainer: --python, PERSEUS_PYTHON, else the repo's .venv. */
@@ -117,7 +117,7 @@ export function registerDemoCommand(program: Command): void {
     .command('demo')
     .description('end-to-end demo on an emulated GPT-3 175B pipeline (simulated GPUs): baseline, profiling, planning, intrinsic, straggler, extrinsic')
     .option('--out <dir>', 'where frontier.svg, timeline.svg and summary.json go', 'demo-out')
-    .option('--profile <csv>', 'stage profile of the simulated GPUs; the agent reads gpt3-175b+a100_sxm_bf16.csv from its directory (default: shared/data; env PERSEUS_DEMO_PROFILE)')
+    .option('--profile <csv>', 'stage profile of the simulated GPUs; the agent reads gpt3-175b+a100_sxm_bf16.csv from its directory (default: data/sosp24/stage_profile; env PERSEUS_DEMO_PROFILE)')
     .option('--python <path>', 'Python with the perseus client installed (env PERSEUS_PYTHON; default .venv/bin/python)')
     .option('--microbatches <n>', 'microbatches per iteration', '4')
     .option('--dp <n>', 'data-parallel pipelines', '2')

@@ -18,7 +18,7 @@ export function addAgentFlags(cmd: Command): Command {
     .option('--agent-sim-model <model>', 'simulated GPU model: a100-sxm|a40|h100-sxm (default a100-sxm)')
     .option('--agent-sim-devices <n>', 'number of simulated GPUs (default 8)')
     .option('--agent-sim-driver-latency-ms <ms>', 'artificial latency of every simulated driver call (default 0)')
-    .option('--agent-profile-dir <dir>', 'stage-profile CSV directory for simulated GPUs (default <repo>/../shared/data/sosp24/stage_profile)')
+    .option('--agent-profile-dir <dir>', 'stage-profile CSV directory for simulated GPUs (default <repo>/data/sosp24/stage_profile)')
     .option('--agent-state-file <path>', 'state file (default /var/lib/perseus/agent-state.json)')
     .option('--agent-lease-ttl-s <s>', 'default lease TTL without traffic, seconds (default 30)')
     .option('--agent-lease-ttl-max-s <s>', 'maximum lease TTL, seconds (default 300)')

@@ -8,7 +8,7 @@ export interface SimulatedBackendOptions {
   model?: SimulatedModel;
   /** Number of devices. Default 8. */
   count?: number;
-  /** Directory of the stage-profile CSVs (default: the repo's ../shared/data; embedded fallback). */
+  /** Directory of the stage-profile CSVs (default: the repo's data/sosp24/stage_profile; embedded fallback). */
   profileDir?: string;
   /** Pre-loaded table (overrides model/profileDir). */
   table?: ProfileTable;
