@@ -124,6 +124,10 @@ def test_get_profile_invalid(perseus_server: PerseusServer) -> None:
     assert violations == [("dp_rank", "must be < dp_degree 1, got 1")]
     code, violations = _invalid(stub.GetProfile, profiler_pb2.GetProfileRequest(job_id=""))
     assert (code, violations) == (grpc.StatusCode.INVALID_ARGUMENT, [("job_id", "is required")])
+    code, violations = _invalid(stub.GetProfile, profiler_pb2.GetProfileRequest(job_id=job_id, max_relative_stderr=float("nan")))
+    assert (code, violations) == (grpc.StatusCode.INVALID_ARGUMENT, [("max_relative_stderr", "must be a finite number, got NaN")])
+    code, violations = _invalid(stub.GetProfile, profiler_pb2.GetProfileRequest(job_id=job_id, max_relative_stderr=-0.5))
+    assert (code, violations) == (grpc.StatusCode.INVALID_ARGUMENT, [("max_relative_stderr", "must be ≥ 0, got -0.5")])
 
 
 def test_get_coverage(perseus_server: PerseusServer) -> None:

@@ -264,7 +264,8 @@ export class Profiler {
     }
     await this.store.refreshCells(q.jobId, this.aggregate);
     const cells = await this.store.getCells(q.jobId, q.dpRank === undefined ? { scope: 'pooled' } : { scope: 'pipeline', dpRank: q.dpRank });
-    return cells.filter((c) => c.imported || c.count >= q.minCount);
+    const confident = (c: ProfileCell): boolean => q.maxRelativeStderr === undefined || relativeStderr(c) <= q.maxRelativeStderr;
+    return cells.filter((c) => c.imported || (c.count >= q.minCount && confident(c)));
   }
 
   /** Per-rank cells (not TP-combined), for the rank-level CSV. */
@@ -438,4 +439,14 @@ function importedCells(rows: readonly ProfileCsvRow[], format: ProfileFormatName
     out.push(one({ ...key, stage: p.stage, instruction: p.instruction, frequencyMhz: p.f, timeRobustS: median(p.times), energyRobustJ: median(p.energies) }));
   }
   return out;
+}
+
+/**
+ * The larger of the relative standard errors of a cell's mean time and mean energy
+ * (stddev / sqrt(count) / mean); Infinity when there is no estimate (fewer than 2 samples, mean 0).
+ */
+export function relativeStderr(c: Pick<ProfileCell, 'count' | 'timeMeanS' | 'timeStddevS' | 'energyMeanJ' | 'energyStddevJ'>): number {
+  if (c.count < 2 || !(c.timeMeanS > 0) || !(c.energyMeanJ > 0)) return Infinity;
+  const root = Math.sqrt(c.count);
+  return Math.max(c.timeStddevS / root / c.timeMeanS, c.energyStddevJ / root / c.energyMeanJ);
 }

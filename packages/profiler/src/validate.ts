@@ -216,6 +216,8 @@ export interface GetProfileQuery {
   minCount: number;
   /** One pipeline's cells; undefined = pooled. */
   dpRank?: number;
+  /** Confidence filter (relative standard error of the means); 0 = none. */
+  maxRelativeStderr?: number;
 }
 
 export function validateGetProfile(req: Wire<profilerV1.GetProfileRequest>): GetProfileQuery {
@@ -224,8 +226,15 @@ export function validateGetProfile(req: Wire<profilerV1.GetProfileRequest>): Get
   const minCount = c.uint('min_count', req?.min_count);
   const hasDp = req?._dp_rank === 'dp_rank' || (req?.dp_rank !== undefined && req?.dp_rank !== null);
   const dpRank = hasDp ? c.uint('dp_rank', req?.dp_rank) : undefined;
+  const rawStderr = req?.max_relative_stderr;
+  const maxRelativeStderr = c.number('max_relative_stderr', rawStderr === undefined || rawStderr === null ? undefined : Number(rawStderr), { min: 0 });
   c.done();
-  return dpRank === undefined ? { jobId, minCount } : { jobId, minCount, dpRank };
+  return {
+    jobId,
+    minCount,
+    ...(dpRank === undefined ? {} : { dpRank }),
+    ...(maxRelativeStderr > 0 ? { maxRelativeStderr } : {}),
+  };
 }
 
 export interface GetCoverageQuery {

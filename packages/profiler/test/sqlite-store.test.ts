@@ -2,9 +2,10 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { createLogger } from '@perseus/service-kit';
-import { Profiler } from '../src/profiler';
+import { Profiler, relativeStderr } from '../src/profiler';
 import { SqliteProfileStore } from '../src/sqlite-store';
-import type { JobSpec } from '../src/types';
+import type { JobSpec, Measurement } from '../src/types';
+import { validateImportProfile } from '../src/validate';
 import { syntheticMeasurements, toBatches } from './helpers';
 
 const logger = createLogger('test', 'silent');
@@ -178,3 +179,43 @@ describe('Profiler over the SQLite store', () => {
     }
   });
 });
+
+describe('GetProfile confidence filter (max relative standard error)', () => {
+  // One stage, one GPU, 4 microbatches: 10 iterations at 1410 MHz with ±1 % time noise, then 10 at
+  // 1005 MHz with ±30 % noise; energy is constant. Warm-up drops each window's first iteration, so
+  // each cell keeps 36 samples: relative stderr ≈ 0.01 / 6 ≈ 0.17 % and 0.3 / 6 ≈ 5 %.
+  const single: JobSpec = { jobId: 'c1', schedule: '1f1b', numStages: 1, numMicrobatches: 4, dpDegree: 1, tpDegree: 1, supportedFrequenciesMhz: [], origin: 'register' };
+  const window = (mhz: number, first: number, base: number, noise: number): Measurement[] =>
+    Array.from({ length: 40 }, (_, i) => ({
+      rank: 0, dpRank: 0, ppRank: 0, tpRank: 0, instruction: 'forward' as const, microbatch: i % 4, frequencyMhz: mhz,
+      timeS: base * (1 + (i % 2 === 0 ? noise : -noise)), energyJ: 20, iteration: first + Math.floor(i / 4),
+    }));
+
+  it('keeps only cells known to the asked precision; imported cells always pass', async () => {
+    const store = new SqliteProfileStore({ dataDir: ':memory:' });
+    const profiler = new Profiler({ store, logger, aggregateIntervalMs: 0 });
+    await profiler.registerJob(single);
+    const ms = [...window(1410, 0, 0.05, 0.01), ...window(1005, 10, 0.07, 0.3)];
+    await Promise.all(toBatches('c1', ms, 40).map((b) => profiler.submitBatch(b)));
+    const all = await profiler.getProfile({ jobId: 'c1', minCount: 0 });
+    expect(all.map((c) => [c.frequencyMhz, c.count])).toEqual([[1410, 36], [1005, 36]]);
+    const [steady, noisy] = all.map(relativeStderr);
+    expect(steady).toBeCloseTo(0.01 / 6, 3);
+    expect(noisy).toBeCloseTo(0.3 / 6, 2);
+    expect((await profiler.getProfile({ jobId: 'c1', minCount: 0, maxRelativeStderr: 0.02 })).map((c) => c.frequencyMhz)).toEqual([1410]);
+    expect((await profiler.getProfile({ jobId: 'c1', minCount: 0, maxRelativeStderr: 0.1 })).map((c) => c.frequencyMhz)).toEqual([1410, 1005]);
+    expect(await profiler.getProfile({ jobId: 'c1', minCount: 0, maxRelativeStderr: 0.001 })).toEqual([]);
+    // min_count and the confidence filter both apply.
+    expect(await profiler.getProfile({ jobId: 'c1', minCount: 37, maxRelativeStderr: 0.1 })).toEqual([]);
+    // An imported cell (count 1, no spread) is authoritative.
+    await profiler.importProfile(validateImportProfile({ job_id: 'c2', format: 'PROFILE_FORMAT_STAGE', csv: 'stage,instruction,frequency,time,energy\n0,forward,1410,0.05,20\n' } as never));
+    expect((await profiler.getProfile({ jobId: 'c2', minCount: 0, maxRelativeStderr: 0.001 })).map((c) => [c.frequencyMhz, c.imported])).toEqual([[1410, true]]);
+    await profiler.close();
+  });
+
+  it('a cell with one sample has no error estimate and fails any filter', () => {
+    expect(relativeStderr({ count: 1, timeMeanS: 1, timeStddevS: 0, energyMeanJ: 1, energyStddevJ: 0 })).toBe(Infinity);
+    expect(relativeStderr({ count: 4, timeMeanS: 2, timeStddevS: 0.4, energyMeanJ: 10, energyStddevJ: 3 })).toBeCloseTo(0.15, 12);
+  });
+});
+

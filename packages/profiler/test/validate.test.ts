@@ -132,6 +132,8 @@ describe('queries and import/export', () => {
   it.each([
     [() => validateGetProfile({ job_id: '', min_count: 0 } as never), ['job_id: is required']],
     [() => validateGetProfile({ job_id: 'j', min_count: -1 } as never), ['min_count: must be ≥ 0, got -1']],
+    [() => validateGetProfile({ job_id: 'j', max_relative_stderr: -0.1 } as never), ['max_relative_stderr: must be ≥ 0, got -0.1']],
+    [() => validateGetProfile({ job_id: 'j', max_relative_stderr: Number.NaN } as never), ['max_relative_stderr: must be a finite number, got NaN']],
     [() => validateGetCoverage({ job_id: '' } as never), ['job_id: is required']],
     [() => validateExportProfile({ job_id: 'j', format: 'PROFILE_FORMAT_UNSPECIFIED' } as never), ['format: must be one of PROFILE_FORMAT_STAGE, PROFILE_FORMAT_RANK, got PROFILE_FORMAT_UNSPECIFIED']],
     [() => validateImportProfile({ job_id: 'j', format: 'PROFILE_FORMAT_STAGE', csv: '' } as never), ['csv: is required']],
@@ -143,6 +145,7 @@ describe('queries and import/export', () => {
   it('keeps the optional dp_rank', () => {
     expect(validateGetProfile({ job_id: 'j', min_count: 3, dp_rank: 1, _dp_rank: 'dp_rank' } as never)).toEqual({ jobId: 'j', minCount: 3, dpRank: 1 });
     expect(validateGetProfile({ job_id: 'j', min_count: 0 } as never)).toEqual({ jobId: 'j', minCount: 0 });
+    expect(validateGetProfile({ job_id: 'j', min_count: 0, max_relative_stderr: 0.02 } as never)).toEqual({ jobId: 'j', minCount: 0, maxRelativeStderr: 0.02 });
   });
   it('checks imported rows against an existing job', () => {
     const cmd = validateImportProfile({ job_id: 'j1', format: 'PROFILE_FORMAT_STAGE', csv: 'stage,instruction,frequency,time,energy\n2,forward,1410,1,1\n0,forward,1000,1,1' } as never);

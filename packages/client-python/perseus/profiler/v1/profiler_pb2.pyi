@@ -310,22 +310,30 @@ class GetProfileRequest(_message.Message):
     JOB_ID_FIELD_NUMBER: _builtins.int
     MIN_COUNT_FIELD_NUMBER: _builtins.int
     DP_RANK_FIELD_NUMBER: _builtins.int
+    MAX_RELATIVE_STDERR_FIELD_NUMBER: _builtins.int
     job_id: _builtins.str
     """Job id."""
     min_count: _builtins.int
     """Only cells with at least this many samples after warm-up/outlier removal (0 = all)."""
     dp_rank: _builtins.int
     """Only this pipeline's cells; unset = all pipelines pooled."""
+    max_relative_stderr: _builtins.float
+    """Confidence filter: only cells whose mean time and mean energy both have a relative standard
+    error (stddev / sqrt(count) / mean) of at most this value, e.g. 0.02 = 2 %. Cells with fewer
+    than 2 kept samples have no error estimate and fail any filter. 0 = no filter. Imported cells
+    (taken as authoritative) always pass. Must be finite and >= 0.
+    """
     def __init__(
         self,
         *,
         job_id: _builtins.str = ...,
         min_count: _builtins.int = ...,
         dp_rank: _builtins.int | None = ...,
+        max_relative_stderr: _builtins.float = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["_dp_rank", b"_dp_rank", "dp_rank", b"dp_rank"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_dp_rank", b"_dp_rank", "dp_rank", b"dp_rank", "job_id", b"job_id", "min_count", b"min_count"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_dp_rank", b"_dp_rank", "dp_rank", b"dp_rank", "job_id", b"job_id", "max_relative_stderr", b"max_relative_stderr", "min_count", b"min_count"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__dp_rank: _TypeAlias = _typing.Literal["dp_rank"]  # noqa: Y015
     _WhichOneofArgType__dp_rank: _TypeAlias = _typing.Literal["_dp_rank", b"_dp_rank"]  # noqa: Y015

@@ -6,6 +6,7 @@ export interface GetProfileRequest {
   'job_id'?: (string);
   'min_count'?: (number);
   'dp_rank'?: (number);
+  'max_relative_stderr'?: (number | string);
   '_dp_rank'?: "dp_rank";
 }
 
@@ -13,5 +14,6 @@ export interface GetProfileRequest__Output {
   'job_id': (string);
   'min_count': (number);
   'dp_rank'?: (number);
+  'max_relative_stderr': (number);
   '_dp_rank'?: "dp_rank";
 }
