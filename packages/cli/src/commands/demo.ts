@@ -13,6 +13,7 @@ export interface DemoFlags {
   microbatches: string;
   dp: string;
   window: string;
+  iterationsPerFrequency: string;
   timeScale: string;
   straggler: string;
   timeoutS: string;
@@ -49,6 +50,8 @@ export function demoPythonArgs(address: string, flags: DemoFlags, profile: strin
     flags.dp,
     '--window',
     flags.window,
+    '--iterations-per-frequency',
+    flags.iterationsPerFrequency,
     '--time-scale',
     flags.timeScale,
     '--straggler',
@@ -122,6 +125,7 @@ export function registerDemoCommand(program: Command): void {
     .option('--microbatches <n>', 'microbatches per iteration', '4')
     .option('--dp <n>', 'data-parallel pipelines', '2')
     .option('--window <n>', 'clean iterations measured per phase', '3')
+    .option('--iterations-per-frequency <n>', 'profiling iterations at each swept clock (the first of each is warm-up)', '3')
     .option('--time-scale <x>', 'wall seconds per simulated second (1 = real time; the simulated agent integrates energy over real time)', '1')
     .option('--straggler <x>', 'slowdown of the straggling pipeline', '1.2')
     .option('--timeout-s <s>', 'give up after this many seconds', '170')
