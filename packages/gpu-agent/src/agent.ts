@@ -593,8 +593,6 @@ export class Session {
     s.worker
       .run(async () => {
         if (this.closed) return;
-        // The instruction started at the client's timestamp, at the clock then in force.
-        backend.noteActivity?.(s.info.index, { stage: this.lease.rank.ppRank, instruction: b.instruction }, tAgent);
         if (b.frequencyMhz !== s.appliedSmClockMhz) {
           try {
             if (b.frequencyMhz === 0) await backend.resetSmClock(s.info.index);
@@ -611,11 +609,20 @@ export class Session {
         }
         const appliedNs = core.clockNs();
         entry.appliedMhz = s.appliedSmClockMhz;
+        // A simulated device computes from the client's timestamp at the clock it asked for (the
+        // emulated trainer sleeps that clock's time), however late this Begin arrived; real devices
+        // ignore the note.
+        this.recordMark(backend.noteActivity?.(s.info.index, { stage: this.lease.rank.ppRank, instruction: b.instruction }, tAgent));
         if (this.offsetNs === 0n) core.stats.eventToApply.add(Number(appliedNs - tAgent) / 1e9);
         core.stats.receiveToApply.add(Number(appliedNs - recvNs) / 1e9);
         await core.sampleEnergy(s);
       })
       .catch((err: unknown) => this.reject(b.seq, err));
+  }
+
+  /** An exact counter sample a simulated device gave for a (late) activity note: it supersedes later samples. */
+  private recordMark(mark: { tNs: bigint; energyMj: number } | void): void {
+    if (mark) this.slot.energy.supersede(mark.tNs, mark.energyMj);
   }
 
   private onEnd(e: EndValue, recvNs: bigint): void {
@@ -630,7 +637,7 @@ export class Session {
     const core = this.core;
     s.worker
       .run(async () => {
-        core.backend.noteActivity?.(s.info.index, null, tAgent);
+        this.recordMark(core.backend.noteActivity?.(s.info.index, null, tAgent));
         await core.sampleEnergy(s);
       })
       .then(() => {

@@ -74,15 +74,17 @@ export interface GpuBackend {
   readLockedSmClockMhz(index: number): Promise<number>;
   /**
    * Hint for simulated devices (real devices ignore it): what runs from `sinceNs` (agent monotonic
-   * clock, the client's mapped timestamp; default now) on, or null for idle. A simulated counter
-   * never rewrites energy it has already reported, so `sinceNs` is clamped to the last read.
+   * clock, the client's mapped timestamp; default now) on, or null for idle. A simulated device
+   * rewrites its power timeline from `sinceNs` on, however late the note arrives — the trainer
+   * really computed from then — so readings taken after `sinceNs` may be revised (a simulated
+   * counter can read lower than a reading taken before a late note). Returns the counter value at
+   * the instant the note took effect, which the agent records as an exact sample.
    */
-  noteActivity?(index: number, activity: DeviceActivity | null, sinceNs?: bigint): void;
+  noteActivity?(index: number, activity: DeviceActivity | null, sinceNs?: bigint): { tNs: bigint; energyMj: number } | void;
   /** Releases the driver (nvmlShutdown / amdsmi_shut_down). */
   close(): Promise<void>;
 }
 
-/** Nearest supported clocks below and above `mhz` (for error messages), at most two. */
 /**
  * True for a driver error that means "this device cannot do that at all" (NVML NOT_SUPPORTED), as
  * opposed to a call that failed this time. The agent stops asking for such a feature on that device.
@@ -91,6 +93,7 @@ export function isUnsupportedDriverError(err: unknown): boolean {
   return typeof err === 'object' && err !== null && (err as { unsupported?: unknown }).unsupported === true;
 }
 
+/** Nearest supported clocks below and above `mhz` (for error messages), at most two. */
 export function nearestClocks(supported: readonly number[], mhz: number): number[] {
   let below: number | undefined;
   let above: number | undefined;

@@ -28,6 +28,18 @@ export class EnergyTracker {
     }
   }
 
+  /**
+   * Records an exact sample at `tNs` that supersedes every sample at or after it (they were read
+   * before a simulated device learned what ran from `tNs` on). Samples before `tNs` stay.
+   */
+  supersede(tNs: bigint, energyMj: number): void {
+    while (this.tNs.length > 0 && this.tNs[this.tNs.length - 1]! >= tNs) {
+      this.tNs.pop();
+      this.eMj.pop();
+    }
+    this.add(tNs, energyMj);
+  }
+
   clear(): void {
     this.tNs.length = 0;
     this.eMj.length = 0;

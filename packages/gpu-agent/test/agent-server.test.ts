@@ -80,6 +80,26 @@ test('a Begin/End pair yields a measurement with energy from the counter at the 
   expect(sim.calls.filter((c) => c.startsWith('lockSmClock(0,'))).toEqual(['lockSmClock(0,1005)']);
 });
 
+test('events that arrive late are attributed at their client timestamps (simulated device)', async () => {
+  // A trainer's sender thread can deliver Begin/End hundreds of ms late (GIL, busy host). The
+  // simulated GPU still computed from the client's Begin to its End at the asked clock: the
+  // measurement is that power × that duration, and the idle time around it stays at blocking power.
+  const s = session();
+  s.open('job-late', 0);
+  await s.opened();
+  s.send({ begin: { seq: 1, instruction: 'INSTRUCTION_KIND_BACKWARD', microbatch: 0, frequency_mhz: 1410, t_ns: nowNs() } });
+  s.send({ end: { seq: 1, t_ns: nowNs() } });
+  await s.measurement(1);
+  const t0 = BigInt(nowNs());
+  await sleep(400); // the sampler (every 20 ms) reads the counter many times meanwhile
+  s.send({ begin: { seq: 2, instruction: 'INSTRUCTION_KIND_FORWARD', microbatch: 1, frequency_mhz: 1005, t_ns: String(t0 + 50_000_000n) } });
+  s.send({ end: { seq: 2, t_ns: String(t0 + 250_000_000n) } });
+  const m = await s.measurement(2);
+  expect(m.time_s).toBeCloseTo(0.2, 9);
+  expect(m.energy_j).toBeCloseTo(A100_S1_FWD_1005_W * 0.2, 6);
+  expect(m.frequency_applied_mhz).toBe(1005);
+});
+
 test('a second claimant gets FAILED_PRECONDITION naming the holder', async () => {
   const a = session();
   a.open('job-a', 0);

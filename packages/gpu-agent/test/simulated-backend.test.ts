@@ -56,11 +56,16 @@ describe('SimulatedBackend', () => {
     const p = 17.781311999999918 / 0.06648568916320799;
     expect((await b.readEnergyMj(0)) - e1).toBeCloseTo(p * 500, 6);
     expect(await b.readPowerW(0)).toBeCloseTo(p, 9);
-    // Activity noted late, from an earlier (client) timestamp, never rewrites a reported reading.
-    b.noteActivity(0, null, now - 100_000_000n);
-    const e2 = await b.readEnergyMj(0);
+    // Activity noted late, from an earlier (client) timestamp, rewrites the timeline from then on:
+    // the device was idle for the last 100 ms, and the note returns the counter at that instant.
+    const mark = b.noteActivity(0, null, now - 100_000_000n);
+    expect(mark).toEqual({ tNs: now - 100_000_000n, energyMj: expect.closeTo(e1 + p * 400, 6) });
+    expect(await b.readEnergyMj(0)).toBeCloseTo(e1 + p * 400 + pb * 100, 6);
     now += 100_000_000n;
-    expect((await b.readEnergyMj(0)) - e2).toBeCloseTo(pb * 100, 6);
+    expect(await b.readEnergyMj(0)).toBeCloseTo(e1 + p * 400 + pb * 200, 6);
+    // A note older than the last one only rewrites from its own timestamp (the later segment is dropped).
+    b.noteActivity(0, { stage: 1, instruction: 'forward' }, now - 150_000_000n);
+    expect(await b.readEnergyMj(0)).toBeCloseTo(e1 + p * 400 + pb * 50 + p * 150, 6);
   });
 
   test('a lowered power limit caps the draw; reset restores the default', async () => {

@@ -26,13 +26,23 @@ interface SimDevice {
   memoryClockLocked: boolean;
   powerLimitW: number;
   activity: DeviceActivity | null;
-  /** Energy at `markNs`, mJ; power is constant since then. */
-  energyMjAtMark: number;
-  markNs: bigint;
-  powerW: number;
-  /** Last time energy was reported (history before it is frozen). */
-  lastReadNs: bigint;
+  /**
+   * The power timeline: constant-power segments, oldest first (the last one runs until now). A
+   * late-arriving activity note rewrites the timeline from its (client) timestamp on, so the
+   * simulated GPU computed exactly when the trainer did, however late the agent heard of it.
+   */
+  segments: PowerSegment[];
 }
+
+interface PowerSegment {
+  tNs: bigint;
+  /** Counter value at `tNs`, mJ. */
+  energyMj: number;
+  powerW: number;
+}
+
+/** How many segments of history a device keeps (older activity notes are clamped to the oldest). */
+const MAX_SEGMENTS = 512;
 
 /**
  * K simulated GPUs of one model. Power comes from the profile table: while an instruction runs
@@ -80,10 +90,7 @@ export class SimulatedBackend implements GpuBackend {
         memoryClockLocked: false,
         powerLimitW: spec.defaultPowerLimitW,
         activity: null,
-        energyMjAtMark: 0,
-        markNs: now,
-        powerW: spec.blockingPowerW,
-        lastReadNs: now,
+        segments: [{ tNs: now, energyMj: 0, powerW: spec.blockingPowerW }],
       };
       const sim = saved?.device(index).sim;
       if (sim) {
@@ -92,7 +99,7 @@ export class SimulatedBackend implements GpuBackend {
         d.memoryClockLocked = sim.memoryClockLocked;
         d.powerLimitW = sim.powerLimitW;
         const downS = Math.max(0, (Date.now() - sim.savedAtUnixMs) / 1000);
-        d.energyMjAtMark = sim.energyMj + spec.blockingPowerW * downS * 1000;
+        d.segments[0]!.energyMj = sim.energyMj + spec.blockingPowerW * downS * 1000;
       }
       return d;
     });
@@ -117,24 +124,31 @@ export class SimulatedBackend implements GpuBackend {
     if (this.latencyMs > 0) await new Promise((r) => setTimeout(r, this.latencyMs));
   }
 
-  /** Closes the current constant-power segment and recomputes power from the device state. */
-  private remark(d: SimDevice, sinceNs?: bigint): void {
+  /**
+   * Starts a new constant-power segment at `sinceNs` (default now; never later than now, never
+   * before the kept history), with the power the device state gives, and drops any later segments:
+   * they were computed before this (late) news. Returns the counter value where the segment starts.
+   */
+  private remark(d: SimDevice, sinceNs?: bigint): { tNs: bigint; energyMj: number } {
     const now = this.clockNs();
     let at = sinceNs ?? now;
     if (at > now) at = now;
-    if (at < d.lastReadNs) at = d.lastReadNs;
-    if (at < d.markNs) at = d.markNs;
-    d.energyMjAtMark = this.energyAt(d, at);
-    d.markNs = at;
+    const first = d.segments[0]!;
+    if (at < first.tNs) at = first.tNs;
+    const energyMj = this.energyAt(d, at);
+    while (d.segments.length > 0 && d.segments[d.segments.length - 1]!.tNs >= at) d.segments.pop();
+    d.segments.push({ tNs: at, energyMj, powerW: this.powerOf(d) });
+    if (d.segments.length > MAX_SEGMENTS) d.segments.splice(0, d.segments.length - MAX_SEGMENTS);
+    return { tNs: at, energyMj };
+  }
+
+  private powerOf(d: SimDevice): number {
     const spec = this.table.spec;
-    if (d.activity === null) {
-      d.powerW = spec.blockingPowerW;
-    } else {
-      const mhz = d.lockedSmClockMhz === 0 ? spec.maxSmClockMhz : d.lockedSmClockMhz;
-      const p = this.table.lookup(d.activity.stage, d.activity.instruction, mhz).powerW;
-      // The profile is the truth at default settings; only a lowered power limit caps it.
-      d.powerW = d.powerLimitW < d.info.defaultPowerLimitW ? Math.min(d.powerLimitW, p) : p;
-    }
+    if (d.activity === null) return spec.blockingPowerW;
+    const mhz = d.lockedSmClockMhz === 0 ? spec.maxSmClockMhz : d.lockedSmClockMhz;
+    const p = this.table.lookup(d.activity.stage, d.activity.instruction, mhz).powerW;
+    // The profile is the truth at default settings; only a lowered power limit caps it.
+    return d.powerLimitW < d.info.defaultPowerLimitW ? Math.min(d.powerLimitW, p) : p;
   }
 
   /** Persists the registers (debounced), as real hardware would keep them across an agent crash. */
@@ -142,9 +156,13 @@ export class SimulatedBackend implements GpuBackend {
     this.stateFile?.update(() => undefined);
   }
 
-  private energyAt(d: SimDevice, now: bigint): number {
-    const dtNs = Number(now - d.markNs);
-    return d.energyMjAtMark + (d.powerW * Math.max(0, dtNs)) / 1e6;
+  /** Counter value at `tNs` on the current timeline (clamped to the kept history). */
+  private energyAt(d: SimDevice, tNs: bigint): number {
+    const segs = d.segments;
+    let i = segs.length - 1;
+    while (i > 0 && segs[i]!.tNs > tNs) i--;
+    const seg = segs[i]!;
+    return seg.energyMj + (seg.powerW * Math.max(0, Number(tNs - seg.tNs))) / 1e6;
   }
 
   async lockSmClock(index: number, mhz: number): Promise<void> {
@@ -202,13 +220,12 @@ export class SimulatedBackend implements GpuBackend {
 
   async readEnergyMj(index: number): Promise<number> {
     const d = this.dev(index);
-    const now = this.clockNs();
-    d.lastReadNs = now;
-    return this.energyAt(d, now);
+    return this.energyAt(d, this.clockNs());
   }
 
   async readPowerW(index: number): Promise<number> {
-    return this.dev(index).powerW;
+    const d = this.dev(index);
+    return d.segments[d.segments.length - 1]!.powerW;
   }
 
   async readLockedSmClockMhz(index: number): Promise<number> {
@@ -220,10 +237,10 @@ export class SimulatedBackend implements GpuBackend {
     return this.dev(index).memoryClockLocked;
   }
 
-  noteActivity(index: number, activity: DeviceActivity | null, sinceNs?: bigint): void {
+  noteActivity(index: number, activity: DeviceActivity | null, sinceNs?: bigint): { tNs: bigint; energyMj: number } {
     const d = this.dev(index);
     d.activity = activity;
-    this.remark(d, sinceNs);
+    return this.remark(d, sinceNs);
   }
 
   private snapshot(s: PersistedState): void {
