@@ -17,6 +17,15 @@ node_modules/.bin/esbuild tools/device-check/check.ts --bundle --platform=node -
 # grpc-health-check and @grpc/reflection load their .proto files from __dirname/../../proto.
 mkdir -p "$pack/proto"
 cp -r node_modules/grpc-health-check/proto/. node_modules/@grpc/reflection/build/proto/grpc "$pack/proto/"
+# The perseus CLI too (serve agent --agent-backend nvml for agent_e2e.py); better-sqlite3 (profiler,
+# optimizer) stays external with its native build: this machine's build is x86-64 Linux like the GPU box.
+mkdir -p "$pack/dist/cli"
+node_modules/.bin/esbuild packages/cli/src/main.ts --bundle --platform=node --target=node20 \
+  --format=cjs --external:koffi --external:better-sqlite3 --log-level=warning --outfile="$pack/dist/cli/main.cjs"
+mkdir -p "$pack/node_modules/better-sqlite3/build/Release"
+cp -r node_modules/better-sqlite3/{package.json,lib} "$pack/node_modules/better-sqlite3/"
+cp node_modules/better-sqlite3/build/Release/better_sqlite3.node "$pack/node_modules/better-sqlite3/build/Release/"
+cp -r node_modules/bindings node_modules/file-uri-to-path "$pack/node_modules/"
 cp node_modules/koffi/{package.json,index.js,indirect.js} "$pack/node_modules/koffi/"
 cp -r node_modules/koffi/build/koffi/linux_x64 "$pack/node_modules/koffi/build/koffi/"
 xz -T0 -6 -c "$(readlink -f "$(command -v node)")" > "$pack/node.xz"
