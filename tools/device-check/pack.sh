@@ -22,6 +22,9 @@ cp -r node_modules/grpc-health-check/proto/. node_modules/@grpc/reflection/build
 mkdir -p "$pack/dist/cli"
 node_modules/.bin/esbuild packages/cli/src/main.ts --bundle --platform=node --target=node20 \
   --format=cjs --external:koffi --external:better-sqlite3 --log-level=warning --outfile="$pack/dist/cli/main.cjs"
+# The optimizer plans in a worker thread whose entry sits beside the code (planner-pool.ts).
+node_modules/.bin/esbuild packages/optimizer/src/planner-worker.ts --bundle --platform=node --target=node20 \
+  --format=cjs --log-level=warning --outfile="$pack/dist/cli/planner-worker-entry.cjs"
 mkdir -p "$pack/node_modules/better-sqlite3/build/Release"
 cp -r node_modules/better-sqlite3/{package.json,lib} "$pack/node_modules/better-sqlite3/"
 cp node_modules/better-sqlite3/build/Release/better_sqlite3.node "$pack/node_modules/better-sqlite3/build/Release/"

@@ -12,7 +12,12 @@ export interface ProfileCellStat {
   count: number;
   /** Robust time of one microbatch, seconds. */
   timeS: number;
-  /** Robust energy of one microbatch (summed over the stage's TP ranks), joules. */
+  /**
+   * Mean energy of one microbatch (summed over the stage's TP ranks), joules: the mean, not the
+   * median, because the planner adds energies up and a GPU energy counter that advances in coarse
+   * steps (seen: ~100 ms on an H200) makes per-instruction readings skewed — their median
+   * understates the energy an iteration really burns, while their mean adds up to it.
+   */
   energyJ: number;
 }
 
@@ -104,7 +109,7 @@ export class GrpcProfileSource implements ProfileSource {
         frequencyMhz: c.frequency_mhz,
         count: c.count,
         timeS: c.time_robust_s > 0 ? c.time_robust_s : c.time_mean_s,
-        energyJ: c.energy_robust_j > 0 ? c.energy_robust_j : c.energy_mean_j,
+        energyJ: c.energy_mean_j > 0 ? c.energy_mean_j : c.energy_robust_j,
       });
     }
     return out;
