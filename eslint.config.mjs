@@ -23,7 +23,10 @@ export default tseslint.config(
     rules: {
       '@typescript-eslint/no-floating-promises': 'error',
       '@typescript-eslint/consistent-type-imports': 'error',
-      '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_' }],
+      '@typescript-eslint/no-unused-vars': [
+        'error',
+        { argsIgnorePattern: '^_', varsIgnorePattern: '^_' },
+      ],
       '@nx/enforce-module-boundaries': [
         'error',
         {
@@ -32,7 +35,10 @@ export default tseslint.config(
             // The planner is a pure library: it may depend on nothing else in the workspace.
             { sourceTag: 'scope:pure', onlyDependOnLibsWithTags: ['scope:pure'] },
             { sourceTag: 'scope:lib', onlyDependOnLibsWithTags: ['scope:pure', 'scope:lib'] },
-            { sourceTag: 'scope:service', onlyDependOnLibsWithTags: ['scope:pure', 'scope:lib', 'scope:service'] },
+            {
+              sourceTag: 'scope:service',
+              onlyDependOnLibsWithTags: ['scope:pure', 'scope:lib', 'scope:service'],
+            },
             { sourceTag: 'scope:app', onlyDependOnLibsWithTags: ['*'] },
           ],
         },
@@ -47,9 +53,25 @@ export default tseslint.config(
         'error',
         {
           patterns: [
-            { group: ['@grpc/*', 'grpc-health-check', 'protobufjs', '@perseus/*'], message: 'the planner is a pure library' },
             {
-              group: ['fs', 'node:fs', 'fs/*', 'node:fs/*', 'net', 'node:net', 'http', 'node:http', 'https', 'node:https', 'child_process', 'node:child_process'],
+              group: ['@grpc/*', 'grpc-health-check', 'protobufjs', '@perseus/*'],
+              message: 'the planner is a pure library',
+            },
+            {
+              group: [
+                'fs',
+                'node:fs',
+                'fs/*',
+                'node:fs/*',
+                'net',
+                'node:net',
+                'http',
+                'node:http',
+                'https',
+                'node:https',
+                'child_process',
+                'node:child_process',
+              ],
               message: 'the planner does no I/O',
             },
           ],

@@ -8,8 +8,18 @@ const path = require('node:path');
 const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'nx-graph-')), 'graph.json');
 execFileSync('npx', ['nx', 'graph', `--file=${file}`], { stdio: 'ignore' });
 const { graph } = JSON.parse(fs.readFileSync(file, 'utf8'));
-const deps = Object.fromEntries(Object.entries(graph.dependencies).map(([k, v]) => [k, v.map((d) => d.target)]));
-const required = ['@perseus/proto', '@perseus/planner', '@perseus/gpu-agent', '@perseus/profiler', '@perseus/optimizer', '@perseus/cli', 'client-python'];
+const deps = Object.fromEntries(
+  Object.entries(graph.dependencies).map(([k, v]) => [k, v.map((d) => d.target)]),
+);
+const required = [
+  '@perseus/proto',
+  '@perseus/planner',
+  '@perseus/gpu-agent',
+  '@perseus/profiler',
+  '@perseus/optimizer',
+  '@perseus/cli',
+  'client-python',
+];
 const problems = required.filter((p) => !(p in deps)).map((p) => `missing project ${p}`);
 const planner = deps['@perseus/planner'] ?? [];
 if (planner.length > 0) problems.push(`planner depends on ${planner.join(', ')}`);
@@ -33,4 +43,6 @@ if (problems.length > 0) {
   console.error(`project graph check failed:\n  ${problems.join('\n  ')}`);
   process.exit(1);
 }
-console.log(`project graph ok: ${Object.keys(deps).length} projects, no cycle, planner has no dependencies`);
+console.log(
+  `project graph ok: ${Object.keys(deps).length} projects, no cycle, planner has no dependencies`,
+);

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The test command (`npm test`): codegen freshness, lint, typecheck, jest (every package, through
+# The test command (`npm test`): codegen freshness, lint, formatting, typecheck, jest (every package, through
 # nx), and pytest (the Python client against the real TypeScript servers).
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -19,6 +19,9 @@ node tools/check-graph.cjs
 
 step "lint (eslint)"
 npx eslint .
+
+step "format (prettier --check; fix with npm run format)"
+npx prettier --check . --log-level warn
 
 step "typecheck (tsc, sources and tests)"
 npx tsc -p tsconfig.json --noEmit

@@ -41,7 +41,14 @@ describe('perseus plan', () => {
       lpBound: true,
     });
     const files = readdirSync(out);
-    for (const f of ['frontier.csv', 'plans.jsonl', 'frontier.svg', 'timeline.svg', 'freqs_pipeline_00000.py']) expect(files).toContain(f);
+    for (const f of [
+      'frontier.csv',
+      'plans.jsonl',
+      'frontier.svg',
+      'timeline.svg',
+      'freqs_pipeline_00000.py',
+    ])
+      expect(files).toContain(f);
     const rows = readFileSync(join(out, 'frontier.csv'), 'utf8').trim().split('\n');
     expect(rows[0]).toBe('index,time_s,energy_j,model_energy_j');
     expect(rows).toHaveLength(r.frontier.points.length + 1);
@@ -51,17 +58,28 @@ describe('perseus plan', () => {
       blockingPowerW: 60,
       unitTimeS: 1e-3,
     };
-    const plans = readFileSync(join(out, 'plans.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { index: number; time_s: number; energy_j: number; stages: number[][] });
+    const plans = readFileSync(join(out, 'plans.jsonl'), 'utf8')
+      .trim()
+      .split('\n')
+      .map(
+        (l) =>
+          JSON.parse(l) as { index: number; time_s: number; energy_j: number; stages: number[][] },
+      );
     for (const p of plans) {
       const plan = p.stages.map((mhz, stage) => ({
         stage,
-        instructions: scheduleOrder(input.pipeline, stage).map((x, j) => ({ ...x, frequencyMhz: mhz[j]! })),
+        instructions: scheduleOrder(input.pipeline, stage).map((x, j) => ({
+          ...x,
+          frequencyMhz: mhz[j]!,
+        })),
       }));
       const e = evaluatePlan(input, plan);
       expect(e.timeS).toBeCloseTo(p.time_s, 12);
       expect(e.energyJ).toBeCloseTo(p.energy_j, 9);
     }
-    expect(readFileSync(join(out, 'freqs_pipeline_00000.py'), 'utf8')).toMatch(/^\[\n\[\('forward', \d+\), /);
+    expect(readFileSync(join(out, 'freqs_pipeline_00000.py'), 'utf8')).toMatch(
+      /^\[\n\[\('forward', \d+\), /,
+    );
     expect(readFileSync(join(out, 'frontier.svg'), 'utf8')).toContain('all-max clocks');
     expect(readFileSync(join(out, 'timeline.svg'), 'utf8')).toContain('stage 1');
     expect(r.summary).toMatch(/points, T .* intrinsic .* saving .* LP bound .* T\* /);
@@ -71,7 +89,17 @@ describe('perseus plan', () => {
 
   it('rejects a profile whose stage count disagrees with --stages, naming the field', async () => {
     await expect(
-      runPlan({ profile: join(dir, 'p.csv'), stages: 3, microbatches: 2, schedule: '1f1b', blockingPowerW: 60, unitTimeS: 1e-3, out: join(dir, 'x'), format: 'perseus', lpBound: false }),
+      runPlan({
+        profile: join(dir, 'p.csv'),
+        stages: 3,
+        microbatches: 2,
+        schedule: '1f1b',
+        blockingPowerW: 60,
+        unitTimeS: 1e-3,
+        out: join(dir, 'x'),
+        format: 'perseus',
+        lpBound: false,
+      }),
     ).rejects.toThrow(/profile.stages/);
   });
 });

@@ -4,7 +4,11 @@ import * as path from 'node:path';
 import { Command } from 'commander';
 import { createLogger } from '@perseus/service-kit';
 import type { AgentModule } from '@perseus/gpu-agent';
-import { addAgentFlags, agentModuleFromFlags, agentOptionsFromFlags } from '../src/commands/serve-agent';
+import {
+  addAgentFlags,
+  agentModuleFromFlags,
+  agentOptionsFromFlags,
+} from '../src/commands/serve-agent';
 
 function parse(argv: string[]): Record<string, unknown> {
   const cmd = addAgentFlags(new Command('agent')).option('--listen <address>').exitOverride();
@@ -14,12 +18,48 @@ function parse(argv: string[]): Record<string, unknown> {
 
 test('every agent flag maps onto its option', () => {
   const flags = parse([
-    '--agent-backend', 'simulated', '--agent-sim-model', 'a40', '--agent-sim-devices', '4', '--agent-sim-driver-latency-ms', '2',
-    '--agent-profile-dir', '/p', '--agent-state-file', '/s.json', '--agent-lease-ttl-s', '10', '--agent-lease-ttl-max-s', '20',
-    '--agent-energy-sample-ms', '50', '--agent-no-lock-memory-clock', '--agent-socket-mode', '0640', '--agent-socket-group', 'perseus',
-    '--agent-metrics-listen', '127.0.0.1:9400', '--agent-tcp-listen', '127.0.0.1:50053', '--agent-tls-cert', '/c.pem',
-    '--agent-tls-key', '/k.pem', '--agent-tls-client-ca', '/ca.pem', '--agent-token-file', '/t', '--agent-allow-insecure-loopback',
-    '--agent-audit-log', '/a.log', '--agent-nvml-library', '/n.so', '--agent-amdsmi-library', '/m.so',
+    '--agent-backend',
+    'simulated',
+    '--agent-sim-model',
+    'a40',
+    '--agent-sim-devices',
+    '4',
+    '--agent-sim-driver-latency-ms',
+    '2',
+    '--agent-profile-dir',
+    '/p',
+    '--agent-state-file',
+    '/s.json',
+    '--agent-lease-ttl-s',
+    '10',
+    '--agent-lease-ttl-max-s',
+    '20',
+    '--agent-energy-sample-ms',
+    '50',
+    '--agent-no-lock-memory-clock',
+    '--agent-socket-mode',
+    '0640',
+    '--agent-socket-group',
+    'perseus',
+    '--agent-metrics-listen',
+    '127.0.0.1:9400',
+    '--agent-tcp-listen',
+    '127.0.0.1:50053',
+    '--agent-tls-cert',
+    '/c.pem',
+    '--agent-tls-key',
+    '/k.pem',
+    '--agent-tls-client-ca',
+    '/ca.pem',
+    '--agent-token-file',
+    '/t',
+    '--agent-allow-insecure-loopback',
+    '--agent-audit-log',
+    '/a.log',
+    '--agent-nvml-library',
+    '/n.so',
+    '--agent-amdsmi-library',
+    '/m.so',
   ]);
   expect(agentOptionsFromFlags(flags)).toEqual({
     backend: 'simulated',
@@ -53,7 +93,10 @@ test('unset flags leave options to env and defaults', () => {
 });
 
 test.each([
-  [['--agent-backend', 'cuda'], '--agent-backend must be one of auto, nvml, amdsmi, simulated, got "cuda"'],
+  [
+    ['--agent-backend', 'cuda'],
+    '--agent-backend must be one of auto, nvml, amdsmi, simulated, got "cuda"',
+  ],
   [['--agent-sim-devices', 'many'], '--agent-sim-devices must be a number, got "many"'],
   [['--agent-socket-mode', 'rw'], '--agent-socket-mode must be an octal mode like 0660, got "rw"'],
 ])('rejects %j', (argv, message) => {
@@ -68,9 +111,12 @@ test('flags win over PERSEUS_AGENT_* env; env over defaults', async () => {
   process.env['PERSEUS_AGENT_LEASE_TTL_S'] = '12';
   process.env['PERSEUS_AGENT_STATE_FILE'] = path.join(dir, 'env-state.json');
   try {
-    const mod = (await agentModuleFromFlags(parse(['--agent-sim-devices', '5', '--listen', `unix:${path.join(dir, 'a.sock')}`]), {
-      logger: createLogger('t', 'silent'),
-    })) as AgentModule;
+    const mod = (await agentModuleFromFlags(
+      parse(['--agent-sim-devices', '5', '--listen', `unix:${path.join(dir, 'a.sock')}`]),
+      {
+        logger: createLogger('t', 'silent'),
+      },
+    )) as AgentModule;
     expect(mod.name).toBe('agent');
     expect(mod.core.devices()).toHaveLength(5);
     expect(mod.options.leaseTtlDefaultS).toBe(12);
@@ -87,9 +133,19 @@ test('flags win over PERSEUS_AGENT_* env; env over defaults', async () => {
 test('a non-loopback plain TCP --listen is refused before anything starts', async () => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'serve-agent-'));
   await expect(
-    agentModuleFromFlags(parse(['--agent-backend', 'simulated', '--agent-state-file', path.join(dir, 's.json'), '--listen', '0.0.0.0:50051']), {
-      logger: createLogger('t', 'silent'),
-    }),
+    agentModuleFromFlags(
+      parse([
+        '--agent-backend',
+        'simulated',
+        '--agent-state-file',
+        path.join(dir, 's.json'),
+        '--listen',
+        '0.0.0.0:50051',
+      ]),
+      {
+        logger: createLogger('t', 'silent'),
+      },
+    ),
   ).rejects.toThrow('the agent serves plain TCP only on loopback');
 });
 
@@ -107,7 +163,10 @@ test('the all-in-one serve defaults to simulated GPUs and ./.perseus-data; serve
   delete process.env['PERSEUS_AGENT_STATE_FILE'];
   process.chdir(dir);
   try {
-    const mod = (await agentModuleFromFlags({ ...all.opts(), listen: '127.0.0.1:0' }, { logger: createLogger('t', 'silent') })) as AgentModule;
+    const mod = (await agentModuleFromFlags(
+      { ...all.opts(), listen: '127.0.0.1:0' },
+      { logger: createLogger('t', 'silent') },
+    )) as AgentModule;
     expect(mod.options.backend).toBe('simulated');
     expect(mod.options.stateFile).toBe('.perseus-data/agent/state.json');
     await mod.close();

@@ -9,18 +9,47 @@ import { perseusGrpc } from '@perseus/proto';
 import type { optimizerV1, profilerV1 } from '@perseus/proto';
 
 const BIN = path.resolve(__dirname, '..', '..', '..', 'bin', 'perseus');
-const CSV = path.resolve(__dirname, '..', '..', '..', 'data', 'sosp24', 'stage_profile', 'gpt3-175b+a100_sxm_bf16.csv');
+const CSV = path.resolve(
+  __dirname,
+  '..',
+  '..',
+  '..',
+  'data',
+  'sosp24',
+  'stage_profile',
+  'gpt3-175b+a100_sxm_bf16.csv',
+);
 const CLOCKS = Array.from({ length: 38 }, (_, i) => 1410 - 15 * i);
 const FLOOR = 1245; // 12 clocks: 1410 … 1245
 const N = 2;
 const M = 2;
 const K = 2; // the profiler drops the first iteration of each clock as warm-up
 
-function startServe(dir: string): Promise<{ child: ChildProcessWithoutNullStreams; address: string }> {
+function startServe(
+  dir: string,
+): Promise<{ child: ChildProcessWithoutNullStreams; address: string }> {
   const child = spawn(
     BIN,
-    ['serve', '--listen', '127.0.0.1:0', '--log-level', 'silent', '--optimizer-data-dir', path.join(dir, 'o'), '--profiler-data-dir', path.join(dir, 'p'), '--profiler-sync', 'normal'],
-    { env: { ...process.env, PERSEUS_AGENT_BACKEND: 'simulated', PERSEUS_AGENT_STATE_FILE: path.join(dir, 'agent.json') } },
+    [
+      'serve',
+      '--listen',
+      '127.0.0.1:0',
+      '--log-level',
+      'silent',
+      '--optimizer-data-dir',
+      path.join(dir, 'o'),
+      '--profiler-data-dir',
+      path.join(dir, 'p'),
+      '--profiler-sync',
+      'normal',
+    ],
+    {
+      env: {
+        ...process.env,
+        PERSEUS_AGENT_BACKEND: 'simulated',
+        PERSEUS_AGENT_STATE_FILE: path.join(dir, 'agent.json'),
+      },
+    },
   );
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error('serve did not start')), 30_000);
@@ -41,11 +70,13 @@ function startServe(dir: string): Promise<{ child: ChildProcessWithoutNullStream
 
 function unary<Res>(client: grpc.Client, method: string, req: unknown): Promise<Res> {
   return new Promise((resolve, reject) => {
-    (client as unknown as Record<string, (r: unknown, o: grpc.CallOptions, cb: (e: grpc.ServiceError | null, r: Res) => void) => void>)[method]!.call(
-      client,
-      req,
-      { deadline: Date.now() + 30_000 },
-      (e, r) => (e ? reject(e) : resolve(r)),
+    (
+      client as unknown as Record<
+        string,
+        (r: unknown, o: grpc.CallOptions, cb: (e: grpc.ServiceError | null, r: Res) => void) => void
+      >
+    )[method]!.call(client, req, { deadline: Date.now() + 30_000 }, (e, r) =>
+      e ? reject(e) : resolve(r),
     );
   });
 }
@@ -115,14 +146,31 @@ describe('perseus serve: optimizer + profiler in one process', () => {
         return w;
       });
       for (let r = 0; r < N; r++) {
-        await unary(opt, 'RegisterRank', { job_id: 'e2e', rank: { rank: r, pp_rank: r }, node: 'node0', device_index: r, supported_frequencies_mhz: CLOCKS });
+        await unary(opt, 'RegisterRank', {
+          job_id: 'e2e',
+          rank: { rank: r, pp_rank: r },
+          node: 'node0',
+          device_index: r,
+          supported_frequencies_mhz: CLOCKS,
+        });
       }
-      await waitFor(() => schedules.every((s) => s.length > 0 && s[s.length - 1]!.phase === 'PHASE_PROFILING'), 'PROFILING');
+      await waitFor(
+        () => schedules.every((s) => s.length > 0 && s[s.length - 1]!.phase === 'PHASE_PROFILING'),
+        'PROFILING',
+      );
       const swept: number[] = [];
       let iteration = 0;
       let batch = 0;
       for (let step = 0; step < 40; step++) {
-        await waitFor(() => schedules.every((s) => s.length > 0 && s[s.length - 1]!.version === schedules[0]![schedules[0]!.length - 1]!.version), 'both ranks on one version');
+        await waitFor(
+          () =>
+            schedules.every(
+              (s) =>
+                s.length > 0 &&
+                s[s.length - 1]!.version === schedules[0]![schedules[0]!.length - 1]!.version,
+            ),
+          'both ranks on one version',
+        );
         const current = schedules.map((s) => s[s.length - 1]!);
         if (current[0]!.phase !== 'PHASE_PROFILING') break;
         swept.push(current[0]!.instructions[0]!.frequency_mhz);
@@ -131,8 +179,18 @@ describe('perseus serve: optimizer + profiler in one process', () => {
           const ms = current.flatMap((s, stage) =>
             s.instructions.map((ins) => {
               const kind = ins.instruction === 'INSTRUCTION_KIND_FORWARD' ? 'forward' : 'backward';
-              const o = profile.stages[stage]![kind].find((x) => x.frequencyMhz === ins.frequency_mhz)!;
-              return { rank: { rank: stage, pp_rank: stage }, instruction: ins.instruction, microbatch: ins.microbatch, frequency_mhz: ins.frequency_mhz, time_s: o.timeS, energy_j: o.energyJ, iteration };
+              const o = profile.stages[stage]![kind].find(
+                (x) => x.frequencyMhz === ins.frequency_mhz,
+              )!;
+              return {
+                rank: { rank: stage, pp_rank: stage },
+                instruction: ins.instruction,
+                microbatch: ins.microbatch,
+                frequency_mhz: ins.frequency_mhz,
+                time_s: o.timeS,
+                energy_j: o.energyJ,
+                iteration,
+              };
             }),
           );
           const id = `b${batch++}`;
@@ -141,26 +199,56 @@ describe('perseus serve: optimizer + profiler in one process', () => {
           const ack = acks.find((a) => a.batch_id === id)!;
           expect([ack.stored_count, ack.error]).toEqual([ms.length, null]);
           for (let r = 0; r < N; r++) {
-            await unary(opt, 'ReportIteration', { job_id: 'e2e', rank: { rank: r, pp_rank: r }, iteration, time_s: 1, energy_j: 300, schedule_version: current[0]!.version });
+            await unary(opt, 'ReportIteration', {
+              job_id: 'e2e',
+              rank: { rank: r, pp_rank: r },
+              iteration,
+              time_s: 1,
+              energy_j: 300,
+              schedule_version: current[0]!.version,
+            });
           }
         }
         const v = Number(current[0]!.version);
-        await waitFor(() => schedules.every((s) => Number(s[s.length - 1]!.version) > v), 'the next version');
+        await waitFor(
+          () => schedules.every((s) => Number(s[s.length - 1]!.version) > v),
+          'the next version',
+        );
       }
       expect(swept).toEqual(CLOCKS.filter((c) => c >= FLOOR));
-      await waitFor(() => schedules.every((s) => s[s.length - 1]!.phase === 'PHASE_DEPLOYED'), 'DEPLOYED');
-      const restricted = { stages: profile.stages.slice(0, N).map((st) => ({ forward: st.forward.filter((o) => o.frequencyMhz >= FLOOR), backward: st.backward.filter((o) => o.frequencyMhz >= FLOOR) })) };
-      const frontier = computeFrontier({ profile: restricted, pipeline: { schedule: '1f1b', numStages: N, numMicrobatches: M }, blockingPowerW: 83.64, unitTimeS: 0.001 });
+      await waitFor(
+        () => schedules.every((s) => s[s.length - 1]!.phase === 'PHASE_DEPLOYED'),
+        'DEPLOYED',
+      );
+      const restricted = {
+        stages: profile.stages.slice(0, N).map((st) => ({
+          forward: st.forward.filter((o) => o.frequencyMhz >= FLOOR),
+          backward: st.backward.filter((o) => o.frequencyMhz >= FLOOR),
+        })),
+      };
+      const frontier = computeFrontier({
+        profile: restricted,
+        pipeline: { schedule: '1f1b', numStages: N, numMicrobatches: M },
+        blockingPowerW: 83.64,
+        unitTimeS: 0.001,
+      });
       const intrinsic = frontier.intrinsic();
       for (let r = 0; r < N; r++) {
         const s = schedules[r]![schedules[r]!.length - 1]!;
         expect(s.reason).toBe('intrinsic');
-        expect(s.instructions.map((i) => i.frequency_mhz)).toEqual(intrinsic.plan[r]!.instructions.map((i) => i.frequencyMhz));
+        expect(s.instructions.map((i) => i.frequency_mhz)).toEqual(
+          intrinsic.plan[r]!.instructions.map((i) => i.frequencyMhz),
+        );
         expect(s.expected_iteration_time_s).toBeCloseTo(intrinsic.point.timeS, 9);
       }
-      const st = await unary<optimizerV1.GetJobStatusResponse__Output>(opt, 'GetJobStatus', { job_id: 'e2e' });
+      const st = await unary<optimizerV1.GetJobStatusResponse__Output>(opt, 'GetJobStatus', {
+        job_id: 'e2e',
+      });
       expect(st.phase).toBe('PHASE_DEPLOYED');
-      expect(st.predicted_saving_percent).toBeCloseTo(100 * (1 - intrinsic.point.energyJ / frontier.allMax.energyJ), 6);
+      expect(st.predicted_saving_percent).toBeCloseTo(
+        100 * (1 - intrinsic.point.energyJ / frontier.allMax.energyJ),
+        6,
+      );
     } finally {
       for (const w of watches) w.cancel();
       measurements.end();

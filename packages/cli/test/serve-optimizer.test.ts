@@ -10,13 +10,30 @@ import { perseusGrpc } from '@perseus/proto';
 import type { optimizerV1 } from '@perseus/proto';
 
 const BIN = path.resolve(__dirname, '..', '..', '..', 'bin', 'perseus');
-const CSV = path.resolve(__dirname, '..', '..', '..', 'data', 'sosp24', 'stage_profile', 'gpt3-175b+a100_sxm_bf16.csv');
+const CSV = path.resolve(
+  __dirname,
+  '..',
+  '..',
+  '..',
+  'data',
+  'sosp24',
+  'stage_profile',
+  'gpt3-175b+a100_sxm_bf16.csv',
+);
 const CLOCKS = Array.from({ length: 38 }, (_, i) => 1410 - 15 * i);
 
-type Client = InstanceType<ReturnType<typeof perseusGrpc>['perseus']['optimizer']['v1']['Optimizer']>;
+type Client = InstanceType<
+  ReturnType<typeof perseusGrpc>['perseus']['optimizer']['v1']['Optimizer']
+>;
 
-function startOptimizer(args: string[]): Promise<{ child: ChildProcessWithoutNullStreams; address: string }> {
-  const child = spawn(BIN, ['serve', 'optimizer', '--listen', '127.0.0.1:0', '--log-level', 'silent', ...args], { env: { ...process.env } });
+function startOptimizer(
+  args: string[],
+): Promise<{ child: ChildProcessWithoutNullStreams; address: string }> {
+  const child = spawn(
+    BIN,
+    ['serve', 'optimizer', '--listen', '127.0.0.1:0', '--log-level', 'silent', ...args],
+    { env: { ...process.env } },
+  );
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error('serve optimizer did not start')), 30_000);
     readline.createInterface({ input: child.stdout }).on('line', (line) => {
@@ -36,19 +53,29 @@ function startOptimizer(args: string[]): Promise<{ child: ChildProcessWithoutNul
 
 function unary<Res>(client: Client, method: string, req: unknown): Promise<Res> {
   return new Promise((resolve, reject) => {
-    (client as unknown as Record<string, (r: unknown, o: grpc.CallOptions, cb: (e: grpc.ServiceError | null, r: Res) => void) => void>)[method]!.call(
-      client,
-      req,
-      { deadline: Date.now() + 20_000 },
-      (e, r) => (e ? reject(e) : resolve(r)),
+    (
+      client as unknown as Record<
+        string,
+        (r: unknown, o: grpc.CallOptions, cb: (e: grpc.ServiceError | null, r: Res) => void) => void
+      >
+    )[method]!.call(client, req, { deadline: Date.now() + 20_000 }, (e, r) =>
+      e ? reject(e) : resolve(r),
     );
   });
 }
 
 /** First schedule of a watch satisfying `pred`; cancels the stream. */
-function watchUntil(client: Client, rank: number, pred: (s: optimizerV1.Schedule__Output) => boolean, knownVersion = 0): Promise<optimizerV1.Schedule__Output> {
+function watchUntil(
+  client: Client,
+  rank: number,
+  pred: (s: optimizerV1.Schedule__Output) => boolean,
+  knownVersion = 0,
+): Promise<optimizerV1.Schedule__Output> {
   return new Promise((resolve, reject) => {
-    const stream = client.WatchSchedule({ job_id: 'gpt3', rank, known_version: String(knownVersion) }, { deadline: Date.now() + 30_000 });
+    const stream = client.WatchSchedule(
+      { job_id: 'gpt3', rank, known_version: String(knownVersion) },
+      { deadline: Date.now() + 30_000 },
+    );
     stream.on('data', (s: optimizerV1.Schedule__Output) => {
       if (pred(s)) {
         resolve(s);
@@ -71,12 +98,14 @@ async function freePort(): Promise<number> {
 
 function httpGet(url: string): Promise<string> {
   return new Promise((resolve, reject) => {
-    http.get(url, (res) => {
-      let body = '';
-      res.setEncoding('utf8');
-      res.on('data', (c: string) => (body += c));
-      res.on('end', () => resolve(body));
-    }).on('error', reject);
+    http
+      .get(url, (res) => {
+        let body = '';
+        res.setEncoding('utf8');
+        res.on('data', (c: string) => (body += c));
+        res.on('end', () => resolve(body));
+      })
+      .on('error', reject);
   });
 }
 
@@ -94,7 +123,14 @@ describe('perseus serve optimizer', () => {
   it('survives SIGKILL: jobs, frontier, stragglers, plans and versions come back; watchers get the same version', async () => {
     const dataDir = path.join(dir, 'data');
     const metricsPort = await freePort();
-    const first = await startOptimizer(['--optimizer-data-dir', dataDir, '--optimizer-profile-csv', CSV, '--optimizer-metrics-listen', `127.0.0.1:${metricsPort}`]);
+    const first = await startOptimizer([
+      '--optimizer-data-dir',
+      dataDir,
+      '--optimizer-profile-csv',
+      CSV,
+      '--optimizer-metrics-listen',
+      `127.0.0.1:${metricsPort}`,
+    ]);
     children.push(first.child);
     const Ctor = perseusGrpc().perseus.optimizer.v1.Optimizer;
     const c1 = new Ctor(first.address, grpc.credentials.createInsecure());
@@ -110,21 +146,39 @@ describe('perseus serve optimizer', () => {
       },
     });
     for (let r = 0; r < 16; r++) {
-      await unary(c1, 'RegisterRank', { job_id: 'gpt3', rank: { rank: r, dp_rank: Math.floor(r / 8), pp_rank: r % 8, tp_rank: 0 }, node: 'n0', device_index: r % 8, supported_frequencies_mhz: CLOCKS });
+      await unary(c1, 'RegisterRank', {
+        job_id: 'gpt3',
+        rank: { rank: r, dp_rank: Math.floor(r / 8), pp_rank: r % 8, tp_rank: 0 },
+        node: 'n0',
+        device_index: r % 8,
+        supported_frequencies_mhz: CLOCKS,
+      });
     }
     await watchUntil(c1, 3, (s) => s.phase === 'PHASE_DEPLOYED');
-    const rep = await unary<optimizerV1.ReportStragglerResponse__Output>(c1, 'ReportStraggler', { job_id: 'gpt3', dp_rank: 1, slowdown: 1.15 });
+    const rep = await unary<optimizerV1.ReportStragglerResponse__Output>(c1, 'ReportStraggler', {
+      job_id: 'gpt3',
+      dp_rank: 1,
+      slowdown: 1.15,
+    });
     const before = await watchUntil(c1, 3, (s) => s.version === rep.schedule_version);
     expect(before.reason).toMatch(/^straggler dp=1 /);
     expect(before.instructions).toHaveLength(8);
-    const frontierBefore = await unary<optimizerV1.GetFrontierResponse__Output>(c1, 'GetFrontier', { job_id: 'gpt3' });
-    const statusBefore = await unary<optimizerV1.GetJobStatusResponse__Output>(c1, 'GetJobStatus', { job_id: 'gpt3' });
+    const frontierBefore = await unary<optimizerV1.GetFrontierResponse__Output>(c1, 'GetFrontier', {
+      job_id: 'gpt3',
+    });
+    const statusBefore = await unary<optimizerV1.GetJobStatusResponse__Output>(c1, 'GetJobStatus', {
+      job_id: 'gpt3',
+    });
     const metrics = await httpGet(`http://127.0.0.1:${metricsPort}/metrics`);
     expect(metrics).toContain('perseus_optimizer_job_phase{job_id="gpt3",phase="DEPLOYED"} 1');
-    expect(metrics).toContain(`perseus_optimizer_schedule_version{job_id="gpt3"} ${statusBefore.schedule_version}`);
+    expect(metrics).toContain(
+      `perseus_optimizer_schedule_version{job_id="gpt3"} ${statusBefore.schedule_version}`,
+    );
     // A watcher open across the crash.
     const open = c1.WatchSchedule({ job_id: 'gpt3', rank: 3, known_version: '0' });
-    const ended = new Promise<grpc.status>((resolve) => open.on('error', (e: grpc.ServiceError) => resolve(e.code)));
+    const ended = new Promise<grpc.status>((resolve) =>
+      open.on('error', (e: grpc.ServiceError) => resolve(e.code)),
+    );
     open.on('data', () => undefined);
 
     first.child.kill('SIGKILL');
@@ -140,13 +194,23 @@ describe('perseus serve optimizer', () => {
       expect(again).toEqual(before);
       expect(await unary(c2, 'GetFrontier', { job_id: 'gpt3' })).toEqual(frontierBefore);
       expect(await unary(c2, 'GetJobStatus', { job_id: 'gpt3' })).toEqual(statusBefore);
-      const reReg = await unary<optimizerV1.RegisterRankResponse__Output>(c2, 'RegisterRank', { job_id: 'gpt3', rank: { rank: 3, dp_rank: 0, pp_rank: 3, tp_rank: 0 }, node: 'n0', device_index: 3, supported_frequencies_mhz: CLOCKS });
+      const reReg = await unary<optimizerV1.RegisterRankResponse__Output>(c2, 'RegisterRank', {
+        job_id: 'gpt3',
+        rank: { rank: 3, dp_rank: 0, pp_rank: 3, tp_rank: 0 },
+        node: 'n0',
+        device_index: 3,
+        supported_frequencies_mhz: CLOCKS,
+      });
       expect(reReg).toEqual({ created: false, registered_ranks: 16 });
     } finally {
       c2.close();
       second.child.kill('SIGTERM');
     }
-    const code = await new Promise<number | null>((r) => (second.child.exitCode !== null ? r(second.child.exitCode) : second.child.on('exit', (c) => r(c))));
+    const code = await new Promise<number | null>((r) =>
+      second.child.exitCode !== null
+        ? r(second.child.exitCode)
+        : second.child.on('exit', (c) => r(c)),
+    );
     expect(code).toBe(0);
   });
 });

@@ -20,8 +20,14 @@ interface Served {
 }
 
 function serveProfiler(args: string[], env: NodeJS.ProcessEnv = {}): Promise<Served> {
-  const child = spawn(BIN, ['serve', 'profiler', '--listen', '127.0.0.1:0', '--log-level', 'silent', ...args], { env: { ...process.env, ...env } });
-  const exited = new Promise<{ code: number | null; signal: string | null }>((resolve) => child.on('exit', (code, signal) => resolve({ code, signal })));
+  const child = spawn(
+    BIN,
+    ['serve', 'profiler', '--listen', '127.0.0.1:0', '--log-level', 'silent', ...args],
+    { env: { ...process.env, ...env } },
+  );
+  const exited = new Promise<{ code: number | null; signal: string | null }>((resolve) =>
+    child.on('exit', (code, signal) => resolve({ code, signal })),
+  );
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error('serve profiler did not start')), 30_000);
     let metrics: string | undefined;
@@ -42,13 +48,21 @@ function serveProfiler(args: string[], env: NodeJS.ProcessEnv = {}): Promise<Ser
 }
 
 function connect(address: string): Client {
-  return new (perseusGrpc().perseus.profiler.v1.Profiler)(address, grpc.credentials.createInsecure());
+  return new (perseusGrpc().perseus.profiler.v1.Profiler)(
+    address,
+    grpc.credentials.createInsecure(),
+  );
 }
 
 function register(client: Client, jobId: string): Promise<void> {
   return new Promise((resolve, reject) =>
     client.RegisterJob(
-      { job_id: jobId, pipeline: { schedule: 'SCHEDULE_KIND_1F1B', num_stages: 4, num_microbatches: 8 }, dp_degree: 4, tp_degree: 2 },
+      {
+        job_id: jobId,
+        pipeline: { schedule: 'SCHEDULE_KIND_1F1B', num_stages: 4, num_microbatches: 8 },
+        dp_degree: 4,
+        tp_degree: 2,
+      },
       (err) => (err ? reject(err) : resolve()),
     ),
   );
@@ -80,7 +94,14 @@ interface Ingest {
 }
 
 /** Streams batches (window 4) until `stop()` or the stream breaks. */
-function ingest(client: Client, jobId: string, s: number, size: number, stop: () => boolean, onAck: (stored: number) => void = () => undefined): Promise<Ingest> {
+function ingest(
+  client: Client,
+  jobId: string,
+  s: number,
+  size: number,
+  stop: () => boolean,
+  onAck: (stored: number) => void = () => undefined,
+): Promise<Ingest> {
   return new Promise((resolve) => {
     const call = client.ReportMeasurements();
     const out: Ingest = { ackedIds: [], acked: 0 };
@@ -129,7 +150,10 @@ function scrape(address: string, name: string): Promise<number> {
   });
 }
 
-function sendOne(client: Client, b: profilerV1.MeasurementBatch): Promise<profilerV1.BatchAck__Output[]> {
+function sendOne(
+  client: Client,
+  b: profilerV1.MeasurementBatch,
+): Promise<profilerV1.BatchAck__Output[]> {
   return new Promise((resolve, reject) => {
     const call = client.ReportMeasurements();
     const acks: profilerV1.BatchAck__Output[] = [];
@@ -189,7 +213,11 @@ describe('perseus serve profiler', () => {
       const ids = runs.flatMap((r) => r.ackedIds);
       for (const id of ids.slice(-8)) {
         const [, s, seq] = /^s(\d+)-(\d+)$/.exec(id)!;
-        expect((await sendOne(c2, batch('k', Number(s), Number(seq), 500)))[0]).toMatchObject({ batch_id: id, stored_count: 0, duplicate: true });
+        expect((await sendOne(c2, batch('k', Number(s), Number(seq), 500)))[0]).toMatchObject({
+          batch_id: id,
+          stored_count: 0,
+          duplicate: true,
+        });
       }
     } finally {
       c2.close();
@@ -199,7 +227,14 @@ describe('perseus serve profiler', () => {
   });
 
   it('drains on SIGTERM: every acknowledged batch is stored and the process exits 0', async () => {
-    const args = ['--profiler-data-dir', dir, '--profiler-metrics-listen', '127.0.0.1:0', '--profiler-sync', 'normal'];
+    const args = [
+      '--profiler-data-dir',
+      dir,
+      '--profiler-metrics-listen',
+      '127.0.0.1:0',
+      '--profiler-sync',
+      'normal',
+    ];
     const first = await serveProfiler(args);
     const c1 = connect(first.address);
     await register(c1, 'd');
@@ -233,16 +268,25 @@ describe('perseus serve profiler', () => {
   it('flags win over PERSEUS_PROFILER_* env: max batch and data dir', async () => {
     const envDir = path.join(dir, 'from-env');
     const flagDir = path.join(dir, 'from-flag');
-    const served = await serveProfiler(['--profiler-max-batch', '3', '--profiler-data-dir', flagDir], {
-      PERSEUS_PROFILER_DATA_DIR: envDir,
-      PERSEUS_PROFILER_MAX_BATCH: '1000',
-    });
+    const served = await serveProfiler(
+      ['--profiler-max-batch', '3', '--profiler-data-dir', flagDir],
+      {
+        PERSEUS_PROFILER_DATA_DIR: envDir,
+        PERSEUS_PROFILER_MAX_BATCH: '1000',
+      },
+    );
     const c = connect(served.address);
     try {
       await register(c, 'f');
       const acks = await sendOne(c, batch('f', 0, 0, 4));
-      expect(acks[0]!.error).toMatchObject({ code: 3, violations: [{ field: 'measurements', description: 'must have at most 3 entries, got 4' }] });
-      expect((await sendOne(c, batch('f', 0, 1, 3)))[0]).toMatchObject({ stored_count: 3, duplicate: false });
+      expect(acks[0]!.error).toMatchObject({
+        code: 3,
+        violations: [{ field: 'measurements', description: 'must have at most 3 entries, got 4' }],
+      });
+      expect((await sendOne(c, batch('f', 0, 1, 3)))[0]).toMatchObject({
+        stored_count: 3,
+        duplicate: false,
+      });
       expect(fs.existsSync(path.join(flagDir, 'profiler.db'))).toBe(true);
       expect(fs.existsSync(envDir)).toBe(false);
     } finally {
@@ -253,7 +297,16 @@ describe('perseus serve profiler', () => {
   });
 
   it('refuses a bad flag value at startup naming it', async () => {
-    const child = spawn(BIN, ['serve', 'profiler', '--listen', '127.0.0.1:0', '--profiler-data-dir', dir, '--profiler-sync', 'sometimes']);
+    const child = spawn(BIN, [
+      'serve',
+      'profiler',
+      '--listen',
+      '127.0.0.1:0',
+      '--profiler-data-dir',
+      dir,
+      '--profiler-sync',
+      'sometimes',
+    ]);
     let stderr = '';
     child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
     const code = await new Promise<number | null>((resolve) => child.on('exit', (c) => resolve(c)));

@@ -2,7 +2,12 @@ import { randomUUID } from 'node:crypto';
 import { status } from '@grpc/grpc-js';
 import type { agentV1 } from '@perseus/proto';
 import type { Logger } from '@perseus/service-kit';
-import { FailedPreconditionError, PerseusError, UnavailableError, ValidationError } from '@perseus/service-kit';
+import {
+  FailedPreconditionError,
+  PerseusError,
+  UnavailableError,
+  ValidationError,
+} from '@perseus/service-kit';
 import type { AuditLog, Caller } from './audit';
 import type { DeviceInfo, GpuBackend } from './backend';
 import { isUnsupportedDriverError } from './backend';
@@ -10,7 +15,15 @@ import { DeviceWorker } from './device-worker';
 import { EnergyTracker } from './energy-tracker';
 import { LatencyWindow } from './latency-window';
 import type { StateFile } from './state-file';
-import type { BeginValue, EndValue, OpenSessionValue, RankIdentityValue, ReadEnergyValue, ResetClocksValue, SetClocksValue } from './validate';
+import type {
+  BeginValue,
+  EndValue,
+  OpenSessionValue,
+  RankIdentityValue,
+  ReadEnergyValue,
+  ResetClocksValue,
+  SetClocksValue,
+} from './validate';
 import { validateSessionRequest } from './validate';
 
 /** Tunables of the agent core (the module options add transport and files). */
@@ -163,7 +176,12 @@ export class GpuAgentCore {
       const result = await this.resetDevice(s, true);
       reset.push(s.info.index);
       this.audit.record({
-        who: { peer: 'agent', identity: 'agent', jobId: persisted?.lease?.jobId, rank: persisted?.lease?.rank },
+        who: {
+          peer: 'agent',
+          identity: 'agent',
+          jobId: persisted?.lease?.jobId,
+          rank: persisted?.lease?.rank,
+        },
         device: s.info.index,
         action: 'reset.startup',
         value: all
@@ -175,7 +193,11 @@ export class GpuAgentCore {
       });
     }
     this.stateFile.update(() => undefined, { sync: true });
-    if (prev && !prev.cleanShutdown) this.logger.warn({ previousPid: prev.pid, reset }, 'previous agent did not shut down cleanly');
+    if (prev && !prev.cleanShutdown)
+      this.logger.warn(
+        { previousPid: prev.pid, reset },
+        'previous agent did not shut down cleanly',
+      );
     return { reset };
   }
 
@@ -194,8 +216,10 @@ export class GpuAgentCore {
       };
       this.backend.noteActivity?.(i, null);
       await step('resetSmClock', () => this.backend.resetSmClock(i));
-      if (everything || s.memoryLocked) await step('resetMemoryClock', () => this.backend.resetMemoryClock(i));
-      if (everything || s.powerLimitChanged) await step('resetPowerLimit', () => this.backend.resetPowerLimit(i));
+      if (everything || s.memoryLocked)
+        await step('resetMemoryClock', () => this.backend.resetMemoryClock(i));
+      if (everything || s.powerLimitChanged)
+        await step('resetPowerLimit', () => this.backend.resetPowerLimit(i));
       s.appliedSmClockMhz = 0;
       s.memoryLocked = false;
       s.powerLimitChanged = false;
@@ -244,7 +268,12 @@ export class GpuAgentCore {
         ? {
             lease_id: leaseIdForHolder ?? '',
             job_id: l.jobId,
-            rank: { rank: l.rank.rank, dp_rank: l.rank.dpRank, pp_rank: l.rank.ppRank, tp_rank: l.rank.tpRank },
+            rank: {
+              rank: l.rank.rank,
+              dp_rank: l.rank.dpRank,
+              pp_rank: l.rank.ppRank,
+              tp_rank: l.rank.tpRank,
+            },
             expires_at_unix_ms: String(l.expiresAtUnixMs),
           }
         : null,
@@ -263,12 +292,20 @@ export class GpuAgentCore {
       const h = s.lease;
       this.stats.sessionsDenied++;
       const holder = `job ${JSON.stringify(h.jobId)} rank ${h.rank.rank} (pp ${h.rank.ppRank}, dp ${h.rank.dpRank}, tp ${h.rank.tpRank})`;
-      this.audit.record({ who, device: s.info.index, action: 'lease.deny', result: `held by ${holder}` });
+      this.audit.record({
+        who,
+        device: s.info.index,
+        action: 'lease.deny',
+        result: `held by ${holder}`,
+      });
       throw new FailedPreconditionError(
         `device ${s.info.index} is leased by ${holder} until ${new Date(h.expiresAtUnixMs).toISOString()} unless renewed`,
       );
     }
-    const ttlS = Math.min(open.leaseTtlS === 0 ? this.leaseTtlDefaultS : open.leaseTtlS, this.leaseTtlMaxS);
+    const ttlS = Math.min(
+      open.leaseTtlS === 0 ? this.leaseTtlDefaultS : open.leaseTtlS,
+      this.leaseTtlMaxS,
+    );
     const lease: Lease = {
       leaseId: randomUUID(),
       jobId: open.jobId,
@@ -304,19 +341,32 @@ export class GpuAgentCore {
         .catch((err: unknown) => {
           if (isUnsupportedDriverError(err)) {
             s.memoryLockUnsupported = true;
-            this.logger.info({ device: s.info.index }, 'this device cannot lock its memory clock; SM clocks only from now on');
+            this.logger.info(
+              { device: s.info.index },
+              'this device cannot lock its memory clock; SM clocks only from now on',
+            );
             return;
           }
           this.stats.driverErrors++;
-          this.logger.warn({ err, device: s.info.index }, 'memory clock lock failed; continuing with SM clocks only');
+          this.logger.warn(
+            { err, device: s.info.index },
+            'memory clock lock failed; continuing with SM clocks only',
+          );
         });
     }
     // A first energy sample, so the first instruction's start interpolates instead of clamping.
     s.worker.run(() => this.sampleEnergy(s)).catch(() => undefined);
-    this.audit.record({ who, device: s.info.index, action: 'lease.open', value: `ttl ${ttlS}s`, result: 'ok' });
+    this.audit.record({
+      who,
+      device: s.info.index,
+      action: 'lease.open',
+      value: `ttl ${ttlS}s`,
+      result: 'ok',
+    });
     void this.describe(s, lease.leaseId).then(
       (device) => {
-        if (!session.closed) sink.send({ opened: { lease_id: lease.leaseId, device, lease_ttl_s: ttlS } });
+        if (!session.closed)
+          sink.send({ opened: { lease_id: lease.leaseId, device, lease_ttl_s: ttlS } });
       },
       (err: unknown) => {
         this.logger.error({ err }, 'describe failed');
@@ -342,11 +392,18 @@ export class GpuAgentCore {
     });
   }
 
-  private leaseFor(leaseId: string, deviceIndex: number, caller: Caller, action: string): DeviceSlot {
+  private leaseFor(
+    leaseId: string,
+    deviceIndex: number,
+    caller: Caller,
+    action: string,
+  ): DeviceSlot {
     const s = this.slot(deviceIndex);
     if (s.lease?.leaseId !== leaseId) {
       const h = s.lease;
-      const result = h ? `held by job ${JSON.stringify(h.jobId)} rank ${h.rank.rank}` : 'not leased';
+      const result = h
+        ? `held by job ${JSON.stringify(h.jobId)} rank ${h.rank.rank}`
+        : 'not leased';
       this.audit.record({ who: caller, device: deviceIndex, action, result: `denied: ${result}` });
       throw new FailedPreconditionError(
         h
@@ -369,10 +426,25 @@ export class GpuAgentCore {
       });
     } catch (err) {
       this.stats.driverErrors++;
-      this.audit.record({ who, device: s.info.index, action: 'clocks.set', value: req.smClockMhz, result: `error: ${String(err)}` });
-      throw new PerseusError(status.UNAVAILABLE, `driver refused ${req.smClockMhz} MHz on device ${s.info.index}`);
+      this.audit.record({
+        who,
+        device: s.info.index,
+        action: 'clocks.set',
+        value: req.smClockMhz,
+        result: `error: ${String(err)}`,
+      });
+      throw new PerseusError(
+        status.UNAVAILABLE,
+        `driver refused ${req.smClockMhz} MHz on device ${s.info.index}`,
+      );
     }
-    this.audit.record({ who, device: s.info.index, action: 'clocks.set', value: req.smClockMhz, result: 'ok' });
+    this.audit.record({
+      who,
+      device: s.info.index,
+      action: 'clocks.set',
+      value: req.smClockMhz,
+      result: 'ok',
+    });
     return { applied_sm_clock_mhz: req.smClockMhz };
   }
 
@@ -386,8 +458,16 @@ export class GpuAgentCore {
       });
     } catch (err) {
       this.stats.driverErrors++;
-      this.audit.record({ who, device: s.info.index, action: 'clocks.reset', result: `error: ${String(err)}` });
-      throw new PerseusError(status.UNAVAILABLE, `driver refused the reset of device ${s.info.index}`);
+      this.audit.record({
+        who,
+        device: s.info.index,
+        action: 'clocks.reset',
+        result: `error: ${String(err)}`,
+      });
+      throw new PerseusError(
+        status.UNAVAILABLE,
+        `driver refused the reset of device ${s.info.index}`,
+      );
     }
     this.audit.record({ who, device: s.info.index, action: 'clocks.reset', result: 'ok' });
     return {};
@@ -396,12 +476,27 @@ export class GpuAgentCore {
   async readEnergy(req: ReadEnergyValue): Promise<agentV1.ReadEnergyResponse> {
     const s = this.slot(req.deviceIndex);
     const i = s.info.index;
-    const [mj, w] = await s.worker.run(async () => [await this.backend.readEnergyMj(i), await this.backend.readPowerW(i)]);
-    return { energy_j: mj / 1000, power_w: w, timestamp_unix_ns: String(BigInt(Date.now()) * 1_000_000n) };
+    const [mj, w] = await s.worker.run(async () => [
+      await this.backend.readEnergyMj(i),
+      await this.backend.readPowerW(i),
+    ]);
+    return {
+      energy_j: mj / 1000,
+      power_w: w,
+      timestamp_unix_ns: String(BigInt(Date.now()) * 1_000_000n),
+    };
   }
 
   /** Current per-device view for /metrics (no driver calls: last values seen by the worker). */
-  metricsSnapshot(): Array<{ index: number; uuid: string; lockedSmClockMhz: number; energyJ: number; leased: boolean; queueDepth: number; clockChanges: number }> {
+  metricsSnapshot(): Array<{
+    index: number;
+    uuid: string;
+    lockedSmClockMhz: number;
+    energyJ: number;
+    leased: boolean;
+    queueDepth: number;
+    clockChanges: number;
+  }> {
     return this.slots.map((s) => ({
       index: s.info.index,
       uuid: s.info.uuid,
@@ -438,14 +533,21 @@ export class GpuAgentCore {
   async close(): Promise<void> {
     if (this.closing) return;
     this.closing = true;
-    const closing = [...this.sessions].map((sess) => sess.close('agent shutting down', new UnavailableError('agent is shutting down; device reset to defaults')));
+    const closing = [...this.sessions].map((sess) =>
+      sess.close(
+        'agent shutting down',
+        new UnavailableError('agent is shutting down; device reset to defaults'),
+      ),
+    );
     await Promise.all(closing);
     const results = await Promise.all(this.slots.map((s) => this.resetDevice(s, false)));
     this.audit.record({
       who: { peer: 'agent', identity: 'agent' },
       device: 'all',
       action: 'reset.shutdown',
-      result: results.every((r) => r === 'ok') ? 'ok' : results.filter((r) => r !== 'ok').join('; '),
+      result: results.every((r) => r === 'ok')
+        ? 'ok'
+        : results.filter((r) => r !== 'ok').join('; '),
     });
     if (results.every((r) => r === 'ok')) this.stateFile.markClean();
     else this.stateFile.flush();
@@ -499,7 +601,8 @@ export class Session {
     this.ttlTimer = setTimeout(() => this.expire(), lease.ttlS * 1000);
     this.ttlTimer.unref();
     this.sampleTimer = setInterval(() => {
-      if (slot.worker.depth < 4) slot.worker.run(() => core.sampleEnergy(slot)).catch(() => undefined);
+      if (slot.worker.depth < 4)
+        slot.worker.run(() => core.sampleEnergy(slot)).catch(() => undefined);
     }, core.energySampleIntervalMs);
     this.sampleTimer.unref();
   }
@@ -516,10 +619,16 @@ export class Session {
 
   private expire(): void {
     this.core.stats.leaseExpiries++;
-    this.core.logger.warn({ device: this.slot.info.index, jobId: this.lease.jobId, ttlS: this.lease.ttlS }, 'lease expired');
+    this.core.logger.warn(
+      { device: this.slot.info.index, jobId: this.lease.jobId, ttlS: this.lease.ttlS },
+      'lease expired',
+    );
     void this.close(
       `lease expired after ${this.lease.ttlS}s without traffic`,
-      new PerseusError(status.ABORTED, `lease expired: no traffic for ${this.lease.ttlS} s; device ${this.slot.info.index} reset to defaults`),
+      new PerseusError(
+        status.ABORTED,
+        `lease expired: no traffic for ${this.lease.ttlS} s; device ${this.slot.info.index} reset to defaults`,
+      ),
     );
   }
 
@@ -556,12 +665,31 @@ export class Session {
   private reject(seq: number, err: unknown): void {
     this.core.stats.eventErrors++;
     if (err instanceof ValidationError) {
-      this.sink.send({ error: { seq: String(seq), error: { code: err.code, message: err.message, violations: err.violations.map((v) => ({ ...v })) } } });
+      this.sink.send({
+        error: {
+          seq: String(seq),
+          error: {
+            code: err.code,
+            message: err.message,
+            violations: err.violations.map((v) => ({ ...v })),
+          },
+        },
+      });
     } else if (err instanceof PerseusError) {
-      this.sink.send({ error: { seq: String(seq), error: { code: err.code, message: err.message, violations: [] } } });
+      this.sink.send({
+        error: {
+          seq: String(seq),
+          error: { code: err.code, message: err.message, violations: [] },
+        },
+      });
     } else {
       this.core.logger.error({ err }, 'session event failed');
-      this.sink.send({ error: { seq: String(seq), error: { code: status.INTERNAL, message: 'internal error', violations: [] } } });
+      this.sink.send({
+        error: {
+          seq: String(seq),
+          error: { code: status.INTERNAL, message: 'internal error', violations: [] },
+        },
+      });
     }
   }
 
@@ -577,11 +705,18 @@ export class Session {
   }
 
   private onBegin(b: BeginValue, recvNs: bigint): void {
-    if (b.seq <= this.lastSeq) throw ValidationError.field('begin.seq', `must be > ${this.lastSeq} (the previous seq), got ${b.seq}`);
+    if (b.seq <= this.lastSeq)
+      throw ValidationError.field(
+        'begin.seq',
+        `must be > ${this.lastSeq} (the previous seq), got ${b.seq}`,
+      );
     this.lastSeq = b.seq;
     const tAgent = this.mapNs(b.tNs, recvNs);
     if (this.offsetNs === 0n) this.core.stats.eventToReceive.add(Number(recvNs - tAgent) / 1e9);
-    const entry: OpenBegin = { begin: { ...b, tNs: tAgent }, appliedMhz: this.slot.appliedSmClockMhz };
+    const entry: OpenBegin = {
+      begin: { ...b, tNs: tAgent },
+      appliedMhz: this.slot.appliedSmClockMhz,
+    };
     if (this.open.size >= MAX_OPEN_BEGINS) {
       const oldest = this.open.keys().next().value;
       if (oldest !== undefined) this.open.delete(oldest);
@@ -601,9 +736,19 @@ export class Session {
             s.clockChanges++;
           } catch (err) {
             core.stats.driverErrors++;
-            core.logger.warn({ err, device: s.info.index, mhz: b.frequencyMhz }, 'clock change failed');
+            core.logger.warn(
+              { err, device: s.info.index, mhz: b.frequencyMhz },
+              'clock change failed',
+            );
             this.sink.send({
-              error: { seq: String(b.seq), error: { code: status.UNAVAILABLE, message: `driver refused ${b.frequencyMhz} MHz; clock stays ${s.appliedSmClockMhz} MHz`, violations: [] } },
+              error: {
+                seq: String(b.seq),
+                error: {
+                  code: status.UNAVAILABLE,
+                  message: `driver refused ${b.frequencyMhz} MHz; clock stays ${s.appliedSmClockMhz} MHz`,
+                  violations: [],
+                },
+              },
             });
           }
         }
@@ -612,7 +757,13 @@ export class Session {
         // A simulated device computes from the client's timestamp at the clock it asked for (the
         // emulated trainer sleeps that clock's time), however late this Begin arrived; real devices
         // ignore the note.
-        this.recordMark(backend.noteActivity?.(s.info.index, { stage: this.lease.rank.ppRank, instruction: b.instruction }, tAgent));
+        this.recordMark(
+          backend.noteActivity?.(
+            s.info.index,
+            { stage: this.lease.rank.ppRank, instruction: b.instruction },
+            tAgent,
+          ),
+        );
         if (this.offsetNs === 0n) core.stats.eventToApply.add(Number(appliedNs - tAgent) / 1e9);
         core.stats.receiveToApply.add(Number(appliedNs - recvNs) / 1e9);
         await core.sampleEnergy(s);
@@ -630,7 +781,10 @@ export class Session {
     if (!entry) throw ValidationError.field('end.seq', `no open Begin with seq ${e.seq}`);
     const tAgent = this.mapNs(e.tNs, recvNs);
     if (tAgent < entry.begin.tNs) {
-      throw ValidationError.field('end.t_ns', `must be ≥ the Begin's t_ns, got ${e.tNs} (${(Number(entry.begin.tNs - tAgent) / 1e6).toFixed(3)} ms earlier)`);
+      throw ValidationError.field(
+        'end.t_ns',
+        `must be ≥ the Begin's t_ns, got ${e.tNs} (${(Number(entry.begin.tNs - tAgent) / 1e6).toFixed(3)} ms earlier)`,
+      );
     }
     this.open.delete(e.seq);
     const s = this.slot;
@@ -649,7 +803,10 @@ export class Session {
         this.sink.send({
           measurement: {
             seq: String(e.seq),
-            instruction: entry.begin.instruction === 'forward' ? 'INSTRUCTION_KIND_FORWARD' : 'INSTRUCTION_KIND_BACKWARD',
+            instruction:
+              entry.begin.instruction === 'forward'
+                ? 'INSTRUCTION_KIND_FORWARD'
+                : 'INSTRUCTION_KIND_BACKWARD',
             microbatch: entry.begin.microbatch,
             frequency_applied_mhz: entry.appliedMhz,
             time_s: Number(tAgent - entry.begin.tNs) / 1e9,

@@ -37,7 +37,10 @@ export class AuditLog {
     this.logger.info({ audit: true, ...entry }, 'audit');
     if (this.filePath) {
       try {
-        fs.appendFileSync(this.filePath, `${JSON.stringify({ time: new Date().toISOString(), ...entry })}\n`);
+        fs.appendFileSync(
+          this.filePath,
+          `${JSON.stringify({ time: new Date().toISOString(), ...entry })}\n`,
+        );
       } catch (err) {
         this.logger.error({ err, path: this.filePath }, 'audit file write failed');
       }

@@ -32,7 +32,8 @@ export function parseTokenFile(text: string, source = 'token file'): Token[] {
     if (parts.length !== 3 || !name || !secret || (scope !== 'read' && scope !== 'control')) {
       throw new Error(`${source}:${i + 1}: expected "<name> <read|control> <secret>"`);
     }
-    if (secret.length < 16) throw new Error(`${source}:${i + 1}: secret of ${name} must have at least 16 characters`);
+    if (secret.length < 16)
+      throw new Error(`${source}:${i + 1}: secret of ${name} must have at least 16 characters`);
     out.push({ name, scope, digest: digest(secret) });
   });
   return out;
@@ -62,16 +63,20 @@ export class Authorizer {
   check(call: { getPeer(): string; metadata: grpc.Metadata }, need: Scope): Caller {
     const peer = safePeer(call);
     const header = call.metadata.get('authorization')[0];
-    const presented = typeof header === 'string' ? /^Bearer\s+(\S+)$/i.exec(header)?.[1] : undefined;
+    const presented =
+      typeof header === 'string' ? /^Bearer\s+(\S+)$/i.exec(header)?.[1] : undefined;
     if (presented === undefined) {
-      if (this.opts.requireToken) throw new UnauthenticatedError('this listener requires "authorization: Bearer <token>"');
+      if (this.opts.requireToken)
+        throw new UnauthenticatedError('this listener requires "authorization: Bearer <token>"');
       return { peer, identity: this.opts.anonymousIdentity };
     }
     const d = digest(presented);
     const token = this.tokens.find((t) => timingSafeEqual(t.digest, d));
     if (!token) throw new UnauthenticatedError('unknown token');
     if (need === 'control' && token.scope !== 'control') {
-      throw new PermissionDeniedError(`token ${JSON.stringify(token.name)} has scope read; this call needs control`);
+      throw new PermissionDeniedError(
+        `token ${JSON.stringify(token.name)} has scope read; this call needs control`,
+      );
     }
     return { peer, identity: `token:${token.name}` };
   }

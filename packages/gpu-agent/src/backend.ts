@@ -80,7 +80,11 @@ export interface GpuBackend {
    * counter can read lower than a reading taken before a late note). Returns the counter value at
    * the instant the note took effect, which the agent records as an exact sample.
    */
-  noteActivity?(index: number, activity: DeviceActivity | null, sinceNs?: bigint): { tNs: bigint; energyMj: number } | void;
+  noteActivity?(
+    index: number,
+    activity: DeviceActivity | null,
+    sinceNs?: bigint,
+  ): { tNs: bigint; energyMj: number } | void;
   /** Releases the driver (nvmlShutdown / amdsmi_shut_down). */
   close(): Promise<void>;
 }
@@ -90,7 +94,11 @@ export interface GpuBackend {
  * opposed to a call that failed this time. The agent stops asking for such a feature on that device.
  */
 export function isUnsupportedDriverError(err: unknown): boolean {
-  return typeof err === 'object' && err !== null && (err as { unsupported?: unknown }).unsupported === true;
+  return (
+    typeof err === 'object' &&
+    err !== null &&
+    (err as { unsupported?: unknown }).unsupported === true
+  );
 }
 
 /** Nearest supported clocks below and above `mhz` (for error messages), at most two. */
@@ -101,5 +109,7 @@ export function nearestClocks(supported: readonly number[], mhz: number): number
     if (c <= mhz && (below === undefined || c > below)) below = c;
     if (c >= mhz && (above === undefined || c < above)) above = c;
   }
-  return [...new Set([below, above].filter((c): c is number => c !== undefined))].sort((a, b) => a - b);
+  return [...new Set([below, above].filter((c): c is number => c !== undefined))].sort(
+    (a, b) => a - b,
+  );
 }

@@ -69,7 +69,8 @@ function optional(name: string, env: NodeJS.ProcessEnv): string | undefined {
 }
 
 function oneOf<T extends string>(name: string, value: string, allowed: readonly T[]): T {
-  if (!(allowed as readonly string[]).includes(value)) throw new Error(`${name} must be one of ${allowed.join(', ')}, got ${JSON.stringify(value)}`);
+  if (!(allowed as readonly string[]).includes(value))
+    throw new Error(`${name} must be one of ${allowed.join(', ')}, got ${JSON.stringify(value)}`);
   return value as T;
 }
 
@@ -93,11 +94,22 @@ export const ALL_IN_ONE_DEFAULTS: Readonly<Pick<AgentOptions, 'backend' | 'state
  * The options from `PERSEUS_AGENT_*` (the one place the agent reads the environment); `defaults`
  * replaces the built-in default of a field (env still wins over it).
  */
-export function agentOptionsFromEnv(env: NodeJS.ProcessEnv = process.env, defaults: Partial<Pick<AgentOptions, 'backend' | 'stateFile'>> = {}): AgentOptions {
+export function agentOptionsFromEnv(
+  env: NodeJS.ProcessEnv = process.env,
+  defaults: Partial<Pick<AgentOptions, 'backend' | 'stateFile'>> = {},
+): AgentOptions {
   const insecure = optional('PERSEUS_AGENT_ALLOW_INSECURE_LOOPBACK', env);
   return {
-    backend: oneOf('PERSEUS_AGENT_BACKEND', envString('PERSEUS_AGENT_BACKEND', defaults.backend ?? 'auto', env), BACKEND_CHOICES),
-    simulatedModel: oneOf('PERSEUS_AGENT_SIM_MODEL', envString('PERSEUS_AGENT_SIM_MODEL', 'a100-sxm', env), SIMULATED_MODELS),
+    backend: oneOf(
+      'PERSEUS_AGENT_BACKEND',
+      envString('PERSEUS_AGENT_BACKEND', defaults.backend ?? 'auto', env),
+      BACKEND_CHOICES,
+    ),
+    simulatedModel: oneOf(
+      'PERSEUS_AGENT_SIM_MODEL',
+      envString('PERSEUS_AGENT_SIM_MODEL', 'a100-sxm', env),
+      SIMULATED_MODELS,
+    ),
     simulatedDevices: envNumber('PERSEUS_AGENT_SIM_DEVICES', 8, env),
     simulatedDriverLatencyMs: envNumber('PERSEUS_AGENT_SIM_DRIVER_LATENCY_MS', 0, env),
     profileDir: envString('PERSEUS_AGENT_PROFILE_DIR', DEFAULT_PROFILE_DIR, env),
@@ -106,7 +118,10 @@ export function agentOptionsFromEnv(env: NodeJS.ProcessEnv = process.env, defaul
     leaseTtlMaxS: envNumber('PERSEUS_AGENT_LEASE_TTL_MAX_S', 300, env),
     energySampleIntervalMs: envNumber('PERSEUS_AGENT_ENERGY_SAMPLE_MS', 100, env),
     lockMemoryClock: envBool('PERSEUS_AGENT_LOCK_MEMORY_CLOCK', true, env),
-    socketMode: parseMode('PERSEUS_AGENT_SOCKET_MODE', envString('PERSEUS_AGENT_SOCKET_MODE', '0660', env)),
+    socketMode: parseMode(
+      'PERSEUS_AGENT_SOCKET_MODE',
+      envString('PERSEUS_AGENT_SOCKET_MODE', '0660', env),
+    ),
     socketGroup: optional('PERSEUS_AGENT_SOCKET_GROUP', env),
     metricsListen: optional('PERSEUS_AGENT_METRICS_LISTEN', env),
     tcpListen: optional('PERSEUS_AGENT_TCP_LISTEN', env),
@@ -114,7 +129,10 @@ export function agentOptionsFromEnv(env: NodeJS.ProcessEnv = process.env, defaul
     tlsKeyFile: optional('PERSEUS_AGENT_TLS_KEY', env),
     tlsClientCaFile: optional('PERSEUS_AGENT_TLS_CLIENT_CA', env),
     tokenFile: optional('PERSEUS_AGENT_TOKEN_FILE', env),
-    allowInsecureLoopback: insecure === undefined ? undefined : envBool('PERSEUS_AGENT_ALLOW_INSECURE_LOOPBACK', false, env),
+    allowInsecureLoopback:
+      insecure === undefined
+        ? undefined
+        : envBool('PERSEUS_AGENT_ALLOW_INSECURE_LOOPBACK', false, env),
     auditLogFile: optional('PERSEUS_AGENT_AUDIT_LOG', env),
     nvmlLibrary: envString('PERSEUS_AGENT_NVML_LIBRARY', 'libnvidia-ml.so.1', env),
     amdsmiLibrary: envString('PERSEUS_AGENT_AMDSMI_LIBRARY', 'libamd_smi.so', env),
@@ -124,14 +142,23 @@ export function agentOptionsFromEnv(env: NodeJS.ProcessEnv = process.env, defaul
 /** Checks option values that env/flags could get wrong; throws naming the option. */
 export function checkAgentOptions(o: AgentOptions): void {
   const problems: string[] = [];
-  if (!Number.isInteger(o.simulatedDevices) || o.simulatedDevices < 1 || o.simulatedDevices > 64) problems.push(`simulatedDevices must be 1-64, got ${o.simulatedDevices}`);
-  if (!(o.leaseTtlDefaultS > 0)) problems.push(`leaseTtlDefaultS must be > 0, got ${o.leaseTtlDefaultS}`);
-  if (!(o.leaseTtlMaxS >= o.leaseTtlDefaultS)) problems.push(`leaseTtlMaxS must be ≥ leaseTtlDefaultS, got ${o.leaseTtlMaxS}`);
-  if (!(o.energySampleIntervalMs >= 1)) problems.push(`energySampleIntervalMs must be ≥ 1, got ${o.energySampleIntervalMs}`);
-  if (!(o.simulatedDriverLatencyMs >= 0)) problems.push(`simulatedDriverLatencyMs must be ≥ 0, got ${o.simulatedDriverLatencyMs}`);
+  if (!Number.isInteger(o.simulatedDevices) || o.simulatedDevices < 1 || o.simulatedDevices > 64)
+    problems.push(`simulatedDevices must be 1-64, got ${o.simulatedDevices}`);
+  if (!(o.leaseTtlDefaultS > 0))
+    problems.push(`leaseTtlDefaultS must be > 0, got ${o.leaseTtlDefaultS}`);
+  if (!(o.leaseTtlMaxS >= o.leaseTtlDefaultS))
+    problems.push(`leaseTtlMaxS must be ≥ leaseTtlDefaultS, got ${o.leaseTtlMaxS}`);
+  if (!(o.energySampleIntervalMs >= 1))
+    problems.push(`energySampleIntervalMs must be ≥ 1, got ${o.energySampleIntervalMs}`);
+  if (!(o.simulatedDriverLatencyMs >= 0))
+    problems.push(`simulatedDriverLatencyMs must be ≥ 0, got ${o.simulatedDriverLatencyMs}`);
   if (o.tcpListen !== undefined) {
-    if (!o.tlsCertFile || !o.tlsKeyFile) problems.push('tcpListen needs tlsCertFile and tlsKeyFile (the agent serves TCP only with TLS)');
-    if (!o.tokenFile) problems.push('tcpListen needs tokenFile (the agent serves TCP only with tokens)');
+    if (!o.tlsCertFile || !o.tlsKeyFile)
+      problems.push(
+        'tcpListen needs tlsCertFile and tlsKeyFile (the agent serves TCP only with TLS)',
+      );
+    if (!o.tokenFile)
+      problems.push('tcpListen needs tokenFile (the agent serves TCP only with tokens)');
   }
   if (problems.length > 0) throw new Error(`invalid agent options: ${problems.join('; ')}`);
 }

@@ -15,7 +15,12 @@
  * await agent.onListening?.(await server.start());
  * ```
  */
-export { createAgentModule, resolveGroup, type AgentModule, type AgentModuleOptions } from './module';
+export {
+  createAgentModule,
+  resolveGroup,
+  type AgentModule,
+  type AgentModuleOptions,
+} from './module';
 export {
   agentOptionsFromEnv,
   ALL_IN_ONE_DEFAULTS,
@@ -26,7 +31,14 @@ export {
   type AgentOptions,
   type BackendChoice,
 } from './config';
-export { nearestClocks, type BackendCapabilities, type BackendKind, type DeviceActivity, type DeviceInfo, type GpuBackend } from './backend';
+export {
+  nearestClocks,
+  type BackendCapabilities,
+  type BackendKind,
+  type DeviceActivity,
+  type DeviceInfo,
+  type GpuBackend,
+} from './backend';
 export { SimulatedBackend, type SimulatedBackendOptions } from './backends/simulated-backend';
 export { NvmlBackend, NvmlError } from './backends/nvml-backend';
 export { AmdSmiBackend, AmdSmiError } from './backends/amdsmi-backend';
@@ -42,8 +54,20 @@ export {
   type ProfileRow,
   type SimulatedModel,
 } from './profile-table';
-export { GpuAgentCore, Session, type AgentCoreOptions, type AgentStats, type SessionSink } from './agent';
-export { StateFile, readStateFile, type PersistedDevice, type PersistedState, type SimulatedDeviceState } from './state-file';
+export {
+  GpuAgentCore,
+  Session,
+  type AgentCoreOptions,
+  type AgentStats,
+  type SessionSink,
+} from './agent';
+export {
+  StateFile,
+  readStateFile,
+  type PersistedDevice,
+  type PersistedState,
+  type SimulatedDeviceState,
+} from './state-file';
 export { Authorizer, loadTokenFile, parseTokenFile, type Scope, type Token } from './auth';
 export { AuditLog, type AuditEntry, type Caller } from './audit';
 export { renderMetrics, startMetricsServer } from './metrics';

@@ -56,20 +56,33 @@ function isLoopback(address: string): boolean {
  * loopback TCP = tokens when a token file is set, else open only when allowed (default: only with
  * simulated GPUs); any other TCP address is refused (TCP is served only with TLS, via tcpListen).
  */
-function mainListenerAuthorizer(address: string, tokens: Token[], options: AgentOptions, backendKind: GpuBackend['kind'], logger: Logger): Authorizer {
+function mainListenerAuthorizer(
+  address: string,
+  tokens: Token[],
+  options: AgentOptions,
+  backendKind: GpuBackend['kind'],
+  logger: Logger,
+): Authorizer {
   const main = normalizeListenAddress(address);
-  if (unixSocketPath(main) !== undefined) return new Authorizer(tokens, { requireToken: false, anonymousIdentity: 'unix-socket' });
+  if (unixSocketPath(main) !== undefined)
+    return new Authorizer(tokens, { requireToken: false, anonymousIdentity: 'unix-socket' });
   if (!isLoopback(main)) {
-    throw new Error(`the agent serves plain TCP only on loopback, got ${main}: use a unix: socket, or --agent-tcp-listen with TLS and tokens`);
+    throw new Error(
+      `the agent serves plain TCP only on loopback, got ${main}: use a unix: socket, or --agent-tcp-listen with TLS and tokens`,
+    );
   }
-  if (tokens.length > 0) return new Authorizer(tokens, { requireToken: true, anonymousIdentity: 'none' });
+  if (tokens.length > 0)
+    return new Authorizer(tokens, { requireToken: true, anonymousIdentity: 'none' });
   const allowed = options.allowInsecureLoopback ?? backendKind === 'simulated';
   if (!allowed) {
     throw new Error(
       `refusing unauthenticated loopback TCP (${main}) with the ${backendKind} backend: use a unix: socket, a token file, or allow it explicitly`,
     );
   }
-  logger.warn({ address: main, backend: backendKind }, 'agent control on loopback TCP without tokens');
+  logger.warn(
+    { address: main, backend: backendKind },
+    'agent control on loopback TCP without tokens',
+  );
   return new Authorizer(tokens, { requireToken: false, anonymousIdentity: 'insecure-loopback' });
 }
 
@@ -98,20 +111,40 @@ export function resolveGroup(group: string): number {
  * ```
  */
 export async function createAgentModule(input: AgentModuleOptions): Promise<AgentModule> {
-  const { logger, listenAddress, backendInstance, core: coreOpts, env, defaults, ...overrides } = input;
-  const defined = Object.fromEntries(Object.entries(overrides).filter(([, v]) => v !== undefined)) as Partial<AgentOptions>;
-  const options: AgentOptions = { ...agentOptionsFromEnv(env ?? process.env, defaults), ...defined };
+  const {
+    logger,
+    listenAddress,
+    backendInstance,
+    core: coreOpts,
+    env,
+    defaults,
+    ...overrides
+  } = input;
+  const defined = Object.fromEntries(
+    Object.entries(overrides).filter(([, v]) => v !== undefined),
+  ) as Partial<AgentOptions>;
+  const options: AgentOptions = {
+    ...agentOptionsFromEnv(env ?? process.env, defaults),
+    ...defined,
+  };
   checkAgentOptions(options);
 
   const tokens: Token[] = options.tokenFile ? loadTokenFile(options.tokenFile) : [];
   const stateFile = new StateFile(options.stateFile);
-  if (stateFile.loadError) logger.warn({ path: options.stateFile, error: stateFile.loadError }, 'state file unreadable: resetting every device');
+  if (stateFile.loadError)
+    logger.warn(
+      { path: options.stateFile, error: stateFile.loadError },
+      'state file unreadable: resetting every device',
+    );
   const backend = backendInstance ?? (await createBackend(options, stateFile, logger));
 
   // Auth policy of the main listener: checked now when the address is known, and again with the
   // bound address in onListening. Until then every call needs a token (fail closed).
-  const policy = (address: string): Authorizer => mainListenerAuthorizer(address, tokens, options, backend.kind, logger);
-  const mainAuth = new SwitchableAuthorizer(new Authorizer(tokens, { requireToken: true, anonymousIdentity: 'none' }));
+  const policy = (address: string): Authorizer =>
+    mainListenerAuthorizer(address, tokens, options, backend.kind, logger);
+  const mainAuth = new SwitchableAuthorizer(
+    new Authorizer(tokens, { requireToken: true, anonymousIdentity: 'none' }),
+  );
   if (listenAddress !== undefined) {
     try {
       mainAuth.current = policy(listenAddress);
@@ -131,7 +164,10 @@ export async function createAgentModule(input: AgentModuleOptions): Promise<Agen
   });
   const { reset } = await core.start();
   if (reset.length > 0) {
-    logger.warn({ devices: reset, stateFile: stateFile.previous ? 'present' : 'absent or unreadable' }, 'reset devices at startup');
+    logger.warn(
+      { devices: reset, stateFile: stateFile.previous ? 'present' : 'absent or unreadable' },
+      'reset devices at startup',
+    );
   }
 
   let tls: PerseusServer | undefined;
@@ -142,13 +178,27 @@ export async function createAgentModule(input: AgentModuleOptions): Promise<Agen
       const ca = options.tlsClientCaFile ? fs.readFileSync(options.tlsClientCaFile) : null;
       const credentials = grpc.ServerCredentials.createSsl(
         ca,
-        [{ cert_chain: fs.readFileSync(options.tlsCertFile!), private_key: fs.readFileSync(options.tlsKeyFile!) }],
+        [
+          {
+            cert_chain: fs.readFileSync(options.tlsCertFile!),
+            private_key: fs.readFileSync(options.tlsKeyFile!),
+          },
+        ],
         ca !== null,
       );
       tls = new PerseusServer({ address: options.tcpListen, logger, credentials });
-      tls.addService(gpuAgentService(core, new Authorizer(tokens, { requireToken: true, anonymousIdentity: 'none' }), logger));
+      tls.addService(
+        gpuAgentService(
+          core,
+          new Authorizer(tokens, { requireToken: true, anonymousIdentity: 'none' }),
+          logger,
+        ),
+      );
       tlsAddress = await tls.start();
-      logger.info({ address: tlsAddress, mtls: ca !== null, tokens: tokens.length }, 'agent TLS listener');
+      logger.info(
+        { address: tlsAddress, mtls: ca !== null, tokens: tokens.length },
+        'agent TLS listener',
+      );
     }
     if (options.metricsListen !== undefined) {
       metrics = await startMetricsServer(core, options.metricsListen);
@@ -175,10 +225,17 @@ export async function createAgentModule(input: AgentModuleOptions): Promise<Agen
       if (path === undefined) return;
       // The socket is the access control on this listener: set mode and group before anyone uses it
       // (the systemd unit's RuntimeDirectoryMode=0750 closes the window between bind and chmod).
-      if (options.socketGroup !== undefined) fs.chownSync(path, -1, resolveGroup(options.socketGroup));
+      if (options.socketGroup !== undefined)
+        fs.chownSync(path, -1, resolveGroup(options.socketGroup));
       fs.chmodSync(path, options.socketMode);
       logger.info(
-        { path, mode: `0${options.socketMode.toString(8)}`, group: options.socketGroup ?? null, peerCredentials: 'not available (grpc-js exposes no SO_PEERCRED); audit logs getPeer() and the claimed job/rank' },
+        {
+          path,
+          mode: `0${options.socketMode.toString(8)}`,
+          group: options.socketGroup ?? null,
+          peerCredentials:
+            'not available (grpc-js exposes no SO_PEERCRED); audit logs getPeer() and the claimed job/rank',
+        },
         'agent socket',
       );
     },

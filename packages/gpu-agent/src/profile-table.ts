@@ -78,7 +78,6 @@ export const MODEL_SPECS: Readonly<Record<SimulatedModel, ModelSpec>> = {
   },
 };
 
-
 const CSV_NAMES: Readonly<Record<'a100-sxm' | 'a40', string>> = {
   'a100-sxm': 'gpt3-175b+a100_sxm_bf16.csv',
   a40: 'gpt3-175b+a40_bf16.csv',
@@ -88,7 +87,12 @@ const CSV_NAMES: Readonly<Record<'a100-sxm' | 'a40', string>> = {
  * A small embedded table so the agent runs standalone when the CSVs are absent: stage 0 of the same
  * artifact files at five clocks (values copied from the CSVs above, rounded; provenance as there).
  */
-const EMBEDDED: Readonly<Record<'a100-sxm' | 'a40', ReadonlyArray<[number, 'forward' | 'backward', number, number, number]>>> = {
+const EMBEDDED: Readonly<
+  Record<
+    'a100-sxm' | 'a40',
+    ReadonlyArray<[number, 'forward' | 'backward', number, number, number]>
+  >
+> = {
   'a100-sxm': [
     [0, 'forward', 1410, 0.050162, 23.8055],
     [0, 'backward', 1410, 0.092954, 44.5842],
@@ -120,16 +124,27 @@ export function parseProfileCsv(text: string, source = 'csv'): ProfileRow[] {
   const lines = text.split(/\r?\n/).filter((l) => l.trim() !== '');
   const header = lines.shift()?.trim();
   if (header !== 'stage,instruction,frequency,time,energy') {
-    throw new Error(`${source}: header must be stage,instruction,frequency,time,energy, got ${JSON.stringify(header)}`);
+    throw new Error(
+      `${source}: header must be stage,instruction,frequency,time,energy, got ${JSON.stringify(header)}`,
+    );
   }
   return lines.map((line, i) => {
     const [s, k, f, t, e] = line.split(',');
-    const row = { stage: Number(s), instruction: k as ProfileRow['instruction'], frequencyMhz: Number(f), timeS: Number(t), energyJ: Number(e) };
+    const row = {
+      stage: Number(s),
+      instruction: k as ProfileRow['instruction'],
+      frequencyMhz: Number(f),
+      timeS: Number(t),
+      energyJ: Number(e),
+    };
     if (
-      !Number.isInteger(row.stage) || row.stage < 0 ||
+      !Number.isInteger(row.stage) ||
+      row.stage < 0 ||
       (k !== 'forward' && k !== 'backward') ||
-      !Number.isInteger(row.frequencyMhz) || row.frequencyMhz <= 0 ||
-      !(row.timeS > 0) || !(row.energyJ > 0)
+      !Number.isInteger(row.frequencyMhz) ||
+      row.frequencyMhz <= 0 ||
+      !(row.timeS > 0) ||
+      !(row.energyJ > 0)
     ) {
       throw new Error(`${source}:${i + 2}: bad row ${JSON.stringify(line)}`);
     }
@@ -171,16 +186,24 @@ export class ProfileTable {
    * Below it: time scales as f_min/f (compute bound) and dynamic power above the blocking power
    * scales with f/f_min — a model, not a measurement, documented in the README.
    */
-  lookup(stage: number, instruction: ProfileRow['instruction'], mhz: number): { timeS: number; powerW: number } {
+  lookup(
+    stage: number,
+    instruction: ProfileRow['instruction'],
+    mhz: number,
+  ): { timeS: number; powerW: number } {
     const rows = this.rows(stage, instruction);
     const first = rows[0];
     const last = rows[rows.length - 1];
-    if (first === undefined || last === undefined) return { timeS: 0, powerW: this.spec.blockingPowerW };
+    if (first === undefined || last === undefined)
+      return { timeS: 0, powerW: this.spec.blockingPowerW };
     if (mhz >= last.frequencyMhz) return { timeS: last.timeS, powerW: last.energyJ / last.timeS };
     if (mhz <= first.frequencyMhz) {
       const p0 = first.energyJ / first.timeS;
       const pb = this.spec.blockingPowerW;
-      return { timeS: (first.timeS * first.frequencyMhz) / mhz, powerW: pb + Math.max(0, p0 - pb) * (mhz / first.frequencyMhz) };
+      return {
+        timeS: (first.timeS * first.frequencyMhz) / mhz,
+        powerW: pb + Math.max(0, p0 - pb) * (mhz / first.frequencyMhz),
+      };
     }
     for (let i = 1; i < rows.length; i++) {
       const hi = rows[i]!;
@@ -198,19 +221,35 @@ export class ProfileTable {
   /** Supported SM clocks of the model, MHz, descending. */
   supportedSmClocksMhz(): number[] {
     const out: number[] = [];
-    for (let f = this.spec.maxSmClockMhz; f >= this.spec.minSmClockMhz; f -= this.spec.smClockStepMhz) out.push(f);
+    for (
+      let f = this.spec.maxSmClockMhz;
+      f >= this.spec.minSmClockMhz;
+      f -= this.spec.smClockStepMhz
+    )
+      out.push(f);
     return out;
   }
 }
 
 /** Default directory of the stage-profile CSVs: the repository's `data/sosp24/stage_profile`. */
-export const DEFAULT_PROFILE_DIR = path.resolve(__dirname, '..', '..', '..', 'data', 'sosp24', 'stage_profile');
+export const DEFAULT_PROFILE_DIR = path.resolve(
+  __dirname,
+  '..',
+  '..',
+  '..',
+  'data',
+  'sosp24',
+  'stage_profile',
+);
 
 /**
  * Loads the table of `model` from `dir` (default {@link DEFAULT_PROFILE_DIR}); falls back to the
  * embedded stage-0 table when the CSV is absent. H100 is derived from the A100 table (labelled so).
  */
-export function loadProfileTable(model: SimulatedModel, dir: string = DEFAULT_PROFILE_DIR): ProfileTable {
+export function loadProfileTable(
+  model: SimulatedModel,
+  dir: string = DEFAULT_PROFILE_DIR,
+): ProfileTable {
   const spec = MODEL_SPECS[model];
   const base: 'a100-sxm' | 'a40' = model === 'a40' ? 'a40' : 'a100-sxm';
   const file = path.join(dir, CSV_NAMES[base]);
@@ -220,7 +259,13 @@ export function loadProfileTable(model: SimulatedModel, dir: string = DEFAULT_PR
     rows = parseProfileCsv(fs.readFileSync(file, 'utf8'), file);
     source = file;
   } else {
-    rows = EMBEDDED[base].map(([stage, instruction, frequencyMhz, timeS, energyJ]) => ({ stage, instruction, frequencyMhz, timeS, energyJ }));
+    rows = EMBEDDED[base].map(([stage, instruction, frequencyMhz, timeS, energyJ]) => ({
+      stage,
+      instruction,
+      frequencyMhz,
+      timeS,
+      energyJ,
+    }));
     source = `embedded (${CSV_NAMES[base]} stage 0, 5 clocks; ${file} not found)`;
   }
   if (model === 'h100-sxm') {

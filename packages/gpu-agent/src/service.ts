@@ -21,34 +21,53 @@ type SessionCall = grpc.ServerDuplexStream<agentV1.SessionRequest__Output, agent
  * The gRPC adapter of one listener: authorises (per the listener's {@link Authorizer}), validates
  * with the `validateXxx` functions, and hands strict values to the core.
  */
-export function gpuAgentService(core: GpuAgentCore, auth: Authorizer | SwitchableAuthorizer, logger: Logger): HostedService {
+export function gpuAgentService(
+  core: GpuAgentCore,
+  auth: Authorizer | SwitchableAuthorizer,
+  logger: Logger,
+): HostedService {
   return {
     name: SERVICE,
     definition: perseusGrpc().perseus.agent.v1.GpuAgent.service,
     handlers: {
-      ListDevices: rpc.unary<agentV1.ListDevicesRequest__Output, agentV1.ListDevicesResponse>(async (req, call) => {
-        auth.check(call, 'read');
-        validateListDevices(req);
-        return { devices: await core.listDevices() };
-      }),
-      ReadEnergy: rpc.unary<agentV1.ReadEnergyRequest__Output, agentV1.ReadEnergyResponse>(async (req, call) => {
-        auth.check(call, 'read');
-        return core.readEnergy(validateReadEnergy(req, core.devices()));
-      }),
-      SetClocks: rpc.unary<agentV1.SetClocksRequest__Output, agentV1.SetClocksResponse>(async (req, call) => {
-        const caller = auth.check(call, 'control');
-        return core.setClocks(validateSetClocks(req, core.devices()), caller);
-      }),
-      ResetClocks: rpc.unary<agentV1.ResetClocksRequest__Output, agentV1.ResetClocksResponse>(async (req, call) => {
-        const caller = auth.check(call, 'control');
-        return core.resetClocks(validateResetClocks(req, core.devices()), caller);
-      }),
-      OpenSession: rpc.bidi<agentV1.SessionRequest__Output, agentV1.SessionResponse>((call) => openSession(core, auth, logger, call)),
+      ListDevices: rpc.unary<agentV1.ListDevicesRequest__Output, agentV1.ListDevicesResponse>(
+        async (req, call) => {
+          auth.check(call, 'read');
+          validateListDevices(req);
+          return { devices: await core.listDevices() };
+        },
+      ),
+      ReadEnergy: rpc.unary<agentV1.ReadEnergyRequest__Output, agentV1.ReadEnergyResponse>(
+        async (req, call) => {
+          auth.check(call, 'read');
+          return core.readEnergy(validateReadEnergy(req, core.devices()));
+        },
+      ),
+      SetClocks: rpc.unary<agentV1.SetClocksRequest__Output, agentV1.SetClocksResponse>(
+        async (req, call) => {
+          const caller = auth.check(call, 'control');
+          return core.setClocks(validateSetClocks(req, core.devices()), caller);
+        },
+      ),
+      ResetClocks: rpc.unary<agentV1.ResetClocksRequest__Output, agentV1.ResetClocksResponse>(
+        async (req, call) => {
+          const caller = auth.check(call, 'control');
+          return core.resetClocks(validateResetClocks(req, core.devices()), caller);
+        },
+      ),
+      OpenSession: rpc.bidi<agentV1.SessionRequest__Output, agentV1.SessionResponse>((call) =>
+        openSession(core, auth, logger, call),
+      ),
     },
   };
 }
 
-function openSession(core: GpuAgentCore, auth: Authorizer | SwitchableAuthorizer, logger: Logger, call: SessionCall): void {
+function openSession(
+  core: GpuAgentCore,
+  auth: Authorizer | SwitchableAuthorizer,
+  logger: Logger,
+  call: SessionCall,
+): void {
   const caller = auth.check(call, 'control');
   let session: Session | undefined;
   let ended = false;
@@ -81,7 +100,9 @@ function openSession(core: GpuAgentCore, auth: Authorizer | SwitchableAuthorizer
   call.on('end', () => {
     // A client that dies also ends the readable side; 'cancelled' follows within the same turn.
     setImmediate(() => {
-      const why = call.cancelled ? 'stream cancelled (client gone or keepalive lost)' : 'client closed the stream';
+      const why = call.cancelled
+        ? 'stream cancelled (client gone or keepalive lost)'
+        : 'client closed the stream';
       if (session) void session.close(why);
       else sink.end();
     });

@@ -35,7 +35,13 @@ export interface PersistedState {
 }
 
 function emptyState(): PersistedState {
-  return { version: 1, pid: process.pid, updatedAtUnixMs: Date.now(), cleanShutdown: true, devices: {} };
+  return {
+    version: 1,
+    pid: process.pid,
+    updatedAtUnixMs: Date.now(),
+    cleanShutdown: true,
+    devices: {},
+  };
 }
 
 /**
@@ -61,7 +67,8 @@ export class StateFile {
     try {
       const raw = fs.readFileSync(filePath, 'utf8');
       const parsed = JSON.parse(raw) as PersistedState;
-      if (parsed.version !== 1 || typeof parsed.devices !== 'object' || parsed.devices === null) throw new Error('unknown format');
+      if (parsed.version !== 1 || typeof parsed.devices !== 'object' || parsed.devices === null)
+        throw new Error('unknown format');
       prev = parsed;
     } catch (e) {
       const code = (e as NodeJS.ErrnoException).code;

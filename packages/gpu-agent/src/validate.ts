@@ -72,10 +72,23 @@ const LEASE_ID_PATTERN = /^[A-Za-z0-9-]{1,64}$/;
 /** Longest lease TTL a client may ask for; the agent caps further by its own maximum. */
 export const MAX_REQUESTED_LEASE_TTL_S = 86_400;
 
-function deviceIndex(c: Checker, field: string, value: number | null | undefined, devices: readonly DeviceInfo[] | undefined): number {
+function deviceIndex(
+  c: Checker,
+  field: string,
+  value: number | null | undefined,
+  devices: readonly DeviceInfo[] | undefined,
+): number {
   const v = c.uint(field, value);
-  if (devices !== undefined && Number.isInteger(v) && v >= 0 && !devices.some((d) => d.index === v)) {
-    c.fail(field, `no device ${v} on this node (it has ${devices.length}: ${devices.length === 0 ? 'none' : `0-${devices.length - 1}`})`);
+  if (
+    devices !== undefined &&
+    Number.isInteger(v) &&
+    v >= 0 &&
+    !devices.some((d) => d.index === v)
+  ) {
+    c.fail(
+      field,
+      `no device ${v} on this node (it has ${devices.length}: ${devices.length === 0 ? 'none' : `0-${devices.length - 1}`})`,
+    );
   }
   return v;
 }
@@ -88,18 +101,31 @@ function smClock(
   opts: { allowZero: boolean },
 ): number {
   const v = c.uint(field, value, { min: opts.allowZero ? 0 : 1 });
-  if (device !== undefined && Number.isInteger(v) && v > 0 && !device.supportedSmClocksMhz.includes(v)) {
+  if (
+    device !== undefined &&
+    Number.isInteger(v) &&
+    v > 0 &&
+    !device.supportedSmClocksMhz.includes(v)
+  ) {
     const near = nearestClocks(device.supportedSmClocksMhz, v);
-    c.fail(field, `${v} MHz is not a supported SM clock of device ${device.index}; nearest supported: ${near.join(', ')} MHz`);
+    c.fail(
+      field,
+      `${v} MHz is not a supported SM clock of device ${device.index}; nearest supported: ${near.join(', ')} MHz`,
+    );
   }
   return v;
 }
 
-export function validateListDevices(_req: agentV1.ListDevicesRequest__Output | null | undefined): Record<string, never> {
+export function validateListDevices(
+  _req: agentV1.ListDevicesRequest__Output | null | undefined,
+): Record<string, never> {
   return {};
 }
 
-function rankIdentity(c: Checker, value: commonV1.RankIdentity__Output | null | undefined): RankIdentityValue {
+function rankIdentity(
+  c: Checker,
+  value: commonV1.RankIdentity__Output | null | undefined,
+): RankIdentityValue {
   if (!c.present('rank', value)) return { rank: 0, dpRank: 0, ppRank: 0, tpRank: 0 };
   const r = c.at('rank');
   return {
@@ -125,14 +151,20 @@ export function validateOpenSession(
     jobId: c.id('job_id', open.job_id),
     rank: rankIdentity(c, open.rank),
     deviceIndex: deviceIndex(c, 'device_index', open.device_index, devices),
-    leaseTtlS: c.number('lease_ttl_s', open.lease_ttl_s, { min: 0, max: MAX_REQUESTED_LEASE_TTL_S }),
+    leaseTtlS: c.number('lease_ttl_s', open.lease_ttl_s, {
+      min: 0,
+      max: MAX_REQUESTED_LEASE_TTL_S,
+    }),
   };
   root.done();
   return value;
 }
 
 /** A `begin` event; `device` (the leased one) checks the clock. Fields prefixed `begin.`. */
-export function validateBegin(begin: agentV1.Begin__Output | null | undefined, device?: DeviceInfo): BeginValue {
+export function validateBegin(
+  begin: agentV1.Begin__Output | null | undefined,
+  device?: DeviceInfo,
+): BeginValue {
   const root = new Checker();
   if (!root.present('begin', begin)) {
     root.done();
@@ -142,7 +174,9 @@ export function validateBegin(begin: agentV1.Begin__Output | null | undefined, d
   const seq = c.uint64('seq', begin.seq, { min: 1 });
   const instruction = c.enumValue('instruction', begin.instruction, INSTRUCTIONS) ?? 'forward';
   const microbatch = c.uint('microbatch', begin.microbatch);
-  const frequencyMhz = smClock(c, 'frequency_mhz', begin.frequency_mhz, device, { allowZero: true });
+  const frequencyMhz = smClock(c, 'frequency_mhz', begin.frequency_mhz, device, {
+    allowZero: true,
+  });
   const tNs = c.int64('t_ns', begin.t_ns);
   if (c.ok && tNs <= 0n) c.fail('t_ns', `must be > 0 (client CLOCK_MONOTONIC), got ${tNs}`);
   root.done();
@@ -175,7 +209,10 @@ export function validateSessionRequest(
   const event = msg?.event;
   if (ctx.first && event !== 'open') {
     const c = new Checker();
-    c.fail('open', `is required as the first message of a session, got ${event ?? 'an empty message'}`);
+    c.fail(
+      'open',
+      `is required as the first message of a session, got ${event ?? 'an empty message'}`,
+    );
     c.done();
   }
   switch (event) {
@@ -202,10 +239,17 @@ export function validateSessionRequest(
 }
 
 function leaseId(c: Checker, value: string | null | undefined): string {
-  return c.string('lease_id', value, { max: 64, pattern: LEASE_ID_PATTERN, patternText: '[A-Za-z0-9-]{1,64}' });
+  return c.string('lease_id', value, {
+    max: 64,
+    pattern: LEASE_ID_PATTERN,
+    patternText: '[A-Za-z0-9-]{1,64}',
+  });
 }
 
-export function validateSetClocks(req: agentV1.SetClocksRequest__Output | null | undefined, devices?: readonly DeviceInfo[]): SetClocksValue {
+export function validateSetClocks(
+  req: agentV1.SetClocksRequest__Output | null | undefined,
+  devices?: readonly DeviceInfo[],
+): SetClocksValue {
   const c = new Checker();
   const id = leaseId(c, req?.lease_id);
   const index = deviceIndex(c, 'device_index', req?.device_index, devices);
@@ -226,7 +270,10 @@ export function validateResetClocks(
   return { leaseId: id, deviceIndex: index };
 }
 
-export function validateReadEnergy(req: agentV1.ReadEnergyRequest__Output | null | undefined, devices?: readonly DeviceInfo[]): ReadEnergyValue {
+export function validateReadEnergy(
+  req: agentV1.ReadEnergyRequest__Output | null | undefined,
+  devices?: readonly DeviceInfo[],
+): ReadEnergyValue {
   const c = new Checker();
   const index = deviceIndex(c, 'device_index', req?.device_index, devices);
   c.done();

@@ -56,11 +56,27 @@ test('a Begin/End pair yields a measurement with energy from the counter at the 
   expect(opened.lease_ttl_s).toBe(30);
   // Warm-up pair: the first events of a fresh process are slow to arrive (JIT), and a simulated
   // device can only start drawing active power from its last reported reading.
-  s.send({ begin: { seq: 1, instruction: 'INSTRUCTION_KIND_FORWARD', microbatch: 3, frequency_mhz: 1005, t_ns: nowNs() } });
+  s.send({
+    begin: {
+      seq: 1,
+      instruction: 'INSTRUCTION_KIND_FORWARD',
+      microbatch: 3,
+      frequency_mhz: 1005,
+      t_ns: nowNs(),
+    },
+  });
   s.send({ end: { seq: 1, t_ns: nowNs() } });
   await s.measurement(1);
   await sleep(50);
-  s.send({ begin: { seq: 3, instruction: 'INSTRUCTION_KIND_FORWARD', microbatch: 4, frequency_mhz: 1005, t_ns: nowNs() } });
+  s.send({
+    begin: {
+      seq: 3,
+      instruction: 'INSTRUCTION_KIND_FORWARD',
+      microbatch: 4,
+      frequency_mhz: 1005,
+      t_ns: nowNs(),
+    },
+  });
   await sleep(250);
   s.send({ end: { seq: 3, t_ns: nowNs() } });
   const m = await s.measurement(3);
@@ -73,7 +89,15 @@ test('a Begin/End pair yields a measurement with energy from the counter at the 
   expect(watts).toBeLessThan(A100_S1_FWD_1005_W * 1.05);
   expect((await device(0)).locked_sm_clock_mhz).toBe(1005);
   // The same clock again is not re-applied.
-  s.send({ begin: { seq: 4, instruction: 'INSTRUCTION_KIND_BACKWARD', microbatch: 4, frequency_mhz: 1005, t_ns: nowNs() } });
+  s.send({
+    begin: {
+      seq: 4,
+      instruction: 'INSTRUCTION_KIND_BACKWARD',
+      microbatch: 4,
+      frequency_mhz: 1005,
+      t_ns: nowNs(),
+    },
+  });
   s.send({ end: { seq: 4, t_ns: nowNs() } });
   await s.measurement(4);
   const sim = agent.module.core.backend as SimulatedBackend;
@@ -87,12 +111,28 @@ test('events that arrive late are attributed at their client timestamps (simulat
   const s = session();
   s.open('job-late', 0);
   await s.opened();
-  s.send({ begin: { seq: 1, instruction: 'INSTRUCTION_KIND_BACKWARD', microbatch: 0, frequency_mhz: 1410, t_ns: nowNs() } });
+  s.send({
+    begin: {
+      seq: 1,
+      instruction: 'INSTRUCTION_KIND_BACKWARD',
+      microbatch: 0,
+      frequency_mhz: 1410,
+      t_ns: nowNs(),
+    },
+  });
   s.send({ end: { seq: 1, t_ns: nowNs() } });
   await s.measurement(1);
   const t0 = BigInt(nowNs());
   await sleep(400); // the sampler (every 20 ms) reads the counter many times meanwhile
-  s.send({ begin: { seq: 2, instruction: 'INSTRUCTION_KIND_FORWARD', microbatch: 1, frequency_mhz: 1005, t_ns: String(t0 + 50_000_000n) } });
+  s.send({
+    begin: {
+      seq: 2,
+      instruction: 'INSTRUCTION_KIND_FORWARD',
+      microbatch: 1,
+      frequency_mhz: 1005,
+      t_ns: String(t0 + 50_000_000n),
+    },
+  });
   s.send({ end: { seq: 2, t_ns: String(t0 + 250_000_000n) } });
   const m = await s.measurement(2);
   expect(m.time_s).toBeCloseTo(0.2, 9);
@@ -125,13 +165,23 @@ test.each([
   const s = session();
   s.open('job-a', 0);
   await s.opened();
-  s.send({ begin: { seq: 1, instruction: 'INSTRUCTION_KIND_FORWARD', microbatch: 0, frequency_mhz: 1200, t_ns: nowNs() } });
+  s.send({
+    begin: {
+      seq: 1,
+      instruction: 'INSTRUCTION_KIND_FORWARD',
+      microbatch: 0,
+      frequency_mhz: 1200,
+      t_ns: nowNs(),
+    },
+  });
   s.send({ end: { seq: 1, t_ns: nowNs() } });
   await s.measurement(1);
   expect((await device(0)).locked_sm_clock_mhz).toBe(1200);
   finish(s);
   expect((await s.done).code).toBe(code);
-  await until(async () => (await device(0)).locked_sm_clock_mhz === 0 && (await device(0)).lease === null);
+  await until(
+    async () => (await device(0)).locked_sm_clock_mhz === 0 && (await device(0)).lease === null,
+  );
   const st = readStateFile(path.join(agent.dir, 'state.json'));
   expect(st?.devices['0']?.dirty).toBe(false);
   // The device can be leased again.
@@ -144,7 +194,15 @@ test('the lease expires after its TTL without traffic: ABORTED and reset', async
   const s = session();
   s.open('job-a', 0, { lease_ttl_s: 0.3 });
   expect((await s.opened()).lease_ttl_s).toBe(0.3);
-  s.send({ begin: { seq: 1, instruction: 'INSTRUCTION_KIND_FORWARD', microbatch: 0, frequency_mhz: 900, t_ns: nowNs() } });
+  s.send({
+    begin: {
+      seq: 1,
+      instruction: 'INSTRUCTION_KIND_FORWARD',
+      microbatch: 0,
+      frequency_mhz: 900,
+      t_ns: nowNs(),
+    },
+  });
   await until(async () => (await device(0)).locked_sm_clock_mhz === 900);
   const st = await s.done;
   expect(st.code).toBe(status.ABORTED);
@@ -174,12 +232,22 @@ test('SetClocks / ResetClocks are lease-checked', async () => {
   const s = session();
   s.open('job-a', 1);
   const { lease_id } = await s.opened();
-  expect(await call(agent.client, 'SetClocks', { lease_id, device_index: 1, sm_clock_mhz: 1095 })).toEqual({ applied_sm_clock_mhz: 1095 });
+  expect(
+    await call(agent.client, 'SetClocks', { lease_id, device_index: 1, sm_clock_mhz: 1095 }),
+  ).toEqual({ applied_sm_clock_mhz: 1095 });
   expect((await device(1)).locked_sm_clock_mhz).toBe(1095);
-  const wrongDevice = await expectGrpcError(call(agent.client, 'SetClocks', { lease_id, device_index: 0, sm_clock_mhz: 1095 }));
+  const wrongDevice = await expectGrpcError(
+    call(agent.client, 'SetClocks', { lease_id, device_index: 0, sm_clock_mhz: 1095 }),
+  );
   expect(wrongDevice.code).toBe(status.FAILED_PRECONDITION);
   expect(wrongDevice.details).toContain('the device is not leased (open a session first)');
-  const wrongLease = await expectGrpcError(call(agent.client, 'SetClocks', { lease_id: 'not-the-lease', device_index: 1, sm_clock_mhz: 1095 }));
+  const wrongLease = await expectGrpcError(
+    call(agent.client, 'SetClocks', {
+      lease_id: 'not-the-lease',
+      device_index: 1,
+      sm_clock_mhz: 1095,
+    }),
+  );
   expect(wrongLease.code).toBe(status.FAILED_PRECONDITION);
   expect(wrongLease.details).toContain('leased by job "job-a" rank 3');
   await call(agent.client, 'ResetClocks', { lease_id, device_index: 1 });
@@ -202,21 +270,39 @@ test('invalid session events are answered in-stream; nothing is applied; the ses
   s.open('job-a', 0);
   await s.opened();
   const sim = agent.module.core.backend as SimulatedBackend;
-  s.send({ begin: { seq: 5, instruction: 'INSTRUCTION_KIND_FORWARD', frequency_mhz: 1000, t_ns: nowNs() } });
+  s.send({
+    begin: { seq: 5, instruction: 'INSTRUCTION_KIND_FORWARD', frequency_mhz: 1000, t_ns: nowNs() },
+  });
   const e5 = await s.error(5);
   expect(e5.error?.code).toBe(status.INVALID_ARGUMENT);
   expect(e5.error?.violations).toEqual([
-    { field: 'begin.frequency_mhz', description: '1000 MHz is not a supported SM clock of device 0; nearest supported: 990, 1005 MHz' },
+    {
+      field: 'begin.frequency_mhz',
+      description:
+        '1000 MHz is not a supported SM clock of device 0; nearest supported: 990, 1005 MHz',
+    },
   ]);
-  s.send({ begin: { seq: 6, instruction: 'INSTRUCTION_KIND_FORWARD', frequency_mhz: 990, t_ns: nowNs() } });
-  s.send({ begin: { seq: 6, instruction: 'INSTRUCTION_KIND_FORWARD', frequency_mhz: 990, t_ns: nowNs() } });
-  expect((await s.error(6)).error?.violations).toEqual([{ field: 'begin.seq', description: 'must be > 6 (the previous seq), got 6' }]);
+  s.send({
+    begin: { seq: 6, instruction: 'INSTRUCTION_KIND_FORWARD', frequency_mhz: 990, t_ns: nowNs() },
+  });
+  s.send({
+    begin: { seq: 6, instruction: 'INSTRUCTION_KIND_FORWARD', frequency_mhz: 990, t_ns: nowNs() },
+  });
+  expect((await s.error(6)).error?.violations).toEqual([
+    { field: 'begin.seq', description: 'must be > 6 (the previous seq), got 6' },
+  ]);
   s.send({ end: { seq: 99, t_ns: nowNs() } });
-  expect((await s.error(99)).error?.violations).toEqual([{ field: 'end.seq', description: 'no open Begin with seq 99' }]);
+  expect((await s.error(99)).error?.violations).toEqual([
+    { field: 'end.seq', description: 'no open Begin with seq 99' },
+  ]);
   s.send({ end: { seq: 6, t_ns: '1' } });
-  const tooEarly = await s.waitFor((m) => m.find((x) => x.error?.error?.violations?.[0]?.field === 'end.t_ns')?.error ?? undefined);
+  const tooEarly = await s.waitFor(
+    (m) => m.find((x) => x.error?.error?.violations?.[0]?.field === 'end.t_ns')?.error ?? undefined,
+  );
   expect(tooEarly.seq).toBe('6');
-  expect(tooEarly.error?.violations?.[0]?.description).toMatch(/^must be ≥ the Begin's t_ns, got 1 \(/);
+  expect(tooEarly.error?.violations?.[0]?.description).toMatch(
+    /^must be ≥ the Begin's t_ns, got 1 \(/,
+  );
   s.send({ open: { job_id: 'again', device_index: 1, rank: {} } });
   await s.waitFor((m) => m.find((x) => x.error?.error?.violations?.[0]?.field === 'open'));
   s.send({ end: { seq: 6, t_ns: nowNs() } });
@@ -243,7 +329,14 @@ test('a slow driver never blocks the stream or another device (per-device worker
   await s.opened();
   const clocks = [1410, 1005, 1200, 990, 1110, 855];
   clocks.forEach((f, i) => {
-    s.send({ begin: { seq: i + 1, instruction: 'INSTRUCTION_KIND_FORWARD', frequency_mhz: f, t_ns: nowNs() } });
+    s.send({
+      begin: {
+        seq: i + 1,
+        instruction: 'INSTRUCTION_KIND_FORWARD',
+        frequency_mhz: f,
+        t_ns: nowNs(),
+      },
+    });
     s.send({ end: { seq: i + 1, t_ns: nowNs() } });
   });
   // Device 1's energy is read while device 0 still has ~6 × 40 ms of clock changes queued.
@@ -252,7 +345,9 @@ test('a slow driver never blocks the stream or another device (per-device worker
   expect(s.messages.filter((m) => m.measurement).length).toBeLessThan(clocks.length);
   const last = await s.measurement(clocks.length);
   expect(last.frequency_applied_mhz).toBe(855);
-  const applied = s.messages.filter((m) => m.measurement).map((m) => m.measurement!.frequency_applied_mhz);
+  const applied = s.messages
+    .filter((m) => m.measurement)
+    .map((m) => m.measurement!.frequency_applied_mhz);
   expect(applied).toEqual(clocks);
 });
 
@@ -260,7 +355,9 @@ test('shutdown ends sessions with UNAVAILABLE, resets every device and marks the
   const s = session();
   s.open('job-a', 0);
   await s.opened();
-  s.send({ begin: { seq: 1, instruction: 'INSTRUCTION_KIND_FORWARD', frequency_mhz: 1305, t_ns: nowNs() } });
+  s.send({
+    begin: { seq: 1, instruction: 'INSTRUCTION_KIND_FORWARD', frequency_mhz: 1305, t_ns: nowNs() },
+  });
   await until(async () => (await device(0)).locked_sm_clock_mhz === 1305);
   const sim = agent.module.core.backend as SimulatedBackend;
   await agent.module.close();

@@ -24,7 +24,9 @@ function calls(): string[] {
 }
 
 beforeAll(() => {
-  libDir = execFileSync('bash', [path.join(REPO, 'tools', 'fake-gpu-libs', 'build.sh')], { encoding: 'utf8' }).trim();
+  libDir = execFileSync('bash', [path.join(REPO, 'tools', 'fake-gpu-libs', 'build.sh')], {
+    encoding: 'utf8',
+  }).trim();
   nvmlPath = path.join(libDir, 'libnvidia-ml.so.1');
   amdPath = path.join(libDir, 'libamd_smi.so');
 });
@@ -93,7 +95,9 @@ describe('NvmlBackend over the fake libnvidia-ml.so.1', () => {
     const e2 = await b.readEnergyMj(0);
     expect(e2 - e1).toBe(250);
     expect(await b.readPowerW(0)).toBe(250);
-    await expect(b.lockSmClock(0, 1500)).rejects.toThrow('nvmlDeviceSetGpuLockedClocks: NVML error 2 (Invalid Argument)');
+    await expect(b.lockSmClock(0, 1500)).rejects.toThrow(
+      'nvmlDeviceSetGpuLockedClocks: NVML error 2 (Invalid Argument)',
+    );
     expect(calls().filter((c) => !c.startsWith('nvmlDeviceGetSupportedGraphicsClocks'))).toEqual([
       'nvmlInit_v2',
       'nvmlDeviceSetGpuLockedClocks 1 1005 1005',
@@ -129,14 +133,28 @@ describe('NvmlBackend over the fake libnvidia-ml.so.1', () => {
     const bad = new SessionClient(agent.client);
     bad.open('job-n', 0);
     await bad.opened();
-    bad.send({ begin: { seq: 1, instruction: 'INSTRUCTION_KIND_FORWARD', frequency_mhz: 1000, t_ns: nowNs() } });
+    bad.send({
+      begin: {
+        seq: 1,
+        instruction: 'INSTRUCTION_KIND_FORWARD',
+        frequency_mhz: 1000,
+        t_ns: nowNs(),
+      },
+    });
     expect((await bad.error(1)).error?.violations?.[0]?.description).toBe(
       '1000 MHz is not a supported SM clock of device 0; nearest supported: 990, 1005 MHz',
     );
     const s = new SessionClient(agent.client);
     s.open('job-n', 1);
     await s.opened();
-    s.send({ begin: { seq: 1, instruction: 'INSTRUCTION_KIND_FORWARD', frequency_mhz: 1005, t_ns: nowNs() } });
+    s.send({
+      begin: {
+        seq: 1,
+        instruction: 'INSTRUCTION_KIND_FORWARD',
+        frequency_mhz: 1005,
+        t_ns: nowNs(),
+      },
+    });
     s.send({ end: { seq: 1, t_ns: nowNs() } });
     const m = await s.measurement(1);
     expect(m.frequency_applied_mhz).toBe(1005);
@@ -144,7 +162,9 @@ describe('NvmlBackend over the fake libnvidia-ml.so.1', () => {
     s.stream.end();
     await s.done;
     await until(() => calls().includes('nvmlDeviceResetMemoryLockedClocks 1'));
-    const session = calls().filter((c) => / 1( |$)/.test(c) && !c.startsWith('nvmlDeviceGetSupported'));
+    const session = calls().filter(
+      (c) => / 1( |$)/.test(c) && !c.startsWith('nvmlDeviceGetSupported'),
+    );
     expect(session).toEqual([
       'nvmlDeviceResetGpuLockedClocks 1', // startup: no state file → every device reset
       'nvmlDeviceResetMemoryLockedClocks 1',
@@ -165,7 +185,10 @@ describe('NvmlBackend when the device cannot lock its memory clock (as seen on a
   test('resets count as clean, the lock is tried once, SM clocks still work', async () => {
     fakes().setNoMemlock(1);
     const backend = await NvmlBackend.open(nvmlPath);
-    await expect(backend.lockMemoryClockMax(0)).rejects.toMatchObject({ code: 3, unsupported: true });
+    await expect(backend.lockMemoryClockMax(0)).rejects.toMatchObject({
+      code: 3,
+      unsupported: true,
+    });
     await expect(backend.resetMemoryClock(0)).resolves.toBeUndefined();
     const agent: RunningAgent = await startAgent({ backendInstance: backend });
     const core = agent.module.core;
@@ -173,17 +196,25 @@ describe('NvmlBackend when the device cannot lock its memory clock (as seen on a
       const s = new SessionClient(agent.client);
       s.open('job-m', 1);
       await s.opened();
-      s.send({ begin: { seq, instruction: 'INSTRUCTION_KIND_FORWARD', frequency_mhz: 1005, t_ns: nowNs() } });
+      s.send({
+        begin: { seq, instruction: 'INSTRUCTION_KIND_FORWARD', frequency_mhz: 1005, t_ns: nowNs() },
+      });
       s.send({ end: { seq, t_ns: nowNs() } });
       expect((await s.measurement(seq)).frequency_applied_mhz).toBe(1005);
       s.stream.end();
       await s.done;
-      await until(() => calls().filter((c) => c === 'nvmlDeviceResetGpuLockedClocks 1').length === seq + 1);
+      await until(
+        () => calls().filter((c) => c === 'nvmlDeviceResetGpuLockedClocks 1').length === seq + 1,
+      );
     }
     // Startup reset and both stream-end resets succeeded; the unsupported lock is no driver error.
     expect(core.stats.driverErrors).toBe(0);
-    const dev1 = calls().filter((c) => / 1( |$)/.test(c) && !c.startsWith('nvmlDeviceGetSupported'));
-    expect(dev1.filter((c) => c.startsWith('nvmlDeviceSetMemoryLockedClocks'))).toEqual(['nvmlDeviceSetMemoryLockedClocks 1 1215 1215']);
+    const dev1 = calls().filter(
+      (c) => / 1( |$)/.test(c) && !c.startsWith('nvmlDeviceGetSupported'),
+    );
+    expect(dev1.filter((c) => c.startsWith('nvmlDeviceSetMemoryLockedClocks'))).toEqual([
+      'nvmlDeviceSetMemoryLockedClocks 1 1215 1215',
+    ]);
     expect(dev1.filter((c) => c.startsWith('nvmlDeviceSetGpuLockedClocks'))).toEqual([
       'nvmlDeviceSetGpuLockedClocks 1 1005 1005',
       'nvmlDeviceSetGpuLockedClocks 1 1005 1005',
@@ -233,14 +264,30 @@ describe('AmdSmiBackend over the fake libamd_smi.so', () => {
 
 test('auto picks NVML when its library loads with devices', async () => {
   const b = await createBackend(
-    { backend: 'auto', nvmlLibrary: nvmlPath, amdsmiLibrary: amdPath, simulatedModel: 'a100-sxm', simulatedDevices: 1, simulatedDriverLatencyMs: 0, profileDir: '/nonexistent' },
+    {
+      backend: 'auto',
+      nvmlLibrary: nvmlPath,
+      amdsmiLibrary: amdPath,
+      simulatedModel: 'a100-sxm',
+      simulatedDevices: 1,
+      simulatedDriverLatencyMs: 0,
+      profileDir: '/nonexistent',
+    },
     new StateFile(path.join(tempDir(), 's.json')),
     createLogger('t', 'silent'),
   );
   expect(b.kind).toBe('nvml');
   await b.close();
   const fallback = await createBackend(
-    { backend: 'auto', nvmlLibrary: '/nonexistent/libnvidia-ml.so.1', amdsmiLibrary: '/nonexistent/libamd_smi.so', simulatedModel: 'a40', simulatedDevices: 1, simulatedDriverLatencyMs: 0, profileDir: '/nonexistent' },
+    {
+      backend: 'auto',
+      nvmlLibrary: '/nonexistent/libnvidia-ml.so.1',
+      amdsmiLibrary: '/nonexistent/libamd_smi.so',
+      simulatedModel: 'a40',
+      simulatedDevices: 1,
+      simulatedDriverLatencyMs: 0,
+      profileDir: '/nonexistent',
+    },
     new StateFile(path.join(tempDir(), 's.json')),
     createLogger('t', 'silent'),
   );

@@ -45,7 +45,10 @@ export async function startAgent(
   server.onShutdown(() => module.close());
   const bound = await server.start();
   await module.onListening?.(bound);
-  const client = new (perseusGrpc().perseus.agent.v1.GpuAgent)(bound, grpc.credentials.createInsecure());
+  const client = new (perseusGrpc().perseus.agent.v1.GpuAgent)(
+    bound,
+    grpc.credentials.createInsecure(),
+  );
   return {
     dir,
     address: bound,
@@ -60,7 +63,11 @@ export async function startAgent(
 }
 
 export function unary<Req, Res>(
-  fn: (req: Req, md: grpc.Metadata, cb: (err: grpc.ServiceError | null, res?: Res) => void) => unknown,
+  fn: (
+    req: Req,
+    md: grpc.Metadata,
+    cb: (err: grpc.ServiceError | null, res?: Res) => void,
+  ) => unknown,
   req: Req,
   md = new grpc.Metadata(),
 ): Promise<Res> {
@@ -127,17 +134,28 @@ export class SessionClient {
   }
 
   open(jobId: string, deviceIndex: number, extra: Partial<agentV1.OpenSession> = {}): void {
-    this.send({ open: { job_id: jobId, rank: { rank: 3, pp_rank: 1, dp_rank: 0, tp_rank: 0 }, device_index: deviceIndex, ...extra } });
+    this.send({
+      open: {
+        job_id: jobId,
+        rank: { rank: 3, pp_rank: 1, dp_rank: 0, tp_rank: 0 },
+        device_index: deviceIndex,
+        ...extra,
+      },
+    });
   }
 
   /** Waits until `pred` holds over the inbox (bounded). */
-  async waitFor<T>(pred: (msgs: agentV1.SessionResponse__Output[]) => T | undefined, timeoutMs = 5000): Promise<T> {
+  async waitFor<T>(
+    pred: (msgs: agentV1.SessionResponse__Output[]) => T | undefined,
+    timeoutMs = 5000,
+  ): Promise<T> {
     const deadline = Date.now() + timeoutMs;
     for (;;) {
       const v = pred(this.messages);
       if (v !== undefined && v !== false) return v;
       const left = deadline - Date.now();
-      if (left <= 0) throw new Error(`timed out; inbox: ${JSON.stringify(this.messages).slice(0, 2000)}`);
+      if (left <= 0)
+        throw new Error(`timed out; inbox: ${JSON.stringify(this.messages).slice(0, 2000)}`);
       await new Promise<void>((r) => {
         const t = setTimeout(r, Math.min(left, 50));
         this.waiters.push(() => {
@@ -153,7 +171,9 @@ export class SessionClient {
   }
 
   measurement(seq: number): Promise<agentV1.Measurement__Output> {
-    return this.waitFor((m) => m.find((x) => x.measurement?.seq === String(seq))?.measurement ?? undefined);
+    return this.waitFor(
+      (m) => m.find((x) => x.measurement?.seq === String(seq))?.measurement ?? undefined,
+    );
   }
 
   error(seq: number): Promise<agentV1.SessionEventError__Output> {
@@ -170,7 +190,11 @@ export function sleep(ms: number): Promise<void> {
 }
 
 /** Polls `fn` until it returns true (bounded). */
-export async function until(fn: () => Promise<boolean> | boolean, timeoutMs = 5000, stepMs = 25): Promise<void> {
+export async function until(
+  fn: () => Promise<boolean> | boolean,
+  timeoutMs = 5000,
+  stepMs = 25,
+): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!(await fn())) {
     if (Date.now() > deadline) throw new Error('condition not met in time');

@@ -19,10 +19,17 @@ const PERSEUS = path.join(REPO, 'bin', 'perseus');
 const children = new Set<ChildProcess>();
 const clients: AgentClient[] = [];
 
-function waitForLine(child: ChildProcess, pred: (msg: Record<string, unknown>) => boolean, timeoutMs = 30_000): Promise<Record<string, unknown>> {
+function waitForLine(
+  child: ChildProcess,
+  pred: (msg: Record<string, unknown>) => boolean,
+  timeoutMs = 30_000,
+): Promise<Record<string, unknown>> {
   return new Promise((resolve, reject) => {
     let buf = '';
-    const timer = setTimeout(() => reject(new Error(`no matching line within ${timeoutMs} ms: ${buf.slice(-500)}`)), timeoutMs);
+    const timer = setTimeout(
+      () => reject(new Error(`no matching line within ${timeoutMs} ms: ${buf.slice(-500)}`)),
+      timeoutMs,
+    );
     const onData = (chunk: Buffer): void => {
       buf += chunk.toString();
       let nl: number;
@@ -50,11 +57,27 @@ function waitForLine(child: ChildProcess, pred: (msg: Record<string, unknown>) =
   });
 }
 
-async function startAgentProcess(dir: string, extra: string[] = []): Promise<{ child: ChildProcess; address: string }> {
+async function startAgentProcess(
+  dir: string,
+  extra: string[] = [],
+): Promise<{ child: ChildProcess; address: string }> {
   const child = spawn(
     PERSEUS,
-    ['serve', 'agent', '--listen', `unix:${path.join(dir, 'a.sock')}`, '--agent-backend', 'simulated', '--agent-sim-devices', '2',
-      '--agent-state-file', path.join(dir, 'state.json'), '--agent-audit-log', path.join(dir, 'audit.log'), ...extra],
+    [
+      'serve',
+      'agent',
+      '--listen',
+      `unix:${path.join(dir, 'a.sock')}`,
+      '--agent-backend',
+      'simulated',
+      '--agent-sim-devices',
+      '2',
+      '--agent-state-file',
+      path.join(dir, 'state.json'),
+      '--agent-audit-log',
+      path.join(dir, 'audit.log'),
+      ...extra,
+    ],
     { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, PERSEUS_LOG_LEVEL: 'warn' } },
   );
   children.add(child);
@@ -64,7 +87,10 @@ async function startAgentProcess(dir: string, extra: string[] = []): Promise<{ c
 }
 
 function connect(address: string): AgentClient {
-  const c = new (perseusGrpc().perseus.agent.v1.GpuAgent)(address, grpc.credentials.createInsecure());
+  const c = new (perseusGrpc().perseus.agent.v1.GpuAgent)(
+    address,
+    grpc.credentials.createInsecure(),
+  );
   clients.push(c);
   return c;
 }
@@ -92,10 +118,21 @@ afterEach(async () => {
 test('a trainer killed with SIGKILL mid-stream: clocks back to default (stream cancel, before the TTL)', async () => {
   const dir = tempDir();
   const agent = await startAgentProcess(dir);
-  const trainer = spawn(process.execPath, ['--import', 'tsx', path.join(__dirname, 'fixtures', 'session-client.ts'), agent.address, '1095', '5'], {
-    stdio: ['ignore', 'pipe', 'inherit'],
-    cwd: REPO,
-  });
+  const trainer = spawn(
+    process.execPath,
+    [
+      '--import',
+      'tsx',
+      path.join(__dirname, 'fixtures', 'session-client.ts'),
+      agent.address,
+      '1095',
+      '5',
+    ],
+    {
+      stdio: ['ignore', 'pipe', 'inherit'],
+      cwd: REPO,
+    },
+  );
   children.add(trainer);
   const applied = await waitForLine(trainer, (m) => m['event'] === 'applied');
   expect(applied['mhz']).toBe(1095);
@@ -105,19 +142,36 @@ test('a trainer killed with SIGKILL mid-stream: clocks back to default (stream c
   trainer.kill('SIGKILL');
   await until(async () => (await lockedClock(client)) === 0, 5000);
   expect(Date.now() - killedAt).toBeLessThan(5000); // within the 5 s TTL the trainer asked for
-  const audit = fs.readFileSync(path.join(dir, 'audit.log'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+  const audit = fs
+    .readFileSync(path.join(dir, 'audit.log'), 'utf8')
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l));
   const release = audit.find((a) => a.action === 'lease.release');
   expect(release).toMatchObject({ device: 0, result: 'ok', who: { jobId: 'crashy', rank: 1 } });
-  expect(release.value).toMatch(/^(stream cancelled \(client gone or keepalive lost\)|client closed the stream); 1 clock changes$/);
+  expect(release.value).toMatch(
+    /^(stream cancelled \(client gone or keepalive lost\)|client closed the stream); 1 clock changes$/,
+  );
 });
 
 test('a trainer frozen with SIGSTOP (connection open, no traffic): the lease TTL resets the device', async () => {
   const dir = tempDir();
   const agent = await startAgentProcess(dir);
-  const trainer = spawn(process.execPath, ['--import', 'tsx', path.join(__dirname, 'fixtures', 'session-client.ts'), agent.address, '1200', '1'], {
-    stdio: ['ignore', 'pipe', 'inherit'],
-    cwd: REPO,
-  });
+  const trainer = spawn(
+    process.execPath,
+    [
+      '--import',
+      'tsx',
+      path.join(__dirname, 'fixtures', 'session-client.ts'),
+      agent.address,
+      '1200',
+      '1',
+    ],
+    {
+      stdio: ['ignore', 'pipe', 'inherit'],
+      cwd: REPO,
+    },
+  );
   children.add(trainer);
   await waitForLine(trainer, (m) => m['event'] === 'applied');
   trainer.kill('SIGSTOP');
@@ -138,17 +192,31 @@ test('agent killed with SIGKILL while a clock is locked: a restarted agent reset
   const s = new SessionClient(client);
   s.open('job-a', 0);
   await s.opened();
-  s.send({ begin: { seq: 1, instruction: 'INSTRUCTION_KIND_FORWARD', microbatch: 0, frequency_mhz: 1155, t_ns: nowNs() } });
+  s.send({
+    begin: {
+      seq: 1,
+      instruction: 'INSTRUCTION_KIND_FORWARD',
+      microbatch: 0,
+      frequency_mhz: 1155,
+      t_ns: nowNs(),
+    },
+  });
   s.send({ end: { seq: 1, t_ns: nowNs() } });
   expect((await s.measurement(1)).frequency_applied_mhz).toBe(1155);
   // The simulated registers persist within 50 ms (the dirty marker was written before the change).
-  await until(() => readStateFile(path.join(dir, 'state.json'))?.devices['0']?.sim?.lockedSmClockMhz === 1155);
+  await until(
+    () => readStateFile(path.join(dir, 'state.json'))?.devices['0']?.sim?.lockedSmClockMhz === 1155,
+  );
   first.child.kill('SIGKILL');
   await exited(first.child);
   s.stream.cancel();
   const left = readStateFile(path.join(dir, 'state.json'))!;
   expect(left.cleanShutdown).toBe(false);
-  expect(left.devices['0']).toMatchObject({ dirty: true, lease: { jobId: 'job-a', rank: 3 }, sim: { lockedSmClockMhz: 1155 } });
+  expect(left.devices['0']).toMatchObject({
+    dirty: true,
+    lease: { jobId: 'job-a', rank: 3 },
+    sim: { lockedSmClockMhz: 1155 },
+  });
   expect(left.devices['1']?.dirty).toBe(false);
 
   const second = await startAgentProcess(dir);
@@ -157,7 +225,11 @@ test('agent killed with SIGKILL while a clock is locked: a restarted agent reset
   const after = readStateFile(path.join(dir, 'state.json'))!;
   expect(after.devices['0']).toMatchObject({ dirty: false, sim: { lockedSmClockMhz: 0 } });
   expect(after.devices['0']?.lease).toBeUndefined();
-  const audit = fs.readFileSync(path.join(dir, 'audit.log'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+  const audit = fs
+    .readFileSync(path.join(dir, 'audit.log'), 'utf8')
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l));
   const startupResets = audit.filter((a) => a.action === 'reset.startup');
   // First start: no state file → both devices; restart: only the device the crash left locked.
   expect(startupResets.map((a) => a.device)).toEqual([0, 1, 0]);
@@ -175,14 +247,25 @@ test('SIGTERM resets every device before exiting and leaves a clean state file',
   const s = new SessionClient(client);
   s.open('job-a', 1);
   await s.opened();
-  s.send({ begin: { seq: 1, instruction: 'INSTRUCTION_KIND_FORWARD', microbatch: 0, frequency_mhz: 1305, t_ns: nowNs() } });
+  s.send({
+    begin: {
+      seq: 1,
+      instruction: 'INSTRUCTION_KIND_FORWARD',
+      microbatch: 0,
+      frequency_mhz: 1305,
+      t_ns: nowNs(),
+    },
+  });
   await until(async () => (await lockedClock(client, 1)) === 1305);
   agent.child.kill('SIGTERM');
   expect(await exited(agent.child)).toBe(0);
   expect((await s.done).code).toBe(grpc.status.UNAVAILABLE);
   const st = readStateFile(path.join(dir, 'state.json'))!;
   expect(st.cleanShutdown).toBe(true);
-  expect(st.devices['1']).toMatchObject({ dirty: false, sim: { lockedSmClockMhz: 0, memoryClockLocked: false } });
+  expect(st.devices['1']).toMatchObject({
+    dirty: false,
+    sim: { lockedSmClockMhz: 0, memoryClockLocked: false },
+  });
   expect(fs.existsSync(path.join(dir, 'a.sock'))).toBe(false);
   const audit = fs.readFileSync(path.join(dir, 'audit.log'), 'utf8');
   expect(audit).toContain('"action":"reset.shutdown"');
@@ -195,10 +278,21 @@ test('keepalive loss (peer frozen, lease TTL far away): server keepalive cancels
     'grpc.keepalive_time_ms': 300,
     'grpc.keepalive_timeout_ms': 300,
   });
-  const trainer = spawn(process.execPath, ['--import', 'tsx', path.join(__dirname, 'fixtures', 'session-client.ts'), agent.address, '1305', '60'], {
-    stdio: ['ignore', 'pipe', 'inherit'],
-    cwd: REPO,
-  });
+  const trainer = spawn(
+    process.execPath,
+    [
+      '--import',
+      'tsx',
+      path.join(__dirname, 'fixtures', 'session-client.ts'),
+      agent.address,
+      '1305',
+      '60',
+    ],
+    {
+      stdio: ['ignore', 'pipe', 'inherit'],
+      cwd: REPO,
+    },
+  );
   children.add(trainer);
   try {
     await waitForLine(trainer, (m) => m['event'] === 'applied');
@@ -206,7 +300,9 @@ test('keepalive loss (peer frozen, lease TTL far away): server keepalive cancels
     trainer.kill('SIGSTOP');
     await until(async () => (await lockedClock(agent.client)) === 0, 10_000);
     const audit = fs.readFileSync(agent.module.options.auditLogFile!, 'utf8');
-    expect(audit).toContain('"value":"stream cancelled (client gone or keepalive lost); 1 clock changes"');
+    expect(audit).toContain(
+      '"value":"stream cancelled (client gone or keepalive lost); 1 clock changes"',
+    );
     expect(agent.module.core.stats.leaseExpiries).toBe(0);
   } finally {
     trainer.kill('SIGKILL');

@@ -5,7 +5,9 @@ import { tempDir } from './helpers';
 
 test('the README example is the fixture file, and it measures a simulated A100 instruction', async () => {
   const readme = fs.readFileSync(path.join(__dirname, '..', 'README.md'), 'utf8');
-  const block = /<!-- example:start -->\n```ts\n([\s\S]*?)```\n<!-- example:end -->/.exec(readme)?.[1];
+  const block = /<!-- example:start -->\n```ts\n([\s\S]*?)```\n<!-- example:end -->/.exec(
+    readme,
+  )?.[1];
   // The README shows the package import; the fixture imports the sources (same module).
   const fixture = fs.readFileSync(path.join(__dirname, 'fixtures', 'readme-example.ts'), 'utf8');
   expect(block).toBe(fixture.replace("from '../../src';", "from '@perseus/gpu-agent';"));

@@ -20,7 +20,9 @@ function bearer(secret: string): grpc.Metadata {
 
 describe('token file', () => {
   test('parses names, scopes and secrets; comments and blanks ignored', () => {
-    const tokens = parseTokenFile(`# ops\nmonitor read ${READ_SECRET}\n\ntrainer control ${CONTROL_SECRET}\n`);
+    const tokens = parseTokenFile(
+      `# ops\nmonitor read ${READ_SECRET}\n\ntrainer control ${CONTROL_SECRET}\n`,
+    );
     expect(tokens.map((t) => [t.name, t.scope])).toEqual([
       ['monitor', 'read'],
       ['trainer', 'control'],
@@ -39,13 +41,32 @@ describe('token file', () => {
 describe('main listener policy', () => {
   const logger = createLogger('t', 'silent');
   test.each([
-    ['non-loopback TCP', { listenAddress: '0.0.0.0:0' }, 'the agent serves plain TCP only on loopback, got 0.0.0.0:0'],
-    ['loopback without tokens when not allowed', { listenAddress: '127.0.0.1:0', allowInsecureLoopback: false }, 'refusing unauthenticated loopback TCP (127.0.0.1:0) with the simulated backend'],
-    ['TCP listener without TLS', { tcpListen: '127.0.0.1:0' }, 'tcpListen needs tlsCertFile and tlsKeyFile'],
+    [
+      'non-loopback TCP',
+      { listenAddress: '0.0.0.0:0' },
+      'the agent serves plain TCP only on loopback, got 0.0.0.0:0',
+    ],
+    [
+      'loopback without tokens when not allowed',
+      { listenAddress: '127.0.0.1:0', allowInsecureLoopback: false },
+      'refusing unauthenticated loopback TCP (127.0.0.1:0) with the simulated backend',
+    ],
+    [
+      'TCP listener without TLS',
+      { tcpListen: '127.0.0.1:0' },
+      'tcpListen needs tlsCertFile and tlsKeyFile',
+    ],
   ])('refuses %s', async (_name, opts, message) => {
     const dir = tempDir();
     await expect(
-      createAgentModule({ logger, env: {}, backend: 'simulated', simulatedDevices: 1, stateFile: path.join(dir, 's.json'), ...opts }),
+      createAgentModule({
+        logger,
+        env: {},
+        backend: 'simulated',
+        simulatedDevices: 1,
+        stateFile: path.join(dir, 's.json'),
+        ...opts,
+      }),
     ).rejects.toThrow(message);
   });
 });
@@ -60,14 +81,40 @@ describe('TLS listener with scoped tokens', () => {
     const cert = path.join(dir, 'cert.pem');
     const key = path.join(dir, 'key.pem');
     // A throwaway self-signed certificate for 127.0.0.1 (openssl is part of the test toolchain).
-    execFileSync('openssl', [
-      'req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', key, '-out', cert,
-      '-days', '1', '-subj', '/CN=localhost', '-addext', 'subjectAltName=IP:127.0.0.1,DNS:localhost',
-    ], { stdio: 'ignore' });
+    execFileSync(
+      'openssl',
+      [
+        'req',
+        '-x509',
+        '-newkey',
+        'ec',
+        '-pkeyopt',
+        'ec_paramgen_curve:prime256v1',
+        '-nodes',
+        '-keyout',
+        key,
+        '-out',
+        cert,
+        '-days',
+        '1',
+        '-subj',
+        '/CN=localhost',
+        '-addext',
+        'subjectAltName=IP:127.0.0.1,DNS:localhost',
+      ],
+      { stdio: 'ignore' },
+    );
     const tokenFile = path.join(dir, 'tokens');
     fs.writeFileSync(tokenFile, `monitor read ${READ_SECRET}\ntrainer control ${CONTROL_SECRET}\n`);
     agent = await startAgent(
-      { tcpListen: '127.0.0.1:0', tlsCertFile: cert, tlsKeyFile: key, tokenFile, auditLogFile: path.join(dir, 'audit.log'), metricsListen: '127.0.0.1:0' },
+      {
+        tcpListen: '127.0.0.1:0',
+        tlsCertFile: cert,
+        tlsKeyFile: key,
+        tokenFile,
+        auditLogFile: path.join(dir, 'audit.log'),
+        metricsListen: '127.0.0.1:0',
+      },
       dir,
     );
     const creds = grpc.credentials.createSsl(fs.readFileSync(cert));
@@ -87,7 +134,9 @@ describe('TLS listener with scoped tokens', () => {
     const c = tlsClient();
     const none = await expectGrpcError(call(c, 'ListDevices', {}));
     expect(none.code).toBe(grpc.status.UNAUTHENTICATED);
-    const wrong = await expectGrpcError(call(c, 'ListDevices', {}, bearer('not-a-token-0123456789')));
+    const wrong = await expectGrpcError(
+      call(c, 'ListDevices', {}, bearer('not-a-token-0123456789')),
+    );
     expect(wrong.code).toBe(grpc.status.UNAUTHENTICATED);
     expect(wrong.details).toBe('unknown token');
   });
@@ -97,10 +146,14 @@ describe('TLS listener with scoped tokens', () => {
     const md = bearer(READ_SECRET);
     expect((await call(c, 'ListDevices', {}, md)).devices).toHaveLength(2);
     expect((await call(c, 'ReadEnergy', { device_index: 0 }, md)).energy_j).toBeGreaterThan(0);
-    const set = await expectGrpcError(call(c, 'SetClocks', { lease_id: 'x', device_index: 0, sm_clock_mhz: 1410 }, md));
+    const set = await expectGrpcError(
+      call(c, 'SetClocks', { lease_id: 'x', device_index: 0, sm_clock_mhz: 1410 }, md),
+    );
     expect(set.code).toBe(grpc.status.PERMISSION_DENIED);
     expect(set.details).toBe('token "monitor" has scope read; this call needs control');
-    const reset = await expectGrpcError(call(c, 'ResetClocks', { lease_id: 'x', device_index: 0 }, md));
+    const reset = await expectGrpcError(
+      call(c, 'ResetClocks', { lease_id: 'x', device_index: 0 }, md),
+    );
     expect(reset.code).toBe(grpc.status.PERMISSION_DENIED);
     const s = new SessionClient(c, md);
     s.open('job-r', 0);
@@ -112,25 +165,40 @@ describe('TLS listener with scoped tokens', () => {
     const s = new SessionClient(c, bearer(CONTROL_SECRET));
     s.open('job-c', 1);
     await s.opened();
-    s.send({ begin: { seq: 1, instruction: 'INSTRUCTION_KIND_FORWARD', frequency_mhz: 1005, t_ns: nowNs() } });
+    s.send({
+      begin: {
+        seq: 1,
+        instruction: 'INSTRUCTION_KIND_FORWARD',
+        frequency_mhz: 1005,
+        t_ns: nowNs(),
+      },
+    });
     s.send({ end: { seq: 1, t_ns: nowNs() } });
     expect((await s.measurement(1)).frequency_applied_mhz).toBe(1005);
     const metrics = await new Promise<string>((resolve, reject) => {
-      http.get(`http://${agent.module.metricsAddress}/metrics`, (res) => {
-        let body = '';
-        res.on('data', (d: Buffer) => (body += d.toString()));
-        res.on('end', () => resolve(body));
-      }).on('error', reject);
+      http
+        .get(`http://${agent.module.metricsAddress}/metrics`, (res) => {
+          let body = '';
+          res.on('data', (d: Buffer) => (body += d.toString()));
+          res.on('end', () => resolve(body));
+        })
+        .on('error', reject);
     });
     expect(metrics).toMatch(/^perseus_agent_sm_clock_locked_mhz\{device="1",uuid="[^"]+"\} 1005$/m);
     expect(metrics).toMatch(/^perseus_agent_lease_active\{device="1",uuid="[^"]+"\} 1$/m);
     expect(metrics).toMatch(/^perseus_agent_lease_active\{device="0",uuid="[^"]+"\} 0$/m);
-    expect(metrics).toMatch(/^perseus_agent_energy_joules_total\{device="0",uuid="[^"]+"\} [0-9.]+$/m);
+    expect(metrics).toMatch(
+      /^perseus_agent_energy_joules_total\{device="0",uuid="[^"]+"\} [0-9.]+$/m,
+    );
     expect(metrics).toMatch(/^perseus_agent_event_to_apply_seconds_count 1$/m);
     expect(metrics).toMatch(/^perseus_agent_sessions_opened_total 1$/m);
     s.stream.end();
     expect((await s.done).code).toBe(grpc.status.OK);
-    const audit = fs.readFileSync(path.join(agent.dir, 'audit.log'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+    const audit = fs
+      .readFileSync(path.join(agent.dir, 'audit.log'), 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l));
     const opened = audit.find((a) => a.action === 'lease.open');
     expect(opened.who.identity).toBe('token:trainer');
     expect(opened.who.peer).toMatch(/^(ipv4:)?127\.0\.0\.1:\d+$/);
@@ -138,7 +206,10 @@ describe('TLS listener with scoped tokens', () => {
   });
 
   test('a plaintext client cannot talk to the TLS port', async () => {
-    const c = new (perseusGrpc().perseus.agent.v1.GpuAgent)(agent.module.tlsAddress!, grpc.credentials.createInsecure());
+    const c = new (perseusGrpc().perseus.agent.v1.GpuAgent)(
+      agent.module.tlsAddress!,
+      grpc.credentials.createInsecure(),
+    );
     made.push(c);
     const err = await expectGrpcError(call(c, 'ListDevices', {}, bearer(READ_SECRET)));
     expect(err.code).toBe(grpc.status.UNAVAILABLE);

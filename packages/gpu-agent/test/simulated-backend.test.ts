@@ -1,5 +1,11 @@
 import * as path from 'node:path';
-import { MODEL_SPECS, SimulatedBackend, StateFile, loadProfileTable, parseProfileCsv } from '../src';
+import {
+  MODEL_SPECS,
+  SimulatedBackend,
+  StateFile,
+  loadProfileTable,
+  parseProfileCsv,
+} from '../src';
 import { tempDir } from './helpers';
 
 describe('profile tables', () => {
@@ -21,7 +27,10 @@ describe('profile tables', () => {
   });
 
   test('A40 from its CSV; H100 is derived from A100 and labelled so', () => {
-    expect(loadProfileTable('a40').lookup(0, 'backward', 1740).timeS).toBeCloseTo(0.27707920932769775, 12);
+    expect(loadProfileTable('a40').lookup(0, 'backward', 1740).timeS).toBeCloseTo(
+      0.27707920932769775,
+      12,
+    );
     const h = loadProfileTable('h100-sxm');
     expect(h.source).toMatch(/^derived from /);
     expect(MODEL_SPECS['h100-sxm'].provenance).toMatch(/^DERIVED, not measured/);
@@ -36,7 +45,9 @@ describe('profile tables', () => {
   });
 
   test('rejects malformed CSV naming the line', () => {
-    expect(() => parseProfileCsv('stage,instruction,frequency,time,energy\n0,sideways,1410,1,1\n', 'p.csv')).toThrow('p.csv:2: bad row');
+    expect(() =>
+      parseProfileCsv('stage,instruction,frequency,time,energy\n0,sideways,1410,1,1\n', 'p.csv'),
+    ).toThrow('p.csv:2: bad row');
     expect(() => parseProfileCsv('a,b\n', 'p.csv')).toThrow('p.csv: header must be');
   });
 });

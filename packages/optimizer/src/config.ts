@@ -39,8 +39,16 @@ export function optimizerConfigFromEnv(env: NodeJS.ProcessEnv = process.env): Op
     profilerUrl: envString('PERSEUS_OPTIMIZER_PROFILER_URL', DEFAULT_CONFIG.profilerUrl, env),
     profileCsv: envString('PERSEUS_OPTIMIZER_PROFILE_CSV', DEFAULT_CONFIG.profileCsv, env),
     metricsListen: envString('PERSEUS_OPTIMIZER_METRICS_LISTEN', DEFAULT_CONFIG.metricsListen, env),
-    stragglerMargin: envNumber('PERSEUS_OPTIMIZER_STRAGGLER_MARGIN', DEFAULT_CONFIG.stragglerMargin, env),
-    stragglerWindow: envNumber('PERSEUS_OPTIMIZER_STRAGGLER_WINDOW', DEFAULT_CONFIG.stragglerWindow, env),
+    stragglerMargin: envNumber(
+      'PERSEUS_OPTIMIZER_STRAGGLER_MARGIN',
+      DEFAULT_CONFIG.stragglerMargin,
+      env,
+    ),
+    stragglerWindow: envNumber(
+      'PERSEUS_OPTIMIZER_STRAGGLER_WINDOW',
+      DEFAULT_CONFIG.stragglerWindow,
+      env,
+    ),
   };
 }
 

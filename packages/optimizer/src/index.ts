@@ -15,8 +15,18 @@
  * await mod.onListening?.(await server.start());
  * ```
  */
-export { createOptimizerModule, loadProfileCsvs, type OptimizerModule, type OptimizerModuleOptions } from './module';
-export { DEFAULT_CONFIG, DEFAULT_PROFILER_URL, optimizerConfigFromEnv, type OptimizerConfig } from './config';
+export {
+  createOptimizerModule,
+  loadProfileCsvs,
+  type OptimizerModule,
+  type OptimizerModuleOptions,
+} from './module';
+export {
+  DEFAULT_CONFIG,
+  DEFAULT_PROFILER_URL,
+  optimizerConfigFromEnv,
+  type OptimizerConfig,
+} from './config';
 export {
   GrpcProfileSource,
   MemoryProfileSource,
@@ -26,7 +36,12 @@ export {
   type ProfileSource,
 } from './profile-source';
 export { Optimizer, type JobMetrics, type OptimizerCoreOptions } from './optimizer';
-export { WorkerFrontierPlanner, frontierFromText, type FrontierPlanner, type PlannedFrontier } from './planner-pool';
+export {
+  WorkerFrontierPlanner,
+  frontierFromText,
+  type FrontierPlanner,
+  type PlannedFrontier,
+} from './planner-pool';
 export { OptimizerStore } from './store';
 export { renderMetrics } from './metrics';
 export { DEFAULT_DETECTOR, StragglerDetector, type StragglerDetectorOptions } from './stragglers';

@@ -66,14 +66,26 @@ export function loadProfileCsvs(spec: string): Array<{ jobId?: string; profile: 
 
 /** Whether `address` serves the profiler (grpc.health.v1 per-service status). */
 async function hostsProfiler(address: string, timeoutMs = 2000): Promise<boolean> {
-  const HealthClient = grpc.makeGenericClientConstructor(healthService as grpc.ServiceDefinition, 'Health');
-  const client = new HealthClient(address, grpc.credentials.createInsecure()) as unknown as grpc.Client & {
-    Check(req: { service: string }, opts: grpc.CallOptions, cb: (err: grpc.ServiceError | null, res?: { status: string }) => void): void;
+  const HealthClient = grpc.makeGenericClientConstructor(
+    healthService as grpc.ServiceDefinition,
+    'Health',
+  );
+  const client = new HealthClient(
+    address,
+    grpc.credentials.createInsecure(),
+  ) as unknown as grpc.Client & {
+    Check(
+      req: { service: string },
+      opts: grpc.CallOptions,
+      cb: (err: grpc.ServiceError | null, res?: { status: string }) => void,
+    ): void;
   };
   try {
     return await new Promise<boolean>((resolve) => {
-      client.Check({ service: 'perseus.profiler.v1.Profiler' }, { deadline: Date.now() + timeoutMs }, (err, res) =>
-        resolve(err === null && res?.status === 'SERVING'),
+      client.Check(
+        { service: 'perseus.profiler.v1.Profiler' },
+        { deadline: Date.now() + timeoutMs },
+        (err, res) => resolve(err === null && res?.status === 'SERVING'),
       );
     });
   } finally {
@@ -93,7 +105,9 @@ async function hostsProfiler(address: string, timeoutMs = 2000): Promise<boolean
  * await mod.onListening?.(await server.start());
  * ```
  */
-export async function createOptimizerModule(options: OptimizerModuleOptions): Promise<OptimizerModule> {
+export async function createOptimizerModule(
+  options: OptimizerModuleOptions,
+): Promise<OptimizerModule> {
   const cfg: OptimizerConfig = { ...DEFAULT_CONFIG, ...stripUndefined(options) };
   const logger = options.logger;
   const imported = [...(options.importedProfiles ?? []), ...loadProfileCsvs(cfg.profileCsv)];
@@ -112,15 +126,21 @@ export async function createOptimizerModule(options: OptimizerModuleOptions): Pr
     profileSource: () => source,
     importedProfiles: imported,
     logger,
-    detector: { margin: cfg.stragglerMargin, window: cfg.stragglerWindow, ...(options.stragglerConfirmations ? { confirmations: options.stragglerConfirmations } : {}) },
+    detector: {
+      margin: cfg.stragglerMargin,
+      window: cfg.stragglerWindow,
+      ...(options.stragglerConfirmations ? { confirmations: options.stragglerConfirmations } : {}),
+    },
     ...(options.planRetryMs !== undefined ? { planRetryMs: options.planRetryMs } : {}),
     ...(options.sweepGraceMs !== undefined ? { sweepGraceMs: options.sweepGraceMs } : {}),
   });
   let metrics: { server: http.Server; address: string } | undefined;
-  const metricsText = (): string => renderMetrics(optimizer.metrics(), optimizer.hub.watcherCount());
+  const metricsText = (): string =>
+    renderMetrics(optimizer.metrics(), optimizer.hub.watcherCount());
   try {
     optimizer.restore();
-    if (cfg.metricsListen !== '') metrics = await startMetricsServer(cfg.metricsListen, metricsText);
+    if (cfg.metricsListen !== '')
+      metrics = await startMetricsServer(cfg.metricsListen, metricsText);
   } catch (err) {
     await optimizer.close();
     store.close();

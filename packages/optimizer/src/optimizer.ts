@@ -1,7 +1,18 @@
 import { Frontier, PlannerInputError } from '@perseus/planner';
-import type { FrontierPoint, MeasuredOption, PlannerInput, Profile, StagePlan } from '@perseus/planner';
+import type {
+  FrontierPoint,
+  MeasuredOption,
+  PlannerInput,
+  Profile,
+  StagePlan,
+} from '@perseus/planner';
 import type { optimizerV1, commonV1 } from '@perseus/proto';
-import { FailedPreconditionError, NotFoundError, ResourceExhaustedError, ValidationError } from '@perseus/service-kit';
+import {
+  FailedPreconditionError,
+  NotFoundError,
+  ResourceExhaustedError,
+  ValidationError,
+} from '@perseus/service-kit';
 import type { Logger } from '@perseus/service-kit';
 import { FALLBACK_BLOCKING_POWER_W, KNOWN_BLOCKING_POWER_W } from './config';
 import type { FrontierPlanner, PlannedFrontier } from './planner-pool';
@@ -10,8 +21,21 @@ import type { JobState, OptimizerStore } from './store';
 import { DEFAULT_DETECTOR, StragglerDetector } from './stragglers';
 import type { StragglerDetectorOptions } from './stragglers';
 import { KINDS, advanceSweep, newSweep, sweepClocks, sweepVariant } from './sweep';
-import type { Deployment, JobPhase, JobSpec, PlanVariant, Policy, RankInfo, Straggler } from './types';
-import type { IterationReport, PlanOfflineInput, RegisterRankInput, StragglerReport } from './validate';
+import type {
+  Deployment,
+  JobPhase,
+  JobSpec,
+  PlanVariant,
+  Policy,
+  RankInfo,
+  Straggler,
+} from './types';
+import type {
+  IterationReport,
+  PlanOfflineInput,
+  RegisterRankInput,
+  StragglerReport,
+} from './validate';
 import { WatchHub } from './watch-hub';
 import type { EncodedSchedule } from './watch-hub';
 import { perseusGrpc } from '@perseus/proto';
@@ -64,7 +88,13 @@ interface Job {
   expiryTimer: NodeJS.Timeout | undefined;
   retryTimer: NodeJS.Timeout | undefined;
   /** Per stage, the ranks' iteration (time, energy) during profiling with the clocks they ran. */
-  idleSamples: Array<{ stage: number; timeS: number; energyJ: number; forwardMhz: number; backwardMhz: number }>;
+  idleSamples: Array<{
+    stage: number;
+    timeS: number;
+    energyJ: number;
+    forwardMhz: number;
+    backwardMhz: number;
+  }>;
   protoCache: Map<string, { message: optimizerV1.Schedule; bytes: Buffer }>;
   planningStartedMs: number;
   lastPlanningMs: number;
@@ -78,7 +108,10 @@ const PHASE_ENUM: Record<JobPhase, optimizerV1.Phase> = {
   PLANNING: 'PHASE_PLANNING',
   DEPLOYED: 'PHASE_DEPLOYED',
 };
-const KIND_ENUM = { forward: 'INSTRUCTION_KIND_FORWARD', backward: 'INSTRUCTION_KIND_BACKWARD' } as const;
+const KIND_ENUM = {
+  forward: 'INSTRUCTION_KIND_FORWARD',
+  backward: 'INSTRUCTION_KIND_BACKWARD',
+} as const;
 
 const MAX_IDLE_SAMPLES = 4096;
 const MAX_OFFLINE_PLAN_INSTRUCTIONS = 2_000_000;
@@ -127,8 +160,12 @@ export class Optimizer {
       this.jobs.set(job.jobId, job);
       this.armExpiry(job);
       if (job.state.phase === 'PLANNING') this.enqueue(job, () => this.planJob(job));
-      if (job.state.phase === 'REGISTERING' && job.ranks.size === job.spec.worldSize) this.enqueue(job, () => this.beginProfiling(job));
-      this.log.info({ jobId: job.jobId, phase: job.state.phase, version: job.state.version }, 'job restored');
+      if (job.state.phase === 'REGISTERING' && job.ranks.size === job.spec.worldSize)
+        this.enqueue(job, () => this.beginProfiling(job));
+      this.log.info(
+        { jobId: job.jobId, phase: job.state.phase, version: job.state.version },
+        'job restored',
+      );
     }
   }
 
@@ -147,7 +184,11 @@ export class Optimizer {
       sweepStagesDone: new Set(),
       sweepLongestS: 0,
       sweepGraceTimer: undefined,
-      detector: new StragglerDetector(spec.dpDegree, spec.pipeline.numStages * spec.tpDegree, this.detectorOpts),
+      detector: new StragglerDetector(
+        spec.dpDegree,
+        spec.pipeline.numStages * spec.tpDegree,
+        this.detectorOpts,
+      ),
       chain: Promise.resolve(),
       expiryTimer: undefined,
       retryTimer: undefined,
@@ -176,7 +217,9 @@ export class Optimizer {
     const existing = this.jobs.get(jobId);
     if (existing !== undefined) {
       if (JSON.stringify(existing.spec) !== JSON.stringify(spec)) {
-        throw new FailedPreconditionError(`job ${jobId} is already registered with a different spec`);
+        throw new FailedPreconditionError(
+          `job ${jobId} is already registered with a different spec`,
+        );
       }
       return { created: false, phase: existing.state.phase };
     }
@@ -193,7 +236,9 @@ export class Optimizer {
     state.deployment = this.defaultDeployment(spec, 1, 'REGISTERING');
     const job = this.newJob(jobId, spec, this.now(), state);
     const imported = this.opts.importedProfiles?.find(
-      (p) => (p.jobId === jobId || p.jobId === undefined) && p.profile.stages.length === spec.pipeline.numStages,
+      (p) =>
+        (p.jobId === jobId || p.jobId === undefined) &&
+        p.profile.stages.length === spec.pipeline.numStages,
     );
     this.opts.store.createJob(jobId, spec, job.createdMs, state);
     if (imported !== undefined) this.importProfile(job, imported.profile);
@@ -206,7 +251,10 @@ export class Optimizer {
   setImportedProfile(jobId: string, profile: Profile): void {
     const job = this.job(jobId);
     if (profile.stages.length !== job.spec.pipeline.numStages) {
-      throw ValidationError.field('profile', `has ${profile.stages.length} stages, job ${jobId} has ${job.spec.pipeline.numStages}`);
+      throw ValidationError.field(
+        'profile',
+        `has ${profile.stages.length} stages, job ${jobId} has ${job.spec.pipeline.numStages}`,
+      );
     }
     this.importProfile(job, profile);
   }
@@ -221,21 +269,49 @@ export class Optimizer {
     const { spec } = job;
     const r = input.rank;
     const v: Array<{ field: string; description: string }> = [];
-    if (r.rank >= spec.worldSize) v.push({ field: 'rank.rank', description: `must be < world_size ${spec.worldSize}, got ${r.rank}` });
-    if (r.dpRank >= spec.dpDegree) v.push({ field: 'rank.dp_rank', description: `must be < dp_degree ${spec.dpDegree}, got ${r.dpRank}` });
-    if (r.ppRank >= spec.pipeline.numStages) v.push({ field: 'rank.pp_rank', description: `must be < num_stages ${spec.pipeline.numStages}, got ${r.ppRank}` });
-    if (r.tpRank >= spec.tpDegree) v.push({ field: 'rank.tp_rank', description: `must be < tp_degree ${spec.tpDegree}, got ${r.tpRank}` });
+    if (r.rank >= spec.worldSize)
+      v.push({
+        field: 'rank.rank',
+        description: `must be < world_size ${spec.worldSize}, got ${r.rank}`,
+      });
+    if (r.dpRank >= spec.dpDegree)
+      v.push({
+        field: 'rank.dp_rank',
+        description: `must be < dp_degree ${spec.dpDegree}, got ${r.dpRank}`,
+      });
+    if (r.ppRank >= spec.pipeline.numStages)
+      v.push({
+        field: 'rank.pp_rank',
+        description: `must be < num_stages ${spec.pipeline.numStages}, got ${r.ppRank}`,
+      });
+    if (r.tpRank >= spec.tpDegree)
+      v.push({
+        field: 'rank.tp_rank',
+        description: `must be < tp_degree ${spec.tpDegree}, got ${r.tpRank}`,
+      });
     if (v.length > 0) throw new ValidationError(v);
     const posKey = `${r.dpRank}/${r.ppRank}/${r.tpRank}`;
     const holder = job.positions.get(posKey);
     if (holder !== undefined && holder !== r.rank) {
-      throw new FailedPreconditionError(`position dp=${r.dpRank} pp=${r.ppRank} tp=${r.tpRank} of job ${job.jobId} is held by rank ${holder}`);
+      throw new FailedPreconditionError(
+        `position dp=${r.dpRank} pp=${r.ppRank} tp=${r.tpRank} of job ${job.jobId} is held by rank ${holder}`,
+      );
     }
     const prev = job.ranks.get(r.rank);
-    if (prev !== undefined && (prev.dpRank !== r.dpRank || prev.ppRank !== r.ppRank || prev.tpRank !== r.tpRank)) {
-      throw new FailedPreconditionError(`rank ${r.rank} of job ${job.jobId} is registered at another position`);
+    if (
+      prev !== undefined &&
+      (prev.dpRank !== r.dpRank || prev.ppRank !== r.ppRank || prev.tpRank !== r.tpRank)
+    ) {
+      throw new FailedPreconditionError(
+        `rank ${r.rank} of job ${job.jobId} is registered at another position`,
+      );
     }
-    const info: RankInfo = { ...r, node: input.node, deviceIndex: input.deviceIndex, supportedFrequenciesMhz: input.supportedFrequenciesMhz };
+    const info: RankInfo = {
+      ...r,
+      node: input.node,
+      deviceIndex: input.deviceIndex,
+      supportedFrequenciesMhz: input.supportedFrequenciesMhz,
+    };
     const same = prev !== undefined && JSON.stringify(prev) === JSON.stringify(info);
     if (!same) {
       this.opts.store.putRank(job.jobId, info);
@@ -262,22 +338,42 @@ export class Optimizer {
       .catch((err: unknown) => this.log.error({ err, jobId: job.jobId }, 'job transition failed'));
   }
 
-  private defaultDeployment(spec: JobSpec, version: number, phase: JobPhase, reason = phase.toLowerCase()): Deployment {
+  private defaultDeployment(
+    spec: JobSpec,
+    version: number,
+    phase: JobPhase,
+    reason = phase.toLowerCase(),
+  ): Deployment {
     return {
       version,
       phase,
-      variants: [{ reason, stages: Array.from({ length: spec.pipeline.numStages }, () => []), pointIndex: -1, expectedTimeS: 0, expectedEnergyJ: 0 }],
+      variants: [
+        {
+          reason,
+          stages: Array.from({ length: spec.pipeline.numStages }, () => []),
+          pointIndex: -1,
+          expectedTimeS: 0,
+          expectedEnergyJ: 0,
+        },
+      ],
       variantOfPipeline: Array.from({ length: spec.dpDegree }, () => 0),
     };
   }
 
   /** Persists a new version of the job's schedules, then announces it to every watcher. */
-  private deploy(job: Job, phase: JobPhase, variants: PlanVariant[], variantOfPipeline: number[], frontierToStore?: string): void {
+  private deploy(
+    job: Job,
+    phase: JobPhase,
+    variants: PlanVariant[],
+    variantOfPipeline: number[],
+    frontierToStore?: string,
+  ): void {
     const version = job.state.version + 1;
     job.state.phase = phase;
     job.state.version = version;
     job.state.deployment = { version, phase, variants, variantOfPipeline };
-    if (frontierToStore !== undefined) this.opts.store.putFrontierAndState(job.jobId, frontierToStore, job.state, this.now());
+    if (frontierToStore !== undefined)
+      this.opts.store.putFrontierAndState(job.jobId, frontierToStore, job.state, this.now());
     else this.opts.store.putState(job.jobId, job.state);
     job.protoCache.clear();
     job.sweepCounts.clear();
@@ -291,7 +387,17 @@ export class Optimizer {
     this.hub.publish(job.jobId, (rank) => this.encodedScheduleFor(job, rank));
     const publishMs = performance.now() - t0;
     job.lastPublishMs = publishMs;
-    this.log.info({ jobId: job.jobId, phase, version, reasons: variants.map((x) => x.reason), watchers: this.hub.watcherCount(job.jobId), publishMs }, 'schedule deployed');
+    this.log.info(
+      {
+        jobId: job.jobId,
+        phase,
+        version,
+        reasons: variants.map((x) => x.reason),
+        watchers: this.hub.watcherCount(job.jobId),
+        publishMs,
+      },
+      'schedule deployed',
+    );
   }
 
   private async beginProfiling(job: Job): Promise<void> {
@@ -302,12 +408,23 @@ export class Optimizer {
       job.spec.profiling.frequencyStride,
     );
     const source = this.opts.profileSource();
-    const allClocks = [...new Set([...job.ranks.values()].flatMap((r) => r.supportedFrequenciesMhz))].sort((a, b) => b - a);
+    const allClocks = [
+      ...new Set([...job.ranks.values()].flatMap((r) => r.supportedFrequenciesMhz)),
+    ].sort((a, b) => b - a);
     if (source !== undefined) {
       try {
-        await source.registerJob({ jobId: job.jobId, pipeline: job.spec.pipeline, dpDegree: job.spec.dpDegree, tpDegree: job.spec.tpDegree, supportedFrequenciesMhz: allClocks });
+        await source.registerJob({
+          jobId: job.jobId,
+          pipeline: job.spec.pipeline,
+          dpDegree: job.spec.dpDegree,
+          tpDegree: job.spec.tpDegree,
+          supportedFrequenciesMhz: allClocks,
+        });
       } catch (err) {
-        this.log.warn({ err, jobId: job.jobId }, 'profiler registration failed; measurements may be rejected');
+        this.log.warn(
+          { err, jobId: job.jobId },
+          'profiler registration failed; measurements may be rejected',
+        );
       }
     }
     if (await this.profileCoversJob(job)) {
@@ -318,7 +435,8 @@ export class Optimizer {
       return;
     }
     if (clocks.length === 0) {
-      job.state.detail = 'no clock is supported by every rank above the floor; running at default clocks';
+      job.state.detail =
+        'no clock is supported by every rank above the floor; running at default clocks';
       this.opts.store.putState(job.jobId, job.state);
       this.log.warn({ jobId: job.jobId }, 'empty sweep clock list');
       return;
@@ -326,7 +444,12 @@ export class Optimizer {
     const sweep = newSweep(job.spec.pipeline.numStages, clocks);
     job.state.sweep = sweep;
     job.state.detail = `profiling ${clocks[0]} MHz (1/${clocks.length})`;
-    this.deploy(job, 'PROFILING', [sweepVariant(job.spec, sweep)], job.state.deployment!.variantOfPipeline.map(() => 0));
+    this.deploy(
+      job,
+      'PROFILING',
+      [sweepVariant(job.spec, sweep)],
+      job.state.deployment!.variantOfPipeline.map(() => 0),
+    );
   }
 
   private async profileCoversJob(job: Job): Promise<boolean> {
@@ -337,7 +460,11 @@ export class Optimizer {
     try {
       const cov = await source.getCoverage(job.jobId);
       const n = job.spec.pipeline.numStages;
-      return cov.complete && cov.entries.length >= 2 * n && cov.entries.every((e) => e.coveredMhz.length >= need);
+      return (
+        cov.complete &&
+        cov.entries.length >= 2 * n &&
+        cov.entries.every((e) => e.coveredMhz.length >= need)
+      );
     } catch (err) {
       this.log.warn({ err, jobId: job.jobId }, 'profiler coverage unavailable');
       return false;
@@ -353,7 +480,10 @@ export class Optimizer {
       try {
         cells = await source.getProfile(job.jobId);
       } catch (err) {
-        this.log.warn({ err, jobId: job.jobId }, 'profiler unavailable during the sweep; stop rule sees no energy this step');
+        this.log.warn(
+          { err, jobId: job.jobId },
+          'profiler unavailable during the sweep; stop rule sees no energy this step',
+        );
       }
     }
     const byKey = new Map(cells.map((c) => [`${c.stage}:${c.kind}:${c.frequencyMhz}`, c.energyJ]));
@@ -365,7 +495,12 @@ export class Optimizer {
       return;
     }
     job.state.detail = `profiling ${next.clocksMhz[next.step]} MHz (${next.step + 1}/${next.clocksMhz.length})`;
-    this.deploy(job, 'PROFILING', [sweepVariant(job.spec, next)], job.state.deployment!.variantOfPipeline.map(() => 0));
+    this.deploy(
+      job,
+      'PROFILING',
+      [sweepVariant(job.spec, next)],
+      job.state.deployment!.variantOfPipeline.map(() => 0),
+    );
   }
 
   /** PLANNING: ranks go back to default clocks (never slower than untouched training). */
@@ -394,7 +529,12 @@ export class Optimizer {
       } catch (err) {
         return `profiler unavailable: ${(err as Error).message}`;
       }
-      profile = { stages: Array.from({ length: job.spec.pipeline.numStages }, () => ({ forward: [] as MeasuredOption[], backward: [] as MeasuredOption[] })) };
+      profile = {
+        stages: Array.from({ length: job.spec.pipeline.numStages }, () => ({
+          forward: [] as MeasuredOption[],
+          backward: [] as MeasuredOption[],
+        })),
+      };
       for (const c of cells) {
         const st = profile.stages[c.stage];
         if (st === undefined || !(c.timeS > 0) || !(c.energyJ > 0)) continue;
@@ -403,7 +543,11 @@ export class Optimizer {
       // The profiler sums energy over a stage's TP ranks, so the idle power of the stage is tp × P_b.
       tpScale = job.spec.tpDegree;
     }
-    const common = sweepClocks([...job.ranks.values()].map((r) => r.supportedFrequenciesMhz), 0, 1);
+    const common = sweepClocks(
+      [...job.ranks.values()].map((r) => r.supportedFrequenciesMhz),
+      0,
+      1,
+    );
     const allowed = new Set(common);
     const filtered: Profile = {
       stages: profile.stages.map((st) => ({
@@ -412,7 +556,9 @@ export class Optimizer {
       })),
     };
     for (let s = 0; s < filtered.stages.length; s++) {
-      for (const k of KINDS) if (filtered.stages[s]![k].length === 0) return `profile has no clock every rank supports for stage ${s} ${k}`;
+      for (const k of KINDS)
+        if (filtered.stages[s]![k].length === 0)
+          return `profile has no clock every rank supports for stage ${s} ${k}`;
     }
     return { profile: filtered, tpScale };
   }
@@ -425,7 +571,8 @@ export class Optimizer {
   private blockingPower(job: Job, profile: Profile, tpScale: number): number {
     if (job.spec.blockingPowerW > 0) return job.spec.blockingPowerW;
     const m = job.spec.pipeline.numMicrobatches;
-    const find = (opts: MeasuredOption[], f: number): MeasuredOption | undefined => opts.find((o) => o.frequencyMhz === f);
+    const find = (opts: MeasuredOption[], f: number): MeasuredOption | undefined =>
+      opts.find((o) => o.frequencyMhz === f);
     const est: number[] = [];
     for (const s of job.idleSamples) {
       const st = profile.stages[s.stage];
@@ -442,7 +589,10 @@ export class Optimizer {
       return est[est.length >> 1]!;
     }
     const known = KNOWN_BLOCKING_POWER_W.find(([re]) => re.test(job.spec.gpuModel));
-    this.log.warn({ jobId: job.jobId, gpuModel: job.spec.gpuModel }, 'blocking power not measurable; using a known or fallback value');
+    this.log.warn(
+      { jobId: job.jobId, gpuModel: job.spec.gpuModel },
+      'blocking power not measurable; using a known or fallback value',
+    );
     return known?.[1] ?? FALLBACK_BLOCKING_POWER_W;
   }
 
@@ -451,7 +601,12 @@ export class Optimizer {
     const got = await this.plannerProfile(job);
     if (typeof got === 'string') return this.planFailed(job, got);
     const blockingPowerW = this.blockingPower(job, got.profile, got.tpScale);
-    const input: PlannerInput = { profile: got.profile, pipeline: job.spec.pipeline, blockingPowerW: blockingPowerW * got.tpScale, unitTimeS: job.spec.unitTimeS };
+    const input: PlannerInput = {
+      profile: got.profile,
+      pipeline: job.spec.pipeline,
+      blockingPowerW: blockingPowerW * got.tpScale,
+      unitTimeS: job.spec.unitTimeS,
+    };
     const started = this.now();
     let planned: PlannedFrontier;
     try {
@@ -468,7 +623,15 @@ export class Optimizer {
     job.state.blockingPowerW = blockingPowerW;
     job.lastPlanningMs = this.now() - started;
     job.state.detail = `frontier of ${frontier.points.length} points in ${job.lastPlanningMs} ms`;
-    this.log.info({ jobId: job.jobId, points: frontier.points.length, planningMs: job.lastPlanningMs, blockingPowerW }, 'frontier planned');
+    this.log.info(
+      {
+        jobId: job.jobId,
+        points: frontier.points.length,
+        planningMs: job.lastPlanningMs,
+        blockingPowerW,
+      },
+      'frontier planned',
+    );
     this.deployPolicy(job, planned.json);
   }
 
@@ -478,7 +641,10 @@ export class Optimizer {
     this.log.warn({ jobId: job.jobId, why }, 'planning failed; ranks stay at default clocks');
     if (this.closed) return;
     clearTimeout(job.retryTimer);
-    job.retryTimer = setTimeout(() => this.enqueue(job, () => this.planJob(job)), this.opts.planRetryMs ?? 5000);
+    job.retryTimer = setTimeout(
+      () => this.enqueue(job, () => this.planJob(job)),
+      this.opts.planRetryMs ?? 5000,
+    );
     job.retryTimer.unref();
   }
 
@@ -490,7 +656,8 @@ export class Optimizer {
   }
 
   private stragglerTimeS(job: Job, s: Straggler): number {
-    if (s.slowdown !== undefined && job.frontier !== null) return s.slowdown * job.frontier.intrinsic().point.timeS;
+    if (s.slowdown !== undefined && job.frontier !== null)
+      return s.slowdown * job.frontier.intrinsic().point.timeS;
     return s.iterationTimeS;
   }
 
@@ -511,7 +678,9 @@ export class Optimizer {
 
   /** The point the policy chooses for a healthy pipeline with no straggler. */
   private policyPoint(job: Job, f: Frontier): FrontierPoint {
-    return job.state.policy.kind === 'intrinsic' ? f.intrinsic().point : f.planFor(this.policyTarget(job, f)).point;
+    return job.state.policy.kind === 'intrinsic'
+      ? f.intrinsic().point
+      : f.planFor(this.policyTarget(job, f)).point;
   }
 
   /**
@@ -526,23 +695,34 @@ export class Optimizer {
     const base = this.policyPoint(job, f);
     const active = this.activeStragglers(job);
     const slowSet = new Set(active.map((s) => s.dpRank));
-    const tPrime = active.length === 0 ? 0 : Math.max(...active.map((s) => this.stragglerTimeS(job, s)));
-    const healthy = tPrime > base.timeS ? f.planFor(Math.max(tPrime, this.policyTarget(job, f))).point : base;
+    const tPrime =
+      active.length === 0 ? 0 : Math.max(...active.map((s) => this.stragglerTimeS(job, s)));
+    const healthy =
+      tPrime > base.timeS ? f.planFor(Math.max(tPrime, this.policyTarget(job, f))).point : base;
     const variantPoints = [base.index];
     if (healthy.index !== base.index) variantPoints.push(healthy.index);
-    const variantOfPipeline = Array.from({ length: job.spec.dpDegree }, (_, dp) => (slowSet.has(dp) || healthy.index === base.index ? 0 : 1));
+    const variantOfPipeline = Array.from({ length: job.spec.dpDegree }, (_, dp) =>
+      slowSet.has(dp) || healthy.index === base.index ? 0 : 1,
+    );
     const cur = job.state.deployment;
     const unchanged =
       !force &&
       cur !== null &&
       cur.phase === 'DEPLOYED' &&
-      cur.variantOfPipeline.every((v, dp) => cur.variants[v]!.pointIndex === variantPoints[variantOfPipeline[dp]!]);
+      cur.variantOfPipeline.every(
+        (v, dp) => cur.variants[v]!.pointIndex === variantPoints[variantOfPipeline[dp]!],
+      );
     if (unchanged) return tPrime > base.timeS ? healthy.timeS : 0;
     const policyName = job.state.policy.kind;
     const stragglerNames = [...slowSet].sort((a, b) => a - b).join(',');
     const variants = variantPoints.map((idx, i) => {
       const point = f.points[idx]!;
-      const reason = i === 0 ? (policyName === 'intrinsic' ? 'intrinsic' : `policy ${policyName}`) : `straggler dp=${stragglerNames} T'=${tPrime.toFixed(4)}s`;
+      const reason =
+        i === 0
+          ? policyName === 'intrinsic'
+            ? 'intrinsic'
+            : `policy ${policyName}`
+          : `straggler dp=${stragglerNames} T'=${tPrime.toFixed(4)}s`;
       return variantFromPlan(reason, f.plan(idx), point);
     });
     const chosen = variants[variantOfPipeline.includes(1) ? 1 : 0]!;
@@ -567,23 +747,45 @@ export class Optimizer {
    */
   encodedScheduleFor(job: Job, rank: number): EncodedSchedule {
     const base = this.scheduleBase(job, rank);
-    return { version: job.state.deployment!.version, payload: rank === 0 ? base.bytes : Buffer.concat([base.bytes, rankField(rank)]) };
+    return {
+      version: job.state.deployment!.version,
+      payload: rank === 0 ? base.bytes : Buffer.concat([base.bytes, rankField(rank)]),
+    };
   }
 
   private scheduleBase(job: Job, rank: number): { message: optimizerV1.Schedule; bytes: Buffer } {
     const d = job.state.deployment!;
     const info = job.ranks.get(rank);
-    const key = info === undefined ? 'unregistered' : `${d.variantOfPipeline[info.dpRank] ?? 0}:${info.ppRank}`;
+    const key =
+      info === undefined
+        ? 'unregistered'
+        : `${d.variantOfPipeline[info.dpRank] ?? 0}:${info.ppRank}`;
     let cached = job.protoCache.get(key);
     if (cached === undefined) {
       const head = { job_id: job.jobId, version: String(d.version), phase: PHASE_ENUM[d.phase] };
       let message: optimizerV1.Schedule;
       if (info === undefined) {
-        message = { ...head, instructions: [], expected_iteration_time_s: 0, expected_iteration_energy_j: 0, reason: 'rank not registered' };
+        message = {
+          ...head,
+          instructions: [],
+          expected_iteration_time_s: 0,
+          expected_iteration_energy_j: 0,
+          reason: 'rank not registered',
+        };
       } else {
         const variant = d.variants[d.variantOfPipeline[info.dpRank] ?? 0]!;
-        const instructions = (variant.stages[info.ppRank] ?? []).map((x) => ({ instruction: KIND_ENUM[x.kind], microbatch: x.microbatch, frequency_mhz: x.frequencyMhz }));
-        message = { ...head, instructions, expected_iteration_time_s: variant.expectedTimeS, expected_iteration_energy_j: variant.expectedEnergyJ, reason: variant.reason };
+        const instructions = (variant.stages[info.ppRank] ?? []).map((x) => ({
+          instruction: KIND_ENUM[x.kind],
+          microbatch: x.microbatch,
+          frequency_mhz: x.frequencyMhz,
+        }));
+        message = {
+          ...head,
+          instructions,
+          expected_iteration_time_s: variant.expectedTimeS,
+          expected_iteration_energy_j: variant.expectedEnergyJ,
+          reason: variant.reason,
+        };
       }
       cached = { message, bytes: serializeSchedule(message) };
       job.protoCache.set(key, cached);
@@ -594,7 +796,11 @@ export class Optimizer {
   /** Current schedule of a rank (the first message of a WatchSchedule stream). */
   currentSchedule(jobId: string, rank: number): EncodedSchedule {
     const job = this.job(jobId);
-    if (rank >= job.spec.worldSize) throw ValidationError.field('rank', `must be < world_size ${job.spec.worldSize}, got ${rank}`);
+    if (rank >= job.spec.worldSize)
+      throw ValidationError.field(
+        'rank',
+        `must be < world_size ${job.spec.worldSize}, got ${rank}`,
+      );
     return this.encodedScheduleFor(job, rank);
   }
 
@@ -603,9 +809,19 @@ export class Optimizer {
   reportIteration(rep: IterationReport): { scheduleVersion: number } {
     const job = this.job(rep.jobId);
     const info = job.ranks.get(rep.rank.rank);
-    if (info === undefined) throw new FailedPreconditionError(`rank ${rep.rank.rank} of job ${job.jobId} is not registered`);
-    if (info.dpRank !== rep.rank.dpRank || info.ppRank !== rep.rank.ppRank || info.tpRank !== rep.rank.tpRank) {
-      throw ValidationError.field('rank', `does not match the registration of rank ${info.rank} (dp=${info.dpRank} pp=${info.ppRank} tp=${info.tpRank})`);
+    if (info === undefined)
+      throw new FailedPreconditionError(
+        `rank ${rep.rank.rank} of job ${job.jobId} is not registered`,
+      );
+    if (
+      info.dpRank !== rep.rank.dpRank ||
+      info.ppRank !== rep.rank.ppRank ||
+      info.tpRank !== rep.rank.tpRank
+    ) {
+      throw ValidationError.field(
+        'rank',
+        `does not match the registration of rank ${info.rank} (dp=${info.dpRank} pp=${info.ppRank} tp=${info.tpRank})`,
+      );
     }
     const d = job.state.deployment!;
     if (rep.scheduleVersion !== d.version) return { scheduleVersion: d.version };
@@ -635,7 +851,11 @@ export class Optimizer {
     }
     if (job.sweepDone === job.spec.worldSize) {
       this.endSweepStep(job);
-    } else if (job.sweepDone > 0 && job.sweepStagesDone.size === job.spec.pipeline.numStages && job.sweepGraceTimer === undefined) {
+    } else if (
+      job.sweepDone > 0 &&
+      job.sweepStagesDone.size === job.spec.pipeline.numStages &&
+      job.sweepGraceTimer === undefined
+    ) {
       // Every stage has been measured K times, but some ranks are silent (dead, or slow to report).
       // A silent rank must not keep the whole job at a low profiling clock: after a grace period of
       // a few iterations the step ends without it.
@@ -644,7 +864,15 @@ export class Optimizer {
       job.sweepGraceTimer = setTimeout(() => {
         if (job.state.version !== version || job.sweepDone < 0) return;
         const silent = [...job.ranks.keys()].filter((r) => (job.sweepCounts.get(r) ?? 0) < k);
-        this.log.warn({ jobId: job.jobId, version, silentRanks: silent.slice(0, 16), silentCount: silent.length }, 'sweep step ended without every rank');
+        this.log.warn(
+          {
+            jobId: job.jobId,
+            version,
+            silentRanks: silent.slice(0, 16),
+            silentCount: silent.length,
+          },
+          'sweep step ended without every rank',
+        );
         this.endSweepStep(job);
       }, graceMs);
       job.sweepGraceTimer.unref();
@@ -660,15 +888,33 @@ export class Optimizer {
   private observeForStragglers(job: Job, info: RankInfo, rep: IterationReport): void {
     const d = job.state.deployment!;
     const variant = d.variants[d.variantOfPipeline[info.dpRank] ?? 0]!;
-    const detected = new Set(job.state.stragglers.filter((s) => s.source === 'detected').map((s) => s.dpRank));
-    const ev = job.detector.observe(info.dpRank, rep.iteration, rep.timeS, variant.expectedTimeS, detected);
+    const detected = new Set(
+      job.state.stragglers.filter((s) => s.source === 'detected').map((s) => s.dpRank),
+    );
+    const ev = job.detector.observe(
+      info.dpRank,
+      rep.iteration,
+      rep.timeS,
+      variant.expectedTimeS,
+      detected,
+    );
     if (ev === undefined) return;
     if (ev.type === 'enter') {
       if (job.state.stragglers.some((s) => s.dpRank === ev.dpRank)) return;
-      job.state.stragglers.push({ dpRank: ev.dpRank, iterationTimeS: ev.iterationTimeS, expiresAtMs: null, source: 'detected' });
-      this.log.info({ jobId: job.jobId, dpRank: ev.dpRank, iterationTimeS: ev.iterationTimeS }, 'straggler detected');
+      job.state.stragglers.push({
+        dpRank: ev.dpRank,
+        iterationTimeS: ev.iterationTimeS,
+        expiresAtMs: null,
+        source: 'detected',
+      });
+      this.log.info(
+        { jobId: job.jobId, dpRank: ev.dpRank, iterationTimeS: ev.iterationTimeS },
+        'straggler detected',
+      );
     } else {
-      job.state.stragglers = job.state.stragglers.filter((s) => !(s.dpRank === ev.dpRank && s.source === 'detected'));
+      job.state.stragglers = job.state.stragglers.filter(
+        (s) => !(s.dpRank === ev.dpRank && s.source === 'detected'),
+      );
       this.log.info({ jobId: job.jobId, dpRank: ev.dpRank }, 'straggler recovered (detected)');
     }
     this.opts.store.putState(job.jobId, job.state);
@@ -677,7 +923,11 @@ export class Optimizer {
 
   reportStraggler(rep: StragglerReport): { scheduleVersion: number; targetIterationTimeS: number } {
     const job = this.job(rep.jobId);
-    if (rep.dpRank >= job.spec.dpDegree) throw ValidationError.field('dp_rank', `must be < dp_degree ${job.spec.dpDegree}, got ${rep.dpRank}`);
+    if (rep.dpRank >= job.spec.dpDegree)
+      throw ValidationError.field(
+        'dp_rank',
+        `must be < dp_degree ${job.spec.dpDegree}, got ${rep.dpRank}`,
+      );
     job.state.stragglers = job.state.stragglers.filter((s) => s.dpRank !== rep.dpRank);
     const sev = rep.severity;
     if (sev.kind !== 'recovered') {
@@ -701,30 +951,42 @@ export class Optimizer {
     clearTimeout(job.expiryTimer);
     const next = Math.min(...job.state.stragglers.map((s) => s.expiresAtMs ?? Infinity));
     if (!Number.isFinite(next) || this.closed) return;
-    job.expiryTimer = setTimeout(() => {
-      const now = this.now();
-      job.state.stragglers = job.state.stragglers.filter((s) => s.expiresAtMs === null || s.expiresAtMs > now);
-      this.opts.store.putState(job.jobId, job.state);
-      this.deployPolicy(job);
-      this.armExpiry(job);
-    }, Math.max(0, next - this.now()) + 1);
+    job.expiryTimer = setTimeout(
+      () => {
+        const now = this.now();
+        job.state.stragglers = job.state.stragglers.filter(
+          (s) => s.expiresAtMs === null || s.expiresAtMs > now,
+        );
+        this.opts.store.putState(job.jobId, job.state);
+        this.deployPolicy(job);
+        this.armExpiry(job);
+      },
+      Math.max(0, next - this.now()) + 1,
+    );
     job.expiryTimer.unref();
   }
 
   // ---- policies, frontier, status -----------------------------------------------------------
 
-  setPolicy(jobId: string, policy: Policy): { scheduleVersion: number; chosen: FrontierPoint | undefined } {
+  setPolicy(
+    jobId: string,
+    policy: Policy,
+  ): { scheduleVersion: number; chosen: FrontierPoint | undefined } {
     const job = this.job(jobId);
     job.state.policy = policy;
     this.opts.store.putState(jobId, job.state);
-    if (job.frontier === null || job.state.phase !== 'DEPLOYED') return { scheduleVersion: job.state.version, chosen: undefined };
+    if (job.frontier === null || job.state.phase !== 'DEPLOYED')
+      return { scheduleVersion: job.state.version, chosen: undefined };
     this.deployPolicy(job);
     return { scheduleVersion: job.state.version, chosen: this.policyPoint(job, job.frontier) };
   }
 
   getFrontier(jobId: string): { frontier: Frontier; chosenIndex: number } {
     const job = this.job(jobId);
-    if (job.frontier === null) throw new FailedPreconditionError(`job ${jobId} has no frontier yet (phase ${job.state.phase})`);
+    if (job.frontier === null)
+      throw new FailedPreconditionError(
+        `job ${jobId} has no frontier yet (phase ${job.state.phase})`,
+      );
     return { frontier: job.frontier, chosenIndex: this.policyPoint(job, job.frontier).index };
   }
 
@@ -736,7 +998,9 @@ export class Optimizer {
       registered_ranks: job.ranks.size,
       world_size: job.spec.worldSize,
       predicted_saving_percent: this.predictedSaving(job),
-      straggler_dp_ranks: this.activeStragglers(job).map((s) => s.dpRank).sort((a, b) => a - b),
+      straggler_dp_ranks: this.activeStragglers(job)
+        .map((s) => s.dpRank)
+        .sort((a, b) => a - b),
       detail: job.state.detail,
     };
   }
@@ -746,7 +1010,9 @@ export class Optimizer {
     const d = job.state.deployment;
     const f = job.frontier;
     if (f === null || d === null || d.phase !== 'DEPLOYED') return 0;
-    const savings = d.variantOfPipeline.map((v) => 100 * (1 - d.variants[v]!.expectedEnergyJ / f.allMax.energyJ));
+    const savings = d.variantOfPipeline.map(
+      (v) => 100 * (1 - d.variants[v]!.expectedEnergyJ / f.allMax.energyJ),
+    );
     return savings.reduce((a, b) => a + b, 0) / Math.max(1, savings.length);
   }
 
@@ -754,7 +1020,12 @@ export class Optimizer {
   async planOffline(input: PlanOfflineInput): Promise<optimizerV1.PlanOfflineResponse> {
     let f: Frontier;
     try {
-      ({ frontier: f } = await this.opts.planner.plan({ profile: input.profile, pipeline: input.pipeline, blockingPowerW: input.blockingPowerW, unitTimeS: input.unitTimeS }));
+      ({ frontier: f } = await this.opts.planner.plan({
+        profile: input.profile,
+        pipeline: input.pipeline,
+        blockingPowerW: input.blockingPowerW,
+        unitTimeS: input.unitTimeS,
+      }));
     } catch (err) {
       if (err instanceof PlannerInputError) throw ValidationError.field(err.field, err.message);
       throw err;
@@ -763,9 +1034,12 @@ export class Optimizer {
     if (input.includePlans) {
       const perPlan = 2 * input.pipeline.numStages * input.pipeline.numMicrobatches;
       if (perPlan * f.points.length > MAX_OFFLINE_PLAN_INSTRUCTIONS) {
-        throw new ResourceExhaustedError(`include_plans would return ${perPlan * f.points.length} instructions (limit ${MAX_OFFLINE_PLAN_INSTRUCTIONS}); use a larger unit_time_s or omit plans`);
+        throw new ResourceExhaustedError(
+          `include_plans would return ${perPlan * f.points.length} instructions (limit ${MAX_OFFLINE_PLAN_INSTRUCTIONS}); use a larger unit_time_s or omit plans`,
+        );
       }
-      for (const p of f.points) plans.push({ index: p.index, stages: f.plan(p.index).map(stagePlanToProto) });
+      for (const p of f.points)
+        plans.push({ index: p.index, stages: f.plan(p.index).map(stagePlanToProto) });
     }
     return {
       points: f.points.map(pointToProto),
@@ -816,7 +1090,8 @@ export class Optimizer {
   }
 }
 
-const serializeSchedule = (s: optimizerV1.Schedule): Buffer => perseusGrpc().perseus.optimizer.v1.Optimizer.service.WatchSchedule.responseSerialize(s);
+const serializeSchedule = (s: optimizerV1.Schedule): Buffer =>
+  perseusGrpc().perseus.optimizer.v1.Optimizer.service.WatchSchedule.responseSerialize(s);
 
 /** Field 2 (`rank`, varint) of a Schedule. */
 function rankField(rank: number): Buffer {
@@ -837,11 +1112,27 @@ export function pointToProto(p: FrontierPoint): commonV1.FrontierPoint {
 export function stagePlanToProto(sp: StagePlan): commonV1.StagePlan {
   return {
     stage: sp.stage,
-    instructions: sp.instructions.map((x) => ({ instruction: KIND_ENUM[x.kind], microbatch: x.microbatch, frequency_mhz: x.frequencyMhz })),
+    instructions: sp.instructions.map((x) => ({
+      instruction: KIND_ENUM[x.kind],
+      microbatch: x.microbatch,
+      frequency_mhz: x.frequencyMhz,
+    })),
   };
 }
 
 function variantFromPlan(reason: string, plan: StagePlan[], point: FrontierPoint): PlanVariant {
-  const stages = plan.map((sp) => sp.instructions.map((x) => ({ kind: x.kind, microbatch: x.microbatch, frequencyMhz: x.frequencyMhz })));
-  return { reason, stages, pointIndex: point.index, expectedTimeS: point.timeS, expectedEnergyJ: point.energyJ };
+  const stages = plan.map((sp) =>
+    sp.instructions.map((x) => ({
+      kind: x.kind,
+      microbatch: x.microbatch,
+      frequencyMhz: x.frequencyMhz,
+    })),
+  );
+  return {
+    reason,
+    stages,
+    pointIndex: point.index,
+    expectedTimeS: point.timeS,
+    expectedEnergyJ: point.energyJ,
+  };
 }

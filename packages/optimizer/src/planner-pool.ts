@@ -17,7 +17,10 @@ export interface PlannedFrontier {
 
 /** Something that computes frontiers off the caller's event loop. */
 export interface FrontierPlanner {
-  plan(input: PlannerInput, onProgress?: (done: number, estTotal: number) => void): Promise<PlannedFrontier>;
+  plan(
+    input: PlannerInput,
+    onProgress?: (done: number, estTotal: number) => void,
+  ): Promise<PlannedFrontier>;
   close(): Promise<void>;
 }
 
@@ -60,7 +63,10 @@ export class WorkerFrontierPlanner implements FrontierPlanner {
   /** @param nice niceness of the planning thread (Linux: per thread; 0 = unchanged). Default 10. */
   constructor(private readonly nice = 10) {}
 
-  plan(input: PlannerInput, onProgress?: (done: number, estTotal: number) => void): Promise<PlannedFrontier> {
+  plan(
+    input: PlannerInput,
+    onProgress?: (done: number, estTotal: number) => void,
+  ): Promise<PlannedFrontier> {
     if (this.closed) return Promise.reject(new Error('planner closed'));
     return new Promise<PlannedFrontier>((resolve, reject) => {
       this.queue.push({ id: this.nextId++, input, onProgress, resolve, reject });
@@ -104,7 +110,11 @@ export class WorkerFrontierPlanner implements FrontierPlanner {
         return;
       case 'error':
         this.current = undefined;
-        cur.reject(m.name === 'PlannerInputError' && m.field !== undefined ? new PlannerInputError(m.field, m.message.slice(m.field.length + 1)) : new Error(m.message));
+        cur.reject(
+          m.name === 'PlannerInputError' && m.field !== undefined
+            ? new PlannerInputError(m.field, m.message.slice(m.field.length + 1))
+            : new Error(m.message),
+        );
         this.pump();
         return;
     }

@@ -45,6 +45,12 @@ port.on('message', (req: PlanRequest) => {
     post({ id: req.id, type: 'done', json: JSON.stringify(frontier.toJSON()) });
   } catch (err) {
     const e = err as { name?: string; message?: string; field?: string };
-    post({ id: req.id, type: 'error', name: e.name ?? 'Error', message: e.message ?? String(err), field: e.field });
+    post({
+      id: req.id,
+      type: 'error',
+      name: e.name ?? 'Error',
+      message: e.message ?? String(err),
+      field: e.field,
+    });
   }
 });

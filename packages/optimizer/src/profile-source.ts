@@ -24,7 +24,12 @@ export interface ProfileCellStat {
 /** Which clocks of each (stage, instruction) have enough samples. */
 export interface ProfileCoverage {
   complete: boolean;
-  entries: Array<{ stage: number; kind: InstructionKind; coveredMhz: number[]; missingMhz: number[] }>;
+  entries: Array<{
+    stage: number;
+    kind: InstructionKind;
+    coveredMhz: number[];
+    missingMhz: number[];
+  }>;
 }
 
 /** What the optimizer tells the profiler about a job. */
@@ -57,15 +62,27 @@ const KIND_OF: Record<string, InstructionKind | undefined> = {
 };
 const SCHEDULE_OF = { '1f1b': 'SCHEDULE_KIND_1F1B', gpipe: 'SCHEDULE_KIND_GPIPE' } as const;
 
-function unary<Req, Res>(fn: (req: Req, opts: grpc.CallOptions, cb: (err: grpc.ServiceError | null, res?: Res) => void) => unknown, req: Req, timeoutMs: number): Promise<Res> {
+function unary<Req, Res>(
+  fn: (
+    req: Req,
+    opts: grpc.CallOptions,
+    cb: (err: grpc.ServiceError | null, res?: Res) => void,
+  ) => unknown,
+  req: Req,
+  timeoutMs: number,
+): Promise<Res> {
   return new Promise<Res>((resolve, reject) => {
-    fn(req, { deadline: Date.now() + timeoutMs }, (err, res) => (err ? reject(err) : resolve(res as Res)));
+    fn(req, { deadline: Date.now() + timeoutMs }, (err, res) =>
+      err ? reject(err) : resolve(res as Res),
+    );
   });
 }
 
 /** {@link ProfileSource} over the `perseus.profiler.v1.Profiler` gRPC service. */
 export class GrpcProfileSource implements ProfileSource {
-  private readonly client: InstanceType<ReturnType<typeof perseusGrpc>['perseus']['profiler']['v1']['Profiler']>;
+  private readonly client: InstanceType<
+    ReturnType<typeof perseusGrpc>['perseus']['profiler']['v1']['Profiler']
+  >;
 
   constructor(
     readonly address: string,
@@ -78,7 +95,11 @@ export class GrpcProfileSource implements ProfileSource {
   async registerJob(job: ProfileJobShape): Promise<void> {
     const req: profilerV1.RegisterJobRequest = {
       job_id: job.jobId,
-      pipeline: { schedule: SCHEDULE_OF[job.pipeline.schedule], num_stages: job.pipeline.numStages, num_microbatches: job.pipeline.numMicrobatches },
+      pipeline: {
+        schedule: SCHEDULE_OF[job.pipeline.schedule],
+        num_stages: job.pipeline.numStages,
+        num_microbatches: job.pipeline.numMicrobatches,
+      },
       dp_degree: job.dpDegree,
       tp_degree: job.tpDegree,
       supported_frequencies_mhz: job.supportedFrequenciesMhz,
@@ -94,7 +115,11 @@ export class GrpcProfileSource implements ProfileSource {
   async getProfile(jobId: string, opts: { minCount?: number } = {}): Promise<ProfileCellStat[]> {
     let res: profilerV1.GetProfileResponse__Output;
     try {
-      res = await unary(this.client.GetProfile.bind(this.client), { job_id: jobId, min_count: opts.minCount ?? 0 }, this.timeoutMs);
+      res = await unary(
+        this.client.GetProfile.bind(this.client),
+        { job_id: jobId, min_count: opts.minCount ?? 0 },
+        this.timeoutMs,
+      );
     } catch (err) {
       if ((err as grpc.ServiceError).code === grpc.status.NOT_FOUND) return [];
       throw err;
@@ -118,16 +143,30 @@ export class GrpcProfileSource implements ProfileSource {
   async getCoverage(jobId: string, opts: { minCount?: number } = {}): Promise<ProfileCoverage> {
     let res: profilerV1.GetCoverageResponse__Output;
     try {
-      res = await unary(this.client.GetCoverage.bind(this.client), { job_id: jobId, min_count: opts.minCount ?? 0 }, this.timeoutMs);
+      res = await unary(
+        this.client.GetCoverage.bind(this.client),
+        { job_id: jobId, min_count: opts.minCount ?? 0 },
+        this.timeoutMs,
+      );
     } catch (err) {
-      if ((err as grpc.ServiceError).code === grpc.status.NOT_FOUND) return { complete: false, entries: [] };
+      if ((err as grpc.ServiceError).code === grpc.status.NOT_FOUND)
+        return { complete: false, entries: [] };
       throw err;
     }
     return {
       complete: res.complete,
       entries: res.entries.flatMap((e) => {
         const kind = KIND_OF[e.instruction];
-        return kind === undefined ? [] : [{ stage: e.stage, kind, coveredMhz: e.covered_frequencies_mhz, missingMhz: e.missing_frequencies_mhz }];
+        return kind === undefined
+          ? []
+          : [
+              {
+                stage: e.stage,
+                kind,
+                coveredMhz: e.covered_frequencies_mhz,
+                missingMhz: e.missing_frequencies_mhz,
+              },
+            ];
       }),
     };
   }
@@ -161,7 +200,9 @@ export class MemoryProfileSource implements ProfileSource {
 
   async getProfile(jobId: string, opts: { minCount?: number } = {}): Promise<ProfileCellStat[]> {
     this.check();
-    return [...(this.cells.get(jobId)?.values() ?? [])].filter((c) => c.count >= (opts.minCount ?? 0));
+    return [...(this.cells.get(jobId)?.values() ?? [])].filter(
+      (c) => c.count >= (opts.minCount ?? 0),
+    );
   }
 
   async getCoverage(jobId: string, opts: { minCount?: number } = {}): Promise<ProfileCoverage> {
@@ -172,12 +213,16 @@ export class MemoryProfileSource implements ProfileSource {
     const entries: ProfileCoverage['entries'] = [];
     for (let stage = 0; stage < shape.pipeline.numStages; stage++) {
       for (const kind of ['forward', 'backward'] as const) {
-        const covered = new Set(cells.filter((c) => c.stage === stage && c.kind === kind).map((c) => c.frequencyMhz));
+        const covered = new Set(
+          cells.filter((c) => c.stage === stage && c.kind === kind).map((c) => c.frequencyMhz),
+        );
         entries.push({
           stage,
           kind,
           coveredMhz: [...covered].sort((a, b) => b - a),
-          missingMhz: shape.supportedFrequenciesMhz.filter((f) => !covered.has(f)).sort((a, b) => b - a),
+          missingMhz: shape.supportedFrequenciesMhz
+            .filter((f) => !covered.has(f))
+            .sort((a, b) => b - a),
         });
       }
     }

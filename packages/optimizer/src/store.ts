@@ -58,12 +58,22 @@ export class OptimizerStore {
     `);
     this.stmts = {
       insertJob: this.db.prepare('INSERT INTO jobs (job_id, spec, created_ms) VALUES (?, ?, ?)'),
-      upsertRank: this.db.prepare('INSERT OR REPLACE INTO ranks (job_id, rank, info) VALUES (?, ?, ?)'),
-      upsertState: this.db.prepare('INSERT OR REPLACE INTO job_state (job_id, state) VALUES (?, ?)'),
-      upsertFrontier: this.db.prepare('INSERT OR REPLACE INTO frontiers (job_id, frontier, planned_ms) VALUES (?, ?, ?)'),
+      upsertRank: this.db.prepare(
+        'INSERT OR REPLACE INTO ranks (job_id, rank, info) VALUES (?, ?, ?)',
+      ),
+      upsertState: this.db.prepare(
+        'INSERT OR REPLACE INTO job_state (job_id, state) VALUES (?, ?)',
+      ),
+      upsertFrontier: this.db.prepare(
+        'INSERT OR REPLACE INTO frontiers (job_id, frontier, planned_ms) VALUES (?, ?, ?)',
+      ),
       deleteFrontier: this.db.prepare('DELETE FROM frontiers WHERE job_id = ?'),
-      upsertProfile: this.db.prepare('INSERT OR REPLACE INTO imported_profiles (job_id, profile) VALUES (?, ?)'),
-      jobs: this.db.prepare('SELECT job_id, spec, created_ms FROM jobs ORDER BY created_ms, job_id'),
+      upsertProfile: this.db.prepare(
+        'INSERT OR REPLACE INTO imported_profiles (job_id, profile) VALUES (?, ?)',
+      ),
+      jobs: this.db.prepare(
+        'SELECT job_id, spec, created_ms FROM jobs ORDER BY created_ms, job_id',
+      ),
       ranks: this.db.prepare('SELECT info FROM ranks WHERE job_id = ? ORDER BY rank'),
       state: this.db.prepare('SELECT state FROM job_state WHERE job_id = ?'),
       frontier: this.db.prepare('SELECT frontier FROM frontiers WHERE job_id = ?'),
@@ -88,7 +98,12 @@ export class OptimizerStore {
   }
 
   /** Frontier and the state that deploys it, atomically. */
-  putFrontierAndState(jobId: string, frontierJsonText: string | null, state: JobState, nowMs: number): void {
+  putFrontierAndState(
+    jobId: string,
+    frontierJsonText: string | null,
+    state: JobState,
+    nowMs: number,
+  ): void {
     this.db.transaction(() => {
       if (frontierJsonText === null) this.stmts.deleteFrontier.run(jobId);
       else this.stmts.upsertFrontier.run(jobId, frontierJsonText, nowMs);
@@ -102,7 +117,11 @@ export class OptimizerStore {
 
   /** Every job with its ranks, state, frontier and imported profile (on startup). */
   loadAll(): StoredJob[] {
-    const rows = this.stmts.jobs.all() as Array<{ job_id: string; spec: string; created_ms: number }>;
+    const rows = this.stmts.jobs.all() as Array<{
+      job_id: string;
+      spec: string;
+      created_ms: number;
+    }>;
     return rows.map((r) => {
       const st = this.stmts.state.get(r.job_id) as { state: string } | undefined;
       const fr = this.stmts.frontier.get(r.job_id) as { frontier: string } | undefined;
@@ -112,7 +131,9 @@ export class OptimizerStore {
         spec: JSON.parse(r.spec) as JobSpec,
         createdMs: r.created_ms,
         state: JSON.parse(st?.state ?? 'null') as JobState,
-        ranks: (this.stmts.ranks.all(r.job_id) as Array<{ info: string }>).map((x) => JSON.parse(x.info) as RankInfo),
+        ranks: (this.stmts.ranks.all(r.job_id) as Array<{ info: string }>).map(
+          (x) => JSON.parse(x.info) as RankInfo,
+        ),
         frontier: fr ? (JSON.parse(fr.frontier) as FrontierJson) : null,
         importedProfile: pr ? (JSON.parse(pr.profile) as Profile) : null,
       };

@@ -23,10 +23,16 @@ export interface StragglerDetectorOptions {
   confirmations: number;
 }
 
-export const DEFAULT_DETECTOR: StragglerDetectorOptions = { margin: 0.1, window: 5, confirmations: 3 };
+export const DEFAULT_DETECTOR: StragglerDetectorOptions = {
+  margin: 0.1,
+  window: 5,
+  confirmations: 3,
+};
 
 /** A change the detector asks for. */
-export type DetectorEvent = { type: 'enter'; dpRank: number; iterationTimeS: number } | { type: 'exit'; dpRank: number };
+export type DetectorEvent =
+  | { type: 'enter'; dpRank: number; iterationTimeS: number }
+  | { type: 'exit'; dpRank: number };
 
 interface PipelineWindow {
   /** iteration → slowest time so far and how many ranks reported it. */
@@ -56,7 +62,12 @@ export class StragglerDetector {
   }
 
   private fresh(): PipelineWindow[] {
-    return Array.from({ length: this.dpDegree }, () => ({ pending: new Map(), ratios: [], timesS: [], streak: 0 }));
+    return Array.from({ length: this.dpDegree }, () => ({
+      pending: new Map(),
+      ratios: [],
+      timesS: [],
+      streak: 0,
+    }));
   }
 
   /** Forgets every sample (call when the schedule version changes). */
@@ -69,7 +80,13 @@ export class StragglerDetector {
    * should take; `detected` is the set of pipelines currently marked as detected stragglers.
    * Returns an event when the pipeline's state should change.
    */
-  observe(dpRank: number, iteration: number, timeS: number, expectedTimeS: number, detected: ReadonlySet<number>): DetectorEvent | undefined {
+  observe(
+    dpRank: number,
+    iteration: number,
+    timeS: number,
+    expectedTimeS: number,
+    detected: ReadonlySet<number>,
+  ): DetectorEvent | undefined {
     const p = this.pipelines[dpRank];
     if (p === undefined || !(expectedTimeS > 0)) return undefined;
     const cell = p.pending.get(iteration) ?? { maxTimeS: 0, count: 0 };
@@ -77,7 +94,8 @@ export class StragglerDetector {
     cell.count += 1;
     p.pending.set(iteration, cell);
     if (cell.count < this.ranksPerPipeline) {
-      if (p.pending.size > MAX_PENDING_ITERATIONS) p.pending.delete(p.pending.keys().next().value as number);
+      if (p.pending.size > MAX_PENDING_ITERATIONS)
+        p.pending.delete(p.pending.keys().next().value as number);
       return undefined;
     }
     p.pending.delete(iteration);
@@ -94,16 +112,24 @@ export class StragglerDetector {
     const p = this.pipelines[dpRank]!;
     if (p.ratios.length < this.opts.window) return undefined;
     const others = this.pipelines
-      .map((q, i) => (i !== dpRank && !detected.has(i) && q.ratios.length >= this.opts.window ? median(q.ratios) : NaN))
+      .map((q, i) =>
+        i !== dpRank && !detected.has(i) && q.ratios.length >= this.opts.window
+          ? median(q.ratios)
+          : NaN,
+      )
       .filter((x) => !Number.isNaN(x));
     if (others.length === 0) return undefined;
     const ref = median(others);
     const mine = median(p.ratios);
     const isDetected = detected.has(dpRank);
-    const crossing = isDetected ? mine < ref * (1 + this.opts.margin / 2) : mine > ref * (1 + this.opts.margin);
+    const crossing = isDetected
+      ? mine < ref * (1 + this.opts.margin / 2)
+      : mine > ref * (1 + this.opts.margin);
     p.streak = crossing ? p.streak + 1 : 0;
     if (p.streak < this.opts.confirmations) return undefined;
     p.streak = 0;
-    return isDetected ? { type: 'exit', dpRank } : { type: 'enter', dpRank, iterationTimeS: median(p.timesS) };
+    return isDetected
+      ? { type: 'exit', dpRank }
+      : { type: 'enter', dpRank, iterationTimeS: median(p.timesS) };
   }
 }

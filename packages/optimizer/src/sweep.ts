@@ -32,7 +32,11 @@ export const cellKey = (stage: number, kind: InstructionKind): string => `${stag
  * The clock list of a sweep: the clocks every rank supports, descending, at or above the floor,
  * every `stride`-th one (the highest always included).
  */
-export function sweepClocks(supportedPerRank: readonly (readonly number[])[], floorMhz: number, stride: number): number[] {
+export function sweepClocks(
+  supportedPerRank: readonly (readonly number[])[],
+  floorMhz: number,
+  stride: number,
+): number[] {
   if (supportedPerRank.length === 0) return [];
   let common = new Set(supportedPerRank[0]);
   for (const list of supportedPerRank.slice(1)) {
@@ -58,15 +62,26 @@ export function newSweep(numStages: number, clocksMhz: number[]): SweepState {
 /** The clock a (stage, kind) runs at during the current step. */
 export function sweepClockOf(sweep: SweepState, stage: number, kind: InstructionKind): number {
   const stopped = sweep.stoppedAt[cellKey(stage, kind)];
-  return stopped === null || stopped === undefined ? sweep.clocksMhz[sweep.step]! : sweep.clocksMhz[0]!;
+  return stopped === null || stopped === undefined
+    ? sweep.clocksMhz[sweep.step]!
+    : sweep.clocksMhz[0]!;
 }
 
 /** The schedule every pipeline runs during the current step. */
 export function sweepVariant(spec: JobSpec, sweep: SweepState): PlanVariant {
   const stages: ScheduledInstruction[][] = [];
   for (let s = 0; s < spec.pipeline.numStages; s++) {
-    const f = { forward: sweepClockOf(sweep, s, 'forward'), backward: sweepClockOf(sweep, s, 'backward') };
-    stages.push(scheduleOrder(spec.pipeline, s).map((slot) => ({ kind: slot.kind, microbatch: slot.microbatch, frequencyMhz: f[slot.kind] })));
+    const f = {
+      forward: sweepClockOf(sweep, s, 'forward'),
+      backward: sweepClockOf(sweep, s, 'backward'),
+    };
+    stages.push(
+      scheduleOrder(spec.pipeline, s).map((slot) => ({
+        kind: slot.kind,
+        microbatch: slot.microbatch,
+        frequencyMhz: f[slot.kind],
+      })),
+    );
   }
   return {
     reason: `profiling ${sweep.clocksMhz[sweep.step]} MHz (${sweep.step + 1}/${sweep.clocksMhz.length})`,
@@ -82,7 +97,11 @@ export function sweepVariant(spec: JobSpec, sweep: SweepState): PlanVariant {
  * `STOP_AFTER_RISES` consecutive rises, each at a clock index ≥ ⌈len/3⌉. Unmeasured clocks neither
  * count as a rise nor break a run.
  */
-export function energyRoseEnough(energies: ReadonlyArray<number | null>, upTo: number, listLength: number): boolean {
+export function energyRoseEnough(
+  energies: ReadonlyArray<number | null>,
+  upTo: number,
+  listLength: number,
+): boolean {
   const firstThird = Math.ceil(listLength / 3);
   let rises = 0;
   let prev: number | null = null;
@@ -113,7 +132,10 @@ export function advanceSweep(
     const [stageText, kind] = key.split(':') as [string, InstructionKind];
     const e = energyAt(Number(stageText), kind, clock);
     next.energies[key]![next.step] = e ?? null;
-    if (next.step >= last || energyRoseEnough(next.energies[key]!, next.step, next.clocksMhz.length)) {
+    if (
+      next.step >= last ||
+      energyRoseEnough(next.energies[key]!, next.step, next.clocksMhz.length)
+    ) {
       next.stoppedAt[key] = next.step;
     }
   }

@@ -7,7 +7,13 @@
  */
 import type { commonV1, optimizerV1 } from '@perseus/proto';
 import { Checker } from '@perseus/service-kit';
-import type { InstructionKind, MeasuredOption, PipelineSpec, Profile, ScheduleKind } from '@perseus/planner';
+import type {
+  InstructionKind,
+  MeasuredOption,
+  PipelineSpec,
+  Profile,
+  ScheduleKind,
+} from '@perseus/planner';
 import type { JobSpec, Policy, RankIdentity } from './types';
 
 /** Limits that keep one request from exhausting memory or CPU. */
@@ -24,26 +30,45 @@ export const LIMITS = {
 } as const;
 
 /** Defaults of the optional fields of a JobSpec. */
-export const JOB_DEFAULTS = { unitTimeS: 0.001, iterationsPerFrequency: 3, frequencyStride: 1 } as const;
+export const JOB_DEFAULTS = {
+  unitTimeS: 0.001,
+  iterationsPerFrequency: 3,
+  frequencyStride: 1,
+} as const;
 
-const SCHEDULES: Readonly<Record<string, ScheduleKind>> = { SCHEDULE_KIND_1F1B: '1f1b', SCHEDULE_KIND_GPIPE: 'gpipe' };
+const SCHEDULES: Readonly<Record<string, ScheduleKind>> = {
+  SCHEDULE_KIND_1F1B: '1f1b',
+  SCHEDULE_KIND_GPIPE: 'gpipe',
+};
 const KINDS: Readonly<Record<string, InstructionKind>> = {
   INSTRUCTION_KIND_FORWARD: 'forward',
   INSTRUCTION_KIND_BACKWARD: 'backward',
 };
 
-function pipelineSpec(c: Checker, field: string, p: commonV1.PipelineSpec__Output | null | undefined): PipelineSpec {
+function pipelineSpec(
+  c: Checker,
+  field: string,
+  p: commonV1.PipelineSpec__Output | null | undefined,
+): PipelineSpec {
   if (!c.present(field, p)) return { schedule: '1f1b', numStages: 1, numMicrobatches: 1 };
   const pc = c.at(field);
   let schedule: ScheduleKind | undefined;
-  if (p.schedule === 'SCHEDULE_KIND_INTERLEAVED_1F1B') pc.fail('schedule', 'SCHEDULE_KIND_INTERLEAVED_1F1B is not supported yet');
+  if (p.schedule === 'SCHEDULE_KIND_INTERLEAVED_1F1B')
+    pc.fail('schedule', 'SCHEDULE_KIND_INTERLEAVED_1F1B is not supported yet');
   else schedule = pc.enumValue('schedule', p.schedule, SCHEDULES);
   const numStages = pc.uint('num_stages', p.num_stages, { min: 1, max: LIMITS.maxStages });
-  const numMicrobatches = pc.uint('num_microbatches', p.num_microbatches, { min: 1, max: LIMITS.maxMicrobatches });
+  const numMicrobatches = pc.uint('num_microbatches', p.num_microbatches, {
+    min: 1,
+    max: LIMITS.maxMicrobatches,
+  });
   return { schedule: schedule ?? '1f1b', numStages, numMicrobatches };
 }
 
-function rankIdentity(c: Checker, field: string, r: commonV1.RankIdentity__Output | null | undefined): RankIdentity {
+function rankIdentity(
+  c: Checker,
+  field: string,
+  r: commonV1.RankIdentity__Output | null | undefined,
+): RankIdentity {
   if (!c.present(field, r)) return { rank: 0, dpRank: 0, ppRank: 0, tpRank: 0 };
   const rc = c.at(field);
   return {
@@ -54,7 +79,10 @@ function rankIdentity(c: Checker, field: string, r: commonV1.RankIdentity__Outpu
   };
 }
 
-export function validateRegisterJob(req: optimizerV1.RegisterJobRequest__Output): { jobId: string; spec: JobSpec } {
+export function validateRegisterJob(req: optimizerV1.RegisterJobRequest__Output): {
+  jobId: string;
+  spec: JobSpec;
+} {
   const c = new Checker();
   const jobId = c.id('job_id', req.job_id);
   const s = req.spec;
@@ -66,7 +94,11 @@ export function validateRegisterJob(req: optimizerV1.RegisterJobRequest__Output)
     gpuModel: '',
     unitTimeS: JOB_DEFAULTS.unitTimeS,
     blockingPowerW: 0,
-    profiling: { iterationsPerFrequency: JOB_DEFAULTS.iterationsPerFrequency, floorFrequencyMhz: 0, frequencyStride: 1 },
+    profiling: {
+      iterationsPerFrequency: JOB_DEFAULTS.iterationsPerFrequency,
+      floorFrequencyMhz: 0,
+      frequencyStride: 1,
+    },
   };
   if (c.present('spec', s)) {
     const sc = c.at('spec');
@@ -76,20 +108,33 @@ export function validateRegisterJob(req: optimizerV1.RegisterJobRequest__Output)
     spec.worldSize = sc.uint('world_size', s.world_size, { min: 1, max: LIMITS.maxWorldSize });
     const expected = spec.pipeline.numStages * spec.dpDegree * spec.tpDegree;
     if (c.ok && spec.worldSize !== expected) {
-      sc.fail('world_size', `must equal pipeline.num_stages × dp_degree × tp_degree = ${expected}, got ${spec.worldSize}`);
+      sc.fail(
+        'world_size',
+        `must equal pipeline.num_stages × dp_degree × tp_degree = ${expected}, got ${spec.worldSize}`,
+      );
     }
     spec.gpuModel = sc.string('gpu_model', s.gpu_model, { max: 128 });
     const tau = sc.number('unit_time_s', s.unit_time_s, { min: 0, max: LIMITS.maxUnitTimeS });
     spec.unitTimeS = tau === 0 ? JOB_DEFAULTS.unitTimeS : tau;
-    spec.blockingPowerW = sc.number('blocking_power_w', s.blocking_power_w, { min: 0, max: 10_000 });
+    spec.blockingPowerW = sc.number('blocking_power_w', s.blocking_power_w, {
+      min: 0,
+      max: 10_000,
+    });
     const p = s.profiling;
     if (p) {
       const pc = sc.at('profiling');
-      const k = pc.uint('iterations_per_frequency', p.iterations_per_frequency, { max: LIMITS.maxIterationsPerFrequency });
+      const k = pc.uint('iterations_per_frequency', p.iterations_per_frequency, {
+        max: LIMITS.maxIterationsPerFrequency,
+      });
       spec.profiling = {
         iterationsPerFrequency: k === 0 ? JOB_DEFAULTS.iterationsPerFrequency : k,
-        floorFrequencyMhz: pc.uint('floor_frequency_mhz', p.floor_frequency_mhz, { max: LIMITS.maxFrequencyMhz }),
-        frequencyStride: Math.max(1, pc.uint('frequency_stride', p.frequency_stride, { max: LIMITS.maxFrequencies })),
+        floorFrequencyMhz: pc.uint('floor_frequency_mhz', p.floor_frequency_mhz, {
+          max: LIMITS.maxFrequencyMhz,
+        }),
+        frequencyStride: Math.max(
+          1,
+          pc.uint('frequency_stride', p.frequency_stride, { max: LIMITS.maxFrequencies }),
+        ),
       };
     }
   }
@@ -105,13 +150,18 @@ export interface RegisterRankInput {
   supportedFrequenciesMhz: number[];
 }
 
-export function validateRegisterRank(req: optimizerV1.RegisterRankRequest__Output): RegisterRankInput {
+export function validateRegisterRank(
+  req: optimizerV1.RegisterRankRequest__Output,
+): RegisterRankInput {
   const c = new Checker();
   const jobId = c.id('job_id', req.job_id);
   const rank = rankIdentity(c, 'rank', req.rank);
   const node = c.string('node', req.node, { max: 255 });
   const deviceIndex = c.uint('device_index', req.device_index, { max: 1023 });
-  const freqs = c.list('supported_frequencies_mhz', req.supported_frequencies_mhz, { min: 1, max: LIMITS.maxFrequencies });
+  const freqs = c.list('supported_frequencies_mhz', req.supported_frequencies_mhz, {
+    min: 1,
+    max: LIMITS.maxFrequencies,
+  });
   const seen = new Set<number>();
   freqs.forEach((f, i) => {
     const v = c.uint(`supported_frequencies_mhz[${i}]`, f, { min: 1, max: LIMITS.maxFrequencyMhz });
@@ -119,10 +169,20 @@ export function validateRegisterRank(req: optimizerV1.RegisterRankRequest__Outpu
     seen.add(v);
   });
   c.done();
-  return { jobId, rank, node, deviceIndex, supportedFrequenciesMhz: [...seen].sort((a, b) => b - a) };
+  return {
+    jobId,
+    rank,
+    node,
+    deviceIndex,
+    supportedFrequenciesMhz: [...seen].sort((a, b) => b - a),
+  };
 }
 
-export function validateWatchSchedule(req: optimizerV1.WatchScheduleRequest__Output): { jobId: string; rank: number; knownVersion: number } {
+export function validateWatchSchedule(req: optimizerV1.WatchScheduleRequest__Output): {
+  jobId: string;
+  rank: number;
+  knownVersion: number;
+} {
   const c = new Checker();
   const jobId = c.id('job_id', req.job_id);
   const rank = c.uint('rank', req.rank, { max: LIMITS.maxWorldSize - 1 });
@@ -140,7 +200,9 @@ export interface IterationReport {
   scheduleVersion: number;
 }
 
-export function validateReportIteration(req: optimizerV1.ReportIterationRequest__Output): IterationReport {
+export function validateReportIteration(
+  req: optimizerV1.ReportIterationRequest__Output,
+): IterationReport {
   const c = new Checker();
   const jobId = c.id('job_id', req.job_id);
   const rank = rankIdentity(c, 'rank', req.rank);
@@ -152,7 +214,10 @@ export function validateReportIteration(req: optimizerV1.ReportIterationRequest_
   return { jobId, rank, iteration, timeS, energyJ, scheduleVersion };
 }
 
-export type StragglerSeverity = { kind: 'iterationTime'; timeS: number } | { kind: 'slowdown'; factor: number } | { kind: 'recovered' };
+export type StragglerSeverity =
+  | { kind: 'iterationTime'; timeS: number }
+  | { kind: 'slowdown'; factor: number }
+  | { kind: 'recovered' };
 
 export interface StragglerReport {
   jobId: string;
@@ -162,17 +227,25 @@ export interface StragglerReport {
   expiresAfterS: number;
 }
 
-export function validateReportStraggler(req: optimizerV1.ReportStragglerRequest__Output): StragglerReport {
+export function validateReportStraggler(
+  req: optimizerV1.ReportStragglerRequest__Output,
+): StragglerReport {
   const c = new Checker();
   const jobId = c.id('job_id', req.job_id);
   const dpRank = c.uint('dp_rank', req.dp_rank, { max: LIMITS.maxDegree - 1 });
   let severity: StragglerSeverity = { kind: 'recovered' };
   switch (req.severity) {
     case 'iteration_time_s':
-      severity = { kind: 'iterationTime', timeS: c.number('iteration_time_s', req.iteration_time_s, { greaterThan: 0, max: 1e6 }) };
+      severity = {
+        kind: 'iterationTime',
+        timeS: c.number('iteration_time_s', req.iteration_time_s, { greaterThan: 0, max: 1e6 }),
+      };
       break;
     case 'slowdown':
-      severity = { kind: 'slowdown', factor: c.number('slowdown', req.slowdown, { greaterThan: 1, max: 1000 }) };
+      severity = {
+        kind: 'slowdown',
+        factor: c.number('slowdown', req.slowdown, { greaterThan: 1, max: 1000 }),
+      };
       break;
     case 'recovered':
       if (req.recovered !== true) c.fail('recovered', 'must be true when set');
@@ -181,26 +254,36 @@ export function validateReportStraggler(req: optimizerV1.ReportStragglerRequest_
       c.fail('severity', 'is required: set iteration_time_s, slowdown or recovered');
       break;
   }
-  const expiresAfterS = c.number('expires_after_s', req.expires_after_s, { min: 0, max: 365 * 86400 });
+  const expiresAfterS = c.number('expires_after_s', req.expires_after_s, {
+    min: 0,
+    max: 365 * 86400,
+  });
   c.done();
   return { jobId, dpRank, severity, expiresAfterS };
 }
 
-export function validateGetFrontier(req: optimizerV1.GetFrontierRequest__Output): { jobId: string } {
+export function validateGetFrontier(req: optimizerV1.GetFrontierRequest__Output): {
+  jobId: string;
+} {
   const c = new Checker();
   const jobId = c.id('job_id', req.job_id);
   c.done();
   return { jobId };
 }
 
-export function validateGetJobStatus(req: optimizerV1.GetJobStatusRequest__Output): { jobId: string } {
+export function validateGetJobStatus(req: optimizerV1.GetJobStatusRequest__Output): {
+  jobId: string;
+} {
   const c = new Checker();
   const jobId = c.id('job_id', req.job_id);
   c.done();
   return { jobId };
 }
 
-export function validateSetPolicy(req: optimizerV1.SetPolicyRequest__Output): { jobId: string; policy: Policy } {
+export function validateSetPolicy(req: optimizerV1.SetPolicyRequest__Output): {
+  jobId: string;
+  policy: Policy;
+} {
   const c = new Checker();
   const jobId = c.id('job_id', req.job_id);
   let policy: Policy = { kind: 'intrinsic' };
@@ -215,13 +298,25 @@ export function validateSetPolicy(req: optimizerV1.SetPolicyRequest__Output): { 
         policy = { kind: 'minEnergy' };
         break;
       case 'max_slowdown_percent':
-        policy = { kind: 'maxSlowdownPercent', percent: pc.number('max_slowdown_percent', p.max_slowdown_percent, { min: 0, max: 1000 }) };
+        policy = {
+          kind: 'maxSlowdownPercent',
+          percent: pc.number('max_slowdown_percent', p.max_slowdown_percent, { min: 0, max: 1000 }),
+        };
         break;
       case 'target_iteration_time_s':
-        policy = { kind: 'targetIterationTime', timeS: pc.number('target_iteration_time_s', p.target_iteration_time_s, { greaterThan: 0, max: 1e6 }) };
+        policy = {
+          kind: 'targetIterationTime',
+          timeS: pc.number('target_iteration_time_s', p.target_iteration_time_s, {
+            greaterThan: 0,
+            max: 1e6,
+          }),
+        };
         break;
       case undefined:
-        pc.fail('kind', 'is required: set intrinsic, max_slowdown_percent, target_iteration_time_s or min_energy');
+        pc.fail(
+          'kind',
+          'is required: set intrinsic, max_slowdown_percent, target_iteration_time_s or min_energy',
+        );
         break;
     }
   }
@@ -230,19 +325,31 @@ export function validateSetPolicy(req: optimizerV1.SetPolicyRequest__Output): { 
 }
 
 /** Turns stage-profile rows into a planner Profile, naming the row of any violation. */
-export function profileFromRows(c: Checker, field: string, rows: readonly commonV1.ProfileRow__Output[], numStages: number): Profile {
-  const stages = Array.from({ length: numStages }, () => ({ forward: [] as MeasuredOption[], backward: [] as MeasuredOption[] }));
+export function profileFromRows(
+  c: Checker,
+  field: string,
+  rows: readonly commonV1.ProfileRow__Output[],
+  numStages: number,
+): Profile {
+  const stages = Array.from({ length: numStages }, () => ({
+    forward: [] as MeasuredOption[],
+    backward: [] as MeasuredOption[],
+  }));
   const seen = new Set<string>();
   rows.forEach((r, i) => {
     const rc = c.at(`${field}[${i}]`);
     const stage = rc.uint('stage', r.stage, { max: Math.max(0, numStages - 1) });
     const kind = rc.enumValue('instruction', r.instruction, KINDS);
-    const frequencyMhz = rc.uint('frequency_mhz', r.frequency_mhz, { min: 1, max: LIMITS.maxFrequencyMhz });
+    const frequencyMhz = rc.uint('frequency_mhz', r.frequency_mhz, {
+      min: 1,
+      max: LIMITS.maxFrequencyMhz,
+    });
     const timeS = rc.positive('time_s', r.time_s);
     const energyJ = rc.positive('energy_j', r.energy_j);
     if (kind === undefined || stage >= numStages) return;
     const key = `${stage}/${kind}/${frequencyMhz}`;
-    if (seen.has(key)) rc.fail('frequency_mhz', `duplicate row for stage ${stage} ${kind} at ${frequencyMhz} MHz`);
+    if (seen.has(key))
+      rc.fail('frequency_mhz', `duplicate row for stage ${stage} ${kind} at ${frequencyMhz} MHz`);
     seen.add(key);
     stages[stage]![kind].push({ frequencyMhz, timeS, energyJ });
   });
@@ -269,8 +376,17 @@ export function validatePlanOffline(req: optimizerV1.PlanOfflineRequest__Output)
   const pipeline = pipelineSpec(c, 'pipeline', req.pipeline);
   const rows = c.list('profile', req.profile, { min: 1, max: LIMITS.maxProfileRows });
   const profile = c.ok ? profileFromRows(c, 'profile', rows, pipeline.numStages) : { stages: [] };
-  const blockingPowerW = c.number('blocking_power_w', req.blocking_power_w, { greaterThan: 0, max: 10_000 });
+  const blockingPowerW = c.number('blocking_power_w', req.blocking_power_w, {
+    greaterThan: 0,
+    max: 10_000,
+  });
   const tau = c.number('unit_time_s', req.unit_time_s, { min: 0, max: LIMITS.maxUnitTimeS });
   c.done();
-  return { profile, pipeline, blockingPowerW, unitTimeS: tau === 0 ? JOB_DEFAULTS.unitTimeS : tau, includePlans: req.include_plans === true };
+  return {
+    profile,
+    pipeline,
+    blockingPowerW,
+    unitTimeS: tau === 0 ? JOB_DEFAULTS.unitTimeS : tau,
+    includePlans: req.include_plans === true,
+  };
 }

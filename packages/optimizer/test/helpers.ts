@@ -9,10 +9,21 @@ import { PerseusServer, createLogger, decodeFieldViolations } from '@perseus/ser
 import { createOptimizerModule } from '../src';
 import type { OptimizerModule, OptimizerModuleOptions } from '../src';
 
-export const GPT3_A100_CSV = path.resolve(__dirname, '..', '..', '..', 'data', 'sosp24', 'stage_profile', 'gpt3-175b+a100_sxm_bf16.csv');
+export const GPT3_A100_CSV = path.resolve(
+  __dirname,
+  '..',
+  '..',
+  '..',
+  'data',
+  'sosp24',
+  'stage_profile',
+  'gpt3-175b+a100_sxm_bf16.csv',
+);
 export const gpt3Profile = (): Profile => parseProfileCsv(readFileSync(GPT3_A100_CSV, 'utf8'));
 
-export type OptimizerClient = InstanceType<ReturnType<typeof perseusGrpc>['perseus']['optimizer']['v1']['Optimizer']>;
+export type OptimizerClient = InstanceType<
+  ReturnType<typeof perseusGrpc>['perseus']['optimizer']['v1']['Optimizer']
+>;
 
 export interface Harness {
   module: OptimizerModule;
@@ -46,24 +57,50 @@ export async function startOptimizer(opts: Partial<OptimizerModuleOptions> = {})
 }
 
 /** Promisified unary call: `call(client, 'RegisterJob', req)`. */
-export function call<Res>(client: OptimizerClient, method: keyof OptimizerClient & string, req: unknown): Promise<Res> {
+export function call<Res>(
+  client: OptimizerClient,
+  method: keyof OptimizerClient & string,
+  req: unknown,
+): Promise<Res> {
   return new Promise<Res>((resolve, reject) => {
-    (client[method] as unknown as (r: unknown, cb: (e: grpc.ServiceError | null, res: Res) => void) => void).call(client, req, (e, res) => (e ? reject(e) : resolve(res)));
+    (
+      client[method] as unknown as (
+        r: unknown,
+        cb: (e: grpc.ServiceError | null, res: Res) => void,
+      ) => void
+    ).call(client, req, (e, res) => (e ? reject(e) : resolve(res)));
   });
 }
 
 /** The status code and violated fields of a failed call. */
-export async function failure(p: Promise<unknown>): Promise<{ code: grpc.status; fields: string[]; details: string }> {
+export async function failure(
+  p: Promise<unknown>,
+): Promise<{ code: grpc.status; fields: string[]; details: string }> {
   try {
     await p;
   } catch (err) {
     const e = err as grpc.ServiceError;
-    return { code: e.code, fields: decodeFieldViolations(e.metadata).map((v) => v.field), details: e.details };
+    return {
+      code: e.code,
+      fields: decodeFieldViolations(e.metadata).map((v) => v.field),
+      details: e.details,
+    };
   }
   throw new Error('expected the call to fail');
 }
 
-export function jobRequest(jobId: string, over: { dp?: number; tp?: number; n?: number; m?: number; blockingPowerW?: number; k?: number; floor?: number } = {}): optimizerV1.RegisterJobRequest {
+export function jobRequest(
+  jobId: string,
+  over: {
+    dp?: number;
+    tp?: number;
+    n?: number;
+    m?: number;
+    blockingPowerW?: number;
+    k?: number;
+    floor?: number;
+  } = {},
+): optimizerV1.RegisterJobRequest {
   const n = over.n ?? 8;
   const dp = over.dp ?? 1;
   const tp = over.tp ?? 1;
@@ -77,19 +114,45 @@ export function jobRequest(jobId: string, over: { dp?: number; tp?: number; n?: 
       gpu_model: 'A100-SXM4',
       unit_time_s: 0.001,
       blocking_power_w: over.blockingPowerW ?? 83.64,
-      profiling: { iterations_per_frequency: over.k ?? 1, floor_frequency_mhz: over.floor ?? 0, frequency_stride: 1 },
+      profiling: {
+        iterations_per_frequency: over.k ?? 1,
+        floor_frequency_mhz: over.floor ?? 0,
+        frequency_stride: 1,
+      },
     },
   };
 }
 
 /** Rank r of a (dp, pp, tp) layout numbered rank = (dp·N + pp)·TP + tp. */
-export function rankOf(r: number, n: number, tp: number): { rank: number; dp_rank: number; pp_rank: number; tp_rank: number } {
-  return { rank: r, tp_rank: r % tp, pp_rank: Math.floor(r / tp) % n, dp_rank: Math.floor(r / (tp * n)) };
+export function rankOf(
+  r: number,
+  n: number,
+  tp: number,
+): { rank: number; dp_rank: number; pp_rank: number; tp_rank: number } {
+  return {
+    rank: r,
+    tp_rank: r % tp,
+    pp_rank: Math.floor(r / tp) % n,
+    dp_rank: Math.floor(r / (tp * n)),
+  };
 }
 
-export async function registerAll(client: OptimizerClient, jobId: string, n: number, dp: number, tp: number, clocks: number[]): Promise<void> {
+export async function registerAll(
+  client: OptimizerClient,
+  jobId: string,
+  n: number,
+  dp: number,
+  tp: number,
+  clocks: number[],
+): Promise<void> {
   for (let r = 0; r < n * dp * tp; r++) {
-    await call(client, 'RegisterRank', { job_id: jobId, rank: rankOf(r, n, tp), node: `node${Math.floor(r / 8)}`, device_index: r % 8, supported_frequencies_mhz: clocks });
+    await call(client, 'RegisterRank', {
+      job_id: jobId,
+      rank: rankOf(r, n, tp),
+      node: `node${Math.floor(r / 8)}`,
+      device_index: r % 8,
+      supported_frequencies_mhz: clocks,
+    });
   }
 }
 
@@ -100,7 +163,11 @@ export class Watch {
   private waiters: Array<() => void> = [];
   error: grpc.ServiceError | undefined;
   constructor(client: OptimizerClient, jobId: string, rank: number, knownVersion = 0) {
-    this.stream = client.WatchSchedule({ job_id: jobId, rank, known_version: String(knownVersion) });
+    this.stream = client.WatchSchedule({
+      job_id: jobId,
+      rank,
+      known_version: String(knownVersion),
+    });
     this.stream.on('data', (s: optimizerV1.Schedule__Output) => {
       this.got.push(s);
       for (const w of this.waiters.splice(0)) w();
@@ -114,14 +181,20 @@ export class Watch {
     return this.got[this.got.length - 1];
   }
   /** Waits until a schedule satisfies `pred` (bounded). */
-  async until(pred: (s: optimizerV1.Schedule__Output) => boolean, timeoutMs = 20_000): Promise<optimizerV1.Schedule__Output> {
+  async until(
+    pred: (s: optimizerV1.Schedule__Output) => boolean,
+    timeoutMs = 20_000,
+  ): Promise<optimizerV1.Schedule__Output> {
     const deadline = Date.now() + timeoutMs;
     for (;;) {
       const hit = this.got.find(pred);
       if (hit) return hit;
       if (this.error) throw this.error;
       const left = deadline - Date.now();
-      if (left <= 0) throw new Error(`timed out; last schedule: ${JSON.stringify(this.last && { v: this.last.version, phase: this.last.phase, reason: this.last.reason })}`);
+      if (left <= 0)
+        throw new Error(
+          `timed out; last schedule: ${JSON.stringify(this.last && { v: this.last.version, phase: this.last.phase, reason: this.last.reason })}`,
+        );
       await new Promise<void>((r) => {
         const t = setTimeout(r, Math.min(left, 200));
         this.waiters.push(() => {

@@ -4,7 +4,15 @@ import * as path from 'node:path';
 import type { optimizerV1 } from '@perseus/proto';
 import { MemoryProfileSource } from '../src';
 import type { FrontierPlanner } from '../src';
-import { Watch, call, gpt3Profile, jobRequest, rankOf, registerAll, startOptimizer } from './helpers';
+import {
+  Watch,
+  call,
+  gpt3Profile,
+  jobRequest,
+  rankOf,
+  registerAll,
+  startOptimizer,
+} from './helpers';
 import type { Harness } from './helpers';
 
 const CLOCKS = Array.from({ length: 38 }, (_, i) => 1410 - 15 * i);
@@ -20,8 +28,16 @@ test('a restarted optimizer restores jobs, frontier, stragglers, plans and versi
     await w.until((s) => s.phase === 'PHASE_DEPLOYED');
     await call(h1.client, 'ReportStraggler', { job_id: 'r', dp_rank: 0, slowdown: 1.1 });
     const before = await w.until((s) => s.reason.startsWith('straggler'));
-    const frontierBefore = await call<optimizerV1.GetFrontierResponse__Output>(h1.client, 'GetFrontier', { job_id: 'r' });
-    const statusBefore = await call<optimizerV1.GetJobStatusResponse__Output>(h1.client, 'GetJobStatus', { job_id: 'r' });
+    const frontierBefore = await call<optimizerV1.GetFrontierResponse__Output>(
+      h1.client,
+      'GetFrontier',
+      { job_id: 'r' },
+    );
+    const statusBefore = await call<optimizerV1.GetJobStatusResponse__Output>(
+      h1.client,
+      'GetJobStatus',
+      { job_id: 'r' },
+    );
     w.cancel();
     await h1.close();
 
@@ -37,7 +53,11 @@ test('a restarted optimizer restores jobs, frontier, stragglers, plans and versi
       await call(h2.client, 'ReportStraggler', { job_id: 'r', dp_rank: 0, recovered: true });
       const next = await w2.until((s) => Number(s.version) === Number(before.version) + 1);
       expect(next.reason).toBe('intrinsic');
-      const again = await call<optimizerV1.RegisterJobResponse__Output>(h2.client, 'RegisterJob', jobRequest('r', { m: 4, dp: 2 }));
+      const again = await call<optimizerV1.RegisterJobResponse__Output>(
+        h2.client,
+        'RegisterJob',
+        jobRequest('r', { m: 4, dp: 2 }),
+      );
       expect(again).toEqual({ created: false, phase: 'PHASE_DEPLOYED' });
       w2.cancel();
     } finally {
@@ -52,8 +72,15 @@ test('a job interrupted while PLANNING is planned again after a restart', async 
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'perseus-opt-'));
   try {
     // A planner that never finishes: the process "dies" mid-planning.
-    const stuck: FrontierPlanner = { plan: () => new Promise(() => undefined), close: async () => undefined };
-    const h1 = await startOptimizer({ dataDir: dir, importedProfiles: [{ profile: gpt3Profile() }], planner: stuck });
+    const stuck: FrontierPlanner = {
+      plan: () => new Promise(() => undefined),
+      close: async () => undefined,
+    };
+    const h1 = await startOptimizer({
+      dataDir: dir,
+      importedProfiles: [{ profile: gpt3Profile() }],
+      planner: stuck,
+    });
     await call(h1.client, 'RegisterJob', jobRequest('p', { m: 4 }));
     const w = new Watch(h1.client, 'p', 2);
     await registerAll(h1.client, 'p', 8, 1, 1, CLOCKS);
@@ -86,12 +113,25 @@ test('a job interrupted while PROFILING resumes its sweep at the same clock and 
   /** The emulated ranks run K = 2 iterations of `s` and report them; returns the clock. */
   const runStep = async (h: Harness, s: optimizerV1.Schedule__Output): Promise<number> => {
     const clock = s.instructions[0]!.frequency_mhz;
-    source.putCells('s', [0, 1].flatMap((stage) => (['forward', 'backward'] as const).map((kind) => {
-      const o = full.stages[stage]![kind].find((x) => x.frequencyMhz === clock)!;
-      return { stage, kind, frequencyMhz: clock, count: 2, timeS: o.timeS, energyJ: o.energyJ };
-    })));
+    source.putCells(
+      's',
+      [0, 1].flatMap((stage) =>
+        (['forward', 'backward'] as const).map((kind) => {
+          const o = full.stages[stage]![kind].find((x) => x.frequencyMhz === clock)!;
+          return { stage, kind, frequencyMhz: clock, count: 2, timeS: o.timeS, energyJ: o.energyJ };
+        }),
+      ),
+    );
     for (let k = 0; k < 2; k++, it++) {
-      for (let r = 0; r < 2; r++) await call(h.client, 'ReportIteration', { job_id: 's', rank: rankOf(r, 2, 1), iteration: it, time_s: 1, energy_j: 1, schedule_version: s.version });
+      for (let r = 0; r < 2; r++)
+        await call(h.client, 'ReportIteration', {
+          job_id: 's',
+          rank: rankOf(r, 2, 1),
+          iteration: it,
+          time_s: 1,
+          energy_j: 1,
+          schedule_version: s.version,
+        });
     }
     return clock;
   };

@@ -4,13 +4,32 @@ import type { Frontier, PlannerInput, StagePlan } from '@perseus/planner';
 import type { optimizerV1 } from '@perseus/proto';
 import { MemoryProfileSource } from '../src';
 import type { Harness } from './helpers';
-import { Watch, call, failure, gpt3Profile, jobRequest, rankOf, registerAll, startOptimizer } from './helpers';
+import {
+  Watch,
+  call,
+  failure,
+  gpt3Profile,
+  jobRequest,
+  rankOf,
+  registerAll,
+  startOptimizer,
+} from './helpers';
 
 const CLOCKS = Array.from({ length: 38 }, (_, i) => 1410 - 15 * i); // 1410 … 855, the CSV's clocks
-const KIND = { forward: 'INSTRUCTION_KIND_FORWARD', backward: 'INSTRUCTION_KIND_BACKWARD' } as const;
+const KIND = {
+  forward: 'INSTRUCTION_KIND_FORWARD',
+  backward: 'INSTRUCTION_KIND_BACKWARD',
+} as const;
 
-function wire(plan: StagePlan[], stage: number): Array<{ instruction: string; microbatch: number; frequency_mhz: number }> {
-  return plan[stage]!.instructions.map((x) => ({ instruction: KIND[x.kind], microbatch: x.microbatch, frequency_mhz: x.frequencyMhz }));
+function wire(
+  plan: StagePlan[],
+  stage: number,
+): Array<{ instruction: string; microbatch: number; frequency_mhz: number }> {
+  return plan[stage]!.instructions.map((x) => ({
+    instruction: KIND[x.kind],
+    microbatch: x.microbatch,
+    frequency_mhz: x.frequencyMhz,
+  }));
 }
 
 describe('a job with an imported profile (sweep skipped)', () => {
@@ -24,7 +43,12 @@ describe('a job with an imported profile (sweep skipped)', () => {
   beforeAll(async () => {
     const profile = gpt3Profile();
     h = await startOptimizer({ importedProfiles: [{ profile }] });
-    const input: PlannerInput = { profile, pipeline: { schedule: '1f1b', numStages: N, numMicrobatches: M }, blockingPowerW: 83.64, unitTimeS: 0.001 };
+    const input: PlannerInput = {
+      profile,
+      pipeline: { schedule: '1f1b', numStages: N, numMicrobatches: M },
+      blockingPowerW: 83.64,
+      unitTimeS: 0.001,
+    };
     frontier = computeFrontier(input);
   });
   afterAll(async () => {
@@ -33,7 +57,11 @@ describe('a job with an imported profile (sweep skipped)', () => {
   });
 
   test('registration is idempotent and leads to the intrinsic plan on every rank', async () => {
-    const reg = await call<optimizerV1.RegisterJobResponse__Output>(h.client, 'RegisterJob', jobRequest('imp', { m: M, dp: DP }));
+    const reg = await call<optimizerV1.RegisterJobResponse__Output>(
+      h.client,
+      'RegisterJob',
+      jobRequest('imp', { m: M, dp: DP }),
+    );
     expect(reg).toEqual({ created: true, phase: 'PHASE_REGISTERING' });
     // Watchers may connect before their rank registers: they get the current version at once.
     const w0 = new Watch(h.client, 'imp', 0);
@@ -42,9 +70,19 @@ describe('a job with an imported profile (sweep skipped)', () => {
     const first = await w0.until(() => true);
     expect(first).toMatchObject({ version: '1', phase: 'PHASE_REGISTERING', instructions: [] });
     await registerAll(h.client, 'imp', N, DP, 1, CLOCKS);
-    const again = await call<optimizerV1.RegisterJobResponse__Output>(h.client, 'RegisterJob', jobRequest('imp', { m: M, dp: DP }));
+    const again = await call<optimizerV1.RegisterJobResponse__Output>(
+      h.client,
+      'RegisterJob',
+      jobRequest('imp', { m: M, dp: DP }),
+    );
     expect(again.created).toBe(false);
-    const rr = await call<optimizerV1.RegisterRankResponse__Output>(h.client, 'RegisterRank', { job_id: 'imp', rank: rankOf(3, N, 1), node: 'node0', device_index: 3, supported_frequencies_mhz: CLOCKS });
+    const rr = await call<optimizerV1.RegisterRankResponse__Output>(h.client, 'RegisterRank', {
+      job_id: 'imp',
+      rank: rankOf(3, N, 1),
+      node: 'node0',
+      device_index: 3,
+      supported_frequencies_mhz: CLOCKS,
+    });
     expect(rr).toEqual({ created: false, registered_ranks: 16 });
 
     const s0 = await w0.until((s) => s.phase === 'PHASE_DEPLOYED');
@@ -57,18 +95,40 @@ describe('a job with an imported profile (sweep skipped)', () => {
     expect(s0.expected_iteration_time_s).toBeCloseTo(intrinsic.point.timeS, 12);
     expect(s0.expected_iteration_energy_j).toBeCloseTo(intrinsic.point.energyJ, 9);
     // The phases were announced in order: REGISTERING → PLANNING → DEPLOYED (sweep skipped).
-    expect([...new Set(w0.got.map((s) => s.phase))]).toEqual(['PHASE_REGISTERING', 'PHASE_PLANNING', 'PHASE_DEPLOYED']);
+    expect([...new Set(w0.got.map((s) => s.phase))]).toEqual([
+      'PHASE_REGISTERING',
+      'PHASE_PLANNING',
+      'PHASE_DEPLOYED',
+    ]);
 
-    const st = await call<optimizerV1.GetJobStatusResponse__Output>(h.client, 'GetJobStatus', { job_id: 'imp' });
-    expect(st).toMatchObject({ phase: 'PHASE_DEPLOYED', schedule_version: s0.version, registered_ranks: 16, world_size: 16, straggler_dp_ranks: [] });
-    expect(st.predicted_saving_percent).toBeCloseTo(100 * (1 - intrinsic.point.energyJ / frontier.allMax.energyJ), 9);
+    const st = await call<optimizerV1.GetJobStatusResponse__Output>(h.client, 'GetJobStatus', {
+      job_id: 'imp',
+    });
+    expect(st).toMatchObject({
+      phase: 'PHASE_DEPLOYED',
+      schedule_version: s0.version,
+      registered_ranks: 16,
+      world_size: 16,
+      straggler_dp_ranks: [],
+    });
+    expect(st.predicted_saving_percent).toBeCloseTo(
+      100 * (1 - intrinsic.point.energyJ / frontier.allMax.energyJ),
+      9,
+    );
     expect(st.predicted_saving_percent).toBeGreaterThan(5);
   });
 
   test('GetFrontier returns the frontier and the intrinsic choice', async () => {
-    const f = await call<optimizerV1.GetFrontierResponse__Output>(h.client, 'GetFrontier', { job_id: 'imp' });
+    const f = await call<optimizerV1.GetFrontierResponse__Output>(h.client, 'GetFrontier', {
+      job_id: 'imp',
+    });
     expect(f.points.length).toBe(frontier.points.length);
-    expect(f.points[3]).toEqual({ index: 3, time_s: frontier.points[3]!.timeS, energy_j: frontier.points[3]!.energyJ, model_energy_j: frontier.points[3]!.modelEnergyJ });
+    expect(f.points[3]).toEqual({
+      index: 3,
+      time_s: frontier.points[3]!.timeS,
+      energy_j: frontier.points[3]!.energyJ,
+      model_energy_j: frontier.points[3]!.modelEnergyJ,
+    });
     expect(f.chosen_index).toBe(frontier.intrinsic().point.index);
     expect(f.all_max_time_s).toBe(frontier.allMax.timeS);
     expect(f.min_energy_time_s).toBe(frontier.minEnergyTimeS);
@@ -78,7 +138,11 @@ describe('a job with an imported profile (sweep skipped)', () => {
     const [w0, w9] = watches as [Watch, Watch];
     const before = Number(w0.last!.version);
     const tIntr = frontier.intrinsic().point.timeS;
-    const r = await call<optimizerV1.ReportStragglerResponse__Output>(h.client, 'ReportStraggler', { job_id: 'imp', dp_rank: 1, slowdown: 1.1 });
+    const r = await call<optimizerV1.ReportStragglerResponse__Output>(h.client, 'ReportStraggler', {
+      job_id: 'imp',
+      dp_rank: 1,
+      slowdown: 1.1,
+    });
     const expected = frontier.planFor(1.1 * tIntr);
     expect(Number(r.schedule_version)).toBe(before + 1);
     expect(r.target_iteration_time_s).toBe(expected.point.timeS);
@@ -87,15 +151,23 @@ describe('a job with an imported profile (sweep skipped)', () => {
     expect(s0.reason).toBe(`straggler dp=1 T'=${(1.1 * tIntr).toFixed(4)}s`);
     const s9 = await w9.until((s) => Number(s.version) === before + 1);
     expect(s9.instructions).toEqual(wire(frontier.intrinsic().plan, 1)); // the straggler keeps running fast
-    const st = await call<optimizerV1.GetJobStatusResponse__Output>(h.client, 'GetJobStatus', { job_id: 'imp' });
+    const st = await call<optimizerV1.GetJobStatusResponse__Output>(h.client, 'GetJobStatus', {
+      job_id: 'imp',
+    });
     expect(st.straggler_dp_ranks).toEqual([1]);
 
     // A slower straggler than T* is capped at T*.
     await call(h.client, 'ReportStraggler', { job_id: 'imp', dp_rank: 1, iteration_time_s: 100 });
     const capped = await w0.until((s) => Number(s.version) === before + 2);
-    expect(capped.expected_iteration_time_s).toBe(frontier.points[frontier.points.length - 1]!.timeS);
+    expect(capped.expected_iteration_time_s).toBe(
+      frontier.points[frontier.points.length - 1]!.timeS,
+    );
 
-    const rec = await call<optimizerV1.ReportStragglerResponse__Output>(h.client, 'ReportStraggler', { job_id: 'imp', dp_rank: 1, recovered: true });
+    const rec = await call<optimizerV1.ReportStragglerResponse__Output>(
+      h.client,
+      'ReportStraggler',
+      { job_id: 'imp', dp_rank: 1, recovered: true },
+    );
     expect(rec.target_iteration_time_s).toBe(0);
     const back = await w0.until((s) => Number(s.version) === before + 3);
     expect(back.instructions).toEqual(wire(frontier.intrinsic().plan, 0));
@@ -105,7 +177,12 @@ describe('a job with an imported profile (sweep skipped)', () => {
   test('a straggler report that expires lapses by itself', async () => {
     const [w0] = watches as [Watch];
     const v = Number(w0.last!.version);
-    await call(h.client, 'ReportStraggler', { job_id: 'imp', dp_rank: 0, slowdown: 1.05, expires_after_s: 0.3 });
+    await call(h.client, 'ReportStraggler', {
+      job_id: 'imp',
+      dp_rank: 0,
+      slowdown: 1.05,
+      expires_after_s: 0.3,
+    });
     await w0.until((s) => Number(s.version) === v + 1);
     const back = await w0.until((s) => Number(s.version) === v + 2, 5000);
     expect(back.reason).toBe('intrinsic');
@@ -114,51 +191,135 @@ describe('a job with an imported profile (sweep skipped)', () => {
   test('SetPolicy moves every pipeline to the policy point', async () => {
     const [w0] = watches as [Watch];
     const last = frontier.points.length - 1;
-    const r = await call<optimizerV1.SetPolicyResponse__Output>(h.client, 'SetPolicy', { job_id: 'imp', policy: { min_energy: true } });
+    const r = await call<optimizerV1.SetPolicyResponse__Output>(h.client, 'SetPolicy', {
+      job_id: 'imp',
+      policy: { min_energy: true },
+    });
     expect(r.chosen?.index).toBe(last);
     const s = await w0.until((x) => x.version === r.schedule_version);
     expect(s.instructions).toEqual(wire(frontier.plan(last), 0));
     const target = frontier.intrinsic().point.timeS * 1.05;
-    const r2 = await call<optimizerV1.SetPolicyResponse__Output>(h.client, 'SetPolicy', { job_id: 'imp', policy: { max_slowdown_percent: 5 } });
+    const r2 = await call<optimizerV1.SetPolicyResponse__Output>(h.client, 'SetPolicy', {
+      job_id: 'imp',
+      policy: { max_slowdown_percent: 5 },
+    });
     expect(r2.chosen?.index).toBe(frontier.planFor(target).point.index);
-    const f = await call<optimizerV1.GetFrontierResponse__Output>(h.client, 'GetFrontier', { job_id: 'imp' });
+    const f = await call<optimizerV1.GetFrontierResponse__Output>(h.client, 'GetFrontier', {
+      job_id: 'imp',
+    });
     expect(f.chosen_index).toBe(frontier.planFor(target).point.index);
-    const r3 = await call<optimizerV1.SetPolicyResponse__Output>(h.client, 'SetPolicy', { job_id: 'imp', policy: { intrinsic: true } });
+    const r3 = await call<optimizerV1.SetPolicyResponse__Output>(h.client, 'SetPolicy', {
+      job_id: 'imp',
+      policy: { intrinsic: true },
+    });
     expect(r3.chosen?.index).toBe(frontier.intrinsic().point.index);
   });
 
   test('invalid input names the field and changes nothing; conflicts are FAILED_PRECONDITION', async () => {
-    const st0 = await call<optimizerV1.GetJobStatusResponse__Output>(h.client, 'GetJobStatus', { job_id: 'imp' });
+    const st0 = await call<optimizerV1.GetJobStatusResponse__Output>(h.client, 'GetJobStatus', {
+      job_id: 'imp',
+    });
     const cases: Array<[string, unknown, string[]]> = [
-      ['RegisterRank', { job_id: 'imp', rank: { rank: 0, dp_rank: 5, pp_rank: 9, tp_rank: 0 }, node: 'n', device_index: 0, supported_frequencies_mhz: [1410] }, ['rank.dp_rank', 'rank.pp_rank']],
+      [
+        'RegisterRank',
+        {
+          job_id: 'imp',
+          rank: { rank: 0, dp_rank: 5, pp_rank: 9, tp_rank: 0 },
+          node: 'n',
+          device_index: 0,
+          supported_frequencies_mhz: [1410],
+        },
+        ['rank.dp_rank', 'rank.pp_rank'],
+      ],
       ['ReportStraggler', { job_id: 'imp', dp_rank: 7, slowdown: 1.2 }, ['dp_rank']],
       ['ReportStraggler', { job_id: 'imp', dp_rank: 0, slowdown: 0.5 }, ['slowdown']],
-      ['SetPolicy', { job_id: 'imp', policy: { target_iteration_time_s: -1 } }, ['policy.target_iteration_time_s']],
-      ['ReportIteration', { job_id: 'imp', rank: rankOf(0, 8, 1), iteration: 1, time_s: -1, energy_j: 1, schedule_version: st0.schedule_version }, ['time_s']],
-      ['ReportIteration', { job_id: 'imp', rank: { rank: 0, dp_rank: 1, pp_rank: 0, tp_rank: 0 }, iteration: 1, time_s: 1, energy_j: 1, schedule_version: st0.schedule_version }, ['rank']],
+      [
+        'SetPolicy',
+        { job_id: 'imp', policy: { target_iteration_time_s: -1 } },
+        ['policy.target_iteration_time_s'],
+      ],
+      [
+        'ReportIteration',
+        {
+          job_id: 'imp',
+          rank: rankOf(0, 8, 1),
+          iteration: 1,
+          time_s: -1,
+          energy_j: 1,
+          schedule_version: st0.schedule_version,
+        },
+        ['time_s'],
+      ],
+      [
+        'ReportIteration',
+        {
+          job_id: 'imp',
+          rank: { rank: 0, dp_rank: 1, pp_rank: 0, tp_rank: 0 },
+          iteration: 1,
+          time_s: 1,
+          energy_j: 1,
+          schedule_version: st0.schedule_version,
+        },
+        ['rank'],
+      ],
     ];
     for (const [method, req, fields] of cases) {
       const f = await failure(call(h.client, method as never, req));
       expect([method, f.code, f.fields]).toEqual([method, status.INVALID_ARGUMENT, fields]);
     }
-    const conflict = await failure(call(h.client, 'RegisterJob', jobRequest('imp', { m: M + 1, dp: DP })));
+    const conflict = await failure(
+      call(h.client, 'RegisterJob', jobRequest('imp', { m: M + 1, dp: DP })),
+    );
     expect(conflict.code).toBe(status.FAILED_PRECONDITION);
-    const taken = await failure(call(h.client, 'RegisterRank', { job_id: 'imp', rank: { ...rankOf(0, 8, 1), rank: 5 }, node: 'n', device_index: 0, supported_frequencies_mhz: [1410] }));
+    const taken = await failure(
+      call(h.client, 'RegisterRank', {
+        job_id: 'imp',
+        rank: { ...rankOf(0, 8, 1), rank: 5 },
+        node: 'n',
+        device_index: 0,
+        supported_frequencies_mhz: [1410],
+      }),
+    );
     expect(taken.code).toBe(status.FAILED_PRECONDITION);
-    const st1 = await call<optimizerV1.GetJobStatusResponse__Output>(h.client, 'GetJobStatus', { job_id: 'imp' });
+    const st1 = await call<optimizerV1.GetJobStatusResponse__Output>(h.client, 'GetJobStatus', {
+      job_id: 'imp',
+    });
     expect(st1).toEqual(st0);
   });
 
   test('unknown job is NOT_FOUND on every job RPC', async () => {
     const nf: Array<[string, unknown]> = [
-      ['RegisterRank', { job_id: 'nope', rank: rankOf(0, 8, 1), node: 'n', device_index: 0, supported_frequencies_mhz: [1410] }],
-      ['ReportIteration', { job_id: 'nope', rank: rankOf(0, 8, 1), iteration: 1, time_s: 1, energy_j: 1, schedule_version: 1 }],
+      [
+        'RegisterRank',
+        {
+          job_id: 'nope',
+          rank: rankOf(0, 8, 1),
+          node: 'n',
+          device_index: 0,
+          supported_frequencies_mhz: [1410],
+        },
+      ],
+      [
+        'ReportIteration',
+        {
+          job_id: 'nope',
+          rank: rankOf(0, 8, 1),
+          iteration: 1,
+          time_s: 1,
+          energy_j: 1,
+          schedule_version: 1,
+        },
+      ],
       ['ReportStraggler', { job_id: 'nope', dp_rank: 0, recovered: true }],
       ['GetFrontier', { job_id: 'nope' }],
       ['SetPolicy', { job_id: 'nope', policy: { intrinsic: true } }],
       ['GetJobStatus', { job_id: 'nope' }],
     ];
-    for (const [method, req] of nf) expect([method, (await failure(call(h.client, method as never, req))).code]).toEqual([method, status.NOT_FOUND]);
+    for (const [method, req] of nf)
+      expect([method, (await failure(call(h.client, method as never, req))).code]).toEqual([
+        method,
+        status.NOT_FOUND,
+      ]);
     const w = new Watch(h.client, 'nope', 0);
     await expect(w.until(() => false, 5000)).rejects.toMatchObject({ code: status.NOT_FOUND });
   });
@@ -168,23 +329,45 @@ describe('a job with an imported profile (sweep skipped)', () => {
     const w = new Watch(h.client, 'few', 0);
     const few = [1410, 1395, 1380, 1365];
     for (let r = 0; r < 8; r++) {
-      await call(h.client, 'RegisterRank', { job_id: 'few', rank: rankOf(r, 8, 1), node: 'n', device_index: r, supported_frequencies_mhz: r === 3 ? [...few, 1200] : few });
+      await call(h.client, 'RegisterRank', {
+        job_id: 'few',
+        rank: rankOf(r, 8, 1),
+        node: 'n',
+        device_index: r,
+        supported_frequencies_mhz: r === 3 ? [...few, 1200] : few,
+      });
     }
     const dep = await w.until((s) => s.phase === 'PHASE_DEPLOYED');
-    const restricted = { stages: gpt3Profile().stages.map((st) => ({ forward: st.forward.filter((o) => few.includes(o.frequencyMhz)), backward: st.backward.filter((o) => few.includes(o.frequencyMhz)) })) };
-    const f = computeFrontier({ profile: restricted, pipeline: { schedule: '1f1b', numStages: N, numMicrobatches: M }, blockingPowerW: 83.64, unitTimeS: 0.001 });
+    const restricted = {
+      stages: gpt3Profile().stages.map((st) => ({
+        forward: st.forward.filter((o) => few.includes(o.frequencyMhz)),
+        backward: st.backward.filter((o) => few.includes(o.frequencyMhz)),
+      })),
+    };
+    const f = computeFrontier({
+      profile: restricted,
+      pipeline: { schedule: '1f1b', numStages: N, numMicrobatches: M },
+      blockingPowerW: 83.64,
+      unitTimeS: 0.001,
+    });
     expect(dep.instructions).toEqual(wire(f.intrinsic().plan, 0));
     expect(dep.instructions.every((i) => few.includes(i.frequency_mhz))).toBe(true);
     w.cancel();
   });
 
   test('the metrics text carries phase, version and predicted saving per job', async () => {
-    const st = await call<optimizerV1.GetJobStatusResponse__Output>(h.client, 'GetJobStatus', { job_id: 'imp' });
+    const st = await call<optimizerV1.GetJobStatusResponse__Output>(h.client, 'GetJobStatus', {
+      job_id: 'imp',
+    });
     const text = h.module.metricsText();
     expect(text).toContain('perseus_optimizer_job_phase{job_id="imp",phase="DEPLOYED"} 1');
     expect(text).toContain('perseus_optimizer_job_phase{job_id="imp",phase="PROFILING"} 0');
-    expect(text).toContain(`perseus_optimizer_schedule_version{job_id="imp"} ${st.schedule_version}`);
-    expect(text).toContain(`perseus_optimizer_predicted_saving_percent{job_id="imp"} ${st.predicted_saving_percent}`);
+    expect(text).toContain(
+      `perseus_optimizer_schedule_version{job_id="imp"} ${st.schedule_version}`,
+    );
+    expect(text).toContain(
+      `perseus_optimizer_predicted_saving_percent{job_id="imp"} ${st.predicted_saving_percent}`,
+    );
     expect(text).toContain('perseus_optimizer_job_watchers{job_id="imp"} 2');
     expect(text).toContain('perseus_optimizer_jobs 2');
   });
@@ -193,9 +376,18 @@ describe('a job with an imported profile (sweep skipped)', () => {
 describe('straggler detection from iteration reports', () => {
   test('a pipeline 25% slower is detected, the others slow down, and it recovers without flapping', async () => {
     const profile = gpt3Profile();
-    const h = await startOptimizer({ importedProfiles: [{ profile }], stragglerWindow: 3, stragglerConfirmations: 2 });
+    const h = await startOptimizer({
+      importedProfiles: [{ profile }],
+      stragglerWindow: 3,
+      stragglerConfirmations: 2,
+    });
     try {
-      const frontier = computeFrontier({ profile, pipeline: { schedule: '1f1b', numStages: 8, numMicrobatches: 4 }, blockingPowerW: 83.64, unitTimeS: 0.001 });
+      const frontier = computeFrontier({
+        profile,
+        pipeline: { schedule: '1f1b', numStages: 8, numMicrobatches: 4 },
+        blockingPowerW: 83.64,
+        unitTimeS: 0.001,
+      });
       await call(h.client, 'RegisterJob', jobRequest('det', { m: 4, dp: 3 }));
       const w0 = new Watch(h.client, 'det', 0);
       await registerAll(h.client, 'det', 8, 3, 1, CLOCKS);
@@ -203,12 +395,27 @@ describe('straggler detection from iteration reports', () => {
       const tIntr = frontier.intrinsic().point.timeS;
       let version = dep.version;
       let it = 0;
-      const runIterations = async (count: number, slowFactor: number, expectTimes: number[]): Promise<void> => {
+      const runIterations = async (
+        count: number,
+        slowFactor: number,
+        expectTimes: number[],
+      ): Promise<void> => {
         for (let i = 0; i < count; i++, it++) {
           for (let r = 0; r < 24; r++) {
             const dp = Math.floor(r / 8);
             const t = dp === 2 ? tIntr * slowFactor : expectTimes[dp]!;
-            const res = await call<optimizerV1.ReportIterationResponse__Output>(h.client, 'ReportIteration', { job_id: 'det', rank: rankOf(r, 8, 1), iteration: it, time_s: t, energy_j: 100, schedule_version: version });
+            const res = await call<optimizerV1.ReportIterationResponse__Output>(
+              h.client,
+              'ReportIteration',
+              {
+                job_id: 'det',
+                rank: rankOf(r, 8, 1),
+                iteration: it,
+                time_s: t,
+                energy_j: 100,
+                schedule_version: version,
+              },
+            );
             if (res.schedule_version !== version) return;
           }
         }
@@ -252,23 +459,53 @@ describe('online profiling sweep', () => {
         const clock = s.instructions[0]!.frequency_mhz;
         if (swept[swept.length - 1] !== clock) swept.push(clock);
         // The "client" measured every instruction at this clock: the profiler aggregates it.
-        source.putCells('sweep', full.stages.slice(0, N).flatMap((st, stage) =>
-          (['forward', 'backward'] as const).map((kind) => {
-            const o = st[kind].find((x) => x.frequencyMhz === clock)!;
-            return { stage, kind, frequencyMhz: clock, count: 2, timeS: o.timeS, energyJ: o.energyJ };
-          }),
-        ));
+        source.putCells(
+          'sweep',
+          full.stages.slice(0, N).flatMap((st, stage) =>
+            (['forward', 'backward'] as const).map((kind) => {
+              const o = st[kind].find((x) => x.frequencyMhz === clock)!;
+              return {
+                stage,
+                kind,
+                frequencyMhz: clock,
+                count: 2,
+                timeS: o.timeS,
+                energyJ: o.energyJ,
+              };
+            }),
+          ),
+        );
         for (let k = 0; k < 2; k++, it++) {
-          for (let r = 0; r < N; r++) await call(h.client, 'ReportIteration', { job_id: 'sweep', rank: rankOf(r, N, 1), iteration: it, time_s: 1, energy_j: 300, schedule_version: s.version });
+          for (let r = 0; r < N; r++)
+            await call(h.client, 'ReportIteration', {
+              job_id: 'sweep',
+              rank: rankOf(r, N, 1),
+              iteration: it,
+              time_s: 1,
+              energy_j: 300,
+              schedule_version: s.version,
+            });
         }
         await w1.until((x) => Number(x.version) > Number(s.version));
       }
       expect(swept).toEqual(CLOCKS.filter((c) => c >= floor));
       const dep = await w1.until((s) => s.phase === 'PHASE_DEPLOYED');
-      const profiled = { stages: full.stages.slice(0, N).map((st) => ({ forward: st.forward.filter((o) => o.frequencyMhz >= floor), backward: st.backward.filter((o) => o.frequencyMhz >= floor) })) };
-      const frontier = computeFrontier({ profile: profiled, pipeline: { schedule: '1f1b', numStages: N, numMicrobatches: 2 }, blockingPowerW: 83.64, unitTimeS: 0.001 });
+      const profiled = {
+        stages: full.stages.slice(0, N).map((st) => ({
+          forward: st.forward.filter((o) => o.frequencyMhz >= floor),
+          backward: st.backward.filter((o) => o.frequencyMhz >= floor),
+        })),
+      };
+      const frontier = computeFrontier({
+        profile: profiled,
+        pipeline: { schedule: '1f1b', numStages: N, numMicrobatches: 2 },
+        blockingPowerW: 83.64,
+        unitTimeS: 0.001,
+      });
       expect(dep.instructions).toEqual(wire(frontier.intrinsic().plan, 1));
-      expect(w1.got.some((s) => s.phase === 'PHASE_PLANNING' && s.instructions.length === 0)).toBe(true);
+      expect(w1.got.some((s) => s.phase === 'PHASE_PLANNING' && s.instructions.length === 0)).toBe(
+        true,
+      );
       w1.cancel();
     } finally {
       await h.close();
@@ -283,7 +520,11 @@ describe('a silent rank during the sweep', () => {
     const h = await startOptimizer({ profileSource: source, sweepGraceMs: 300 });
     try {
       // Two pipelines of two stages; pipeline 1 never reports.
-      await call(h.client, 'RegisterJob', jobRequest('quiet', { n: 2, m: 2, dp: 2, k: 2, floor: 1380 }));
+      await call(
+        h.client,
+        'RegisterJob',
+        jobRequest('quiet', { n: 2, m: 2, dp: 2, k: 2, floor: 1380 }),
+      );
       const w = new Watch(h.client, 'quiet', 0);
       await registerAll(h.client, 'quiet', 2, 2, 1, CLOCKS);
       let s = await w.until((x) => x.phase === 'PHASE_PROFILING');
@@ -291,12 +532,32 @@ describe('a silent rank during the sweep', () => {
       const started = Date.now();
       while (s.phase === 'PHASE_PROFILING') {
         const clock = s.instructions[0]!.frequency_mhz;
-        source.putCells('quiet', [0, 1].flatMap((stage) => (['forward', 'backward'] as const).map((kind) => {
-          const o = full.stages[stage]![kind].find((x) => x.frequencyMhz === clock)!;
-          return { stage, kind, frequencyMhz: clock, count: 2, timeS: o.timeS, energyJ: o.energyJ };
-        })));
+        source.putCells(
+          'quiet',
+          [0, 1].flatMap((stage) =>
+            (['forward', 'backward'] as const).map((kind) => {
+              const o = full.stages[stage]![kind].find((x) => x.frequencyMhz === clock)!;
+              return {
+                stage,
+                kind,
+                frequencyMhz: clock,
+                count: 2,
+                timeS: o.timeS,
+                energyJ: o.energyJ,
+              };
+            }),
+          ),
+        );
         for (let k = 0; k < 2; k++, it++) {
-          for (const r of [0, 1]) await call(h.client, 'ReportIteration', { job_id: 'quiet', rank: rankOf(r, 2, 1), iteration: it, time_s: 0.05, energy_j: 10, schedule_version: s.version });
+          for (const r of [0, 1])
+            await call(h.client, 'ReportIteration', {
+              job_id: 'quiet',
+              rank: rankOf(r, 2, 1),
+              iteration: it,
+              time_s: 0.05,
+              energy_j: 10,
+              schedule_version: s.version,
+            });
         }
         const v = Number(s.version);
         s = await w.until((x) => Number(x.version) > v);
@@ -320,30 +581,66 @@ describe('blocking power "measure it"', () => {
     const source = new MemoryProfileSource();
     const h = await startOptimizer({ profileSource: source });
     try {
-      await call(h.client, 'RegisterJob', jobRequest('pb', { n: N, m: M, k: 2, floor: 1350, blockingPowerW: 0 }));
+      await call(
+        h.client,
+        'RegisterJob',
+        jobRequest('pb', { n: N, m: M, k: 2, floor: 1350, blockingPowerW: 0 }),
+      );
       const w = new Watch(h.client, 'pb', 0);
       await registerAll(h.client, 'pb', N, 1, 1, CLOCKS);
       let s = await w.until((x) => x.phase === 'PHASE_PROFILING');
       let it = 0;
       while (s.phase === 'PHASE_PROFILING') {
         const clock = s.instructions[0]!.frequency_mhz;
-        const at = (stage: number, kind: 'forward' | 'backward') => full.stages[stage]![kind].find((o) => o.frequencyMhz === clock)!;
-        source.putCells('pb', [0, 1].flatMap((stage) => (['forward', 'backward'] as const).map((kind) => ({ stage, kind, frequencyMhz: clock, count: 2, timeS: at(stage, kind).timeS, energyJ: at(stage, kind).energyJ }))));
+        const at = (stage: number, kind: 'forward' | 'backward') =>
+          full.stages[stage]![kind].find((o) => o.frequencyMhz === clock)!;
+        source.putCells(
+          'pb',
+          [0, 1].flatMap((stage) =>
+            (['forward', 'backward'] as const).map((kind) => ({
+              stage,
+              kind,
+              frequencyMhz: clock,
+              count: 2,
+              timeS: at(stage, kind).timeS,
+              energyJ: at(stage, kind).energyJ,
+            })),
+          ),
+        );
         for (let k = 0; k < 2; k++, it++) {
           for (let r = 0; r < N; r++) {
             const busyS = M * (at(r, 'forward').timeS + at(r, 'backward').timeS);
             const busyJ = M * (at(r, 'forward').energyJ + at(r, 'backward').energyJ);
             const idleS = 0.4 * busyS;
-            await call(h.client, 'ReportIteration', { job_id: 'pb', rank: rankOf(r, N, 1), iteration: it, time_s: busyS + idleS, energy_j: busyJ + PB * idleS, schedule_version: s.version });
+            await call(h.client, 'ReportIteration', {
+              job_id: 'pb',
+              rank: rankOf(r, N, 1),
+              iteration: it,
+              time_s: busyS + idleS,
+              energy_j: busyJ + PB * idleS,
+              schedule_version: s.version,
+            });
           }
         }
         const v = Number(s.version);
         s = await w.until((x) => Number(x.version) > v);
       }
       await w.until((x) => x.phase === 'PHASE_DEPLOYED');
-      const profiled = { stages: full.stages.slice(0, N).map((st) => ({ forward: st.forward.filter((o) => o.frequencyMhz >= 1350), backward: st.backward.filter((o) => o.frequencyMhz >= 1350) })) };
-      const expected = computeFrontier({ profile: profiled, pipeline: { schedule: '1f1b', numStages: N, numMicrobatches: M }, blockingPowerW: PB, unitTimeS: 0.001 });
-      const got = await call<optimizerV1.GetFrontierResponse__Output>(h.client, 'GetFrontier', { job_id: 'pb' });
+      const profiled = {
+        stages: full.stages.slice(0, N).map((st) => ({
+          forward: st.forward.filter((o) => o.frequencyMhz >= 1350),
+          backward: st.backward.filter((o) => o.frequencyMhz >= 1350),
+        })),
+      };
+      const expected = computeFrontier({
+        profile: profiled,
+        pipeline: { schedule: '1f1b', numStages: N, numMicrobatches: M },
+        blockingPowerW: PB,
+        unitTimeS: 0.001,
+      });
+      const got = await call<optimizerV1.GetFrontierResponse__Output>(h.client, 'GetFrontier', {
+        job_id: 'pb',
+      });
       expect(got.all_max_energy_j).toBeCloseTo(expected.allMax.energyJ, 6);
       expect(got.points[0]!.energy_j).toBeCloseTo(expected.points[0]!.energyJ, 6);
       w.cancel();
@@ -363,7 +660,15 @@ describe('PlanOffline', () => {
   test('plans from profile rows without a job, identical to the planner', async () => {
     const profile = gpt3Profile();
     const rows = profile.stages.flatMap((st, stage) =>
-      (['forward', 'backward'] as const).flatMap((kind) => st[kind].map((o) => ({ stage, instruction: KIND[kind], frequency_mhz: o.frequencyMhz, time_s: o.timeS, energy_j: o.energyJ }))),
+      (['forward', 'backward'] as const).flatMap((kind) =>
+        st[kind].map((o) => ({
+          stage,
+          instruction: KIND[kind],
+          frequency_mhz: o.frequencyMhz,
+          time_s: o.timeS,
+          energy_j: o.energyJ,
+        })),
+      ),
     );
     const res = await call<optimizerV1.PlanOfflineResponse__Output>(h.client, 'PlanOffline', {
       profile: rows,
@@ -371,8 +676,15 @@ describe('PlanOffline', () => {
       blocking_power_w: 83.64,
       include_plans: true,
     });
-    const f = computeFrontier({ profile, pipeline: { schedule: '1f1b', numStages: 8, numMicrobatches: 4 }, blockingPowerW: 83.64, unitTimeS: 0.001 });
-    expect(res.points.map((p) => [p.time_s, p.energy_j])).toEqual(f.points.map((p) => [p.timeS, p.energyJ]));
+    const f = computeFrontier({
+      profile,
+      pipeline: { schedule: '1f1b', numStages: 8, numMicrobatches: 4 },
+      blockingPowerW: 83.64,
+      unitTimeS: 0.001,
+    });
+    expect(res.points.map((p) => [p.time_s, p.energy_j])).toEqual(
+      f.points.map((p) => [p.timeS, p.energyJ]),
+    );
     expect(res.intrinsic_index).toBe(f.intrinsic().point.index);
     expect(res.all_max_energy_j).toBe(f.allMax.energyJ);
     expect(res.plans.length).toBe(f.points.length);
@@ -380,11 +692,21 @@ describe('PlanOffline', () => {
   });
 
   test('a bad row is INVALID_ARGUMENT naming it', async () => {
-    const r = await failure(call(h.client, 'PlanOffline', {
-      profile: [{ stage: 0, instruction: 'INSTRUCTION_KIND_FORWARD', frequency_mhz: 1410, time_s: 0.1, energy_j: 0 }],
-      pipeline: { schedule: 'SCHEDULE_KIND_1F1B', num_stages: 1, num_microbatches: 1 },
-      blocking_power_w: 80,
-    }));
+    const r = await failure(
+      call(h.client, 'PlanOffline', {
+        profile: [
+          {
+            stage: 0,
+            instruction: 'INSTRUCTION_KIND_FORWARD',
+            frequency_mhz: 1410,
+            time_s: 0.1,
+            energy_j: 0,
+          },
+        ],
+        pipeline: { schedule: 'SCHEDULE_KIND_1F1B', num_stages: 1, num_microbatches: 1 },
+        blocking_power_w: 80,
+      }),
+    );
     expect(r.code).toBe(status.INVALID_ARGUMENT);
     expect(r.fields).toEqual(['profile[0].energy_j']);
   });

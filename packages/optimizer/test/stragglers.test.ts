@@ -2,7 +2,14 @@ import { StragglerDetector } from '../src/stragglers';
 import type { DetectorEvent } from '../src/stragglers';
 
 /** Feeds one iteration of every rank of every pipeline; returns the events raised. */
-function iteration(d: StragglerDetector, it: number, timesS: number[], expectedS: number[], detected: Set<number>, ranksPerPipeline = 2): DetectorEvent[] {
+function iteration(
+  d: StragglerDetector,
+  it: number,
+  timesS: number[],
+  expectedS: number[],
+  detected: Set<number>,
+  ranksPerPipeline = 2,
+): DetectorEvent[] {
   const events: DetectorEvent[] = [];
   timesS.forEach((t, dp) => {
     for (let r = 0; r < ranksPerPipeline; r++) {
@@ -37,7 +44,8 @@ test('hysteresis: between exit and enter thresholds nothing changes; below exit 
   }
   d.reset();
   const evs: DetectorEvent[] = [];
-  for (let it = 0; it < 10; it++) evs.push(...iteration(d, it, [1.2, 1.02, 1.2], expected, detected, 1));
+  for (let it = 0; it < 10; it++)
+    evs.push(...iteration(d, it, [1.2, 1.02, 1.2], expected, detected, 1));
   expect(evs[0]).toEqual({ type: 'exit', dpRank: 1 });
 });
 
@@ -45,7 +53,8 @@ test('slowing the healthy pipelines on purpose does not make them stragglers, no
   const d = new StragglerDetector(2, 1, { margin: 0.1, window: 3, confirmations: 1 });
   const detected = new Set<number>([1]);
   const evs: DetectorEvent[] = [];
-  for (let it = 0; it < 10; it++) evs.push(...iteration(d, it, [1.25, 1.25], [1.25, 1.0], detected, 1));
+  for (let it = 0; it < 10; it++)
+    evs.push(...iteration(d, it, [1.25, 1.25], [1.25, 1.0], detected, 1));
   expect(evs).toEqual([]);
 });
 

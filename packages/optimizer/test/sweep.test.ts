@@ -14,7 +14,16 @@ const spec: JobSpec = {
 };
 
 test('clock list: common clocks, descending, at or above the floor, every stride-th', () => {
-  expect(sweepClocks([[1410, 1395, 1380, 1365, 1350], [1350, 1365, 1380, 1410]], 0, 1)).toEqual([1410, 1380, 1365, 1350]);
+  expect(
+    sweepClocks(
+      [
+        [1410, 1395, 1380, 1365, 1350],
+        [1350, 1365, 1380, 1410],
+      ],
+      0,
+      1,
+    ),
+  ).toEqual([1410, 1380, 1365, 1350]);
   expect(sweepClocks([[1410, 1395, 1380, 1365, 1350]], 1370, 1)).toEqual([1410, 1395, 1380]);
   expect(sweepClocks([[1410, 1395, 1380, 1365, 1350]], 0, 2)).toEqual([1410, 1380, 1350]);
   expect(sweepClocks([], 0, 1)).toEqual([]);
@@ -45,7 +54,9 @@ test('a sweep steps down per clock, stops each (stage, kind) on its own, ends at
   };
   const variant0 = sweepVariant(spec, sweep);
   expect(variant0.reason).toBe('profiling 1410 MHz (1/9)');
-  expect(variant0.stages[0]!.map((x) => [x.kind, x.microbatch])).toEqual(scheduleOrder(spec.pipeline, 0).map((x) => [x.kind, x.microbatch]));
+  expect(variant0.stages[0]!.map((x) => [x.kind, x.microbatch])).toEqual(
+    scheduleOrder(spec.pipeline, 0).map((x) => [x.kind, x.microbatch]),
+  );
   expect(new Set(variant0.stages.flat().map((x) => x.frequencyMhz))).toEqual(new Set([1410]));
   let done = false;
   let steps = 0;
@@ -56,12 +67,21 @@ test('a sweep steps down per clock, stops each (stage, kind) on its own, ends at
       // Stage 0 forward rose at 3,4,5,6,7 → stopped at 7 and runs at the highest clock meanwhile.
       expect(sweep.stoppedAt['0:forward']).toBe(7);
       const v = sweepVariant(spec, sweep);
-      expect(v.stages[0]!.filter((x) => x.kind === 'forward').every((x) => x.frequencyMhz === 1410)).toBe(true);
-      expect(v.stages[0]!.filter((x) => x.kind === 'backward').every((x) => x.frequencyMhz === 1290)).toBe(true);
+      expect(
+        v.stages[0]!.filter((x) => x.kind === 'forward').every((x) => x.frequencyMhz === 1410),
+      ).toBe(true);
+      expect(
+        v.stages[0]!.filter((x) => x.kind === 'backward').every((x) => x.frequencyMhz === 1290),
+      ).toBe(true);
     }
   }
   expect(done).toBe(true);
   expect(steps).toBe(9);
-  expect(sweep.stoppedAt).toEqual({ '0:forward': 7, '0:backward': 8, '1:forward': 8, '1:backward': 8 });
+  expect(sweep.stoppedAt).toEqual({
+    '0:forward': 7,
+    '0:backward': 8,
+    '1:forward': 8,
+    '1:backward': 8,
+  });
   expect(sweep.energies['0:forward']!.slice(0, 8)).toEqual([100, 99, 98, 103, 104, 105, 106, 107]);
 });

@@ -4,7 +4,11 @@ import type { PipelineDag } from './schedule';
 import type { PlannerInput, StagePlan } from './types';
 
 /** Longest source→sink path of the DAG with node durations `timeS` (one forward pass). */
-export function longestPath(dag: PipelineDag, timeS: Float64Array, finish: Float64Array = new Float64Array(dag.numNodes)): number {
+export function longestPath(
+  dag: PipelineDag,
+  timeS: Float64Array,
+  finish: Float64Array = new Float64Array(dag.numNodes),
+): number {
   const { predStart, pred } = dag;
   let makespan = 0;
   for (let v = 0; v < dag.numNodes; v++) {
@@ -21,7 +25,13 @@ export function longestPath(dag: PipelineDag, timeS: Float64Array, finish: Float
 }
 
 /** E = Σ e_i + P_b·(N·T − Σ t_i) (DESIGN §4.2). */
-export function planEnergy(numStages: number, blockingPowerW: number, timeS: number, sumEnergyJ: number, sumTimeS: number): number {
+export function planEnergy(
+  numStages: number,
+  blockingPowerW: number,
+  timeS: number,
+  sumEnergyJ: number,
+  sumTimeS: number,
+): number {
   return sumEnergyJ + blockingPowerW * (numStages * timeS - sumTimeS);
 }
 
@@ -46,12 +56,18 @@ export function evaluateAllMax(v: ValidInput): { timeS: number; energyJ: number 
  * of `input.profile`. Every clock in the plan must be a measured one; each stage's instructions
  * must be in that stage's schedule order.
  */
-export function evaluatePlan(input: PlannerInput, plan: StagePlan[]): { timeS: number; energyJ: number } {
+export function evaluatePlan(
+  input: PlannerInput,
+  plan: StagePlan[],
+): { timeS: number; energyJ: number } {
   return evaluatePlanValid(validatePlannerInput(input), plan);
 }
 
 /** {@link evaluatePlan} on already validated input. */
-export function evaluatePlanValid(v: ValidInput, plan: StagePlan[]): { timeS: number; energyJ: number } {
+export function evaluatePlanValid(
+  v: ValidInput,
+  plan: StagePlan[],
+): { timeS: number; energyJ: number } {
   const { dag, tables } = v;
   if (!Array.isArray(plan) || plan.length !== dag.numStages) {
     throw new PlannerInputError('plan', `must have one entry per stage (${dag.numStages})`);
@@ -61,7 +77,8 @@ export function evaluatePlanValid(v: ValidInput, plan: StagePlan[]): { timeS: nu
   let sumT = 0;
   plan.forEach((sp, idx) => {
     const s = sp.stage;
-    if (s !== idx) throw new PlannerInputError(`plan[${idx}].stage`, `must be ${idx}, got ${String(s)}`);
+    if (s !== idx)
+      throw new PlannerInputError(`plan[${idx}].stage`, `must be ${idx}, got ${String(s)}`);
     const nodes = dag.stageNodes[s]!;
     if (!Array.isArray(sp.instructions) || sp.instructions.length !== nodes.length) {
       throw new PlannerInputError(`plan[${idx}].instructions`, `must have ${nodes.length} entries`);
@@ -71,11 +88,17 @@ export function evaluatePlanValid(v: ValidInput, plan: StagePlan[]): { timeS: nu
       const kind = dag.kind[node] === 0 ? 'forward' : 'backward';
       const field = `plan[${idx}].instructions[${j}]`;
       if (ins.kind !== kind || ins.microbatch !== dag.microbatch[node]) {
-        throw new PlannerInputError(field, `must be ${kind} of microbatch ${dag.microbatch[node]} (schedule order)`);
+        throw new PlannerInputError(
+          field,
+          `must be ${kind} of microbatch ${dag.microbatch[node]} (schedule order)`,
+        );
       }
       const o = tables[dag.table[node]!]!.all.get(ins.frequencyMhz);
       if (o === undefined) {
-        throw new PlannerInputError(`${field}.frequency_mhz`, `${String(ins.frequencyMhz)} MHz was not measured for stage ${s} ${kind}`);
+        throw new PlannerInputError(
+          `${field}.frequency_mhz`,
+          `${String(ins.frequencyMhz)} MHz was not measured for stage ${s} ${kind}`,
+        );
       }
       times[node] = o.timeS;
       sumE += o.energyJ;
@@ -129,7 +152,9 @@ export function planTimeline(input: PlannerInput, plan: StagePlan[]): TimelineEn
  * Validates `input` once and returns an evaluator for many plans of it (the emulator without
  * re-validating the profile each time; for benchmarks and policy loops).
  */
-export function planEvaluator(input: PlannerInput): (plan: StagePlan[]) => { timeS: number; energyJ: number } {
+export function planEvaluator(
+  input: PlannerInput,
+): (plan: StagePlan[]) => { timeS: number; energyJ: number } {
   const v = validatePlannerInput(input);
   return (plan) => evaluatePlanValid(v, plan);
 }

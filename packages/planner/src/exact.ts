@@ -21,7 +21,8 @@ export function exactFrontier(input: PlannerInput, maxPlans = 2_000_000): ExactF
   const opts = Array.from({ length: n }, (_, i) => [...tables[dag.table[i]!]!.all.values()]);
   let count = 1;
   for (const o of opts) count *= o.length;
-  if (count > maxPlans) throw new PlannerInputError('input', `has ${count} plans, more than ${maxPlans} to enumerate`);
+  if (count > maxPlans)
+    throw new PlannerInputError('input', `has ${count} plans, more than ${maxPlans} to enumerate`);
   const idx = new Int32Array(n);
   const times = new Float64Array(n);
   const finish = new Float64Array(n);
@@ -43,6 +44,7 @@ export function exactFrontier(input: PlannerInput, maxPlans = 2_000_000): ExactF
   }
   all.sort((a, b) => a.timeS - b.timeS || a.energyJ - b.energyJ);
   const out: ExactFrontierPoint[] = [];
-  for (const p of all) if (out.length === 0 || p.energyJ < out[out.length - 1]!.energyJ) out.push(p);
+  for (const p of all)
+    if (out.length === 0 || p.energyJ < out[out.length - 1]!.energyJ) out.push(p);
   return out;
 }

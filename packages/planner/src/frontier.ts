@@ -95,7 +95,10 @@ export class Frontier {
   /** The plan of point `index`, each stage's clocks in its schedule order. */
   plan(index: number): StagePlan[] {
     if (!Number.isInteger(index) || index < 0 || index >= this.points.length) {
-      throw new PlannerInputError('index', `must be an integer in [0, ${this.points.length - 1}], got ${String(index)}`);
+      throw new PlannerInputError(
+        'index',
+        `must be an integer in [0, ${this.points.length - 1}], got ${String(index)}`,
+      );
     }
     const choice = this.store.get(this.json.planPositions[index]!);
     return this.decode(choice);
@@ -172,7 +175,11 @@ export class Frontier {
   }
 }
 
-function interpolateLowerBound(ts: ArrayLike<number>, es: ArrayLike<number>, timeS: number): number {
+function interpolateLowerBound(
+  ts: ArrayLike<number>,
+  es: ArrayLike<number>,
+  timeS: number,
+): number {
   const n = ts.length;
   if (n === 0 || timeS < ts[0]! * (1 - 1e-12)) return INF;
   if (timeS >= ts[n - 1]!) return es[n - 1]!;
@@ -329,7 +336,10 @@ class Discretizer {
       sumE += tables[dag.table[i]!]!.energyJ[choice[i]!]!;
       sumT += times[i]!;
     }
-    return { timeS: makespan, energyJ: energyOf(dag.numStages, this.v.blockingPowerW, makespan, sumE, sumT) };
+    return {
+      timeS: makespan,
+      energyJ: energyOf(dag.numStages, this.v.blockingPowerW, makespan, sumE, sumT),
+    };
   }
 
   /**
@@ -339,7 +349,12 @@ class Discretizer {
    * are recomputed after every step. O(steps × (V+E)), so for the intrinsic plan only. Keeps the
    * result if it beats `current`.
    */
-  greedyReclaim(durations: Float64Array, budgetS: number, perSecond: boolean, current: { timeS: number; energyJ: number }): { timeS: number; energyJ: number } {
+  greedyReclaim(
+    durations: Float64Array,
+    budgetS: number,
+    perSecond: boolean,
+    current: { timeS: number; energyJ: number },
+  ): { timeS: number; energyJ: number } {
     const { dag, tables } = this.v;
     const n = dag.numNodes;
     const { choice, times } = this;
@@ -363,7 +378,10 @@ class Discretizer {
    * O(n·K·greedy): only for pipelines of a few instructions, where rounding the relaxation can miss
    * plans that slow a different set of instructions.
    */
-  seededRebuild(budgetS: number, current: { timeS: number; energyJ: number }): { timeS: number; energyJ: number } {
+  seededRebuild(
+    budgetS: number,
+    current: { timeS: number; energyJ: number },
+  ): { timeS: number; energyJ: number } {
     const { dag, tables } = this.v;
     const n = dag.numNodes;
     const { choice, times } = this;
@@ -434,7 +452,8 @@ class Discretizer {
         if (finish[i]! - times[i]! + tail[i]! <= budgetS) continue;
         const tb = tables[dag.table[i]!]!;
         const c = choice[i]!;
-        const ratio = (tb.timeS[c]! - tb.timeS[c - 1]!) / max(1e-12, tb.effectiveJ[c - 1]! - tb.effectiveJ[c]!);
+        const ratio =
+          (tb.timeS[c]! - tb.timeS[c - 1]!) / max(1e-12, tb.effectiveJ[c - 1]! - tb.effectiveJ[c]!);
         if (ratio > bestRatio) {
           bestRatio = ratio;
           best = i;
@@ -500,7 +519,11 @@ class Discretizer {
         ) {
           child++;
         }
-        if (heapScore[child]! < lastScore || (heapScore[child] === lastScore && heapNode[child]! > lastNode)) break;
+        if (
+          heapScore[child]! < lastScore ||
+          (heapScore[child] === lastScore && heapNode[child]! > lastNode)
+        )
+          break;
         heapScore[k] = heapScore[child]!;
         heapNode[k] = heapNode[child]!;
         k = child;
@@ -552,7 +575,8 @@ class Discretizer {
         dirty[v] = 0;
         pending--;
         let lf = budgetS;
-        for (let p = succStart[v]!; p < succStart[v + 1]!; p++) lf = min(lf, latestStart[succ[p]!]!);
+        for (let p = succStart[v]!; p < succStart[v + 1]!; p++)
+          lf = min(lf, latestStart[succ[p]!]!);
         const ls = lf - times[v]!;
         if (ls !== latestStart[v]) {
           latestStart[v] = ls;
@@ -629,7 +653,8 @@ class Discretizer {
             if (i !== b) {
               const target = times[i]! - need[i]! - eps;
               const c = slowest(ti, target);
-              if (ti.timeS[c]! <= target && c < choice[i]!) cap = ti.effectiveJ[c]! - ti.effectiveJ[choice[i]!]!;
+              if (ti.timeS[c]! <= target && c < choice[i]!)
+                cap = ti.effectiveJ[c]! - ti.effectiveJ[choice[i]!]!;
             }
             const inV = 2 + 2 * ci;
             cut.addArc(inV, inV + 1, 0, cap);
@@ -638,11 +663,13 @@ class Discretizer {
             for (let p = succStart[i]!; p < succStart[i + 1]!; p++) {
               const j = succ[p]!;
               const cj = idx[j]!;
-              if (cj >= 0 && finish[i]! + tail[j]! - budgetS > eps) cut.addArc(inV + 1, 2 + 2 * cj, 0, CAP_INF);
+              if (cj >= 0 && finish[i]! + tail[j]! - budgetS > eps)
+                cut.addArc(inV + 1, 2 + 2 * cj, 0, CAP_INF);
             }
           }
           const res = cut.solve(0, 1);
-          if (res.kind !== 'cut' || res.valueW >= tb.effectiveJ[cb]! - tb.effectiveJ[cb + step]!) ok = false;
+          if (res.kind !== 'cut' || res.valueW >= tb.effectiveJ[cb]! - tb.effectiveJ[cb + step]!)
+            ok = false;
           else {
             for (let i = 0; i < n; i++) {
               const ci = idx[i]!;
@@ -675,7 +702,6 @@ class Discretizer {
 
   /** Earliest finishes (`finish`) and latest starts (`latestStart`) of the current choice under `budgetS`. */
   private window(budgetS: number): void {
-
     const { dag } = this.v;
     const { finish, latestStart, times } = this;
     const { predStart, pred, succStart, succ } = dag;
@@ -813,7 +839,8 @@ function sweep(v: ValidInput, opts: FrontierOptions): FrontierJson {
     let makespan = 0;
     for (let i = 0; i < n; i++) {
       let s = 0;
-      for (let p = dag.predStart[i]!; p < dag.predStart[i + 1]!; p++) s = max(s, finish[dag.pred[p]!]!);
+      for (let p = dag.predStart[i]!; p < dag.predStart[i + 1]!; p++)
+        s = max(s, finish[dag.pred[p]!]!);
       start[i] = s;
       finish[i] = s + d[i]!;
       if (finish[i]! > makespan) makespan = finish[i]!;
@@ -937,12 +964,15 @@ function sweep(v: ValidInput, opts: FrontierOptions): FrontierJson {
         flowSrc[i] = arcSrc[i]! >= 0 ? cut.flowOf(arcSrc[i]!) : 0;
         flowSnk[i] = arcSnk[i]! >= 0 ? cut.flowOf(arcSnk[i]!) : 0;
       }
-      for (let p = 0; p < arcEdge.length; p++) flowEdge[p] = arcEdge[p]! >= 0 ? cut.flowOf(arcEdge[p]!) : 0;
+      for (let p = 0; p < arcEdge.length; p++)
+        flowEdge[p] = arcEdge[p]! >= 0 ? cut.flowOf(arcEdge[p]!) : 0;
     }
     cuts++;
     if (res.kind === 'unbounded') break;
     if (res.kind === 'infeasible') {
-      throw new Error('internal: Phillips–Dessouky flow infeasible (relaxed schedule lost optimality)');
+      throw new Error(
+        'internal: Phillips–Dessouky flow infeasible (relaxed schedule lost optimality)',
+      );
     }
     const side = res.sourceSide;
     // Step limit from the hull vertices.
@@ -1106,7 +1136,9 @@ function sweep(v: ValidInput, opts: FrontierOptions): FrontierJson {
   opts.onProgress?.(estTotal, estTotal);
 
   // Pareto filter on the discrete truth.
-  const order = candT.map((_, i) => i).sort((a, b) => candT[a]! - candT[b]! || candE[a]! - candE[b]!);
+  const order = candT
+    .map((_, i) => i)
+    .sort((a, b) => candT[a]! - candT[b]! || candE[a]! - candE[b]!);
   const keep: number[] = [];
   let bestE = INF;
   for (const c of order) {

@@ -32,6 +32,12 @@ export { parseProfileCsv } from './profile-csv';
 export { scheduleOrder, type InstructionSlot } from './schedule';
 export { evaluatePlan, planEvaluator, planTimeline, type TimelineEntry } from './emulator';
 export { validatePlannerInput, type OptionTable, type ValidInput } from './options';
-export { computeFrontier, Frontier, type FrontierJson, type FrontierOptions, type FrontierStats } from './frontier';
+export {
+  computeFrontier,
+  Frontier,
+  type FrontierJson,
+  type FrontierOptions,
+  type FrontierStats,
+} from './frontier';
 export { exactFrontier, type ExactFrontierPoint } from './exact';
 export { lpLowerBound, buildLowerBoundLp, type LpOptions, type LpSolver } from './lp-bound';

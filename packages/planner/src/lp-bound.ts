@@ -7,7 +7,10 @@ import type { PlannerInput } from './types';
  * (`await require('highs')()`), injected so the planner stays free of WASM loading and I/O.
  */
 export interface LpSolver {
-  solve(problem: string, options?: Record<string, unknown>): { Status: string; ObjectiveValue: number };
+  solve(
+    problem: string,
+    options?: Record<string, unknown>,
+  ): { Status: string; ObjectiveValue: number };
 }
 
 /** Options of {@link lpLowerBound}. */
@@ -58,7 +61,12 @@ export function buildLowerBoundLp(v: ValidInput, timeS: number, options: LpOptio
  * relaxation over the convex hull of each instruction's measured options, solved by `solver`.
  * Returns Infinity when no plan, even relaxed, is that fast.
  */
-export function lpLowerBound(input: PlannerInput, timeS: number, solver: LpSolver, options: LpOptions = {}): number {
+export function lpLowerBound(
+  input: PlannerInput,
+  timeS: number,
+  solver: LpSolver,
+  options: LpOptions = {},
+): number {
   if (typeof timeS !== 'number' || !Number.isFinite(timeS) || timeS <= 0) {
     throw new PlannerInputError('time_s', `must be a positive number, got ${String(timeS)}`);
   }

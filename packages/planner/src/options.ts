@@ -43,15 +43,22 @@ function checkOptions(options: unknown, field: string): MeasuredOption[] {
     const time = o?.timeS;
     const energy = o?.energyJ;
     if (typeof freq !== 'number' || !Number.isFinite(freq) || freq <= 0) {
-      throw new PlannerInputError(`${f}.frequency_mhz`, `must be a positive number, got ${String(freq)}`);
+      throw new PlannerInputError(
+        `${f}.frequency_mhz`,
+        `must be a positive number, got ${String(freq)}`,
+      );
     }
     if (typeof time !== 'number' || !Number.isFinite(time) || time <= 0) {
       throw new PlannerInputError(`${f}.time_s`, `must be a positive number, got ${String(time)}`);
     }
     if (typeof energy !== 'number' || !Number.isFinite(energy) || energy < 0) {
-      throw new PlannerInputError(`${f}.energy_j`, `must be a non-negative number, got ${String(energy)}`);
+      throw new PlannerInputError(
+        `${f}.energy_j`,
+        `must be a non-negative number, got ${String(energy)}`,
+      );
     }
-    if (seen.has(freq)) throw new PlannerInputError(`${f}.frequency_mhz`, `duplicates frequency ${freq}`);
+    if (seen.has(freq))
+      throw new PlannerInputError(`${f}.frequency_mhz`, `duplicates frequency ${freq}`);
     seen.add(freq);
   });
   return options as MeasuredOption[];
@@ -110,17 +117,28 @@ function buildTable(options: MeasuredOption[], blockingPowerW: number): OptionTa
  * {@link PlannerInputError} naming the field.
  */
 export function validatePlannerInput(input: PlannerInput): ValidInput {
-  if (input === null || typeof input !== 'object') throw new PlannerInputError('input', 'must be an object');
+  if (input === null || typeof input !== 'object')
+    throw new PlannerInputError('input', 'must be an object');
   const { pipeline, profile, blockingPowerW, unitTimeS } = input;
   if (pipeline === null || typeof pipeline !== 'object') {
     throw new PlannerInputError('pipeline', 'must be an object');
   }
   const dag = buildPipelineDag(pipeline);
-  if (typeof blockingPowerW !== 'number' || !Number.isFinite(blockingPowerW) || blockingPowerW < 0) {
-    throw new PlannerInputError('blocking_power_w', `must be a non-negative number, got ${String(blockingPowerW)}`);
+  if (
+    typeof blockingPowerW !== 'number' ||
+    !Number.isFinite(blockingPowerW) ||
+    blockingPowerW < 0
+  ) {
+    throw new PlannerInputError(
+      'blocking_power_w',
+      `must be a non-negative number, got ${String(blockingPowerW)}`,
+    );
   }
   if (typeof unitTimeS !== 'number' || !Number.isFinite(unitTimeS) || unitTimeS <= 0) {
-    throw new PlannerInputError('unit_time_s', `must be a positive number, got ${String(unitTimeS)}`);
+    throw new PlannerInputError(
+      'unit_time_s',
+      `must be a positive number, got ${String(unitTimeS)}`,
+    );
   }
   if (profile === null || typeof profile !== 'object' || !Array.isArray(profile.stages)) {
     throw new PlannerInputError('profile.stages', 'must be an array');
@@ -134,7 +152,10 @@ export function validatePlannerInput(input: PlannerInput): ValidInput {
   const tables: OptionTable[] = [];
   profile.stages.forEach((st, s) => {
     for (const kind of ['forward', 'backward'] as const) {
-      const opts = checkOptions((st as Partial<typeof st> | undefined)?.[kind], `profile.stages[${s}].${kind}`);
+      const opts = checkOptions(
+        (st as Partial<typeof st> | undefined)?.[kind],
+        `profile.stages[${s}].${kind}`,
+      );
       tables.push(buildTable(opts, blockingPowerW));
     }
   });

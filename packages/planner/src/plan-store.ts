@@ -68,7 +68,8 @@ export class DeltaPlanStore {
 
   /** Decodes entry `k`. */
   get(k: number): Uint16Array {
-    if (!Number.isInteger(k) || k < 0 || k >= this.count) throw new RangeError(`plan ${k} out of range [0, ${this.count})`);
+    if (!Number.isInteger(k) || k < 0 || k >= this.count)
+      throw new RangeError(`plan ${k} out of range [0, ${this.count})`);
     const kf = Math.floor(k / this.keyframeEvery);
     const out = Uint16Array.from(this.keyframes[kf]!);
     const starts = this.deltaStart.data;
@@ -94,7 +95,10 @@ export class DeltaPlanStore {
 
   /** Bytes held by the encoded plans (for reporting). */
   byteSize(): number {
-    return this.keyframes.length * this.numNodes * 2 + (this.deltaStart.length + 2 * this.deltaNodes.length) * 4;
+    return (
+      this.keyframes.length * this.numNodes * 2 +
+      (this.deltaStart.length + 2 * this.deltaNodes.length) * 4
+    );
   }
 
   toJSON(): DeltaPlanStoreJson {

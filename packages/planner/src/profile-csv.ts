@@ -32,10 +32,14 @@ export function parseProfileCsv(text: string): Profile {
   if (!rankLevel && RANK_COLUMNS.some((c) => col.has(c))) {
     throw new PlannerInputError('csv header', `has some but not all of ${RANK_COLUMNS.join(',')}`);
   }
-  if (!rankLevel && !col.has('stage')) throw new PlannerInputError('csv header', "lacks column 'stage'");
+  if (!rankLevel && !col.has('stage'))
+    throw new PlannerInputError('csv header', "lacks column 'stage'");
 
   // stage -> kind -> frequency -> per-rank measurements
-  const cells = new Map<number, Map<InstructionKind, Map<number, Array<{ rank: string; timeS: number; energyJ: number }>>>>();
+  const cells = new Map<
+    number,
+    Map<InstructionKind, Map<number, Array<{ rank: string; timeS: number; energyJ: number }>>>
+  >();
   let row = 0;
   for (li++; li < lines.length; li++) {
     const line = lines[li]!;
@@ -45,7 +49,8 @@ export function parseProfileCsv(text: string): Profile {
     const get = (name: string): string => {
       const idx = col.get(name);
       const v = idx === undefined ? undefined : fields[idx];
-      if (v === undefined || v.trim() === '') throw new PlannerInputError(`row ${row} field '${name}'`, 'is missing');
+      if (v === undefined || v.trim() === '')
+        throw new PlannerInputError(`row ${row} field '${name}'`, 'is missing');
       return v.trim();
     };
     const num = (name: string, rule: 'positive' | 'nonneg' | 'index'): number => {
@@ -55,7 +60,12 @@ export function parseProfileCsv(text: string): Profile {
         Number.isFinite(v) &&
         (rule === 'positive' ? v > 0 : rule === 'nonneg' ? v >= 0 : Number.isInteger(v) && v >= 0);
       if (!ok) {
-        const want = rule === 'positive' ? 'a positive number' : rule === 'nonneg' ? 'a non-negative number' : 'a non-negative integer';
+        const want =
+          rule === 'positive'
+            ? 'a positive number'
+            : rule === 'nonneg'
+              ? 'a non-negative number'
+              : 'a non-negative integer';
         throw new PlannerInputError(`row ${row} field '${name}'`, `must be ${want}, got '${raw}'`);
       }
       return v;
@@ -73,7 +83,10 @@ export function parseProfileCsv(text: string): Profile {
     }
     const instruction = get('instruction');
     if (instruction !== 'forward' && instruction !== 'backward') {
-      throw new PlannerInputError(`row ${row} field 'instruction'`, `must be 'forward' or 'backward', got '${instruction}'`);
+      throw new PlannerInputError(
+        `row ${row} field 'instruction'`,
+        `must be 'forward' or 'backward', got '${instruction}'`,
+      );
     }
     const frequency = num('frequency', 'positive');
     const timeS = num('time', 'positive');

@@ -10,7 +10,10 @@ export interface InstructionSlot {
 function checkPipeline(pipeline: PipelineSpec): void {
   const { numStages, numMicrobatches, schedule } = pipeline;
   if (!Number.isInteger(numStages) || numStages < 1) {
-    throw new PlannerInputError('pipeline.num_stages', `must be an integer ≥ 1, got ${String(numStages)}`);
+    throw new PlannerInputError(
+      'pipeline.num_stages',
+      `must be an integer ≥ 1, got ${String(numStages)}`,
+    );
   }
   if (!Number.isInteger(numMicrobatches) || numMicrobatches < 1) {
     throw new PlannerInputError(
@@ -19,7 +22,10 @@ function checkPipeline(pipeline: PipelineSpec): void {
     );
   }
   if (schedule !== '1f1b' && schedule !== 'gpipe') {
-    throw new PlannerInputError('pipeline.schedule', `must be '1f1b' or 'gpipe', got ${String(schedule)}`);
+    throw new PlannerInputError(
+      'pipeline.schedule',
+      `must be '1f1b' or 'gpipe', got ${String(schedule)}`,
+    );
   }
 }
 
@@ -34,7 +40,10 @@ export function scheduleOrder(pipeline: PipelineSpec, stage: number): Instructio
   checkPipeline(pipeline);
   const { numStages: n, numMicrobatches: m } = pipeline;
   if (!Number.isInteger(stage) || stage < 0 || stage >= n) {
-    throw new PlannerInputError('stage', `must be an integer in [0, ${n - 1}], got ${String(stage)}`);
+    throw new PlannerInputError(
+      'stage',
+      `must be an integer in [0, ${n - 1}], got ${String(stage)}`,
+    );
   }
   const order: InstructionSlot[] = [];
   switch (pipeline.schedule) {
@@ -88,7 +97,9 @@ export function buildPipelineDag(pipeline: PipelineSpec): PipelineDag {
   const orders: number[][] = [];
   const edges: Array<[number, number]> = [];
   for (let s = 0; s < n; s++) {
-    const order = scheduleOrder(pipeline, s).map((x) => rawId(s, x.kind === 'forward' ? 0 : 1, x.microbatch));
+    const order = scheduleOrder(pipeline, s).map((x) =>
+      rawId(s, x.kind === 'forward' ? 0 : 1, x.microbatch),
+    );
     orders.push(order);
     for (let i = 1; i < order.length; i++) edges.push([order[i - 1] as number, order[i] as number]);
   }
@@ -115,7 +126,8 @@ export function buildPipelineDag(pipeline: PipelineSpec): PipelineDag {
     newId[v] = next++;
     for (const w of out[v]!) if (--indeg[w]! === 0) queue.push(w);
   }
-  if (next !== count) throw new Error(`internal: schedule ${pipeline.schedule} produced a cyclic DAG`);
+  if (next !== count)
+    throw new Error(`internal: schedule ${pipeline.schedule} produced a cyclic DAG`);
   const stage = new Int32Array(count);
   const kind = new Uint8Array(count);
   const microbatch = new Int32Array(count);
@@ -150,5 +162,18 @@ export function buildPipelineDag(pipeline: PipelineSpec): PipelineDag {
   const [succStart, succ] = csr(0);
   const [predStart, pred] = csr(1);
   const stageNodes = orders.map((o) => Int32Array.from(o, (raw) => newId[raw] as number));
-  return { numNodes: count, numStages: n, numMicrobatches: m, stage, kind, microbatch, table, predStart, pred, succStart, succ, stageNodes };
+  return {
+    numNodes: count,
+    numStages: n,
+    numMicrobatches: m,
+    stage,
+    kind,
+    microbatch,
+    table,
+    predStart,
+    pred,
+    succStart,
+    succ,
+    stageNodes,
+  };
 }

@@ -1,9 +1,20 @@
-import { evaluatePlan, planTimeline, scheduleOrder, type PlannerInput, type StagePlan } from '../src';
+import {
+  evaluatePlan,
+  planTimeline,
+  scheduleOrder,
+  type PlannerInput,
+  type StagePlan,
+} from '../src';
 
 // Hand-computed: N=2, M=3, one clock (1000 MHz). Stage 0: F=1 s, B=3 s; stage 1: F=2 s, B=2 s.
 // Every instruction draws 10 W (e = 10·t); blocking power 2 W. Σt = 24 s, Σe = 240 J.
 const one = (timeS: number) => [{ frequencyMhz: 1000, timeS, energyJ: 10 * timeS }];
-const profile = { stages: [{ forward: one(1), backward: one(3) }, { forward: one(2), backward: one(2) }] };
+const profile = {
+  stages: [
+    { forward: one(1), backward: one(3) },
+    { forward: one(2), backward: one(2) },
+  ],
+};
 
 function allAt1000(input: PlannerInput): StagePlan[] {
   return [0, 1].map((stage) => ({
@@ -35,17 +46,41 @@ describe('evaluatePlan (DESIGN §4.2)', () => {
     // GPipe: stage 0's backwards wait for stage 1's: S0B2 runs [15, 18].
     ['gpipe', 18, 240 + 2 * (2 * 18 - 24)],
   ] as const)('%s: T=%d s, E=%d J (hand-computed)', (schedule, timeS, energyJ) => {
-    const input: PlannerInput = { profile, pipeline: { schedule, numStages: 2, numMicrobatches: 3 }, blockingPowerW: 2, unitTimeS: 0.1 };
+    const input: PlannerInput = {
+      profile,
+      pipeline: { schedule, numStages: 2, numMicrobatches: 3 },
+      blockingPowerW: 2,
+      unitTimeS: 0.1,
+    };
     const r = evaluatePlan(input, allAt1000(input));
     expect(r.timeS).toBeCloseTo(timeS, 12);
     expect(r.energyJ).toBeCloseTo(energyJ, 9);
   });
 
   it('places 1F1B instructions where the hand schedule does', () => {
-    const input: PlannerInput = { profile, pipeline: { schedule: '1f1b', numStages: 2, numMicrobatches: 3 }, blockingPowerW: 2, unitTimeS: 0.1 };
+    const input: PlannerInput = {
+      profile,
+      pipeline: { schedule: '1f1b', numStages: 2, numMicrobatches: 3 },
+      blockingPowerW: 2,
+      unitTimeS: 0.1,
+    };
     const tl = planTimeline(input, allAt1000(input));
-    expect(tl[0]!.map((e) => [e.startS, e.endS])).toEqual([[0, 1], [1, 2], [5, 8], [8, 9], [9, 12], [13, 16]]);
-    expect(tl[1]!.map((e) => [e.startS, e.endS])).toEqual([[1, 3], [3, 5], [5, 7], [7, 9], [9, 11], [11, 13]]);
+    expect(tl[0]!.map((e) => [e.startS, e.endS])).toEqual([
+      [0, 1],
+      [1, 2],
+      [5, 8],
+      [8, 9],
+      [9, 12],
+      [13, 16],
+    ]);
+    expect(tl[1]!.map((e) => [e.startS, e.endS])).toEqual([
+      [1, 3],
+      [3, 5],
+      [5, 7],
+      [7, 9],
+      [9, 11],
+      [11, 13],
+    ]);
   });
 
   it('uses each instruction’s own clock', () => {
@@ -53,8 +88,18 @@ describe('evaluatePlan (DESIGN §4.2)', () => {
       { frequencyMhz: 1000, timeS: t, energyJ: 10 * t },
       { frequencyMhz: 500, timeS: 2 * t, energyJ: 6 * t },
     ];
-    const p2 = { stages: [{ forward: two(1), backward: two(3) }, { forward: two(2), backward: two(2) }] };
-    const input: PlannerInput = { profile: p2, pipeline: { schedule: '1f1b', numStages: 2, numMicrobatches: 3 }, blockingPowerW: 2, unitTimeS: 0.1 };
+    const p2 = {
+      stages: [
+        { forward: two(1), backward: two(3) },
+        { forward: two(2), backward: two(2) },
+      ],
+    };
+    const input: PlannerInput = {
+      profile: p2,
+      pipeline: { schedule: '1f1b', numStages: 2, numMicrobatches: 3 },
+      blockingPowerW: 2,
+      unitTimeS: 0.1,
+    };
     const plan = allAt1000(input);
     // Slow S0's last backward (B2) to 500 MHz: it runs [13, 19] → T = 19, Σt = 27, Σe = 240 − 30 + 18.
     plan[0]!.instructions[5]!.frequencyMhz = 500;
@@ -64,11 +109,20 @@ describe('evaluatePlan (DESIGN §4.2)', () => {
   });
 
   it.each([
-    ['an unmeasured clock', (p: StagePlan[]) => (p[1]!.instructions[0]!.frequencyMhz = 1234), 'plan[1].instructions[0].frequency_mhz'],
+    [
+      'an unmeasured clock',
+      (p: StagePlan[]) => (p[1]!.instructions[0]!.frequencyMhz = 1234),
+      'plan[1].instructions[0].frequency_mhz',
+    ],
     ['a wrong order', (p: StagePlan[]) => p[0]!.instructions.reverse(), 'plan[0].instructions[0]'],
     ['a missing stage', (p: StagePlan[]) => p.pop(), 'plan'],
   ])('rejects %s naming the field', (_name, mutate, field) => {
-    const input: PlannerInput = { profile, pipeline: { schedule: '1f1b', numStages: 2, numMicrobatches: 3 }, blockingPowerW: 2, unitTimeS: 0.1 };
+    const input: PlannerInput = {
+      profile,
+      pipeline: { schedule: '1f1b', numStages: 2, numMicrobatches: 3 },
+      blockingPowerW: 2,
+      unitTimeS: 0.1,
+    };
     const plan = allAt1000(input);
     mutate(plan);
     expect(() => evaluatePlan(input, plan)).toThrow(expect.objectContaining({ field }));

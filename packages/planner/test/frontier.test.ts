@@ -23,7 +23,9 @@ function checkAgainstOracle(input: PlannerInput): number {
   }
   // Our fastest point is the exact fastest time; T* is the exact minimum energy.
   expect(f.points[0]!.timeS).toBeCloseTo(exact[0]!.timeS, 12);
-  expect(f.points[f.points.length - 1]!.energyJ).toBeLessThanOrEqual(exact[exact.length - 1]!.energyJ * 1.01);
+  expect(f.points[f.points.length - 1]!.energyJ).toBeLessThanOrEqual(
+    exact[exact.length - 1]!.energyJ * 1.01,
+  );
   return worst;
 }
 
@@ -31,8 +33,14 @@ describe('exactness oracle (every plan enumerated)', () => {
   const clocks3 = [900, 1200, 1500];
   const cases: Array<[string, PlannerInput]> = [];
   for (const seed of [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]) {
-    cases.push([`1f1b N=2 M=2 3 clocks seed ${seed}`, inputOf(syntheticProfile(2, clocks3, seed), '1f1b', 2)]);
-    cases.push([`gpipe N=2 M=2 3 clocks seed ${seed}`, inputOf(syntheticProfile(2, clocks3, seed), 'gpipe', 2)]);
+    cases.push([
+      `1f1b N=2 M=2 3 clocks seed ${seed}`,
+      inputOf(syntheticProfile(2, clocks3, seed), '1f1b', 2),
+    ]);
+    cases.push([
+      `gpipe N=2 M=2 3 clocks seed ${seed}`,
+      inputOf(syntheticProfile(2, clocks3, seed), 'gpipe', 2),
+    ]);
   }
   cases.push(['1f1b N=3 M=2 2 clocks', inputOf(syntheticProfile(3, [1000, 1500], 9), '1f1b', 2)]);
   cases.push(['1f1b N=2 M=3 2 clocks', inputOf(syntheticProfile(2, [1000, 1500], 10), '1f1b', 3)]);
@@ -44,7 +52,13 @@ describe('exactness oracle (every plan enumerated)', () => {
 });
 
 describe('computeFrontier', () => {
-  const input = inputOf(syntheticProfile(4, [800, 950, 1100, 1250, 1400], 42, 0.03), '1f1b', 6, 1e-4, 80);
+  const input = inputOf(
+    syntheticProfile(4, [800, 950, 1100, 1250, 1400], 42, 0.03),
+    '1f1b',
+    6,
+    1e-4,
+    80,
+  );
   const f = computeFrontier(input);
 
   it('reports the discrete truth of every plan', () => {
@@ -98,7 +112,16 @@ describe('computeFrontier', () => {
   });
 });
 
-const a100 = join(__dirname, '..', '..', '..', 'data', 'sosp24', 'stage_profile', 'gpt3-175b+a100_sxm_bf16.csv');
+const a100 = join(
+  __dirname,
+  '..',
+  '..',
+  '..',
+  'data',
+  'sosp24',
+  'stage_profile',
+  'gpt3-175b+a100_sxm_bf16.csv',
+);
 describe('GPT-3 175B, A100 SXM, 8 stages, M=12 (paper artifact)', () => {
   const input: PlannerInput = {
     profile: parseProfileCsv(readFileSync(a100, 'utf8')),

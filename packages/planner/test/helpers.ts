@@ -16,7 +16,12 @@ export function rng(seed: number): () => number {
  * A GPU-like synthetic profile: time ∝ 1/f-ish, power rising superlinearly with f, per-stage
  * imbalance, a little noise (so dominated options exist).
  */
-export function syntheticProfile(numStages: number, clocksMhz: number[], seed: number, noise = 0.01): Profile {
+export function syntheticProfile(
+  numStages: number,
+  clocksMhz: number[],
+  seed: number,
+  noise = 0.01,
+): Profile {
   const r = rng(seed);
   const stages: Profile['stages'] = [];
   const fMax = Math.max(...clocksMhz);
@@ -34,6 +39,17 @@ export function syntheticProfile(numStages: number, clocksMhz: number[], seed: n
   return { stages };
 }
 
-export function inputOf(profile: Profile, schedule: ScheduleKind, numMicrobatches: number, unitTimeS = 1e-4, blockingPowerW = 70): PlannerInput {
-  return { profile, pipeline: { schedule, numStages: profile.stages.length, numMicrobatches }, blockingPowerW, unitTimeS };
+export function inputOf(
+  profile: Profile,
+  schedule: ScheduleKind,
+  numMicrobatches: number,
+  unitTimeS = 1e-4,
+  blockingPowerW = 70,
+): PlannerInput {
+  return {
+    profile,
+    pipeline: { schedule, numStages: profile.stages.length, numMicrobatches },
+    blockingPowerW,
+    unitTimeS,
+  };
 }

@@ -1,7 +1,19 @@
-import { computeFrontier, parseProfileCsv, PlannerInputError, validatePlannerInput, type PlannerInput } from '../src';
+import {
+  computeFrontier,
+  parseProfileCsv,
+  PlannerInputError,
+  validatePlannerInput,
+  type PlannerInput,
+} from '../src';
 
 const header = 'stage,instruction,frequency,time,energy';
-const good = [header, '0,forward,1410,0.05,20', '0,backward,1410,0.1,40', '1,forward,1410,0.06,22', '1,backward,1410,0.11,41'];
+const good = [
+  header,
+  '0,forward,1410,0.05,20',
+  '0,backward,1410,0.1,40',
+  '1,forward,1410,0.06,22',
+  '1,backward,1410,0.11,41',
+];
 
 describe('parseProfileCsv', () => {
   it('parses the stage-level format', () => {
@@ -24,7 +36,7 @@ describe('parseProfileCsv', () => {
   });
 
   it.each([
-    ['a missing column', ['stage,instruction,frequency,time', '0,forward,1,1'], "csv header"],
+    ['a missing column', ['stage,instruction,frequency,time', '0,forward,1,1'], 'csv header'],
     ['NaN time', [header, '0,forward,1410,NaN,20'], "row 1 field 'time'"],
     ['zero time', [header, '0,forward,1410,0,20'], "row 1 field 'time'"],
     ['negative energy', [header, '0,forward,1410,0.1,-1'], "row 1 field 'energy'"],
@@ -57,13 +69,23 @@ describe('validatePlannerInput', () => {
   it.each([
     ['pipeline.num_stages', (i: PlannerInput) => (i.pipeline.numStages = 0)],
     ['pipeline.num_microbatches', (i: PlannerInput) => (i.pipeline.numMicrobatches = 1.5)],
-    ['pipeline.schedule', (i: PlannerInput) => ((i.pipeline as { schedule: string }).schedule = 'zb')],
+    [
+      'pipeline.schedule',
+      (i: PlannerInput) => ((i.pipeline as { schedule: string }).schedule = 'zb'),
+    ],
     ['blocking_power_w', (i: PlannerInput) => (i.blockingPowerW = Number.NaN)],
     ['unit_time_s', (i: PlannerInput) => (i.unitTimeS = 0)],
     ['profile.stages', (i: PlannerInput) => i.profile.stages.pop()],
     ['profile.stages[1].forward', (i: PlannerInput) => (i.profile.stages[1]!.forward = [])],
-    ['profile.stages[0].backward[0].time_s', (i: PlannerInput) => (i.profile.stages[0]!.backward[0]!.timeS = -1)],
-    ['profile.stages[0].forward[1].frequency_mhz', (i: PlannerInput) => i.profile.stages[0]!.forward.push({ ...i.profile.stages[0]!.forward[0]! })],
+    [
+      'profile.stages[0].backward[0].time_s',
+      (i: PlannerInput) => (i.profile.stages[0]!.backward[0]!.timeS = -1),
+    ],
+    [
+      'profile.stages[0].forward[1].frequency_mhz',
+      (i: PlannerInput) =>
+        i.profile.stages[0]!.forward.push({ ...i.profile.stages[0]!.forward[0]! }),
+    ],
   ])('rejects bad %s', (field, mutate) => {
     const input = base();
     mutate(input);

@@ -62,13 +62,19 @@ export interface CellStats {
 }
 
 /** How many leading iterations of a window of `numIterations` are warm-up: max(1, ⌊fraction·n⌋). */
-export function warmupIterations(numIterations: number, fraction = DEFAULT_WARMUP_FRACTION): number {
+export function warmupIterations(
+  numIterations: number,
+  fraction = DEFAULT_WARMUP_FRACTION,
+): number {
   if (numIterations <= 0) return 0;
   return Math.min(numIterations, Math.max(1, Math.floor(fraction * numIterations)));
 }
 
 /** Drops the samples of a window's warm-up iterations (see {@link warmupIterations}). */
-export function discardWarmup(samples: readonly Sample[], fraction = DEFAULT_WARMUP_FRACTION): Sample[] {
+export function discardWarmup(
+  samples: readonly Sample[],
+  fraction = DEFAULT_WARMUP_FRACTION,
+): Sample[] {
   const iterations = [...new Set(samples.map((s) => s.iteration))].sort((a, b) => a - b);
   const w = warmupIterations(iterations.length, fraction);
   if (w === 0) return [...samples];
@@ -123,7 +129,10 @@ function select(a: Float64Array, k: number): number {
 }
 
 /** Median absolute deviation from `center`. */
-export function medianAbsoluteDeviation(values: readonly number[], center = median(values)): number {
+export function medianAbsoluteDeviation(
+  values: readonly number[],
+  center = median(values),
+): number {
   const dev = new Float64Array(values.length);
   for (let i = 0; i < values.length; i++) dev[i] = Math.abs(values[i]! - center);
   return median(dev);
@@ -140,8 +149,14 @@ function inlierTest(values: readonly number[], k: number): (v: number) => boolea
 
 /** Drops samples whose time or energy is more than k·1.4826·MAD from the median. */
 export function removeOutliers(samples: readonly Sample[], k = DEFAULT_OUTLIER_K): Sample[] {
-  const timeOk = inlierTest(samples.map((s) => s.timeS), k);
-  const energyOk = inlierTest(samples.map((s) => s.energyJ), k);
+  const timeOk = inlierTest(
+    samples.map((s) => s.timeS),
+    k,
+  );
+  const energyOk = inlierTest(
+    samples.map((s) => s.energyJ),
+    k,
+  );
   return samples.filter((s) => timeOk(s.timeS) && energyOk(s.energyJ));
 }
 
@@ -206,12 +221,20 @@ export function groupTensorParallel(rows: readonly RawRow[]): TpGroup[] {
   let i = 0;
   while (i < sorted.length) {
     const first = sorted[i]!;
-    const g: TpGroup = { dpRank: first.dpRank, iteration: first.iteration, microbatch: first.microbatch, timeS: first.timeS, energyJ: first.energyJ, ranks: 1 };
+    const g: TpGroup = {
+      dpRank: first.dpRank,
+      iteration: first.iteration,
+      microbatch: first.microbatch,
+      timeS: first.timeS,
+      energyJ: first.energyJ,
+      ranks: 1,
+    };
     let lastTp = first.tpRank;
     let j = i + 1;
     for (; j < sorted.length; j++) {
       const r = sorted[j]!;
-      if (r.dpRank !== g.dpRank || r.iteration !== g.iteration || r.microbatch !== g.microbatch) break;
+      if (r.dpRank !== g.dpRank || r.iteration !== g.iteration || r.microbatch !== g.microbatch)
+        break;
       if (r.tpRank === lastTp) continue;
       lastTp = r.tpRank;
       g.ranks++;
@@ -229,7 +252,10 @@ export function groupTensorParallel(rows: readonly RawRow[]): TpGroup[] {
  * TP ranks; only groups with all `tpDegree` ranks become samples. Returns the samples per
  * data-parallel rank.
  */
-export function combineTensorParallel(rows: readonly RawRow[], tpDegree: number): Map<number, Sample[]> {
+export function combineTensorParallel(
+  rows: readonly RawRow[],
+  tpDegree: number,
+): Map<number, Sample[]> {
   return samplesByPipeline(groupTensorParallel(rows), tpDegree);
 }
 
@@ -245,15 +271,30 @@ function samplesByPipeline(groups: readonly TpGroup[], tpDegree: number): Map<nu
 }
 
 function compareRows(a: RawRow, b: RawRow): number {
-  return a.dpRank - b.dpRank || a.iteration - b.iteration || a.microbatch - b.microbatch || a.tpRank - b.tpRank;
+  return (
+    a.dpRank - b.dpRank ||
+    a.iteration - b.iteration ||
+    a.microbatch - b.microbatch ||
+    a.tpRank - b.tpRank
+  );
 }
 
-function cell(scope: CellScope, key: CellKey, stats: CellStats, ids: { dpRank: number; rank: number; tpRank: number }): ProfileCell {
+function cell(
+  scope: CellScope,
+  key: CellKey,
+  stats: CellStats,
+  ids: { dpRank: number; rank: number; tpRank: number },
+): ProfileCell {
   return { scope, ...ids, ...key, ...stats, imported: false };
 }
 
 /** Pipeline cells (one per data-parallel rank) and the pooled cell of one key, from its TP groups (rules 2–4). */
-export function aggregateTpGroups(groups: readonly TpGroup[], key: CellKey, tpDegree: number, opts: AggregationOptions = {}): ProfileCell[] {
+export function aggregateTpGroups(
+  groups: readonly TpGroup[],
+  key: CellKey,
+  tpDegree: number,
+  opts: AggregationOptions = {},
+): ProfileCell[] {
   const fraction = opts.warmupFraction ?? DEFAULT_WARMUP_FRACTION;
   const k = opts.outlierK ?? DEFAULT_OUTLIER_K;
   const out: ProfileCell[] = [];
@@ -265,14 +306,31 @@ export function aggregateTpGroups(groups: readonly TpGroup[], key: CellKey, tpDe
     const warm = discardWarmup(samples, fraction);
     for (const w of warm) pooled.push(w);
     pooledRaw += samples.length;
-    out.push(cell('pipeline', key, summarize(removeOutliers(warm, k), samples.length), { dpRank: dp, rank: -1, tpRank: -1 }));
+    out.push(
+      cell('pipeline', key, summarize(removeOutliers(warm, k), samples.length), {
+        dpRank: dp,
+        rank: -1,
+        tpRank: -1,
+      }),
+    );
   }
-  if (byDp.size > 0) out.push(cell('pooled', key, summarize(removeOutliers(pooled, k), pooledRaw), { dpRank: -1, rank: -1, tpRank: -1 }));
+  if (byDp.size > 0)
+    out.push(
+      cell('pooled', key, summarize(removeOutliers(pooled, k), pooledRaw), {
+        dpRank: -1,
+        rank: -1,
+        tpRank: -1,
+      }),
+    );
   return out;
 }
 
 /** Per-rank cells of one key (no TP combine; the rank-level CSV), rules 2–4 per rank. */
-export function aggregateRanks(rows: readonly RawRow[], key: CellKey, opts: AggregationOptions = {}): ProfileCell[] {
+export function aggregateRanks(
+  rows: readonly RawRow[],
+  key: CellKey,
+  opts: AggregationOptions = {},
+): ProfileCell[] {
   const fraction = opts.warmupFraction ?? DEFAULT_WARMUP_FRACTION;
   const k = opts.outlierK ?? DEFAULT_OUTLIER_K;
   const byRank = new Map<number, { dp: number; tp: number; samples: Sample[] }>();
@@ -286,7 +344,11 @@ export function aggregateRanks(rows: readonly RawRow[], key: CellKey, opts: Aggr
     .map((rank) => {
       const e = byRank.get(rank)!;
       const kept = removeOutliers(discardWarmup(e.samples, fraction), k);
-      return cell('rank', key, summarize(kept, e.samples.length), { dpRank: e.dp, rank, tpRank: e.tp });
+      return cell('rank', key, summarize(kept, e.samples.length), {
+        dpRank: e.dp,
+        rank,
+        tpRank: e.tp,
+      });
     });
 }
 
@@ -294,8 +356,16 @@ export function aggregateRanks(rows: readonly RawRow[], key: CellKey, opts: Aggr
  * Every cell of one (stage, instruction, frequency) from its raw rows: one pooled cell, one per
  * pipeline, one per rank. Pooled and pipeline cells are TP-combined (rules 1–4 of this module).
  */
-export function aggregateCell(rows: readonly RawRow[], key: CellKey, tpDegree: number, opts: AggregationOptions = {}): ProfileCell[] {
-  return [...aggregateTpGroups(groupTensorParallel(rows), key, tpDegree, opts), ...aggregateRanks(rows, key, opts)];
+export function aggregateCell(
+  rows: readonly RawRow[],
+  key: CellKey,
+  tpDegree: number,
+  opts: AggregationOptions = {},
+): ProfileCell[] {
+  return [
+    ...aggregateTpGroups(groupTensorParallel(rows), key, tpDegree, opts),
+    ...aggregateRanks(rows, key, opts),
+  ];
 }
 
 /**
@@ -312,12 +382,24 @@ export function mergeCellStats(a: CellStats, b: CellStats): CellStats {
     if (b.count === 0) return [ma, sa];
     const delta = mb - ma;
     const mean = ma + (delta * b.count) / n;
-    const m2 = sa * sa * (a.count - 1) + sb * sb * (b.count - 1) + (delta * delta * a.count * b.count) / n;
+    const m2 =
+      sa * sa * (a.count - 1) + sb * sb * (b.count - 1) + (delta * delta * a.count * b.count) / n;
     return [mean, n > 1 ? Math.sqrt(m2 / (n - 1)) : 0];
   };
-  const weighted = (x: number, y: number): number => (n === 0 ? 0 : (x * a.count + y * b.count) / n);
-  const [timeMeanS, timeStddevS] = mergeMoments(a.timeMeanS, a.timeStddevS, b.timeMeanS, b.timeStddevS);
-  const [energyMeanJ, energyStddevJ] = mergeMoments(a.energyMeanJ, a.energyStddevJ, b.energyMeanJ, b.energyStddevJ);
+  const weighted = (x: number, y: number): number =>
+    n === 0 ? 0 : (x * a.count + y * b.count) / n;
+  const [timeMeanS, timeStddevS] = mergeMoments(
+    a.timeMeanS,
+    a.timeStddevS,
+    b.timeMeanS,
+    b.timeStddevS,
+  );
+  const [energyMeanJ, energyStddevJ] = mergeMoments(
+    a.energyMeanJ,
+    a.energyStddevJ,
+    b.energyMeanJ,
+    b.energyStddevJ,
+  );
   return {
     count: n,
     rawCount: a.rawCount + b.rawCount,

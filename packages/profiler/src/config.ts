@@ -41,9 +41,14 @@ export const DEFAULT_PROFILER_CONFIG: ProfilerConfig = {
 };
 
 /** Resolves the configuration; throws an Error naming the setting when a value is out of range. */
-export function resolveProfilerConfig(explicit: Partial<ProfilerConfig> = {}, env: NodeJS.ProcessEnv = process.env): ProfilerConfig {
+export function resolveProfilerConfig(
+  explicit: Partial<ProfilerConfig> = {},
+  env: NodeJS.ProcessEnv = process.env,
+): ProfilerConfig {
   const d = DEFAULT_PROFILER_CONFIG;
-  const defined = Object.fromEntries(Object.entries(explicit).filter(([, v]) => v !== undefined)) as Partial<ProfilerConfig>;
+  const defined = Object.fromEntries(
+    Object.entries(explicit).filter(([, v]) => v !== undefined),
+  ) as Partial<ProfilerConfig>;
   const cfg: ProfilerConfig = {
     dataDir: envString('PERSEUS_PROFILER_DATA_DIR', d.dataDir, env),
     synchronous: envString('PERSEUS_PROFILER_SYNC', d.synchronous, env) as SynchronousMode,
@@ -53,18 +58,35 @@ export function resolveProfilerConfig(explicit: Partial<ProfilerConfig> = {}, en
     warmupFraction: envNumber('PERSEUS_PROFILER_WARMUP_FRACTION', d.warmupFraction, env),
     outlierK: envNumber('PERSEUS_PROFILER_OUTLIER_K', d.outlierK, env),
     rawRetentionS: envNumber('PERSEUS_PROFILER_RAW_RETENTION_S', d.rawRetentionS, env),
-    aggregateIntervalMs: envNumber('PERSEUS_PROFILER_AGGREGATE_INTERVAL_MS', d.aggregateIntervalMs, env),
+    aggregateIntervalMs: envNumber(
+      'PERSEUS_PROFILER_AGGREGATE_INTERVAL_MS',
+      d.aggregateIntervalMs,
+      env,
+    ),
     ...defined,
   };
   const problems: string[] = [];
   if (cfg.dataDir === '') problems.push('data dir must not be empty');
-  if (cfg.synchronous !== 'full' && cfg.synchronous !== 'normal') problems.push(`sync must be full or normal, got ${JSON.stringify(cfg.synchronous)}`);
-  if (!(Number.isInteger(cfg.maxBatchMeasurements) && cfg.maxBatchMeasurements >= 1 && cfg.maxBatchMeasurements <= 10_000)) problems.push(`max batch must be an integer in [1, 10000], got ${cfg.maxBatchMeasurements}`);
-  if (!(Number.isInteger(cfg.coverageMinCount) && cfg.coverageMinCount >= 1)) problems.push(`coverage min count must be an integer ≥ 1, got ${cfg.coverageMinCount}`);
-  if (!(cfg.warmupFraction >= 0 && cfg.warmupFraction < 1)) problems.push(`warm-up fraction must be in [0, 1), got ${cfg.warmupFraction}`);
+  if (cfg.synchronous !== 'full' && cfg.synchronous !== 'normal')
+    problems.push(`sync must be full or normal, got ${JSON.stringify(cfg.synchronous)}`);
+  if (
+    !(
+      Number.isInteger(cfg.maxBatchMeasurements) &&
+      cfg.maxBatchMeasurements >= 1 &&
+      cfg.maxBatchMeasurements <= 10_000
+    )
+  )
+    problems.push(`max batch must be an integer in [1, 10000], got ${cfg.maxBatchMeasurements}`);
+  if (!(Number.isInteger(cfg.coverageMinCount) && cfg.coverageMinCount >= 1))
+    problems.push(`coverage min count must be an integer ≥ 1, got ${cfg.coverageMinCount}`);
+  if (!(cfg.warmupFraction >= 0 && cfg.warmupFraction < 1))
+    problems.push(`warm-up fraction must be in [0, 1), got ${cfg.warmupFraction}`);
   if (!(cfg.outlierK > 0)) problems.push(`outlier k must be > 0, got ${cfg.outlierK}`);
-  if (!(cfg.rawRetentionS >= 0)) problems.push(`raw retention must be ≥ 0 s, got ${cfg.rawRetentionS}`);
-  if (!(cfg.aggregateIntervalMs >= 0)) problems.push(`aggregate interval must be ≥ 0 ms, got ${cfg.aggregateIntervalMs}`);
-  if (problems.length > 0) throw new Error(`invalid profiler configuration: ${problems.join('; ')}`);
+  if (!(cfg.rawRetentionS >= 0))
+    problems.push(`raw retention must be ≥ 0 s, got ${cfg.rawRetentionS}`);
+  if (!(cfg.aggregateIntervalMs >= 0))
+    problems.push(`aggregate interval must be ≥ 0 ms, got ${cfg.aggregateIntervalMs}`);
+  if (problems.length > 0)
+    throw new Error(`invalid profiler configuration: ${problems.join('; ')}`);
   return cfg;
 }

@@ -33,7 +33,11 @@ export interface ProfilerServiceOptions {
 /** The in-stream form of an error (BatchAck.error). Unexpected errors are logged and become INTERNAL. */
 export function toStreamError(err: unknown, logger: Logger): commonV1.StreamError {
   if (err instanceof ValidationError) {
-    return { code: err.code, message: err.message, violations: err.violations.map((v) => ({ field: v.field, description: v.description })) };
+    return {
+      code: err.code,
+      message: err.message,
+      violations: err.violations.map((v) => ({ field: v.field, description: v.description })),
+    };
   }
   if (err instanceof PerseusError) return { code: err.code, message: err.message, violations: [] };
   logger.error({ err }, 'batch failed unexpectedly');
@@ -57,11 +61,20 @@ function cellToWire(c: ProfileCell): profilerV1.ProfileCell {
 }
 
 /** The hosted perseus.profiler.v1.Profiler service over `profiler`. */
-export function profilerService(profiler: Profiler, logger: Logger, options: ProfilerServiceOptions = {}): HostedService {
-  const maxBatch = Math.min(options.maxBatchMeasurements ?? LIMITS.maxBatchMeasurements, LIMITS.maxBatchMeasurements);
+export function profilerService(
+  profiler: Profiler,
+  logger: Logger,
+  options: ProfilerServiceOptions = {},
+): HostedService {
+  const maxBatch = Math.min(
+    options.maxBatchMeasurements ?? LIMITS.maxBatchMeasurements,
+    LIMITS.maxBatchMeasurements,
+  );
   const window = Math.max(1, options.streamWindow ?? 8);
 
-  const reportMeasurements = (call: grpc.ServerDuplexStream<profilerV1.MeasurementBatch__Output, profilerV1.BatchAck>): Promise<void> =>
+  const reportMeasurements = (
+    call: grpc.ServerDuplexStream<profilerV1.MeasurementBatch__Output, profilerV1.BatchAck>,
+  ): Promise<void> =>
     new Promise<void>((resolve) => {
       let inflight = 0;
       let ended = false;
@@ -104,7 +117,12 @@ export function profilerService(profiler: Profiler, logger: Logger, options: Pro
           }
           const r = await profiler.submitBatch(batch);
           return { batch_id: r.batchId, stored_count: r.storedCount, duplicate: r.duplicate };
-        })().catch((err: unknown) => ({ batch_id: msg.batch_id ?? '', stored_count: 0, duplicate: false, error: toStreamError(err, logger) }));
+        })().catch((err: unknown) => ({
+          batch_id: msg.batch_id ?? '',
+          stored_count: 0,
+          duplicate: false,
+          error: toStreamError(err, logger),
+        }));
         // Acks leave in the order the batches came in.
         tail = tail
           .then(() => ack)
@@ -127,32 +145,45 @@ export function profilerService(profiler: Profiler, logger: Logger, options: Pro
     name: 'perseus.profiler.v1.Profiler',
     definition: perseusGrpc().perseus.profiler.v1.Profiler.service,
     handlers: {
-      RegisterJob: rpc.unary<profilerV1.RegisterJobRequest__Output, profilerV1.RegisterJobResponse>(async (req) =>
-        profiler.registerJob(validateRegisterJob(req)),
+      RegisterJob: rpc.unary<profilerV1.RegisterJobRequest__Output, profilerV1.RegisterJobResponse>(
+        async (req) => profiler.registerJob(validateRegisterJob(req)),
       ),
       ReportMeasurements: rpc.bidi(reportMeasurements),
-      ReportIterations: rpc.unary<profilerV1.ReportIterationsRequest__Output, profilerV1.ReportIterationsResponse>(async (req) => ({
+      ReportIterations: rpc.unary<
+        profilerV1.ReportIterationsRequest__Output,
+        profilerV1.ReportIterationsResponse
+      >(async (req) => ({
         stored_count: await profiler.reportIterations(validateReportIterations(req)),
       })),
-      GetProfile: rpc.unary<profilerV1.GetProfileRequest__Output, profilerV1.GetProfileResponse>(async (req) => ({
-        cells: (await profiler.getProfile(validateGetProfile(req))).map(cellToWire),
-      })),
-      GetCoverage: rpc.unary<profilerV1.GetCoverageRequest__Output, profilerV1.GetCoverageResponse>(async (req) => {
-        const cov = await profiler.getCoverage(validateGetCoverage(req));
-        return {
-          complete: cov.complete,
-          entries: cov.entries.map((e) => ({
-            stage: e.stage,
-            instruction: instructionToWire(e.instruction),
-            covered_frequencies_mhz: e.coveredFrequenciesMhz,
-            missing_frequencies_mhz: e.missingFrequenciesMhz,
-          })),
-        };
-      }),
-      ImportProfile: rpc.unary<profilerV1.ImportProfileRequest__Output, profilerV1.ImportProfileResponse>(async (req) => ({
+      GetProfile: rpc.unary<profilerV1.GetProfileRequest__Output, profilerV1.GetProfileResponse>(
+        async (req) => ({
+          cells: (await profiler.getProfile(validateGetProfile(req))).map(cellToWire),
+        }),
+      ),
+      GetCoverage: rpc.unary<profilerV1.GetCoverageRequest__Output, profilerV1.GetCoverageResponse>(
+        async (req) => {
+          const cov = await profiler.getCoverage(validateGetCoverage(req));
+          return {
+            complete: cov.complete,
+            entries: cov.entries.map((e) => ({
+              stage: e.stage,
+              instruction: instructionToWire(e.instruction),
+              covered_frequencies_mhz: e.coveredFrequenciesMhz,
+              missing_frequencies_mhz: e.missingFrequenciesMhz,
+            })),
+          };
+        },
+      ),
+      ImportProfile: rpc.unary<
+        profilerV1.ImportProfileRequest__Output,
+        profilerV1.ImportProfileResponse
+      >(async (req) => ({
         row_count: await profiler.importProfile(validateImportProfile(req)),
       })),
-      ExportProfile: rpc.unary<profilerV1.ExportProfileRequest__Output, profilerV1.ExportProfileResponse>(async (req) => ({
+      ExportProfile: rpc.unary<
+        profilerV1.ExportProfileRequest__Output,
+        profilerV1.ExportProfileResponse
+      >(async (req) => ({
         csv: await profiler.exportProfile(validateExportProfile(req)),
       })),
     },

@@ -14,10 +14,28 @@
  */
 export { createProfilerModule, type ProfilerModule, type ProfilerModuleOptions } from './module';
 export { DEFAULT_PROFILER_CONFIG, resolveProfilerConfig, type ProfilerConfig } from './config';
-export { Profiler, relativeStderr, type Coverage, type CoverageEntry, type IngestCounters, type ProfilerOptions } from './profiler';
+export {
+  Profiler,
+  relativeStderr,
+  type Coverage,
+  type CoverageEntry,
+  type IngestCounters,
+  type ProfilerOptions,
+} from './profiler';
 export { profilerService, toStreamError, type ProfilerServiceOptions } from './grpc-service';
-export type { BatchOutcome, CellAggregator, CellQuery, DirtyFilter, ProfileStore, StoreStats } from './store';
-export { SqliteProfileStore, type SqliteProfileStoreOptions, type SynchronousMode } from './sqlite-store';
+export type {
+  BatchOutcome,
+  CellAggregator,
+  CellQuery,
+  DirtyFilter,
+  ProfileStore,
+  StoreStats,
+} from './store';
+export {
+  SqliteProfileStore,
+  type SqliteProfileStoreOptions,
+  type SynchronousMode,
+} from './sqlite-store';
 export {
   DEFAULT_OUTLIER_K,
   DEFAULT_WARMUP_FRACTION,

@@ -49,7 +49,12 @@ export async function renderMetrics(profiler: Profiler, meter?: IngestRateMeter)
   const c = profiler.ingestCounters();
   const s = await profiler.storeStats();
   const out: string[] = [];
-  const metric = (name: string, type: 'counter' | 'gauge' | 'histogram', help: string, lines: string[]): void => {
+  const metric = (
+    name: string,
+    type: 'counter' | 'gauge' | 'histogram',
+    help: string,
+    lines: string[],
+  ): void => {
     out.push(`# HELP ${name} ${help}`, `# TYPE ${name} ${type}`, ...lines);
   };
   metric('perseus_profiler_batches_total', 'counter', 'Measurement batches by outcome.', [
@@ -57,35 +62,69 @@ export async function renderMetrics(profiler: Profiler, meter?: IngestRateMeter)
     line('perseus_profiler_batches_total', c.batchesDuplicate, 'result="duplicate"'),
     line('perseus_profiler_batches_total', c.batchesRejected, 'result="rejected"'),
   ]);
-  metric('perseus_profiler_measurements_stored_total', 'counter', 'Measurements durably stored since start.', [
-    line('perseus_profiler_measurements_stored_total', c.measurementsStored),
+  metric(
+    'perseus_profiler_measurements_stored_total',
+    'counter',
+    'Measurements durably stored since start.',
+    [line('perseus_profiler_measurements_stored_total', c.measurementsStored)],
+  );
+  metric(
+    'perseus_profiler_ingest_rate',
+    'gauge',
+    'Measurements stored per second over the last 10 s.',
+    [line('perseus_profiler_ingest_rate', meter?.rate() ?? 0)],
+  );
+  metric(
+    'perseus_profiler_group_commits_total',
+    'counter',
+    'Durable group commits (one fsync each with sync=full).',
+    [line('perseus_profiler_group_commits_total', c.groupCommits)],
+  );
+  metric(
+    'perseus_profiler_queued_measurements',
+    'gauge',
+    'Measurements received and waiting for commit.',
+    [line('perseus_profiler_queued_measurements', c.queuedMeasurements)],
+  );
+  metric('perseus_profiler_queued_batches', 'gauge', 'Batches received and waiting for commit.', [
+    line('perseus_profiler_queued_batches', c.queuedBatches),
   ]);
-  metric('perseus_profiler_ingest_rate', 'gauge', 'Measurements stored per second over the last 10 s.', [
-    line('perseus_profiler_ingest_rate', meter?.rate() ?? 0),
-  ]);
-  metric('perseus_profiler_group_commits_total', 'counter', 'Durable group commits (one fsync each with sync=full).', [
-    line('perseus_profiler_group_commits_total', c.groupCommits),
-  ]);
-  metric('perseus_profiler_queued_measurements', 'gauge', 'Measurements received and waiting for commit.', [
-    line('perseus_profiler_queued_measurements', c.queuedMeasurements),
-  ]);
-  metric('perseus_profiler_queued_batches', 'gauge', 'Batches received and waiting for commit.', [line('perseus_profiler_queued_batches', c.queuedBatches)]);
   // Bucket counts are already cumulative (an observation counts in every bucket it fits).
-  const buckets = c.commitLatency.buckets.map(([le, n]) => line('perseus_profiler_commit_lag_seconds_bucket', n, `le="${le}"`));
-  metric('perseus_profiler_commit_lag_seconds', 'histogram', 'Time from a batch entering the commit queue to its durable commit.', [
-    ...buckets,
-    line('perseus_profiler_commit_lag_seconds_bucket', c.commitLatency.count, 'le="+Inf"'),
-    line('perseus_profiler_commit_lag_seconds_sum', c.commitLatency.sumS),
-    line('perseus_profiler_commit_lag_seconds_count', c.commitLatency.count),
+  const buckets = c.commitLatency.buckets.map(([le, n]) =>
+    line('perseus_profiler_commit_lag_seconds_bucket', n, `le="${le}"`),
+  );
+  metric(
+    'perseus_profiler_commit_lag_seconds',
+    'histogram',
+    'Time from a batch entering the commit queue to its durable commit.',
+    [
+      ...buckets,
+      line('perseus_profiler_commit_lag_seconds_bucket', c.commitLatency.count, 'le="+Inf"'),
+      line('perseus_profiler_commit_lag_seconds_sum', c.commitLatency.sumS),
+      line('perseus_profiler_commit_lag_seconds_count', c.commitLatency.count),
+    ],
+  );
+  metric('perseus_profiler_raw_rows', 'gauge', 'Raw measurement rows held by the store.', [
+    line('perseus_profiler_raw_rows', s.rawRows),
   ]);
-  metric('perseus_profiler_raw_rows', 'gauge', 'Raw measurement rows held by the store.', [line('perseus_profiler_raw_rows', s.rawRows)]);
-  metric('perseus_profiler_cells', 'gauge', 'Aggregated cells held (all scopes).', [line('perseus_profiler_cells', s.cells)]);
-  metric('perseus_profiler_jobs', 'gauge', 'Jobs known to the profiler.', [line('perseus_profiler_jobs', s.jobs)]);
-  metric('perseus_profiler_iteration_records', 'gauge', 'Iteration records held.', [line('perseus_profiler_iteration_records', s.iterationRecords)]);
-  metric('perseus_profiler_dirty_cells', 'gauge', 'Cells with measurements not yet aggregated.', [line('perseus_profiler_dirty_cells', s.dirtyCells)]);
-  metric('perseus_profiler_aggregation_lag_seconds', 'gauge', 'Age of the oldest measurement not yet aggregated.', [
-    line('perseus_profiler_aggregation_lag_seconds', s.oldestDirtyAgeS),
+  metric('perseus_profiler_cells', 'gauge', 'Aggregated cells held (all scopes).', [
+    line('perseus_profiler_cells', s.cells),
   ]);
+  metric('perseus_profiler_jobs', 'gauge', 'Jobs known to the profiler.', [
+    line('perseus_profiler_jobs', s.jobs),
+  ]);
+  metric('perseus_profiler_iteration_records', 'gauge', 'Iteration records held.', [
+    line('perseus_profiler_iteration_records', s.iterationRecords),
+  ]);
+  metric('perseus_profiler_dirty_cells', 'gauge', 'Cells with measurements not yet aggregated.', [
+    line('perseus_profiler_dirty_cells', s.dirtyCells),
+  ]);
+  metric(
+    'perseus_profiler_aggregation_lag_seconds',
+    'gauge',
+    'Age of the oldest measurement not yet aggregated.',
+    [line('perseus_profiler_aggregation_lag_seconds', s.oldestDirtyAgeS)],
+  );
   return `${out.join('\n')}\n`;
 }
 
@@ -96,9 +135,14 @@ export interface MetricsServer {
 }
 
 /** Serves `/metrics` on `listen` (`host:port`, port 0 picks one). */
-export async function startMetricsServer(listen: string, profiler: Profiler, logger: Logger): Promise<MetricsServer> {
+export async function startMetricsServer(
+  listen: string,
+  profiler: Profiler,
+  logger: Logger,
+): Promise<MetricsServer> {
   const m = /^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):(\d+)$/.exec(listen.trim());
-  if (!m) throw new Error(`metrics listen address must be host:port, got ${JSON.stringify(listen)}`);
+  if (!m)
+    throw new Error(`metrics listen address must be host:port, got ${JSON.stringify(listen)}`);
   const host = m[1]!.replace(/^\[|\]$/g, '');
   const meter = new IngestRateMeter(() => profiler.ingestCounters().measurementsStored);
   const server = http.createServer((req, res) => {
@@ -107,7 +151,10 @@ export async function startMetricsServer(listen: string, profiler: Profiler, log
       return;
     }
     renderMetrics(profiler, meter).then(
-      (body) => res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4; charset=utf-8' }).end(body),
+      (body) =>
+        res
+          .writeHead(200, { 'content-type': 'text/plain; version=0.0.4; charset=utf-8' })
+          .end(body),
       (err: unknown) => {
         logger.error({ err }, 'metrics rendering failed');
         res.writeHead(500, { 'content-type': 'text/plain' }).end('internal error\n');

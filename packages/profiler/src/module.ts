@@ -41,10 +41,14 @@ export interface ProfilerModule extends ServiceModule {
  * server.onShutdown(() => mod.close());
  * ```
  */
-export async function createProfilerModule(options: ProfilerModuleOptions): Promise<ProfilerModule> {
+export async function createProfilerModule(
+  options: ProfilerModuleOptions,
+): Promise<ProfilerModule> {
   const config = resolveProfilerConfig(options.config, options.env);
   const logger = options.logger;
-  const store = options.store ?? new SqliteProfileStore({ dataDir: config.dataDir, synchronous: config.synchronous });
+  const store =
+    options.store ??
+    new SqliteProfileStore({ dataDir: config.dataDir, synchronous: config.synchronous });
   const profiler = new Profiler({
     store,
     logger,
@@ -65,7 +69,12 @@ export async function createProfilerModule(options: ProfilerModuleOptions): Prom
   logger.info({ dataDir: config.dataDir, synchronous: config.synchronous }, 'profiler store open');
   return {
     name: 'profiler',
-    services: [profilerService(profiler, logger, { maxBatchMeasurements: config.maxBatchMeasurements, streamWindow: options.streamWindow })],
+    services: [
+      profilerService(profiler, logger, {
+        maxBatchMeasurements: config.maxBatchMeasurements,
+        streamWindow: options.streamWindow,
+      }),
+    ],
     profiler,
     config,
     metricsAddress: () => metrics?.address,

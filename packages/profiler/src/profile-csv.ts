@@ -13,7 +13,13 @@ import type { FieldViolation } from '@perseus/service-kit';
 import type { Instruction, ProfileFormatName } from './types';
 
 export const STAGE_CSV_COLUMNS = ['stage', 'instruction', 'frequency', 'time', 'energy'] as const;
-export const RANK_CSV_COLUMNS = ['rank', 'dp_rank', 'pp_rank', 'tp_rank', ...STAGE_CSV_COLUMNS] as const;
+export const RANK_CSV_COLUMNS = [
+  'rank',
+  'dp_rank',
+  'pp_rank',
+  'tp_rank',
+  ...STAGE_CSV_COLUMNS,
+] as const;
 
 /** One parsed CSV row. For stage-level rows the rank fields are -1. */
 export interface ProfileCsvRow {
@@ -37,16 +43,24 @@ export const MAX_CSV_ROWS = 1_000_000;
  * Parses a profile CSV with a header row. Throws a {@link ValidationError} on `field` naming the
  * line and column of each problem (`csv: line 4: time must be > 0, got -1`).
  */
-export function parseProfileCsv(text: string, format: ProfileFormatName, field = 'csv'): ProfileCsvRow[] {
+export function parseProfileCsv(
+  text: string,
+  format: ProfileFormatName,
+  field = 'csv',
+): ProfileCsvRow[] {
   const expected: readonly string[] = format === 'stage' ? STAGE_CSV_COLUMNS : RANK_CSV_COLUMNS;
   const lines = text.split(/\r?\n/);
   const violations: FieldViolation[] = [];
   const fail = (line: number, msg: string): void => {
-    if (violations.length < MAX_VIOLATIONS) violations.push({ field, description: `line ${line}: ${msg}` });
+    if (violations.length < MAX_VIOLATIONS)
+      violations.push({ field, description: `line ${line}: ${msg}` });
   };
   const header = (lines[0] ?? '').split(',').map((h) => h.trim());
   if (header.join(',') !== expected.join(',')) {
-    throw ValidationError.field(field, `header must be ${expected.join(',')}, got ${JSON.stringify((lines[0] ?? '').slice(0, 200))}`);
+    throw ValidationError.field(
+      field,
+      `header must be ${expected.join(',')}, got ${JSON.stringify((lines[0] ?? '').slice(0, 200))}`,
+    );
   }
   const rows: ProfileCsvRow[] = [];
   const seen = new Set<string>();
@@ -67,18 +81,22 @@ export function parseProfileCsv(text: string, format: ProfileFormatName, field =
     const int = (name: string): number => {
       const s = get(name);
       const v = /^\d{1,9}$/.test(s) ? Number(s) : NaN;
-      if (Number.isNaN(v)) fail(lineNo, `${name} must be a non-negative integer, got ${JSON.stringify(s)}`);
+      if (Number.isNaN(v))
+        fail(lineNo, `${name} must be a non-negative integer, got ${JSON.stringify(s)}`);
       return v;
     };
     const num = (name: string, positive: boolean): number => {
       const s = get(name);
       const v = s === '' ? NaN : Number(s);
-      if (!Number.isFinite(v)) fail(lineNo, `${name} must be a finite number, got ${JSON.stringify(s)}`);
-      else if (positive ? !(v > 0) : v < 0) fail(lineNo, `${name} must be ${positive ? '> 0' : '≥ 0'}, got ${s}`);
+      if (!Number.isFinite(v))
+        fail(lineNo, `${name} must be a finite number, got ${JSON.stringify(s)}`);
+      else if (positive ? !(v > 0) : v < 0)
+        fail(lineNo, `${name} must be ${positive ? '> 0' : '≥ 0'}, got ${s}`);
       return v;
     };
     const instr = get('instruction');
-    if (instr !== 'forward' && instr !== 'backward') fail(lineNo, `instruction must be forward or backward, got ${JSON.stringify(instr)}`);
+    if (instr !== 'forward' && instr !== 'backward')
+      fail(lineNo, `instruction must be forward or backward, got ${JSON.stringify(instr)}`);
     const row: ProfileCsvRow = {
       rank: format === 'rank' ? int('rank') : -1,
       dpRank: format === 'rank' ? int('dp_rank') : -1,
@@ -95,11 +113,16 @@ export function parseProfileCsv(text: string, format: ProfileFormatName, field =
     }
     if (row.frequencyMhz === 0) fail(lineNo, 'frequency must be ≥ 1, got 0');
     const key = `${row.rank}/${row.stage}/${row.instruction}/${row.frequencyMhz}`;
-    if (seen.has(key)) fail(lineNo, `duplicate row for ${format === 'rank' ? `rank ${row.rank}, ` : ''}stage ${row.stage}, ${instr}, ${row.frequencyMhz} MHz`);
+    if (seen.has(key))
+      fail(
+        lineNo,
+        `duplicate row for ${format === 'rank' ? `rank ${row.rank}, ` : ''}stage ${row.stage}, ${instr}, ${row.frequencyMhz} MHz`,
+      );
     seen.add(key);
     rows.push(row);
   }
-  if (violations.length === 0 && rows.length === 0) violations.push({ field, description: 'has no data rows' });
+  if (violations.length === 0 && rows.length === 0)
+    violations.push({ field, description: 'has no data rows' });
   if (violations.length > 0) throw new ValidationError(violations);
   return rows;
 }
@@ -115,7 +138,10 @@ export function compareCsvRows(a: ProfileCsvRow, b: ProfileCsvRow): number {
 }
 
 /** Writes rows as a profile CSV (header + one line per row, Zeus order, trailing newline). */
-export function formatProfileCsv(rows: readonly ProfileCsvRow[], format: ProfileFormatName): string {
+export function formatProfileCsv(
+  rows: readonly ProfileCsvRow[],
+  format: ProfileFormatName,
+): string {
   const sorted = [...rows].sort(compareCsvRows);
   const out: string[] = [(format === 'stage' ? STAGE_CSV_COLUMNS : RANK_CSV_COLUMNS).join(',')];
   for (const r of sorted) {

@@ -3,16 +3,34 @@
  * commit, job registration, queries, CSV import/export, retention. The gRPC adapter
  * (grpc-service.ts) only validates, calls these methods and maps errors.
  */
-import { FailedPreconditionError, NotFoundError, UnavailableError, ValidationError } from '@perseus/service-kit';
+import {
+  FailedPreconditionError,
+  NotFoundError,
+  UnavailableError,
+  ValidationError,
+} from '@perseus/service-kit';
 import type { Logger } from '@perseus/service-kit';
 import type { AggregationOptions } from './aggregate';
 import { aggregateRanks, aggregateTpGroups, median } from './aggregate';
 import type { ProfileCsvRow } from './profile-csv';
 import { formatProfileCsv } from './profile-csv';
 import type { CellAggregator, DirtyFilter, ProfileStore, StoreStats } from './store';
-import type { BatchResult, Instruction, JobSpec, MeasurementBatch, ProfileCell, ProfileFormatName } from './types';
+import type {
+  BatchResult,
+  Instruction,
+  JobSpec,
+  MeasurementBatch,
+  ProfileCell,
+  ProfileFormatName,
+} from './types';
 import { INSTRUCTIONS } from './types';
-import type { ExportProfileQuery, GetCoverageQuery, GetProfileQuery, ImportProfileCommand, ReportIterations } from './validate';
+import type {
+  ExportProfileQuery,
+  GetCoverageQuery,
+  GetProfileQuery,
+  ImportProfileCommand,
+  ReportIterations,
+} from './validate';
 import { checkBatchAgainstJob, checkImportAgainstJob, checkIterationsAgainstJob } from './validate';
 
 export interface ProfilerOptions {
@@ -95,7 +113,15 @@ export class Profiler {
   private closing = false;
   private readonly timers: NodeJS.Timeout[] = [];
   private readonly latencyCounts = LATENCY_BUCKETS_S.map(() => 0);
-  private readonly counters = { batchesStored: 0, batchesDuplicate: 0, batchesRejected: 0, measurementsStored: 0, groupCommits: 0, latencyCount: 0, latencySumS: 0 };
+  private readonly counters = {
+    batchesStored: 0,
+    batchesDuplicate: 0,
+    batchesRejected: 0,
+    measurementsStored: 0,
+    groupCommits: 0,
+    latencyCount: 0,
+    latencySumS: 0,
+  };
   private maintenance: Promise<unknown> = Promise.resolve();
   private readonly closingListeners = new Set<() => void>();
   /** Batches accepted and not yet answered; close() waits for them. */
@@ -123,18 +149,24 @@ export class Profiler {
         const t0 = this.now();
         // Cells still receiving data (the clock being profiled) are left for later: recomputing a
         // growing cell again and again would be wasted work. Nothing waits more than maxLagMs.
-        await this.refreshAllDirty({ quietBeforeMs: t0 - every, dirtySinceBeforeMs: t0 - this.maxAggregationLagMs });
+        await this.refreshAllDirty({
+          quietBeforeMs: t0 - every,
+          dirtySinceBeforeMs: t0 - this.maxAggregationLagMs,
+        });
         const t1 = this.now();
         notBefore = t1 + 9 * (t1 - t0);
       });
     }
     const retentionS = options.rawRetentionS ?? 0;
-    if (retentionS > 0) this.every(Math.min(60_000, retentionS * 1000), () => this.pruneIdleJobs(retentionS));
+    if (retentionS > 0)
+      this.every(Math.min(60_000, retentionS * 1000), () => this.pruneIdleJobs(retentionS));
   }
 
   private every(ms: number, fn: () => Promise<unknown>): void {
     const t = setInterval(() => {
-      this.maintenance = this.maintenance.then(fn).catch((err: unknown) => this.logger.error({ err }, 'profiler maintenance failed'));
+      this.maintenance = this.maintenance
+        .then(fn)
+        .catch((err: unknown) => this.logger.error({ err }, 'profiler maintenance failed'));
     }, ms);
     t.unref();
     this.timers.push(t);
@@ -155,7 +187,12 @@ export class Profiler {
       return { created: true };
     }
     if (sameSpec(existing, spec)) return { created: false };
-    if (existing.origin === 'import' && spec.numStages >= existing.numStages && spec.dpDegree >= existing.dpDegree && spec.tpDegree >= existing.tpDegree) {
+    if (
+      existing.origin === 'import' &&
+      spec.numStages >= existing.numStages &&
+      spec.dpDegree >= existing.dpDegree &&
+      spec.tpDegree >= existing.tpDegree
+    ) {
       await this.store.putJob(spec);
       return { created: false };
     }
@@ -188,7 +225,9 @@ export class Profiler {
     return new Promise<BatchResult>((resolve, reject) => {
       this.queue.push({ batch, enqueuedMs: this.now(), resolve, reject });
       this.queuedMeasurements += batch.measurements.length;
-      this.flushing ??= new Promise<void>((done) => setImmediate(() => void this.flushQueue().finally(done)));
+      this.flushing ??= new Promise<void>((done) =>
+        setImmediate(() => void this.flushQueue().finally(done)),
+      );
     });
   }
 
@@ -208,7 +247,11 @@ export class Profiler {
       while (this.queue.length > 0) {
         let n = 0;
         let take = 0;
-        while (take < this.queue.length && (take === 0 || n + this.queue[take]!.batch.measurements.length <= this.maxGroupMeasurements)) {
+        while (
+          take < this.queue.length &&
+          (take === 0 ||
+            n + this.queue[take]!.batch.measurements.length <= this.maxGroupMeasurements)
+        ) {
           n += this.queue[take]!.batch.measurements.length;
           take++;
         }
@@ -260,11 +303,18 @@ export class Profiler {
   async getProfile(q: GetProfileQuery): Promise<ProfileCell[]> {
     const job = await this.requireJob(q.jobId);
     if (q.dpRank !== undefined && q.dpRank >= job.dpDegree) {
-      throw ValidationError.field('dp_rank', `must be < dp_degree ${job.dpDegree}, got ${q.dpRank}`);
+      throw ValidationError.field(
+        'dp_rank',
+        `must be < dp_degree ${job.dpDegree}, got ${q.dpRank}`,
+      );
     }
     await this.store.refreshCells(q.jobId, this.aggregate);
-    const cells = await this.store.getCells(q.jobId, q.dpRank === undefined ? { scope: 'pooled' } : { scope: 'pipeline', dpRank: q.dpRank });
-    const confident = (c: ProfileCell): boolean => q.maxRelativeStderr === undefined || relativeStderr(c) <= q.maxRelativeStderr;
+    const cells = await this.store.getCells(
+      q.jobId,
+      q.dpRank === undefined ? { scope: 'pooled' } : { scope: 'pipeline', dpRank: q.dpRank },
+    );
+    const confident = (c: ProfileCell): boolean =>
+      q.maxRelativeStderr === undefined || relativeStderr(c) <= q.maxRelativeStderr;
     return cells.filter((c) => c.imported || (c.count >= q.minCount && confident(c)));
   }
 
@@ -284,8 +334,13 @@ export class Profiler {
     for (let stage = 0; stage < job.numStages; stage++) {
       for (const instruction of INSTRUCTIONS) {
         const mine = cells.filter((c) => c.stage === stage && c.instruction === instruction);
-        const covered = new Set(mine.filter((c) => c.imported || c.count >= minCount).map((c) => c.frequencyMhz));
-        const universe = new Set([...job.supportedFrequenciesMhz, ...mine.map((c) => c.frequencyMhz)]);
+        const covered = new Set(
+          mine.filter((c) => c.imported || c.count >= minCount).map((c) => c.frequencyMhz),
+        );
+        const universe = new Set([
+          ...job.supportedFrequenciesMhz,
+          ...mine.map((c) => c.frequencyMhz),
+        ]);
         const desc = (xs: Iterable<number>): number[] => [...xs].sort((a, b) => b - a);
         entries.push({
           stage,
@@ -309,7 +364,8 @@ export class Profiler {
       checkImportAgainstJob(cmd, existing);
       job = existing;
     } else {
-      const max = (f: (r: ProfileCsvRow) => number): number => cmd.rows.reduce((m, r) => Math.max(m, f(r)), 0) + 1;
+      const max = (f: (r: ProfileCsvRow) => number): number =>
+        cmd.rows.reduce((m, r) => Math.max(m, f(r)), 0) + 1;
       job = {
         jobId: cmd.jobId,
         schedule: 'unspecified',
@@ -322,7 +378,10 @@ export class Profiler {
       };
     }
     await this.store.importCells(job, importedCells(cmd.rows, cmd.format, job.tpDegree));
-    this.logger.info({ jobId: cmd.jobId, rows: cmd.rows.length, format: cmd.format }, 'profile imported');
+    this.logger.info(
+      { jobId: cmd.jobId, rows: cmd.rows.length, format: cmd.format },
+      'profile imported',
+    );
     return cmd.rows.length;
   }
 
@@ -332,13 +391,33 @@ export class Profiler {
     if (q.format === 'stage') {
       const cells = (await this.getProfile({ jobId: q.jobId, minCount: 0 })).filter(keep);
       return formatProfileCsv(
-        cells.map((c) => ({ rank: -1, dpRank: -1, ppRank: -1, tpRank: -1, stage: c.stage, instruction: c.instruction, frequencyMhz: c.frequencyMhz, timeS: c.timeRobustS, energyJ: c.energyRobustJ / job.tpDegree })),
+        cells.map((c) => ({
+          rank: -1,
+          dpRank: -1,
+          ppRank: -1,
+          tpRank: -1,
+          stage: c.stage,
+          instruction: c.instruction,
+          frequencyMhz: c.frequencyMhz,
+          timeS: c.timeRobustS,
+          energyJ: c.energyRobustJ / job.tpDegree,
+        })),
         'stage',
       );
     }
     const cells = (await this.getRankCells(q.jobId)).filter(keep);
     return formatProfileCsv(
-      cells.map((c) => ({ rank: c.rank, dpRank: c.dpRank, ppRank: c.stage, tpRank: c.tpRank, stage: c.stage, instruction: c.instruction, frequencyMhz: c.frequencyMhz, timeS: c.timeRobustS, energyJ: c.energyRobustJ })),
+      cells.map((c) => ({
+        rank: c.rank,
+        dpRank: c.dpRank,
+        ppRank: c.stage,
+        tpRank: c.tpRank,
+        stage: c.stage,
+        instruction: c.instruction,
+        frequencyMhz: c.frequencyMhz,
+        timeS: c.timeRobustS,
+        energyJ: c.energyRobustJ,
+      })),
       'rank',
     );
   }
@@ -352,13 +431,15 @@ export class Profiler {
   }
 
   private async pruneIdleJobs(retentionS: number): Promise<void> {
-    for (const jobId of await this.store.jobsIdleSince(this.now() - retentionS * 1000)) await this.pruneRawMeasurements(jobId);
+    for (const jobId of await this.store.jobsIdleSince(this.now() - retentionS * 1000))
+      await this.pruneRawMeasurements(jobId);
   }
 
   /** Aggregates every dirty cell now, or those `only` selects (the background timer does this periodically). */
   async refreshAllDirty(only?: DirtyFilter): Promise<number> {
     let n = 0;
-    for (const jobId of await this.store.dirtyJobs()) n += await this.store.refreshCells(jobId, this.aggregate, only);
+    for (const jobId of await this.store.dirtyJobs())
+      n += await this.store.refreshCells(jobId, this.aggregate, only);
     return n;
   }
 
@@ -372,7 +453,11 @@ export class Profiler {
       groupCommits: c.groupCommits,
       queuedBatches: this.queue.length,
       queuedMeasurements: this.queuedMeasurements,
-      commitLatency: { count: c.latencyCount, sumS: c.latencySumS, buckets: LATENCY_BUCKETS_S.map((b, i) => [b, this.latencyCounts[i]!]) },
+      commitLatency: {
+        count: c.latencyCount,
+        sumS: c.latencySumS,
+        buckets: LATENCY_BUCKETS_S.map((b, i) => [b, this.latencyCounts[i]!]),
+      },
     };
   }
 
@@ -396,8 +481,23 @@ export class Profiler {
   }
 }
 
-function importedCells(rows: readonly ProfileCsvRow[], format: ProfileFormatName, tpDegree: number): ProfileCell[] {
-  const one = (c: Omit<ProfileCell, 'count' | 'rawCount' | 'timeMeanS' | 'timeStddevS' | 'energyMeanJ' | 'energyStddevJ' | 'imported'>): ProfileCell => ({
+function importedCells(
+  rows: readonly ProfileCsvRow[],
+  format: ProfileFormatName,
+  tpDegree: number,
+): ProfileCell[] {
+  const one = (
+    c: Omit<
+      ProfileCell,
+      | 'count'
+      | 'rawCount'
+      | 'timeMeanS'
+      | 'timeStddevS'
+      | 'energyMeanJ'
+      | 'energyStddevJ'
+      | 'imported'
+    >,
+  ): ProfileCell => ({
     ...c,
     count: 1,
     rawCount: 1,
@@ -409,34 +509,104 @@ function importedCells(rows: readonly ProfileCsvRow[], format: ProfileFormatName
   });
   const key = { scope: 'pooled' as const, dpRank: -1, rank: -1, tpRank: -1 };
   if (format === 'stage') {
-    return rows.map((r) => one({ ...key, stage: r.stage, instruction: r.instruction, frequencyMhz: r.frequencyMhz, timeRobustS: r.timeS, energyRobustJ: r.energyJ * tpDegree }));
+    return rows.map((r) =>
+      one({
+        ...key,
+        stage: r.stage,
+        instruction: r.instruction,
+        frequencyMhz: r.frequencyMhz,
+        timeRobustS: r.timeS,
+        energyRobustJ: r.energyJ * tpDegree,
+      }),
+    );
   }
   const out: ProfileCell[] = rows.map((r) =>
-    one({ scope: 'rank', dpRank: r.dpRank, rank: r.rank, tpRank: r.tpRank, stage: r.stage, instruction: r.instruction, frequencyMhz: r.frequencyMhz, timeRobustS: r.timeS, energyRobustJ: r.energyJ }),
+    one({
+      scope: 'rank',
+      dpRank: r.dpRank,
+      rank: r.rank,
+      tpRank: r.tpRank,
+      stage: r.stage,
+      instruction: r.instruction,
+      frequencyMhz: r.frequencyMhz,
+      timeRobustS: r.timeS,
+      energyRobustJ: r.energyJ,
+    }),
   );
   // Pipeline cells: TP-combine the rank rows (time max, energy sum) where every TP rank is present;
   // pooled cells: median over the pipelines.
-  const pipelines = new Map<string, { dp: number; stage: number; instruction: Instruction; f: number; time: number; energy: number; tps: Set<number> }>();
+  const pipelines = new Map<
+    string,
+    {
+      dp: number;
+      stage: number;
+      instruction: Instruction;
+      f: number;
+      time: number;
+      energy: number;
+      tps: Set<number>;
+    }
+  >();
   for (const r of rows) {
     const k = `${r.dpRank}/${r.stage}/${r.instruction}/${r.frequencyMhz}`;
     let g = pipelines.get(k);
-    if (!g) pipelines.set(k, (g = { dp: r.dpRank, stage: r.stage, instruction: r.instruction, f: r.frequencyMhz, time: 0, energy: 0, tps: new Set() }));
+    if (!g)
+      pipelines.set(
+        k,
+        (g = {
+          dp: r.dpRank,
+          stage: r.stage,
+          instruction: r.instruction,
+          f: r.frequencyMhz,
+          time: 0,
+          energy: 0,
+          tps: new Set(),
+        }),
+      );
     g.tps.add(r.tpRank);
     g.time = Math.max(g.time, r.timeS);
     g.energy += r.energyJ;
   }
-  const pooled = new Map<string, { stage: number; instruction: Instruction; f: number; times: number[]; energies: number[] }>();
+  const pooled = new Map<
+    string,
+    { stage: number; instruction: Instruction; f: number; times: number[]; energies: number[] }
+  >();
   for (const g of pipelines.values()) {
     if (g.tps.size < tpDegree) continue;
-    out.push(one({ scope: 'pipeline', dpRank: g.dp, rank: -1, tpRank: -1, stage: g.stage, instruction: g.instruction, frequencyMhz: g.f, timeRobustS: g.time, energyRobustJ: g.energy }));
+    out.push(
+      one({
+        scope: 'pipeline',
+        dpRank: g.dp,
+        rank: -1,
+        tpRank: -1,
+        stage: g.stage,
+        instruction: g.instruction,
+        frequencyMhz: g.f,
+        timeRobustS: g.time,
+        energyRobustJ: g.energy,
+      }),
+    );
     const k = `${g.stage}/${g.instruction}/${g.f}`;
     let p = pooled.get(k);
-    if (!p) pooled.set(k, (p = { stage: g.stage, instruction: g.instruction, f: g.f, times: [], energies: [] }));
+    if (!p)
+      pooled.set(
+        k,
+        (p = { stage: g.stage, instruction: g.instruction, f: g.f, times: [], energies: [] }),
+      );
     p.times.push(g.time);
     p.energies.push(g.energy);
   }
   for (const p of pooled.values()) {
-    out.push(one({ ...key, stage: p.stage, instruction: p.instruction, frequencyMhz: p.f, timeRobustS: median(p.times), energyRobustJ: median(p.energies) }));
+    out.push(
+      one({
+        ...key,
+        stage: p.stage,
+        instruction: p.instruction,
+        frequencyMhz: p.f,
+        timeRobustS: median(p.times),
+        energyRobustJ: median(p.energies),
+      }),
+    );
   }
   return out;
 }
@@ -445,7 +615,9 @@ function importedCells(rows: readonly ProfileCsvRow[], format: ProfileFormatName
  * The larger of the relative standard errors of a cell's mean time and mean energy
  * (stddev / sqrt(count) / mean); Infinity when there is no estimate (fewer than 2 samples, mean 0).
  */
-export function relativeStderr(c: Pick<ProfileCell, 'count' | 'timeMeanS' | 'timeStddevS' | 'energyMeanJ' | 'energyStddevJ'>): number {
+export function relativeStderr(
+  c: Pick<ProfileCell, 'count' | 'timeMeanS' | 'timeStddevS' | 'energyMeanJ' | 'energyStddevJ'>,
+): number {
   if (c.count < 2 || !(c.timeMeanS > 0) || !(c.energyMeanJ > 0)) return Infinity;
   const root = Math.sqrt(c.count);
   return Math.max(c.timeStddevS / root / c.timeMeanS, c.energyStddevJ / root / c.energyMeanJ);

@@ -14,7 +14,14 @@ import * as path from 'node:path';
 import Database from 'better-sqlite3';
 import type { RawRow, TpGroup } from './aggregate';
 import { mergeCellStats } from './aggregate';
-import type { BatchOutcome, CellAggregator, CellQuery, DirtyFilter, ProfileStore, StoreStats } from './store';
+import type {
+  BatchOutcome,
+  CellAggregator,
+  CellQuery,
+  DirtyFilter,
+  ProfileStore,
+  StoreStats,
+} from './store';
 import type { CellScope, IterationRecord, JobSpec, MeasurementBatch, ProfileCell } from './types';
 import { instructionCode, instructionFromCode } from './types';
 
@@ -138,42 +145,77 @@ function prepareStatements(db: Database.Database) {
     updateJob: db.prepare('UPDATE jobs SET spec = ? WHERE id = ?'),
     touchJob: db.prepare('UPDATE jobs SET last_ingest_ms = ? WHERE id = ?'),
     batchSeen: db.prepare('SELECT 1 FROM batches WHERE job = ? AND batch_id = ?').pluck(),
-    insertBatch: db.prepare('INSERT INTO batches (job, batch_id, stored_count, committed_ms) VALUES (?, ?, ?, ?)'),
-    insertMeasurement: // ON CONFLICT (not OR IGNORE): only a re-sent measurement is skipped; any other constraint
-    // failure aborts the batch.
-    db.prepare('INSERT INTO measurements VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING'),
+    insertBatch: db.prepare(
+      'INSERT INTO batches (job, batch_id, stored_count, committed_ms) VALUES (?, ?, ?, ?)',
+    ),
+    // ON CONFLICT (not OR IGNORE): only a re-sent measurement is skipped; any other constraint
+    insertMeasurement:
+      // failure aborts the batch.
+      db.prepare(
+        'INSERT INTO measurements VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING',
+      ),
     markDirty: db.prepare(
       'INSERT INTO dirty (job, stage, instr, freq, since_ms, last_ms) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO UPDATE SET last_ms = excluded.last_ms',
     ),
-    insertIteration: db.prepare('INSERT INTO iterations VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING'),
-    markRankDirty: db.prepare('INSERT OR IGNORE INTO dirty_rank (job, stage, instr, freq) VALUES (?, ?, ?, ?)'),
+    insertIteration: db.prepare(
+      'INSERT INTO iterations VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING',
+    ),
+    markRankDirty: db.prepare(
+      'INSERT OR IGNORE INTO dirty_rank (job, stage, instr, freq) VALUES (?, ?, ?, ?)',
+    ),
     rankDirtyOfJob: db.prepare('SELECT stage, instr, freq FROM dirty_rank WHERE job = ?'),
-    clearRankDirty: db.prepare('DELETE FROM dirty_rank WHERE job = ? AND stage = ? AND instr = ? AND freq = ?'),
+    clearRankDirty: db.prepare(
+      'DELETE FROM dirty_rank WHERE job = ? AND stage = ? AND instr = ? AND freq = ?',
+    ),
     groupsOfCell: db
       .prepare(
         'SELECT dp, iteration, mb, MAX(time), SUM(energy), COUNT(*) FROM measurements WHERE job = ? AND stage = ? AND instr = ? AND freq = ? GROUP BY dp, iteration, mb',
       )
       .raw(),
-    dirtyOfJob: db.prepare('SELECT stage, instr, freq FROM dirty WHERE job = ? AND (last_ms <= ? OR since_ms <= ?)'),
-    clearDirty: db.prepare('DELETE FROM dirty WHERE job = ? AND stage = ? AND instr = ? AND freq = ?'),
+    dirtyOfJob: db.prepare(
+      'SELECT stage, instr, freq FROM dirty WHERE job = ? AND (last_ms <= ? OR since_ms <= ?)',
+    ),
+    clearDirty: db.prepare(
+      'DELETE FROM dirty WHERE job = ? AND stage = ? AND instr = ? AND freq = ?',
+    ),
     rawOfCell: db
-      .prepare('SELECT dp, iteration, mb, tp, rank, time, energy FROM measurements WHERE job = ? AND stage = ? AND instr = ? AND freq = ?')
+      .prepare(
+        'SELECT dp, iteration, mb, tp, rank, time, energy FROM measurements WHERE job = ? AND stage = ? AND instr = ? AND freq = ?',
+      )
       .raw(),
-    baseOfCell: db.prepare('SELECT * FROM cell_base WHERE job = ? AND stage = ? AND instr = ? AND freq = ? AND (scope = 2) = ?'),
-    deleteCellsOfKey: db.prepare('DELETE FROM cells WHERE job = ? AND stage = ? AND instr = ? AND freq = ?'),
-    deleteImportedOfKey: db.prepare('DELETE FROM cells WHERE job = ? AND stage = ? AND instr = ? AND freq = ? AND imported = 1'),
-    deleteScopeCellsOfKey: db.prepare('DELETE FROM cells WHERE job = ? AND stage = ? AND instr = ? AND freq = ? AND (scope = 2) = ?'),
-    insertCell: db.prepare('INSERT OR REPLACE INTO cells VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)'),
-    cellsOfScope: db.prepare('SELECT * FROM cells WHERE job = ? AND scope = ? ORDER BY stage, instr, freq DESC, dp, rank'),
-    cellsOfPipeline: db.prepare('SELECT * FROM cells WHERE job = ? AND scope = 1 AND dp = ? ORDER BY stage, instr, freq DESC'),
+    baseOfCell: db.prepare(
+      'SELECT * FROM cell_base WHERE job = ? AND stage = ? AND instr = ? AND freq = ? AND (scope = 2) = ?',
+    ),
+    deleteCellsOfKey: db.prepare(
+      'DELETE FROM cells WHERE job = ? AND stage = ? AND instr = ? AND freq = ?',
+    ),
+    deleteImportedOfKey: db.prepare(
+      'DELETE FROM cells WHERE job = ? AND stage = ? AND instr = ? AND freq = ? AND imported = 1',
+    ),
+    deleteScopeCellsOfKey: db.prepare(
+      'DELETE FROM cells WHERE job = ? AND stage = ? AND instr = ? AND freq = ? AND (scope = 2) = ?',
+    ),
+    insertCell: db.prepare(
+      'INSERT OR REPLACE INTO cells VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
+    ),
+    cellsOfScope: db.prepare(
+      'SELECT * FROM cells WHERE job = ? AND scope = ? ORDER BY stage, instr, freq DESC, dp, rank',
+    ),
+    cellsOfPipeline: db.prepare(
+      'SELECT * FROM cells WHERE job = ? AND scope = 1 AND dp = ? ORDER BY stage, instr, freq DESC',
+    ),
     foldBase: db.prepare(
       `INSERT OR REPLACE INTO cell_base SELECT * FROM cells WHERE job = ? AND imported = 0`,
     ),
     deleteRawOfJob: db.prepare('DELETE FROM measurements WHERE job = ?'),
-    idleJobs: db.prepare(
-      'SELECT job_id FROM jobs j WHERE last_ingest_ms > 0 AND last_ingest_ms < ? AND EXISTS (SELECT 1 FROM measurements m WHERE m.job = j.id)',
-    ).pluck(),
-    dirtyJobs: db.prepare('SELECT job_id FROM jobs WHERE id IN (SELECT DISTINCT job FROM dirty)').pluck(),
+    idleJobs: db
+      .prepare(
+        'SELECT job_id FROM jobs j WHERE last_ingest_ms > 0 AND last_ingest_ms < ? AND EXISTS (SELECT 1 FROM measurements m WHERE m.job = j.id)',
+      )
+      .pluck(),
+    dirtyJobs: db
+      .prepare('SELECT job_id FROM jobs WHERE id IN (SELECT DISTINCT job FROM dirty)')
+      .pluck(),
     countRaw: db.prepare('SELECT COUNT(*) FROM measurements').pluck(),
     countCells: db.prepare('SELECT COUNT(*) FROM cells').pluck(),
     countJobs: db.prepare('SELECT COUNT(*) FROM jobs').pluck(),
@@ -214,11 +256,18 @@ export class SqliteProfileStore implements ProfileStore {
       this.db.pragma(`synchronous = ${(options.synchronous ?? 'full').toUpperCase()}`);
       this.db.pragma('busy_timeout = 5000');
       this.db.exec(SCHEMA);
-      const version = this.db.prepare(`SELECT value FROM meta WHERE key = 'schema_version'`).pluck().get() as string | undefined;
+      const version = this.db
+        .prepare(`SELECT value FROM meta WHERE key = 'schema_version'`)
+        .pluck()
+        .get() as string | undefined;
       if (version === undefined) {
-        this.db.prepare(`INSERT INTO meta (key, value) VALUES ('schema_version', ?)`).run(String(SCHEMA_VERSION));
+        this.db
+          .prepare(`INSERT INTO meta (key, value) VALUES ('schema_version', ?)`)
+          .run(String(SCHEMA_VERSION));
       } else if (Number(version) !== SCHEMA_VERSION) {
-        throw new Error(`profiler store ${this.file} has schema version ${version}, this build reads ${SCHEMA_VERSION}`);
+        throw new Error(
+          `profiler store ${this.file} has schema version ${version}, this build reads ${SCHEMA_VERSION}`,
+        );
       }
     } catch (err) {
       this.db.close();
@@ -254,7 +303,9 @@ export class SqliteProfileStore implements ProfileStore {
       this.jobs.set(spec.jobId, { key: existing.key, spec });
       return existing.key;
     }
-    const key = Number(this.stmt.insertJob.run(spec.jobId, JSON.stringify(spec), this.now()).lastInsertRowid);
+    const key = Number(
+      this.stmt.insertJob.run(spec.jobId, JSON.stringify(spec), this.now()).lastInsertRowid,
+    );
     this.jobs.set(spec.jobId, { key, spec });
     return key;
   }
@@ -270,7 +321,11 @@ export class SqliteProfileStore implements ProfileStore {
     }
   }
 
-  private readonly storeOneBatch = (jobKey: number, batch: MeasurementBatch, nowMs: number): BatchOutcome => {
+  private readonly storeOneBatch = (
+    jobKey: number,
+    batch: MeasurementBatch,
+    nowMs: number,
+  ): BatchOutcome => {
     if (this.stmt.batchSeen.get(jobKey, batch.batchId) !== undefined) {
       return { batchId: batch.batchId, storedCount: 0, duplicate: true };
     }
@@ -279,7 +334,19 @@ export class SqliteProfileStore implements ProfileStore {
     const ins = this.stmt.insertMeasurement;
     for (const m of batch.measurements) {
       const instr = m.instruction === 'forward' ? 0 : 1;
-      stored += ins.run(jobKey, m.ppRank, instr, m.frequencyMhz, m.dpRank, m.iteration, m.microbatch, m.tpRank, m.rank, m.timeS, m.energyJ).changes;
+      stored += ins.run(
+        jobKey,
+        m.ppRank,
+        instr,
+        m.frequencyMhz,
+        m.dpRank,
+        m.iteration,
+        m.microbatch,
+        m.tpRank,
+        m.rank,
+        m.timeS,
+        m.energyJ,
+      ).changes;
       // Cell key packed in one number: stage < 2^20, instr 1 bit, freq < 2^17.
       touched.add((m.ppRank * 2 + instr) * 131072 + m.frequencyMhz);
     }
@@ -300,13 +367,18 @@ export class SqliteProfileStore implements ProfileStore {
     let added = 0;
     // One outer transaction = one durable commit for the group; each batch in a savepoint so a
     // failure rolls back that batch alone.
-    const perBatch = this.db.transaction((jobKey: number, batch: MeasurementBatch) => this.storeOneBatch(jobKey, batch, nowMs));
+    const perBatch = this.db.transaction((jobKey: number, batch: MeasurementBatch) =>
+      this.storeOneBatch(jobKey, batch, nowMs),
+    );
     const group = this.db.transaction(() => {
       const touchedJobs = new Set<number>();
       for (const batch of batches) {
         const entry = this.job(batch.jobId);
         if (!entry) {
-          outcomes.push({ batchId: batch.batchId, error: new Error(`job ${batch.jobId} not found`) });
+          outcomes.push({
+            batchId: batch.batchId,
+            error: new Error(`job ${batch.jobId} not found`),
+          });
           continue;
         }
         try {
@@ -315,7 +387,10 @@ export class SqliteProfileStore implements ProfileStore {
           if ('storedCount' in o) added += o.storedCount;
           touchedJobs.add(entry.key);
         } catch (err) {
-          outcomes.push({ batchId: batch.batchId, error: err instanceof Error ? err : new Error(String(err)) });
+          outcomes.push({
+            batchId: batch.batchId,
+            error: err instanceof Error ? err : new Error(String(err)),
+          });
         }
       }
       for (const key of touchedJobs) this.stmt.touchJob.run(nowMs, key);
@@ -332,7 +407,16 @@ export class SqliteProfileStore implements ProfileStore {
     const tx = this.db.transaction(() => {
       let n = 0;
       for (const r of records) {
-        n += this.stmt.insertIteration.run(entry.key, r.rank.rank, r.iteration, r.rank.dpRank, r.rank.ppRank, r.rank.tpRank, r.timeS, r.energyJ).changes;
+        n += this.stmt.insertIteration.run(
+          entry.key,
+          r.rank.rank,
+          r.iteration,
+          r.rank.dpRank,
+          r.rank.ppRank,
+          r.rank.tpRank,
+          r.timeS,
+          r.energyJ,
+        ).changes;
       }
       return n;
     });
@@ -344,25 +428,61 @@ export class SqliteProfileStore implements ProfileStore {
    * pipeline cells (`rankScope` false) or its rank cells (`rankScope` true), merged with what was
    * kept from pruned rows.
    */
-  private refreshKey(entry: JobEntry, k: { stage: number; instr: number; freq: number }, aggregate: CellAggregator, rankScope: boolean): void {
+  private refreshKey(
+    entry: JobEntry,
+    k: { stage: number; instr: number; freq: number },
+    aggregate: CellAggregator,
+    rankScope: boolean,
+  ): void {
     this.db.transaction(() => {
-      const key = { stage: k.stage, instruction: instructionFromCode(k.instr), frequencyMhz: k.freq };
+      const key = {
+        stage: k.stage,
+        instruction: instructionFromCode(k.instr),
+        frequencyMhz: k.freq,
+      };
       let fresh: ProfileCell[];
       if (rankScope) {
         const rows: RawRow[] = [];
-        for (const r of this.stmt.rawOfCell.iterate(entry.key, k.stage, k.instr, k.freq) as IterableIterator<number[]>) {
-          rows.push({ dpRank: r[0]!, iteration: r[1]!, microbatch: r[2]!, tpRank: r[3]!, rank: r[4]!, timeS: r[5]!, energyJ: r[6]! });
+        for (const r of this.stmt.rawOfCell.iterate(
+          entry.key,
+          k.stage,
+          k.instr,
+          k.freq,
+        ) as IterableIterator<number[]>) {
+          rows.push({
+            dpRank: r[0]!,
+            iteration: r[1]!,
+            microbatch: r[2]!,
+            tpRank: r[3]!,
+            rank: r[4]!,
+            timeS: r[5]!,
+            energyJ: r[6]!,
+          });
         }
         fresh = aggregate.ranks(rows, key, entry.spec);
       } else {
         const groups: TpGroup[] = [];
-        for (const g of this.stmt.groupsOfCell.iterate(entry.key, k.stage, k.instr, k.freq) as IterableIterator<number[]>) {
-          groups.push({ dpRank: g[0]!, iteration: g[1]!, microbatch: g[2]!, timeS: g[3]!, energyJ: g[4]!, ranks: g[5]! });
+        for (const g of this.stmt.groupsOfCell.iterate(
+          entry.key,
+          k.stage,
+          k.instr,
+          k.freq,
+        ) as IterableIterator<number[]>) {
+          groups.push({
+            dpRank: g[0]!,
+            iteration: g[1]!,
+            microbatch: g[2]!,
+            timeS: g[3]!,
+            energyJ: g[4]!,
+            ranks: g[5]!,
+          });
         }
         fresh = aggregate.groups(groups, key, entry.spec);
       }
       const scopeFlag = rankScope ? 1 : 0;
-      const base = (this.stmt.baseOfCell.all(entry.key, k.stage, k.instr, k.freq, scopeFlag) as CellRow[]).map(cellFromRow);
+      const base = (
+        this.stmt.baseOfCell.all(entry.key, k.stage, k.instr, k.freq, scopeFlag) as CellRow[]
+      ).map(cellFromRow);
       const merged = new Map<string, ProfileCell>();
       const id = (c: ProfileCell): string => `${c.scope}/${c.dpRank}/${c.rank}`;
       for (const b of base) merged.set(id(b), b);
@@ -379,13 +499,24 @@ export class SqliteProfileStore implements ProfileStore {
     })();
   }
 
-  private dirtyKeys(entry: JobEntry, only?: DirtyFilter): Array<{ stage: number; instr: number; freq: number }> {
+  private dirtyKeys(
+    entry: JobEntry,
+    only?: DirtyFilter,
+  ): Array<{ stage: number; instr: number; freq: number }> {
     const quiet = only?.quietBeforeMs ?? Number.MAX_SAFE_INTEGER;
     const since = only?.dirtySinceBeforeMs ?? Number.MAX_SAFE_INTEGER;
-    return this.stmt.dirtyOfJob.all(entry.key, quiet, since) as Array<{ stage: number; instr: number; freq: number }>;
+    return this.stmt.dirtyOfJob.all(entry.key, quiet, since) as Array<{
+      stage: number;
+      instr: number;
+      freq: number;
+    }>;
   }
 
-  async refreshCells(jobId: string, aggregate: CellAggregator, only?: DirtyFilter): Promise<number> {
+  async refreshCells(
+    jobId: string,
+    aggregate: CellAggregator,
+    only?: DirtyFilter,
+  ): Promise<number> {
     this.check();
     const entry = this.job(jobId);
     if (!entry) return 0;
@@ -403,7 +534,11 @@ export class SqliteProfileStore implements ProfileStore {
     this.check();
     const entry = this.job(jobId);
     if (!entry) return 0;
-    const keys = this.stmt.rankDirtyOfJob.all(entry.key) as Array<{ stage: number; instr: number; freq: number }>;
+    const keys = this.stmt.rankDirtyOfJob.all(entry.key) as Array<{
+      stage: number;
+      instr: number;
+      freq: number;
+    }>;
     for (const k of keys) {
       await new Promise<void>((resolve) => setImmediate(resolve));
       if (this.closed) break;
@@ -432,7 +567,12 @@ export class SqliteProfileStore implements ProfileStore {
         const k = `${c.stage}/${c.instruction}/${c.frequencyMhz}`;
         if (!cleared.has(k)) {
           cleared.add(k);
-          this.stmt.deleteCellsOfKey.run(key, c.stage, instructionCode(c.instruction), c.frequencyMhz);
+          this.stmt.deleteCellsOfKey.run(
+            key,
+            c.stage,
+            instructionCode(c.instruction),
+            c.frequencyMhz,
+          );
         }
         this.stmt.insertCell.run(...cellParams(key, c));
       }
@@ -451,7 +591,12 @@ export class SqliteProfileStore implements ProfileStore {
     if (!entry) return 0;
     const tx = this.db.transaction(() => {
       for (const k of this.dirtyKeys(entry)) this.refreshKey(entry, k, aggregate, false);
-      for (const k of this.stmt.rankDirtyOfJob.all(entry.key) as Array<{ stage: number; instr: number; freq: number }>) this.refreshKey(entry, k, aggregate, true);
+      for (const k of this.stmt.rankDirtyOfJob.all(entry.key) as Array<{
+        stage: number;
+        instr: number;
+        freq: number;
+      }>)
+        this.refreshKey(entry, k, aggregate, true);
       this.stmt.foldBase.run(entry.key);
       return this.stmt.deleteRawOfJob.run(entry.key).changes;
     });

@@ -13,7 +13,15 @@
  *   {@link ProfileStore.refreshCells} recomputes exactly those.
  */
 import type { RawRow, TpGroup } from './aggregate';
-import type { BatchResult, CellKey, CellScope, IterationRecord, JobSpec, MeasurementBatch, ProfileCell } from './types';
+import type {
+  BatchResult,
+  CellKey,
+  CellScope,
+  IterationRecord,
+  JobSpec,
+  MeasurementBatch,
+  ProfileCell,
+} from './types';
 
 /**
  * Computes the cells of one (stage, instruction, frequency): pooled and pipeline cells from its

@@ -11,7 +11,9 @@ export const INSTRUCTION_FROM_WIRE: Readonly<Record<string, Instruction>> = {
   INSTRUCTION_KIND_BACKWARD: 'backward',
 };
 
-export function instructionToWire(i: Instruction): 'INSTRUCTION_KIND_FORWARD' | 'INSTRUCTION_KIND_BACKWARD' {
+export function instructionToWire(
+  i: Instruction,
+): 'INSTRUCTION_KIND_FORWARD' | 'INSTRUCTION_KIND_BACKWARD' {
   switch (i) {
     case 'forward':
       return 'INSTRUCTION_KIND_FORWARD';

@@ -8,7 +8,15 @@ import type { commonV1, profilerV1 } from '@perseus/proto';
 import { Checker } from '@perseus/service-kit';
 import { parseProfileCsv } from './profile-csv';
 import type { ProfileCsvRow } from './profile-csv';
-import type { IterationRecord, JobSpec, Measurement, MeasurementBatch, ProfileFormatName, RankIdentity, ScheduleName } from './types';
+import type {
+  IterationRecord,
+  JobSpec,
+  Measurement,
+  MeasurementBatch,
+  ProfileFormatName,
+  RankIdentity,
+  ScheduleName,
+} from './types';
 import { INSTRUCTION_FROM_WIRE } from './types';
 
 /** Upper bounds that keep one request's cost bounded. */
@@ -53,11 +61,16 @@ export function validateRegisterJob(req: Wire<profilerV1.RegisterJobRequest>): J
       schedule = p.enumValue('schedule', kind, SCHEDULES) ?? 'unspecified';
     }
     numStages = p.uint('num_stages', req.pipeline.num_stages, { min: 1, max: LIMITS.maxStages });
-    numMicrobatches = p.uint('num_microbatches', req.pipeline.num_microbatches, { min: 1, max: LIMITS.maxMicrobatches });
+    numMicrobatches = p.uint('num_microbatches', req.pipeline.num_microbatches, {
+      min: 1,
+      max: LIMITS.maxMicrobatches,
+    });
   }
   const dpDegree = c.uint('dp_degree', req?.dp_degree, { min: 1, max: LIMITS.maxDegree });
   const tpDegree = c.uint('tp_degree', req?.tp_degree, { min: 1, max: LIMITS.maxDegree });
-  const freqs = c.list('supported_frequencies_mhz', req?.supported_frequencies_mhz, { max: LIMITS.maxSupportedFrequencies });
+  const freqs = c.list('supported_frequencies_mhz', req?.supported_frequencies_mhz, {
+    max: LIMITS.maxSupportedFrequencies,
+  });
   const seen = new Set<number>();
   freqs.forEach((f, i) => {
     const v = c.uint(`supported_frequencies_mhz[${i}]`, f, { min: 1, max: LIMITS.maxFrequencyMhz });
@@ -98,11 +111,24 @@ function isUint32(v: unknown): v is number {
  */
 function fastMeasurement(m: profilerV1.InstructionMeasurement): Measurement | undefined {
   const r = m.rank;
-  if (!r || !isUint32(r.rank) || !isUint32(r.dp_rank) || !isUint32(r.pp_rank) || !isUint32(r.tp_rank)) return undefined;
-  const instruction = m.instruction === 'INSTRUCTION_KIND_FORWARD' ? 'forward' : m.instruction === 'INSTRUCTION_KIND_BACKWARD' ? 'backward' : undefined;
+  if (
+    !r ||
+    !isUint32(r.rank) ||
+    !isUint32(r.dp_rank) ||
+    !isUint32(r.pp_rank) ||
+    !isUint32(r.tp_rank)
+  )
+    return undefined;
+  const instruction =
+    m.instruction === 'INSTRUCTION_KIND_FORWARD'
+      ? 'forward'
+      : m.instruction === 'INSTRUCTION_KIND_BACKWARD'
+        ? 'backward'
+        : undefined;
   if (instruction === undefined) return undefined;
   const f = m.frequency_mhz;
-  if (!isUint32(f) || f < 1 || f > LIMITS.maxFrequencyMhz || !isUint32(m.microbatch)) return undefined;
+  if (!isUint32(f) || f < 1 || f > LIMITS.maxFrequencyMhz || !isUint32(m.microbatch))
+    return undefined;
   const t = Number(m.time_s);
   const e = Number(m.energy_j);
   if (!(Number.isFinite(t) && t > 0 && Number.isFinite(e) && e >= 0)) return undefined;
@@ -131,15 +157,23 @@ function checkedMeasurement(c: Checker, m: Wire<profilerV1.InstructionMeasuremen
     tpRank: r.tpRank,
     instruction: c.enumValue('instruction', m?.instruction, INSTRUCTION_FROM_WIRE) ?? 'forward',
     microbatch: c.uint('microbatch', m?.microbatch),
-    frequencyMhz: c.uint('frequency_mhz', m?.frequency_mhz, { min: 1, max: LIMITS.maxFrequencyMhz }),
+    frequencyMhz: c.uint('frequency_mhz', m?.frequency_mhz, {
+      min: 1,
+      max: LIMITS.maxFrequencyMhz,
+    }),
     timeS: c.positive('time_s', m?.time_s === undefined ? undefined : Number(m.time_s)),
-    energyJ: c.number('energy_j', m?.energy_j === undefined ? undefined : Number(m.energy_j), { min: 0 }),
+    energyJ: c.number('energy_j', m?.energy_j === undefined ? undefined : Number(m.energy_j), {
+      min: 0,
+    }),
     iteration: c.uint64('iteration', m?.iteration),
   };
 }
 
 /** Structural checks of one batch (the job's shape is checked by {@link checkBatchAgainstJob}). */
-export function validateMeasurementBatch(req: Wire<profilerV1.MeasurementBatch>, maxMeasurements: number = LIMITS.maxBatchMeasurements): MeasurementBatch {
+export function validateMeasurementBatch(
+  req: Wire<profilerV1.MeasurementBatch>,
+  maxMeasurements: number = LIMITS.maxBatchMeasurements,
+): MeasurementBatch {
   const c = new Checker();
   const batchId = c.id('batch_id', req?.batch_id);
   const jobId = c.id('job_id', req?.job_id);
@@ -158,14 +192,27 @@ export function validateMeasurementBatch(req: Wire<profilerV1.MeasurementBatch>,
 /** Violations of a batch against its job: ranks in range, clocks supported, microbatch < M. */
 export function checkBatchAgainstJob(batch: MeasurementBatch, job: JobSpec): void {
   const c = new Checker();
-  const supported = job.supportedFrequenciesMhz.length > 0 ? new Set(job.supportedFrequenciesMhz) : undefined;
+  const supported =
+    job.supportedFrequenciesMhz.length > 0 ? new Set(job.supportedFrequenciesMhz) : undefined;
   const worldSize = job.numStages * job.dpDegree * job.tpDegree;
   batch.measurements.forEach((m, i) => {
-    if (m.rank >= worldSize || m.dpRank >= job.dpDegree || m.ppRank >= job.numStages || m.tpRank >= job.tpDegree || (job.numMicrobatches > 0 && m.microbatch >= job.numMicrobatches) || (supported && !supported.has(m.frequencyMhz))) {
+    if (
+      m.rank >= worldSize ||
+      m.dpRank >= job.dpDegree ||
+      m.ppRank >= job.numStages ||
+      m.tpRank >= job.tpDegree ||
+      (job.numMicrobatches > 0 && m.microbatch >= job.numMicrobatches) ||
+      (supported && !supported.has(m.frequencyMhz))
+    ) {
       const mc = c.at(`measurements[${i}]`);
       checkRankAgainstJob(mc, 'rank', m, job);
-      if (job.numMicrobatches > 0 && m.microbatch >= job.numMicrobatches) mc.fail('microbatch', `must be < num_microbatches ${job.numMicrobatches}, got ${m.microbatch}`);
-      if (supported && !supported.has(m.frequencyMhz)) mc.fail('frequency_mhz', `${m.frequencyMhz} is not a supported clock of job ${job.jobId}`);
+      if (job.numMicrobatches > 0 && m.microbatch >= job.numMicrobatches)
+        mc.fail(
+          'microbatch',
+          `must be < num_microbatches ${job.numMicrobatches}, got ${m.microbatch}`,
+        );
+      if (supported && !supported.has(m.frequencyMhz))
+        mc.fail('frequency_mhz', `${m.frequencyMhz} is not a supported clock of job ${job.jobId}`);
     }
   });
   c.done();
@@ -175,9 +222,12 @@ function checkRankAgainstJob(c: Checker, field: string, r: RankIdentity, job: Jo
   const worldSize = job.numStages * job.dpDegree * job.tpDegree;
   const rc = c.at(field);
   if (r.rank >= worldSize) rc.fail('rank', `must be < world size ${worldSize}, got ${r.rank}`);
-  if (r.dpRank >= job.dpDegree) rc.fail('dp_rank', `must be < dp_degree ${job.dpDegree}, got ${r.dpRank}`);
-  if (r.ppRank >= job.numStages) rc.fail('pp_rank', `must be < num_stages ${job.numStages}, got ${r.ppRank}`);
-  if (r.tpRank >= job.tpDegree) rc.fail('tp_rank', `must be < tp_degree ${job.tpDegree}, got ${r.tpRank}`);
+  if (r.dpRank >= job.dpDegree)
+    rc.fail('dp_rank', `must be < dp_degree ${job.dpDegree}, got ${r.dpRank}`);
+  if (r.ppRank >= job.numStages)
+    rc.fail('pp_rank', `must be < num_stages ${job.numStages}, got ${r.ppRank}`);
+  if (r.tpRank >= job.tpDegree)
+    rc.fail('tp_rank', `must be < tp_degree ${job.tpDegree}, got ${r.tpRank}`);
 }
 
 export interface ReportIterations {
@@ -185,7 +235,9 @@ export interface ReportIterations {
   iterations: IterationRecord[];
 }
 
-export function validateReportIterations(req: Wire<profilerV1.ReportIterationsRequest>): ReportIterations {
+export function validateReportIterations(
+  req: Wire<profilerV1.ReportIterationsRequest>,
+): ReportIterations {
   const c = new Checker();
   const jobId = c.id('job_id', req?.job_id);
   const list = c.list('iterations', req?.iterations, { min: 1, max: LIMITS.maxIterationRecords });
@@ -197,7 +249,11 @@ export function validateReportIterations(req: Wire<profilerV1.ReportIterationsRe
         rank: checkRank(ic, 'rank', it?.rank),
         iteration: ic.uint64('iteration', it?.iteration),
         timeS: ic.positive('time_s', it?.time_s === undefined ? undefined : Number(it.time_s)),
-        energyJ: ic.number('energy_j', it?.energy_j === undefined ? undefined : Number(it.energy_j), { min: 0 }),
+        energyJ: ic.number(
+          'energy_j',
+          it?.energy_j === undefined ? undefined : Number(it.energy_j),
+          { min: 0 },
+        ),
       });
     });
   }
@@ -207,7 +263,9 @@ export function validateReportIterations(req: Wire<profilerV1.ReportIterationsRe
 
 export function checkIterationsAgainstJob(req: ReportIterations, job: JobSpec): void {
   const c = new Checker();
-  req.iterations.forEach((it, i) => checkRankAgainstJob(c.at(`iterations[${i}]`), 'rank', it.rank, job));
+  req.iterations.forEach((it, i) =>
+    checkRankAgainstJob(c.at(`iterations[${i}]`), 'rank', it.rank, job),
+  );
   c.done();
 }
 
@@ -224,10 +282,15 @@ export function validateGetProfile(req: Wire<profilerV1.GetProfileRequest>): Get
   const c = new Checker();
   const jobId = c.id('job_id', req?.job_id);
   const minCount = c.uint('min_count', req?.min_count);
-  const hasDp = req?._dp_rank === 'dp_rank' || (req?.dp_rank !== undefined && req?.dp_rank !== null);
+  const hasDp =
+    req?._dp_rank === 'dp_rank' || (req?.dp_rank !== undefined && req?.dp_rank !== null);
   const dpRank = hasDp ? c.uint('dp_rank', req?.dp_rank) : undefined;
   const rawStderr = req?.max_relative_stderr;
-  const maxRelativeStderr = c.number('max_relative_stderr', rawStderr === undefined || rawStderr === null ? undefined : Number(rawStderr), { min: 0 });
+  const maxRelativeStderr = c.number(
+    'max_relative_stderr',
+    rawStderr === undefined || rawStderr === null ? undefined : Number(rawStderr),
+    { min: 0 },
+  );
   c.done();
   return {
     jobId,
@@ -257,7 +320,9 @@ export interface ImportProfileCommand {
   rows: ProfileCsvRow[];
 }
 
-export function validateImportProfile(req: Wire<profilerV1.ImportProfileRequest>): ImportProfileCommand {
+export function validateImportProfile(
+  req: Wire<profilerV1.ImportProfileRequest>,
+): ImportProfileCommand {
   const c = new Checker();
   const jobId = c.id('job_id', req?.job_id);
   const format = c.enumValue('format', req?.format, FORMATS);
@@ -272,7 +337,9 @@ export interface ExportProfileQuery {
   minCount: number;
 }
 
-export function validateExportProfile(req: Wire<profilerV1.ExportProfileRequest>): ExportProfileQuery {
+export function validateExportProfile(
+  req: Wire<profilerV1.ExportProfileRequest>,
+): ExportProfileQuery {
   const c = new Checker();
   const jobId = c.id('job_id', req?.job_id);
   const format = c.enumValue('format', req?.format, FORMATS);
@@ -284,18 +351,24 @@ export function validateExportProfile(req: Wire<profilerV1.ExportProfileRequest>
 /** Checks imported rows against an existing job's shape. */
 export function checkImportAgainstJob(cmd: ImportProfileCommand, job: JobSpec): void {
   const c = new Checker();
-  const supported = job.supportedFrequenciesMhz.length > 0 ? new Set(job.supportedFrequenciesMhz) : undefined;
+  const supported =
+    job.supportedFrequenciesMhz.length > 0 ? new Set(job.supportedFrequenciesMhz) : undefined;
   const worldSize = job.numStages * job.dpDegree * job.tpDegree;
   let reported = 0;
   cmd.rows.forEach((r, i) => {
     if (reported >= 20) return;
     const problems: string[] = [];
-    if (r.stage >= job.numStages) problems.push(`stage must be < num_stages ${job.numStages}, got ${r.stage}`);
-    if (supported && !supported.has(r.frequencyMhz)) problems.push(`frequency ${r.frequencyMhz} is not a supported clock of job ${job.jobId}`);
+    if (r.stage >= job.numStages)
+      problems.push(`stage must be < num_stages ${job.numStages}, got ${r.stage}`);
+    if (supported && !supported.has(r.frequencyMhz))
+      problems.push(`frequency ${r.frequencyMhz} is not a supported clock of job ${job.jobId}`);
     if (cmd.format === 'rank') {
-      if (r.rank >= worldSize) problems.push(`rank must be < world size ${worldSize}, got ${r.rank}`);
-      if (r.dpRank >= job.dpDegree) problems.push(`dp_rank must be < dp_degree ${job.dpDegree}, got ${r.dpRank}`);
-      if (r.tpRank >= job.tpDegree) problems.push(`tp_rank must be < tp_degree ${job.tpDegree}, got ${r.tpRank}`);
+      if (r.rank >= worldSize)
+        problems.push(`rank must be < world size ${worldSize}, got ${r.rank}`);
+      if (r.dpRank >= job.dpDegree)
+        problems.push(`dp_rank must be < dp_degree ${job.dpDegree}, got ${r.dpRank}`);
+      if (r.tpRank >= job.tpDegree)
+        problems.push(`tp_rank must be < tp_degree ${job.tpDegree}, got ${r.tpRank}`);
     }
     for (const p of problems) {
       c.fail('csv', `row ${i + 1}: ${p}`);

@@ -27,7 +27,8 @@ describe('warm-up discard', () => {
 
   it('drops every sample of the first iterations, not the first samples', () => {
     const s: Sample[] = [];
-    for (let it = 100; it < 120; it++) for (let mb = 0; mb < 3; mb++) s.push({ iteration: it, timeS: it, energyJ: 1 });
+    for (let it = 100; it < 120; it++)
+      for (let mb = 0; mb < 3; mb++) s.push({ iteration: it, timeS: it, energyJ: 1 });
     const kept = discardWarmup(s);
     expect(kept).toHaveLength(18 * 3);
     expect(Math.min(...kept.map((k) => k.iteration))).toBe(102);
@@ -52,7 +53,11 @@ describe('outliers (median ± 3.5 · 1.4826 · MAD)', () => {
 
 describe('statistics', () => {
   it('mean, sample stddev and median of the kept samples', () => {
-    const s: Sample[] = [2, 4, 4, 4, 5, 5, 7, 9].map((t, i) => ({ iteration: i, timeS: t, energyJ: t * 10 }));
+    const s: Sample[] = [2, 4, 4, 4, 5, 5, 7, 9].map((t, i) => ({
+      iteration: i,
+      timeS: t,
+      energyJ: t * 10,
+    }));
     const st = summarize(s, 10);
     expect(st.count).toBe(8);
     expect(st.rawCount).toBe(10);
@@ -86,13 +91,23 @@ describe('tensor-parallel combine and data-parallel pooling', () => {
         for (let mb = 0; mb < 2; mb++)
           for (let tp = 0; tp < 2; tp++) {
             const warm = it === 0 ? 1 : 0;
-            out.push({ dpRank: dp, iteration: it, microbatch: mb, tpRank: tp, rank: dp * 2 + tp, timeS: 1 + dp + 0.1 * tp + warm, energyJ: 10 + tp + 5 * warm });
+            out.push({
+              dpRank: dp,
+              iteration: it,
+              microbatch: mb,
+              tpRank: tp,
+              rank: dp * 2 + tp,
+              timeS: 1 + dp + 0.1 * tp + warm,
+              energyJ: 10 + tp + 5 * warm,
+            });
           }
     return out;
   }
 
   it('time = max and energy = sum over TP ranks; incomplete groups are left out', () => {
-    const r = rows().filter((x) => !(x.dpRank === 1 && x.iteration === 9 && x.microbatch === 1 && x.tpRank === 1));
+    const r = rows().filter(
+      (x) => !(x.dpRank === 1 && x.iteration === 9 && x.microbatch === 1 && x.tpRank === 1),
+    );
     const byDp = combineTensorParallel(r, 2);
     expect(byDp.get(0)).toHaveLength(20);
     expect(byDp.get(1)).toHaveLength(19);
@@ -114,7 +129,13 @@ describe('tensor-parallel combine and data-parallel pooling', () => {
     expect(pooled.timeMeanS).toBeCloseTo(1.6, 12);
     expect(pooled.energyMeanJ).toBeCloseTo(21, 12);
     const rank3 = cells.find((c) => c.scope === 'rank' && c.rank === 3)!;
-    expect(rank3).toMatchObject({ dpRank: 1, tpRank: 1, count: 18, rawCount: 20, energyRobustJ: 11 });
+    expect(rank3).toMatchObject({
+      dpRank: 1,
+      tpRank: 1,
+      count: 18,
+      rawCount: 20,
+      energyRobustJ: 11,
+    });
     expect(rank3.timeRobustS).toBeCloseTo(2.1, 12);
     expect(cells.filter((c) => c.scope === 'rank')).toHaveLength(4);
   });
@@ -123,7 +144,7 @@ describe('tensor-parallel combine and data-parallel pooling', () => {
 describe('median (quickselect)', () => {
   it('matches a sorted-array median on random, constant and sorted inputs', () => {
     let seed = 7;
-    const rnd = (): number => ((seed = (seed * 1103515245 + 12345) % 2147483648) / 2147483648);
+    const rnd = (): number => (seed = (seed * 1103515245 + 12345) % 2147483648) / 2147483648;
     for (let n = 1; n <= 60; n++) {
       for (const make of [() => rnd(), () => 3, () => Math.floor(rnd() * 4)]) {
         const xs = Array.from({ length: n }, make);

@@ -40,9 +40,19 @@ export function syntheticMeasurements(opts: {
 }
 
 /** Splits measurements into batches of `size` with ids `${prefix}-${i}`. */
-export function toBatches(jobId: string, ms: readonly Measurement[], size: number, prefix = 'b'): MeasurementBatch[] {
+export function toBatches(
+  jobId: string,
+  ms: readonly Measurement[],
+  size: number,
+  prefix = 'b',
+): MeasurementBatch[] {
   const out: MeasurementBatch[] = [];
-  for (let i = 0; i * size < ms.length; i++) out.push({ jobId, batchId: `${prefix}-${i}`, measurements: ms.slice(i * size, (i + 1) * size) });
+  for (let i = 0; i * size < ms.length; i++)
+    out.push({
+      jobId,
+      batchId: `${prefix}-${i}`,
+      measurements: ms.slice(i * size, (i + 1) * size),
+    });
   return out;
 }
 
@@ -50,7 +60,8 @@ export function toBatches(jobId: string, ms: readonly Measurement[], size: numbe
 export function toWire(m: Measurement): Record<string, unknown> {
   return {
     rank: { rank: m.rank, dp_rank: m.dpRank, pp_rank: m.ppRank, tp_rank: m.tpRank },
-    instruction: m.instruction === 'forward' ? 'INSTRUCTION_KIND_FORWARD' : 'INSTRUCTION_KIND_BACKWARD',
+    instruction:
+      m.instruction === 'forward' ? 'INSTRUCTION_KIND_FORWARD' : 'INSTRUCTION_KIND_BACKWARD',
     microbatch: m.microbatch,
     frequency_mhz: m.frequencyMhz,
     time_s: m.timeS,

@@ -6,7 +6,11 @@ import { SqliteProfileStore } from '../src/sqlite-store';
 it('ingest rate is stored measurements per second since the oldest sample in the window', () => {
   let now = 0;
   let stored = 1_000;
-  const meter = new IngestRateMeter(() => stored, 10, () => now);
+  const meter = new IngestRateMeter(
+    () => stored,
+    10,
+    () => now,
+  );
   now = 2_000;
   stored = 201_000;
   expect(meter.rate()).toBe(100_000);
@@ -14,7 +18,11 @@ it('ingest rate is stored measurements per second since the oldest sample in the
 });
 
 it('renders every metric with HELP and TYPE lines', async () => {
-  const profiler = new Profiler({ store: new SqliteProfileStore({ dataDir: ':memory:' }), logger: createLogger('m', 'silent'), aggregateIntervalMs: 0 });
+  const profiler = new Profiler({
+    store: new SqliteProfileStore({ dataDir: ':memory:' }),
+    logger: createLogger('m', 'silent'),
+    aggregateIntervalMs: 0,
+  });
   const text = await renderMetrics(profiler);
   for (const name of [
     'perseus_profiler_batches_total',

@@ -7,7 +7,10 @@ import { perseusGrpc } from '@perseus/proto';
 const [address, pairsArg, workArg] = process.argv.slice(2);
 const pairs = Number(pairsArg ?? 2000);
 const workUs = Number(workArg ?? 2000);
-const client = new (perseusGrpc().perseus.agent.v1.GpuAgent)(address!, grpc.credentials.createInsecure());
+const client = new (perseusGrpc().perseus.agent.v1.GpuAgent)(
+  address!,
+  grpc.credentials.createInsecure(),
+);
 const s = client.OpenSession();
 const now = (): string => String(process.hrtime.bigint());
 let got = 0;
@@ -16,7 +19,14 @@ s.on('data', (m: { opened?: object; measurement?: object }) => {
   if (m.opened) {
     void (async () => {
       for (let i = 1; i <= pairs; i++) {
-        s.write({ begin: { seq: i, instruction: 'INSTRUCTION_KIND_FORWARD', frequency_mhz: i % 2 ? 1410 : 1005, t_ns: now() } });
+        s.write({
+          begin: {
+            seq: i,
+            instruction: 'INSTRUCTION_KIND_FORWARD',
+            frequency_mhz: i % 2 ? 1410 : 1005,
+            t_ns: now(),
+          },
+        });
         await sleep(workUs);
         s.write({ end: { seq: i, t_ns: now() } });
       }

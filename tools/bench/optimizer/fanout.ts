@@ -7,7 +7,17 @@
 import { fork, type ChildProcess } from 'node:child_process';
 import * as path from 'node:path';
 import type { optimizerV1 } from '@perseus/proto';
-import { GPT3_A100_CSV, client, percentile, registerJob, scrape, startServer, summary, unary, wallMs } from './lib';
+import {
+  GPT3_A100_CSV,
+  client,
+  percentile,
+  registerJob,
+  scrape,
+  startServer,
+  summary,
+  unary,
+  wallMs,
+} from './lib';
 
 const args = process.argv.slice(2);
 const opt = (name: string, d: number): number => {
@@ -24,9 +34,15 @@ const CONNS = opt('--conns', 8);
 const DECODE = args.includes('--decode-full') ? 'full' : 'version';
 const DP = RANKS / N;
 
-type Msg = { type: 'started' } | { type: 'ready'; version: number } | { type: 'arrivals'; version: number; times: Array<[number, number]> };
+type Msg =
+  | { type: 'started' }
+  | { type: 'ready'; version: number }
+  | { type: 'arrivals'; version: number; times: Array<[number, number]> };
 
-function waitFor<T extends Msg['type']>(child: ChildProcess, type: T): Promise<Extract<Msg, { type: T }>> {
+function waitFor<T extends Msg['type']>(
+  child: ChildProcess,
+  type: T,
+): Promise<Extract<Msg, { type: T }>> {
   return new Promise((resolve) => {
     const on = (m: Msg): void => {
       if (m.type === type) {
@@ -39,7 +55,11 @@ function waitFor<T extends Msg['type']>(child: ChildProcess, type: T): Promise<E
 }
 
 async function main(): Promise<void> {
-  const { child: server, address, metrics } = await startServer(['--profile-csv', GPT3_A100_CSV, '--metrics-listen', '127.0.0.1:0']);
+  const {
+    child: server,
+    address,
+    metrics,
+  } = await startServer(['--profile-csv', GPT3_A100_CSV, '--metrics-listen', '127.0.0.1:0']);
   const c = client(address, 999_999);
   try {
     const t0 = Date.now();
@@ -47,13 +67,21 @@ async function main(): Promise<void> {
     console.log(`registered ${RANKS} ranks in ${Date.now() - t0} ms`);
     const per = RANKS / PROCS;
     const kids = Array.from({ length: PROCS }, (_, i) =>
-      fork(path.join(__dirname, 'watchers.ts'), [address, 'fanout', String(i * per), String((i + 1) * per), String(CONNS), DECODE], { execArgv: ['--import', 'tsx'], stdio: 'inherit' }),
+      fork(
+        path.join(__dirname, 'watchers.ts'),
+        [address, 'fanout', String(i * per), String((i + 1) * per), String(CONNS), DECODE],
+        { execArgv: ['--import', 'tsx'], stdio: 'inherit' },
+      ),
     );
     await Promise.all(kids.map((k) => waitFor(k, 'started')));
-    let st = await unary<optimizerV1.GetJobStatusResponse__Output>(c, 'GetJobStatus', { job_id: 'fanout' });
+    let st = await unary<optimizerV1.GetJobStatusResponse__Output>(c, 'GetJobStatus', {
+      job_id: 'fanout',
+    });
     for (let i = 0; i < 600 && st.phase !== 'PHASE_DEPLOYED'; i++) {
       await new Promise((r) => setTimeout(r, 100));
-      st = await unary<optimizerV1.GetJobStatusResponse__Output>(c, 'GetJobStatus', { job_id: 'fanout' });
+      st = await unary<optimizerV1.GetJobStatusResponse__Output>(c, 'GetJobStatus', {
+        job_id: 'fanout',
+      });
     }
     const ready = async (version: number): Promise<void> => {
       const w = kids.map((k) => waitFor(k, 'ready'));
@@ -61,33 +89,52 @@ async function main(): Promise<void> {
       await Promise.all(w);
     };
     await ready(Number(st.schedule_version));
-    console.log(`${RANKS} streams open at version ${st.schedule_version} (${PROCS} processes × ${CONNS} connections)`);
+    console.log(
+      `${RANKS} streams open at version ${st.schedule_version} (${PROCS} processes × ${CONNS} connections)`,
+    );
     const all: number[] = [];
     const roundMax: number[] = [];
     const publishMs: number[] = [];
     for (let round = -WARMUP; round < ROUNDS; round++) {
       const straggler = ((round + WARMUP) * 37) % DP;
       const sent = wallMs();
-      const r = await unary<optimizerV1.ReportStragglerResponse__Output>(c, 'ReportStraggler', { job_id: 'fanout', dp_rank: straggler, slowdown: 1.2 });
+      const r = await unary<optimizerV1.ReportStragglerResponse__Output>(c, 'ReportStraggler', {
+        job_id: 'fanout',
+        dp_rank: straggler,
+        slowdown: 1.2,
+      });
       const v = Number(r.schedule_version);
       await ready(v);
-      const got = await Promise.all(kids.map((k) => {
-        const p = waitFor(k, 'arrivals');
-        k.send({ type: 'arrivals', version: v });
-        return p;
-      }));
-      const lat = got.flatMap((g) => g.times.filter(([rank]) => Math.floor(rank / N) !== straggler).map(([, t]) => t - sent));
-      const pub = 1000 * (await scrape(metrics!, 'perseus_optimizer_last_publish_seconds{job_id="fanout"}'));
+      const got = await Promise.all(
+        kids.map((k) => {
+          const p = waitFor(k, 'arrivals');
+          k.send({ type: 'arrivals', version: v });
+          return p;
+        }),
+      );
+      const lat = got.flatMap((g) =>
+        g.times.filter(([rank]) => Math.floor(rank / N) !== straggler).map(([, t]) => t - sent),
+      );
+      const pub =
+        1000 * (await scrape(metrics!, 'perseus_optimizer_last_publish_seconds{job_id="fanout"}'));
       if (round >= 0) {
         all.push(...lat);
         roundMax.push(Math.max(...lat));
         publishMs.push(pub);
       }
-      console.log(`${round < 0 ? 'warm-up' : 'round'} ${round}: straggler dp=${straggler} v=${v}: ${summary(lat)}; server hand-off to all streams ${pub.toFixed(1)} ms`);
-      const rec = await unary<optimizerV1.ReportStragglerResponse__Output>(c, 'ReportStraggler', { job_id: 'fanout', dp_rank: straggler, recovered: true });
+      console.log(
+        `${round < 0 ? 'warm-up' : 'round'} ${round}: straggler dp=${straggler} v=${v}: ${summary(lat)}; server hand-off to all streams ${pub.toFixed(1)} ms`,
+      );
+      const rec = await unary<optimizerV1.ReportStragglerResponse__Output>(c, 'ReportStraggler', {
+        job_id: 'fanout',
+        dp_rank: straggler,
+        recovered: true,
+      });
       await ready(Number(rec.schedule_version));
     }
-    console.log(`RESULT fanout ranks=${RANKS} procs=${PROCS} conns=${CONNS} decode=${DECODE} non-straggler arrivals: ${summary(all)}; worst round max ${percentile(roundMax, 100).toFixed(2)} ms; server hand-off of a version to all ${RANKS} streams: median ${percentile(publishMs, 50).toFixed(1)} ms, max ${percentile(publishMs, 100).toFixed(1)} ms`);
+    console.log(
+      `RESULT fanout ranks=${RANKS} procs=${PROCS} conns=${CONNS} decode=${DECODE} non-straggler arrivals: ${summary(all)}; worst round max ${percentile(roundMax, 100).toFixed(2)} ms; server hand-off of a version to all ${RANKS} streams: median ${percentile(publishMs, 50).toFixed(1)} ms, max ${percentile(publishMs, 100).toFixed(1)} ms`,
+    );
     for (const k of kids) k.send({ type: 'exit' });
   } finally {
     c.close();

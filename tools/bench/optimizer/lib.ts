@@ -6,10 +6,21 @@ import * as grpc from '@grpc/grpc-js';
 import { perseusGrpc } from '@perseus/proto';
 
 export const ROOT = path.resolve(__dirname, '..', '..', '..');
-export const GPT3_A100_CSV = path.resolve(__dirname, '..', '..', '..', 'data', 'sosp24', 'stage_profile', 'gpt3-175b+a100_sxm_bf16.csv');
+export const GPT3_A100_CSV = path.resolve(
+  __dirname,
+  '..',
+  '..',
+  '..',
+  'data',
+  'sosp24',
+  'stage_profile',
+  'gpt3-175b+a100_sxm_bf16.csv',
+);
 export const A100_CLOCKS = Array.from({ length: 38 }, (_, i) => 1410 - 15 * i);
 
-export type OptimizerClient = InstanceType<ReturnType<typeof perseusGrpc>['perseus']['optimizer']['v1']['Optimizer']>;
+export type OptimizerClient = InstanceType<
+  ReturnType<typeof perseusGrpc>['perseus']['optimizer']['v1']['Optimizer']
+>;
 
 /** Wall-clock milliseconds with sub-ms resolution, comparable across processes on one host. */
 export const wallMs = (): number => performance.timeOrigin + performance.now();
@@ -27,32 +38,49 @@ export function summary(xs: readonly number[]): string {
 export function client(address: string, key = 0): OptimizerClient {
   const Ctor = perseusGrpc().perseus.optimizer.v1.Optimizer;
   // A distinct channel option gives each key its own HTTP/2 connection.
-  return new Ctor(address, grpc.credentials.createInsecure(), { 'grpc.bench_key': key, 'grpc.use_local_subchannel_pool': 1 });
+  return new Ctor(address, grpc.credentials.createInsecure(), {
+    'grpc.bench_key': key,
+    'grpc.use_local_subchannel_pool': 1,
+  });
 }
 
-export function unary<Res>(c: OptimizerClient, method: string, req: unknown, timeoutMs = 60_000): Promise<Res> {
+export function unary<Res>(
+  c: OptimizerClient,
+  method: string,
+  req: unknown,
+  timeoutMs = 60_000,
+): Promise<Res> {
   return new Promise((resolve, reject) => {
-    (c as unknown as Record<string, (r: unknown, o: grpc.CallOptions, cb: (e: grpc.ServiceError | null, r: Res) => void) => void>)[method]!.call(
-      c,
-      req,
-      { deadline: Date.now() + timeoutMs },
-      (e, r) => (e ? reject(e) : resolve(r)),
+    (
+      c as unknown as Record<
+        string,
+        (r: unknown, o: grpc.CallOptions, cb: (e: grpc.ServiceError | null, r: Res) => void) => void
+      >
+    )[method]!.call(c, req, { deadline: Date.now() + timeoutMs }, (e, r) =>
+      e ? reject(e) : resolve(r),
     );
   });
 }
 
 /** Starts tools/bench/optimizer/server.ts in a child process; resolves with its address. */
-export function startServer(args: string[]): Promise<{ child: ChildProcess; address: string; metrics?: string }> {
-  const child = spawn(process.execPath, ['--import', 'tsx', path.join(__dirname, 'server.ts'), ...args], {
-    cwd: ROOT,
-    stdio: ['ignore', 'pipe', 'inherit'],
-    env: { ...process.env, PERSEUS_LOG_LEVEL: process.env['PERSEUS_LOG_LEVEL'] ?? 'warn' },
-  });
+export function startServer(
+  args: string[],
+): Promise<{ child: ChildProcess; address: string; metrics?: string }> {
+  const child = spawn(
+    process.execPath,
+    ['--import', 'tsx', path.join(__dirname, 'server.ts'), ...args],
+    {
+      cwd: ROOT,
+      stdio: ['ignore', 'pipe', 'inherit'],
+      env: { ...process.env, PERSEUS_LOG_LEVEL: process.env['PERSEUS_LOG_LEVEL'] ?? 'warn' },
+    },
+  );
   return new Promise((resolve, reject) => {
     readline.createInterface({ input: child.stdout! }).on('line', (line) => {
       try {
         const m = JSON.parse(line) as { event?: string; address?: string; metrics?: string };
-        if (m.event === 'serving' && m.address) resolve({ child, address: m.address, ...(m.metrics ? { metrics: m.metrics } : {}) });
+        if (m.event === 'serving' && m.address)
+          resolve({ child, address: m.address, ...(m.metrics ? { metrics: m.metrics } : {}) });
       } catch {
         // not JSON
       }
@@ -62,7 +90,14 @@ export function startServer(args: string[]): Promise<{ child: ChildProcess; addr
 }
 
 /** Registers a job and its ranks (rank = dp·N + pp, tp = 1), `concurrency` RPCs in flight. */
-export async function registerJob(c: OptimizerClient, jobId: string, n: number, m: number, dp: number, concurrency = 64): Promise<void> {
+export async function registerJob(
+  c: OptimizerClient,
+  jobId: string,
+  n: number,
+  m: number,
+  dp: number,
+  concurrency = 64,
+): Promise<void> {
   await unary(c, 'RegisterJob', {
     job_id: jobId,
     spec: {

@@ -26,7 +26,9 @@ const M = opt('--microbatches', 96);
 const REPEAT = opt('--repeat', 3);
 const N = 8;
 
-async function once(run: number): Promise<{ totalMs: number; plannerS: number; steps: number; points: number; saving: number }> {
+async function once(
+  run: number,
+): Promise<{ totalMs: number; plannerS: number; steps: number; points: number; saving: number }> {
   const profile = parseProfileCsv(readFileSync(GPT3_A100_CSV, 'utf8'));
   const source = new MemoryProfileSource();
   const logger = createLogger('bench', process.env['PERSEUS_LOG_LEVEL'] ?? 'warn');
@@ -41,7 +43,9 @@ async function once(run: number): Promise<{ totalMs: number; plannerS: number; s
   try {
     let latest: optimizerV1.Schedule__Output | undefined;
     let onSchedule: (() => void) | undefined;
-    const next = (pred: (s: optimizerV1.Schedule__Output) => boolean): Promise<optimizerV1.Schedule__Output> =>
+    const next = (
+      pred: (s: optimizerV1.Schedule__Output) => boolean,
+    ): Promise<optimizerV1.Schedule__Output> =>
       new Promise((resolve) => {
         const check = (): void => {
           if (latest !== undefined && pred(latest)) resolve(latest);
@@ -65,21 +69,32 @@ async function once(run: number): Promise<{ totalMs: number; plannerS: number; s
     for (;;) {
       const version = s.version;
       // What the ranks measured at this step: every still-sweeping instruction at the sweep's clock.
-      const st = await unary<optimizerV1.GetJobStatusResponse__Output>(c, 'GetJobStatus', { job_id: jobId });
+      const st = await unary<optimizerV1.GetJobStatusResponse__Output>(c, 'GetJobStatus', {
+        job_id: jobId,
+      });
       const clock = Number(/profiling (\d+) MHz/.exec(st.detail)?.[1] ?? 0);
       source.putCells(
         jobId,
         profile.stages.flatMap((stp, stage) =>
           (['forward', 'backward'] as const).flatMap((kind) => {
             const o = stp[kind].find((x) => x.frequencyMhz === clock);
-            return o ? [{ stage, kind, frequencyMhz: clock, count: 3, timeS: o.timeS, energyJ: o.energyJ }] : [];
+            return o
+              ? [{ stage, kind, frequencyMhz: clock, count: 3, timeS: o.timeS, energyJ: o.energyJ }]
+              : [];
           }),
         ),
       );
       steps++;
       for (let r = 0; r < N; r++) {
         if (r === N - 1) t0 = performance.now();
-        await unary(c, 'ReportIteration', { job_id: jobId, rank: { rank: r, dp_rank: 0, pp_rank: r, tp_rank: 0 }, iteration: it, time_s: 10, energy_j: 1000, schedule_version: version });
+        await unary(c, 'ReportIteration', {
+          job_id: jobId,
+          rank: { rank: r, dp_rank: 0, pp_rank: r, tp_rank: 0 },
+          iteration: it,
+          time_s: 10,
+          energy_j: 1000,
+          schedule_version: version,
+        });
       }
       it++;
       s = await next((x) => x.version !== version);
@@ -87,11 +102,19 @@ async function once(run: number): Promise<{ totalMs: number; plannerS: number; s
     }
     const deployed = await next((x) => x.phase === 'PHASE_DEPLOYED');
     const totalMs = performance.now() - t0;
-    const st = await unary<optimizerV1.GetJobStatusResponse__Output>(c, 'GetJobStatus', { job_id: jobId });
+    const st = await unary<optimizerV1.GetJobStatusResponse__Output>(c, 'GetJobStatus', {
+      job_id: jobId,
+    });
     const m = mod.optimizer.metrics().find((x) => x.jobId === jobId)!;
     watch.cancel();
     void deployed;
-    return { totalMs, plannerS: m.lastPlanningSeconds, steps, points: m.frontierPoints, saving: st.predicted_saving_percent };
+    return {
+      totalMs,
+      plannerS: m.lastPlanningSeconds,
+      steps,
+      points: m.frontierPoints,
+      saving: st.predicted_saving_percent,
+    };
   } finally {
     c.close();
     await server.shutdown(500);
@@ -109,7 +132,9 @@ async function main(): Promise<void> {
     );
   }
   totals.sort((a, b) => a - b);
-  console.log(`RESULT profiling-to-deploy gpt3-175b a100_sxm M=${M}: median ${(totals[totals.length >> 1]! / 1000).toFixed(2)} s, min ${(totals[0]! / 1000).toFixed(2)} s, max ${(totals[totals.length - 1]! / 1000).toFixed(2)} s over ${REPEAT} runs`);
+  console.log(
+    `RESULT profiling-to-deploy gpt3-175b a100_sxm M=${M}: median ${(totals[totals.length >> 1]! / 1000).toFixed(2)} s, min ${(totals[0]! / 1000).toFixed(2)} s, max ${(totals[totals.length - 1]! / 1000).toFixed(2)} s over ${REPEAT} runs`,
+  );
   process.exit(0);
 }
 

@@ -37,7 +37,9 @@ async function main(): Promise<void> {
   for (const s of mod.services) server.addService(s);
   server.onShutdown(() => mod.close());
   const address = await server.start();
-  process.stdout.write(`${JSON.stringify({ event: 'serving', address, metrics: mod.metricsAddress() })}\n`);
+  process.stdout.write(
+    `${JSON.stringify({ event: 'serving', address, metrics: mod.metricsAddress() })}\n`,
+  );
   shutdownOnSignals([server], logger);
 }
 

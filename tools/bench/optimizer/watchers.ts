@@ -14,7 +14,8 @@ import { perseusGrpc } from '@perseus/proto';
 import type { optimizerV1 } from '@perseus/proto';
 import { wallMs } from './lib';
 
-const [address = '', jobId = '', fromText = '0', toText = '0', connText = '8', decode = 'version'] = process.argv.slice(2);
+const [address = '', jobId = '', fromText = '0', toText = '0', connText = '8', decode = 'version'] =
+  process.argv.slice(2);
 const from = Number(fromText);
 const to = Number(toText);
 
@@ -42,19 +43,26 @@ function versionOf(b: Buffer): number {
     else if (wire === 2) {
       const len = varint();
       i += len;
-    }
-    else throw new Error(`wire type ${wire}`);
+    } else throw new Error(`wire type ${wire}`);
   }
   return 0;
 }
 
 const base = perseusGrpc().perseus.optimizer.v1.Optimizer.service;
-const definition = decode === 'full' ? base : { ...base, WatchSchedule: { ...base.WatchSchedule, responseDeserialize: (b: Buffer) => b } };
+const definition =
+  decode === 'full'
+    ? base
+    : { ...base, WatchSchedule: { ...base.WatchSchedule, responseDeserialize: (b: Buffer) => b } };
 const Ctor = grpc.makeGenericClientConstructor(definition as grpc.ServiceDefinition, 'Optimizer');
-const clients = Array.from({ length: Number(connText) }, (_, i) =>
-  new Ctor(address, grpc.credentials.createInsecure(), { 'grpc.bench_key': from * 1000 + i, 'grpc.use_local_subchannel_pool': 1 }) as unknown as grpc.Client & {
-    WatchSchedule(req: unknown): grpc.ClientReadableStream<optimizerV1.Schedule__Output | Buffer>;
-  },
+const clients = Array.from(
+  { length: Number(connText) },
+  (_, i) =>
+    new Ctor(address, grpc.credentials.createInsecure(), {
+      'grpc.bench_key': from * 1000 + i,
+      'grpc.use_local_subchannel_pool': 1,
+    }) as unknown as grpc.Client & {
+      WatchSchedule(req: unknown): grpc.ClientReadableStream<optimizerV1.Schedule__Output | Buffer>;
+    },
 );
 const latest = new Map<number, number>();
 const arrivals = new Map<number, Map<number, number>>(); // version → rank → wall ms
@@ -66,7 +74,11 @@ const send = (m: unknown): void => {
 };
 
 for (let r = from; r < to; r++) {
-  const s = clients[r % clients.length]!.WatchSchedule({ job_id: jobId, rank: r, known_version: '0' });
+  const s = clients[r % clients.length]!.WatchSchedule({
+    job_id: jobId,
+    rank: r,
+    known_version: '0',
+  });
   s.on('data', (sch: optimizerV1.Schedule__Output | Buffer) => {
     const t = wallMs();
     const v = Buffer.isBuffer(sch) ? versionOf(sch) : Number(sch.version);
@@ -75,7 +87,12 @@ for (let r = from; r < to; r++) {
     let m = arrivals.get(v);
     if (m === undefined) arrivals.set(v, (m = new Map()));
     m.set(r, t);
-    if (waitingFor !== undefined && v >= waitingFor.version && prev < waitingFor.version && --waitingFor.missing === 0) {
+    if (
+      waitingFor !== undefined &&
+      v >= waitingFor.version &&
+      prev < waitingFor.version &&
+      --waitingFor.missing === 0
+    ) {
       const w = waitingFor;
       waitingFor = undefined;
       w.resolve();
@@ -85,19 +102,31 @@ for (let r = from; r < to; r++) {
   streams.push(s);
 }
 
-process.on('message', (msg: { type: 'waitAll'; version: number } | { type: 'arrivals'; version: number } | { type: 'exit' }) => {
-  if (msg.type === 'waitAll') {
-    const done = (): void => send({ type: 'ready', version: msg.version });
-    let missing = 0;
-    for (let r = from; r < to; r++) if ((latest.get(r) ?? 0) < msg.version) missing++;
-    if (missing === 0) done();
-    else waitingFor = { version: msg.version, missing, resolve: done };
-  } else if (msg.type === 'arrivals') {
-    send({ type: 'arrivals', version: msg.version, times: [...(arrivals.get(msg.version) ?? new Map()).entries()] });
-  } else {
-    for (const s of streams) s.cancel();
-    for (const c of clients) c.close();
-    process.exit(0);
-  }
-});
+process.on(
+  'message',
+  (
+    msg:
+      | { type: 'waitAll'; version: number }
+      | { type: 'arrivals'; version: number }
+      | { type: 'exit' },
+  ) => {
+    if (msg.type === 'waitAll') {
+      const done = (): void => send({ type: 'ready', version: msg.version });
+      let missing = 0;
+      for (let r = from; r < to; r++) if ((latest.get(r) ?? 0) < msg.version) missing++;
+      if (missing === 0) done();
+      else waitingFor = { version: msg.version, missing, resolve: done };
+    } else if (msg.type === 'arrivals') {
+      send({
+        type: 'arrivals',
+        version: msg.version,
+        times: [...(arrivals.get(msg.version) ?? new Map()).entries()],
+      });
+    } else {
+      for (const s of streams) s.cancel();
+      for (const c of clients) c.close();
+      process.exit(0);
+    }
+  },
+);
 send({ type: 'started' });

@@ -2,7 +2,14 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { computeFrontier, parseProfileCsv } from '../../../packages/planner/src';
 
-const [csv, stages, mbs, power, unit, out] = process.argv.slice(2) as [string, string, string, string, string, string];
+const [csv, stages, mbs, power, unit, out] = process.argv.slice(2) as [
+  string,
+  string,
+  string,
+  string,
+  string,
+  string,
+];
 const t0 = performance.now();
 const c0 = process.cpuUsage();
 const frontier = computeFrontier({

@@ -21,12 +21,18 @@ export const JOB_SHAPE = {
   windowIterations: 20,
 };
 
-export type ProfilerClient = InstanceType<ReturnType<typeof perseusGrpc>['perseus']['profiler']['v1']['Profiler']>;
+export type ProfilerClient = InstanceType<
+  ReturnType<typeof perseusGrpc>['perseus']['profiler']['v1']['Profiler']
+>;
 
 export function connect(address: string): ProfilerClient {
-  return new (perseusGrpc().perseus.profiler.v1.Profiler)(address, grpc.credentials.createInsecure(), {
-    'grpc.max_send_message_length': 16 * 1024 * 1024,
-  });
+  return new (perseusGrpc().perseus.profiler.v1.Profiler)(
+    address,
+    grpc.credentials.createInsecure(),
+    {
+      'grpc.max_send_message_length': 16 * 1024 * 1024,
+    },
+  );
 }
 
 export function registerJob(client: ProfilerClient, jobId: string): Promise<void> {
@@ -34,7 +40,11 @@ export function registerJob(client: ProfilerClient, jobId: string): Promise<void
     client.RegisterJob(
       {
         job_id: jobId,
-        pipeline: { schedule: 'SCHEDULE_KIND_1F1B', num_stages: JOB_SHAPE.stages, num_microbatches: JOB_SHAPE.microbatches },
+        pipeline: {
+          schedule: 'SCHEDULE_KIND_1F1B',
+          num_stages: JOB_SHAPE.stages,
+          num_microbatches: JOB_SHAPE.microbatches,
+        },
         dp_degree: JOB_SHAPE.dp,
         tp_degree: JOB_SHAPE.tp,
         supported_frequencies_mhz: JOB_SHAPE.frequenciesMhz,
@@ -48,7 +58,12 @@ export function registerJob(client: ProfilerClient, jobId: string): Promise<void
  * Batch `seq` of stream `streamIndex`: `size` measurements that no other batch repeats. A stream
  * plays the ranks of pipeline (streamIndex mod dp) and walks (iteration, stage, tp, microbatch).
  */
-export function makeBatch(jobId: string, streamIndex: number, seq: number, size: number): profilerV1.MeasurementBatch {
+export function makeBatch(
+  jobId: string,
+  streamIndex: number,
+  seq: number,
+  size: number,
+): profilerV1.MeasurementBatch {
   const { stages, dp, tp, microbatches, frequenciesMhz } = JOB_SHAPE;
   const perIteration = stages * tp * microbatches;
   const measurements: profilerV1.InstructionMeasurement[] = new Array(size);
@@ -62,10 +77,18 @@ export function makeBatch(jobId: string, streamIndex: number, seq: number, size:
     const tpRank = Math.floor(r / microbatches) % tp;
     const mb = r % microbatches;
     measurements[i] = {
-      rank: { rank: (dpRank * stages + stage) * tp + tpRank, dp_rank: dpRank, pp_rank: stage, tp_rank: tpRank },
+      rank: {
+        rank: (dpRank * stages + stage) * tp + tpRank,
+        dp_rank: dpRank,
+        pp_rank: stage,
+        tp_rank: tpRank,
+      },
       instruction: (n & 1) === 0 ? 'INSTRUCTION_KIND_FORWARD' : 'INSTRUCTION_KIND_BACKWARD',
       microbatch: mb,
-      frequency_mhz: frequenciesMhz[Math.floor(n / perIteration / JOB_SHAPE.windowIterations) % frequenciesMhz.length]!,
+      frequency_mhz:
+        frequenciesMhz[
+          Math.floor(n / perIteration / JOB_SHAPE.windowIterations) % frequenciesMhz.length
+        ]!,
       time_s: 0.05 + 0.001 * (n % 7),
       energy_j: 20 + 0.1 * (n % 11),
       iteration: String(iteration),
@@ -90,7 +113,13 @@ export function runStream(
   client: ProfilerClient,
   jobId: string,
   streamIndex: number,
-  opts: { batchSize: number; window: number; until: () => boolean; keepIds?: boolean; firstSeq?: number },
+  opts: {
+    batchSize: number;
+    window: number;
+    until: () => boolean;
+    keepIds?: boolean;
+    firstSeq?: number;
+  },
 ): Promise<StreamResult> {
   return new Promise((resolve) => {
     const call = client.ReportMeasurements();

@@ -36,7 +36,9 @@ async function main(): Promise<void> {
     const t0 = process.hrtime.bigint();
     const deadline = Date.now() + durationS * 1000;
     const results = await Promise.all(
-      Array.from({ length: streams }, (_, i) => runStream(client, 'bench', i, { batchSize, window, until: () => Date.now() >= deadline })),
+      Array.from({ length: streams }, (_, i) =>
+        runStream(client, 'bench', i, { batchSize, window, until: () => Date.now() >= deadline }),
+      ),
     );
     const elapsedS = Number(process.hrtime.bigint() - t0) / 1e9;
     clearInterval(sampler);
@@ -48,14 +50,22 @@ async function main(): Promise<void> {
       const g0 = process.hrtime.bigint();
       return new Promise((resolve, reject) =>
         client.GetProfile({ job_id: 'bench', min_count: 0 }, (err, res) =>
-          err ? reject(err) : resolve({ ms: Number(process.hrtime.bigint() - g0) / 1e6, cells: res!.cells.length }),
+          err
+            ? reject(err)
+            : resolve({ ms: Number(process.hrtime.bigint() - g0) / 1e6, cells: res!.cells.length }),
         ),
       );
     };
     const firstProfile = await getProfile();
     const secondProfile = await getProfile();
-    const lagSum = await scrapeMetric(server.metricsAddress, 'perseus_profiler_commit_lag_seconds_sum');
-    const lagCount = await scrapeMetric(server.metricsAddress, 'perseus_profiler_commit_lag_seconds_count');
+    const lagSum = await scrapeMetric(
+      server.metricsAddress,
+      'perseus_profiler_commit_lag_seconds_sum',
+    );
+    const lagCount = await scrapeMetric(
+      server.metricsAddress,
+      'perseus_profiler_commit_lag_seconds_count',
+    );
     const mib = (b: number): number => Math.round((b / 2 ** 20) * 10) / 10;
     const third = Math.max(1, Math.floor(rss.length / 3));
     console.log(
@@ -71,9 +81,17 @@ async function main(): Promise<void> {
         target_per_s: 100_000,
         errors,
         rows_in_store: rows,
-        get_profile_ms: { after_ingest: Math.round(firstProfile.ms), fresh: Math.round(secondProfile.ms * 10) / 10, cells: secondProfile.cells },
+        get_profile_ms: {
+          after_ingest: Math.round(firstProfile.ms),
+          fresh: Math.round(secondProfile.ms * 10) / 10,
+          cells: secondProfile.cells,
+        },
         mean_commit_lag_ms: lagCount > 0 ? Math.round((lagSum / lagCount) * 1e4) / 10 : 0,
-        server_rss_mib: { first_third_max: mib(Math.max(...rss.slice(0, third))), last_third_max: mib(Math.max(...rss.slice(-third))), max: mib(Math.max(...rss)) },
+        server_rss_mib: {
+          first_third_max: mib(Math.max(...rss.slice(0, third))),
+          last_third_max: mib(Math.max(...rss.slice(-third))),
+          max: mib(Math.max(...rss)),
+        },
         cpus: os.cpus().length,
       }),
     );

@@ -19,7 +19,10 @@ function arg(name: string, fallback: string): string {
 }
 
 /** Re-sends batches on one stream; returns how many were acknowledged as duplicates / stored anew. */
-function resend(client: ProfilerClient, batches: profilerV1.MeasurementBatch[]): Promise<{ duplicate: number; storedAgain: number; errors: number }> {
+function resend(
+  client: ProfilerClient,
+  batches: profilerV1.MeasurementBatch[],
+): Promise<{ duplicate: number; storedAgain: number; errors: number }> {
   return new Promise((resolve, reject) => {
     const call = client.ReportMeasurements();
     const out = { duplicate: 0, storedAgain: 0, errors: 0 };
@@ -51,7 +54,9 @@ async function main(): Promise<void> {
       first.proc.kill('SIGKILL');
     }, killAfterS * 1000);
     const results = await Promise.all(
-      Array.from({ length: streams }, (_, i) => runStream(c1, 'restart', i, { batchSize, window: 4, until: () => killed, keepIds: true })),
+      Array.from({ length: streams }, (_, i) =>
+        runStream(c1, 'restart', i, { batchSize, window: 4, until: () => killed, keepIds: true }),
+      ),
     );
     clearTimeout(killer);
     const exit = await first.stop();
@@ -84,7 +89,8 @@ async function main(): Promise<void> {
         resent_errors: again.errors,
       };
       console.log(JSON.stringify(report));
-      if (rows < acked || again.duplicate !== ids.length || again.storedAgain !== 0) throw new Error('acknowledged data was lost or stored twice');
+      if (rows < acked || again.duplicate !== ids.length || again.storedAgain !== 0)
+        throw new Error('acknowledged data was lost or stored twice');
     } finally {
       c2.close();
       await second.stop('SIGTERM');

@@ -20,13 +20,31 @@ export interface ProfilerProcess {
   stop(signal?: NodeJS.Signals): Promise<number | null>;
 }
 
-export async function startProfilerProcess(dataDir: string, extraArgs: string[] = [], timeoutMs = 60_000): Promise<ProfilerProcess> {
+export async function startProfilerProcess(
+  dataDir: string,
+  extraArgs: string[] = [],
+  timeoutMs = 60_000,
+): Promise<ProfilerProcess> {
   const proc = spawn(
     path.join(REPO_ROOT, 'bin', 'perseus'),
-    ['serve', 'profiler', '--listen', '127.0.0.1:0', '--profiler-data-dir', dataDir, '--profiler-metrics-listen', '127.0.0.1:0', '--log-level', 'warn', ...extraArgs],
+    [
+      'serve',
+      'profiler',
+      '--listen',
+      '127.0.0.1:0',
+      '--profiler-data-dir',
+      dataDir,
+      '--profiler-metrics-listen',
+      '127.0.0.1:0',
+      '--log-level',
+      'warn',
+      ...extraArgs,
+    ],
     { stdio: ['ignore', 'pipe', 'inherit'] },
   );
-  const exited = new Promise<number | null>((resolve) => proc.once('exit', (code) => resolve(code)));
+  const exited = new Promise<number | null>((resolve) =>
+    proc.once('exit', (code) => resolve(code)),
+  );
   const found: Record<string, string> = {};
   await new Promise<void>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error('profiler did not start in time')), timeoutMs);
@@ -81,7 +99,9 @@ export function scrapeMetric(metricsAddress: string, name: string): Promise<numb
         let text = '';
         res.on('data', (d: Buffer) => (text += d.toString()));
         res.on('end', () => {
-          const line = text.split('\n').find((l) => l.startsWith(`${name} `) || l.startsWith(`${name}{`));
+          const line = text
+            .split('\n')
+            .find((l) => l.startsWith(`${name} `) || l.startsWith(`${name}{`));
           if (!line) reject(new Error(`metric ${name} not found`));
           else resolve(Number(line.slice(line.lastIndexOf(' ') + 1)));
         });

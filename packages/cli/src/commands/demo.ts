@@ -25,7 +25,10 @@ export const REPO_ROOT = path.resolve(__dirname, '..', '..', '..', '..');
 
 /** The GPT-3 175B A100 SXM stage profile of the paper's artifact (the repository's data/, copied from the artifact). */
 export function defaultDemoProfile(root = REPO_ROOT): string {
-  return process.env['PERSEUS_DEMO_PROFILE'] ?? path.resolve(root, 'data', 'sosp24', 'stage_profile', 'gpt3-175b+a100_sxm_bf16.csv');
+  return (
+    process.env['PERSEUS_DEMO_PROFILE'] ??
+    path.resolve(root, 'data', 'sosp24', 'stage_profile', 'gpt3-175b+a100_sxm_bf16.csv')
+  );
 }
 
 /** The Python that runs the emulated trainer: --python, PERSEUS_PYTHON, else the repo's .venv. */
@@ -70,9 +73,11 @@ export function demoPythonArgs(address: string, flags: DemoFlags, profile: strin
  */
 export async function runDemo(flags: DemoFlags): Promise<number> {
   const profile = flags.profile ?? defaultDemoProfile();
-  if (!fs.existsSync(profile)) throw new Error(`demo profile not found: ${profile} (set --profile or PERSEUS_DEMO_PROFILE)`);
+  if (!fs.existsSync(profile))
+    throw new Error(`demo profile not found: ${profile} (set --profile or PERSEUS_DEMO_PROFILE)`);
   const python = demoPython(flags.python);
-  if (!fs.existsSync(python)) throw new Error(`python not found: ${python} (run: bash tools/bootstrap-python.sh)`);
+  if (!fs.existsSync(python))
+    throw new Error(`python not found: ${python} (run: bash tools/bootstrap-python.sh)`);
   const stateDir = fs.mkdtempSync(path.join(os.tmpdir(), 'perseus-demo-'));
   // Services read PERSEUS_* in their config modules; the demo keeps all of their state in stateDir.
   const env: Record<string, string> = {
@@ -87,8 +92,13 @@ export async function runDemo(flags: DemoFlags): Promise<number> {
     PERSEUS_PROFILER_DATA_DIR: path.join(stateDir, 'profiler'),
     PERSEUS_OPTIMIZER_DATA_DIR: path.join(stateDir, 'optimizer'),
   };
-  for (const [k, v] of Object.entries(env)) if (process.env[k] === undefined || k.endsWith('_DIR') || k.endsWith('_FILE')) process.env[k] = v;
-  const running = await startServe(['agent', 'profiler', 'optimizer'], { listen: '127.0.0.1:0', logLevel: process.env['PERSEUS_LOG_LEVEL'] });
+  for (const [k, v] of Object.entries(env))
+    if (process.env[k] === undefined || k.endsWith('_DIR') || k.endsWith('_FILE'))
+      process.env[k] = v;
+  const running = await startServe(['agent', 'profiler', 'optimizer'], {
+    listen: '127.0.0.1:0',
+    logLevel: process.env['PERSEUS_LOG_LEVEL'],
+  });
   let code = 1;
   try {
     code = await new Promise<number>((resolve, reject) => {
@@ -118,18 +128,34 @@ export async function runDemo(flags: DemoFlags): Promise<number> {
 export function registerDemoCommand(program: Command): void {
   program
     .command('demo')
-    .description('end-to-end demo on an emulated GPT-3 175B pipeline (simulated GPUs): baseline, profiling, planning, intrinsic, straggler, extrinsic')
+    .description(
+      'end-to-end demo on an emulated GPT-3 175B pipeline (simulated GPUs): baseline, profiling, planning, intrinsic, straggler, extrinsic',
+    )
     .option('--out <dir>', 'where frontier.svg, timeline.svg and summary.json go', 'demo-out')
-    .option('--profile <csv>', 'stage profile of the simulated GPUs; the agent reads gpt3-175b+a100_sxm_bf16.csv from its directory (default: data/sosp24/stage_profile; env PERSEUS_DEMO_PROFILE)')
-    .option('--python <path>', 'Python with the perseus client installed (env PERSEUS_PYTHON; default .venv/bin/python)')
+    .option(
+      '--profile <csv>',
+      'stage profile of the simulated GPUs; the agent reads gpt3-175b+a100_sxm_bf16.csv from its directory (default: data/sosp24/stage_profile; env PERSEUS_DEMO_PROFILE)',
+    )
+    .option(
+      '--python <path>',
+      'Python with the perseus client installed (env PERSEUS_PYTHON; default .venv/bin/python)',
+    )
     .option('--microbatches <n>', 'microbatches per iteration', '4')
     .option('--dp <n>', 'data-parallel pipelines', '2')
     .option('--window <n>', 'clean iterations measured per phase', '3')
-    .option('--iterations-per-frequency <n>', 'profiling iterations at each swept clock (the first of each is warm-up)', '3')
-    .option('--time-scale <x>', 'wall seconds per simulated second (1 = real time; the simulated agent integrates energy over real time)', '1')
+    .option(
+      '--iterations-per-frequency <n>',
+      'profiling iterations at each swept clock (the first of each is warm-up)',
+      '3',
+    )
+    .option(
+      '--time-scale <x>',
+      'wall seconds per simulated second (1 = real time; the simulated agent integrates energy over real time)',
+      '1',
+    )
     .option('--straggler <x>', 'slowdown of the straggling pipeline', '1.2')
     .option('--timeout-s <s>', 'give up after this many seconds', '170')
-    .option('--keep-state', 'keep the services\' temp state dir')
+    .option('--keep-state', "keep the services' temp state dir")
     .action(async (flags: DemoFlags) => {
       process.exitCode = await runDemo(flags);
     });

@@ -28,8 +28,10 @@ export function frontierSvg(frontier: Frontier, title: string): string {
   const y1 = Math.max(...ys);
   const padX = (x1 - x0) * 0.04 || 0.01;
   const padY = (y1 - y0) * 0.06 || 1;
-  const sx = (x: number): number => m.l + ((x - (x0 - padX)) / (x1 - x0 + 2 * padX)) * (W - m.l - m.r);
-  const sy = (y: number): number => H - m.b - ((y - (y0 - padY)) / (y1 - y0 + 2 * padY)) * (H - m.t - m.b);
+  const sx = (x: number): number =>
+    m.l + ((x - (x0 - padX)) / (x1 - x0 + 2 * padX)) * (W - m.l - m.r);
+  const sy = (y: number): number =>
+    H - m.b - ((y - (y0 - padY)) / (y1 - y0 + 2 * padY)) * (H - m.t - m.b);
   const path = (get: (p: (typeof pts)[number]) => number): string =>
     pts.map((p, i) => `${i ? 'L' : 'M'}${fmt(sx(p.timeS), 1)},${fmt(sy(get(p)), 1)}`).join('');
   const intr = frontier.intrinsic().point;
@@ -40,12 +42,20 @@ export function frontierSvg(frontier: Frontier, title: string): string {
     `<text x="${W / 2}" y="22" text-anchor="middle" font-size="15">${esc(title)}</text>`,
   ];
   for (const t of niceTicks(x0 - padX, x1 + padX)) {
-    out.push(`<line x1="${fmt(sx(t), 1)}" y1="${m.t}" x2="${fmt(sx(t), 1)}" y2="${H - m.b}" stroke="#eee"/>`);
-    out.push(`<text x="${fmt(sx(t), 1)}" y="${H - m.b + 18}" text-anchor="middle">${+t.toPrecision(6)}</text>`);
+    out.push(
+      `<line x1="${fmt(sx(t), 1)}" y1="${m.t}" x2="${fmt(sx(t), 1)}" y2="${H - m.b}" stroke="#eee"/>`,
+    );
+    out.push(
+      `<text x="${fmt(sx(t), 1)}" y="${H - m.b + 18}" text-anchor="middle">${+t.toPrecision(6)}</text>`,
+    );
   }
   for (const t of niceTicks(y0 - padY, y1 + padY)) {
-    out.push(`<line x1="${m.l}" y1="${fmt(sy(t), 1)}" x2="${W - m.r}" y2="${fmt(sy(t), 1)}" stroke="#eee"/>`);
-    out.push(`<text x="${m.l - 8}" y="${fmt(sy(t) + 4, 1)}" text-anchor="end">${+t.toPrecision(6)}</text>`);
+    out.push(
+      `<line x1="${m.l}" y1="${fmt(sy(t), 1)}" x2="${W - m.r}" y2="${fmt(sy(t), 1)}" stroke="#eee"/>`,
+    );
+    out.push(
+      `<text x="${m.l - 8}" y="${fmt(sy(t) + 4, 1)}" text-anchor="end">${+t.toPrecision(6)}</text>`,
+    );
   }
   out.push(
     `<rect x="${m.l}" y="${m.t}" width="${W - m.l - m.r}" height="${H - m.t - m.b}" fill="none" stroke="#444"/>`,
@@ -103,15 +113,24 @@ export function timelineSvg(timeline: TimelineEntry[][], title: string): string 
       out.push(
         `<rect x="${fmt(x, 2)}" y="${y + 3}" width="${fmt(w, 2)}" height="${rowH - 6}" fill="${clockColor(e.frequencyMhz, lo, hi)}" stroke="${e.kind === 'forward' ? '#333' : '#000'}" stroke-width="${e.kind === 'forward' ? 0.5 : 1.2}"><title>${label} ${e.frequencyMhz} MHz ${fmt(e.startS, 4)}–${fmt(e.endS, 4)} s</title></rect>`,
       );
-      if (w > 18) out.push(`<text x="${fmt(x + w / 2, 2)}" y="${y + rowH / 2 + 4}" text-anchor="middle" font-size="9">${label}</text>`);
+      if (w > 18)
+        out.push(
+          `<text x="${fmt(x + w / 2, 2)}" y="${y + rowH / 2 + 4}" text-anchor="middle" font-size="9">${label}</text>`,
+        );
     }
   });
   const axisY = m.t + rowH * timeline.length + 4;
   for (const t of niceTicks(0, end, 10)) {
-    out.push(`<line x1="${fmt(sx(t), 1)}" y1="${axisY}" x2="${fmt(sx(t), 1)}" y2="${axisY + 5}" stroke="#444"/>`);
-    out.push(`<text x="${fmt(sx(t), 1)}" y="${axisY + 17}" text-anchor="middle">${+t.toPrecision(6)}</text>`);
+    out.push(
+      `<line x1="${fmt(sx(t), 1)}" y1="${axisY}" x2="${fmt(sx(t), 1)}" y2="${axisY + 5}" stroke="#444"/>`,
+    );
+    out.push(
+      `<text x="${fmt(sx(t), 1)}" y="${axisY + 17}" text-anchor="middle">${+t.toPrecision(6)}</text>`,
+    );
   }
-  out.push(`<text x="${W / 2}" y="${axisY + 34}" text-anchor="middle">time (s) — colour: SM clock, ${lo} MHz (blue) to ${hi} MHz (red); thick border = backward</text>`);
+  out.push(
+    `<text x="${W / 2}" y="${axisY + 34}" text-anchor="middle">time (s) — colour: SM clock, ${lo} MHz (blue) to ${hi} MHz (red); thick border = backward</text>`,
+  );
   out.push('</svg>');
   return out.join('\n') + '\n';
 }

@@ -37,7 +37,8 @@ export interface PlanCommandResult {
 function positiveNumber(name: string): (v: string) => number {
   return (v) => {
     const x = Number(v);
-    if (!Number.isFinite(x) || x <= 0) throw new Error(`--${name} must be a positive number, got '${v}'`);
+    if (!Number.isFinite(x) || x <= 0)
+      throw new Error(`--${name} must be a positive number, got '${v}'`);
     return x;
   };
 }
@@ -45,7 +46,8 @@ function positiveNumber(name: string): (v: string) => number {
 function positiveInt(name: string): (v: string) => number {
   return (v) => {
     const x = Number(v);
-    if (!Number.isInteger(x) || x < 1) throw new Error(`--${name} must be an integer ≥ 1, got '${v}'`);
+    if (!Number.isInteger(x) || x < 1)
+      throw new Error(`--${name} must be an integer ≥ 1, got '${v}'`);
     return x;
   };
 }
@@ -97,7 +99,9 @@ export async function runPlan(opts: PlanCommandOptions): Promise<PlanCommandResu
   write(
     'frontier.csv',
     'index,time_s,energy_j,model_energy_j\n' +
-      frontier.points.map((p) => `${p.index},${p.timeS},${p.energyJ},${p.modelEnergyJ}`).join('\n') +
+      frontier.points
+        .map((p) => `${p.index},${p.timeS},${p.energyJ},${p.modelEnergyJ}`)
+        .join('\n') +
       '\n',
   );
   const jsonl: string[] = [];
@@ -127,7 +131,10 @@ export async function runPlan(opts: PlanCommandOptions): Promise<PlanCommandResu
   write('frontier.svg', frontierSvg(frontier, `Time–energy frontier, ${title}`));
   write(
     'timeline.svg',
-    timelineSvg(planTimeline(input, intr.plan), `Intrinsic plan, ${title}: ${intr.point.timeS.toFixed(4)} s, ${intr.point.energyJ.toFixed(1)} J`),
+    timelineSvg(
+      planTimeline(input, intr.plan),
+      `Intrinsic plan, ${title}: ${intr.point.timeS.toFixed(4)} s, ${intr.point.energyJ.toFixed(1)} J`,
+    ),
   );
   let lpBoundJ: number | null = null;
   if (opts.lpBound) {
@@ -135,7 +142,9 @@ export async function runPlan(opts: PlanCommandOptions): Promise<PlanCommandResu
       // Hull vertices only: the same optimum as all options, an LP small enough for M=96.
       lpBoundJ = lpLowerBound(input, intr.point.timeS, await loadHighs(), { vertices: 'hull' });
     } catch (err) {
-      process.stderr.write(`perseus plan: LP bound unavailable (${err instanceof Error ? err.message : String(err)})\n`);
+      process.stderr.write(
+        `perseus plan: LP bound unavailable (${err instanceof Error ? err.message : String(err)})\n`,
+      );
     }
   }
   const first = frontier.points[0]!;
@@ -157,20 +166,43 @@ export function registerPlanCommand(program: Command): void {
   program
     .command('plan')
     .description('offline: profile CSV -> time-energy frontier, plans and plots')
-    .requiredOption('--profile <csv>', 'profile CSV (stage,instruction,frequency,time,energy; or rank-level)')
-    .option('--stages <n>', 'pipeline stages (default: as many as the profile has)', positiveInt('stages'))
+    .requiredOption(
+      '--profile <csv>',
+      'profile CSV (stage,instruction,frequency,time,energy; or rank-level)',
+    )
+    .option(
+      '--stages <n>',
+      'pipeline stages (default: as many as the profile has)',
+      positiveInt('stages'),
+    )
     .requiredOption('--microbatches <m>', 'microbatches per iteration', positiveInt('microbatches'))
     .option('--schedule <kind>', 'pipeline schedule: 1f1b or gpipe', '1f1b')
-    .option('--blocking-power <watts>', 'power drawn while blocked on a neighbour (W); A100 83.64, A40 70.38', positiveNumber('blocking-power'), 83.64)
-    .option('--unit-time <seconds>', 'time unit τ: one frontier sample per τ of iteration time', positiveNumber('unit-time'), 1e-3)
+    .option(
+      '--blocking-power <watts>',
+      'power drawn while blocked on a neighbour (W); A100 83.64, A40 70.38',
+      positiveNumber('blocking-power'),
+      83.64,
+    )
+    .option(
+      '--unit-time <seconds>',
+      'time unit τ: one frontier sample per τ of iteration time',
+      positiveNumber('unit-time'),
+      1e-3,
+    )
     .requiredOption('--out <dir>', 'output directory')
-    .option('--format <format>', "also write plans for other tools: 'lowtime' (freqs_pipeline_%05d.py)", 'perseus')
+    .option(
+      '--format <format>',
+      "also write plans for other tools: 'lowtime' (freqs_pipeline_%05d.py)",
+      'perseus',
+    )
     .option('--no-lp-bound', 'skip the LP lower bound (HiGHS) in the summary')
     .action(async (raw: Record<string, unknown>) => {
       const schedule = raw['schedule'];
-      if (schedule !== '1f1b' && schedule !== 'gpipe') throw new Error(`--schedule must be 1f1b or gpipe, got '${String(schedule)}'`);
+      if (schedule !== '1f1b' && schedule !== 'gpipe')
+        throw new Error(`--schedule must be 1f1b or gpipe, got '${String(schedule)}'`);
       const format = raw['format'];
-      if (format !== 'perseus' && format !== 'lowtime') throw new Error(`--format must be perseus or lowtime, got '${String(format)}'`);
+      if (format !== 'perseus' && format !== 'lowtime')
+        throw new Error(`--format must be perseus or lowtime, got '${String(format)}'`);
       const result = await runPlan({
         profile: raw['profile'] as string,
         stages: raw['stages'] as number | undefined,

@@ -1,7 +1,12 @@
 import type { Command } from 'commander';
 import { Option } from 'commander';
 import type { AgentOptions } from '@perseus/gpu-agent';
-import { ALL_IN_ONE_DEFAULTS, BACKEND_CHOICES, createAgentModule, parseMode } from '@perseus/gpu-agent';
+import {
+  ALL_IN_ONE_DEFAULTS,
+  BACKEND_CHOICES,
+  createAgentModule,
+  parseMode,
+} from '@perseus/gpu-agent';
 import type { ModuleContext, ServiceModule } from '@perseus/service-kit';
 
 /**
@@ -12,13 +17,26 @@ import type { ModuleContext, ServiceModule } from '@perseus/service-kit';
 export function addAgentFlags(cmd: Command): Command {
   // The all-in-one `perseus serve` is a developer's setup: simulated GPUs and a state file under
   // ./.perseus-data unless flags or env say otherwise. `perseus serve agent` keeps production defaults.
-  if (cmd.name() === 'serve') cmd.addOption(new Option('--agent-all-in-one').hideHelp().default(true));
+  if (cmd.name() === 'serve')
+    cmd.addOption(new Option('--agent-all-in-one').hideHelp().default(true));
   return cmd
-    .option('--agent-backend <name>', `GPU backend: ${BACKEND_CHOICES.join('|')} (env PERSEUS_AGENT_BACKEND, default auto)`)
-    .option('--agent-sim-model <model>', 'simulated GPU model: a100-sxm|a40|h100-sxm (default a100-sxm)')
+    .option(
+      '--agent-backend <name>',
+      `GPU backend: ${BACKEND_CHOICES.join('|')} (env PERSEUS_AGENT_BACKEND, default auto)`,
+    )
+    .option(
+      '--agent-sim-model <model>',
+      'simulated GPU model: a100-sxm|a40|h100-sxm (default a100-sxm)',
+    )
     .option('--agent-sim-devices <n>', 'number of simulated GPUs (default 8)')
-    .option('--agent-sim-driver-latency-ms <ms>', 'artificial latency of every simulated driver call (default 0)')
-    .option('--agent-profile-dir <dir>', 'stage-profile CSV directory for simulated GPUs (default <repo>/data/sosp24/stage_profile)')
+    .option(
+      '--agent-sim-driver-latency-ms <ms>',
+      'artificial latency of every simulated driver call (default 0)',
+    )
+    .option(
+      '--agent-profile-dir <dir>',
+      'stage-profile CSV directory for simulated GPUs (default <repo>/data/sosp24/stage_profile)',
+    )
     .option('--agent-state-file <path>', 'state file (default /var/lib/perseus/agent-state.json)')
     .option('--agent-lease-ttl-s <s>', 'default lease TTL without traffic, seconds (default 30)')
     .option('--agent-lease-ttl-max-s <s>', 'maximum lease TTL, seconds (default 300)')
@@ -30,9 +48,15 @@ export function addAgentFlags(cmd: Command): Command {
     .option('--agent-tcp-listen <host:port>', 'extra TCP listener, TLS + token only (default off)')
     .option('--agent-tls-cert <path>', 'PEM certificate chain for --agent-tcp-listen')
     .option('--agent-tls-key <path>', 'PEM private key for --agent-tcp-listen')
-    .option('--agent-tls-client-ca <path>', 'PEM CA; when set, clients of --agent-tcp-listen need certificates (mTLS)')
+    .option(
+      '--agent-tls-client-ca <path>',
+      'PEM CA; when set, clients of --agent-tcp-listen need certificates (mTLS)',
+    )
     .option('--agent-token-file <path>', 'tokens, one "<name> <read|control> <secret>" per line')
-    .option('--agent-allow-insecure-loopback', 'allow control over loopback TCP without tokens for real GPUs (simulated: allowed by default)')
+    .option(
+      '--agent-allow-insecure-loopback',
+      'allow control over loopback TCP without tokens for real GPUs (simulated: allowed by default)',
+    )
     .option('--agent-audit-log <path>', 'append one JSON line per control action to this file')
     .option('--agent-nvml-library <path>', 'NVML library (default libnvidia-ml.so.1)')
     .option('--agent-amdsmi-library <path>', 'AMD SMI library (default libamd_smi.so)');
@@ -55,14 +79,20 @@ function str(flags: Record<string, unknown>, key: string): string | undefined {
 export function agentOptionsFromFlags(flags: Record<string, unknown>): Partial<AgentOptions> {
   const backend = str(flags, 'agentBackend');
   if (backend !== undefined && !(BACKEND_CHOICES as readonly string[]).includes(backend)) {
-    throw new Error(`--agent-backend must be one of ${BACKEND_CHOICES.join(', ')}, got ${JSON.stringify(backend)}`);
+    throw new Error(
+      `--agent-backend must be one of ${BACKEND_CHOICES.join(', ')}, got ${JSON.stringify(backend)}`,
+    );
   }
   const mode = str(flags, 'agentSocketMode');
   return {
     backend: backend as AgentOptions['backend'] | undefined,
     simulatedModel: str(flags, 'agentSimModel') as AgentOptions['simulatedModel'] | undefined,
     simulatedDevices: num(flags, 'agentSimDevices', '--agent-sim-devices'),
-    simulatedDriverLatencyMs: num(flags, 'agentSimDriverLatencyMs', '--agent-sim-driver-latency-ms'),
+    simulatedDriverLatencyMs: num(
+      flags,
+      'agentSimDriverLatencyMs',
+      '--agent-sim-driver-latency-ms',
+    ),
     profileDir: str(flags, 'agentProfileDir'),
     stateFile: str(flags, 'agentStateFile'),
     leaseTtlDefaultS: num(flags, 'agentLeaseTtlS', '--agent-lease-ttl-s'),
@@ -85,10 +115,18 @@ export function agentOptionsFromFlags(flags: Record<string, unknown>): Partial<A
 }
 
 /** Builds the agent module from parsed flags (flags win over PERSEUS_* env, which wins over defaults). */
-export async function agentModuleFromFlags(flags: Record<string, unknown>, ctx: ModuleContext): Promise<ServiceModule> {
+export async function agentModuleFromFlags(
+  flags: Record<string, unknown>,
+  ctx: ModuleContext,
+): Promise<ServiceModule> {
   // With --listen the auth policy of the main listener is checked before anything starts; without
   // it (serve.ts picks the default) the module decides once it learns the bound address.
   const listenAddress = str(flags, 'listen');
   const defaults = flags['agentAllInOne'] === true ? ALL_IN_ONE_DEFAULTS : undefined;
-  return createAgentModule({ ...agentOptionsFromFlags(flags), logger: ctx.logger, listenAddress, defaults });
+  return createAgentModule({
+    ...agentOptionsFromFlags(flags),
+    logger: ctx.logger,
+    listenAddress,
+    defaults,
+  });
 }

@@ -18,13 +18,19 @@ function bind(lib: koffi.IKoffiLib): Record<string, KoffiFunction> {
     init: f('int amdsmi_init(uint64_t flags)'),
     shutdown: f('int amdsmi_shut_down()'),
     sockets: f('int amdsmi_get_socket_handles(uint32_t *count, void **handles)'),
-    processors: f('int amdsmi_get_processor_handles(void *socket, uint32_t *count, void **handles)'),
+    processors: f(
+      'int amdsmi_get_processor_handles(void *socket, uint32_t *count, void **handles)',
+    ),
     uuid: f('int amdsmi_get_gpu_device_uuid(void *handle, uint32_t *len, uint8_t *uuid)'),
     bdf: f('int amdsmi_get_gpu_device_bdf(void *handle, uint64_t *bdf)'),
     freqs: f('int amdsmi_get_clk_freq(void *handle, int clkType, uint8_t *freqs)'),
-    clkRange: f('int amdsmi_set_gpu_clk_range(void *handle, uint64_t minMhz, uint64_t maxMhz, int clkType)'),
+    clkRange: f(
+      'int amdsmi_set_gpu_clk_range(void *handle, uint64_t minMhz, uint64_t maxMhz, int clkType)',
+    ),
     perfLevel: f('int amdsmi_set_gpu_perf_level(void *handle, int perfLevel)'),
-    energy: f('int amdsmi_get_energy_count(void *handle, uint64_t *accumulator, float *resolution, uint64_t *timestamp)'),
+    energy: f(
+      'int amdsmi_get_energy_count(void *handle, uint64_t *accumulator, float *resolution, uint64_t *timestamp)',
+    ),
     capInfo: f('int amdsmi_get_power_cap_info(void *handle, uint32_t sensor, uint8_t *info)'),
     setCap: f('int amdsmi_set_power_cap(void *handle, uint32_t sensor, uint64_t cap)'),
   };
@@ -91,7 +97,8 @@ export class AmdSmiBackend implements GpuBackend {
         if (count === 0) continue;
         const pbuf = Buffer.alloc(count * 8);
         check('amdsmi_get_processor_handles', Number(fns['processors']!(sock, pc, pbuf)));
-        for (let j = 0; j < pc.readUInt32LE(0); j++) handles.push(koffi.decode(pbuf, j * 8, 'void *'));
+        for (let j = 0; j < pc.readUInt32LE(0); j++)
+          handles.push(koffi.decode(pbuf, j * 8, 'void *'));
       }
     }
     const devs: AmdDevice[] = handles.map((handle, index) => {
@@ -110,7 +117,9 @@ export class AmdSmiBackend implements GpuBackend {
       const fb = Buffer.alloc(FREQS_SIZE);
       check('amdsmi_get_clk_freq', Number(fns['freqs']!(handle, AMDSMI_CLK_TYPE_SYS, fb)));
       const num = Math.min(33, fb.readUInt32LE(4));
-      const clocks = Array.from({ length: num }, (_, k) => Math.round(Number(fb.readBigUInt64LE(16 + k * 8)) / 1e6));
+      const clocks = Array.from({ length: num }, (_, k) =>
+        Math.round(Number(fb.readBigUInt64LE(16 + k * 8)) / 1e6),
+      );
       const cap = Buffer.alloc(POWER_CAP_SIZE);
       check('amdsmi_get_power_cap_info', Number(fns['capInfo']!(handle, 0, cap)));
       const uw = (k: number): number => Number(cap.readBigUInt64LE(k * 8)) / 1e6;
@@ -152,7 +161,14 @@ export class AmdSmiBackend implements GpuBackend {
 
   async lockSmClock(index: number, mhz: number): Promise<void> {
     const d = this.dev(index);
-    await this.call('amdsmi_set_gpu_clk_range', 'clkRange', d.handle, BigInt(mhz), BigInt(mhz), AMDSMI_CLK_TYPE_SYS);
+    await this.call(
+      'amdsmi_set_gpu_clk_range',
+      'clkRange',
+      d.handle,
+      BigInt(mhz),
+      BigInt(mhz),
+      AMDSMI_CLK_TYPE_SYS,
+    );
     d.lockedMhz = mhz;
   }
 
@@ -175,7 +191,13 @@ export class AmdSmiBackend implements GpuBackend {
   }
 
   async setPowerLimitW(index: number, watts: number): Promise<void> {
-    await this.call('amdsmi_set_power_cap', 'setCap', this.dev(index).handle, 0, BigInt(Math.round(watts * 1e6)));
+    await this.call(
+      'amdsmi_set_power_cap',
+      'setCap',
+      this.dev(index).handle,
+      0,
+      BigInt(Math.round(watts * 1e6)),
+    );
   }
 
   async resetPowerLimit(index: number): Promise<void> {
@@ -190,7 +212,8 @@ export class AmdSmiBackend implements GpuBackend {
     await this.call('amdsmi_get_energy_count', 'energy', d.handle, acc, res, ts);
     const mj = (Number(acc.readBigUInt64LE(0)) * res.readFloatLE(0)) / 1000;
     const now = process.hrtime.bigint();
-    if (d.lastEnergy && now > d.lastEnergy.ns) d.lastPowerW = ((mj - d.lastEnergy.mj) / Number(now - d.lastEnergy.ns)) * 1e6;
+    if (d.lastEnergy && now > d.lastEnergy.ns)
+      d.lastPowerW = ((mj - d.lastEnergy.mj) / Number(now - d.lastEnergy.ns)) * 1e6;
     d.lastEnergy = { ns: now, mj };
     return mj;
   }

@@ -28,16 +28,28 @@ function bind(lib: koffi.IKoffiLib): Record<string, KoffiFunction> {
     uuid: f('int nvmlDeviceGetUUID(nvmlDevice_st *device, uint8_t *uuid, uint32_t length)'),
     name: f('int nvmlDeviceGetName(nvmlDevice_st *device, uint8_t *name, uint32_t length)'),
     pci: f('int nvmlDeviceGetPciInfo_v3(nvmlDevice_st *device, uint8_t *pci)'),
-    memClocks: f('int nvmlDeviceGetSupportedMemoryClocks(nvmlDevice_st *device, uint32_t *count, uint32_t *clocksMHz)'),
-    gfxClocks: f('int nvmlDeviceGetSupportedGraphicsClocks(nvmlDevice_st *device, uint32_t memoryClockMHz, uint32_t *count, uint32_t *clocksMHz)'),
-    lockGpu: f('int nvmlDeviceSetGpuLockedClocks(nvmlDevice_st *device, uint32_t minGpuClockMHz, uint32_t maxGpuClockMHz)'),
+    memClocks: f(
+      'int nvmlDeviceGetSupportedMemoryClocks(nvmlDevice_st *device, uint32_t *count, uint32_t *clocksMHz)',
+    ),
+    gfxClocks: f(
+      'int nvmlDeviceGetSupportedGraphicsClocks(nvmlDevice_st *device, uint32_t memoryClockMHz, uint32_t *count, uint32_t *clocksMHz)',
+    ),
+    lockGpu: f(
+      'int nvmlDeviceSetGpuLockedClocks(nvmlDevice_st *device, uint32_t minGpuClockMHz, uint32_t maxGpuClockMHz)',
+    ),
     resetGpu: f('int nvmlDeviceResetGpuLockedClocks(nvmlDevice_st *device)'),
-    lockMem: f('int nvmlDeviceSetMemoryLockedClocks(nvmlDevice_st *device, uint32_t minMemClockMHz, uint32_t maxMemClockMHz)'),
+    lockMem: f(
+      'int nvmlDeviceSetMemoryLockedClocks(nvmlDevice_st *device, uint32_t minMemClockMHz, uint32_t maxMemClockMHz)',
+    ),
     resetMem: f('int nvmlDeviceResetMemoryLockedClocks(nvmlDevice_st *device)'),
     getLimit: f('int nvmlDeviceGetPowerManagementLimit(nvmlDevice_st *device, uint32_t *limit)'),
     setLimit: f('int nvmlDeviceSetPowerManagementLimit(nvmlDevice_st *device, uint32_t limit)'),
-    defaultLimit: f('int nvmlDeviceGetPowerManagementDefaultLimit(nvmlDevice_st *device, uint32_t *defaultLimit)'),
-    limitRange: f('int nvmlDeviceGetPowerManagementLimitConstraints(nvmlDevice_st *device, uint32_t *minLimit, uint32_t *maxLimit)'),
+    defaultLimit: f(
+      'int nvmlDeviceGetPowerManagementDefaultLimit(nvmlDevice_st *device, uint32_t *defaultLimit)',
+    ),
+    limitRange: f(
+      'int nvmlDeviceGetPowerManagementLimitConstraints(nvmlDevice_st *device, uint32_t *minLimit, uint32_t *maxLimit)',
+    ),
     energy: f('int nvmlDeviceGetTotalEnergyConsumption(nvmlDevice_st *device, uint64_t *energy)'),
     power: f('int nvmlDeviceGetPowerUsage(nvmlDevice_st *device, uint32_t *power)'),
   };
@@ -106,18 +118,32 @@ export class NvmlBackend implements GpuBackend {
       check('nvmlDeviceGetName', Number(fns['name']!(handle, name, name.length)));
       const pci = Buffer.alloc(PCI_INFO_SIZE);
       check('nvmlDeviceGetPciInfo_v3', Number(fns['pci']!(handle, pci)));
-      const memClocks = clockList(fns, 'nvmlDeviceGetSupportedMemoryClocks', (count, buf) => Number(fns['memClocks']!(handle, count, buf)), check);
+      const memClocks = clockList(
+        fns,
+        'nvmlDeviceGetSupportedMemoryClocks',
+        (count, buf) => Number(fns['memClocks']!(handle, count, buf)),
+        check,
+      );
       const maxMem = Math.max(...memClocks);
-      const smClocks = clockList(fns, 'nvmlDeviceGetSupportedGraphicsClocks', (count, buf) => Number(fns['gfxClocks']!(handle, maxMem, count, buf)), check);
+      const smClocks = clockList(
+        fns,
+        'nvmlDeviceGetSupportedGraphicsClocks',
+        (count, buf) => Number(fns['gfxClocks']!(handle, maxMem, count, buf)),
+        check,
+      );
       const u32 = Buffer.alloc(4);
       check('nvmlDeviceGetPowerManagementDefaultLimit', Number(fns['defaultLimit']!(handle, u32)));
       const defaultMw = u32.readUInt32LE(0);
       const lo = Buffer.alloc(4);
       const hi = Buffer.alloc(4);
-      check('nvmlDeviceGetPowerManagementLimitConstraints', Number(fns['limitRange']!(handle, lo, hi)));
+      check(
+        'nvmlDeviceGetPowerManagementLimitConstraints',
+        Number(fns['limitRange']!(handle, lo, hi)),
+      );
       const e = Buffer.alloc(8);
       const energyRc = Number(fns['energy']!(handle, e));
-      if (energyRc !== NVML_SUCCESS && energyRc !== NVML_ERROR_NOT_SUPPORTED) check('nvmlDeviceGetTotalEnergyConsumption', energyRc);
+      if (energyRc !== NVML_SUCCESS && energyRc !== NVML_ERROR_NOT_SUPPORTED)
+        check('nvmlDeviceGetTotalEnergyConsumption', energyRc);
       devs.push({
         info: {
           index,
@@ -190,7 +216,12 @@ export class NvmlBackend implements GpuBackend {
   }
 
   async setPowerLimitW(index: number, watts: number): Promise<void> {
-    await this.call('nvmlDeviceSetPowerManagementLimit', 'setLimit', this.dev(index).handle, Math.round(watts * 1000));
+    await this.call(
+      'nvmlDeviceSetPowerManagementLimit',
+      'setLimit',
+      this.dev(index).handle,
+      Math.round(watts * 1000),
+    );
   }
 
   async resetPowerLimit(index: number): Promise<void> {
@@ -208,7 +239,8 @@ export class NvmlBackend implements GpuBackend {
     // No counter: trapezoidal integration of power between reads (documented as an estimate).
     const now = process.hrtime.bigint();
     const w = await this.readPowerW(index);
-    if (d.lastPowerNs !== undefined) d.integratedMj += ((d.lastPowerW + w) / 2) * (Number(now - d.lastPowerNs) / 1e6);
+    if (d.lastPowerNs !== undefined)
+      d.integratedMj += ((d.lastPowerW + w) / 2) * (Number(now - d.lastPowerNs) / 1e6);
     d.lastPowerNs = now;
     d.lastPowerW = w;
     return d.integratedMj;

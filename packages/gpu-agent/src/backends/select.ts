@@ -11,7 +11,16 @@ import { SimulatedBackend } from './simulated-backend';
  * loads and reports at least one device), and falls back to simulated GPUs with a warning.
  */
 export async function createBackend(
-  options: Pick<AgentOptions, 'backend' | 'simulatedModel' | 'simulatedDevices' | 'simulatedDriverLatencyMs' | 'profileDir' | 'nvmlLibrary' | 'amdsmiLibrary'>,
+  options: Pick<
+    AgentOptions,
+    | 'backend'
+    | 'simulatedModel'
+    | 'simulatedDevices'
+    | 'simulatedDriverLatencyMs'
+    | 'profileDir'
+    | 'nvmlLibrary'
+    | 'amdsmiLibrary'
+  >,
   stateFile: StateFile,
   logger: Logger,
 ): Promise<GpuBackend> {
@@ -23,7 +32,15 @@ export async function createBackend(
       stateFile,
       driverLatencyMs: options.simulatedDriverLatencyMs,
     });
-    logger.info({ model: options.simulatedModel, devices: options.simulatedDevices, profile: b.table.source, provenance: b.table.spec.provenance }, 'simulated GPUs');
+    logger.info(
+      {
+        model: options.simulatedModel,
+        devices: options.simulatedDevices,
+        profile: b.table.source,
+        provenance: b.table.spec.provenance,
+      },
+      'simulated GPUs',
+    );
     return b;
   };
   switch (options.backend) {
@@ -46,7 +63,10 @@ export async function createBackend(
           }
           await b.close();
         } catch (err) {
-          logger.debug({ backend: name, err: err instanceof Error ? err.message : String(err) }, 'backend probe failed');
+          logger.debug(
+            { backend: name, err: err instanceof Error ? err.message : String(err) },
+            'backend probe failed',
+          );
         }
       }
       logger.warn('no NVIDIA or AMD GPU found: using simulated GPUs');

@@ -75,7 +75,10 @@ export class SimulatedBackend implements GpuBackend {
       const hex = index.toString(16).padStart(2, '0');
       const info: DeviceInfo = {
         index,
-        uuid: `GPU-5170a7ed-0000-4000-8000-${spec.model.replace(/[^a-z0-9]/g, '').padEnd(10, '0').slice(0, 10)}${hex}`,
+        uuid: `GPU-5170a7ed-0000-4000-8000-${spec.model
+          .replace(/[^a-z0-9]/g, '')
+          .padEnd(10, '0')
+          .slice(0, 10)}${hex}`,
         pciBusId: `00000000:${hex}:00.0`,
         name: spec.name,
         supportedSmClocksMhz: clocks,
@@ -167,7 +170,8 @@ export class SimulatedBackend implements GpuBackend {
 
   async lockSmClock(index: number, mhz: number): Promise<void> {
     const d = this.dev(index);
-    if (!d.info.supportedSmClocksMhz.includes(mhz)) throw new Error(`simulated: ${mhz} MHz is not supported`);
+    if (!d.info.supportedSmClocksMhz.includes(mhz))
+      throw new Error(`simulated: ${mhz} MHz is not supported`);
     await this.driverCall(`lockSmClock(${index},${mhz})`);
     d.lockedSmClockMhz = mhz;
     this.remark(d);
@@ -203,7 +207,8 @@ export class SimulatedBackend implements GpuBackend {
   async setPowerLimitW(index: number, watts: number): Promise<void> {
     const d = this.dev(index);
     const [lo, hi] = d.info.powerLimitRangeW;
-    if (watts < lo || watts > hi) throw new Error(`simulated: power limit ${watts} W outside [${lo}, ${hi}]`);
+    if (watts < lo || watts > hi)
+      throw new Error(`simulated: power limit ${watts} W outside [${lo}, ${hi}]`);
     await this.driverCall(`setPowerLimitW(${index},${watts})`);
     d.powerLimitW = watts;
     this.remark(d);
@@ -237,7 +242,11 @@ export class SimulatedBackend implements GpuBackend {
     return this.dev(index).memoryClockLocked;
   }
 
-  noteActivity(index: number, activity: DeviceActivity | null, sinceNs?: bigint): { tNs: bigint; energyMj: number } {
+  noteActivity(
+    index: number,
+    activity: DeviceActivity | null,
+    sinceNs?: bigint,
+  ): { tNs: bigint; energyMj: number } {
     const d = this.dev(index);
     d.activity = activity;
     return this.remark(d, sinceNs);
