@@ -22,7 +22,7 @@ export function addAgentFlags(cmd: Command): Command {
   return cmd
     .option(
       '--agent-backend <name>',
-      `GPU backend: ${BACKEND_CHOICES.join('|')} (env PERSEUS_AGENT_BACKEND, default auto)`,
+      `GPU backend: ${BACKEND_CHOICES.join('|')} (env PERSEUS_AGENT_BACKEND; default auto, all-in-one serve: simulated)`,
     )
     .option(
       '--agent-sim-model <model>',
@@ -37,7 +37,10 @@ export function addAgentFlags(cmd: Command): Command {
       '--agent-profile-dir <dir>',
       'stage-profile CSV directory for simulated GPUs (default <repo>/data/sosp24/stage_profile)',
     )
-    .option('--agent-state-file <path>', 'state file (default /var/lib/perseus/agent-state.json)')
+    .option(
+      '--agent-state-file <path>',
+      'state file (default /var/lib/perseus/agent-state.json; all-in-one serve: .perseus-data/agent/state.json)',
+    )
     .option('--agent-lease-ttl-s <s>', 'default lease TTL without traffic, seconds (default 30)')
     .option('--agent-lease-ttl-max-s <s>', 'maximum lease TTL, seconds (default 300)')
     .option('--agent-energy-sample-ms <ms>', 'energy sampling period during sessions (default 100)')
