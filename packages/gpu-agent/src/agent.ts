@@ -32,7 +32,7 @@ export interface AgentCoreOptions {
   leaseTtlDefaultS?: number;
   /** Longest lease TTL granted, seconds (requests above are capped). Default 300. */
   leaseTtlMaxS?: number;
-  /** Energy sampling period while a session is active, ms. Default 100. */
+  /** Energy sampling period while a session is active, ms. Default 10. */
   energySampleIntervalMs?: number;
   /** Lock the memory clock at its maximum for the lease's duration. Default true. */
   lockMemoryClock?: boolean;
@@ -128,7 +128,7 @@ export class GpuAgentCore {
   ) {
     this.leaseTtlDefaultS = opts.leaseTtlDefaultS ?? 30;
     this.leaseTtlMaxS = opts.leaseTtlMaxS ?? 300;
-    this.energySampleIntervalMs = opts.energySampleIntervalMs ?? 100;
+    this.energySampleIntervalMs = opts.energySampleIntervalMs ?? 10;
     this.lockMemoryClock = opts.lockMemoryClock ?? true;
     this.clockNs = opts.clockNs ?? (() => process.hrtime.bigint());
     this.slots = backend.devices().map((info) => ({
@@ -581,6 +581,9 @@ interface OpenBegin {
   appliedMhz: number;
 }
 
+/** How long an End's measurement may wait for a stepped counter's next step, ms. */
+const MAX_END_DEFER_MS = 300;
+
 /** One OpenSession stream holding one lease. */
 export class Session {
   closed = false;
@@ -794,7 +797,14 @@ export class Session {
         this.recordMark(core.backend.noteActivity?.(s.info.index, null, tAgent));
         await core.sampleEnergy(s);
       })
-      .then(() => {
+      .then(async () => {
+        // A stepped counter may not have moved since the End: wait (briefly, off the worker) for
+        // its next step so the End's energy is interpolated, not clamped to the last step.
+        const maxDeferrals = Math.ceil(MAX_END_DEFER_MS / core.energySampleIntervalMs);
+        for (let i = 0; i < maxDeferrals && !this.closed && !s.energy.knownAfter(tAgent); i++) {
+          await new Promise((r) => setTimeout(r, core.energySampleIntervalMs));
+          await s.worker.run(() => core.sampleEnergy(s));
+        }
         if (this.closed) return;
         const e0 = s.energy.at(entry.begin.tNs);
         const e1 = s.energy.at(tAgent);

@@ -27,7 +27,7 @@ export interface AgentOptions {
   leaseTtlDefaultS: number;
   /** Maximum lease TTL, s. Default 300 (PERSEUS_AGENT_LEASE_TTL_MAX_S). */
   leaseTtlMaxS: number;
-  /** Energy sampling period during sessions, ms. Default 100 (PERSEUS_AGENT_ENERGY_SAMPLE_MS). */
+  /** Energy sampling period during sessions, ms. Default 10 (PERSEUS_AGENT_ENERGY_SAMPLE_MS). */
   energySampleIntervalMs: number;
   /** Lock memory clock at max during a lease. Default true (PERSEUS_AGENT_LOCK_MEMORY_CLOCK). */
   lockMemoryClock: boolean;
@@ -116,7 +116,7 @@ export function agentOptionsFromEnv(
     stateFile: envString('PERSEUS_AGENT_STATE_FILE', defaults.stateFile ?? DEFAULT_STATE_FILE, env),
     leaseTtlDefaultS: envNumber('PERSEUS_AGENT_LEASE_TTL_S', 30, env),
     leaseTtlMaxS: envNumber('PERSEUS_AGENT_LEASE_TTL_MAX_S', 300, env),
-    energySampleIntervalMs: envNumber('PERSEUS_AGENT_ENERGY_SAMPLE_MS', 100, env),
+    energySampleIntervalMs: envNumber('PERSEUS_AGENT_ENERGY_SAMPLE_MS', 10, env),
     lockMemoryClock: envBool('PERSEUS_AGENT_LOCK_MEMORY_CLOCK', true, env),
     socketMode: parseMode(
       'PERSEUS_AGENT_SOCKET_MODE',

@@ -18,6 +18,13 @@ export class EnergyTracker {
     const last = this.tNs.length - 1;
     // Keep the series monotonic in time; a counter that went backwards (driver wrap, reset) restarts it.
     if (last >= 0 && (tNs < this.tNs[last]! || energyMj < this.eMj[last]!)) this.clear();
+    else if (last >= 0 && energyMj === this.eMj[last]!) {
+      // A counter that advances in steps (NVML on an H100/H200: ~100 ms apart) and has not moved
+      // since the last sample: keep only the first reading of each value, the nearest to its step,
+      // so interpolation spreads every step over the time since the previous one instead of
+      // charging all of it to whichever instruction the step happens to land in.
+      return;
+    }
     this.tNs.push(tNs);
     this.eMj.push(energyMj);
     if (this.tNs.length > this.capacity) {
@@ -38,6 +45,12 @@ export class EnergyTracker {
       this.eMj.pop();
     }
     this.add(tNs, energyMj);
+  }
+
+  /** Whether a sample later than `tNs` exists, so {@link at} interpolates there instead of clamping. */
+  knownAfter(tNs: bigint): boolean {
+    const n = this.tNs.length;
+    return n > 0 && this.tNs[n - 1]! > tNs;
   }
 
   clear(): void {

@@ -43,7 +43,10 @@ export function addAgentFlags(cmd: Command): Command {
     )
     .option('--agent-lease-ttl-s <s>', 'default lease TTL without traffic, seconds (default 30)')
     .option('--agent-lease-ttl-max-s <s>', 'maximum lease TTL, seconds (default 300)')
-    .option('--agent-energy-sample-ms <ms>', 'energy sampling period during sessions (default 100)')
+    .option(
+      '--agent-energy-sample-ms <ms>',
+      'energy sampling period during sessions (default 10; stepped counters need it)',
+    )
     .option('--agent-no-lock-memory-clock', 'do not lock the memory clock at max during a lease')
     .option('--agent-socket-mode <octal>', 'Unix socket mode (default 0660)')
     .option('--agent-socket-group <group>', 'Unix socket group, name or gid (default: unchanged)')
