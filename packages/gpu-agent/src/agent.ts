@@ -798,12 +798,12 @@ export class Session {
         await core.sampleEnergy(s);
       })
       .then(async () => {
-        // A stepped counter may not have moved since the End: wait (briefly, off the worker) for
-        // its next step so the End's energy is interpolated, not clamped to the last step.
+        // A stepped counter may not have moved since the End: wait (briefly, off the worker) until
+        // the session's periodic sampler sees its next step, so the End's energy is interpolated,
+        // not clamped to the last step.
         const maxDeferrals = Math.ceil(MAX_END_DEFER_MS / core.energySampleIntervalMs);
         for (let i = 0; i < maxDeferrals && !this.closed && !s.energy.knownAfter(tAgent); i++) {
           await new Promise((r) => setTimeout(r, core.energySampleIntervalMs));
-          await s.worker.run(() => core.sampleEnergy(s));
         }
         if (this.closed) return;
         const e0 = s.energy.at(entry.begin.tNs);
