@@ -8,12 +8,8 @@ repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 OUT="${OUT:-$(mktemp -d -t perseus-e2e.XXXXXX)}"
 mkdir -p "$OUT"
 cd "$repo"
-if compgen -G ".whl/*.whl" >/dev/null; then
-  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl || exit 2
-  export PYTHONPATH=/tmp/site
-fi
-mkdir -p /tmp/perseus-node && xz -dc .devpack/node.xz > /tmp/perseus-node/node && chmod +x /tmp/perseus-node/node || exit 2
-export PATH="/tmp/perseus-node:$PATH"
+. "$repo/tools/device-check/packed-env.sh"
+packed_wheels && packed_node || exit 2
 sock=/tmp/perseus-e2e-agent.sock
 rm -f "$sock"
 node .devpack/dist/cli/main.cjs serve agent --listen "unix:$sock" --agent-backend nvml \
