@@ -22,7 +22,9 @@ import threading
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "packages" / "client-python"))
+from gpu_common import bf16_operands, nvml_energy_reader, use_client_package  # noqa: E402
+
+use_client_package()
 
 import grpc  # noqa: E402
 import pynvml  # noqa: E402
@@ -45,17 +47,8 @@ def main() -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
 
-    pynvml.nvmlInit()
-    h = pynvml.nvmlDeviceGetHandleByIndex(args.device)
-    energy_mj = lambda: pynvml.nvmlDeviceGetTotalEnergyConsumption(h)  # noqa: E731
-
-    dev = torch.device("cuda", args.device)
-    n = 8192
-    a = torch.randn(n, n, device=dev, dtype=torch.bfloat16)
-    b = torch.randn(n, n, device=dev, dtype=torch.bfloat16)
-    for _ in range(5):
-        a @ b
-    torch.cuda.synchronize(dev)
+    h, energy_mj = nvml_energy_reader(args.device)
+    dev, a, b = bf16_operands(args.device, warmup=5)
     t = time.perf_counter()
     for _ in range(20):
         a @ b

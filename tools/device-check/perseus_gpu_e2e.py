@@ -20,10 +20,11 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "packages" / "client-python"))
+from gpu_common import bf16_operands, nvml_energy_reader, use_client_package  # noqa: E402
+
+use_client_package()
 
 import grpc  # noqa: E402
-import pynvml  # noqa: E402
 import torch  # noqa: E402
 
 import perseus  # noqa: E402
@@ -48,15 +49,8 @@ def main() -> int:
     out.mkdir(parents=True, exist_ok=True)
     M = args.microbatches
 
-    pynvml.nvmlInit()
-    h = pynvml.nvmlDeviceGetHandleByIndex(args.device)
-    dev = torch.device("cuda", args.device)
-    n = 8192
-    a = torch.randn(n, n, device=dev, dtype=torch.bfloat16)
-    b = torch.randn(n, n, device=dev, dtype=torch.bfloat16)
-    for _ in range(10):
-        a @ b
-    torch.cuda.synchronize(dev)
+    _, energy_mj = nvml_energy_reader(args.device)
+    dev, a, b = bf16_operands(args.device, warmup=10)
 
     def run(kind: str) -> None:
         for _ in range(args.forward_matmuls * (1 if kind == "forward" else 2)):
@@ -66,7 +60,7 @@ def main() -> int:
 
     def iteration(label: str, opt: "perseus.PipelineFrequencyOptimizer | None") -> None:
         torch.cuda.synchronize(dev)
-        e0 = pynvml.nvmlDeviceGetTotalEnergyConsumption(h)
+        e0 = energy_mj()
         t0 = time.perf_counter()
         if opt is None:
             for kind, _mb in perseus.one_f_one_b(1, 0, M):
@@ -81,7 +75,7 @@ def main() -> int:
                     with opt.instruction(kind):
                         run(kind)
         t1 = time.perf_counter()
-        e1 = pynvml.nvmlDeviceGetTotalEnergyConsumption(h)
+        e1 = energy_mj()
         rows.append({"label": label, "phase": phase, "version": version, "time_s": t1 - t0, "energy_j": (e1 - e0) / 1000})
 
     for _ in range(args.baseline_iterations):

@@ -9,14 +9,11 @@ import time
 
 import torch
 
+from gpu_common import bf16_operands
+
 n = int(sys.argv[1]) if len(sys.argv) > 1 else 8192
 target_s = float(sys.argv[2]) if len(sys.argv) > 2 else 1.0
-dev = torch.device("cuda", int(sys.argv[3]) if len(sys.argv) > 3 else 0)
-a = torch.randn(n, n, device=dev, dtype=torch.bfloat16)
-b = torch.randn(n, n, device=dev, dtype=torch.bfloat16)
-for _ in range(5):
-    a @ b
-torch.cuda.synchronize(dev)
+dev, a, b = bf16_operands(int(sys.argv[3]) if len(sys.argv) > 3 else 0, n=n, warmup=5)
 t0 = time.perf_counter()
 for _ in range(20):
     a @ b
