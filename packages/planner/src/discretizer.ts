@@ -1,0 +1,259 @@
+import { latestStarts } from './dag-passes';
+import { longestPath, planEnergy } from './emulator';
+import { slowestWithin, type ValidInput } from './options';
+import { StepHeap } from './step-heap';
+import { fitsBudget, REL_TOL } from './tolerance';
+
+// Module bindings, not global lookups: under jest's vm context every access to a global (Math,
+// Infinity) is intercepted and hot loops run ~25x slower. Local copies of hot imports: the
+// CommonJS that ts-jest and tsx emit reads an import through a property getter on every use.
+const { max, min } = Math;
+const INF = Infinity;
+const slowest = slowestWithin;
+const energyOf = planEnergy;
+const pathLength = longestPath;
+
+/** Iteration time and energy of a plan. */
+export interface PlanCost {
+  timeS: number;
+  energyJ: number;
+}
+
+/**
+ * Turns relaxed durations into a measured-option plan and reclaims slack (DESIGN §4.4): each node
+ * first takes the slowest option no longer than its relaxed duration (so the time cannot grow),
+ * then, in reverse topological order, the slowest option that still finishes before its
+ * successors' latest starts and the time budget. Holds the plan being built (`choice`, `times`)
+ * and its windows; the local searches in plan-search.ts and ejection-search.ts work on it.
+ */
+export class Discretizer {
+  readonly choice: Uint16Array;
+  /** Earliest finishes of the plan in `choice` (after {@link evaluate} / {@link window}). */
+  readonly finish: Float64Array;
+  /** Latest starts under the last budget (after {@link window}); scratch for the searches. */
+  readonly latestStart: Float64Array;
+  readonly times: Float64Array;
+  private readonly heap: StepHeap;
+  private readonly dirty: Uint8Array;
+  private carried: Uint16Array | null = null;
+  private fresh: Uint16Array | null = null;
+  private carriedTimeS = INF;
+
+  constructor(
+    readonly v: ValidInput,
+    numNodes: number,
+  ) {
+    this.choice = new Uint16Array(numNodes);
+    this.finish = new Float64Array(numNodes);
+    this.latestStart = new Float64Array(numNodes);
+    this.times = new Float64Array(numNodes);
+    this.heap = new StepHeap(numNodes);
+    this.dirty = new Uint8Array(numNodes);
+  }
+
+  /** Sets `times` from `choice`. */
+  syncTimes(): void {
+    const { dag, tables } = this.v;
+    const { choice, times } = this;
+    for (let i = 0; i < dag.numNodes; i++) times[i] = tables[dag.table[i]!]!.timeS[choice[i]!]!;
+  }
+
+  /** Every node at the slowest option no longer than its relaxed duration. */
+  private roundDown(durations: Float64Array): void {
+    const { dag, tables } = this.v;
+    const { choice, times } = this;
+    for (let i = 0; i < dag.numNodes; i++) {
+      const tb = tables[dag.table[i]!]!;
+      const c = slowest(tb, durations[i]! * (1 + REL_TOL));
+      choice[i] = c;
+      times[i] = tb.timeS[c]!;
+    }
+  }
+
+  /**
+   * Like {@link run}, but also reclaims the previous call's plan at this budget (samples come in
+   * ascending time, so it still fits) and keeps whichever is better: good plans found at one time
+   * carry over to the next instead of being rediscovered by rounding.
+   */
+  runCarrying(durations: Float64Array, budgetS: number): PlanCost {
+    const n = this.v.dag.numNodes;
+    const carried = this.carried ?? new Uint16Array(n);
+    const hadCarry = this.carriedTimeS <= budgetS;
+    if (hadCarry) carried.set(this.choice);
+    let r = this.run(durations, budgetS);
+    if (hadCarry) {
+      const fresh = (this.fresh ??= new Uint16Array(n));
+      fresh.set(this.choice);
+      this.choice.set(carried);
+      this.syncTimes();
+      this.reclaim(budgetS, -1);
+      const c = this.evaluate();
+      const freshFits = fitsBudget(r.timeS, budgetS);
+      if (fitsBudget(c.timeS, budgetS) && (!freshFits || c.energyJ < r.energyJ)) r = c;
+      else {
+        this.choice.set(fresh);
+        this.syncTimes();
+        this.evaluate();
+      }
+    }
+    this.carried = carried;
+    return r;
+  }
+
+  /** Records that the plan now in `choice` takes `timeS` (for {@link runCarrying}). */
+  settle(timeS: number): void {
+    this.carriedTimeS = timeS;
+  }
+
+  /** Fills `choice`; returns the plan's real time and energy. */
+  run(durations: Float64Array, budgetS: number): PlanCost {
+    this.roundDown(durations);
+    this.reclaim(budgetS, -1);
+    return this.evaluate();
+  }
+
+  /**
+   * One reclamation pass on `choice`: earliest starts, then in reverse topological order each node
+   * (except `locked`) takes the slowest option that ends by its successors' latest starts.
+   */
+  reclaim(budgetS: number, locked: number): void {
+    const { dag, tables } = this.v;
+    const { choice, finish, latestStart, times } = this;
+    const { succStart, succ } = dag;
+    pathLength(dag, times, finish);
+    for (let i = dag.numNodes - 1; i >= 0; i--) {
+      let lf = budgetS;
+      for (let p = succStart[i]!; p < succStart[i + 1]!; p++) lf = min(lf, latestStart[succ[p]!]!);
+      if (i !== locked) {
+        const es = finish[i]! - times[i]!;
+        const tb = tables[dag.table[i]!]!;
+        const c = max(choice[i]!, slowest(tb, lf - es));
+        choice[i] = c;
+        times[i] = tb.timeS[c]!;
+      }
+      latestStart[i] = lf - times[i]!;
+    }
+  }
+
+  /** Time and energy of the plan in `choice` (also refreshes `finish`). */
+  evaluate(): PlanCost {
+    const { dag, tables } = this.v;
+    const { choice, finish, times } = this;
+    const makespan = pathLength(dag, times, finish);
+    let sumE = 0;
+    let sumT = 0;
+    for (let i = 0; i < dag.numNodes; i++) {
+      sumE += tables[dag.table[i]!]!.energyJ[choice[i]!]!;
+      sumT += times[i]!;
+    }
+    return {
+      timeS: makespan,
+      energyJ: energyOf(dag.numStages, this.v.blockingPowerW, makespan, sumE, sumT),
+    };
+  }
+
+  /** Earliest finishes (`finish`) and latest starts (`latestStart`) of the current choice under `budgetS`. */
+  window(budgetS: number): void {
+    const { dag } = this.v;
+    pathLength(dag, this.times, this.finish);
+    latestStarts(dag, this.times, budgetS, this.latestStart);
+  }
+
+  /**
+   * Slack reclamation by best marginal saving: from the plan that rounds every relaxed duration
+   * down, repeatedly slow the instruction whose next slower option saves the most effective energy
+   * per second of slack (`perSecond`) or in total, among those whose window still fits it; windows
+   * are recomputed after every step. O(steps × (V+E)), so for the intrinsic plan only. Keeps the
+   * result if it beats `current`.
+   */
+  greedyReclaim(
+    durations: Float64Array,
+    budgetS: number,
+    perSecond: boolean,
+    current: PlanCost,
+  ): PlanCost {
+    const saved = Uint16Array.from(this.choice);
+    this.roundDown(durations);
+    const r = this.greedyFrom(budgetS, perSecond, current);
+    if (r !== current) return r;
+    this.choice.set(saved);
+    this.syncTimes();
+    return current;
+  }
+
+  /** The greedy of {@link greedyReclaim} from the plan now in `choice` (returns `current` if not better). */
+  greedyFrom(budgetS: number, perSecond: boolean, current: PlanCost): PlanCost {
+    const { dag, tables } = this.v;
+    const n = dag.numNodes;
+    const { choice, times, finish, latestStart, heap, dirty } = this;
+    const { predStart, pred, succStart, succ } = dag;
+    this.window(budgetS);
+    // A step's score depends only on the instruction's current option, and windows only shrink as
+    // instructions slow down, so a max-heap of steps is exact: a step that does not fit now never
+    // will. Earliest finishes and latest starts are repaired locally after each step.
+    const scoreOf = (i: number): number => {
+      const tb = tables[dag.table[i]!]!;
+      const c = choice[i]!;
+      if (c + 1 >= tb.timeS.length) return -1;
+      const gain = tb.effectiveJ[c]! - tb.effectiveJ[c + 1]!;
+      return perSecond ? gain / (tb.timeS[c + 1]! - tb.timeS[c]!) : gain;
+    };
+    heap.clear();
+    for (let i = 0; i < n; i++) {
+      const sc = scoreOf(i);
+      if (sc > 0) heap.push(i, sc);
+    }
+    while (heap.size > 0) {
+      const i = heap.pop();
+      const tb = tables[dag.table[i]!]!;
+      const nc = choice[i]! + 1;
+      const room = latestStart[i]! + times[i]! - (finish[i]! - times[i]!);
+      if (room < tb.timeS[nc]!) continue;
+      const grow = tb.timeS[nc]! - times[i]!;
+      choice[i] = nc;
+      times[i] = tb.timeS[nc]!;
+      finish[i]! += grow;
+      latestStart[i]! -= grow;
+      // Forward repair of earliest finishes.
+      let pending = 0;
+      const mark = (v: number): void => {
+        if (!dirty[v]) {
+          dirty[v] = 1;
+          pending++;
+        }
+      };
+      for (let p = succStart[i]!; p < succStart[i + 1]!; p++) mark(succ[p]!);
+      for (let v = i + 1; v < n && pending > 0; v++) {
+        if (!dirty[v]) continue;
+        dirty[v] = 0;
+        pending--;
+        let st = 0;
+        for (let p = predStart[v]!; p < predStart[v + 1]!; p++) st = max(st, finish[pred[p]!]!);
+        const f = st + times[v]!;
+        if (f !== finish[v]) {
+          finish[v] = f;
+          for (let p = succStart[v]!; p < succStart[v + 1]!; p++) mark(succ[p]!);
+        }
+      }
+      // Backward repair of latest starts.
+      for (let p = predStart[i]!; p < predStart[i + 1]!; p++) mark(pred[p]!);
+      for (let v = i - 1; v >= 0 && pending > 0; v--) {
+        if (!dirty[v]) continue;
+        dirty[v] = 0;
+        pending--;
+        let lf = budgetS;
+        for (let p = succStart[v]!; p < succStart[v + 1]!; p++)
+          lf = min(lf, latestStart[succ[p]!]!);
+        const ls = lf - times[v]!;
+        if (ls !== latestStart[v]) {
+          latestStart[v] = ls;
+          for (let p = predStart[v]!; p < predStart[v + 1]!; p++) mark(pred[p]!);
+        }
+      }
+      const sc = scoreOf(i);
+      if (sc > 0) heap.push(i, sc);
+    }
+    const r = this.evaluate();
+    return fitsBudget(r.timeS, budgetS) && r.energyJ < current.energyJ ? r : current;
+  }
+}

@@ -1,0 +1,252 @@
+import { latestStarts } from './dag-passes';
+import { longestPath } from './emulator';
+import { hullOf, type HullTable } from './hull';
+import type { ValidInput } from './options';
+import { INFINITE_CAPACITY, LowerBoundedMinCut } from './phillips-dessouky';
+import { atHullVertex } from './tolerance';
+
+// Module bindings, not global lookups (see discretizer.ts).
+const { max, min } = Math;
+const INF = Infinity;
+const CAP_INF = INFINITE_CAPACITY;
+const isAtVertex = atHullVertex;
+const pathLength = longestPath;
+
+/** One Phillips–Dessouky cut as applied: which activities moved, from where, which way. */
+export interface SweepEvent {
+  moved: Int32Array;
+  /** Relaxed duration of each moved activity before the cut. */
+  before: Float64Array;
+  /** −1 shortened, +1 lengthened (by the same amount of time, the cut's λ). */
+  dir: Int8Array;
+}
+
+/** The relaxed frontier from slow to fast, and how to replay it. */
+export interface RelaxedSweep {
+  hulls: HullTable[];
+  /** Relaxed schedule breakpoints, slow → fast: lbT[k] iteration time, lbE[k] relaxed energy. */
+  lbT: number[];
+  lbE: number[];
+  /** events[k] takes the schedule from lbT[k] to lbT[k+1]. */
+  events: SweepEvent[];
+  /** Relaxed durations at the start (all slowest) and at the end (fastest). */
+  dStart: Float64Array;
+  dEnd: Float64Array;
+  cuts: number;
+}
+
+/**
+ * Pass 1 of the frontier (DESIGN §4.3): sweeps the convex-hull relaxation from the all-slowest
+ * schedule down to the fastest by Phillips–Dessouky minimum cuts on the critical subgraph, each
+ * applied for as long as it stays optimal (until an activity reaches a hull vertex or a new path
+ * turns critical), and records every cut so that pass 2 can replay it from fast to slow.
+ * `onCut(T)` is called every 64 cuts with the current iteration time (progress).
+ */
+export function sweepRelaxation(v: ValidInput, onCut?: (timeS: number) => void): RelaxedSweep {
+  const { dag, tables, blockingPowerW } = v;
+  const n = dag.numNodes;
+  const hulls = tables.map(hullOf);
+  const hullOfNode = (i: number): HullTable => hulls[dag.table[i]!]!;
+  const d = new Float64Array(n);
+  const seg = new Int32Array(n);
+  for (let i = 0; i < n; i++) {
+    const h = hullOfNode(i);
+    seg[i] = h.last;
+    d[i] = h.t[h.last]!;
+  }
+  const start = new Float64Array(n);
+  const finish = new Float64Array(n);
+  const latestStart = new Float64Array(n);
+  const delta = new Int8Array(n);
+  const compIdx = new Int32Array(n);
+  // Scratch of the λ search: path length at λ, at 0, and its slope in λ.
+  const lenAt = new Float64Array(n);
+  const len0 = new Float64Array(n);
+  const lenSlope = new Float64Array(n);
+  // Flows of the last cut (warm start of the next): per activity, per DAG edge (CSR slot), and on
+  // the source/sink arcs. Arc ids of the current network, to read them back.
+  const flowNode = new Float64Array(n);
+  const flowEdge = new Float64Array(dag.succ.length);
+  const flowSrc = new Float64Array(n);
+  const flowSnk = new Float64Array(n);
+  const arcNode = new Int32Array(n);
+  const arcEdge = new Int32Array(dag.succ.length);
+  const arcSrc = new Int32Array(n);
+  const arcSnk = new Int32Array(n);
+  const cut = new LowerBoundedMinCut();
+  const lbT: number[] = [];
+  const lbE: number[] = [];
+  const events: SweepEvent[] = [];
+
+  const schedule = (): number => {
+    const makespan = pathLength(dag, d, finish);
+    for (let i = 0; i < n; i++) start[i] = finish[i]! - d[i]!;
+    latestStarts(dag, d, makespan, latestStart);
+    return makespan;
+  };
+  const relaxedCost = (): number => {
+    let sum = 0;
+    for (let i = 0; i < n; i++) {
+      const h = hullOfNode(i);
+      const s = seg[i]!;
+      sum += s < h.last ? h.eff[s]! - h.slope[s]! * (d[i]! - h.t[s]!) : h.eff[s]!;
+    }
+    return sum;
+  };
+
+  let T = schedule();
+  const dStart = Float64Array.from(d);
+  let cuts = 0;
+  const eps = T * 1e-10 + 1e-13;
+
+  for (;;) {
+    lbT.push(T);
+    lbE.push(relaxedCost() + blockingPowerW * dag.numStages * T);
+    // Critical subgraph → flow network. Vertex 0 = s, 1 = t, node k ↦ (2+2k in, 3+2k out).
+    let k = 0;
+    for (let i = 0; i < n; i++) {
+      if (latestStart[i]! - start[i]! <= eps) compIdx[i] = k++;
+      else compIdx[i] = -1;
+    }
+    cut.reset(2 + 2 * k);
+    arcNode.fill(-1);
+    arcEdge.fill(-1);
+    arcSrc.fill(-1);
+    arcSnk.fill(-1);
+    for (let i = 0; i < n; i++) {
+      const ci = compIdx[i]!;
+      if (ci < 0) continue;
+      const h = hullOfNode(i);
+      const s = seg[i]!;
+      let lb: number;
+      let ub: number;
+      if (isAtVertex(d[i]!, h.t[s]!)) {
+        ub = s > 0 ? h.slope[s - 1]! : CAP_INF;
+        lb = s < h.last ? h.slope[s]! : 0;
+      } else {
+        lb = ub = h.slope[s]!;
+      }
+      const inV = 2 + 2 * ci;
+      arcNode[i] = cut.addArc(inV, inV + 1, lb, ub, flowNode[i]!);
+      if (start[i]! <= eps) arcSrc[i] = cut.addArc(0, inV, 0, CAP_INF, flowSrc[i]!);
+      if (finish[i]! >= T - eps) arcSnk[i] = cut.addArc(inV + 1, 1, 0, CAP_INF, flowSnk[i]!);
+      for (let p = dag.succStart[i]!; p < dag.succStart[i + 1]!; p++) {
+        const j = dag.succ[p]!;
+        const cj = compIdx[j]!;
+        if (cj >= 0 && Math.abs(start[j]! - finish[i]!) <= eps) {
+          arcEdge[p] = cut.addArc(inV + 1, 2 + 2 * cj, 0, CAP_INF, flowEdge[p]!);
+        }
+      }
+    }
+    const res = cut.solve(0, 1);
+    if (res.kind === 'cut') {
+      for (let i = 0; i < n; i++) {
+        flowNode[i] = arcNode[i]! >= 0 ? cut.flowOf(arcNode[i]!) : 0;
+        flowSrc[i] = arcSrc[i]! >= 0 ? cut.flowOf(arcSrc[i]!) : 0;
+        flowSnk[i] = arcSnk[i]! >= 0 ? cut.flowOf(arcSnk[i]!) : 0;
+      }
+      for (let p = 0; p < arcEdge.length; p++)
+        flowEdge[p] = arcEdge[p]! >= 0 ? cut.flowOf(arcEdge[p]!) : 0;
+    }
+    cuts++;
+    if (res.kind === 'unbounded') break;
+    if (res.kind === 'infeasible') {
+      throw new Error(
+        'internal: Phillips–Dessouky flow infeasible (relaxed schedule lost optimality)',
+      );
+    }
+    const side = res.sourceSide;
+    // Step limit from the hull vertices.
+    let lambda = INF;
+    delta.fill(0);
+    for (let i = 0; i < n; i++) {
+      const ci = compIdx[i]!;
+      if (ci < 0) continue;
+      const inS = side[2 + 2 * ci]!;
+      const outS = side[3 + 2 * ci]!;
+      const h = hullOfNode(i);
+      const s = seg[i]!;
+      if (inS && !outS) {
+        delta[i] = -1;
+        lambda = min(lambda, isAtVertex(d[i]!, h.t[s]!) ? h.t[s]! - h.t[s - 1]! : d[i]! - h.t[s]!);
+      } else if (!inS && outS && s < h.last) {
+        delta[i] = 1;
+        lambda = min(lambda, h.t[s + 1]! - d[i]!);
+      }
+    }
+    if (!(lambda > 0) || lambda === INF) {
+      throw new Error(`internal: cut with no movable activity (λ=${lambda})`);
+    }
+    // Shrink λ until no path outside the critical subgraph overtakes T − λ (Newton on the convex
+    // gap function: each iteration jumps to where the current longest path meets T − λ).
+    for (let iter = 0; iter < 100; iter++) {
+      let makespan = 0;
+      let base0 = 0;
+      let slope0 = 0;
+      for (let i = 0; i < n; i++) {
+        let s = 0;
+        let b = 0;
+        let sl = 0;
+        for (let p = dag.predStart[i]!; p < dag.predStart[i + 1]!; p++) {
+          const q = dag.pred[p]!;
+          if (lenAt[q]! > s) {
+            s = lenAt[q]!;
+            b = len0[q]!;
+            sl = lenSlope[q]!;
+          }
+        }
+        lenAt[i] = s + d[i]! + lambda * delta[i]!;
+        len0[i] = b + d[i]!;
+        lenSlope[i] = sl + delta[i]!;
+        if (lenAt[i]! > makespan) {
+          makespan = lenAt[i]!;
+          base0 = len0[i]!;
+          slope0 = lenSlope[i]!;
+        }
+      }
+      if (makespan <= T - lambda + eps) break;
+      const next = (T - base0) / (1 + slope0);
+      if (!(next < lambda)) break;
+      lambda = max(next, 0);
+    }
+    {
+      let m = 0;
+      for (let i = 0; i < n; i++) if (delta[i] !== 0) m++;
+      const moved = new Int32Array(m);
+      const before = new Float64Array(m);
+      const dir = new Int8Array(m);
+      m = 0;
+      for (let i = 0; i < n; i++) {
+        if (delta[i] === 0) continue;
+        moved[m] = i;
+        before[m] = d[i]!;
+        dir[m++] = delta[i]!;
+      }
+      events.push({ moved, before, dir });
+    }
+    // Apply the cut for λ.
+    for (let i = 0; i < n; i++) {
+      const dl = delta[i]!;
+      if (dl === 0) continue;
+      const h = hullOfNode(i);
+      let s = seg[i]!;
+      if (dl < 0) {
+        if (isAtVertex(d[i]!, h.t[s]!)) s--;
+        let x = d[i]! - lambda;
+        if (x <= h.t[s]! || isAtVertex(x, h.t[s]!)) x = h.t[s]!;
+        d[i] = x;
+      } else {
+        let x = d[i]! + lambda;
+        if (x >= h.t[s + 1]! || isAtVertex(x, h.t[s + 1]!)) {
+          s++;
+          x = h.t[s]!;
+        }
+        d[i] = x;
+      }
+      seg[i] = s;
+    }
+    T = schedule();
+    if (onCut && (cuts & 63) === 0) onCut(T);
+  }
+  return { hulls, lbT, lbE, events, dStart, dEnd: d, cuts };
+}
