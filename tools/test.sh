@@ -29,5 +29,8 @@ npx tsc -p tsconfig.json --noEmit
 step "jest (nx run-many -t test)"
 npx nx run-many -t test --parallel=1 --outputStyle=stream
 
+step "python lint and types (ruff; mypy --strict on the hand-written client)"
+(cd packages/client-python && ../../.venv/bin/ruff check . && ../../.venv/bin/mypy)
+
 step "pytest"
 .venv/bin/python -m pytest packages/client-python/tests -q

@@ -8,7 +8,8 @@ and ``perseus.optimizer.v1``; :mod:`perseus.emulate` is the emulated pipeline tr
 demo and tests.
 """
 
-from perseus._io import ClientStatus, ReceivedMeasurement, ReportedIteration
+from perseus._records import ClientStatus, LinkFailure, ReceivedMeasurement, ReportedIteration, StragglerAck
+from perseus.errors import ConfigurationError
 from perseus.pipeline import PipelineFrequencyOptimizer
 from perseus.schedule import RankSchedule, gpipe, one_f_one_b, parse_kind
 from perseus.sync import make_sync
@@ -17,10 +18,13 @@ __version__ = "0.1.0"
 
 __all__ = [
     "ClientStatus",
+    "ConfigurationError",
+    "LinkFailure",
     "PipelineFrequencyOptimizer",
     "RankSchedule",
     "ReceivedMeasurement",
     "ReportedIteration",
+    "StragglerAck",
     "gpipe",
     "make_sync",
     "one_f_one_b",

@@ -30,31 +30,28 @@ import queue
 import socket
 import threading
 import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from types import TracebackType
-from typing import Any, Callable, Iterator, Mapping, Optional, Sequence
+from typing import Any
 
-from perseus._io import (
-    EV_BEGIN,
-    EV_END,
-    EV_FLUSH,
-    EV_STEP_BEGIN,
-    EV_STEP_END,
-    EV_STOP,
-    ClientConfig,
-    ClientStatus,
-    IoCore,
-    ReceivedMeasurement,
-    ReportedIteration,
-)
+import grpc
+
+from perseus._io import EV_BEGIN, EV_END, EV_FLUSH, EV_STEP_BEGIN, EV_STEP_END, EV_STOP, ClientConfig, IoCore
+from perseus._records import ClientStatus, ReceivedMeasurement, ReportedIteration, StragglerAck
 from perseus._warn import RateLimitedWarner
 from perseus.common.v1 import common_pb2
+from perseus.errors import ConfigurationError
+from perseus.launch import agreed_job_id, launcher_job_id
 from perseus.optimizer.v1 import optimizer_pb2
 from perseus.schedule import DEFAULT_SCHEDULE, Kind, RankSchedule, parse_kind
+from perseus.security import LINKS, resolve_security
 from perseus.sync import SyncSpec, make_sync
 
 __all__ = ["PipelineFrequencyOptimizer"]
 
-_SCHEDULE_KINDS: dict[str, "common_pb2.ScheduleKind.ValueType"] = {
+_STATUS_BY_NAME = {code.name: code for code in grpc.StatusCode}
+
+_SCHEDULE_KINDS: dict[str, common_pb2.ScheduleKind.ValueType] = {
     "1f1b": common_pb2.SCHEDULE_KIND_1F1B,
     "gpipe": common_pb2.SCHEDULE_KIND_GPIPE,
 }
@@ -64,7 +61,7 @@ def _discard(_event: tuple[Any, ...]) -> None:
     return None
 
 
-def _env(name: str) -> Optional[str]:
+def _env(name: str) -> str | None:
     value = os.environ.get(name)
     return value if value else None
 
@@ -91,7 +88,8 @@ class PipelineFrequencyOptimizer:
             right for the all-in-one ``perseus serve``).
         profiler_url: The profiler (default ``PERSEUS_PROFILER_URL``, else ``server_url``).
         job_id: Job id shared by all ranks (default ``PERSEUS_JOB_ID``, ``job_metadata``,
-            ``TORCHELASTIC_RUN_ID``, then ``"perseus-job"``).
+            ``TORCHELASTIC_RUN_ID``, Slurm's ``SLURM_JOB_ID``, else a fresh id the ranks agree on
+            through torch.distributed; see :func:`perseus.launch.agreed_job_id`).
         num_microbatches: Microbatches per iteration ``M`` (default ``PERSEUS_NUM_MICROBATCHES``).
         schedule: Pipeline schedule, ``"1f1b"`` or ``"gpipe"``.
         sync: GPU sync before each timestamp: ``"auto"``, ``"torch"``, ``"cupy"``, ``"jax"``,
@@ -112,11 +110,20 @@ class PipelineFrequencyOptimizer:
         keep_measurements: How many received measurements :meth:`measurements` keeps.
         logger: Logger for warnings (default ``logging.getLogger("perseus")``).
         start: Start the background thread at once (otherwise on :meth:`start`).
+        token, token_file, tls_ca_file, tls_cert_file, tls_key_file: TLS and bearer token for all
+            three links; each also comes from ``PERSEUS_<LINK>_<NAME>`` / ``PERSEUS_<NAME>``
+            (see :mod:`perseus.security`).
 
     Failure behaviour: no Perseus failure stops or slows training. While the agent is unreachable
     the device runs at its default clocks; while the optimizer is unreachable the last schedule
     stays in force; measurements for an unreachable profiler are buffered (bounded) and re-sent.
     One warning per outage and service (rate-limited); every link reconnects by itself.
+
+    Permanent rejections are not outages: a service answering ``INVALID_ARGUMENT``,
+    ``FAILED_PRECONDITION``, ``NOT_FOUND``, ``PERMISSION_DENIED`` or ``UNAUTHENTICATED`` (wrong job
+    or spec, a device leased by another job, a bad token) stops that link for good: one error
+    line, default clocks from that link, the failure in :meth:`status` ``.failures``, and
+    :meth:`wait_ready` raises :class:`perseus.ConfigurationError`.
     """
 
     def __init__(
@@ -130,29 +137,34 @@ class PipelineFrequencyOptimizer:
         pp_degree: int,
         tp_degree: int,
         world_size: int,
-        server_url: Optional[str],
-        job_metadata: Optional[str] = None,
+        server_url: str | None,
+        job_metadata: str | None = None,
         *,
-        agent_url: Optional[str] = None,
-        profiler_url: Optional[str] = None,
-        job_id: Optional[str] = None,
-        num_microbatches: Optional[int] = None,
+        agent_url: str | None = None,
+        profiler_url: str | None = None,
+        job_id: str | None = None,
+        num_microbatches: int | None = None,
         schedule: str = "1f1b",
         sync: SyncSpec = "auto",
         gpu_model: str = "",
-        node: Optional[str] = None,
-        supported_frequencies_mhz: Optional[Sequence[int]] = None,
+        node: str | None = None,
+        supported_frequencies_mhz: Sequence[int] | None = None,
         blocking_power_w: float = 0.0,
         unit_time_s: float = 0.0,
-        profiling: Optional[Mapping[str, int]] = None,
+        profiling: Mapping[str, int] | None = None,
         lease_ttl_s: float = 0.0,
         clock_ns: Callable[[], int] = time.monotonic_ns,
         retry_max_s: float = 5.0,
         batch_interval_s: float = 0.5,
         warn_interval_s: float = 60.0,
         keep_measurements: int = 100_000,
-        logger: Optional[logging.Logger] = None,
+        logger: logging.Logger | None = None,
         start: bool = True,
+        token: str | None = None,
+        token_file: str | None = None,
+        tls_ca_file: str | None = None,
+        tls_cert_file: str | None = None,
+        tls_key_file: str | None = None,
     ) -> None:
         for name, value, upper in (
             ("dp_rank", dp_rank, dp_degree),
@@ -176,7 +188,11 @@ class PipelineFrequencyOptimizer:
         resolved_agent = agent_url or _env("PERSEUS_AGENT_URL") or server_url
         if not resolved_agent:
             raise ValueError("agent_url is required when server_url is None (or set PERSEUS_AGENT_URL)")
-        resolved_job = job_id or _env("PERSEUS_JOB_ID") or job_metadata or _env("TORCHELASTIC_RUN_ID") or "perseus-job"
+        resolved_job = job_id or _env("PERSEUS_JOB_ID") or job_metadata or launcher_job_id() or agreed_job_id(world_size)
+        security = {
+            link: resolve_security(link, token=token, token_file=token_file, tls_ca_file=tls_ca_file, tls_cert_file=tls_cert_file, tls_key_file=tls_key_file)
+            for link in LINKS
+        }
         self.rank = rank
         self.dp_rank = dp_rank
         self.pp_rank = pp_rank
@@ -201,6 +217,7 @@ class PipelineFrequencyOptimizer:
             optimizer_url=server_url,
             agent_url=resolved_agent,
             profiler_url=profiler_url or (_env("PERSEUS_PROFILER_URL") or server_url if server_url else None),
+            security=security,
             node=node or socket.gethostname(),
             gpu_model=gpu_model,
             supported_frequencies_mhz=sorted({int(f) for f in (supported_frequencies_mhz or [])}, reverse=True),
@@ -220,7 +237,7 @@ class PipelineFrequencyOptimizer:
             logger=self._logger,
             warner=RateLimitedWarner(self._logger, warn_interval_s),
         )
-        self._events: "queue.SimpleQueue[tuple[Any, ...]]" = queue.SimpleQueue()
+        self._events: queue.SimpleQueue[tuple[Any, ...]] = queue.SimpleQueue()
         self._put: Callable[[tuple[Any, ...]], None] = self._events.put
         self._io = IoCore(cfg, self._events, self._on_schedule)
         # Written by the I/O thread (one reference assignment, atomic under the GIL); read by the
@@ -232,7 +249,7 @@ class PipelineFrequencyOptimizer:
         self._in_step = False
         self._seq = 0
         self._open_seq = 0
-        self._open_kind: Optional[Kind] = None
+        self._open_kind: Kind | None = None
         self._fwd = 0
         self._bwd = 0
         self._kinds: dict[str, Kind] = {}
@@ -270,10 +287,10 @@ class PipelineFrequencyOptimizer:
         for t in self._threads:
             t.join(timeout=max(0.1, timeout_s * 0.2))
 
-    def __enter__(self) -> "PipelineFrequencyOptimizer":
+    def __enter__(self) -> PipelineFrequencyOptimizer:
         return self
 
-    def __exit__(self, exc_type: Optional[type[BaseException]], exc: Optional[BaseException], tb: Optional[TracebackType]) -> None:
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
         self.close()
 
     def flush(self, timeout_s: float = 5.0) -> bool:
@@ -292,18 +309,56 @@ class PipelineFrequencyOptimizer:
         """Blocks until the agent session is open and (with an optimizer) the first schedule has
         arrived, or ``timeout_s`` passed; returns whether it is ready. Optional: the hooks work
         before that (at default clocks, unmeasured); call it before training when every
-        instruction should be measured from the first step on."""
+        instruction should be measured from the first step on.
+
+        Raises :class:`perseus.ConfigurationError` as soon as a service has rejected this client
+        permanently (wrong job or spec, a device leased by another job, a missing token): waiting
+        longer would not help. An outage (a service down) only makes it return False.
+        """
         deadline = time.monotonic() + timeout_s
         while True:
             st = self._io.status()
+            for failure in st.failures.values():
+                raise ConfigurationError(failure.link, _STATUS_BY_NAME[failure.code], failure.message, failure.violations)
             ready = st.agent_connected and (self._io.cfg.optimizer_url is None or (st.optimizer_connected and self._latest.version > 0))
             if ready or time.monotonic() >= deadline:
                 return ready
             time.sleep(0.01)
 
+    def report_straggler(
+        self,
+        dp_rank: int,
+        *,
+        slowdown: float | None = None,
+        iteration_time_s: float | None = None,
+        recovered: bool = False,
+        expires_after_s: float = 0.0,
+        timeout_s: float = 10.0,
+    ) -> StragglerAck:
+        """Tells the optimizer that pipeline ``dp_rank`` straggles (exactly one of ``slowdown``,
+        e.g. 1.2, ``iteration_time_s``, or ``recovered=True``). The report lapses after
+        ``expires_after_s`` (0 = until recovered). Blocking (one RPC); any rank may call it.
+
+        Raises :class:`perseus.ConfigurationError` when the optimizer rejects the report, and
+        ``ConnectionError`` when it cannot be reached within ``timeout_s``.
+        """
+        given = [slowdown is not None, iteration_time_s is not None, recovered]
+        if sum(given) != 1:
+            raise ValueError("report_straggler needs exactly one of slowdown, iteration_time_s, recovered=True")
+        if self._io.cfg.optimizer_url is None:
+            raise ValueError("report_straggler needs an optimizer (server_url is None: measure only)")
+        req = optimizer_pb2.ReportStragglerRequest(job_id=self.job_id, dp_rank=dp_rank, expires_after_s=expires_after_s)
+        if slowdown is not None:
+            req.slowdown = slowdown
+        elif iteration_time_s is not None:
+            req.iteration_time_s = iteration_time_s
+        else:
+            req.recovered = True
+        return self._io.call_report_straggler(req, timeout_s)
+
     # ---- hooks (training thread; microseconds, never block on the network) -----------------------
 
-    def on_step_begin(self, iteration: Optional[int] = None) -> None:
+    def on_step_begin(self, iteration: int | None = None) -> None:
         """Marks the start of an iteration; the newest schedule takes effect from here.
 
         ``iteration`` is the trainer's own step number (reported to the services); by default the
@@ -372,7 +427,7 @@ class PipelineFrequencyOptimizer:
         self._put((EV_END, self._open_seq, t))
 
     @contextlib.contextmanager
-    def step(self, iteration: Optional[int] = None) -> Iterator[None]:
+    def step(self, iteration: int | None = None) -> Iterator[None]:
         """``with opt.step():`` wraps one iteration."""
         self.on_step_begin(iteration)
         try:

@@ -7,8 +7,9 @@ then drains the remaining backwards.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Literal, Mapping
+from typing import Literal
 
 from perseus.common.v1 import common_pb2
 
@@ -18,7 +19,7 @@ Kind = Literal["forward", "backward"]
 FORWARD: Kind = "forward"
 BACKWARD: Kind = "backward"
 
-KIND_TO_PROTO: Mapping[Kind, "common_pb2.InstructionKind.ValueType"] = {
+KIND_TO_PROTO: Mapping[Kind, common_pb2.InstructionKind.ValueType] = {
     "forward": common_pb2.INSTRUCTION_KIND_FORWARD,
     "backward": common_pb2.INSTRUCTION_KIND_BACKWARD,
 }

@@ -10,12 +10,13 @@ framework; :func:`make_sync` builds it from a name (``"torch"``, ``"cupy"``, ``"
 from __future__ import annotations
 
 import sys
-from typing import Callable, Literal, Union
+from collections.abc import Callable
+from typing import Literal
 
 SyncFn = Callable[[], None]
 """A zero-argument function that blocks until the device has finished all queued work."""
 
-SyncSpec = Union[Literal["auto", "torch", "cupy", "jax", "none"], SyncFn, None]
+SyncSpec = Literal["auto", "torch", "cupy", "jax", "none"] | SyncFn | None
 """What :class:`perseus.PipelineFrequencyOptimizer` accepts as ``sync``."""
 
 
@@ -24,7 +25,7 @@ def _no_sync() -> None:
 
 
 def _torch_sync(device_id: int) -> SyncFn:
-    import torch  # noqa: PLC0415 - optional dependency, imported only when asked for
+    import torch  # optional dependency, imported only when asked for
 
     if not torch.cuda.is_available():
         return _no_sync
@@ -37,7 +38,7 @@ def _torch_sync(device_id: int) -> SyncFn:
 
 
 def _cupy_sync(device_id: int) -> SyncFn:
-    import cupy  # type: ignore[import-not-found, unused-ignore]  # noqa: PLC0415
+    import cupy
 
     device = cupy.cuda.Device(device_id)
 
@@ -48,7 +49,7 @@ def _cupy_sync(device_id: int) -> SyncFn:
 
 
 def _jax_sync(device_id: int) -> SyncFn:
-    import jax  # type: ignore[import-not-found, unused-ignore]  # noqa: PLC0415
+    import jax
 
     devices = jax.devices()
     if device_id >= len(devices):
@@ -88,14 +89,14 @@ def make_sync(spec: SyncSpec, device_id: int = 0) -> SyncFn:
         if "cupy" in sys.modules:
             try:
                 return _cupy_sync(device_id)
-            except Exception:  # noqa: BLE001 - no usable CUDA device: fall through
+            except Exception:  # no usable CUDA device: fall through
                 pass
         if "jax" in sys.modules:
             try:
                 fn = _jax_sync(device_id)
                 if fn is not _no_sync:
                     return fn
-            except Exception:  # noqa: BLE001
+            except Exception:
                 pass
         return _no_sync
     raise ValueError(f"sync: must be 'auto', 'torch', 'cupy', 'jax', 'none', None or a callable, got {spec!r}")

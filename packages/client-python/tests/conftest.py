@@ -14,14 +14,16 @@ import subprocess
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
 import grpc
 import pytest
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
+
+pytest_plugins = ["fixtures_client"]
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 PERSEUS_BIN = REPO_ROOT / "bin" / "perseus"
@@ -119,7 +121,7 @@ def perseus_server(request: pytest.FixtureRequest) -> Iterator[PerseusServer]:
 
 def field_violations(err: grpc.RpcError) -> list[tuple[str, str]]:
     """The google.rpc.BadRequest field violations of a failed call, as (field, description)."""
-    status = rpc_status.from_call(err)  # type: ignore[arg-type]
+    status = rpc_status.from_call(err)
     out: list[tuple[str, str]] = []
     if status is None:
         return out

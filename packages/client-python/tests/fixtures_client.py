@@ -11,9 +11,9 @@ import socket
 import subprocess
 import tempfile
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterator, Optional
 
 import pytest
 
@@ -35,7 +35,7 @@ class RestartableServer:
 
     port: int
     state_dir: Path
-    proc: Optional[subprocess.Popen[str]] = None
+    proc: subprocess.Popen[str] | None = None
     starts: int = 0
     extra_args: list[str] = field(default_factory=list)
 
@@ -70,7 +70,7 @@ def restartable_server() -> Iterator[RestartableServer]:
             srv.stop()
 
 
-def wait_until(cond: Callable[[], bool], timeout_s: float, step: Optional[Callable[[], None]] = None, interval_s: float = 0.05) -> bool:
+def wait_until(cond: Callable[[], bool], timeout_s: float, step: Callable[[], object] | None = None, interval_s: float = 0.05) -> bool:
     """Polls ``cond`` (running ``step`` between polls, e.g. a training iteration) until it holds."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
@@ -84,17 +84,18 @@ def wait_until(cond: Callable[[], bool], timeout_s: float, step: Optional[Callab
 
 
 class WarningCounter(logging.Handler):
-    """Counts the client's warnings per message prefix (to check rate limiting)."""
+    """Counts the client's warnings and errors per message text (to check rate limiting)."""
 
     def __init__(self) -> None:
         super().__init__(level=logging.WARNING)
-        self.messages: list[str] = []
+        self.records: list[logging.LogRecord] = []
 
     def emit(self, record: logging.LogRecord) -> None:
-        self.messages.append(record.getMessage())
+        self.records.append(record)
 
-    def count(self, needle: str) -> int:
-        return sum(1 for m in self.messages if needle in m)
+    def count(self, needle: str, level: int = logging.WARNING) -> int:
+        """Lines at exactly ``level`` containing ``needle``."""
+        return sum(1 for r in self.records if r.levelno == level and needle in r.getMessage())
 
 
 @pytest.fixture

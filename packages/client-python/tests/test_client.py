@@ -4,21 +4,22 @@ from __future__ import annotations
 
 import logging
 import time
+from typing import Any, cast
 
 import pytest
 
 import perseus
-from fixtures_client import A100_CLOCKS, RestartableServer, WarningCounter, client_logger, free_port, restartable_server, wait_until  # noqa: F401
+from fixtures_client import A100_CLOCKS, RestartableServer, WarningCounter, free_port, wait_until
 
 M = 3
 ORDER_1STAGE = perseus.one_f_one_b(1, 0, M)
 
 
-def make_client(address: str, logger: logging.Logger, job_id: str, **kw: object) -> perseus.PipelineFrequencyOptimizer:
+def make_client(address: str, logger: logging.Logger, job_id: str, **kw: Any) -> perseus.PipelineFrequencyOptimizer:
     return perseus.PipelineFrequencyOptimizer(
         0, 0, 0, 0, 0, 1, 1, 1, 1, address,
         job_id=job_id, num_microbatches=M, sync="none", supported_frequencies_mhz=A100_CLOCKS,
-        gpu_model="A100-SXM4", blocking_power_w=83.64, retry_max_s=0.3, logger=logger, **kw,  # type: ignore[arg-type]
+        gpu_model="A100-SXM4", blocking_power_w=83.64, retry_max_s=0.3, logger=logger, **kw,
     )
 
 
@@ -132,7 +133,7 @@ def test_iterations_reach_the_optimizer(restartable_server: RestartableServer, c
     opt = make_client(restartable_server.address, logger, "client-reports")
     try:
         assert wait_until(lambda: opt.schedule.version > 0, 30, step=lambda: run_iteration(opt))
-        for i in range(5):
+        for _i in range(5):
             run_iteration(opt)
         assert opt.flush(timeout_s=10)
         st = opt.status()
@@ -167,7 +168,7 @@ def test_gpu_sync_is_pluggable_and_runs_before_every_timestamp() -> None:
     assert perseus.make_sync("none")() is None
     assert perseus.make_sync(None)() is None
     with pytest.raises(ValueError, match="sync: must be 'auto', 'torch', 'cupy', 'jax', 'none', None or a callable, got 'tpu'"):
-        perseus.make_sync("tpu")  # type: ignore[arg-type]
+        perseus.make_sync(cast(Any, "tpu"))
 
 
 def test_agent_alone_down_mid_run_keeps_schedule_and_reconnects(client_logger: tuple[logging.Logger, WarningCounter]) -> None:

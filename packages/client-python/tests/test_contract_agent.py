@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import queue
 import time
-from typing import Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import grpc
 import pytest
@@ -19,7 +20,7 @@ def _stub(server: PerseusServer) -> agent_pb2_grpc.GpuAgentStub:
     return agent_pb2_grpc.GpuAgentStub(server.channel)
 
 
-def _invalid(call, request) -> list[tuple[str, str]]:
+def _invalid(call: Callable[..., Any], request: Any) -> list[tuple[str, str]]:
     with pytest.raises(grpc.RpcError) as info:
         call(request, timeout=10)
     assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT

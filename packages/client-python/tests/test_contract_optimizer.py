@@ -5,6 +5,8 @@ must come back INVALID_ARGUMENT naming the field, and the happy path of a job is
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
+from typing import Any
 
 import grpc
 import pytest
@@ -41,11 +43,11 @@ def rows() -> list[common_pb2.ProfileRow]:
     return out
 
 
-def invalid(fn, request) -> list[tuple[str, str]]:  # type: ignore[no-untyped-def]
+def invalid(fn: Callable[..., Any], request: Any, stream: bool = False) -> list[tuple[str, str]]:
+    """The field violations of a call that must fail INVALID_ARGUMENT (a server stream fails on its first read)."""
     with pytest.raises(grpc.RpcError) as info:
         result = fn(request, timeout=20)
-        # A server stream raises on the first read.
-        if hasattr(result, "__next__"):
+        if stream:
             next(result)
     err = info.value
     assert err.code() == grpc.StatusCode.INVALID_ARGUMENT, err.details()
@@ -91,12 +93,12 @@ def test_register_rank_invalid_and_out_of_range(perseus_server: PerseusServer) -
     assert invalid(stub(perseus_server).RegisterRank, req) == [("rank.pp_rank", "must be < num_stages 2, got 2")]
 
 
-def violated_fields_of(fn, request) -> list[str]:  # type: ignore[no-untyped-def]
-    return [f for f, _ in invalid(fn, request)]
+def violated_fields_of(fn: Callable[..., Any], request: Any, stream: bool = False) -> list[str]:
+    return [f for f, _ in invalid(fn, request, stream)]
 
 
 def test_watch_schedule_invalid_and_unknown(perseus_server: PerseusServer) -> None:
-    assert violated_fields_of(stub(perseus_server).WatchSchedule, optimizer_pb2.WatchScheduleRequest(job_id="")) == ["job_id"]
+    assert violated_fields_of(stub(perseus_server).WatchSchedule, optimizer_pb2.WatchScheduleRequest(job_id=""), stream=True) == ["job_id"]
     with pytest.raises(grpc.RpcError) as info:
         next(stub(perseus_server).WatchSchedule(optimizer_pb2.WatchScheduleRequest(job_id="no-such-job"), timeout=20))
     assert info.value.code() == grpc.StatusCode.NOT_FOUND

@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import math
 import uuid
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import grpc
 import pytest
@@ -51,11 +53,11 @@ def _measurement(stage: int = 0, tp: int = 0, mb: int = 0, iteration: int = 0, t
     )
 
 
-def _invalid(call, *args, **kwargs) -> tuple[grpc.StatusCode, list[tuple[str, str]]]:  # type: ignore[no-untyped-def]
+def _invalid(call: Callable[..., Any], *args: Any, **kwargs: Any) -> tuple[grpc.StatusCode, list[tuple[str, str]]]:
     with pytest.raises(grpc.RpcError) as info:
         call(*args, timeout=10, **kwargs)
-    err = info.value
-    return err.code(), field_violations(err)  # type: ignore[attr-defined]
+    code: grpc.StatusCode = info.value.code()  # every RpcError the stubs raise is also a grpc.Call
+    return code, field_violations(info.value)
 
 
 def test_register_job_invalid(perseus_server: PerseusServer) -> None:
@@ -135,7 +137,7 @@ def test_get_coverage(perseus_server: PerseusServer) -> None:
     job_id = _job(stub)
     cov = stub.GetCoverage(profiler_pb2.GetCoverageRequest(job_id=job_id), timeout=10)
     assert not cov.complete
-    assert [(e.stage, e.instruction, list(e.covered_frequencies_mhz), list(e.missing_frequencies_mhz)) for e in cov.entries][0] == (0, FWD, [], [1410, 1395])
+    assert next((e.stage, e.instruction, list(e.covered_frequencies_mhz), list(e.missing_frequencies_mhz)) for e in cov.entries) == (0, FWD, [], [1410, 1395])
     code, violations = _invalid(stub.GetCoverage, profiler_pb2.GetCoverageRequest(job_id="bad id"))
     assert code == grpc.StatusCode.INVALID_ARGUMENT
     assert violations == [("job_id", 'must match [A-Za-z0-9._-]{1,128}, got "bad id"')]

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from fixtures_client import A100_PROFILE, RestartableServer, restartable_server  # noqa: F401
+from fixtures_client import A100_PROFILE, RestartableServer
 from perseus.emulate import EmulationHandle, EmulationSpec, load_profile, run_emulation
 from perseus.emulate.model import iteration_time_s
 
@@ -36,7 +36,7 @@ def test_profile_and_model_match_the_papers_artifact() -> None:
 def test_bare_pipeline_follows_the_critical_path_and_a_straggler_holds_back_every_pipeline() -> None:
     profile = load_profile(A100_PROFILE)
     t_model = iteration_time_s(profile, N, M)
-    busiest_stage = max(sum(profile.time_s(s, k, 0) for k, _ in [("forward", 0), ("backward", 0)]) * M for s in range(N))
+    busiest_stage = max((profile.time_s(s, "forward", 0) + profile.time_s(s, "backward", 0)) * M for s in range(N))
     assert busiest_stage < 0.7 * t_model  # so "waited on its neighbours" is distinguishable from "did not"
     spec = EmulationSpec(profile_csv=str(A100_PROFILE), server_url="unused", num_stages=N, dp_degree=DP, num_microbatches=M, time_scale=0.25, perseus=False)
     recs = by_iteration(run_emulation(spec, iterations=4, timeout_s=120))
@@ -90,8 +90,8 @@ def test_emulated_ranks_follow_the_optimizers_live_schedule(restartable_server: 
     finally:
         handle.terminate()
     assert records, "no iteration finished"
-    sweeping = sorted({r["reason"] for r in records if r["reason"].startswith("profiling")})
-    assert len(sweeping) >= 2, sweeping
+    swept = sorted({r["reason"] for r in records if r["reason"].startswith("profiling")})
+    assert len(swept) >= 2, swept
     for r in records:
         m = re.match(r"profiling (\d+) MHz", r["reason"])
         if m:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from fixtures_client import A100_PROFILE, RestartableServer, restartable_server  # noqa: F401
+from fixtures_client import A100_PROFILE, RestartableServer
 from perseus.emulate import demo
 
 

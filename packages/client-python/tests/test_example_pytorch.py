@@ -9,12 +9,13 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 import perseus
 from conftest import REPO_ROOT
-from fixtures_client import RestartableServer, restartable_server  # noqa: F401
+from fixtures_client import RestartableServer
 
 EXAMPLE = REPO_ROOT / "examples" / "pytorch_pipeline.py"
 ITERATIONS, M = 4, 4
@@ -27,13 +28,14 @@ if importlib.util.find_spec("torch") is None:
     pytest.skip(f"{_why} to enable this test", allow_module_level=True)
 
 
-def run_example(out: Path, server: str = "", job_id: str = "example") -> dict:
+def run_example(out: Path, server: str = "", job_id: str = "example") -> dict[str, Any]:
     args = [sys.executable, str(EXAMPLE), "--out", str(out), "--iterations", str(ITERATIONS), "--microbatches", str(M), "--job-id", job_id]
     if server:
         args += ["--server", server]
     proc = subprocess.run(args, capture_output=True, text=True, timeout=240, cwd=REPO_ROOT)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    return json.loads(out.read_text())
+    result: dict[str, Any] = json.loads(out.read_text())
+    return result
 
 
 def test_losses_are_bit_identical_and_every_instruction_reaches_the_agent(restartable_server: RestartableServer, tmp_path: Path) -> None:

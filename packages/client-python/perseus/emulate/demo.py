@@ -30,7 +30,7 @@ import time
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import grpc
 
@@ -129,22 +129,22 @@ class PhaseResult:
 
     phase: str
     iterations: int
-    iteration_time_s: Optional[float]
-    energy_per_iteration_j: Optional[float]
-    saving_percent: Optional[float]
-    predicted_iteration_time_s: Optional[float]
-    predicted_saving_percent: Optional[float]
+    iteration_time_s: float | None
+    energy_per_iteration_j: float | None
+    saving_percent: float | None
+    predicted_iteration_time_s: float | None
+    predicted_saving_percent: float | None
     note: str = ""
     compared_pipelines: list[int] = field(default_factory=list)
-    compared_energy_j: Optional[float] = None
-    predicted_energy_j: Optional[float] = None
+    compared_energy_j: float | None = None
+    predicted_energy_j: float | None = None
 
 
-def _mean(xs: list[float]) -> Optional[float]:
+def _mean(xs: list[float]) -> float | None:
     return statistics.fmean(xs) if xs else None
 
 
-def summarize(rows: list[IterationRow], dp: int, num_stages: int, blocking_power_w: float, frontier: Optional[optimizer_pb2.GetFrontierResponse], slowdown: float) -> list[PhaseResult]:
+def summarize(rows: list[IterationRow], dp: int, num_stages: int, blocking_power_w: float, frontier: optimizer_pb2.GetFrontierResponse | None, slowdown: float) -> list[PhaseResult]:
     """Per-phase measured vs predicted figures (see the module docstring for the accounting)."""
     _mark_clean(rows)
     by: dict[str, list[IterationRow]] = defaultdict(list)
@@ -158,7 +158,7 @@ def summarize(rows: list[IterationRow], dp: int, num_stages: int, blocking_power
     all_max_t = frontier.all_max_time_s if frontier is not None else None
     nb = num_stages * blocking_power_w
     out: list[PhaseResult] = []
-    intrinsic_t_pred: Optional[float] = None
+    intrinsic_t_pred: float | None = None
     for phase in PHASES:
         rs = by.get(phase, [])
         if not rs:
@@ -169,10 +169,10 @@ def summarize(rows: list[IterationRow], dp: int, num_stages: int, blocking_power
         e_job = statistics.fmean(sum(r.pipeline_energy_j) for r in rs)
         slowed = [p for p in range(dp) if rs[-1].slowdown[p] > 1.0]
         fair = [p for p in range(dp) if p not in slowed]
-        saving: Optional[float] = None
-        pred_saving: Optional[float] = None
-        pred_t: Optional[float] = None
-        pred_e_cmp: Optional[float] = None
+        saving: float | None = None
+        pred_saving: float | None = None
+        pred_t: float | None = None
+        pred_e_cmp: float | None = None
         note = ""
         e_cmp = statistics.fmean(sum(r.pipeline_energy_j[p] for p in fair) for r in rs)
         base_known = [b for b in base_p if b is not None]
@@ -207,7 +207,7 @@ def summarize(rows: list[IterationRow], dp: int, num_stages: int, blocking_power
     return out
 
 
-def _fmt(x: Optional[float], spec: str) -> str:
+def _fmt(x: float | None, spec: str) -> str:
     return "—" if x is None else format(x, spec)
 
 
@@ -262,7 +262,7 @@ def _axes(x0: float, y0: float, w: float, h: float, xr: tuple[float, float], yr:
 COLORS = {"baseline": "#444", "profiling": "#999", "planning": "#bbb", "intrinsic": "#1f77b4", "straggler": "#d62728", "extrinsic": "#2ca02c", "cleared": "#9467bd", "transition": "#eee"}
 
 
-def frontier_svg(frontier: Optional[optimizer_pb2.GetFrontierResponse], rows: list[IterationRow], dp: int) -> str:
+def frontier_svg(frontier: optimizer_pb2.GetFrontierResponse | None, rows: list[IterationRow], dp: int) -> str:
     W, H, x0, y0, w, h = 720, 480, 80, 40, 600, 370
     body: list[str] = []
     pts = [(p.time_s, p.energy_j) for p in frontier.points] if frontier is not None else []
@@ -315,7 +315,7 @@ def timeline_svg(rows: list[IterationRow]) -> str:
         lo, hi = min(vals) * 0.95, max(vals) * 1.05
         body += _axes(x0, y0, w, h, (rows[0].iteration, rows[-1].iteration), (lo, hi), "iteration" if panel == 1 else "", label)
         bw = w / max(1, n)
-        for i, (r, v) in enumerate(zip(rows, vals)):
+        for i, (r, v) in enumerate(zip(rows, vals, strict=False)):
             top = y0 + h - h * (v - lo) / (hi - lo or 1)
             color = COLORS.get(r.label, "#eee")
             body.append(f'<rect x="{x0 + i * bw:.1f}" y="{top:.1f}" width="{max(0.5, bw - 0.5):.1f}" height="{y0 + h - top:.1f}" fill="{color}"/>')
@@ -426,8 +426,8 @@ def run_demo(args: argparse.Namespace) -> dict[str, Any]:
                 st.rows.append(_row(it, pending.pop(it), args.dp, args.blocking_power, st))
     finally:
         handle.terminate()
-    frontier: Optional[optimizer_pb2.GetFrontierResponse] = None
-    status: Optional[optimizer_pb2.GetJobStatusResponse] = None
+    frontier: optimizer_pb2.GetFrontierResponse | None = None
+    status: optimizer_pb2.GetJobStatusResponse | None = None
     try:
         frontier = opt.GetFrontier(optimizer_pb2.GetFrontierRequest(job_id=args.job_id), timeout=10)
         status = opt.GetJobStatus(optimizer_pb2.GetJobStatusRequest(job_id=args.job_id), timeout=10)
@@ -472,7 +472,7 @@ def run_demo(args: argparse.Namespace) -> dict[str, Any]:
     return summary
 
 
-def main(argv: Optional[list[str]] = None) -> int:
+def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m perseus.emulate.demo", description="Perseus end-to-end demo on an emulated pipeline job.")
     ap.add_argument("--server", required=True, help="optimizer address (agent and profiler too unless given)")
     ap.add_argument("--agent-url", default=None)

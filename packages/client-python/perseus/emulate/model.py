@@ -6,7 +6,7 @@ the longest path through F(s,m) → F(s+1,m), B(s+1,m) → B(s,m) and each stage
 
 from __future__ import annotations
 
-from typing import Callable, Optional
+from collections.abc import Callable
 
 from perseus.emulate.profile import StageProfile
 from perseus.schedule import Kind, one_f_one_b
@@ -15,7 +15,7 @@ ClockOf = Callable[[int, Kind, int], int]
 """(stage, kind, microbatch) -> MHz (0 = default clocks)."""
 
 
-def iteration_time_s(profile: StageProfile, num_stages: int, num_microbatches: int, clock_of: Optional[ClockOf] = None, slowdown: float = 1.0) -> float:
+def iteration_time_s(profile: StageProfile, num_stages: int, num_microbatches: int, clock_of: ClockOf | None = None, slowdown: float = 1.0) -> float:
     """Longest-path time of one 1F1B iteration with every instruction at ``clock_of`` (default:
     the highest clock), each ``slowdown``× longer."""
     orders = [one_f_one_b(num_stages, s, num_microbatches) for s in range(num_stages)]
@@ -29,7 +29,7 @@ def iteration_time_s(profile: StageProfile, num_stages: int, num_microbatches: i
             if idx[s] >= len(orders[s]):
                 continue
             kind, mb = orders[s][idx[s]]
-            dep: Optional[tuple[Kind, int, int]] = None
+            dep: tuple[Kind, int, int] | None = None
             if kind == "forward" and s > 0:
                 dep = ("forward", s - 1, mb)
             elif kind == "backward" and s < num_stages - 1:

@@ -8,9 +8,9 @@ what the GPU agent measures (its simulated backend), so the demo's energies are 
 from __future__ import annotations
 
 import csv
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping
 
 from perseus.schedule import Kind
 

@@ -21,10 +21,11 @@ import os
 import queue
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
-from typing import Any, Iterator, Optional
+from typing import Any
 
-from perseus.emulate.profile import StageProfile, load_profile
+from perseus.emulate.profile import load_profile
 from perseus.pipeline import PipelineFrequencyOptimizer
 from perseus.schedule import one_f_one_b
 
@@ -46,8 +47,8 @@ class EmulationSpec:
     num_microbatches: int = 6
     time_scale: float = 0.25
     """Wall seconds per simulated second (0.25: an instruction sleeps a quarter of its GPU time)."""
-    agent_url: Optional[str] = None
-    profiler_url: Optional[str] = None
+    agent_url: str | None = None
+    profiler_url: str | None = None
     baseline_iterations: int = 0
     """Iterations first run with a measure-only client (job ``<job_id>-baseline``, no optimizer)."""
     max_iterations: int = 10_000
@@ -120,8 +121,8 @@ def _rank_main(
     dp_rank: int,
     stage: int,
     num_stages: int,
-    prev_conn: Optional[multiprocessing.connection.Connection],
-    next_conn: Optional[multiprocessing.connection.Connection],
+    prev_conn: multiprocessing.connection.Connection | None,
+    next_conn: multiprocessing.connection.Connection | None,
     shared: _Shared,
     out: Any,
 ) -> None:
@@ -138,7 +139,7 @@ def _rank_main(
     def clock_ns() -> int:
         return int(time.monotonic_ns() / scale)
 
-    def make_client(baseline: bool) -> Optional[PipelineFrequencyOptimizer]:
+    def make_client(baseline: bool) -> PipelineFrequencyOptimizer | None:
         if not spec.perseus:
             return None
         return PipelineFrequencyOptimizer(
@@ -232,7 +233,7 @@ def _rank_main(
 
 
 def _forward_records(
-    opt: Optional[PipelineFrequencyOptimizer],
+    opt: PipelineFrequencyOptimizer | None,
     local: dict[int, tuple[Any, ...]],
     sent: set[int],
     out: Any,
@@ -315,7 +316,7 @@ class EmulationHandle:
                 )
                 self._procs.append(p)
 
-    def start(self) -> "EmulationHandle":
+    def start(self) -> EmulationHandle:
         for p in self._procs:
             p.start()
         return self

@@ -1,0 +1,149 @@
+"""The optimizer link: RegisterJob (rank 0) / RegisterRank, the ``WatchSchedule`` stream, and the
+ReportIteration sender (its own task: a report never waits behind the schedule stream)."""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+from typing import TYPE_CHECKING, Any
+
+import grpc
+import grpc.aio
+
+from perseus._grpc import PERMANENT_CODES, describe, open_channel
+from perseus._link import Link, failure_of
+from perseus._records import LinkFailure, StragglerAck
+from perseus.common.v1 import common_pb2
+from perseus.errors import ConfigurationError
+from perseus.optimizer.v1 import optimizer_pb2, optimizer_pb2_grpc
+from perseus.schedule import PROTO_TO_KIND, Kind, RankSchedule
+
+if TYPE_CHECKING:
+    from perseus._io import IoCore
+
+_RETRY_REPORT = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.CANCELLED)
+
+
+class OptimizerLink(Link):
+    name = "optimizer"
+    outage = "optimizer at %s unavailable (%s); training continues with the last schedule, retrying"
+    recovery = "optimizer at %s reachable again; schedules resume"
+
+    def __init__(self, core: IoCore, url: str, **kw: Any) -> None:
+        super().__init__(url, core.cfg.security["optimizer"], **kw)
+        self.core = core
+        self.schedule = RankSchedule()
+        self.registrations = 0
+        self.rejected = 0
+        self.reports: collections.deque[optimizer_pb2.ReportIterationRequest] = collections.deque(maxlen=10_000)
+        self.reported = 0
+        self.report_wakeup = asyncio.Event()
+        self._job_registered = False
+        self._stub: optimizer_pb2_grpc.OptimizerAsyncStub | None = None
+
+    def is_expected(self, err: BaseException) -> bool:
+        # Another rank before rank 0 registered the job: expected at start-up, not worth a warning.
+        return isinstance(err, grpc.aio.AioRpcError) and err.code() == grpc.StatusCode.NOT_FOUND and self.core.cfg.rank.rank != 0
+
+    def permanent(self, err: BaseException) -> LinkFailure | None:
+        if self.is_expected(err):
+            return None
+        return super().permanent(err)
+
+    def fail(self, failure: LinkFailure) -> None:
+        # No clock changes from a job this client does not belong to: back to default clocks.
+        self.schedule = RankSchedule(phase="PHASE_UNSPECIFIED", reason=f"optimizer rejected this client: {failure.code}")
+        self.core.publish(self.schedule)
+        super().fail(failure)
+
+    def spec(self) -> optimizer_pb2.JobSpec:
+        cfg = self.core.cfg
+        return optimizer_pb2.JobSpec(
+            pipeline=common_pb2.PipelineSpec(schedule=cfg.schedule_kind, num_stages=cfg.pp_degree, num_microbatches=cfg.num_microbatches),
+            dp_degree=cfg.dp_degree,
+            tp_degree=cfg.tp_degree,
+            world_size=cfg.world_size,
+            gpu_model=cfg.gpu_model or self.core.device_name() or "unknown",
+            unit_time_s=cfg.unit_time_s,
+            blocking_power_w=cfg.blocking_power_w,
+            profiling=cfg.profiling,
+        )
+
+    async def serve(self, channel: grpc.aio.Channel) -> None:
+        cfg = self.core.cfg
+        stub = optimizer_pb2_grpc.OptimizerStub(channel)
+        # Clocks (and the GPU model) come from the agent unless given: wait for them.
+        await self.core.wait_supported(3600.0)
+        if cfg.rank.rank == 0 and not self._job_registered:
+            await stub.RegisterJob(optimizer_pb2.RegisterJobRequest(job_id=cfg.job_id, spec=self.spec()), timeout=10)
+            self._job_registered = True
+        await stub.RegisterRank(
+            optimizer_pb2.RegisterRankRequest(job_id=cfg.job_id, rank=cfg.rank, node=cfg.node, device_index=cfg.device_index, supported_frequencies_mhz=self.core.supported),
+            timeout=10,
+        )
+        self.registrations += 1
+        stream = stub.WatchSchedule(optimizer_pb2.WatchScheduleRequest(job_id=cfg.job_id, rank=cfg.rank.rank, known_version=self.schedule.version))
+        self._stub = stub
+        self.connected()
+        self.report_wakeup.set()
+        try:
+            async for sched in stream:
+                self.on_schedule(sched)
+        finally:
+            self._stub = None
+        if self.stop.is_set():
+            return
+        raise ConnectionError("optimizer ended the schedule stream")
+
+    def on_schedule(self, sched: optimizer_pb2.Schedule) -> None:
+        if sched.version < self.schedule.version:
+            return
+        clocks: dict[tuple[Kind, int], int] = {}
+        for ins in sched.instructions:
+            kind = PROTO_TO_KIND.get(ins.instruction)
+            if kind is not None:
+                clocks[(kind, ins.microbatch)] = ins.frequency_mhz
+        new = RankSchedule(
+            version=sched.version,
+            phase=optimizer_pb2.Phase.Name(sched.phase) if sched.phase in optimizer_pb2.Phase.values() else str(sched.phase),
+            reason=sched.reason,
+            clocks=clocks,
+            expected_iteration_time_s=sched.expected_iteration_time_s,
+            expected_iteration_energy_j=sched.expected_iteration_energy_j,
+        )
+        self.schedule = new
+        self.core.publish(new)
+
+    async def report_straggler(self, req: optimizer_pb2.ReportStragglerRequest, timeout_s: float) -> StragglerAck:
+        """One ReportStraggler on a channel of its own (the link may be down or reconnecting)."""
+        channel = open_channel(self.url, self.security)
+        try:
+            resp = await optimizer_pb2_grpc.OptimizerStub(channel).ReportStraggler(req, timeout=timeout_s)
+        except grpc.aio.AioRpcError as err:
+            failure = failure_of(self.name, err)
+            if failure is not None:
+                raise ConfigurationError(self.name, err.code(), failure.message, failure.violations) from None
+            raise ConnectionError(f"optimizer at {self.url}: {describe(err)}") from None
+        finally:
+            await channel.close(grace=None)
+        return StragglerAck(resp.schedule_version, resp.target_iteration_time_s)
+
+    async def report_loop(self) -> None:
+        """Sends iteration reports in order while the link is up; keeps them (bounded) while down."""
+        while True:
+            await self.report_wakeup.wait()
+            self.report_wakeup.clear()
+            while self.reports and self.up and self._stub is not None:
+                req = self.reports[0]
+                try:
+                    await self._stub.ReportIteration(req, timeout=10)
+                    self.reported += 1
+                except grpc.aio.AioRpcError as err:
+                    if err.code() in _RETRY_REPORT:
+                        await asyncio.sleep(0.2)
+                        break  # the link reconnects; the report waits for then
+                    level = "rejected" if err.code() in PERMANENT_CODES else "failed on"
+                    self.warner.warn("optimizer-report", "perseus: optimizer %s an iteration report (%s): %s", level, err.code().name, err.details())
+                if self.reports and self.reports[0] is req:
+                    self.reports.popleft()
+            await asyncio.sleep(0)

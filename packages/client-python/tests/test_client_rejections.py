@@ -1,0 +1,121 @@
+"""Permanent rejections are not outages; close() is bounded; the client says when GPUs are simulated.
+
+Every test runs the real Python client against real `perseus serve` processes."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+import grpc
+import pytest
+
+import perseus
+from fixtures_client import RestartableServer, WarningCounter, free_port, wait_until
+from test_client import M, make_client, run_iteration
+
+
+def errors(warnings: WarningCounter, needle: str) -> int:
+    return warnings.count(needle, logging.ERROR)
+
+
+def test_invalid_job_id_raises_configuration_error_with_the_servers_violations(restartable_server: RestartableServer, client_logger: tuple[logging.Logger, WarningCounter]) -> None:
+    logger, warnings = client_logger
+    restartable_server.start()
+    opt = make_client(restartable_server.address, logger, "bad id")
+    try:
+        with pytest.raises(perseus.ConfigurationError) as info:
+            opt.wait_ready(timeout_s=30)
+        err = info.value
+        assert err.code == grpc.StatusCode.INVALID_ARGUMENT
+        assert ("job_id", 'must match [A-Za-z0-9._-]{1,128}, got "bad id"') in err.violations or any(f.endswith("job_id") for f, _ in err.violations)
+        st = opt.status()
+        assert err.link in st.failures and st.failures[err.link].code == "INVALID_ARGUMENT"
+        # Training goes on at default clocks; the rejected link does not retry (one error line).
+        for _ in range(10):
+            assert run_iteration(opt) == [0] * (2 * M)
+        assert errors(warnings, "rejected this client") == len(st.failures)
+    finally:
+        opt.close(timeout_s=3)
+
+
+def test_reused_job_id_with_another_spec_stops_clock_changes_instead_of_applying_the_old_plan(
+    restartable_server: RestartableServer, client_logger: tuple[logging.Logger, WarningCounter]
+) -> None:
+    logger, warnings = client_logger
+    restartable_server.start()
+    first = make_client(restartable_server.address, logger, "reused-id")
+    try:
+        assert wait_until(lambda: first.schedule.phase == "PHASE_PROFILING", 30, step=lambda: run_iteration(first))
+        assert set(run_iteration(first)) == {first.schedule.frequency("forward", 0)} and first.schedule.frequency("forward", 0) > 0
+        # Same id, M=4 instead of 3, while the first run is alive: the optimizer refuses it.
+        second = perseus.PipelineFrequencyOptimizer(
+            0, 0, 0, 0, 1, 1, 1, 1, 1, restartable_server.address,
+            job_id="reused-id", num_microbatches=M + 1, sync="none", supported_frequencies_mhz=list(range(1410, 854, -15)),
+            gpu_model="A100-SXM4", blocking_power_w=83.64, retry_max_s=0.3, logger=logger,
+        )
+        try:
+            with pytest.raises(perseus.ConfigurationError) as info:
+                second.wait_ready(timeout_s=30)
+            assert info.value.link == "optimizer"
+            assert info.value.code == grpc.StatusCode.FAILED_PRECONDITION
+            assert "different spec" in info.value.message
+            # Never the first job's plan: default clocks on every instruction of the second run.
+            for _ in range(10):
+                with second.step():
+                    for kind, _mb in perseus.one_f_one_b(1, 0, M + 1):
+                        with second.instruction(kind) as mhz:
+                            assert mhz == 0
+            st = second.status()
+            assert st.schedule_version == 0 and st.failures["optimizer"].code == "FAILED_PRECONDITION"
+            assert st.optimizer_registrations == 0
+            assert errors(warnings, "optimizer at") == 1
+            assert warnings.count("optimizer at") == 0  # not reported as an outage
+        finally:
+            second.close(timeout_s=3)
+    finally:
+        first.close(timeout_s=3)
+
+
+def test_close_returns_within_a_second_with_every_service_down(client_logger: tuple[logging.Logger, WarningCounter]) -> None:
+    logger, _ = client_logger
+    opt = make_client(f"127.0.0.1:{free_port()}", logger, "close-down")
+    for _ in range(5):
+        run_iteration(opt)
+    t0 = time.monotonic()
+    opt.close()  # the default timeout: nothing is connected, so nothing is waited for
+    took = time.monotonic() - t0
+    assert took < 1.0, took
+    assert opt._io.wait_stopped(0)
+    assert run_iteration(opt) == [0] * (2 * M)
+
+
+def test_simulated_agent_is_flagged_in_status_and_warned_once(restartable_server: RestartableServer, client_logger: tuple[logging.Logger, WarningCounter]) -> None:
+    logger, warnings = client_logger
+    restartable_server.start()
+    opt = make_client(restartable_server.address, logger, "simulated-flag")
+    try:
+        assert wait_until(lambda: opt.status().agent_connected, 30, step=lambda: run_iteration(opt))
+        assert opt.status().simulated is True
+        restartable_server.kill()
+        restartable_server.start()
+        assert wait_until(lambda: opt.status().agent_sessions == 2, 30, step=lambda: run_iteration(opt))
+        assert warnings.count("SIMULATED GPU") == 1
+    finally:
+        opt.close(timeout_s=3)
+
+
+def test_report_straggler_from_python(restartable_server: RestartableServer, client_logger: tuple[logging.Logger, WarningCounter]) -> None:
+    logger, _ = client_logger
+    restartable_server.start()
+    opt = make_client(restartable_server.address, logger, "straggler-api")
+    try:
+        with pytest.raises(ValueError, match="exactly one of"):
+            opt.report_straggler(0, slowdown=1.2, recovered=True)
+        assert wait_until(lambda: opt.schedule.version > 0, 30, step=lambda: run_iteration(opt))
+        with pytest.raises(perseus.ConfigurationError) as info:
+            opt.report_straggler(5, slowdown=1.2)  # dp_degree is 1: no pipeline 5
+        assert info.value.code == grpc.StatusCode.INVALID_ARGUMENT
+        assert [f for f, _ in info.value.violations] == ["dp_rank"]
+    finally:
+        opt.close(timeout_s=3)
