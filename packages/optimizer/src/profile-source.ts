@@ -60,7 +60,11 @@ const KIND_OF: Record<string, InstructionKind | undefined> = {
   INSTRUCTION_KIND_FORWARD: 'forward',
   INSTRUCTION_KIND_BACKWARD: 'backward',
 };
-const SCHEDULE_OF = { '1f1b': 'SCHEDULE_KIND_1F1B', gpipe: 'SCHEDULE_KIND_GPIPE' } as const;
+const SCHEDULE_OF = {
+  '1f1b': 'SCHEDULE_KIND_1F1B',
+  gpipe: 'SCHEDULE_KIND_GPIPE',
+  interleaved: 'SCHEDULE_KIND_INTERLEAVED_1F1B',
+} as const;
 
 function unary<Req, Res>(
   fn: (

@@ -24,7 +24,7 @@ export function longestPath(
   return makespan;
 }
 
-/** E = Σ e_i + P_b·(N·T − Σ t_i) (DESIGN §4.2). */
+/** E = Σ e_i + P_b·(N·T − Σ t_i) (DESIGN §4.2); N counts GPUs, not virtual stages. */
 export function planEnergy(
   numStages: number,
   blockingPowerW: number,
@@ -87,17 +87,23 @@ export function evaluatePlanValid(
       const node = nodes[j]!;
       const kind = dag.kind[node] === 0 ? 'forward' : 'backward';
       const field = `plan[${idx}].instructions[${j}]`;
-      if (ins.kind !== kind || ins.microbatch !== dag.microbatch[node]) {
+      const chunk = dag.chunk[node]!;
+      if (
+        ins.kind !== kind ||
+        ins.microbatch !== dag.microbatch[node] ||
+        (ins.chunk ?? 0) !== chunk
+      ) {
+        const of = dag.numChunks > 1 ? ` of chunk ${chunk}` : '';
         throw new PlannerInputError(
           field,
-          `must be ${kind} of microbatch ${dag.microbatch[node]} (schedule order)`,
+          `must be ${kind} of microbatch ${dag.microbatch[node]}${of} (schedule order)`,
         );
       }
       const o = tables[dag.table[node]!]!.all.get(ins.frequencyMhz);
       if (o === undefined) {
         throw new PlannerInputError(
           `${field}.frequency_mhz`,
-          `${String(ins.frequencyMhz)} MHz was not measured for stage ${s} ${kind}`,
+          `${String(ins.frequencyMhz)} MHz was not measured for stage ${dag.table[node]! >> 1} ${kind}`,
         );
       }
       times[node] = o.timeS;
@@ -113,6 +119,8 @@ export function evaluatePlanValid(
 export interface TimelineEntry {
   kind: 'forward' | 'backward';
   microbatch: number;
+  /** Model chunk (`interleaved` only). */
+  chunk?: number;
   frequencyMhz: number;
   startS: number;
   endS: number;
@@ -141,6 +149,7 @@ export function planTimeline(input: PlannerInput, plan: StagePlan[]): TimelineEn
     Array.from(nodes, (node) => ({
       kind: dag.kind[node] === 0 ? ('forward' as const) : ('backward' as const),
       microbatch: dag.microbatch[node]!,
+      ...(dag.numChunks > 1 ? { chunk: dag.chunk[node]! } : {}),
       frequencyMhz: freq[node]!,
       startS: finish[node]! - times[node]!,
       endS: finish[node]!,

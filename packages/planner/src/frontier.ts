@@ -94,6 +94,7 @@ export class Frontier {
       instructions: Array.from(nodes, (node) => ({
         kind: dag.kind[node] === 0 ? ('forward' as const) : ('backward' as const),
         microbatch: dag.microbatch[node]!,
+        ...(dag.numChunks > 1 ? { chunk: dag.chunk[node]! } : {}),
         frequencyMhz: freqs[dag.table[node]!]![choice[node]!]!,
       })),
     }));

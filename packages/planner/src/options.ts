@@ -22,11 +22,11 @@ export interface OptionTable {
   readonly maxClock: MeasuredOption;
 }
 
-/** Planner input after validation: the DAG and one option table per (stage, kind). */
+/** Planner input after validation: the DAG and one option table per (virtual stage, kind). */
 export interface ValidInput {
   readonly input: PlannerInput;
   readonly dag: PipelineDag;
-  /** Indexed by stage·2 + kind. */
+  /** Indexed by virtual stage·2 + kind. */
   readonly tables: OptionTable[];
   readonly blockingPowerW: number;
   readonly unitTimeS: number;
@@ -143,10 +143,13 @@ export function validatePlannerInput(input: PlannerInput): ValidInput {
   if (profile === null || typeof profile !== 'object' || !Array.isArray(profile.stages)) {
     throw new PlannerInputError('profile.stages', 'must be an array');
   }
-  if (profile.stages.length !== pipeline.numStages) {
+  const virtualStages = dag.numStages * dag.numChunks;
+  if (profile.stages.length !== virtualStages) {
     throw new PlannerInputError(
       'profile.stages',
-      `has ${profile.stages.length} stages but pipeline.num_stages is ${pipeline.numStages}`,
+      dag.numChunks === 1
+        ? `has ${profile.stages.length} stages but pipeline.num_stages is ${pipeline.numStages}`
+        : `has ${profile.stages.length} stages but interleaved 1F1B needs num_stages × num_chunks = ${virtualStages} (virtual stages)`,
     );
   }
   const tables: OptionTable[] = [];

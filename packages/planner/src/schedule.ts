@@ -5,10 +5,17 @@ import type { InstructionKind, PipelineSpec } from './types';
 export interface InstructionSlot {
   kind: InstructionKind;
   microbatch: number;
+  /** Model chunk on this GPU (`interleaved` only). */
+  chunk?: number;
+}
+
+/** Model chunks per GPU (V) of a pipeline: `numChunks` for `interleaved`, 1 otherwise. */
+export function chunksOf(pipeline: PipelineSpec): number {
+  return pipeline.schedule === 'interleaved' ? (pipeline.numChunks as number) : 1;
 }
 
 function checkPipeline(pipeline: PipelineSpec): void {
-  const { numStages, numMicrobatches, schedule } = pipeline;
+  const { numStages, numMicrobatches, schedule, numChunks } = pipeline;
   if (!Number.isInteger(numStages) || numStages < 1) {
     throw new PlannerInputError(
       'pipeline.num_stages',
@@ -21,12 +28,65 @@ function checkPipeline(pipeline: PipelineSpec): void {
       `must be an integer ≥ 1, got ${String(numMicrobatches)}`,
     );
   }
-  if (schedule !== '1f1b' && schedule !== 'gpipe') {
+  if (schedule !== '1f1b' && schedule !== 'gpipe' && schedule !== 'interleaved') {
     throw new PlannerInputError(
       'pipeline.schedule',
-      `must be '1f1b' or 'gpipe', got ${String(schedule)}`,
+      `must be '1f1b', 'gpipe' or 'interleaved', got ${String(schedule)}`,
     );
   }
+  if (schedule === 'interleaved') {
+    if (!Number.isInteger(numChunks) || (numChunks as number) < 2) {
+      throw new PlannerInputError(
+        'pipeline.num_chunks',
+        `must be an integer ≥ 2 for interleaved 1F1B, got ${String(numChunks)}`,
+      );
+    }
+    // Megatron-LM's rule: its microbatch-to-chunk mapping walks microbatches in groups of N.
+    if (numMicrobatches % numStages !== 0) {
+      throw new PlannerInputError(
+        'pipeline.num_microbatches',
+        `must be a multiple of num_stages (${numStages}) for interleaved 1F1B, got ${numMicrobatches}`,
+      );
+    }
+  } else if (numChunks !== undefined && numChunks !== 1) {
+    throw new PlannerInputError(
+      'pipeline.num_chunks',
+      `must be absent or 1 for schedule '${schedule}', got ${String(numChunks)}`,
+    );
+  }
+}
+
+/**
+ * Megatron-LM's interleaved 1F1B order on GPU `r` of `n` with `v` chunks and `m` microbatches
+ * (m a multiple of n): warm-up forwards, then one forward and one backward until the forwards run
+ * out, then the remaining backwards. The k-th forward runs chunk (k mod n·v) div n, the k-th
+ * backward chunk v − 1 − (k mod n·v) div n, both microbatch (k div n·v)·n + k mod n.
+ */
+function interleavedOrder(n: number, v: number, m: number, r: number): InstructionSlot[] {
+  const total = m * v;
+  const warmup = m === n ? total : Math.min((n - r - 1) * 2 + (v - 1) * n, total);
+  const group = n * v;
+  const microbatchOf = (k: number): number => Math.floor(k / group) * n + (k % n);
+  const forward = (k: number): InstructionSlot => ({
+    kind: 'forward',
+    microbatch: microbatchOf(k),
+    chunk: Math.floor((k % group) / n),
+  });
+  const backward = (k: number): InstructionSlot => ({
+    kind: 'backward',
+    microbatch: microbatchOf(k),
+    chunk: v - 1 - Math.floor((k % group) / n),
+  });
+  const order: InstructionSlot[] = [];
+  let f = 0;
+  let b = 0;
+  for (; f < warmup; f++) order.push(forward(f));
+  while (f < total) {
+    order.push(forward(f++));
+    order.push(backward(b++));
+  }
+  while (b < total) order.push(backward(b++));
+  return order;
 }
 
 /**
@@ -35,6 +95,8 @@ function checkPipeline(pipeline: PipelineSpec): void {
  * - `1f1b` (DESIGN §4.2): min(N−s, M) forwards, then alternate backward/forward, then the
  *   remaining backwards.
  * - `gpipe`: all M forwards, then all M backwards, both in microbatch order.
+ * - `interleaved`: Megatron-LM's interleaved 1F1B over the GPU's chunks (see `numChunks`); every
+ *   slot carries its chunk.
  */
 export function scheduleOrder(pipeline: PipelineSpec, stage: number): InstructionSlot[] {
   checkPipeline(pipeline);
@@ -51,6 +113,8 @@ export function scheduleOrder(pipeline: PipelineSpec, stage: number): Instructio
       for (let mb = 0; mb < m; mb++) order.push({ kind: 'forward', microbatch: mb });
       for (let mb = 0; mb < m; mb++) order.push({ kind: 'backward', microbatch: mb });
       return order;
+    case 'interleaved':
+      return interleavedOrder(n, chunksOf(pipeline), m, stage);
     case '1f1b': {
       const warmup = Math.min(n - stage, m);
       let f = 0;
@@ -72,43 +136,54 @@ export function scheduleOrder(pipeline: PipelineSpec, stage: number): Instructio
  */
 export interface PipelineDag {
   readonly numNodes: number;
+  /** GPUs (N): the blocking-power term of a plan's energy counts these. */
   readonly numStages: number;
   readonly numMicrobatches: number;
+  /** Model chunks per GPU (V; 1 unless `interleaved`). Virtual stages: N·V. */
+  readonly numChunks: number;
+  /** GPU of each node. */
   readonly stage: Int32Array;
+  /** Model chunk of each node on its GPU (virtual stage = chunk·N + stage). */
+  readonly chunk: Int32Array;
   /** 0 = forward, 1 = backward. */
   readonly kind: Uint8Array;
   readonly microbatch: Int32Array;
-  /** Option table of each node: stage·2 + kind. */
+  /** Option table of each node: virtual stage·2 + kind. */
   readonly table: Int32Array;
   readonly predStart: Int32Array;
   readonly pred: Int32Array;
   readonly succStart: Int32Array;
   readonly succ: Int32Array;
-  /** Node ids of each stage in schedule order. */
+  /** Node ids of each stage (GPU) in schedule order. */
   readonly stageNodes: Int32Array[];
 }
 
-/** Builds the DAG of DESIGN §4.2: stage order edges plus F(s,m)→F(s+1,m) and B(s+1,m)→B(s,m). */
+/**
+ * Builds the DAG of DESIGN §4.2 over virtual stages (= stages unless `interleaved`): each GPU's
+ * order edges plus F(s,m)→F(s+1,m), B(s+1,m)→B(s,m) and F(last,m)→B(last,m).
+ */
 export function buildPipelineDag(pipeline: PipelineSpec): PipelineDag {
   checkPipeline(pipeline);
   const { numStages: n, numMicrobatches: m } = pipeline;
-  const count = 2 * n * m;
-  const rawId = (s: number, k: number, mb: number): number => (s * 2 + k) * m + mb;
+  const v = chunksOf(pipeline);
+  const nv = n * v;
+  const count = 2 * nv * m;
+  const rawId = (vs: number, k: number, mb: number): number => (vs * 2 + k) * m + mb;
   const orders: number[][] = [];
   const edges: Array<[number, number]> = [];
   for (let s = 0; s < n; s++) {
     const order = scheduleOrder(pipeline, s).map((x) =>
-      rawId(s, x.kind === 'forward' ? 0 : 1, x.microbatch),
+      rawId((x.chunk ?? 0) * n + s, x.kind === 'forward' ? 0 : 1, x.microbatch),
     );
     orders.push(order);
     for (let i = 1; i < order.length; i++) edges.push([order[i - 1] as number, order[i] as number]);
   }
   for (let mb = 0; mb < m; mb++) {
-    for (let s = 0; s + 1 < n; s++) {
+    for (let s = 0; s + 1 < nv; s++) {
       edges.push([rawId(s, 0, mb), rawId(s + 1, 0, mb)]);
       edges.push([rawId(s + 1, 1, mb), rawId(s, 1, mb)]);
     }
-    edges.push([rawId(n - 1, 0, mb), rawId(n - 1, 1, mb)]);
+    edges.push([rawId(nv - 1, 0, mb), rawId(nv - 1, 1, mb)]);
   }
   // Kahn's algorithm gives the topological renumbering; a cycle would be a schedule bug.
   const indeg = new Int32Array(count);
@@ -129,6 +204,7 @@ export function buildPipelineDag(pipeline: PipelineSpec): PipelineDag {
   if (next !== count)
     throw new Error(`internal: schedule ${pipeline.schedule} produced a cyclic DAG`);
   const stage = new Int32Array(count);
+  const chunk = new Int32Array(count);
   const kind = new Uint8Array(count);
   const microbatch = new Int32Array(count);
   const table = new Int32Array(count);
@@ -136,7 +212,8 @@ export function buildPipelineDag(pipeline: PipelineSpec): PipelineDag {
     const id = newId[raw] as number;
     const mb = raw % m;
     const sk = (raw - mb) / m;
-    stage[id] = sk >> 1;
+    stage[id] = (sk >> 1) % n;
+    chunk[id] = Math.floor((sk >> 1) / n);
     kind[id] = sk & 1;
     microbatch[id] = mb;
     table[id] = sk;
@@ -166,7 +243,9 @@ export function buildPipelineDag(pipeline: PipelineSpec): PipelineDag {
     numNodes: count,
     numStages: n,
     numMicrobatches: m,
+    numChunks: v,
     stage,
+    chunk,
     kind,
     microbatch,
     table,

@@ -8,19 +8,31 @@ export interface MeasuredOption {
   energyJ: number;
 }
 
-/** Measured options per stage (array index = stage) and instruction kind. */
+/**
+ * Measured options per stage (array index = stage; with `interleaved`, virtual stage c·N + r) and
+ * instruction kind.
+ */
 export interface Profile {
   stages: Array<{ forward: MeasuredOption[]; backward: MeasuredOption[] }>;
 }
 
-/** Pipeline schedule. The DAG builder dispatches on this, so interleaved 1F1B is one more case. */
-export type ScheduleKind = '1f1b' | 'gpipe';
+/**
+ * Pipeline schedule. `interleaved` is Megatron-LM's interleaved 1F1B (virtual pipeline stages):
+ * each GPU holds `numChunks` model chunks.
+ */
+export type ScheduleKind = '1f1b' | 'gpipe' | 'interleaved';
 
 /** Shape of one pipeline iteration. */
 export interface PipelineSpec {
   schedule: ScheduleKind;
+  /** Pipeline GPUs (N). With `interleaved` the profile has N·V virtual stages. */
   numStages: number;
   numMicrobatches: number;
+  /**
+   * Model chunks per GPU (V, Megatron's virtual pipeline size): `interleaved` only, ≥ 2 there.
+   * Virtual stage c·N + r runs on GPU r as its chunk c. Absent (or 1) for the other schedules.
+   */
+  numChunks?: number;
 }
 
 /** Everything the planner needs (DESIGN §4.1). */
@@ -38,9 +50,11 @@ export interface ScheduledInstruction {
   kind: InstructionKind;
   microbatch: number;
   frequencyMhz: number;
+  /** Model chunk on this GPU (`interleaved` only; virtual stage chunk·N + stage). */
+  chunk?: number;
 }
 
-/** The plan of one stage: its instructions in the stage's schedule order. */
+/** The plan of one stage (one GPU): its instructions in the stage's schedule order. */
 export interface StagePlan {
   stage: number;
   instructions: ScheduledInstruction[];

@@ -19,6 +19,8 @@ export interface PlanCommandOptions {
   stages?: number;
   microbatches: number;
   schedule: ScheduleKind;
+  /** Model chunks per GPU (V) for `interleaved`; the profile then has stages × chunks rows. */
+  chunks?: number;
   blockingPowerW: number;
   unitTimeS: number;
   out: string;
@@ -79,10 +81,18 @@ const pyList = (stage: Array<{ kind: string; frequencyMhz: number }>): string =>
 /** Computes the frontier and writes every output file; returns the summary line. */
 export async function runPlan(opts: PlanCommandOptions): Promise<PlanCommandResult> {
   const profile = parseProfileCsv(readFileSync(opts.profile, 'utf8'));
-  const numStages = opts.stages ?? profile.stages.length;
+  const chunks = opts.schedule === 'interleaved' ? (opts.chunks ?? 2) : 1;
+  if (opts.schedule === 'interleaved' && opts.format === 'lowtime')
+    throw new Error('--format lowtime has no interleaved schedule; use --format perseus');
+  const numStages = opts.stages ?? profile.stages.length / chunks;
   const input: PlannerInput = {
     profile,
-    pipeline: { schedule: opts.schedule, numStages, numMicrobatches: opts.microbatches },
+    pipeline: {
+      schedule: opts.schedule,
+      numStages,
+      numMicrobatches: opts.microbatches,
+      ...(chunks > 1 ? { numChunks: chunks } : {}),
+    },
     blockingPowerW: opts.blockingPowerW,
     unitTimeS: opts.unitTimeS,
   };
@@ -127,7 +137,7 @@ export async function runPlan(opts: PlanCommandOptions): Promise<PlanCommandResu
   write('plans.jsonl', jsonl.join('\n') + '\n');
   for (const [name, text] of lowtimeFiles) write(name, text);
   const intr = frontier.intrinsic();
-  const title = `${opts.schedule} N=${numStages} M=${opts.microbatches}`;
+  const title = `${opts.schedule} N=${numStages}${chunks > 1 ? ` V=${chunks}` : ''} M=${opts.microbatches}`;
   write('frontier.svg', frontierSvg(frontier, `Time–energy frontier, ${title}`));
   write(
     'timeline.svg',
@@ -176,7 +186,12 @@ export function registerPlanCommand(program: Command): void {
       positiveInt('stages'),
     )
     .requiredOption('--microbatches <m>', 'microbatches per iteration', positiveInt('microbatches'))
-    .option('--schedule <kind>', 'pipeline schedule: 1f1b or gpipe', '1f1b')
+    .option('--schedule <kind>', 'pipeline schedule: 1f1b, gpipe or interleaved', '1f1b')
+    .option(
+      '--chunks <v>',
+      'interleaved: model chunks per GPU (virtual stages = stages × chunks)',
+      positiveInt('chunks'),
+    )
     .option(
       '--blocking-power <watts>',
       'power drawn while blocked on a neighbour (W); A100 83.64, A40 70.38',
@@ -198,8 +213,11 @@ export function registerPlanCommand(program: Command): void {
     .option('--no-lp-bound', 'skip the LP lower bound (HiGHS) in the summary')
     .action(async (raw: Record<string, unknown>) => {
       const schedule = raw['schedule'];
-      if (schedule !== '1f1b' && schedule !== 'gpipe')
-        throw new Error(`--schedule must be 1f1b or gpipe, got '${String(schedule)}'`);
+      if (schedule !== '1f1b' && schedule !== 'gpipe' && schedule !== 'interleaved')
+        throw new Error(`--schedule must be 1f1b, gpipe or interleaved, got '${String(schedule)}'`);
+      const chunks = raw['chunks'] as number | undefined;
+      if (chunks !== undefined && schedule !== 'interleaved')
+        throw new Error('--chunks needs --schedule interleaved');
       const format = raw['format'];
       if (format !== 'perseus' && format !== 'lowtime')
         throw new Error(`--format must be perseus or lowtime, got '${String(format)}'`);
@@ -208,6 +226,7 @@ export function registerPlanCommand(program: Command): void {
         stages: raw['stages'] as number | undefined,
         microbatches: raw['microbatches'] as number,
         schedule,
+        ...(chunks !== undefined ? { chunks } : {}),
         blockingPowerW: raw['blockingPower'] as number,
         unitTimeS: raw['unitTime'] as number,
         out: raw['out'] as string,
