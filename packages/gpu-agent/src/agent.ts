@@ -7,6 +7,7 @@ import {
   PerseusError,
   UnavailableError,
   ValidationError,
+  toStreamError,
 } from '@perseus/service-kit';
 import type { AuditLog, Caller } from './audit';
 import type { DeviceInfo, GpuBackend } from './backend';
@@ -667,33 +668,9 @@ export class Session {
 
   private reject(seq: number, err: unknown): void {
     this.core.stats.eventErrors++;
-    if (err instanceof ValidationError) {
-      this.sink.send({
-        error: {
-          seq: String(seq),
-          error: {
-            code: err.code,
-            message: err.message,
-            violations: err.violations.map((v) => ({ ...v })),
-          },
-        },
-      });
-    } else if (err instanceof PerseusError) {
-      this.sink.send({
-        error: {
-          seq: String(seq),
-          error: { code: err.code, message: err.message, violations: [] },
-        },
-      });
-    } else {
-      this.core.logger.error({ err }, 'session event failed');
-      this.sink.send({
-        error: {
-          seq: String(seq),
-          error: { code: status.INTERNAL, message: 'internal error', violations: [] },
-        },
-      });
-    }
+    this.sink.send({
+      error: { seq: String(seq), error: toStreamError(err, this.core.logger, 'session event') },
+    });
   }
 
   private mapNs(clientNs: bigint, recvNs: bigint): bigint {

@@ -70,6 +70,6 @@ export {
 } from './state-file';
 export { Authorizer, loadTokenFile, parseTokenFile, type Scope, type Token } from './auth';
 export { AuditLog, type AuditEntry, type Caller } from './audit';
-export { renderMetrics, startMetricsServer } from './metrics';
+export { registerAgentMetrics, renderMetrics } from './metrics';
 export { gpuAgentService } from './service';
 export * from './validate';

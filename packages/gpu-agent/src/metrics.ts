@@ -1,150 +1,106 @@
-import * as http from 'node:http';
-import type { AddressInfo } from 'node:net';
+/**
+ * The agent's Prometheus metrics (names in the package README): per-device clock, energy, lease and
+ * queue state, lifetime counters, and event-to-apply latency summaries. Registered on the process's
+ * registry (service-kit) and read from the core at scrape time.
+ */
+import type { MetricsRegistry, Sample } from '@perseus/service-kit';
+import { createMetricsRegistry, observedMetric, observedSummary } from '@perseus/service-kit';
 import type { GpuAgentCore } from './agent';
 
-function line(name: string, labels: Record<string, string | number>, value: number): string {
-  const l = Object.entries(labels)
-    .map(([k, v]) => `${k}="${String(v).replace(/["\\\n]/g, '_')}"`)
-    .join(',');
-  return `${name}${l ? `{${l}}` : ''} ${Number.isFinite(value) ? value : 'NaN'}`;
-}
+type DeviceView = ReturnType<GpuAgentCore['metricsSnapshot']>[number];
 
-/** Prometheus text exposition (version 0.0.4) of the agent's state. */
-export async function renderMetrics(core: GpuAgentCore): Promise<string> {
-  await core.refreshEnergy();
-  const out: string[] = [];
-  const devs = core.metricsSnapshot();
-  const gauge = (
+/** Registers every agent metric on `registry`. */
+export function registerAgentMetrics(registry: MetricsRegistry, core: GpuAgentCore): void {
+  const perDevice = (
     name: string,
     help: string,
-    type: 'gauge' | 'counter',
-    rows: Array<[Record<string, string | number>, number]>,
-  ): void => {
-    out.push(
-      `# HELP ${name} ${help}`,
-      `# TYPE ${name} ${type}`,
-      ...rows.map(([l, v]) => line(name, l, v)),
-    );
-  };
-  const dl = (d: { index: number; uuid: string }): Record<string, string | number> => ({
-    device: d.index,
-    uuid: d.uuid,
+    value: (d: DeviceView) => number,
+    type: 'gauge' | 'counter' = 'gauge',
+  ): void =>
+    observedMetric(registry, {
+      name,
+      help,
+      type,
+      labelNames: ['device', 'uuid'],
+      read: (): Sample =>
+        core.metricsSnapshot().map((d) => [{ device: d.index, uuid: d.uuid }, value(d)] as const),
+    });
+  // Energy is refreshed from the devices once per scrape, before the energy counter is read.
+  observedMetric(registry, {
+    name: 'perseus_agent_energy_joules_total',
+    help: 'Cumulative energy counter of the device, joules.',
+    type: 'counter',
+    labelNames: ['device', 'uuid'],
+    read: async (): Promise<Sample> => {
+      await core.refreshEnergy();
+      return core.metricsSnapshot().map((d) => [{ device: d.index, uuid: d.uuid }, d.energyJ]);
+    },
   });
-  gauge(
-    'perseus_agent_sm_clock_locked_mhz',
-    'SM clock the agent has locked, MHz (0 = default clocks).',
-    'gauge',
-    devs.map((d) => [dl(d), d.lockedSmClockMhz]),
+  perDevice(
+    'perseus_agent_sm_clock_locked_hertz',
+    'SM clock the agent has locked, hertz (0 = default clocks).',
+    (d) => d.lockedSmClockMhz * 1e6,
   );
-  gauge(
-    'perseus_agent_energy_joules_total',
-    'Cumulative energy counter of the device, joules.',
-    'counter',
-    devs.map((d) => [dl(d), d.energyJ]),
+  perDevice('perseus_agent_lease_active', '1 while a session holds the device lease.', (d) =>
+    d.leased ? 1 : 0,
   );
-  gauge(
-    'perseus_agent_lease_active',
-    '1 while a session holds the device lease.',
-    'gauge',
-    devs.map((d) => [dl(d), d.leased ? 1 : 0]),
-  );
-  gauge(
+  perDevice(
     'perseus_agent_driver_queue_depth',
     'Driver operations queued on the device worker.',
-    'gauge',
-    devs.map((d) => [dl(d), d.queueDepth]),
+    (d) => d.queueDepth,
   );
-  gauge(
+  perDevice(
     'perseus_agent_session_clock_changes',
     'Clock changes applied in the current session.',
-    'gauge',
-    devs.map((d) => [dl(d), d.clockChanges]),
+    (d) => d.clockChanges,
   );
   const s = core.stats;
-  gauge('perseus_agent_sessions_opened_total', 'Leases granted.', 'counter', [
-    [{}, s.sessionsOpened],
-  ]);
-  gauge('perseus_agent_sessions_denied_total', 'Lease claims refused (device held).', 'counter', [
-    [{}, s.sessionsDenied],
-  ]);
-  gauge('perseus_agent_lease_expiries_total', 'Leases ended by TTL.', 'counter', [
-    [{}, s.leaseExpiries],
-  ]);
-  gauge(
+  const counter = (name: string, help: string, read: () => number): void =>
+    observedMetric(registry, { name, help, type: 'counter', read });
+  counter('perseus_agent_sessions_opened_total', 'Leases granted.', () => s.sessionsOpened);
+  counter(
+    'perseus_agent_sessions_denied_total',
+    'Lease claims refused (device held).',
+    () => s.sessionsDenied,
+  );
+  counter('perseus_agent_lease_expiries_total', 'Leases ended by TTL.', () => s.leaseExpiries);
+  counter(
     'perseus_agent_device_resets_total',
     'Device resets (lease end, startup, shutdown).',
-    'counter',
-    [[{}, s.resets]],
+    () => s.resets,
   );
-  gauge('perseus_agent_driver_errors_total', 'Driver calls that failed.', 'counter', [
-    [{}, s.driverErrors],
-  ]);
-  gauge('perseus_agent_measurements_total', 'Measurements sent.', 'counter', [
-    [{}, s.measurements],
-  ]);
-  gauge('perseus_agent_session_event_errors_total', 'Session events rejected.', 'counter', [
-    [{}, s.eventErrors],
-  ]);
-  gauge('perseus_agent_sessions_active', 'Open sessions.', 'gauge', [[{}, core.sessionCount]]);
-  const summary = (name: string, help: string, w: typeof s.eventToApply): void => {
-    out.push(
-      `# HELP ${name} ${help}`,
-      `# TYPE ${name} summary`,
-      line(name, { quantile: '0.5' }, w.quantile(0.5)),
-      line(name, { quantile: '0.99' }, w.quantile(0.99)),
-      line(name, { quantile: '1' }, w.quantile(1)),
-      line(`${name}_sum`, {}, w.sumS),
-      line(`${name}_count`, {}, w.count),
-    );
-  };
-  summary(
-    'perseus_agent_event_to_apply_seconds',
-    'Client Begin timestamp to clock applied (same-host clients), over the last 16384 events.',
-    s.eventToApply,
+  counter('perseus_agent_driver_errors_total', 'Driver calls that failed.', () => s.driverErrors);
+  counter('perseus_agent_measurements_total', 'Measurements sent.', () => s.measurements);
+  counter(
+    'perseus_agent_session_event_errors_total',
+    'Session events rejected.',
+    () => s.eventErrors,
   );
-  summary(
-    'perseus_agent_receive_to_apply_seconds',
-    'Agent received a Begin to clock applied (queue + driver call), over the last 16384 events.',
-    s.receiveToApply,
-  );
-  summary(
-    'perseus_agent_event_to_receive_seconds',
-    'Client Begin timestamp to the agent receiving it (transport share), over the last 16384 events.',
-    s.eventToReceive,
-  );
-  return `${out.join('\n')}\n`;
+  observedMetric(registry, {
+    name: 'perseus_agent_sessions_active',
+    help: 'Open sessions.',
+    read: () => core.sessionCount,
+  });
+  observedSummary(registry, {
+    name: 'perseus_agent_event_to_apply_seconds',
+    help: 'Client Begin timestamp to clock applied (same-host clients), over the last 16384 events.',
+    read: () => s.eventToApply,
+  });
+  observedSummary(registry, {
+    name: 'perseus_agent_receive_to_apply_seconds',
+    help: 'Agent received a Begin to clock applied (queue + driver call), over the last 16384 events.',
+    read: () => s.receiveToApply,
+  });
+  observedSummary(registry, {
+    name: 'perseus_agent_event_to_receive_seconds',
+    help: 'Client Begin timestamp to the agent receiving it (transport share), over the last 16384 events.',
+    read: () => s.eventToReceive,
+  });
 }
 
-/** Serves GET /metrics on `host:port`; resolves with the bound address. */
-export async function startMetricsServer(
-  core: GpuAgentCore,
-  listen: string,
-): Promise<{ address: string; close(): Promise<void> }> {
-  const m = /^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):(\d+)$/.exec(listen);
-  if (!m)
-    throw new Error(`metrics listen address must be host:port, got ${JSON.stringify(listen)}`);
-  const host = m[1]!.replace(/^\[|\]$/g, '');
-  const server = http.createServer((req, res) => {
-    if (req.method !== 'GET' || (req.url ?? '').split('?')[0] !== '/metrics') {
-      res.writeHead(404, { 'content-type': 'text/plain' }).end('not found\n');
-      return;
-    }
-    renderMetrics(core).then(
-      (body) => res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4' }).end(body),
-      () => res.writeHead(500, { 'content-type': 'text/plain' }).end('error\n'),
-    );
-  });
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(Number(m[2]), host, () => resolve());
-  });
-  const a = server.address() as AddressInfo;
-  return {
-    address: `${a.family === 'IPv6' ? `[${a.address}]` : a.address}:${a.port}`,
-    close: () =>
-      new Promise<void>((resolve) => {
-        server.closeAllConnections();
-        server.close(() => resolve());
-      }),
-  };
+/** The text exposition of the agent's metrics alone (tests, one-off dumps). */
+export async function renderMetrics(core: GpuAgentCore): Promise<string> {
+  const registry = createMetricsRegistry();
+  registerAgentMetrics(registry, core);
+  return registry.metrics();
 }

@@ -1,7 +1,13 @@
 import * as fs from 'node:fs';
 import * as grpc from '@grpc/grpc-js';
-import type { Logger, ServiceModule } from '@perseus/service-kit';
-import { PerseusServer, normalizeListenAddress, unixSocketPath } from '@perseus/service-kit';
+import type { Logger, MetricsRegistry, ServiceModule } from '@perseus/service-kit';
+import {
+  PerseusServer,
+  createMetricsRegistry,
+  normalizeListenAddress,
+  startMetricsServer,
+  unixSocketPath,
+} from '@perseus/service-kit';
 import type { AgentCoreOptions } from './agent';
 import { GpuAgentCore } from './agent';
 import { AuditLog } from './audit';
@@ -11,7 +17,7 @@ import type { GpuBackend } from './backend';
 import { createBackend } from './backends/select';
 import type { AgentOptions } from './config';
 import { agentOptionsFromEnv, checkAgentOptions } from './config';
-import { startMetricsServer } from './metrics';
+import { registerAgentMetrics } from './metrics';
 import { gpuAgentService } from './service';
 import { StateFile } from './state-file';
 
@@ -30,6 +36,8 @@ export interface AgentModuleOptions extends Partial<AgentOptions> {
   core?: Pick<AgentCoreOptions, 'clockNs'>;
   /** Environment to read PERSEUS_AGENT_* from. Default process.env. */
   env?: NodeJS.ProcessEnv;
+  /** The process's metrics registry; default: one of the module's own. */
+  metrics?: MetricsRegistry;
   /** Replacement defaults (env and explicit options still win), e.g. {@link ALL_IN_ONE_DEFAULTS}. */
   defaults?: Partial<Pick<AgentOptions, 'backend' | 'stateFile'>>;
 }
@@ -118,6 +126,7 @@ export async function createAgentModule(input: AgentModuleOptions): Promise<Agen
     core: coreOpts,
     env,
     defaults,
+    metrics: registryOption,
     ...overrides
   } = input;
   const defined = Object.fromEntries(
@@ -200,9 +209,10 @@ export async function createAgentModule(input: AgentModuleOptions): Promise<Agen
         'agent TLS listener',
       );
     }
+    const registry = registryOption ?? createMetricsRegistry();
+    registerAgentMetrics(registry, core);
     if (options.metricsListen !== undefined) {
-      metrics = await startMetricsServer(core, options.metricsListen);
-      logger.info({ address: metrics.address }, 'agent metrics');
+      metrics = await startMetricsServer(options.metricsListen, registry, logger);
     }
   } catch (err) {
     await tls?.shutdown(100);

@@ -1,5 +1,6 @@
-import type { agentV1, commonV1 } from '@perseus/proto';
-import { Checker } from '@perseus/service-kit';
+import type { agentV1 } from '@perseus/proto';
+import type { RankIdentity } from '@perseus/service-kit';
+import { Checker, checkRankIdentity } from '@perseus/service-kit';
 import type { DeviceInfo } from './backend';
 import { nearestClocks } from './backend';
 
@@ -11,12 +12,8 @@ import { nearestClocks } from './backend';
 
 export type InstructionName = 'forward' | 'backward';
 
-export interface RankIdentityValue {
-  rank: number;
-  dpRank: number;
-  ppRank: number;
-  tpRank: number;
-}
+/** Position of a rank in the 3D-parallel layout (the one type, from service-kit). */
+export type RankIdentityValue = RankIdentity;
 
 export interface OpenSessionValue {
   jobId: string;
@@ -122,20 +119,6 @@ export function validateListDevices(
   return {};
 }
 
-function rankIdentity(
-  c: Checker,
-  value: commonV1.RankIdentity__Output | null | undefined,
-): RankIdentityValue {
-  if (!c.present('rank', value)) return { rank: 0, dpRank: 0, ppRank: 0, tpRank: 0 };
-  const r = c.at('rank');
-  return {
-    rank: r.uint('rank', value.rank),
-    dpRank: r.uint('dp_rank', value.dp_rank),
-    ppRank: r.uint('pp_rank', value.pp_rank),
-    tpRank: r.uint('tp_rank', value.tp_rank),
-  };
-}
-
 /** The `open` message (fields prefixed `open.`). */
 export function validateOpenSession(
   open: agentV1.OpenSession__Output | null | undefined,
@@ -149,7 +132,7 @@ export function validateOpenSession(
   const c = root.at('open');
   const value: OpenSessionValue = {
     jobId: c.id('job_id', open.job_id),
-    rank: rankIdentity(c, open.rank),
+    rank: checkRankIdentity(c, 'rank', open.rank),
     deviceIndex: deviceIndex(c, 'device_index', open.device_index, devices),
     leaseTtlS: c.number('lease_ttl_s', open.lease_ttl_s, {
       min: 0,

@@ -184,7 +184,9 @@ describe('TLS listener with scoped tokens', () => {
         })
         .on('error', reject);
     });
-    expect(metrics).toMatch(/^perseus_agent_sm_clock_locked_mhz\{device="1",uuid="[^"]+"\} 1005$/m);
+    expect(metrics).toMatch(
+      /^perseus_agent_sm_clock_locked_hertz\{device="1",uuid="[^"]+"\} 1005000000$/m,
+    );
     expect(metrics).toMatch(/^perseus_agent_lease_active\{device="1",uuid="[^"]+"\} 1$/m);
     expect(metrics).toMatch(/^perseus_agent_lease_active\{device="0",uuid="[^"]+"\} 0$/m);
     expect(metrics).toMatch(

@@ -43,7 +43,7 @@ export {
   type PlannedFrontier,
 } from './planner-pool';
 export { OptimizerStore } from './store';
-export { renderMetrics } from './metrics';
+export { registerOptimizerMetrics } from './metrics';
 export { DEFAULT_DETECTOR, StragglerDetector, type StragglerDetectorOptions } from './stragglers';
 export { STOP_AFTER_RISES, advanceSweep, energyRoseEnough, newSweep, sweepClocks } from './sweep';
 export * from './validate';

@@ -1,13 +1,13 @@
 import * as fs from 'node:fs';
-import type * as http from 'node:http';
 import * as grpc from '@grpc/grpc-js';
 import { service as healthService } from 'grpc-health-check';
 import { parseProfileCsv } from '@perseus/planner';
 import type { Profile } from '@perseus/planner';
-import type { Logger, ServiceModule } from '@perseus/service-kit';
+import type { Logger, MetricsRegistry, MetricsServer, ServiceModule } from '@perseus/service-kit';
+import { createMetricsRegistry, startMetricsServer } from '@perseus/service-kit';
 import { DEFAULT_CONFIG, DEFAULT_PROFILER_URL } from './config';
 import type { OptimizerConfig } from './config';
-import { startMetricsServer, renderMetrics } from './metrics';
+import { registerOptimizerMetrics } from './metrics';
 import { Optimizer } from './optimizer';
 import { WorkerFrontierPlanner } from './planner-pool';
 import type { FrontierPlanner } from './planner-pool';
@@ -33,6 +33,8 @@ export interface OptimizerModuleOptions extends Partial<OptimizerConfig> {
   stragglerConfirmations?: number;
   /** Delay before re-trying a failed planning attempt, ms. Default 5000. */
   planRetryMs?: number;
+  /** The process's metrics registry; default: one of the module's own. */
+  metrics?: MetricsRegistry;
   /** Least wait for silent ranks in a sweep step once every stage has K iterations, ms. Default 5000. */
   sweepGraceMs?: number;
 }
@@ -45,7 +47,7 @@ export interface OptimizerModule extends ServiceModule {
   /** Bound metrics address once started (`host:port`), when enabled. */
   metricsAddress(): string | undefined;
   /** Prometheus text of the current state. */
-  metricsText(): string;
+  metricsText(): Promise<string>;
   /** The profiler address in use, once resolved. */
   profilerAddress(): string | undefined;
 }
@@ -134,13 +136,18 @@ export async function createOptimizerModule(
     ...(options.planRetryMs !== undefined ? { planRetryMs: options.planRetryMs } : {}),
     ...(options.sweepGraceMs !== undefined ? { sweepGraceMs: options.sweepGraceMs } : {}),
   });
-  let metrics: { server: http.Server; address: string } | undefined;
-  const metricsText = (): string =>
-    renderMetrics(optimizer.metrics(), optimizer.hub.watcherCount());
+  const registry = options.metrics ?? createMetricsRegistry();
+  registerOptimizerMetrics(
+    registry,
+    () => optimizer.metrics(),
+    () => optimizer.hub.watcherCount(),
+  );
+  let metrics: MetricsServer | undefined;
+  const metricsText = (): Promise<string> => registry.metrics();
   try {
     optimizer.restore();
     if (cfg.metricsListen !== '')
-      metrics = await startMetricsServer(cfg.metricsListen, metricsText);
+      metrics = await startMetricsServer(cfg.metricsListen, registry, logger);
   } catch (err) {
     await optimizer.close();
     store.close();
@@ -164,7 +171,7 @@ export async function createOptimizerModule(
     async close(): Promise<void> {
       await optimizer.close();
       if (ownSource) source?.close();
-      if (metrics !== undefined) await new Promise<void>((r) => metrics!.server.close(() => r()));
+      await metrics?.close();
       store.close();
     },
   };

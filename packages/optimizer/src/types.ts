@@ -1,4 +1,5 @@
 import type { InstructionKind, PipelineSpec, ScheduledInstruction } from '@perseus/planner';
+import type { RankIdentity } from '@perseus/service-kit';
 
 /** Lifecycle of a job (mirrors `perseus.optimizer.v1.Phase`). */
 export type JobPhase = 'REGISTERING' | 'PROFILING' | 'PLANNING' | 'DEPLOYED';
@@ -26,13 +27,8 @@ export interface JobSpec {
   profiling: ProfilingParams;
 }
 
-/** Position of a rank in the 3D-parallel layout. */
-export interface RankIdentity {
-  rank: number;
-  dpRank: number;
-  ppRank: number;
-  tpRank: number;
-}
+/** Position of a rank in the 3D-parallel layout (the one type, from service-kit). */
+export type { RankIdentity };
 
 /** A registered rank. */
 export interface RankInfo extends RankIdentity {

@@ -6,7 +6,7 @@
  * in the optimizer and name the field the same way.
  */
 import type { commonV1, optimizerV1 } from '@perseus/proto';
-import { Checker } from '@perseus/service-kit';
+import { Checker, SIZE_LIMITS, checkRankIdentity } from '@perseus/service-kit';
 import type {
   InstructionKind,
   MeasuredOption,
@@ -16,15 +16,15 @@ import type {
 } from '@perseus/planner';
 import type { JobSpec, Policy, RankIdentity } from './types';
 
-/** Limits that keep one request from exhausting memory or CPU. */
+/** Limits that keep one request from exhausting memory or CPU (sizes: service-kit's SIZE_LIMITS). */
 export const LIMITS = {
-  maxStages: 256,
-  maxMicrobatches: 4096,
-  maxDegree: 65536,
-  maxWorldSize: 1_048_576,
-  maxFrequencies: 1024,
-  maxFrequencyMhz: 100_000,
-  maxProfileRows: 200_000,
+  maxStages: SIZE_LIMITS.maxStages,
+  maxMicrobatches: SIZE_LIMITS.maxMicrobatches,
+  maxDegree: SIZE_LIMITS.maxDegree,
+  maxWorldSize: SIZE_LIMITS.maxWorldSize,
+  maxFrequencies: SIZE_LIMITS.maxFrequencies,
+  maxFrequencyMhz: SIZE_LIMITS.maxFrequencyMhz,
+  maxProfileRows: SIZE_LIMITS.maxProfileRows,
   maxIterationsPerFrequency: 1000,
   maxUnitTimeS: 10,
 } as const;
@@ -62,21 +62,6 @@ function pipelineSpec(
     max: LIMITS.maxMicrobatches,
   });
   return { schedule: schedule ?? '1f1b', numStages, numMicrobatches };
-}
-
-function rankIdentity(
-  c: Checker,
-  field: string,
-  r: commonV1.RankIdentity__Output | null | undefined,
-): RankIdentity {
-  if (!c.present(field, r)) return { rank: 0, dpRank: 0, ppRank: 0, tpRank: 0 };
-  const rc = c.at(field);
-  return {
-    rank: rc.uint('rank', r.rank, { max: LIMITS.maxWorldSize - 1 }),
-    dpRank: rc.uint('dp_rank', r.dp_rank, { max: LIMITS.maxDegree - 1 }),
-    ppRank: rc.uint('pp_rank', r.pp_rank, { max: LIMITS.maxStages - 1 }),
-    tpRank: rc.uint('tp_rank', r.tp_rank, { max: LIMITS.maxDegree - 1 }),
-  };
 }
 
 export function validateRegisterJob(req: optimizerV1.RegisterJobRequest__Output): {
@@ -155,7 +140,7 @@ export function validateRegisterRank(
 ): RegisterRankInput {
   const c = new Checker();
   const jobId = c.id('job_id', req.job_id);
-  const rank = rankIdentity(c, 'rank', req.rank);
+  const rank = checkRankIdentity(c, 'rank', req.rank);
   const node = c.string('node', req.node, { max: 255 });
   const deviceIndex = c.uint('device_index', req.device_index, { max: 1023 });
   const freqs = c.list('supported_frequencies_mhz', req.supported_frequencies_mhz, {
@@ -205,7 +190,7 @@ export function validateReportIteration(
 ): IterationReport {
   const c = new Checker();
   const jobId = c.id('job_id', req.job_id);
-  const rank = rankIdentity(c, 'rank', req.rank);
+  const rank = checkRankIdentity(c, 'rank', req.rank);
   const iteration = c.uint64('iteration', req.iteration);
   const timeS = c.positive('time_s', req.time_s);
   const energyJ = c.number('energy_j', req.energy_j, { min: 0 });

@@ -359,14 +359,14 @@ describe('a job with an imported profile (sweep skipped)', () => {
     const st = await call<optimizerV1.GetJobStatusResponse__Output>(h.client, 'GetJobStatus', {
       job_id: 'imp',
     });
-    const text = h.module.metricsText();
+    const text = await h.module.metricsText();
     expect(text).toContain('perseus_optimizer_job_phase{job_id="imp",phase="DEPLOYED"} 1');
     expect(text).toContain('perseus_optimizer_job_phase{job_id="imp",phase="PROFILING"} 0');
     expect(text).toContain(
       `perseus_optimizer_schedule_version{job_id="imp"} ${st.schedule_version}`,
     );
     expect(text).toContain(
-      `perseus_optimizer_predicted_saving_percent{job_id="imp"} ${st.predicted_saving_percent}`,
+      `perseus_optimizer_predicted_saving_ratio{job_id="imp"} ${st.predicted_saving_percent / 100}`,
     );
     expect(text).toContain('perseus_optimizer_job_watchers{job_id="imp"} 2');
     expect(text).toContain('perseus_optimizer_jobs 2');

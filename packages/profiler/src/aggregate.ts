@@ -17,7 +17,8 @@
  * 4. **Statistics** of the kept samples: count, mean, sample standard deviation (n − 1) and the
  *    robust estimate = median.
  */
-import type { CellKey, CellScope, ProfileCell } from './types';
+import type { ProfileCsvRow } from './profile-csv';
+import type { CellKey, CellScope, ProfileCell, ProfileFormatName } from './types';
 
 /** One raw row of a cell, as stored (one GPU, one microbatch). */
 export interface RawRow {
@@ -410,4 +411,81 @@ export function mergeCellStats(a: CellStats, b: CellStats): CellStats {
     energyStddevJ,
     energyRobustJ: weighted(a.energyRobustJ, b.energyRobustJ),
   };
+}
+
+/** A cell from one imported (already aggregated) value: count 1, no spread. */
+function importedCell(
+  scope: CellScope,
+  key: CellKey,
+  ids: { dpRank: number; rank: number; tpRank: number },
+  timeS: number,
+  energyJ: number,
+): ProfileCell {
+  return {
+    scope,
+    ...ids,
+    ...key,
+    count: 1,
+    rawCount: 1,
+    timeMeanS: timeS,
+    timeStddevS: 0,
+    timeRobustS: timeS,
+    energyMeanJ: energyJ,
+    energyStddevJ: 0,
+    energyRobustJ: energyJ,
+    imported: true,
+  };
+}
+
+/**
+ * The cells of an imported profile. Stage-level rows are per GPU and become pooled cells with
+ * energy × `tpDegree`. Rank-level rows become rank cells, and per (stage, instruction, frequency)
+ * the same rules as measured data: TP-combine each pipeline's rows (rule 1: time max, energy sum,
+ * only complete groups) into pipeline cells, and the pooled cell is the median over the pipelines.
+ * Each imported row is one value, not a sample, so no warm-up or outlier rule applies.
+ */
+export function importedCells(
+  rows: readonly ProfileCsvRow[],
+  format: ProfileFormatName,
+  tpDegree: number,
+): ProfileCell[] {
+  const keyOf = (r: ProfileCsvRow): CellKey => ({
+    stage: r.stage,
+    instruction: r.instruction,
+    frequencyMhz: r.frequencyMhz,
+  });
+  const pooledIds = { dpRank: -1, rank: -1, tpRank: -1 };
+  if (format === 'stage')
+    return rows.map((r) =>
+      importedCell('pooled', keyOf(r), pooledIds, r.timeS, r.energyJ * tpDegree),
+    );
+  const out = rows.map((r) =>
+    importedCell(
+      'rank',
+      keyOf(r),
+      { dpRank: r.dpRank, rank: r.rank, tpRank: r.tpRank },
+      r.timeS,
+      r.energyJ,
+    ),
+  );
+  const byKey = new Map<string, { key: CellKey; rows: RawRow[] }>();
+  for (const r of rows) {
+    const id = `${r.stage}/${r.instruction}/${r.frequencyMhz}`;
+    let e = byKey.get(id);
+    if (!e) byKey.set(id, (e = { key: keyOf(r), rows: [] }));
+    e.rows.push({ ...r, iteration: 0, microbatch: 0 });
+  }
+  for (const { key, rows: keyRows } of byKey.values()) {
+    const times: number[] = [];
+    const energies: number[] = [];
+    for (const [dpRank, [s]] of combineTensorParallel(keyRows, tpDegree)) {
+      if (s === undefined) continue;
+      out.push(importedCell('pipeline', key, { dpRank, rank: -1, tpRank: -1 }, s.timeS, s.energyJ));
+      times.push(s.timeS);
+      energies.push(s.energyJ);
+    }
+    if (times.length > 0)
+      out.push(importedCell('pooled', key, pooledIds, median(times), median(energies)));
+  }
+  return out;
 }

@@ -5,10 +5,10 @@
  */
 import type * as grpc from '@grpc/grpc-js';
 import { status } from '@grpc/grpc-js';
-import type { commonV1, profilerV1 } from '@perseus/proto';
+import type { profilerV1 } from '@perseus/proto';
 import { perseusGrpc } from '@perseus/proto';
 import type { HostedService, Logger } from '@perseus/service-kit';
-import { PerseusError, ValidationError, rpc } from '@perseus/service-kit';
+import { rpc, toStreamError } from '@perseus/service-kit';
 import type { Profiler } from './profiler';
 import type { ProfileCell } from './types';
 import { instructionToWire } from './types';
@@ -28,20 +28,6 @@ export interface ProfilerServiceOptions {
   maxBatchMeasurements?: number;
   /** Batches one stream may have waiting for commit before the server stops reading it (backpressure). */
   streamWindow?: number;
-}
-
-/** The in-stream form of an error (BatchAck.error). Unexpected errors are logged and become INTERNAL. */
-export function toStreamError(err: unknown, logger: Logger): commonV1.StreamError {
-  if (err instanceof ValidationError) {
-    return {
-      code: err.code,
-      message: err.message,
-      violations: err.violations.map((v) => ({ field: v.field, description: v.description })),
-    };
-  }
-  if (err instanceof PerseusError) return { code: err.code, message: err.message, violations: [] };
-  logger.error({ err }, 'batch failed unexpectedly');
-  return { code: status.INTERNAL, message: 'internal error', violations: [] };
 }
 
 function cellToWire(c: ProfileCell): profilerV1.ProfileCell {
@@ -121,7 +107,7 @@ export function profilerService(
           batch_id: msg.batch_id ?? '',
           stored_count: 0,
           duplicate: false,
-          error: toStreamError(err, logger),
+          error: toStreamError(err, logger, 'ReportMeasurements batch'),
         }));
         // Acks leave in the order the batches came in.
         tail = tail

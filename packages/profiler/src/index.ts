@@ -22,7 +22,7 @@ export {
   type IngestCounters,
   type ProfilerOptions,
 } from './profiler';
-export { profilerService, toStreamError, type ProfilerServiceOptions } from './grpc-service';
+export { profilerService, type ProfilerServiceOptions } from './grpc-service';
 export type {
   BatchOutcome,
   CellAggregator,
@@ -84,7 +84,7 @@ export {
   type ImportProfileCommand,
   type ReportIterations,
 } from './validate';
-export { IngestRateMeter, renderMetrics, startMetricsServer, type MetricsServer } from './metrics';
+export { IngestRateMeter, registerProfilerMetrics, renderMetrics } from './metrics';
 export {
   INSTRUCTIONS,
   type BatchResult,

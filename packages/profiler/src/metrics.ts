@@ -1,10 +1,12 @@
 /**
- * Prometheus metrics of the profiler in the text exposition format (0.0.4), served over node:http
- * at `/metrics`: ingest rate, rows, commit latency and aggregation lag.
+ * The profiler's Prometheus metrics (names in the package README): ingest outcomes and rate, group
+ * commits and their latency, queue depth, and what the store holds. Registered on the process's
+ * registry (service-kit) and read from the profiler at scrape time.
  */
-import * as http from 'node:http';
-import type { Logger } from '@perseus/service-kit';
+import type { MetricsRegistry } from '@perseus/service-kit';
+import { createMetricsRegistry, histogram, observedMetric } from '@perseus/service-kit';
 import type { Profiler } from './profiler';
+import type { StoreStats } from './store';
 
 /** Measurements stored per second over the last `windowS` seconds, sampled once a second. */
 export class IngestRateMeter {
@@ -40,142 +42,103 @@ export class IngestRateMeter {
   }
 }
 
-function line(name: string, value: number, labels = ''): string {
-  return `${name}${labels ? `{${labels}}` : ''} ${Number.isFinite(value) ? value : 0}`;
-}
-
-/** Renders every profiler metric. */
-export async function renderMetrics(profiler: Profiler, meter?: IngestRateMeter): Promise<string> {
-  const c = profiler.ingestCounters();
-  const s = await profiler.storeStats();
-  const out: string[] = [];
-  const metric = (
-    name: string,
-    type: 'counter' | 'gauge' | 'histogram',
-    help: string,
-    lines: string[],
-  ): void => {
-    out.push(`# HELP ${name} ${help}`, `# TYPE ${name} ${type}`, ...lines);
-  };
-  metric('perseus_profiler_batches_total', 'counter', 'Measurement batches by outcome.', [
-    line('perseus_profiler_batches_total', c.batchesStored, 'result="stored"'),
-    line('perseus_profiler_batches_total', c.batchesDuplicate, 'result="duplicate"'),
-    line('perseus_profiler_batches_total', c.batchesRejected, 'result="rejected"'),
-  ]);
-  metric(
-    'perseus_profiler_measurements_stored_total',
-    'counter',
-    'Measurements durably stored since start.',
-    [line('perseus_profiler_measurements_stored_total', c.measurementsStored)],
-  );
-  metric(
-    'perseus_profiler_ingest_rate',
-    'gauge',
-    'Measurements stored per second over the last 10 s.',
-    [line('perseus_profiler_ingest_rate', meter?.rate() ?? 0)],
-  );
-  metric(
-    'perseus_profiler_group_commits_total',
-    'counter',
-    'Durable group commits (one fsync each with sync=full).',
-    [line('perseus_profiler_group_commits_total', c.groupCommits)],
-  );
-  metric(
-    'perseus_profiler_queued_measurements',
-    'gauge',
-    'Measurements received and waiting for commit.',
-    [line('perseus_profiler_queued_measurements', c.queuedMeasurements)],
-  );
-  metric('perseus_profiler_queued_batches', 'gauge', 'Batches received and waiting for commit.', [
-    line('perseus_profiler_queued_batches', c.queuedBatches),
-  ]);
-  // Bucket counts are already cumulative (an observation counts in every bucket it fits).
-  const buckets = c.commitLatency.buckets.map(([le, n]) =>
-    line('perseus_profiler_commit_lag_seconds_bucket', n, `le="${le}"`),
-  );
-  metric(
-    'perseus_profiler_commit_lag_seconds',
-    'histogram',
-    'Time from a batch entering the commit queue to its durable commit.',
-    [
-      ...buckets,
-      line('perseus_profiler_commit_lag_seconds_bucket', c.commitLatency.count, 'le="+Inf"'),
-      line('perseus_profiler_commit_lag_seconds_sum', c.commitLatency.sumS),
-      line('perseus_profiler_commit_lag_seconds_count', c.commitLatency.count),
-    ],
-  );
-  metric('perseus_profiler_raw_rows', 'gauge', 'Raw measurement rows held by the store.', [
-    line('perseus_profiler_raw_rows', s.rawRows),
-  ]);
-  metric('perseus_profiler_cells', 'gauge', 'Aggregated cells held (all scopes).', [
-    line('perseus_profiler_cells', s.cells),
-  ]);
-  metric('perseus_profiler_jobs', 'gauge', 'Jobs known to the profiler.', [
-    line('perseus_profiler_jobs', s.jobs),
-  ]);
-  metric('perseus_profiler_iteration_records', 'gauge', 'Iteration records held.', [
-    line('perseus_profiler_iteration_records', s.iterationRecords),
-  ]);
-  metric('perseus_profiler_dirty_cells', 'gauge', 'Cells with measurements not yet aggregated.', [
-    line('perseus_profiler_dirty_cells', s.dirtyCells),
-  ]);
-  metric(
-    'perseus_profiler_aggregation_lag_seconds',
-    'gauge',
-    'Age of the oldest measurement not yet aggregated.',
-    [line('perseus_profiler_aggregation_lag_seconds', s.oldestDirtyAgeS)],
-  );
-  return `${out.join('\n')}\n`;
-}
-
-export interface MetricsServer {
-  /** `host:port` actually bound. */
-  address: string;
-  close(): Promise<void>;
-}
-
-/** Serves `/metrics` on `listen` (`host:port`, port 0 picks one). */
-export async function startMetricsServer(
-  listen: string,
-  profiler: Profiler,
-  logger: Logger,
-): Promise<MetricsServer> {
-  const m = /^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):(\d+)$/.exec(listen.trim());
-  if (!m)
-    throw new Error(`metrics listen address must be host:port, got ${JSON.stringify(listen)}`);
-  const host = m[1]!.replace(/^\[|\]$/g, '');
+/**
+ * Registers every profiler metric on `registry`. Returns a stop function (ends the ingest-rate
+ * meter's timer and the commit-latency subscription).
+ */
+export function registerProfilerMetrics(registry: MetricsRegistry, profiler: Profiler): () => void {
   const meter = new IngestRateMeter(() => profiler.ingestCounters().measurementsStored);
-  const server = http.createServer((req, res) => {
-    if (req.method !== 'GET' || (req.url ?? '').split('?')[0] !== '/metrics') {
-      res.writeHead(404, { 'content-type': 'text/plain' }).end('not found\n');
-      return;
-    }
-    renderMetrics(profiler, meter).then(
-      (body) =>
-        res
-          .writeHead(200, { 'content-type': 'text/plain; version=0.0.4; charset=utf-8' })
-          .end(body),
-      (err: unknown) => {
-        logger.error({ err }, 'metrics rendering failed');
-        res.writeHead(500, { 'content-type': 'text/plain' }).end('internal error\n');
-      },
-    );
-  });
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(Number(m[2]), host, () => resolve());
-  });
-  const addr = server.address();
-  const port = typeof addr === 'object' && addr ? addr.port : Number(m[2]);
-  const address = `${m[1]}:${port}`;
-  logger.info({ address }, 'metrics serving');
-  return {
-    address,
-    close: () =>
-      new Promise<void>((resolve) => {
-        meter.stop();
-        server.close(() => resolve());
-        server.closeAllConnections();
-      }),
+  const c = (): ReturnType<Profiler['ingestCounters']> => profiler.ingestCounters();
+  // One store read per scrape, shared by the gauges below.
+  let cached: { at: number; stats: Promise<StoreStats> } | undefined;
+  const stats = (): Promise<StoreStats> => {
+    const now = Date.now();
+    if (cached === undefined || now - cached.at > 250)
+      cached = { at: now, stats: profiler.storeStats() };
+    return cached.stats;
   };
+  const storeGauge = (name: string, help: string, pick: (s: StoreStats) => number): void =>
+    observedMetric(registry, { name, help, read: async () => pick(await stats()) });
+
+  observedMetric(registry, {
+    name: 'perseus_profiler_batches_total',
+    help: 'Measurement batches by outcome.',
+    type: 'counter',
+    labelNames: ['result'],
+    read: () => [
+      [{ result: 'stored' }, c().batchesStored],
+      [{ result: 'duplicate' }, c().batchesDuplicate],
+      [{ result: 'rejected' }, c().batchesRejected],
+    ],
+  });
+  observedMetric(registry, {
+    name: 'perseus_profiler_measurements_stored_total',
+    help: 'Measurements durably stored since start.',
+    type: 'counter',
+    read: () => c().measurementsStored,
+  });
+  observedMetric(registry, {
+    name: 'perseus_profiler_ingest_rate',
+    help: 'Measurements stored per second over the last 10 s.',
+    read: () => meter.rate(),
+  });
+  observedMetric(registry, {
+    name: 'perseus_profiler_group_commits_total',
+    help: 'Durable group commits (one fsync each with sync=full).',
+    type: 'counter',
+    read: () => c().groupCommits,
+  });
+  observedMetric(registry, {
+    name: 'perseus_profiler_queued_measurements',
+    help: 'Measurements received and waiting for commit.',
+    read: () => c().queuedMeasurements,
+  });
+  observedMetric(registry, {
+    name: 'perseus_profiler_queued_batches',
+    help: 'Batches received and waiting for commit.',
+    read: () => c().queuedBatches,
+  });
+  const commitLag = histogram(registry, {
+    name: 'perseus_profiler_commit_lag_seconds',
+    help: 'Time from a batch entering the commit queue to its durable commit.',
+    buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
+  });
+  const unsubscribe = profiler.onCommitLatency((s) => commitLag.observe(s));
+  storeGauge(
+    'perseus_profiler_raw_rows',
+    'Raw measurement rows held by the store.',
+    (s) => s.rawRows,
+  );
+  storeGauge('perseus_profiler_cells', 'Aggregated cells held (all scopes).', (s) => s.cells);
+  storeGauge('perseus_profiler_jobs', 'Jobs known to the profiler.', (s) => s.jobs);
+  storeGauge(
+    'perseus_profiler_iteration_records',
+    'Iteration records held.',
+    (s) => s.iterationRecords,
+  );
+  storeGauge(
+    'perseus_profiler_dirty_cells',
+    'Cells with measurements not yet aggregated.',
+    (s) => s.dirtyCells,
+  );
+  storeGauge(
+    'perseus_profiler_aggregation_lag_seconds',
+    'Age of the oldest measurement not yet aggregated.',
+    (s) => s.oldestDirtyAgeS,
+  );
+  return () => {
+    meter.stop();
+    unsubscribe();
+  };
+}
+
+/** The text exposition of the profiler's metrics alone (tests, one-off dumps). */
+export async function renderMetrics(profiler: Profiler): Promise<string> {
+  const registry = createMetricsRegistry();
+  const stop = registerProfilerMetrics(registry, profiler);
+  try {
+    return await registry.metrics();
+  } finally {
+    stop();
+  }
 }

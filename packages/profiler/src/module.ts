@@ -1,11 +1,11 @@
 /** The profiler as a {@link ServiceModule} that `perseus serve` hosts (alone or all-in-one). */
-import type { Logger, ServiceModule } from '@perseus/service-kit';
+import type { Logger, MetricsRegistry, MetricsServer, ServiceModule } from '@perseus/service-kit';
+import { createMetricsRegistry, startMetricsServer } from '@perseus/service-kit';
 import type { ProfilerConfig } from './config';
 import { resolveProfilerConfig } from './config';
 import type { ProfilerServiceOptions } from './grpc-service';
 import { profilerService } from './grpc-service';
-import type { MetricsServer } from './metrics';
-import { startMetricsServer } from './metrics';
+import { registerProfilerMetrics } from './metrics';
 import { Profiler } from './profiler';
 import { SqliteProfileStore } from './sqlite-store';
 import type { ProfileStore } from './store';
@@ -18,6 +18,8 @@ export interface ProfilerModuleOptions {
   store?: ProfileStore;
   /** Environment to read (default process.env). */
   env?: NodeJS.ProcessEnv;
+  /** The process's metrics registry; default: one of the module's own. */
+  metrics?: MetricsRegistry;
   /** Per-stream backpressure window (batches awaiting commit). Default 8. */
   streamWindow?: ProfilerServiceOptions['streamWindow'];
 }
@@ -57,11 +59,14 @@ export async function createProfilerModule(
     aggregateIntervalMs: config.aggregateIntervalMs,
     rawRetentionS: config.rawRetentionS,
   });
+  const registry = options.metrics ?? createMetricsRegistry();
+  const stopMetrics = registerProfilerMetrics(registry, profiler);
   let metrics: MetricsServer | undefined;
   if (config.metricsListen !== '') {
     try {
-      metrics = await startMetricsServer(config.metricsListen, profiler, logger);
+      metrics = await startMetricsServer(config.metricsListen, registry, logger);
     } catch (err) {
+      stopMetrics();
       await profiler.close();
       throw err;
     }
@@ -79,6 +84,7 @@ export async function createProfilerModule(
     config,
     metricsAddress: () => metrics?.address,
     close: async () => {
+      stopMetrics();
       await profiler.close();
       await metrics?.close();
     },

@@ -8,8 +8,7 @@
  * Numbers are written with JavaScript's shortest round-trip form (what Python's repr writes too),
  * so an imported file exports to the same text.
  */
-import { ValidationError } from '@perseus/service-kit';
-import type { FieldViolation } from '@perseus/service-kit';
+import { Checker, SIZE_LIMITS, ValidationError } from '@perseus/service-kit';
 import type { Instruction, ProfileFormatName } from './types';
 
 export const STAGE_CSV_COLUMNS = ['stage', 'instruction', 'frequency', 'time', 'energy'] as const;
@@ -34,10 +33,8 @@ export interface ProfileCsvRow {
   energyJ: number;
 }
 
-/** Most violations reported for one CSV (the rest are summarised). */
-const MAX_VIOLATIONS = 20;
-/** Most rows one CSV may hold. */
-export const MAX_CSV_ROWS = 1_000_000;
+/** Most rows one CSV may hold (the contract's profile-row limit). */
+export const MAX_CSV_ROWS = SIZE_LIMITS.maxProfileRows;
 
 /**
  * Parses a profile CSV with a header row. Throws a {@link ValidationError} on `field` naming the
@@ -50,11 +47,9 @@ export function parseProfileCsv(
 ): ProfileCsvRow[] {
   const expected: readonly string[] = format === 'stage' ? STAGE_CSV_COLUMNS : RANK_CSV_COLUMNS;
   const lines = text.split(/\r?\n/);
-  const violations: FieldViolation[] = [];
-  const fail = (line: number, msg: string): void => {
-    if (violations.length < MAX_VIOLATIONS)
-      violations.push({ field, description: `line ${line}: ${msg}` });
-  };
+  // Violations are capped by the Checker (20, then "and N more").
+  const c = new Checker();
+  const fail = (line: number, msg: string): void => c.fail(field, `line ${line}: ${msg}`);
   const header = (lines[0] ?? '').split(',').map((h) => h.trim());
   if (header.join(',') !== expected.join(',')) {
     throw ValidationError.field(
@@ -64,6 +59,7 @@ export function parseProfileCsv(
   }
   const rows: ProfileCsvRow[] = [];
   const seen = new Set<string>();
+  const frequencies = new Set<number>();
   for (let i = 1; i < lines.length; i++) {
     const raw = lines[i]!;
     if (raw.trim() === '') continue;
@@ -78,11 +74,15 @@ export function parseProfileCsv(
       continue;
     }
     const get = (name: string): string => cols[expected.indexOf(name)]!;
-    const int = (name: string): number => {
+    const int = (name: string, below: number): number => {
       const s = get(name);
       const v = /^\d{1,9}$/.test(s) ? Number(s) : NaN;
       if (Number.isNaN(v))
-        fail(lineNo, `${name} must be a non-negative integer, got ${JSON.stringify(s)}`);
+        fail(
+          lineNo,
+          `${name} must be a non-negative integer, got ${JSON.stringify(s.slice(0, 64))}`,
+        );
+      else if (v >= below) fail(lineNo, `${name} must be < ${below}, got ${v}`);
       return v;
     };
     const num = (name: string, positive: boolean): number => {
@@ -98,13 +98,13 @@ export function parseProfileCsv(
     if (instr !== 'forward' && instr !== 'backward')
       fail(lineNo, `instruction must be forward or backward, got ${JSON.stringify(instr)}`);
     const row: ProfileCsvRow = {
-      rank: format === 'rank' ? int('rank') : -1,
-      dpRank: format === 'rank' ? int('dp_rank') : -1,
-      ppRank: format === 'rank' ? int('pp_rank') : -1,
-      tpRank: format === 'rank' ? int('tp_rank') : -1,
-      stage: int('stage'),
+      rank: format === 'rank' ? int('rank', SIZE_LIMITS.maxWorldSize) : -1,
+      dpRank: format === 'rank' ? int('dp_rank', SIZE_LIMITS.maxDegree) : -1,
+      ppRank: format === 'rank' ? int('pp_rank', SIZE_LIMITS.maxStages) : -1,
+      tpRank: format === 'rank' ? int('tp_rank', SIZE_LIMITS.maxDegree) : -1,
+      stage: int('stage', SIZE_LIMITS.maxStages),
       instruction: instr as Instruction,
-      frequencyMhz: int('frequency'),
+      frequencyMhz: int('frequency', SIZE_LIMITS.maxFrequencyMhz + 1),
       timeS: num('time', true),
       energyJ: num('energy', false),
     };
@@ -113,6 +113,11 @@ export function parseProfileCsv(
     }
     if (row.frequencyMhz === 0) fail(lineNo, 'frequency must be ≥ 1, got 0');
     const key = `${row.rank}/${row.stage}/${row.instruction}/${row.frequencyMhz}`;
+    frequencies.add(row.frequencyMhz);
+    if (frequencies.size > SIZE_LIMITS.maxFrequencies) {
+      fail(lineNo, `more than ${SIZE_LIMITS.maxFrequencies} distinct frequencies`);
+      break;
+    }
     if (seen.has(key))
       fail(
         lineNo,
@@ -121,9 +126,8 @@ export function parseProfileCsv(
     seen.add(key);
     rows.push(row);
   }
-  if (violations.length === 0 && rows.length === 0)
-    violations.push({ field, description: 'has no data rows' });
-  if (violations.length > 0) throw new ValidationError(violations);
+  if (c.ok && rows.length === 0) c.fail(field, 'has no data rows');
+  c.done();
   return rows;
 }
 

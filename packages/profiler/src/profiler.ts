@@ -6,23 +6,20 @@
 import {
   FailedPreconditionError,
   NotFoundError,
+  SIZE_LIMITS,
   UnavailableError,
   ValidationError,
 } from '@perseus/service-kit';
 import type { Logger } from '@perseus/service-kit';
 import type { AggregationOptions } from './aggregate';
-import { aggregateRanks, aggregateTpGroups, median } from './aggregate';
+import { aggregateRanks, aggregateTpGroups, importedCells } from './aggregate';
+import type { CommitCounters } from './commit-queue';
+import { GroupCommitQueue } from './commit-queue';
+import { MaintenanceTimers } from './maintenance';
 import type { ProfileCsvRow } from './profile-csv';
 import { formatProfileCsv } from './profile-csv';
 import type { CellAggregator, DirtyFilter, ProfileStore, StoreStats } from './store';
-import type {
-  BatchResult,
-  Instruction,
-  JobSpec,
-  MeasurementBatch,
-  ProfileCell,
-  ProfileFormatName,
-} from './types';
+import type { BatchResult, Instruction, JobSpec, MeasurementBatch, ProfileCell } from './types';
 import { INSTRUCTIONS } from './types';
 import type {
   ExportProfileQuery,
@@ -65,27 +62,11 @@ export interface Coverage {
 }
 
 /** Counters the metrics endpoint exposes. */
-export interface IngestCounters {
-  batchesStored: number;
-  batchesDuplicate: number;
-  batchesRejected: number;
-  measurementsStored: number;
-  groupCommits: number;
+export interface IngestCounters extends CommitCounters {
   /** Batches queued for the next group commit. */
   queuedBatches: number;
   queuedMeasurements: number;
-  /** Time from a batch entering the queue to its durable commit, seconds: count, sum, buckets. */
-  commitLatency: { count: number; sumS: number; buckets: Array<[number, number]> };
 }
-
-interface Pending {
-  batch: MeasurementBatch;
-  enqueuedMs: number;
-  resolve(r: BatchResult): void;
-  reject(err: unknown): void;
-}
-
-const LATENCY_BUCKETS_S = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5];
 
 /** Two specs describe the same job. */
 function sameSpec(a: JobSpec, b: JobSpec): boolean {
@@ -104,25 +85,11 @@ export class Profiler {
   private readonly logger: Logger;
   private readonly aggregate: CellAggregator;
   private readonly defaultCoverageMinCount: number;
-  private readonly maxGroupMeasurements: number;
   private readonly now: () => number;
   private readonly maxAggregationLagMs: number;
-  private queue: Pending[] = [];
-  private queuedMeasurements = 0;
-  private flushing: Promise<void> | undefined;
+  private readonly commits: GroupCommitQueue;
+  private readonly maintenance: MaintenanceTimers;
   private closing = false;
-  private readonly timers: NodeJS.Timeout[] = [];
-  private readonly latencyCounts = LATENCY_BUCKETS_S.map(() => 0);
-  private readonly counters = {
-    batchesStored: 0,
-    batchesDuplicate: 0,
-    batchesRejected: 0,
-    measurementsStored: 0,
-    groupCommits: 0,
-    latencyCount: 0,
-    latencySumS: 0,
-  };
-  private maintenance: Promise<unknown> = Promise.resolve();
   private readonly closingListeners = new Set<() => void>();
   /** Batches accepted and not yet answered; close() waits for them. */
   private readonly submissions = new Set<Promise<BatchResult>>();
@@ -136,15 +103,21 @@ export class Profiler {
       ranks: (rows, key) => aggregateRanks(rows, key, agg),
     };
     this.defaultCoverageMinCount = options.defaultCoverageMinCount ?? 10;
-    this.maxGroupMeasurements = options.maxGroupMeasurements ?? 20_000;
     this.now = options.now ?? Date.now;
+    this.commits = new GroupCommitQueue({
+      commit: (batches) => this.store.commitBatches(batches),
+      maxGroupMeasurements: options.maxGroupMeasurements ?? 20_000,
+      logger: this.logger,
+      now: this.now,
+    });
+    this.maintenance = new MaintenanceTimers(this.logger);
     this.maxAggregationLagMs = options.maxAggregationLagMs ?? 30_000;
     const every = options.aggregateIntervalMs ?? 2000;
     if (every > 0) {
       // Duty-cycle cap: a refresh that took d ms is not followed by another for 9·d ms, so
       // background aggregation takes at most ~10% of the event loop away from ingestion.
       let notBefore = 0;
-      this.every(every, async () => {
+      this.maintenance.every(every, async () => {
         if (this.now() < notBefore) return;
         const t0 = this.now();
         // Cells still receiving data (the clock being profiled) are left for later: recomputing a
@@ -159,17 +132,9 @@ export class Profiler {
     }
     const retentionS = options.rawRetentionS ?? 0;
     if (retentionS > 0)
-      this.every(Math.min(60_000, retentionS * 1000), () => this.pruneIdleJobs(retentionS));
-  }
-
-  private every(ms: number, fn: () => Promise<unknown>): void {
-    const t = setInterval(() => {
-      this.maintenance = this.maintenance
-        .then(fn)
-        .catch((err: unknown) => this.logger.error({ err }, 'profiler maintenance failed'));
-    }, ms);
-    t.unref();
-    this.timers.push(t);
+      this.maintenance.every(Math.min(60_000, retentionS * 1000), () =>
+        this.pruneIdleJobs(retentionS),
+      );
   }
 
   private async requireJob(jobId: string): Promise<JobSpec> {
@@ -219,16 +184,15 @@ export class Profiler {
       const job = await this.requireJob(batch.jobId);
       checkBatchAgainstJob(batch, job);
     } catch (err) {
-      this.counters.batchesRejected++;
+      this.commits.counters.batchesRejected++;
       throw err;
     }
-    return new Promise<BatchResult>((resolve, reject) => {
-      this.queue.push({ batch, enqueuedMs: this.now(), resolve, reject });
-      this.queuedMeasurements += batch.measurements.length;
-      this.flushing ??= new Promise<void>((done) =>
-        setImmediate(() => void this.flushQueue().finally(done)),
-      );
-    });
+    return this.commits.push(batch);
+  }
+
+  /** See {@link GroupCommitQueue.onCommitLatency}. */
+  onCommitLatency(listener: (seconds: number) => void): () => void {
+    return this.commits.onCommitLatency(listener);
   }
 
   /** Calls `listener` when a drain starts (streams stop reading and end once their acks are out). Returns an unsubscribe function. */
@@ -239,58 +203,7 @@ export class Profiler {
 
   /** Records a rejected batch that never reached {@link submitBatch} (failed structural validation). */
   countRejected(): void {
-    this.counters.batchesRejected++;
-  }
-
-  private async flushQueue(): Promise<void> {
-    try {
-      while (this.queue.length > 0) {
-        let n = 0;
-        let take = 0;
-        while (
-          take < this.queue.length &&
-          (take === 0 ||
-            n + this.queue[take]!.batch.measurements.length <= this.maxGroupMeasurements)
-        ) {
-          n += this.queue[take]!.batch.measurements.length;
-          take++;
-        }
-        const group = this.queue.splice(0, take);
-        this.queuedMeasurements -= n;
-        try {
-          const outcomes = await this.store.commitBatches(group.map((p) => p.batch));
-          this.counters.groupCommits++;
-          const doneMs = this.now();
-          outcomes.forEach((o, i) => {
-            const p = group[i]!;
-            if ('error' in o) {
-              this.counters.batchesRejected++;
-              p.reject(o.error);
-              return;
-            }
-            if (o.duplicate) this.counters.batchesDuplicate++;
-            else this.counters.batchesStored++;
-            this.counters.measurementsStored += o.storedCount;
-            this.observeLatency((doneMs - p.enqueuedMs) / 1000);
-            p.resolve(o);
-          });
-        } catch (err) {
-          this.logger.error({ err, batches: group.length }, 'group commit failed');
-          this.counters.batchesRejected += group.length;
-          for (const p of group) p.reject(err);
-        }
-      }
-    } finally {
-      this.flushing = undefined;
-    }
-  }
-
-  private observeLatency(s: number): void {
-    this.counters.latencyCount++;
-    this.counters.latencySumS += s;
-    LATENCY_BUCKETS_S.forEach((b, i) => {
-      if (s <= b) this.latencyCounts[i]!++;
-    });
+    this.commits.counters.batchesRejected++;
   }
 
   async reportIterations(cmd: ReportIterations): Promise<number> {
@@ -376,6 +289,12 @@ export class Profiler {
         supportedFrequenciesMhz: [],
         origin: 'import',
       };
+      const worldSize = job.numStages * job.dpDegree * job.tpDegree;
+      if (worldSize > SIZE_LIMITS.maxWorldSize)
+        throw ValidationError.field(
+          'csv',
+          `the rows imply a world size (stages × dp × tp) of ${worldSize}, over the limit ${SIZE_LIMITS.maxWorldSize}`,
+        );
     }
     await this.store.importCells(job, importedCells(cmd.rows, cmd.format, job.tpDegree));
     this.logger.info(
@@ -444,20 +363,10 @@ export class Profiler {
   }
 
   ingestCounters(): IngestCounters {
-    const c = this.counters;
     return {
-      batchesStored: c.batchesStored,
-      batchesDuplicate: c.batchesDuplicate,
-      batchesRejected: c.batchesRejected,
-      measurementsStored: c.measurementsStored,
-      groupCommits: c.groupCommits,
-      queuedBatches: this.queue.length,
-      queuedMeasurements: this.queuedMeasurements,
-      commitLatency: {
-        count: c.latencyCount,
-        sumS: c.latencySumS,
-        buckets: LATENCY_BUCKETS_S.map((b, i) => [b, this.latencyCounts[i]!]),
-      },
+      ...this.commits.counters,
+      queuedBatches: this.commits.queuedBatches,
+      queuedMeasurements: this.commits.queuedMeasurements,
     };
   }
 
@@ -473,142 +382,12 @@ export class Profiler {
     if (this.closing) return;
     this.closing = true;
     for (const l of this.closingListeners) l();
-    for (const t of this.timers) clearInterval(t);
+    const maintenanceStopped = this.maintenance.stop();
     await Promise.allSettled([...this.submissions]);
-    while (this.flushing) await this.flushing;
-    await this.maintenance;
+    await this.commits.drained();
+    await maintenanceStopped;
     await this.store.close();
   }
-}
-
-function importedCells(
-  rows: readonly ProfileCsvRow[],
-  format: ProfileFormatName,
-  tpDegree: number,
-): ProfileCell[] {
-  const one = (
-    c: Omit<
-      ProfileCell,
-      | 'count'
-      | 'rawCount'
-      | 'timeMeanS'
-      | 'timeStddevS'
-      | 'energyMeanJ'
-      | 'energyStddevJ'
-      | 'imported'
-    >,
-  ): ProfileCell => ({
-    ...c,
-    count: 1,
-    rawCount: 1,
-    timeMeanS: c.timeRobustS,
-    timeStddevS: 0,
-    energyMeanJ: c.energyRobustJ,
-    energyStddevJ: 0,
-    imported: true,
-  });
-  const key = { scope: 'pooled' as const, dpRank: -1, rank: -1, tpRank: -1 };
-  if (format === 'stage') {
-    return rows.map((r) =>
-      one({
-        ...key,
-        stage: r.stage,
-        instruction: r.instruction,
-        frequencyMhz: r.frequencyMhz,
-        timeRobustS: r.timeS,
-        energyRobustJ: r.energyJ * tpDegree,
-      }),
-    );
-  }
-  const out: ProfileCell[] = rows.map((r) =>
-    one({
-      scope: 'rank',
-      dpRank: r.dpRank,
-      rank: r.rank,
-      tpRank: r.tpRank,
-      stage: r.stage,
-      instruction: r.instruction,
-      frequencyMhz: r.frequencyMhz,
-      timeRobustS: r.timeS,
-      energyRobustJ: r.energyJ,
-    }),
-  );
-  // Pipeline cells: TP-combine the rank rows (time max, energy sum) where every TP rank is present;
-  // pooled cells: median over the pipelines.
-  const pipelines = new Map<
-    string,
-    {
-      dp: number;
-      stage: number;
-      instruction: Instruction;
-      f: number;
-      time: number;
-      energy: number;
-      tps: Set<number>;
-    }
-  >();
-  for (const r of rows) {
-    const k = `${r.dpRank}/${r.stage}/${r.instruction}/${r.frequencyMhz}`;
-    let g = pipelines.get(k);
-    if (!g)
-      pipelines.set(
-        k,
-        (g = {
-          dp: r.dpRank,
-          stage: r.stage,
-          instruction: r.instruction,
-          f: r.frequencyMhz,
-          time: 0,
-          energy: 0,
-          tps: new Set(),
-        }),
-      );
-    g.tps.add(r.tpRank);
-    g.time = Math.max(g.time, r.timeS);
-    g.energy += r.energyJ;
-  }
-  const pooled = new Map<
-    string,
-    { stage: number; instruction: Instruction; f: number; times: number[]; energies: number[] }
-  >();
-  for (const g of pipelines.values()) {
-    if (g.tps.size < tpDegree) continue;
-    out.push(
-      one({
-        scope: 'pipeline',
-        dpRank: g.dp,
-        rank: -1,
-        tpRank: -1,
-        stage: g.stage,
-        instruction: g.instruction,
-        frequencyMhz: g.f,
-        timeRobustS: g.time,
-        energyRobustJ: g.energy,
-      }),
-    );
-    const k = `${g.stage}/${g.instruction}/${g.f}`;
-    let p = pooled.get(k);
-    if (!p)
-      pooled.set(
-        k,
-        (p = { stage: g.stage, instruction: g.instruction, f: g.f, times: [], energies: [] }),
-      );
-    p.times.push(g.time);
-    p.energies.push(g.energy);
-  }
-  for (const p of pooled.values()) {
-    out.push(
-      one({
-        ...key,
-        stage: p.stage,
-        instruction: p.instruction,
-        frequencyMhz: p.f,
-        timeRobustS: median(p.times),
-        energyRobustJ: median(p.energies),
-      }),
-    );
-  }
-  return out;
 }
 
 /**

@@ -1,4 +1,5 @@
 /** Internal, validated values of the profiler (what `validateXxx` produce and the store keeps). */
+import type { RankIdentity } from '@perseus/service-kit';
 
 /** Forward or backward; stored as 0/1 so SQL keys stay small. */
 export type Instruction = 'forward' | 'backward';
@@ -47,12 +48,8 @@ export interface JobSpec {
   origin: 'register' | 'import';
 }
 
-export interface RankIdentity {
-  rank: number;
-  dpRank: number;
-  ppRank: number;
-  tpRank: number;
-}
+/** Position of a rank in the 3D-parallel layout (the one type, from service-kit). */
+export type { RankIdentity };
 
 /** One validated per-instruction measurement. */
 export interface Measurement {

@@ -4,8 +4,14 @@
  * its value. Checks that need the job's registered shape (ranks in range, supported clocks) are the
  * `check…AgainstJob` functions, run once the job is known.
  */
-import type { commonV1, profilerV1 } from '@perseus/proto';
-import { Checker } from '@perseus/service-kit';
+import type { profilerV1 } from '@perseus/proto';
+import {
+  Checker,
+  SIZE_LIMITS,
+  checkRankIdentity,
+  checkRankInShape,
+  rankFits,
+} from '@perseus/service-kit';
 import { parseProfileCsv } from './profile-csv';
 import type { ProfileCsvRow } from './profile-csv';
 import type {
@@ -14,24 +20,18 @@ import type {
   Measurement,
   MeasurementBatch,
   ProfileFormatName,
-  RankIdentity,
   ScheduleName,
 } from './types';
 import { INSTRUCTION_FROM_WIRE } from './types';
 
-/** Upper bounds that keep one request's cost bounded. */
+/**
+ * Upper bounds that keep one request's cost bounded: the contract's sizes (service-kit's
+ * SIZE_LIMITS, shared by every service) plus the CSV text length.
+ */
 export const LIMITS = {
-  maxStages: 4096,
-  maxMicrobatches: 1_000_000,
-  maxDegree: 1_000_000,
-  maxFrequencyMhz: 100_000,
-  maxSupportedFrequencies: 4096,
-  /** Measurements per batch (proto: 1..10000). */
-  maxBatchMeasurements: 10_000,
-  /** Iteration records per ReportIterations (proto: 1..10000). */
-  maxIterationRecords: 10_000,
-  /** CSV text of one ImportProfile, characters. */
-  maxCsvChars: 64 * 1024 * 1024,
+  ...SIZE_LIMITS,
+  /** CSV text of one ImportProfile, characters (a message is at most 4 MiB anyway). */
+  maxCsvChars: SIZE_LIMITS.maxMessageBytes,
 } as const;
 
 const SCHEDULES: Readonly<Record<string, ScheduleName>> = {
@@ -68,8 +68,13 @@ export function validateRegisterJob(req: Wire<profilerV1.RegisterJobRequest>): J
   }
   const dpDegree = c.uint('dp_degree', req?.dp_degree, { min: 1, max: LIMITS.maxDegree });
   const tpDegree = c.uint('tp_degree', req?.tp_degree, { min: 1, max: LIMITS.maxDegree });
+  if (c.ok && numStages * dpDegree * tpDegree > LIMITS.maxWorldSize)
+    c.fail(
+      'dp_degree',
+      `world size num_stages × dp_degree × tp_degree must be ≤ ${LIMITS.maxWorldSize}, got ${numStages * dpDegree * tpDegree}`,
+    );
   const freqs = c.list('supported_frequencies_mhz', req?.supported_frequencies_mhz, {
-    max: LIMITS.maxSupportedFrequencies,
+    max: LIMITS.maxFrequencies,
   });
   const seen = new Set<number>();
   freqs.forEach((f, i) => {
@@ -90,17 +95,6 @@ export function validateRegisterJob(req: Wire<profilerV1.RegisterJobRequest>): J
   };
 }
 
-function checkRank(c: Checker, field: string, r: Wire<commonV1.RankIdentity>): RankIdentity {
-  if (!c.present(field, r)) return { rank: 0, dpRank: 0, ppRank: 0, tpRank: 0 };
-  const rc = c.at(field);
-  return {
-    rank: rc.uint('rank', r.rank),
-    dpRank: rc.uint('dp_rank', r.dp_rank),
-    ppRank: rc.uint('pp_rank', r.pp_rank),
-    tpRank: rc.uint('tp_rank', r.tp_rank),
-  };
-}
-
 function isUint32(v: unknown): v is number {
   return typeof v === 'number' && Number.isInteger(v) && v >= 0 && v <= 0xffffffff;
 }
@@ -116,7 +110,11 @@ function fastMeasurement(m: profilerV1.InstructionMeasurement): Measurement | un
     !isUint32(r.rank) ||
     !isUint32(r.dp_rank) ||
     !isUint32(r.pp_rank) ||
-    !isUint32(r.tp_rank)
+    !isUint32(r.tp_rank) ||
+    r.rank >= LIMITS.maxWorldSize ||
+    r.dp_rank >= LIMITS.maxDegree ||
+    r.pp_rank >= LIMITS.maxStages ||
+    r.tp_rank >= LIMITS.maxDegree
   )
     return undefined;
   const instruction =
@@ -127,7 +125,13 @@ function fastMeasurement(m: profilerV1.InstructionMeasurement): Measurement | un
         : undefined;
   if (instruction === undefined) return undefined;
   const f = m.frequency_mhz;
-  if (!isUint32(f) || f < 1 || f > LIMITS.maxFrequencyMhz || !isUint32(m.microbatch))
+  if (
+    !isUint32(f) ||
+    f < 1 ||
+    f > LIMITS.maxFrequencyMhz ||
+    !isUint32(m.microbatch) ||
+    m.microbatch >= LIMITS.maxMicrobatches
+  )
     return undefined;
   const t = Number(m.time_s);
   const e = Number(m.energy_j);
@@ -149,14 +153,14 @@ function fastMeasurement(m: profilerV1.InstructionMeasurement): Measurement | un
 }
 
 function checkedMeasurement(c: Checker, m: Wire<profilerV1.InstructionMeasurement>): Measurement {
-  const r = checkRank(c, 'rank', m?.rank);
+  const r = checkRankIdentity(c, 'rank', m?.rank);
   return {
     rank: r.rank,
     dpRank: r.dpRank,
     ppRank: r.ppRank,
     tpRank: r.tpRank,
     instruction: c.enumValue('instruction', m?.instruction, INSTRUCTION_FROM_WIRE) ?? 'forward',
-    microbatch: c.uint('microbatch', m?.microbatch),
+    microbatch: c.uint('microbatch', m?.microbatch, { max: LIMITS.maxMicrobatches - 1 }),
     frequencyMhz: c.uint('frequency_mhz', m?.frequency_mhz, {
       min: 1,
       max: LIMITS.maxFrequencyMhz,
@@ -194,18 +198,14 @@ export function checkBatchAgainstJob(batch: MeasurementBatch, job: JobSpec): voi
   const c = new Checker();
   const supported =
     job.supportedFrequenciesMhz.length > 0 ? new Set(job.supportedFrequenciesMhz) : undefined;
-  const worldSize = job.numStages * job.dpDegree * job.tpDegree;
   batch.measurements.forEach((m, i) => {
     if (
-      m.rank >= worldSize ||
-      m.dpRank >= job.dpDegree ||
-      m.ppRank >= job.numStages ||
-      m.tpRank >= job.tpDegree ||
+      !rankFits(m, job) ||
       (job.numMicrobatches > 0 && m.microbatch >= job.numMicrobatches) ||
       (supported && !supported.has(m.frequencyMhz))
     ) {
       const mc = c.at(`measurements[${i}]`);
-      checkRankAgainstJob(mc, 'rank', m, job);
+      checkRankInShape(mc, 'rank', m, job);
       if (job.numMicrobatches > 0 && m.microbatch >= job.numMicrobatches)
         mc.fail(
           'microbatch',
@@ -216,18 +216,6 @@ export function checkBatchAgainstJob(batch: MeasurementBatch, job: JobSpec): voi
     }
   });
   c.done();
-}
-
-function checkRankAgainstJob(c: Checker, field: string, r: RankIdentity, job: JobSpec): void {
-  const worldSize = job.numStages * job.dpDegree * job.tpDegree;
-  const rc = c.at(field);
-  if (r.rank >= worldSize) rc.fail('rank', `must be < world size ${worldSize}, got ${r.rank}`);
-  if (r.dpRank >= job.dpDegree)
-    rc.fail('dp_rank', `must be < dp_degree ${job.dpDegree}, got ${r.dpRank}`);
-  if (r.ppRank >= job.numStages)
-    rc.fail('pp_rank', `must be < num_stages ${job.numStages}, got ${r.ppRank}`);
-  if (r.tpRank >= job.tpDegree)
-    rc.fail('tp_rank', `must be < tp_degree ${job.tpDegree}, got ${r.tpRank}`);
 }
 
 export interface ReportIterations {
@@ -246,7 +234,7 @@ export function validateReportIterations(
     list.forEach((it, i) => {
       const ic = c.at(`iterations[${i}]`);
       iterations.push({
-        rank: checkRank(ic, 'rank', it?.rank),
+        rank: checkRankIdentity(ic, 'rank', it?.rank),
         iteration: ic.uint64('iteration', it?.iteration),
         timeS: ic.positive('time_s', it?.time_s === undefined ? undefined : Number(it.time_s)),
         energyJ: ic.number(
@@ -264,7 +252,7 @@ export function validateReportIterations(
 export function checkIterationsAgainstJob(req: ReportIterations, job: JobSpec): void {
   const c = new Checker();
   req.iterations.forEach((it, i) =>
-    checkRankAgainstJob(c.at(`iterations[${i}]`), 'rank', it.rank, job),
+    checkRankInShape(c.at(`iterations[${i}]`), 'rank', it.rank, job),
   );
   c.done();
 }
@@ -284,7 +272,7 @@ export function validateGetProfile(req: Wire<profilerV1.GetProfileRequest>): Get
   const minCount = c.uint('min_count', req?.min_count);
   const hasDp =
     req?._dp_rank === 'dp_rank' || (req?.dp_rank !== undefined && req?.dp_rank !== null);
-  const dpRank = hasDp ? c.uint('dp_rank', req?.dp_rank) : undefined;
+  const dpRank = hasDp ? c.uint('dp_rank', req?.dp_rank, { max: LIMITS.maxDegree - 1 }) : undefined;
   const rawStderr = req?.max_relative_stderr;
   const maxRelativeStderr = c.number(
     'max_relative_stderr',

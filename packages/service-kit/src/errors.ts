@@ -20,16 +20,49 @@ export class PerseusError extends Error {
   }
 }
 
-/** Bad input: INVALID_ARGUMENT with google.rpc.BadRequest field violations. */
+/**
+ * Most field violations one error carries. The rest are summed up in one last violation
+ * ("and N more violations"), so an error built from a huge bad list stays small: gRPC trailers
+ * over ~8 KiB make clients see RESOURCE_EXHAUSTED instead of the real error.
+ */
+export const MAX_VIOLATIONS = 20;
+
+/** Longest description kept per violation, characters (values are quoted in descriptions). */
+const MAX_DESCRIPTION_CHARS = 256;
+
+/** The first {@link MAX_VIOLATIONS} of `violations`, plus one summing up the rest. */
+export function capViolations(
+  violations: readonly FieldViolation[],
+  omitted = 0,
+): FieldViolation[] {
+  const kept = violations.slice(0, MAX_VIOLATIONS).map((v) => ({
+    field: v.field.slice(0, MAX_DESCRIPTION_CHARS),
+    description:
+      v.description.length > MAX_DESCRIPTION_CHARS
+        ? `${v.description.slice(0, MAX_DESCRIPTION_CHARS - 1)}…`
+        : v.description,
+  }));
+  const more = violations.length - kept.length + omitted;
+  if (more > 0)
+    kept.push({
+      field: violations[MAX_VIOLATIONS]?.field ?? kept[kept.length - 1]?.field ?? '',
+      description: `and ${more} more violation${more === 1 ? '' : 's'}`,
+    });
+  return kept;
+}
+
+/**
+ * Bad input: INVALID_ARGUMENT with google.rpc.BadRequest field violations, capped at
+ * {@link MAX_VIOLATIONS} (+ one "and N more"); `omitted` counts violations the caller already
+ * dropped.
+ */
 export class ValidationError extends PerseusError {
   readonly violations: readonly FieldViolation[];
-  constructor(violations: readonly FieldViolation[]) {
+  constructor(violations: readonly FieldViolation[], omitted = 0) {
     if (violations.length === 0) throw new Error('ValidationError needs at least one violation');
-    super(
-      status.INVALID_ARGUMENT,
-      violations.map((v) => `${v.field}: ${v.description}`).join('; '),
-    );
-    this.violations = violations;
+    const capped = capViolations(violations, omitted);
+    super(status.INVALID_ARGUMENT, capped.map((v) => `${v.field}: ${v.description}`).join('; '));
+    this.violations = capped;
   }
 
   /** Shorthand for a single violation. */

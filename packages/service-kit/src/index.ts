@@ -24,8 +24,30 @@ export {
   UnavailableError,
   UnimplementedError,
   ValidationError,
+  MAX_VIOLATIONS,
+  capViolations,
   type FieldViolation,
 } from './errors';
+export { SIZE_LIMITS, type SizeLimits } from './limits';
+export {
+  checkRankIdentity,
+  checkRankInShape,
+  rankFits,
+  type ParallelShape,
+  type RankIdentity,
+} from './rank';
+export { toStreamError } from './stream-error';
+export {
+  createMetricsRegistry,
+  histogram,
+  observedMetric,
+  observedSummary,
+  startMetricsServer,
+  type MetricsRegistry,
+  type MetricsServer,
+  type QuantileWindow,
+  type Sample,
+} from './metrics';
 export { Checker, ID_PATTERN } from './validate';
 export { failStream, implementService, rpc, toServiceError, type Handler } from './handlers';
 export {

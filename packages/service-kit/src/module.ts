@@ -1,4 +1,5 @@
 import type { Logger } from './logger';
+import type { MetricsRegistry } from './metrics';
 import type { HostedService } from './server';
 
 /**
@@ -18,4 +19,9 @@ export interface ServiceModule {
 /** Common inputs of every module factory. */
 export interface ModuleContext {
   logger: Logger;
+  /**
+   * The process's one metrics registry (`perseus serve` creates it and serves it at one /metrics
+   * endpoint). Absent: the module keeps its own.
+   */
+  metrics?: MetricsRegistry;
 }

@@ -1,5 +1,5 @@
 import type { FieldViolation } from './errors';
-import { ValidationError } from './errors';
+import { MAX_VIOLATIONS, ValidationError } from './errors';
 
 /** Ids (jobs, batches) are 1–128 characters of [A-Za-z0-9._-]: safe in paths, logs and metrics. */
 export const ID_PATTERN = /^[A-Za-z0-9._-]{1,128}$/;
@@ -21,32 +21,42 @@ type Long = { toString(): string };
  * ```
  */
 export class Checker {
-  private readonly violations: FieldViolation[];
+  private readonly found: { violations: FieldViolation[]; omitted: number };
 
   constructor(
     private readonly prefix = '',
-    violations?: FieldViolation[],
+    found?: { violations: FieldViolation[]; omitted: number },
   ) {
-    this.violations = violations ?? [];
+    this.found = found ?? { violations: [], omitted: 0 };
   }
 
   /** A checker whose field names are prefixed with `path.` and that shares this one's violations. */
   at(path: string): Checker {
-    return new Checker(this.path(path), this.violations);
+    return new Checker(this.path(path), this.found);
   }
 
-  /** Records a violation. */
+  /**
+   * Records a violation. Past {@link MAX_VIOLATIONS} + 1 only the count grows (the error says
+   * "and N more"), so validating a huge bad list costs no memory per entry.
+   */
   fail(field: string, description: string): void {
-    this.violations.push({ field: this.path(field), description });
+    if (this.found.violations.length > MAX_VIOLATIONS) this.found.omitted++;
+    else this.found.violations.push({ field: this.path(field), description });
   }
 
   get ok(): boolean {
-    return this.violations.length === 0;
+    return this.found.violations.length === 0;
+  }
+
+  /** Violations recorded so far (at most MAX_VIOLATIONS + 1 kept; see {@link fail}). */
+  get count(): number {
+    return this.found.violations.length + this.found.omitted;
   }
 
   /** Throws a ValidationError if anything was recorded. */
   done(): void {
-    if (this.violations.length > 0) throw new ValidationError([...this.violations]);
+    if (this.found.violations.length > 0)
+      throw new ValidationError([...this.found.violations], this.found.omitted);
   }
 
   /** A required string of bounded length, optionally matching a pattern. */

@@ -1,4 +1,4 @@
-import { Checker, ValidationError } from '../src';
+import { Checker, MAX_VIOLATIONS, ValidationError, encodeBadRequestStatus } from '../src';
 
 function violations(fn: (c: Checker) => void): Array<[string, string]> {
   const c = new Checker();
@@ -80,5 +80,49 @@ describe('Checker', () => {
     expect(c.enumValue('k', 'A', { A: 'a' as const })).toBe('a');
     expect(c.id('job_id', 'gpt3-175b_run.1')).toBe('gpt3-175b_run.1');
     expect(() => c.done()).not.toThrow();
+  });
+});
+
+describe('violation cap (issue 13: one violation per bad entry made 68 KB–12.8 MB trailers)', () => {
+  it('keeps MAX_VIOLATIONS violations and sums up the rest in one "and N more"', () => {
+    const c = new Checker();
+    for (let i = 0; i < 200_000; i++) c.at(`rows[${i}]`).positive('time_s', -1);
+    expect(c.count).toBe(200_000);
+    let err: unknown;
+    try {
+      c.done();
+    } catch (e) {
+      err = e;
+    }
+    expect(err).toBeInstanceOf(ValidationError);
+    const v = (err as ValidationError).violations;
+    expect(v).toHaveLength(MAX_VIOLATIONS + 1);
+    expect(v[0]).toEqual({ field: 'rows[0].time_s', description: 'must be > 0, got -1' });
+    expect(v[MAX_VIOLATIONS]).toEqual({
+      field: `rows[${MAX_VIOLATIONS}].time_s`,
+      description: `and ${200_000 - MAX_VIOLATIONS} more violations`,
+    });
+    // What travels in the grpc-status-details-bin trailer stays far below gRPC's 8 KiB default.
+    const trailer = encodeBadRequestStatus(3, (err as ValidationError).message, v);
+    expect(trailer.length).toBeLessThan(4096);
+  });
+
+  it('caps a ValidationError built from a long list, and long descriptions', () => {
+    const many = Array.from({ length: 50 }, (_, i) => ({
+      field: `f${i}`,
+      description: 'x'.repeat(10_000),
+    }));
+    const err = new ValidationError(many);
+    expect(err.violations).toHaveLength(MAX_VIOLATIONS + 1);
+    expect(err.violations[MAX_VIOLATIONS]!.description).toBe('and 30 more violations');
+    expect(err.violations[0]!.description.length).toBeLessThanOrEqual(256);
+    expect(err.message.length).toBeLessThan(8192);
+  });
+
+  it('reports exactly one extra violation without "and N more"', () => {
+    const err = new ValidationError(
+      Array.from({ length: MAX_VIOLATIONS }, (_, i) => ({ field: `f${i}`, description: 'bad' })),
+    );
+    expect(err.violations).toHaveLength(MAX_VIOLATIONS);
   });
 });

@@ -132,6 +132,7 @@ export async function agentModuleFromFlags(
   return createAgentModule({
     ...agentOptionsFromFlags(flags),
     logger: ctx.logger,
+    metrics: ctx.metrics,
     listenAddress,
     defaults,
   });

@@ -48,6 +48,7 @@ export async function optimizerModuleFromFlags(
     typeof flags[k] === 'string' ? (flags[k] as string) : undefined;
   const mod = await createOptimizerModule({
     logger: ctx.logger.child({ module: 'optimizer' }),
+    metrics: ctx.metrics,
     dataDir: str('optimizerDataDir') ?? env.dataDir,
     profilerUrl: str('optimizerProfilerUrl') ?? env.profilerUrl,
     profileCsv: str('optimizerProfileCsv') ?? env.profileCsv,

@@ -78,6 +78,7 @@ export async function profilerModuleFromFlags(
 ): Promise<ServiceModule> {
   const mod = await createProfilerModule({
     logger: ctx.logger,
+    metrics: ctx.metrics,
     config: profilerConfigFromFlags(flags),
   });
   const metrics = mod.metricsAddress();

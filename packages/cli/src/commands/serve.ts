@@ -1,6 +1,12 @@
 import { Command } from 'commander';
 import type { ServiceModule } from '@perseus/service-kit';
-import { PerseusServer, createLogger, envString, shutdownOnSignals } from '@perseus/service-kit';
+import {
+  PerseusServer,
+  createLogger,
+  createMetricsRegistry,
+  envString,
+  shutdownOnSignals,
+} from '@perseus/service-kit';
 import { addAgentFlags, agentModuleFromFlags } from './serve-agent';
 import { addOptimizerFlags, optimizerModuleFromFlags } from './serve-optimizer';
 import { addProfilerFlags, profilerModuleFromFlags } from './serve-profiler';
@@ -44,8 +50,11 @@ export async function startServe(
     (flags['listen'] as string | undefined) ??
     envString(`PERSEUS_${key.toUpperCase()}_LISTEN`, DEFAULT_LISTEN[key]);
   const modules: ServiceModule[] = [];
+  // One metrics registry per process: every hosted module registers on it, and any of the
+  // --<service>-metrics-listen endpoints serves all of them (plus the process metrics).
+  const metrics = createMetricsRegistry({ processMetrics: true });
   try {
-    for (const n of names) modules.push(await FACTORIES[n](flags, { logger }));
+    for (const n of names) modules.push(await FACTORIES[n](flags, { logger, metrics }));
   } catch (err) {
     for (const m of modules) await m.close();
     throw err;
