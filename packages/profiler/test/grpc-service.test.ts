@@ -1,11 +1,10 @@
 import * as fs from 'node:fs';
 import * as http from 'node:http';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import type { profilerV1 } from '@perseus/proto';
 import { perseusGrpc } from '@perseus/proto';
-import { PerseusServer, createLogger, decodeFieldViolations } from '@perseus/service-kit';
+import { PerseusServer, callFailure, createLogger, unaryCall } from '@perseus/service-kit';
 import type { ProfilerModule } from '../src/module';
 import { createProfilerModule } from '../src/module';
 import { syntheticMeasurements, toWire } from './helpers';
@@ -14,34 +13,14 @@ const SOSP24 = path.resolve(__dirname, '../../../data/sosp24/stage_profile');
 const logger = createLogger('test', 'silent');
 type Client = InstanceType<ReturnType<typeof perseusGrpc>['perseus']['profiler']['v1']['Profiler']>;
 
-let dir: string;
 let server: PerseusServer;
 let mod: ProfilerModule;
 let client: Client;
 
 function unary<Req, Res>(method: string, req: Req): Promise<Res> {
-  return new Promise((resolve, reject) => {
-    (
-      client as unknown as Record<
-        string,
-        (r: Req, cb: (e: grpc.ServiceError | null, r?: Res) => void) => void
-      >
-    )[method]!.call(client, req, (err, res) => (err ? reject(err) : resolve(res as Res)));
-  });
+  return unaryCall<Res, Req>(client, method, req);
 }
-
-async function failure(p: Promise<unknown>): Promise<{ code: number; fields: string[] }> {
-  try {
-    await p;
-  } catch (err) {
-    const e = err as grpc.ServiceError;
-    return {
-      code: e.code,
-      fields: decodeFieldViolations(e.metadata).map((v) => `${v.field}: ${v.description}`),
-    };
-  }
-  throw new Error('expected the call to fail');
-}
+const failure = callFailure;
 
 /** Sends `batches` on one stream and collects the acks. */
 function stream(batches: unknown[]): Promise<profilerV1.BatchAck__Output[]> {
@@ -71,11 +50,11 @@ const ms = syntheticMeasurements({
   frequencyMhz: 1410,
 }).map(toWire);
 
-beforeAll(async () => {
-  dir = fs.mkdtempSync(path.join(os.tmpdir(), 'perseus-profiler-grpc-'));
+// Every test gets a fresh server and store: no test depends on another one's data or order.
+beforeEach(async () => {
   mod = await createProfilerModule({
     logger,
-    config: { dataDir: dir, metricsListen: '127.0.0.1:0', aggregateIntervalMs: 0 },
+    config: { dataDir: ':memory:', metricsListen: '127.0.0.1:0', aggregateIntervalMs: 0 },
     env: {},
   });
   server = new PerseusServer({ address: '127.0.0.1:0', logger });
@@ -88,15 +67,67 @@ beforeAll(async () => {
   );
 });
 
-afterAll(async () => {
+afterEach(async () => {
   client.close();
   await server.shutdown(1000);
-  fs.rmSync(dir, { recursive: true, force: true });
 });
+
+/** Job g1 registered, and with `measured` every synthetic measurement stored. */
+async function jobG1(measured: boolean): Promise<void> {
+  expect(await unary('RegisterJob', { job_id: 'g1', ...spec })).toEqual({ created: true });
+  if (measured) {
+    const acks = await stream([{ batch_id: 'all', job_id: 'g1', measurements: ms }]);
+    expect(acks.map((a) => a.stored_count)).toEqual([ms.length]);
+  }
+}
+
+/** Good, bad and duplicate batches of g1 on one stream (job registered first); the acks. */
+async function mixedStream(): Promise<profilerV1.BatchAck__Output[]> {
+  await jobG1(false);
+  const good1 = { batch_id: 'r1', job_id: 'g1', measurements: ms.slice(0, 100) };
+  const nan = {
+    batch_id: 'r2',
+    job_id: 'g1',
+    measurements: [...ms.slice(100, 110), { ...ms[110], time_s: NaN }],
+  };
+  const unknownJob = { batch_id: 'r3', job_id: 'nope', measurements: ms.slice(100, 110) };
+  const outOfRange = {
+    batch_id: 'r4',
+    job_id: 'g1',
+    measurements: [ms[100], { ...ms[101], rank: { rank: 1, dp_rank: 0, pp_rank: 2, tp_rank: 1 } }],
+  };
+  const badClock = {
+    batch_id: 'r5',
+    job_id: 'g1',
+    measurements: [{ ...ms[100], frequency_mhz: 1000 }],
+  };
+  const negEnergy = {
+    batch_id: 'r6',
+    job_id: 'g1',
+    measurements: [{ ...ms[100], energy_j: -1 }],
+  };
+  const inf = { batch_id: 'r7', job_id: 'g1', measurements: [{ ...ms[100], time_s: Infinity }] };
+  const empty = { batch_id: 'r8', job_id: 'g1', measurements: [] };
+  const oversize = { batch_id: 'r9', job_id: 'g1', measurements: new Array(10_001).fill(ms[0]) };
+  const rest = { batch_id: 'r10', job_id: 'g1', measurements: ms.slice(100) };
+  return stream([
+    good1,
+    nan,
+    unknownJob,
+    outOfRange,
+    badClock,
+    negEnergy,
+    inf,
+    empty,
+    oversize,
+    rest,
+    good1,
+  ]);
+}
 
 describe('RegisterJob', () => {
   it('creates, is idempotent, and refuses a different spec', async () => {
-    expect(await unary('RegisterJob', { job_id: 'g1', ...spec })).toEqual({ created: true });
+    await jobG1(false);
     expect(await unary('RegisterJob', { job_id: 'g1', ...spec })).toEqual({ created: false });
     expect(
       (await failure(unary('RegisterJob', { job_id: 'g1', ...spec, dp_degree: 4 }))).code,
@@ -112,48 +143,7 @@ describe('RegisterJob', () => {
 
 describe('ReportMeasurements', () => {
   it('acks each batch after commit; bad batches get in-stream errors and store nothing; the stream goes on', async () => {
-    const good1 = { batch_id: 'r1', job_id: 'g1', measurements: ms.slice(0, 100) };
-    const nan = {
-      batch_id: 'r2',
-      job_id: 'g1',
-      measurements: [...ms.slice(100, 110), { ...ms[110], time_s: NaN }],
-    };
-    const unknownJob = { batch_id: 'r3', job_id: 'nope', measurements: ms.slice(100, 110) };
-    const outOfRange = {
-      batch_id: 'r4',
-      job_id: 'g1',
-      measurements: [
-        ms[100],
-        { ...ms[101], rank: { rank: 1, dp_rank: 0, pp_rank: 2, tp_rank: 1 } },
-      ],
-    };
-    const badClock = {
-      batch_id: 'r5',
-      job_id: 'g1',
-      measurements: [{ ...ms[100], frequency_mhz: 1000 }],
-    };
-    const negEnergy = {
-      batch_id: 'r6',
-      job_id: 'g1',
-      measurements: [{ ...ms[100], energy_j: -1 }],
-    };
-    const inf = { batch_id: 'r7', job_id: 'g1', measurements: [{ ...ms[100], time_s: Infinity }] };
-    const empty = { batch_id: 'r8', job_id: 'g1', measurements: [] };
-    const oversize = { batch_id: 'r9', job_id: 'g1', measurements: new Array(10_001).fill(ms[0]) };
-    const rest = { batch_id: 'r10', job_id: 'g1', measurements: ms.slice(100) };
-    const acks = await stream([
-      good1,
-      nan,
-      unknownJob,
-      outOfRange,
-      badClock,
-      negEnergy,
-      inf,
-      empty,
-      oversize,
-      rest,
-      good1,
-    ]);
+    const acks = await mixedStream();
     const brief = acks.map((a) => [
       a.batch_id,
       a.stored_count,
@@ -208,6 +198,7 @@ describe('ReportMeasurements', () => {
   });
 
   it('exposes ingest counters, rows and lag in Prometheus text format', async () => {
+    await mixedStream();
     const body = await new Promise<string>((resolve, reject) => {
       http
         .get(`http://${mod.metricsAddress()}/metrics`, (res) => {
@@ -234,6 +225,7 @@ describe('ReportIterations', () => {
     time_s: 2.8,
     energy_j: 7339,
   };
+  beforeEach(() => jobG1(false));
   it('stores new records once', async () => {
     expect(
       await unary('ReportIterations', {
@@ -263,6 +255,7 @@ describe('ReportIterations', () => {
 });
 
 describe('queries', () => {
+  beforeEach(() => jobG1(true));
   it.each([
     ['GetProfile', { job_id: '' }, grpc.status.INVALID_ARGUMENT, ['job_id: is required']],
     [
@@ -351,6 +344,13 @@ describe('ImportProfile / ExportProfile', () => {
   );
 
   it('a100 stage 0 forward at 1410 MHz keeps the artifact numbers', async () => {
+    const file = 'gpt3-175b+a100_sxm_bf16.csv';
+    const csv = fs.readFileSync(path.join(SOSP24, file), 'utf8');
+    await unary('ImportProfile', {
+      job_id: 'gpt3-175b_a100_sxm_bf16.csv',
+      format: 'PROFILE_FORMAT_STAGE',
+      csv,
+    });
     const profile = await unary<unknown, profilerV1.GetProfileResponse__Output>('GetProfile', {
       job_id: 'gpt3-175b_a100_sxm_bf16.csv',
     });
@@ -395,6 +395,7 @@ describe('ImportProfile / ExportProfile', () => {
   });
 
   it('exports measured profiles at both levels', async () => {
+    await jobG1(true);
     const stage = await unary<unknown, profilerV1.ExportProfileResponse__Output>('ExportProfile', {
       job_id: 'g1',
       format: 'PROFILE_FORMAT_STAGE',

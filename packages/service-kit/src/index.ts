@@ -37,6 +37,7 @@ export {
   type RankIdentity,
 } from './rank';
 export { toStreamError } from './stream-error';
+export { callFailure, unaryCall } from './client-call';
 export {
   createMetricsRegistry,
   histogram,
