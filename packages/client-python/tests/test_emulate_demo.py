@@ -38,6 +38,3 @@ def test_small_demo_runs_every_phase_and_matches_the_planner(restartable_server:
     for name in ("intrinsic", "straggler", "extrinsic", "cleared"):
         p = phases[name]
         assert abs(p["saving_percent"] - p["predicted_saving_percent"]) <= 3.0, (name, p)
-    for svg in ("frontier.svg", "timeline.svg"):
-        text = (out / svg).read_text()
-        assert text.startswith("<svg") and "emulated" in text

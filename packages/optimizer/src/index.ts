@@ -24,6 +24,7 @@ export {
 export {
   DEFAULT_CONFIG,
   DEFAULT_PROFILER_URL,
+  KNOWN_BLOCKING_POWER_W,
   optimizerConfigFromEnv,
   type OptimizerConfig,
 } from './config';
@@ -43,6 +44,7 @@ export {
   type PlannedFrontier,
 } from './planner-pool';
 export { OptimizerStore } from './store';
+export * from './dashboard/chart-specs';
 export { registerOptimizerMetrics } from './metrics';
 export { DEFAULT_DETECTOR, StragglerDetector, type StragglerDetectorOptions } from './stragglers';
 export { STOP_AFTER_RISES, advanceSweep, energyRoseEnough, newSweep, sweepClocks } from './sweep';

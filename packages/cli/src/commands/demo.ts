@@ -3,6 +3,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import type { Command } from 'commander';
+import { writeDemoCharts } from './demo-charts';
 import { startServe } from './serve';
 
 /** Options of `perseus demo` (commander camelCases the flags). */
@@ -68,7 +69,8 @@ export function demoPythonArgs(address: string, flags: DemoFlags, profile: strin
  * Runs the demo: hosts agent (simulated A100 SXM GPUs), profiler and optimizer in this process with
  * their state in a temp dir, then runs the emulated trainer (Python, one process per emulated GPU)
  * through baseline → profiling → planning → intrinsic → straggler → extrinsic → cleared. The
- * Python driver prints the per-phase table and writes frontier.svg, timeline.svg, summary.json.
+ * Python driver prints the per-phase table and writes summary.json; this process then draws
+ * frontier.svg and timeline.svg from it (the charts `perseus plan` and the dashboard use).
  * Resolves to the driver's exit code.
  */
 export async function runDemo(flags: DemoFlags): Promise<number> {
@@ -120,6 +122,10 @@ export async function runDemo(flags: DemoFlags): Promise<number> {
   } finally {
     await running.server.shutdown(2000);
     if (!flags.keepState) fs.rmSync(stateDir, { recursive: true, force: true });
+  }
+  if (fs.existsSync(path.join(flags.out, 'summary.json'))) {
+    const written = await writeDemoCharts(flags.out);
+    process.stdout.write(`wrote ${written.map((f) => path.join(flags.out, f)).join(', ')}\n`);
   }
   return code;
 }

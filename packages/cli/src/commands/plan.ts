@@ -1,17 +1,17 @@
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { basename, join } from 'node:path';
 import type { Command } from 'commander';
 import {
   computeFrontier,
   lpLowerBound,
   parseProfileCsv,
-  planTimeline,
   type Frontier,
   type LpSolver,
   type PlannerInput,
   type ScheduleKind,
 } from '@perseus/planner';
-import { frontierSvg, timelineSvg } from './plan-svg';
+import { KNOWN_BLOCKING_POWER_W } from '@perseus/optimizer';
+import { planFrontierSvg, planTimelineSvg } from './plan-charts';
 
 /** Options of `perseus plan` after parsing. */
 export interface PlanCommandOptions {
@@ -21,11 +21,16 @@ export interface PlanCommandOptions {
   schedule: ScheduleKind;
   /** Model chunks per GPU (V) for `interleaved`; the profile then has stages × chunks rows. */
   chunks?: number;
-  blockingPowerW: number;
+  /** Watts; undefined = the profile's GPU's known blocking power (from its file name). */
+  blockingPowerW?: number | undefined;
   unitTimeS: number;
   out: string;
   format: 'perseus' | 'lowtime';
   lpBound: boolean;
+  /** Write into a folder that already holds plan files (removing the old ones first). */
+  force?: boolean;
+  /** Step messages (default: lines on stderr). */
+  onStep?: (message: string) => void;
 }
 
 /** What `perseus plan` produced (for tests and callers). */
@@ -34,6 +39,49 @@ export interface PlanCommandResult {
   summary: string;
   lpBoundJ: number | null;
   files: string[];
+  /** Blocking power planned with, W, and where it came from. */
+  blockingPowerW: number;
+  blockingPowerSource: string;
+}
+
+/** The A100's blocking power, used when neither --blocking-power nor the profile names a GPU. */
+export const DEFAULT_BLOCKING_POWER_W = 83.64;
+
+/**
+ * The GPU a profile file names, Zeus/Perseus style `<model>+<gpu>_<dtype>.csv` (the artifact's
+ * `gpt3-175b+a40_bf16.csv`), with its known blocking power; undefined when the name says none.
+ */
+export function profileGpu(
+  profilePath: string,
+): { gpu: string; blockingPowerW: number } | undefined {
+  const name = basename(profilePath).replace(/\.csv$/i, '');
+  const plus = name.lastIndexOf('+');
+  if (plus < 0) return undefined;
+  const gpuPart = name.slice(plus + 1).replace(/_(bf16|fp16|fp32|tf32|fp8)$/i, '');
+  const known = KNOWN_BLOCKING_POWER_W.find(([re]) => re.test(gpuPart));
+  if (known === undefined) return undefined;
+  return { gpu: gpuPart.replace(/_/g, ' ').toUpperCase(), blockingPowerW: known[1] };
+}
+
+/** Files `perseus plan` writes (and so, in a folder, marks another run's output). */
+const PLAN_FILE = /^(frontier\.(csv|svg)|timeline\.svg|plans\.jsonl|freqs_pipeline_\d+\.py)$/;
+
+/**
+ * Refuses a folder holding another run's plan files unless `force`; with `force`, removes them so
+ * stale `freqs_pipeline_*` files of a longer frontier never mix with the new ones.
+ */
+function prepareOutDir(out: string, force: boolean): void {
+  if (!existsSync(out)) {
+    mkdirSync(out, { recursive: true });
+    return;
+  }
+  const old = readdirSync(out).filter((f) => PLAN_FILE.test(f));
+  if (old.length === 0) return;
+  if (!force)
+    throw new Error(
+      `${out} already holds plan files of another run (${old.slice(0, 3).join(', ')}${old.length > 3 ? `, … ${old.length} in all` : ''}); choose another --out or pass --force to replace them`,
+    );
+  for (const f of old) rmSync(join(out, f));
 }
 
 function positiveNumber(name: string): (v: string) => number {
@@ -75,16 +123,60 @@ async function loadHighs(): Promise<LpSolver> {
   return highs();
 }
 
-const pyList = (stage: Array<{ kind: string; frequencyMhz: number }>): string =>
-  `[${stage.map((i) => `('${i.kind}', ${i.frequencyMhz})`).join(', ')}]`;
+/**
+ * One plan in the layout lowtime's Perseus driver writes (`freqs_pipeline_%05d.py`): a Python list
+ * holding, per stage, the list of SM clocks (MHz, integers) in the stage's schedule order, then
+ * `# Iteration` comment lines. lowtime numbers from the slowest plan (00000) to the fastest, so
+ * `iteration` counts from the slow end of the frontier. The cost lines carry this planner's
+ * discrete energies (J per iteration of one pipeline), not lowtime's fitted-model costs.
+ */
+export function lowtimePlanFile(
+  plan: Array<{ instructions: Array<{ frequencyMhz: number }> }>,
+  iteration: number,
+  energyJ: number,
+  previousEnergyJ: number,
+): string {
+  const stages = plan.map(
+    (s) => `[${s.instructions.map((i) => String(i.frequencyMhz)).join(', ')}],\n`,
+  );
+  const tag = `# Iteration ${iteration}: `;
+  return (
+    `[\n${stages.join('')}]\n` +
+    `${tag}cost change ${previousEnergyJ - energyJ} \n` +
+    `${tag}total cost ${energyJ} \n` +
+    `${tag}refined cost ${energyJ} \n`
+  );
+}
+
+const stepLogger =
+  (opts: PlanCommandOptions): ((m: string) => void) =>
+  (m) =>
+    opts.onStep ? opts.onStep(m) : process.stderr.write(`perseus plan: ${m}\n`);
 
 /** Computes the frontier and writes every output file; returns the summary line. */
 export async function runPlan(opts: PlanCommandOptions): Promise<PlanCommandResult> {
-  const profile = parseProfileCsv(readFileSync(opts.profile, 'utf8'));
+  const step = stepLogger(opts);
   const chunks = opts.schedule === 'interleaved' ? (opts.chunks ?? 2) : 1;
   if (opts.schedule === 'interleaved' && opts.format === 'lowtime')
     throw new Error('--format lowtime has no interleaved schedule; use --format perseus');
+  prepareOutDir(opts.out, opts.force === true);
+  step(`reading profile ${opts.profile}`);
+  const profile = parseProfileCsv(readFileSync(opts.profile, 'utf8'));
   const numStages = opts.stages ?? profile.stages.length / chunks;
+  const gpu = profileGpu(opts.profile);
+  let blockingPowerW: number;
+  let blockingPowerSource: string;
+  if (opts.blockingPowerW !== undefined) {
+    blockingPowerW = opts.blockingPowerW;
+    blockingPowerSource = '--blocking-power';
+  } else if (gpu !== undefined) {
+    blockingPowerW = gpu.blockingPowerW;
+    blockingPowerSource = `${gpu.gpu}, named by the profile`;
+  } else {
+    blockingPowerW = DEFAULT_BLOCKING_POWER_W;
+    blockingPowerSource = 'default (A100); the profile names no known GPU';
+  }
+  step(`blocking power ${blockingPowerW} W (${blockingPowerSource})`);
   const input: PlannerInput = {
     profile,
     pipeline: {
@@ -93,19 +185,22 @@ export async function runPlan(opts: PlanCommandOptions): Promise<PlanCommandResu
       numMicrobatches: opts.microbatches,
       ...(chunks > 1 ? { numChunks: chunks } : {}),
     },
-    blockingPowerW: opts.blockingPowerW,
+    blockingPowerW,
     unitTimeS: opts.unitTimeS,
   };
+  step(
+    `computing the frontier (${opts.schedule}, ${numStages} stages, ${opts.microbatches} microbatches)`,
+  );
   const started = performance.now();
   const onProgress = progressBar();
   const frontier = computeFrontier(input, onProgress ? { onProgress } : {});
   const seconds = (performance.now() - started) / 1000;
-  mkdirSync(opts.out, { recursive: true });
   const files: string[] = [];
   const write = (name: string, text: string): void => {
     writeFileSync(join(opts.out, name), text);
     files.push(name);
   };
+  step(`writing ${frontier.points.length} plans to ${opts.out}`);
   write(
     'frontier.csv',
     'index,time_s,energy_j,model_energy_j\n' +
@@ -115,7 +210,7 @@ export async function runPlan(opts: PlanCommandOptions): Promise<PlanCommandResu
       '\n',
   );
   const jsonl: string[] = [];
-  const lowtimeFiles: Array<[string, string]> = [];
+  const n = frontier.points.length;
   for (const p of frontier.points) {
     const plan = frontier.plan(p.index);
     jsonl.push(
@@ -127,27 +222,31 @@ export async function runPlan(opts: PlanCommandOptions): Promise<PlanCommandResu
       }),
     );
     if (opts.format === 'lowtime') {
-      // Zeus's pipeline frequency optimizer reads a Python list: per stage, (instruction, MHz) in
-      // schedule order.
-      const body = `[\n${plan.map((s) => `${pyList(s.instructions)},\n`).join('')}]\n`;
-      const note = `# Perseus-TS frontier point ${p.index}: time ${p.timeS} s, energy ${p.energyJ} J (emulated on measured options)\n`;
-      lowtimeFiles.push([`freqs_pipeline_${String(p.index).padStart(5, '0')}.py`, body + note]);
+      const iteration = n - 1 - p.index;
+      const slower = frontier.points[p.index + 1];
+      write(
+        `freqs_pipeline_${String(iteration).padStart(5, '0')}.py`,
+        lowtimePlanFile(plan, iteration, p.energyJ, slower?.energyJ ?? p.energyJ),
+      );
     }
   }
   write('plans.jsonl', jsonl.join('\n') + '\n');
-  for (const [name, text] of lowtimeFiles) write(name, text);
   const intr = frontier.intrinsic();
-  const title = `${opts.schedule} N=${numStages}${chunks > 1 ? ` V=${chunks}` : ''} M=${opts.microbatches}`;
-  write('frontier.svg', frontierSvg(frontier, `Time–energy frontier, ${title}`));
+  const context = {
+    profile: basename(opts.profile),
+    gpu: gpu?.gpu ?? 'GPU not named by the profile',
+    schedule: `${opts.schedule.toUpperCase()}, ${numStages} stages${chunks > 1 ? ` × ${chunks} chunks` : ''}, ${opts.microbatches} microbatches, blocking ${blockingPowerW} W`,
+    emulated: true,
+  };
+  step('rendering frontier.svg and timeline.svg');
+  write('frontier.svg', await planFrontierSvg(frontier, context));
   write(
     'timeline.svg',
-    timelineSvg(
-      planTimeline(input, intr.plan),
-      `Intrinsic plan, ${title}: ${intr.point.timeS.toFixed(4)} s, ${intr.point.energyJ.toFixed(1)} J`,
-    ),
+    await planTimelineSvg(input, intr.plan, intr.point, frontier.allMax.energyJ, context),
   );
   let lpBoundJ: number | null = null;
   if (opts.lpBound) {
+    step('solving the LP lower bound (HiGHS)');
     try {
       // Hull vertices only: the same optimum as all options, an LP small enough for M=96.
       lpBoundJ = lpLowerBound(input, intr.point.timeS, await loadHighs(), { vertices: 'hull' });
@@ -168,7 +267,7 @@ export async function runPlan(opts: PlanCommandOptions): Promise<PlanCommandResu
     `intrinsic ${intr.point.timeS.toFixed(4)} s ${intr.point.energyJ.toFixed(1)} J, saving ${saving.toFixed(2)}% vs all-max ` +
     `(${frontier.allMax.timeS.toFixed(4)} s ${frontier.allMax.energyJ.toFixed(1)} J); ${bound}; ` +
     `T* ${frontier.minEnergyTimeS.toFixed(4)} s; ${seconds.toFixed(2)} s`;
-  return { frontier, summary, lpBoundJ, files };
+  return { frontier, summary, lpBoundJ, files, blockingPowerW, blockingPowerSource };
 }
 
 /** Registers `perseus plan`: profile CSV → frontier.csv, plans.jsonl, frontier.svg, timeline.svg. */
@@ -194,9 +293,8 @@ export function registerPlanCommand(program: Command): void {
     )
     .option(
       '--blocking-power <watts>',
-      'power drawn while blocked on a neighbour (W); A100 83.64, A40 70.38',
+      "power drawn while blocked on a neighbour (W); default: the profile's GPU (A100 83.64, A40 70.38, from a `<model>+<gpu>_<dtype>.csv` name), else 83.64",
       positiveNumber('blocking-power'),
-      83.64,
     )
     .option(
       '--unit-time <seconds>',
@@ -207,9 +305,10 @@ export function registerPlanCommand(program: Command): void {
     .requiredOption('--out <dir>', 'output directory')
     .option(
       '--format <format>',
-      "also write plans for other tools: 'lowtime' (freqs_pipeline_%05d.py)",
+      "also write plans for other tools: 'lowtime' (freqs_pipeline_%05d.py as lowtime's Perseus driver writes them: 00000 = slowest)",
       'perseus',
     )
+    .option('--force', 'replace the plan files of another run in --out')
     .option('--no-lp-bound', 'skip the LP lower bound (HiGHS) in the summary')
     .action(async (raw: Record<string, unknown>) => {
       const schedule = raw['schedule'];
@@ -227,11 +326,12 @@ export function registerPlanCommand(program: Command): void {
         microbatches: raw['microbatches'] as number,
         schedule,
         ...(chunks !== undefined ? { chunks } : {}),
-        blockingPowerW: raw['blockingPower'] as number,
+        blockingPowerW: raw['blockingPower'] as number | undefined,
         unitTimeS: raw['unitTime'] as number,
         out: raw['out'] as string,
         format,
         lpBound: raw['lpBound'] as boolean,
+        force: raw['force'] === true,
       });
       process.stdout.write(`perseus plan: ${result.summary}\n`);
     });

@@ -234,98 +234,6 @@ def render_table(results: list[PhaseResult], dp: int, time_scale: float) -> str:
     return "\n".join(lines)
 
 
-# ---- SVG ---------------------------------------------------------------------------------------
-
-def _svg(width: int, height: int, body: list[str], title: str) -> str:
-    return (
-        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" viewBox="0 0 {width} {height}" font-family="sans-serif" font-size="12">\n'
-        f'<rect width="100%" height="100%" fill="white"/>\n<text x="{width / 2}" y="18" text-anchor="middle" font-size="14">{title}</text>\n'
-        + "\n".join(body)
-        + "\n</svg>\n"
-    )
-
-
-def _axes(x0: float, y0: float, w: float, h: float, xr: tuple[float, float], yr: tuple[float, float], xlabel: str, ylabel: str) -> list[str]:
-    out = [f'<rect x="{x0}" y="{y0}" width="{w}" height="{h}" fill="none" stroke="#333"/>']
-    for i in range(5):
-        fx = xr[0] + (xr[1] - xr[0]) * i / 4
-        fy = yr[0] + (yr[1] - yr[0]) * i / 4
-        px = x0 + w * i / 4
-        py = y0 + h - h * i / 4
-        out.append(f'<text x="{px:.1f}" y="{y0 + h + 16}" text-anchor="middle">{fx:.3g}</text>')
-        out.append(f'<text x="{x0 - 6}" y="{py + 4:.1f}" text-anchor="end">{fy:.4g}</text>')
-    out.append(f'<text x="{x0 + w / 2}" y="{y0 + h + 34}" text-anchor="middle">{xlabel}</text>')
-    out.append(f'<text x="14" y="{y0 + h / 2}" text-anchor="middle" transform="rotate(-90 14 {y0 + h / 2})">{ylabel}</text>')
-    return out
-
-
-COLORS = {"baseline": "#444", "profiling": "#999", "planning": "#bbb", "intrinsic": "#1f77b4", "straggler": "#d62728", "extrinsic": "#2ca02c", "cleared": "#9467bd", "transition": "#eee"}
-
-
-def frontier_svg(frontier: optimizer_pb2.GetFrontierResponse | None, rows: list[IterationRow], dp: int) -> str:
-    W, H, x0, y0, w, h = 720, 480, 80, 40, 600, 370
-    body: list[str] = []
-    pts = [(p.time_s, p.energy_j) for p in frontier.points] if frontier is not None else []
-    meas: list[tuple[float, float, str]] = []
-    by: dict[str, list[IterationRow]] = defaultdict(list)
-    for r in rows:
-        if r.clean and r.label in ("baseline", "intrinsic", "cleared"):
-            by[r.label].append(r)
-    for label, rs in by.items():
-        meas.append((statistics.fmean(r.time_s for r in rs), statistics.fmean(sum(r.pipeline_energy_j) / dp for r in rs), label))
-    extra = [(frontier.all_max_time_s, frontier.all_max_energy_j)] if frontier is not None else []
-    allx = [p[0] for p in pts + extra] + [m[0] for m in meas]
-    ally = [p[1] for p in pts + extra] + [m[1] for m in meas]
-    if not allx:
-        return _svg(W, H, ['<text x="360" y="240" text-anchor="middle">no frontier (planning did not finish)</text>'], "Time–energy frontier (emulated)")
-    xr = (min(allx) * 0.97, max(allx) * 1.02)
-    yr = (min(ally) * 0.97, max(ally) * 1.03)
-
-    def sx(x: float) -> float:
-        return x0 + w * (x - xr[0]) / (xr[1] - xr[0] or 1)
-
-    def sy(y: float) -> float:
-        return y0 + h - h * (y - yr[0]) / (yr[1] - yr[0] or 1)
-
-    body += _axes(x0, y0, w, h, xr, yr, "iteration time (s)", "energy per pipeline iteration (J)")
-    if pts:
-        path = " ".join(f"{'M' if i == 0 else 'L'}{sx(x):.1f},{sy(y):.1f}" for i, (x, y) in enumerate(sorted(pts)))
-        body.append(f'<path d="{path}" fill="none" stroke="#1f77b4" stroke-width="1.5"/>')
-        body += [f'<circle cx="{sx(x):.1f}" cy="{sy(y):.1f}" r="1.8" fill="#1f77b4"/>' for x, y in pts]
-    if extra:
-        x, y = extra[0]
-        body.append(f'<rect x="{sx(x) - 4:.1f}" y="{sy(y) - 4:.1f}" width="8" height="8" fill="none" stroke="#444"/>')
-        body.append(f'<text x="{sx(x) + 8:.1f}" y="{sy(y) + 18:.1f}">all max clocks (predicted)</text>')
-    for x, y, label in meas:
-        body.append(f'<circle cx="{sx(x):.1f}" cy="{sy(y):.1f}" r="5" fill="none" stroke="{COLORS[label]}" stroke-width="2"/>')
-        body.append(f'<text x="{sx(x) + 8:.1f}" y="{sy(y) + 4:.1f}" fill="{COLORS[label]}">{label} (measured)</text>')
-    return _svg(W, H, body, "Time–energy frontier (planner) and measured phases — emulated")
-
-
-def timeline_svg(rows: list[IterationRow]) -> str:
-    W, H, x0, w = 900, 520, 80, 780
-    body: list[str] = []
-    if not rows:
-        return _svg(W, H, [], "Timeline (no iterations)")
-    n = len(rows)
-    ts = [r.time_s for r in rows]
-    es = [sum(r.pipeline_energy_j) for r in rows]
-    for panel, (vals, label, y0) in enumerate(((ts, "iteration time (s)", 40), (es, "job energy per iteration (J)", 290))):
-        h = 190
-        lo, hi = min(vals) * 0.95, max(vals) * 1.05
-        body += _axes(x0, y0, w, h, (rows[0].iteration, rows[-1].iteration), (lo, hi), "iteration" if panel == 1 else "", label)
-        bw = w / max(1, n)
-        for i, (r, v) in enumerate(zip(rows, vals, strict=False)):
-            top = y0 + h - h * (v - lo) / (hi - lo or 1)
-            color = COLORS.get(r.label, "#eee")
-            body.append(f'<rect x="{x0 + i * bw:.1f}" y="{top:.1f}" width="{max(0.5, bw - 0.5):.1f}" height="{y0 + h - top:.1f}" fill="{color}"/>')
-    lx = x0
-    for ph in PHASES:
-        body.append(f'<rect x="{lx}" y="{H - 22}" width="10" height="10" fill="{COLORS[ph]}"/><text x="{lx + 14}" y="{H - 13}">{ph}</text>')
-        lx += 105
-    return _svg(W, H, body, "Per-iteration time and energy by phase — emulated")
-
-
 # ---- driver ------------------------------------------------------------------------------------
 
 
@@ -442,8 +350,6 @@ def run_demo(args: argparse.Namespace) -> dict[str, Any]:
             r.note = f"optimizer: {planned[0]}" + (" (between two iterations)" if r.iterations == 0 else "")
     wall_s = time.monotonic() - t_start
     table = render_table(results, args.dp, args.time_scale)
-    (out_dir / "frontier.svg").write_text(frontier_svg(frontier, st.rows, args.dp))
-    (out_dir / "timeline.svg").write_text(timeline_svg(st.rows))
     deltas = [abs(r.saving_percent - r.predicted_saving_percent) for r in results if r.saving_percent is not None and r.predicted_saving_percent is not None and r.phase != "baseline"]
     summary = {
         "emulated": True,
@@ -478,7 +384,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--agent-url", default=None)
     ap.add_argument("--profiler-url", default=None)
     ap.add_argument("--profile", required=True, help="stage profile CSV (the agent's simulated GPUs must use the same)")
-    ap.add_argument("--out", default="demo-out", help="where frontier.svg, timeline.svg and summary.json go")
+    ap.add_argument("--out", default="demo-out", help="where summary.json goes (perseus demo draws frontier.svg and timeline.svg from it)")
     ap.add_argument("--job-id", default=f"demo-{int(time.time())}")
     ap.add_argument("--stages", type=int, default=0, help="pipeline stages (0 = all the profile has)")
     ap.add_argument("--dp", type=int, default=2)
@@ -499,7 +405,7 @@ def main(argv: list[str] | None = None) -> int:
     summary = run_demo(args)
     print(summary["table"])
     print(f"wall time {summary['wall_time_s']:.1f} s; max |measured − predicted| saving gap {summary['max_saving_gap_pp'] if summary['max_saving_gap_pp'] is not None else '—'} pp")
-    print(f"wrote {Path(args.out) / 'summary.json'}, frontier.svg, timeline.svg")
+    print(f"wrote {Path(args.out) / 'summary.json'}")
     return 0
 
 
