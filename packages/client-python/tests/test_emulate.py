@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import statistics
 from collections import defaultdict
 from typing import Any
 
@@ -41,27 +42,41 @@ def test_bare_pipeline_follows_the_critical_path_and_a_straggler_holds_back_ever
     spec = EmulationSpec(profile_csv=str(A100_PROFILE), server_url="unused", num_stages=N, dp_degree=DP, num_microbatches=M, time_scale=0.25, perseus=False)
     recs = by_iteration(run_emulation(spec, iterations=4, timeout_s=120))
     assert sorted(recs) == [1, 2, 3, 4]
+    times = []
     for it, rs in recs.items():
         assert len(rs) == N * DP
         t = max(r["time_s"] for r in rs)
-        # Real dependencies: never faster than the longest path; sleeps and pipes add a little.
-        assert t_model * 0.995 <= t <= t_model * 1.35, (it, t, t_model)
+        # Real dependencies: never faster than the longest path (a busy host only adds time).
+        assert t >= t_model * 0.995, (it, t, t_model)
         assert all(r["frequencies_mhz"] == tuple([1410] * 2 * M) for r in rs)
+        times.append(t)
+    # Sleeps and pipes add a little; the least-disturbed iteration shows how little.
+    assert min(times[1:]) <= t_model * 1.10, (times, t_model)
 
     # Straggler: pipeline 1 runs 1.2x slower; pipeline 0 waits for it at the gradient all-reduce.
     slow = EmulationSpec(
         profile_csv=str(A100_PROFILE), server_url="unused", num_stages=N, dp_degree=DP, num_microbatches=M,
         time_scale=0.25, perseus=False, straggler_dp_rank=1, straggler_slowdown=1.2, straggler_epochs=(0,),
     )
-    recs = by_iteration(run_emulation(slow, iterations=3, timeout_s=120))
+    recs = by_iteration(run_emulation(slow, iterations=4, timeout_s=120))
+    walls: dict[int, list[float]] = defaultdict(list)
+    computes: dict[int, list[float]] = defaultdict(list)
     for it, rs in recs.items():
+        assert {r["slowdown"] for r in rs if r["dp_rank"] == 1} == {1.2}
+        assert {r["slowdown"] for r in rs if r["dp_rank"] == 0} == {1.0}
         if it == 1:
             continue  # start-up
         for dp in range(DP):
-            t = max(r["time_s"] for r in rs if r["dp_rank"] == dp)
-            assert 1.2 * t_model * 0.995 <= t <= 1.2 * t_model * 1.35, (it, dp, t)
-        assert {r["slowdown"] for r in rs if r["dp_rank"] == 1} == {1.2}
-        assert {r["slowdown"] for r in rs if r["dp_rank"] == 0} == {1.0}
+            walls[dp].append(max(r["time_s"] for r in rs if r["dp_rank"] == dp))
+            computes[dp].append(max(r["compute_time_s"] for r in rs if r["dp_rank"] == dp))
+        # Every pipeline's step lasts as long as the straggler's: never shorter than 1.2x the DAG.
+        assert min(walls[0][-1], walls[1][-1]) >= 1.2 * t_model * 0.995, (it, walls)
+    # Wall times are equal (the barrier), but each pipeline's own compute path is not: pipeline 0
+    # finished its backwards ~1.2x sooner. That difference is what straggler detection uses.
+    wall_ratio = statistics.median(walls[1]) / statistics.median(walls[0])
+    compute_ratio = statistics.median(computes[1]) / statistics.median(computes[0])
+    assert 0.95 <= wall_ratio <= 1.05, (walls, wall_ratio)
+    assert 1.10 <= compute_ratio <= 1.30, (computes, compute_ratio)
 
 
 def test_emulated_ranks_follow_the_optimizers_live_schedule(restartable_server: RestartableServer) -> None:

@@ -19,6 +19,8 @@ export interface DemoFlags {
   straggler: string;
   timeoutS: string;
   keepState?: boolean;
+  /** Never call ReportStraggler: the optimizer must detect the straggler and its recovery. */
+  detect?: boolean;
 }
 
 /** Repository root (this file is packages/cli/src/commands/demo.ts). */
@@ -62,6 +64,7 @@ export function demoPythonArgs(address: string, flags: DemoFlags, profile: strin
     flags.straggler,
     '--timeout',
     String(Math.max(10, Number(flags.timeoutS) - 15)),
+    ...(flags.detect === true ? ['--detect'] : []),
   ];
 }
 
@@ -162,6 +165,10 @@ export function registerDemoCommand(program: Command): void {
     .option('--straggler <x>', 'slowdown of the straggling pipeline', '1.2')
     .option('--timeout-s <s>', 'give up after this many seconds', '170')
     .option('--keep-state', "keep the services' temp state dir")
+    .option(
+      '--detect',
+      'no explicit straggler report: the optimizer detects the straggler from per-pipeline compute times',
+    )
     .action(async (flags: DemoFlags) => {
       process.exitCode = await runDemo(flags);
     });

@@ -28,14 +28,26 @@ import statistics
 import sys
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import grpc
 
+from perseus.emulate.model import iteration_time_s
+from perseus.emulate.profile import StageProfile
 from perseus.emulate.trainer import EmulationHandle, EmulationSpec
 from perseus.optimizer.v1 import optimizer_pb2, optimizer_pb2_grpc
+from perseus.schedule import Kind, one_f_one_b
+
+TIME_TOLERANCE = 0.015
+"""An iteration longer than its DAG time by more than this fraction was stretched by the host."""
+BUSY_TOLERANCE = 0.015
+"""A rank whose instructions lasted longer than the profile by more than this fraction was stalled."""
+
+BASELINE_CAP = 5
+"""The measure-only baseline runs until ``window`` undisturbed iterations, at most this × window + 1."""
 
 PHASES = ["baseline", "profiling", "planning", "intrinsic", "straggler", "extrinsic", "cleared"]
 EPOCH_NORMAL, EPOCH_STRAGGLER, EPOCH_REPORTED, EPOCH_CLEARED = 0, 1, 2, 3
@@ -55,11 +67,42 @@ class IterationRow:
     clean: bool = True
     frequencies_mhz: dict[int, list[int]] = field(default_factory=dict)
     """Per rank, the clock of each instruction in schedule order (0 = default)."""
+    model_time_s: float = 0.0
+    """The pipeline DAG's iteration time for the clocks and slowdowns this iteration ran."""
+    time_excess: float = 0.0
+    """Measured iteration time over ``model_time_s``, minus 1 (host delays on the critical path)."""
+    busy_excess: float = 0.0
+    """Largest rank's measured busy time over the profile's, minus 1 (host stalls inside instructions)."""
+    disturbed: bool = False
+    """The host stretched this iteration beyond the tolerances: left out of the phase figures."""
+
+
+def _note_detection(recs: list[dict[str, Any]], st: DemoState, log: Callable[[str], None]) -> None:
+    """Detection mode: the optimizer's own straggler verdicts, read from the schedules ranks ran."""
+    versions = {r["schedule_version"] for r in recs}
+    flagged = any("straggler" in r["reason"] for r in recs)
+    epoch = recs[0]["epoch"]
+    it = recs[0]["iteration"]
+    if not st.extrinsic_version and flagged and epoch == EPOCH_STRAGGLER:
+        st.extrinsic_version = min(r["schedule_version"] for r in recs if "straggler" in r["reason"])
+        st.events.append({"event": "straggler_detected", "iteration": it, "schedule_version": st.extrinsic_version, "delay_iterations": it - st.straggler_at})
+        log(f"optimizer detected the straggler after {it - st.straggler_at} iterations (v{st.extrinsic_version})")
+    elif st.extrinsic_version and not st.recovered_version and epoch == EPOCH_CLEARED and not flagged and len(versions) == 1:
+        st.recovered_version = versions.pop()
+        st.events.append({"event": "straggler_clear_detected", "iteration": it, "schedule_version": st.recovered_version, "delay_iterations": it - st.cleared_at})
+        log(f"optimizer saw the recovery after {it - st.cleared_at} iterations (v{st.recovered_version})")
 
 
 @dataclass
 class DemoState:
+    profile: StageProfile
+    num_stages: int
+    microbatches: int
+    time_tolerance: float = TIME_TOLERANCE
+    busy_tolerance: float = BUSY_TOLERANCE
     rows: list[IterationRow] = field(default_factory=list)
+    straggler_at: int = 0
+    cleared_at: int = 0
     extrinsic_version: int = 0
     recovered_version: int = 0
     events: list[dict[str, Any]] = field(default_factory=list)
@@ -80,11 +123,25 @@ def _label(recs: list[dict[str, Any]], st: DemoState) -> str:
         return "planning"
     if epoch == EPOCH_NORMAL:
         return "intrinsic"
-    if epoch == EPOCH_STRAGGLER:
-        return "straggler"
-    if epoch == EPOCH_REPORTED:
+    if epoch in (EPOCH_STRAGGLER, EPOCH_REPORTED):
+        # Reported or detected, the extrinsic plan is in force from its schedule version on.
         return "extrinsic" if st.extrinsic_version and version >= st.extrinsic_version else "straggler"
     return "cleared" if st.recovered_version and version >= st.recovered_version else "transition"
+
+
+def model_time_s(recs: list[dict[str, Any]], dp: int, st: DemoState) -> float:
+    """What the iteration should have taken: the slowest pipeline's DAG time at its clocks."""
+    n, m = st.num_stages, st.microbatches
+    index = [{op: i for i, op in enumerate(one_f_one_b(n, s, m))} for s in range(n)]
+    by = {(r["dp_rank"], r["stage"]): r for r in recs}
+    worst = 0.0
+    for p in range(dp):
+
+        def clock_of(s: int, kind: Kind, mb: int, p: int = p) -> int:
+            return int(by[(p, s)]["frequencies_mhz"][index[s][(kind, mb)]])
+
+        worst = max(worst, iteration_time_s(st.profile, n, m, clock_of, slowdown=float(by[(p, 0)]["slowdown"])))
+    return worst
 
 
 def _row(iteration: int, recs: list[dict[str, Any]], dp: int, blocking_power_w: float, st: DemoState) -> IterationRow:
@@ -102,15 +159,24 @@ def _row(iteration: int, recs: list[dict[str, Any]], dp: int, blocking_power_w: 
     reasons = sorted({r["reason"] for r in recs})
     measured = all(r["measured_instructions"] == len(r["frequencies_mhz"]) for r in recs)
     freqs = {r["rank"]: list(r["frequencies_mhz"]) for r in recs}
-    return IterationRow(iteration, _label(recs, st), max(r["time_s"] for r in recs), energy, exp_e, exp_t, slow, " | ".join(reasons), measured, frequencies_mhz=freqs)
+    t = max(r["time_s"] for r in recs)
+    t_model = model_time_s(recs, dp, st)
+    time_excess = t / t_model - 1 if t_model > 0 else 0.0
+    busy_excess = max((r["busy_s"] / r["expected_busy_s"] - 1 if r["expected_busy_s"] > 0 else 0.0) for r in recs)
+    return IterationRow(
+        iteration, _label(recs, st), t, energy, exp_e, exp_t, slow, " | ".join(reasons), measured, frequencies_mhz=freqs,
+        model_time_s=t_model, time_excess=time_excess, busy_excess=busy_excess,
+        disturbed=time_excess > st.time_tolerance or busy_excess > st.busy_tolerance,
+    )
 
 
 def _mark_clean(rows: list[IterationRow]) -> None:
     prev = None
     for row in rows:
         # An iteration counts when its label held for the previous one too (no pipeline fill from
-        # another schedule straddles it) and the agent measured every instruction of every rank.
-        row.clean = row.label != "transition" and row.label == prev and row.measured
+        # another schedule straddles it), the agent measured every instruction of every rank, and the
+        # host did not stretch it (see IterationRow.disturbed).
+        row.clean = row.label != "transition" and row.label == prev and row.measured and not row.disturbed
         prev = row.label
 
 
@@ -138,6 +204,8 @@ class PhaseResult:
     compared_pipelines: list[int] = field(default_factory=list)
     compared_energy_j: float | None = None
     predicted_energy_j: float | None = None
+    disturbed: int = 0
+    """Iterations of this phase left out because the host stretched them (IterationRow.disturbed)."""
 
 
 def _mean(xs: list[float]) -> float | None:
@@ -148,9 +216,12 @@ def summarize(rows: list[IterationRow], dp: int, num_stages: int, blocking_power
     """Per-phase measured vs predicted figures (see the module docstring for the accounting)."""
     _mark_clean(rows)
     by: dict[str, list[IterationRow]] = defaultdict(list)
+    disturbed: dict[str, int] = defaultdict(int)
     for r in rows:
         if r.clean:
             by[r.label].append(r)
+        elif r.disturbed:
+            disturbed[r.label] += 1
     base = by.get("baseline", [])
     base_t = _mean([r.time_s for r in base])
     base_p = [_mean([r.pipeline_energy_j[p] for r in base]) for p in range(dp)]
@@ -163,7 +234,7 @@ def summarize(rows: list[IterationRow], dp: int, num_stages: int, blocking_power
         rs = by.get(phase, [])
         if not rs:
             why = "the frontier was planned between two iterations" if phase == "planning" else "no clean iteration in this phase"
-            out.append(PhaseResult(phase, 0, None, None, None, None, None, why))
+            out.append(PhaseResult(phase, 0, None, None, None, None, None, why, disturbed=disturbed[phase]))
             continue
         t = statistics.fmean(r.time_s for r in rs)
         e_job = statistics.fmean(sum(r.pipeline_energy_j) for r in rs)
@@ -203,19 +274,31 @@ def summarize(rows: list[IterationRow], dp: int, num_stages: int, blocking_power
                 pred_e_cmp = sum(exp_e[p] + nb * (t_pred - exp_t[p]) for p in fair)
                 ref = len(fair) * (all_max_e + nb * (t_pred - all_max_t))
                 pred_saving = 100.0 * (1 - pred_e_cmp / ref)
-        out.append(PhaseResult(phase, len(rs), t, e_job, saving, pred_t, pred_saving, note, fair, e_cmp, pred_e_cmp))
+        out.append(PhaseResult(phase, len(rs), t, e_job, saving, pred_t, pred_saving, note, fair, e_cmp, pred_e_cmp, disturbed[phase]))
     return out
 
 
-def _fmt(x: float | None, spec: str) -> str:
-    return "—" if x is None else format(x, spec)
+_COLUMNS = [
+    # (header, width, format) of the numeric columns; the phase name comes first.
+    ("iters", 5, "d"),
+    ("left out", 8, "d"),
+    ("iter s", 7, ".3f"),
+    ("pred s", 7, ".3f"),
+    ("J/iter", 8, ".1f"),
+    ("pred J", 8, ".1f"),
+    ("saving %", 8, ".2f"),
+    ("pred %", 7, ".2f"),
+    ("|Δ| pp", 6, ".2f"),
+]
+
+
+def _cell(x: float | None, width: int, spec: str) -> str:
+    return ("—" if x is None else format(x, spec)).rjust(width)
 
 
 def render_table(results: list[PhaseResult], dp: int, time_scale: float) -> str:
-    head = (
-        f"{'phase':<10} {'iters':>5} {'iter s':>7} {'pred s':>7} {'J/iter':>8} {'pred J':>8} "
-        f"{'saving %':>8} {'pred %':>7} {'|Δ| pp':>6}"
-    )
+    """The per-phase table: fixed-width, right-aligned columns, "—" where a figure does not exist."""
+    head = f"{'phase':<10} " + " ".join(h.rjust(w) for h, w, _ in _COLUMNS)
     lines = [
         f"Perseus demo — EMULATED: simulated A100 GPUs, {dp} pipelines, time scale {time_scale:g} (energy per iteration of the compared pipelines)",
         head,
@@ -223,14 +306,23 @@ def render_table(results: list[PhaseResult], dp: int, time_scale: float) -> str:
     ]
     for r in results:
         delta = abs(r.saving_percent - r.predicted_saving_percent) if r.saving_percent is not None and r.predicted_saving_percent is not None else None
-        mark = "*" if r.note.startswith("savings of pipelines") else " "
-        lines.append(
-            f"{r.phase:<10} {r.iterations:>5} {_fmt(r.iteration_time_s, '7.3f')} {_fmt(r.predicted_iteration_time_s, '7.3f')} "
-            f"{_fmt(r.compared_energy_j, '8.1f')} {_fmt(r.predicted_energy_j, '8.1f')} {_fmt(r.saving_percent, '8.2f')} "
-            f"{_fmt(r.predicted_saving_percent, '7.2f')} {_fmt(delta, '6.2f')}{mark}"
-        )
+        values: list[float | None] = [
+            r.iterations,
+            r.disturbed,
+            r.iteration_time_s,
+            r.predicted_iteration_time_s,
+            r.compared_energy_j,
+            r.predicted_energy_j,
+            r.saving_percent,
+            r.predicted_saving_percent,
+            delta,
+        ]
+        mark = "*" if r.note.startswith("savings of pipelines") else ""
+        lines.append(f"{r.phase:<10} " + " ".join(_cell(v, w, f) for v, (_, w, f) in zip(values, _COLUMNS, strict=True)) + mark)
     notes = sorted({r.note for r in results if r.note and (r.iterations or r.phase == "planning")})
     lines.extend(f"  * {n}" for n in notes)
+    if any(r.disturbed for r in results):
+        lines.append("  left out: iterations the host stretched beyond the DAG time or the profile's instruction times (busy machine)")
     return "\n".join(lines)
 
 
@@ -251,7 +343,7 @@ def run_demo(args: argparse.Namespace) -> dict[str, Any]:
         dp_degree=args.dp,
         num_microbatches=args.microbatches,
         time_scale=args.time_scale,
-        baseline_iterations=args.window + 1,
+        baseline_iterations=BASELINE_CAP * args.window + 1,
         straggler_dp_rank=1,
         straggler_slowdown=args.straggler,
         gpu_model="A100-SXM4 (simulated)",
@@ -263,7 +355,7 @@ def run_demo(args: argparse.Namespace) -> dict[str, Any]:
     world = handle.world_size
     channel = grpc.insecure_channel(args.server.removeprefix("grpc://"))
     opt = optimizer_pb2_grpc.OptimizerStub(channel)
-    st = DemoState()
+    st = DemoState(profile=handle.profile, num_stages=n, microbatches=args.microbatches, time_tolerance=args.time_tolerance, busy_tolerance=args.busy_tolerance)
     pending: dict[int, list[dict[str, Any]]] = defaultdict(list)
     stage = "running"
     deadline = t_start + args.timeout
@@ -274,6 +366,7 @@ def run_demo(args: argparse.Namespace) -> dict[str, Any]:
 
     log(f"emulating {args.dp} pipelines × {n} stages, M={args.microbatches}, time scale {args.time_scale}")
     last_label = ""
+    baseline_done = False
     last_detail = ""
     next_status = 0.0
     try:
@@ -297,18 +390,36 @@ def run_demo(args: argparse.Namespace) -> dict[str, Any]:
                 pending[rec["iteration"]].append(rec)
             for it in sorted(pending):
                 if len(pending[it]) == world:
-                    st.rows.append(_row(it, pending.pop(it), args.dp, args.blocking_power, st))
+                    recs = pending.pop(it)
+                    if args.detect:
+                        _note_detection(recs, st, log)
+                    st.rows.append(_row(it, recs, args.dp, args.blocking_power, st))
                     if st.rows[-1].label != last_label:
                         last_label = st.rows[-1].label
-                        log(f"iteration {it}: {last_label} ({st.rows[-1].reason})")
+                        reason = st.rows[-1].reason
+                        log(f"iteration {it}: {last_label}" + (f" ({reason})" if reason else ""))
             if handle.failed():
                 raise RuntimeError(f"emulated ranks failed with exit codes {handle.failed()}")
+            if not baseline_done and _count_clean(st, "baseline") >= args.window:
+                baseline_done = True
+                handle.end_baseline_soon()
             if stage == "running" and _count_clean(st, "intrinsic") >= args.window:
                 handle.set_epoch(EPOCH_STRAGGLER)
                 stage = "straggler"
-                st.events.append({"event": "straggler", "dp_rank": 1, "slowdown": args.straggler, "at_iteration": handle.progress()})
+                st.straggler_at = handle.progress()
+                st.events.append({"event": "straggler", "dp_rank": 1, "slowdown": args.straggler, "at_iteration": st.straggler_at})
                 log(f"pipeline 1 now straggles {args.straggler}×")
-            elif stage == "straggler" and _count_clean(st, "straggler") >= args.window:
+            elif args.detect and stage == "straggler" and st.extrinsic_version and _count_clean(st, "extrinsic") >= args.window:
+                handle.set_epoch(EPOCH_CLEARED)  # the straggler recovers; nobody tells the optimizer
+                st.cleared_at = handle.progress()
+                stage = "cleared"
+                st.events.append({"event": "straggler_recovers", "at_iteration": st.cleared_at})
+                log("pipeline 1 recovers (not reported)")
+            elif args.detect and stage == "straggler" and handle.progress() - st.straggler_at > args.detect_within:
+                st.events.append({"event": "straggler_not_detected", "iterations": args.detect_within})
+                log(f"straggler not detected within {args.detect_within} iterations; stopping")
+                break
+            elif not args.detect and stage == "straggler" and _count_clean(st, "straggler") >= args.window:
                 resp = opt.ReportStraggler(optimizer_pb2.ReportStragglerRequest(job_id=args.job_id, dp_rank=1, slowdown=args.straggler), timeout=10)
                 st.extrinsic_version = resp.schedule_version
                 handle.set_epoch(EPOCH_REPORTED)
@@ -359,6 +470,10 @@ def run_demo(args: argparse.Namespace) -> dict[str, Any]:
         "time_scale": args.time_scale,
         "blocking_power_w": args.blocking_power,
         "straggler_slowdown": args.straggler,
+        "straggler_mode": "detected" if args.detect else "reported",
+        "detection_delay_iterations": next((e["delay_iterations"] for e in st.events if e["event"] == "straggler_detected"), None),
+        "recovery_delay_iterations": next((e["delay_iterations"] for e in st.events if e["event"] == "straggler_clear_detected"), None),
+        "tolerances": {"time": args.time_tolerance, "busy": args.busy_tolerance},
         "wall_time_s": round(wall_s, 2),
         "phases": [r.__dict__ for r in results],
         "max_saving_gap_pp": max(deltas) if deltas else None,
@@ -396,6 +511,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--iterations-per-frequency", type=int, default=2)
     ap.add_argument("--frequency-stride", type=int, default=4)
     ap.add_argument("--timeout", type=float, default=160.0)
+    ap.add_argument("--detect", action="store_true", help="never call ReportStraggler: the optimizer must detect the straggler (and its recovery) itself")
+    ap.add_argument("--detect-within", type=int, default=40, help="iterations the optimizer gets to detect the straggler in --detect mode")
+    ap.add_argument("--time-tolerance", type=float, default=TIME_TOLERANCE, help="iteration time over its DAG time beyond which an iteration counts as disturbed by the host")
+    ap.add_argument("--busy-tolerance", type=float, default=BUSY_TOLERANCE, help="instruction time over the profile's beyond which an iteration counts as disturbed")
     ap.add_argument("--quiet", action="store_true")
     args = ap.parse_args(argv)
     if args.dp < 2:
@@ -404,7 +523,9 @@ def main(argv: list[str] | None = None) -> int:
         ap.error(f"--straggler must be > 1, got {args.straggler}")
     summary = run_demo(args)
     print(summary["table"])
-    print(f"wall time {summary['wall_time_s']:.1f} s; max |measured − predicted| saving gap {summary['max_saving_gap_pp'] if summary['max_saving_gap_pp'] is not None else '—'} pp")
+    gap = summary["max_saving_gap_pp"]
+    disturbed = sum(p["disturbed"] for p in summary["phases"])
+    print(f"wall time {summary['wall_time_s']:.1f} s; max |measured − predicted| saving gap {'—' if gap is None else f'{gap:.2f}'} pp; {disturbed} host-stretched iterations left out")
     print(f"wrote {Path(args.out) / 'summary.json'}")
     return 0
 

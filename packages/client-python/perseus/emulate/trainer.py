@@ -50,7 +50,8 @@ class EmulationSpec:
     agent_url: str | None = None
     profiler_url: str | None = None
     baseline_iterations: int = 0
-    """Iterations first run with a measure-only client (job ``<job_id>-baseline``, no optimizer)."""
+    """Iterations first run with a measure-only client (job ``<job_id>-baseline``, no optimizer);
+    at most this many when the controller ends the baseline sooner (:meth:`EmulationHandle.end_baseline_soon`)."""
     max_iterations: int = 10_000
     """Hard stop (the controller normally stops the run earlier)."""
     gpu_model: str = "A100-SXM4-simulated"
@@ -87,6 +88,11 @@ class IterationRecord:
     time_s: float
     energy_j: float
     busy_s: float
+    """Measured GPU busy time (the agent's instruction times), s; the profile's when unmeasured."""
+    expected_busy_s: float
+    """What the profile says the instructions last at their clocks (× the slowdown), s."""
+    compute_time_s: float
+    """Step begin to the end of the rank's last backward, before the all-reduce wait, s."""
     measured_instructions: int
     frequencies_mhz: tuple[int, ...]
 
@@ -95,6 +101,7 @@ class IterationRecord:
 class _Shared:
     slowdown: Any  # mp.Array('d', dp)
     stop_at: Any  # mp.Value('q')
+    baseline_until: Any  # mp.Value('q')
     epoch: Any  # mp.Value('i')
     progress: Any  # mp.Array('q', world)
     start: Any  # mp.Barrier(world)
@@ -170,7 +177,7 @@ def _rank_main(
         shared.start.wait()
         try:
             while True:
-                if baseline and iteration >= spec.baseline_iterations:
+                if baseline and iteration >= min(spec.baseline_iterations, shared.baseline_until.value):
                     break
                 iteration += 1
                 if iteration > min(shared.stop_at.value, spec.max_iterations):
@@ -207,7 +214,10 @@ def _rank_main(
                         next_conn.send((iteration, mb))
                     elif kind == "backward" and prev_conn is not None:
                         prev_conn.send((iteration, mb))
-                # Gradient all-reduce of this stage across pipelines.
+                t_compute = clock_ns()
+                # Gradient all-reduce of this stage across pipelines: every pipeline's stage waits
+                # here for the slowest one, so each rank's step ends only after the slowest pipeline
+                # finished this stage's backwards (what makes wall times equal under DP).
                 shared.stage_barriers[stage].wait()
                 t1 = clock_ns()
                 if opt is not None:
@@ -223,6 +233,7 @@ def _rank_main(
                     tuple(freqs),
                     (t1 - t0) / 1e9,
                     busy,
+                    (t_compute - t0) / 1e9,
                 )
                 _forward_records(opt, local, sent, out, rank, dp_rank, stage, baseline, spec.perseus)
         finally:
@@ -252,7 +263,7 @@ def _forward_records(
         rep = reported.get(it)
         if opt is not None and rep is None and not final:
             continue
-        epoch, slowdown, version, phase, reason, exp_t, exp_e, freqs, local_t, local_busy = local[it]
+        epoch, slowdown, version, phase, reason, exp_t, exp_e, freqs, local_t, local_busy, local_compute = local[it]
         out.put(
             asdict(
                 IterationRecord(
@@ -271,6 +282,8 @@ def _forward_records(
                     time_s=rep.time_s if rep else local_t,
                     energy_j=rep.energy_j if rep else 0.0,
                     busy_s=rep.busy_s if rep and rep.measured_instructions else local_busy,
+                    expected_busy_s=local_busy,
+                    compute_time_s=rep.compute_time_s if rep and rep.compute_time_s else local_compute,
                     measured_instructions=rep.measured_instructions if rep else 0,
                     frequencies_mhz=freqs,
                 )
@@ -296,6 +309,7 @@ class EmulationHandle:
         self._shared = _Shared(
             slowdown=_CTX.Array("d", [1.0] * spec.dp_degree),
             stop_at=_CTX.Value("q", spec.max_iterations),
+            baseline_until=_CTX.Value("q", spec.baseline_iterations),
             epoch=_CTX.Value("i", 0),
             progress=_CTX.Array("q", [0] * self.world_size),
             start=_CTX.Barrier(self.world_size),
@@ -334,6 +348,13 @@ class EmulationHandle:
     def progress(self) -> int:
         """Highest iteration any rank has begun."""
         return int(max(self._shared.progress[:]))
+
+    def end_baseline_soon(self) -> int:
+        """Lets every rank finish the iteration after the current one with the measure-only client,
+        then switch to the optimizer. Returns that last baseline iteration."""
+        at = self.progress() + 1
+        self._shared.baseline_until.value = at
+        return at
 
     def stop_soon(self) -> int:
         """Lets every rank finish the iteration after the current one, then stop. Returns it."""
