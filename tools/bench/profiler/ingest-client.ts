@@ -63,6 +63,7 @@ export function makeBatch(
   streamIndex: number,
   seq: number,
   size: number,
+  windowIterations: number = JOB_SHAPE.windowIterations,
 ): profilerV1.MeasurementBatch {
   const { stages, dp, tp, microbatches, frequenciesMhz } = JOB_SHAPE;
   const perIteration = stages * tp * microbatches;
@@ -86,9 +87,7 @@ export function makeBatch(
       instruction: (n & 1) === 0 ? 'INSTRUCTION_KIND_FORWARD' : 'INSTRUCTION_KIND_BACKWARD',
       microbatch: mb,
       frequency_mhz:
-        frequenciesMhz[
-          Math.floor(n / perIteration / JOB_SHAPE.windowIterations) % frequenciesMhz.length
-        ]!,
+        frequenciesMhz[Math.floor(n / perIteration / windowIterations) % frequenciesMhz.length]!,
       time_s: 0.05 + 0.001 * (n % 7),
       energy_j: 20 + 0.1 * (n % 11),
       iteration: String(iteration),

@@ -24,9 +24,11 @@ export async function startProfilerProcess(
   dataDir: string,
   extraArgs: string[] = [],
   timeoutMs = 60_000,
+  /** Checkout whose `bin/perseus` to run (a baseline worktree). Default: this repository. */
+  root = REPO_ROOT,
 ): Promise<ProfilerProcess> {
   const proc = spawn(
-    path.join(REPO_ROOT, 'bin', 'perseus'),
+    path.join(root, 'bin', 'perseus'),
     [
       'serve',
       'profiler',

@@ -57,16 +57,18 @@ class RegisterJobRequest(_message.Message):
     job_id: _builtins.str
     """Job id (1-128 chars of [A-Za-z0-9._-])."""
     dp_degree: _builtins.int
-    """Data-parallel degree (>= 1)."""
+    """Data-parallel degree (1..65536; num_stages × dp_degree × tp_degree <= 1,048,576)."""
     tp_degree: _builtins.int
-    """Tensor-parallel degree (>= 1)."""
+    """Tensor-parallel degree (1..65536)."""
     @_builtins.property
     def pipeline(self) -> _common_pb2.PipelineSpec:
         """Pipeline shape."""
 
     @_builtins.property
     def supported_frequencies_mhz(self) -> _containers.RepeatedScalarFieldContainer[_builtins.int]:
-        """SM clocks the job's GPUs support, MHz; measurements at other clocks are rejected. Empty = any."""
+        """SM clocks the job's GPUs support, MHz (each 1..100000, at most 1024 distinct); measurements at
+        other clocks are rejected. Empty = any.
+        """
 
     def __init__(
         self,
@@ -121,9 +123,9 @@ class InstructionMeasurement(_message.Message):
     instruction: _common_pb2.InstructionKind.ValueType
     """Forward or backward."""
     microbatch: _builtins.int
-    """Microbatch index."""
+    """Microbatch index (< the job's num_microbatches, and < 4096)."""
     frequency_mhz: _builtins.int
-    """SM clock in force, MHz."""
+    """SM clock in force, MHz (1..100000)."""
     time_s: _builtins.float
     """Duration, seconds (finite, > 0)."""
     energy_j: _builtins.float
@@ -168,7 +170,7 @@ class MeasurementBatch(_message.Message):
     """Job id."""
     @_builtins.property
     def measurements(self) -> _containers.RepeatedCompositeFieldContainer[Global___InstructionMeasurement]:
-        """The measurements (1..10000 per batch)."""
+        """The measurements (1..10000 per batch; the encoded message at most 4 MiB)."""
 
     def __init__(
         self,

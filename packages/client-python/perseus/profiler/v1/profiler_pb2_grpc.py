@@ -88,6 +88,9 @@ class ProfilerServicer:
         batch re-sent with the same batch_id is acknowledged again but not counted twice. A rejected
         batch is answered with an in-stream error and stores nothing; the stream goes on.
         (Bidirectional rather than client-streaming so every batch gets its own acknowledgement.)
+        Message cap: one MeasurementBatch message is at most 4 MiB encoded (the server's receive limit);
+        a larger one ends the whole stream with RESOURCE_EXHAUSTED, so clients split batches before
+        sending (10,000 measurements with 128-char ids stay far below it: about 0.7 MiB).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -43,6 +43,9 @@ class ProfilerStub:
     batch re-sent with the same batch_id is acknowledged again but not counted twice. A rejected
     batch is answered with an in-stream error and stores nothing; the stream goes on.
     (Bidirectional rather than client-streaming so every batch gets its own acknowledgement.)
+    Message cap: one MeasurementBatch message is at most 4 MiB encoded (the server's receive limit);
+    a larger one ends the whole stream with RESOURCE_EXHAUSTED, so clients split batches before
+    sending (10,000 measurements with 128-char ids stay far below it: about 0.7 MiB).
     """
     ReportIterations: _grpc.UnaryUnaryMultiCallable[_profiler_pb2.ReportIterationsRequest, _profiler_pb2.ReportIterationsResponse]
     """Per-rank iteration time and energy."""
@@ -67,6 +70,9 @@ class ProfilerAsyncStub(ProfilerStub):
     batch re-sent with the same batch_id is acknowledged again but not counted twice. A rejected
     batch is answered with an in-stream error and stores nothing; the stream goes on.
     (Bidirectional rather than client-streaming so every batch gets its own acknowledgement.)
+    Message cap: one MeasurementBatch message is at most 4 MiB encoded (the server's receive limit);
+    a larger one ends the whole stream with RESOURCE_EXHAUSTED, so clients split batches before
+    sending (10,000 measurements with 128-char ids stay far below it: about 0.7 MiB).
     """
     ReportIterations: _aio.UnaryUnaryMultiCallable[_profiler_pb2.ReportIterationsRequest, _profiler_pb2.ReportIterationsResponse]  # type: ignore[assignment]
     """Per-rank iteration time and energy."""
@@ -100,6 +106,9 @@ class ProfilerServicer(metaclass=_abc_1.ABCMeta):
         batch re-sent with the same batch_id is acknowledged again but not counted twice. A rejected
         batch is answered with an in-stream error and stores nothing; the stream goes on.
         (Bidirectional rather than client-streaming so every batch gets its own acknowledgement.)
+        Message cap: one MeasurementBatch message is at most 4 MiB encoded (the server's receive limit);
+        a larger one ends the whole stream with RESOURCE_EXHAUSTED, so clients split batches before
+        sending (10,000 measurements with 128-char ids stay far below it: about 0.7 MiB).
         """
 
     @_abc_1.abstractmethod
