@@ -37,6 +37,12 @@ export interface OptimizerModuleOptions extends Partial<OptimizerConfig> {
   metrics?: MetricsRegistry;
   /** Least wait for silent ranks in a sweep step once every stage has K iterations, ms. Default 5000. */
   sweepGraceMs?: number;
+  /** How long a rank counts as alive after its last RPC without a schedule stream, ms. Default 60000. */
+  rankTimeoutMs?: number;
+  /** Finished jobs are deleted this long after their last RPC, ms. Default 7 days. */
+  finishedRetentionMs?: number;
+  /** Clock of the core (tests). Default Date.now. */
+  now?: () => number;
 }
 
 /** The module `perseus serve` hosts, plus handles for embedders and tests. */
@@ -135,6 +141,11 @@ export async function createOptimizerModule(
     },
     ...(options.planRetryMs !== undefined ? { planRetryMs: options.planRetryMs } : {}),
     ...(options.sweepGraceMs !== undefined ? { sweepGraceMs: options.sweepGraceMs } : {}),
+    ...(options.rankTimeoutMs !== undefined ? { rankTimeoutMs: options.rankTimeoutMs } : {}),
+    ...(options.finishedRetentionMs !== undefined
+      ? { finishedRetentionMs: options.finishedRetentionMs }
+      : {}),
+    ...(options.now !== undefined ? { now: options.now } : {}),
   });
   const registry = options.metrics ?? createMetricsRegistry();
   registerOptimizerMetrics(

@@ -6,7 +6,7 @@ import type {
   Profile,
   StagePlan,
 } from '@perseus/planner';
-import type { optimizerV1, commonV1 } from '@perseus/proto';
+import type { optimizerV1 } from '@perseus/proto';
 import {
   FailedPreconditionError,
   NotFoundError,
@@ -37,6 +37,8 @@ import type {
   StragglerReport,
 } from './validate';
 import { WatchHub } from './watch-hub';
+import { profileJobIdFor, specHash } from './job-identity';
+import { KIND_TO_PROTO, PHASE_TO_PROTO } from './wire';
 import type { EncodedSchedule } from './watch-hub';
 import { perseusGrpc } from '@perseus/proto';
 
@@ -59,6 +61,13 @@ export interface OptimizerCoreOptions {
    * (the wait is at least 3 × the longest reported iteration). Default 5000.
    */
   sweepGraceMs?: number;
+  /**
+   * A rank without an open WatchSchedule stream counts as alive for this long after its last RPC,
+   * ms. Default 60000. While any rank of a job is alive its id cannot start a new generation.
+   */
+  rankTimeoutMs?: number;
+  /** Finished jobs (no live rank) are deleted this long after their last RPC, ms. Default 7 days. */
+  finishedRetentionMs?: number;
   now?: () => number;
 }
 
@@ -67,6 +76,15 @@ interface Job {
   jobId: string;
   spec: JobSpec;
   createdMs: number;
+  /** Generation of the id (>= 1) and its spec hash; every schedule carries both. */
+  generation: number;
+  specHash: string;
+  /** Job id of this generation's measurements at the profiler. */
+  profileJobId: string;
+  /** rank → last RPC from it, epoch ms. */
+  lastSeenMs: Map<number, number>;
+  /** Set once the job (this generation) is deleted or superseded: pending transitions stop. */
+  dropped: boolean;
   state: JobState;
   ranks: Map<number, RankInfo>;
   /** `${dp}/${pp}/${tp}` → rank, so one position has one rank. */
@@ -102,19 +120,82 @@ interface Job {
   lastPublishMs: number;
 }
 
-const PHASE_ENUM: Record<JobPhase, optimizerV1.Phase> = {
-  REGISTERING: 'PHASE_REGISTERING',
-  PROFILING: 'PHASE_PROFILING',
-  PLANNING: 'PHASE_PLANNING',
-  DEPLOYED: 'PHASE_DEPLOYED',
-};
-const KIND_ENUM = {
-  forward: 'INSTRUCTION_KIND_FORWARD',
-  backward: 'INSTRUCTION_KIND_BACKWARD',
-} as const;
-
 const MAX_IDLE_SAMPLES = 4096;
 const MAX_OFFLINE_PLAN_INSTRUCTIONS = 2_000_000;
+
+/** Identity of a job generation, as registration answers it. */
+export interface JobIdentity {
+  generation: number;
+  specHash: string;
+  profileJobId: string;
+}
+
+export interface RegisteredJob extends JobIdentity {
+  created: boolean;
+  phase: JobPhase;
+}
+
+export interface RegisteredRank extends JobIdentity {
+  created: boolean;
+  registeredRanks: number;
+}
+
+/** One job in a listing (ListJobs, and the head of GetJob). */
+export interface JobSummary extends JobIdentity {
+  jobId: string;
+  phase: JobPhase;
+  version: number;
+  worldSize: number;
+  registeredRanks: number;
+  liveRanks: number;
+  createdMs: number;
+  lastSeenMs: number;
+  finished: boolean;
+  predictedSavingPercent: number;
+  simulated: boolean;
+}
+
+/** Everything GetJob reports. */
+export interface JobDetails {
+  summary: JobSummary;
+  spec: JobSpec;
+  policy: Policy;
+  ranks: Array<RankInfo & { alive: boolean; lastSeenMs: number }>;
+  stragglers: Array<{
+    dpRank: number;
+    iterationTimeS: number;
+    detected: boolean;
+    expiresAtMs: number | null;
+  }>;
+  frontierPoints: number;
+  blockingPowerW: number;
+  detail: string;
+  hasImportedProfile: boolean;
+}
+
+/** What GetJobStatus reports. */
+export interface JobStatus extends JobIdentity {
+  phase: JobPhase;
+  version: number;
+  registeredRanks: number;
+  worldSize: number;
+  predictedSavingPercent: number;
+  stragglerDpRanks: number[];
+  detail: string;
+  simulated: boolean;
+  /** Certified gap of the deployed plan, percent; undefined = no certificate. */
+  certifiedGapPercent: number | undefined;
+}
+
+const identityOf = (job: {
+  generation: number;
+  specHash: string;
+  profileJobId: string;
+}): JobIdentity => ({
+  generation: job.generation,
+  specHash: job.specHash,
+  profileJobId: job.profileJobId,
+});
 
 /** The numbers a metrics scrape reports per job. */
 export interface JobMetrics {
@@ -143,6 +224,7 @@ export class Optimizer {
   private readonly now: () => number;
   private readonly detectorOpts: StragglerDetectorOptions;
   private closed = false;
+  private retentionTimer: NodeJS.Timeout | undefined;
 
   constructor(private readonly opts: OptimizerCoreOptions) {
     this.log = opts.logger;
@@ -152,9 +234,23 @@ export class Optimizer {
 
   /** Restores every job from the store; resumes interrupted profiling or planning. */
   restore(): void {
+    const retention = this.opts.finishedRetentionMs ?? 7 * 86_400_000;
+    this.retentionTimer = setInterval(
+      () => this.expireFinishedJobs(),
+      Math.max(1000, Math.min(60_000, retention / 10)),
+    );
+    this.retentionTimer.unref();
     for (const stored of this.opts.store.loadAll()) {
-      const job = this.newJob(stored.jobId, stored.spec, stored.createdMs, stored.state);
-      for (const r of stored.ranks) this.addRankToJob(job, r);
+      const job = this.newJob(stored.jobId, stored.spec, stored.createdMs, stored.state, {
+        generation: stored.generation,
+        profileJobId: stored.profileJobId,
+      });
+      // After a restart every rank gets a full timeout to reconnect before it counts as gone.
+      const now = this.now();
+      for (const r of stored.ranks) {
+        this.addRankToJob(job, r);
+        job.lastSeenMs.set(r.rank, now);
+      }
       job.importedProfile = stored.importedProfile;
       job.frontier = stored.frontier === null ? null : Frontier.fromJSON(stored.frontier);
       this.jobs.set(job.jobId, job);
@@ -169,11 +265,22 @@ export class Optimizer {
     }
   }
 
-  private newJob(jobId: string, spec: JobSpec, createdMs: number, state: JobState): Job {
+  private newJob(
+    jobId: string,
+    spec: JobSpec,
+    createdMs: number,
+    state: JobState,
+    identity: { generation: number; profileJobId: string },
+  ): Job {
     return {
       jobId,
       spec,
       createdMs,
+      generation: identity.generation,
+      specHash: specHash(spec),
+      profileJobId: identity.profileJobId,
+      lastSeenMs: new Map(),
+      dropped: false,
       state,
       ranks: new Map(),
       positions: new Map(),
@@ -213,16 +320,28 @@ export class Optimizer {
 
   // ---- registration -------------------------------------------------------------------------
 
-  registerJob(jobId: string, spec: JobSpec): { created: boolean; phase: JobPhase } {
+  registerJob(jobId: string, spec: JobSpec): RegisteredJob {
     const existing = this.jobs.get(jobId);
+    let generation: number;
     if (existing !== undefined) {
-      if (JSON.stringify(existing.spec) !== JSON.stringify(spec)) {
+      if (existing.specHash === specHash(spec))
+        return { created: false, phase: existing.state.phase, ...identityOf(existing) };
+      const live = this.liveRanks(existing);
+      if (live.length > 0) {
         throw new FailedPreconditionError(
-          `job ${jobId} is already registered with a different spec`,
+          `job ${jobId} generation ${existing.generation} is registered with a different spec and ${live.length} of its ranks are alive (e.g. rank ${live[0]}); stop them, wait ${Math.round(this.rankTimeoutMs / 1000)} s after their last call, or use another job id`,
         );
       }
-      return { created: false, phase: existing.state.phase };
+      this.log.info(
+        { jobId, previousGeneration: existing.generation },
+        'job re-registered with a new spec: new generation',
+      );
+      this.dropJob(existing);
+      generation = existing.generation + 1;
+    } else {
+      generation = this.opts.store.deletedGeneration(jobId) + 1;
     }
+    const kept = this.opts.store.importedProfile(jobId);
     const state: JobState = {
       phase: 'REGISTERING',
       version: 1,
@@ -234,17 +353,59 @@ export class Optimizer {
       detail: `waiting for ${spec.worldSize} ranks`,
     };
     state.deployment = this.defaultDeployment(spec, 1, 'REGISTERING');
-    const job = this.newJob(jobId, spec, this.now(), state);
-    const imported = this.opts.importedProfiles?.find(
-      (p) =>
-        (p.jobId === jobId || p.jobId === undefined) &&
-        p.profile.stages.length === spec.pipeline.numStages,
-    );
-    this.opts.store.createJob(jobId, spec, job.createdMs, state);
-    if (imported !== undefined) this.importProfile(job, imported.profile);
+    const identity = { generation, profileJobId: profileJobIdFor(jobId, generation) };
+    const job = this.newJob(jobId, spec, this.now(), state, identity);
+    const imported =
+      this.opts.importedProfiles?.find(
+        (p) =>
+          (p.jobId === jobId || p.jobId === undefined) &&
+          p.profile.stages.length === spec.pipeline.numStages,
+      )?.profile ??
+      // A profile kept by DeleteJob(keep_profile) for this id, when its shape still fits.
+      (existing === undefined && kept?.stages.length === spec.pipeline.numStages ? kept : null);
+    this.opts.store.createJob(jobId, identity, spec, job.createdMs, state);
+    if (imported !== null) this.importProfile(job, imported);
     this.jobs.set(jobId, job);
-    this.log.info({ jobId, worldSize: spec.worldSize, pipeline: spec.pipeline }, 'job registered');
-    return { created: true, phase: 'REGISTERING' };
+    this.log.info(
+      { jobId, generation, worldSize: spec.worldSize, pipeline: spec.pipeline },
+      'job registered',
+    );
+    return { created: true, phase: 'REGISTERING', ...identityOf(job) };
+  }
+
+  private get rankTimeoutMs(): number {
+    return this.opts.rankTimeoutMs ?? 60_000;
+  }
+
+  /** Ranks of the job that are alive: watching their schedule, or heard from within the timeout. */
+  private liveRanks(job: Job): number[] {
+    const watching = this.hub.watchingRanks(job.jobId);
+    const now = this.now();
+    const live = new Set(watching);
+    for (const [rank, t] of job.lastSeenMs) if (now - t < this.rankTimeoutMs) live.add(rank);
+    return [...live].sort((a, b) => a - b);
+  }
+
+  private touch(job: Job, rank: number): void {
+    job.lastSeenMs.set(rank, this.now());
+  }
+
+  private jobLastSeenMs(job: Job): number {
+    return Math.max(job.createdMs, ...job.lastSeenMs.values());
+  }
+
+  /** Forgets a job's runtime state: timers, streams, pending transitions. */
+  private dropJob(job: Job): void {
+    job.dropped = true;
+    clearTimeout(job.expiryTimer);
+    clearTimeout(job.retryTimer);
+    clearTimeout(job.sweepGraceTimer);
+    this.hub.closeJob(job.jobId);
+    this.jobs.delete(job.jobId);
+  }
+
+  private persistState(job: Job): void {
+    if (!job.dropped) this.opts.store.putState(job.jobId, job.state);
   }
 
   /** Gives a job a profile so its sweep is skipped (CSV import or PlanOffline-style rows). */
@@ -264,10 +425,15 @@ export class Optimizer {
     this.opts.store.putImportedProfile(job.jobId, profile);
   }
 
-  registerRank(input: RegisterRankInput): { created: boolean; registeredRanks: number } {
+  registerRank(input: RegisterRankInput): RegisteredRank {
     const job = this.job(input.jobId);
     const { spec } = job;
     const r = input.rank;
+    if (input.expectedSpecHash !== '' && input.expectedSpecHash !== job.specHash) {
+      throw new FailedPreconditionError(
+        `job ${job.jobId} generation ${job.generation} has spec hash ${job.specHash}, not the expected ${input.expectedSpecHash}: it was registered with a different spec`,
+      );
+    }
     const v: Array<{ field: string; description: string }> = [];
     if (r.rank >= spec.worldSize)
       v.push({
@@ -311,7 +477,9 @@ export class Optimizer {
       node: input.node,
       deviceIndex: input.deviceIndex,
       supportedFrequenciesMhz: input.supportedFrequenciesMhz,
+      simulated: input.simulated,
     };
+    this.touch(job, r.rank);
     const same = prev !== undefined && JSON.stringify(prev) === JSON.stringify(info);
     if (!same) {
       this.opts.store.putRank(job.jobId, info);
@@ -325,7 +493,7 @@ export class Optimizer {
         if (job.ranks.size === spec.worldSize) this.enqueue(job, () => this.beginProfiling(job));
       }
     }
-    return { created: prev === undefined, registeredRanks: job.ranks.size };
+    return { created: prev === undefined, registeredRanks: job.ranks.size, ...identityOf(job) };
   }
 
   // ---- phases -------------------------------------------------------------------------------
@@ -333,7 +501,7 @@ export class Optimizer {
   private enqueue(job: Job, fn: () => Promise<void>): void {
     job.chain = job.chain
       .then(async () => {
-        if (!this.closed) await fn();
+        if (!this.closed && !job.dropped) await fn();
       })
       .catch((err: unknown) => this.log.error({ err, jobId: job.jobId }, 'job transition failed'));
   }
@@ -368,13 +536,14 @@ export class Optimizer {
     variantOfPipeline: number[],
     frontierToStore?: string,
   ): void {
+    if (job.dropped) return;
     const version = job.state.version + 1;
     job.state.phase = phase;
     job.state.version = version;
     job.state.deployment = { version, phase, variants, variantOfPipeline };
     if (frontierToStore !== undefined)
       this.opts.store.putFrontierAndState(job.jobId, frontierToStore, job.state, this.now());
-    else this.opts.store.putState(job.jobId, job.state);
+    else this.persistState(job);
     job.protoCache.clear();
     job.sweepCounts.clear();
     job.sweepDone = 0;
@@ -414,7 +583,7 @@ export class Optimizer {
     if (source !== undefined) {
       try {
         await source.registerJob({
-          jobId: job.jobId,
+          jobId: job.profileJobId,
           pipeline: job.spec.pipeline,
           dpDegree: job.spec.dpDegree,
           tpDegree: job.spec.tpDegree,
@@ -437,7 +606,7 @@ export class Optimizer {
     if (clocks.length === 0) {
       job.state.detail =
         'no clock is supported by every rank above the floor; running at default clocks';
-      this.opts.store.putState(job.jobId, job.state);
+      this.persistState(job);
       this.log.warn({ jobId: job.jobId }, 'empty sweep clock list');
       return;
     }
@@ -458,7 +627,7 @@ export class Optimizer {
     const source = this.opts.profileSource();
     if (source === undefined) return false;
     try {
-      const cov = await source.getCoverage(job.jobId);
+      const cov = await source.getCoverage(job.profileJobId);
       const n = job.spec.pipeline.numStages;
       return (
         cov.complete &&
@@ -478,7 +647,7 @@ export class Optimizer {
     let cells: ProfileCellStat[] = [];
     if (source !== undefined) {
       try {
-        cells = await source.getProfile(job.jobId);
+        cells = await source.getProfile(job.profileJobId);
       } catch (err) {
         this.log.warn(
           { err, jobId: job.jobId },
@@ -525,7 +694,7 @@ export class Optimizer {
       if (source === undefined) return 'no profiler configured and no imported profile';
       let cells: ProfileCellStat[];
       try {
-        cells = await source.getProfile(job.jobId, { minCount: 1 });
+        cells = await source.getProfile(job.profileJobId, { minCount: 1 });
       } catch (err) {
         return `profiler unavailable: ${(err as Error).message}`;
       }
@@ -614,10 +783,10 @@ export class Optimizer {
         job.state.detail = `planning ${Math.min(100, Math.round((100 * done) / Math.max(1, total)))}%`;
       });
     } catch (err) {
-      if (this.closed) return;
+      if (this.closed || job.dropped) return;
       return this.planFailed(job, `planner failed: ${(err as Error).message}`);
     }
-    if (this.closed || job.state.phase !== 'PLANNING') return;
+    if (this.closed || job.dropped || job.state.phase !== 'PLANNING') return;
     const { frontier } = planned;
     job.frontier = frontier;
     job.state.blockingPowerW = blockingPowerW;
@@ -637,9 +806,9 @@ export class Optimizer {
 
   private planFailed(job: Job, why: string): void {
     job.state.detail = `planning failed, retrying: ${why}`;
-    this.opts.store.putState(job.jobId, job.state);
+    this.persistState(job);
     this.log.warn({ jobId: job.jobId, why }, 'planning failed; ranks stay at default clocks');
-    if (this.closed) return;
+    if (this.closed || job.dropped) return;
     clearTimeout(job.retryTimer);
     job.retryTimer = setTimeout(
       () => this.enqueue(job, () => this.planJob(job)),
@@ -733,11 +902,6 @@ export class Optimizer {
 
   // ---- schedules ----------------------------------------------------------------------------
 
-  /** The schedule message of one rank at the job's current version. */
-  scheduleFor(job: Job, rank: number): optimizerV1.Schedule {
-    return { ...this.scheduleBase(job, rank).message, rank };
-  }
-
   /**
    * One rank's schedule as wire bytes. Every rank of a stage (any dp in the same variant, any tp)
    * shares one message apart from `rank`, so the message without `rank` is encoded once per
@@ -762,7 +926,13 @@ export class Optimizer {
         : `${d.variantOfPipeline[info.dpRank] ?? 0}:${info.ppRank}`;
     let cached = job.protoCache.get(key);
     if (cached === undefined) {
-      const head = { job_id: job.jobId, version: String(d.version), phase: PHASE_ENUM[d.phase] };
+      const head = {
+        job_id: job.jobId,
+        version: String(d.version),
+        phase: PHASE_TO_PROTO[d.phase],
+        generation: String(job.generation),
+        spec_hash: job.specHash,
+      };
       let message: optimizerV1.Schedule;
       if (info === undefined) {
         message = {
@@ -775,7 +945,7 @@ export class Optimizer {
       } else {
         const variant = d.variants[d.variantOfPipeline[info.dpRank] ?? 0]!;
         const instructions = (variant.stages[info.ppRank] ?? []).map((x) => ({
-          instruction: KIND_ENUM[x.kind],
+          instruction: KIND_TO_PROTO[x.kind],
           microbatch: x.microbatch,
           frequency_mhz: x.frequencyMhz,
         }));
@@ -794,20 +964,31 @@ export class Optimizer {
   }
 
   /** Current schedule of a rank (the first message of a WatchSchedule stream). */
-  currentSchedule(jobId: string, rank: number): EncodedSchedule {
+  currentSchedule(jobId: string, rank: number, generation = 0): EncodedSchedule {
     const job = this.job(jobId);
+    this.checkGeneration(job, generation);
     if (rank >= job.spec.worldSize)
       throw ValidationError.field(
         'rank',
         `must be < world_size ${job.spec.worldSize}, got ${rank}`,
       );
+    if (job.ranks.has(rank)) this.touch(job, rank);
     return this.encodedScheduleFor(job, rank);
+  }
+
+  /** A caller of another generation than the current one (0 = any) is refused. */
+  private checkGeneration(job: Job, generation: number): void {
+    if (generation !== 0 && generation !== job.generation)
+      throw new FailedPreconditionError(
+        `job ${job.jobId} is at generation ${job.generation}, not ${generation}: it was re-registered with a different spec`,
+      );
   }
 
   // ---- reports ------------------------------------------------------------------------------
 
   reportIteration(rep: IterationReport): { scheduleVersion: number } {
     const job = this.job(rep.jobId);
+    this.checkGeneration(job, rep.generation);
     const info = job.ranks.get(rep.rank.rank);
     if (info === undefined)
       throw new FailedPreconditionError(
@@ -823,6 +1004,7 @@ export class Optimizer {
         `does not match the registration of rank ${info.rank} (dp=${info.dpRank} pp=${info.ppRank} tp=${info.tpRank})`,
       );
     }
+    this.touch(job, info.rank);
     const d = job.state.deployment!;
     if (rep.scheduleVersion !== d.version) return { scheduleVersion: d.version };
     if (d.phase === 'PROFILING') this.countSweepIteration(job, info, rep);
@@ -894,7 +1076,7 @@ export class Optimizer {
     const ev = job.detector.observe(
       info.dpRank,
       rep.iteration,
-      rep.timeS,
+      rep.computeTimeS > 0 ? Math.min(rep.computeTimeS, rep.timeS) : rep.timeS,
       variant.expectedTimeS,
       detected,
     );
@@ -917,12 +1099,16 @@ export class Optimizer {
       );
       this.log.info({ jobId: job.jobId, dpRank: ev.dpRank }, 'straggler recovered (detected)');
     }
-    this.opts.store.putState(job.jobId, job.state);
+    this.persistState(job);
     this.deployPolicy(job);
   }
 
   reportStraggler(rep: StragglerReport): { scheduleVersion: number; targetIterationTimeS: number } {
     const job = this.job(rep.jobId);
+    if (job.state.phase === 'REGISTERING')
+      throw new FailedPreconditionError(
+        `job ${job.jobId} is still registering ranks (${job.ranks.size}/${job.spec.worldSize}); report stragglers once it runs`,
+      );
     if (rep.dpRank >= job.spec.dpDegree)
       throw ValidationError.field(
         'dp_rank',
@@ -941,7 +1127,7 @@ export class Optimizer {
       job.state.stragglers.push(s);
     }
     this.log.info({ jobId: job.jobId, dpRank: rep.dpRank, severity: sev }, 'straggler report');
-    this.opts.store.putState(job.jobId, job.state);
+    this.persistState(job);
     this.armExpiry(job);
     const target = this.deployPolicy(job);
     return { scheduleVersion: job.state.version, targetIterationTimeS: target };
@@ -957,7 +1143,7 @@ export class Optimizer {
         job.state.stragglers = job.state.stragglers.filter(
           (s) => s.expiresAtMs === null || s.expiresAtMs > now,
         );
-        this.opts.store.putState(job.jobId, job.state);
+        this.persistState(job);
         this.deployPolicy(job);
         this.armExpiry(job);
       },
@@ -990,19 +1176,114 @@ export class Optimizer {
     return { frontier: job.frontier, chosenIndex: this.policyPoint(job, job.frontier).index };
   }
 
-  getJobStatus(jobId: string): optimizerV1.GetJobStatusResponse {
+  getJobStatus(jobId: string): JobStatus {
     const job = this.job(jobId);
     return {
-      phase: PHASE_ENUM[job.state.phase],
-      schedule_version: String(job.state.version),
-      registered_ranks: job.ranks.size,
-      world_size: job.spec.worldSize,
-      predicted_saving_percent: this.predictedSaving(job),
-      straggler_dp_ranks: this.activeStragglers(job)
+      ...identityOf(job),
+      phase: job.state.phase,
+      version: job.state.version,
+      registeredRanks: job.ranks.size,
+      worldSize: job.spec.worldSize,
+      predictedSavingPercent: this.predictedSaving(job),
+      stragglerDpRanks: this.activeStragglers(job)
         .map((s) => s.dpRank)
         .sort((a, b) => a - b),
       detail: job.state.detail,
+      simulated: isSimulated(job),
+      certifiedGapPercent: undefined,
     };
+  }
+
+  private summary(job: Job): JobSummary {
+    const live = this.liveRanks(job).length;
+    return {
+      ...identityOf(job),
+      jobId: job.jobId,
+      phase: job.state.phase,
+      version: job.state.version,
+      worldSize: job.spec.worldSize,
+      registeredRanks: job.ranks.size,
+      liveRanks: live,
+      createdMs: job.createdMs,
+      lastSeenMs: this.jobLastSeenMs(job),
+      finished: live === 0 && this.now() - this.jobLastSeenMs(job) >= this.rankTimeoutMs,
+      predictedSavingPercent: this.predictedSaving(job),
+      simulated: isSimulated(job),
+    };
+  }
+
+  /** Jobs ordered by id, after `afterJobId` (exclusive), at most `limit`. */
+  listJobs(limit: number, afterJobId: string): { jobs: JobSummary[]; more: boolean } {
+    const ids = [...this.jobs.keys()].filter((id) => id > afterJobId).sort();
+    return {
+      jobs: ids.slice(0, limit).map((id) => this.summary(this.jobs.get(id)!)),
+      more: ids.length > limit,
+    };
+  }
+
+  getJob(jobId: string): JobDetails {
+    const job = this.job(jobId);
+    const live = new Set(this.liveRanks(job));
+    return {
+      summary: this.summary(job),
+      spec: job.spec,
+      policy: job.state.policy,
+      ranks: [...job.ranks.values()]
+        .sort((a, b) => a.rank - b.rank)
+        .map((r) => ({
+          ...r,
+          alive: live.has(r.rank),
+          lastSeenMs: job.lastSeenMs.get(r.rank) ?? 0,
+        })),
+      stragglers: this.activeStragglers(job).map((s) => ({
+        dpRank: s.dpRank,
+        iterationTimeS: this.stragglerTimeS(job, s),
+        detected: s.source === 'detected',
+        expiresAtMs: s.expiresAtMs,
+      })),
+      frontierPoints: job.frontier?.points.length ?? 0,
+      blockingPowerW: job.frontier === null ? 0 : job.state.blockingPowerW,
+      detail: job.state.detail,
+      hasImportedProfile: job.importedProfile !== null,
+    };
+  }
+
+  /**
+   * Deletes a job (its current generation; earlier ones were dropped when superseded) with its
+   * plans, and its imported profile unless `keepProfile`. Refused while a rank is alive unless
+   * `force`.
+   */
+  deleteJob(
+    jobId: string,
+    opts: { keepProfile: boolean; force: boolean },
+  ): { generation: number; profileDeleted: boolean } {
+    const job = this.job(jobId);
+    const live = this.liveRanks(job);
+    if (live.length > 0 && !opts.force) {
+      throw new FailedPreconditionError(
+        `job ${jobId} has ${live.length} live ranks (e.g. rank ${live[0]}); stop them first or set force`,
+      );
+    }
+    const profileDeleted = !opts.keepProfile && job.importedProfile !== null;
+    this.dropJob(job);
+    this.opts.store.deleteJob(jobId, job.generation, opts.keepProfile);
+    this.log.info(
+      { jobId, generation: job.generation, keepProfile: opts.keepProfile, liveRanks: live.length },
+      'job deleted',
+    );
+    return { generation: job.generation, profileDeleted };
+  }
+
+  /** Deletes finished jobs whose last RPC is older than the retention period. */
+  private expireFinishedJobs(): void {
+    const retention = this.opts.finishedRetentionMs ?? 7 * 86_400_000;
+    const now = this.now();
+    for (const job of [...this.jobs.values()]) {
+      if (this.liveRanks(job).length > 0 || now - this.jobLastSeenMs(job) < retention) continue;
+      this.dropJob(job);
+      this.opts.store.deleteJob(job.jobId, job.generation, false);
+      this.log.info({ jobId: job.jobId, generation: job.generation }, 'finished job expired');
+    }
   }
 
   /** Mean over pipelines of the deployed plan's energy saving vs all-max clocks, percent. */
@@ -1016,8 +1297,11 @@ export class Optimizer {
     return savings.reduce((a, b) => a + b, 0) / Math.max(1, savings.length);
   }
 
-  /** Stateless planning (PlanOffline). */
-  async planOffline(input: PlanOfflineInput): Promise<optimizerV1.PlanOfflineResponse> {
+  /**
+   * Stateless planning (PlanOffline). With `includePlans`, refuses a frontier whose plans would
+   * exceed the response budget.
+   */
+  async planOffline(input: PlanOfflineInput): Promise<Frontier> {
     let f: Frontier;
     try {
       ({ frontier: f } = await this.opts.planner.plan({
@@ -1030,7 +1314,6 @@ export class Optimizer {
       if (err instanceof PlannerInputError) throw ValidationError.field(err.field, err.message);
       throw err;
     }
-    const plans: optimizerV1.PointPlan[] = [];
     if (input.includePlans) {
       const perPlan = 2 * input.pipeline.numStages * input.pipeline.numMicrobatches;
       if (perPlan * f.points.length > MAX_OFFLINE_PLAN_INSTRUCTIONS) {
@@ -1038,17 +1321,8 @@ export class Optimizer {
           `include_plans would return ${perPlan * f.points.length} instructions (limit ${MAX_OFFLINE_PLAN_INSTRUCTIONS}); use a larger unit_time_s or omit plans`,
         );
       }
-      for (const p of f.points)
-        plans.push({ index: p.index, stages: f.plan(p.index).map(stagePlanToProto) });
     }
-    return {
-      points: f.points.map(pointToProto),
-      plans,
-      all_max_time_s: f.allMax.timeS,
-      all_max_energy_j: f.allMax.energyJ,
-      min_energy_time_s: f.minEnergyTimeS,
-      intrinsic_index: f.intrinsic().point.index,
-    };
+    return f;
   }
 
   /** Per-job numbers for the metrics endpoint. */
@@ -1070,6 +1344,7 @@ export class Optimizer {
 
   async close(): Promise<void> {
     this.closed = true;
+    clearInterval(this.retentionTimer);
     for (const job of this.jobs.values()) {
       clearTimeout(job.expiryTimer);
       clearTimeout(job.retryTimer);
@@ -1090,6 +1365,9 @@ export class Optimizer {
   }
 }
 
+const isSimulated = (job: Job): boolean =>
+  [...job.ranks.values()].some((r) => r.simulated === true);
+
 const serializeSchedule = (s: optimizerV1.Schedule): Buffer =>
   perseusGrpc().perseus.optimizer.v1.Optimizer.service.WatchSchedule.responseSerialize(s);
 
@@ -1103,21 +1381,6 @@ function rankField(rank: number): Buffer {
   }
   bytes.push(v);
   return Buffer.from(bytes);
-}
-
-export function pointToProto(p: FrontierPoint): commonV1.FrontierPoint {
-  return { index: p.index, time_s: p.timeS, energy_j: p.energyJ, model_energy_j: p.modelEnergyJ };
-}
-
-export function stagePlanToProto(sp: StagePlan): commonV1.StagePlan {
-  return {
-    stage: sp.stage,
-    instructions: sp.instructions.map((x) => ({
-      instruction: KIND_ENUM[x.kind],
-      microbatch: x.microbatch,
-      frequency_mhz: x.frequencyMhz,
-    })),
-  };
 }
 
 function variantFromPlan(reason: string, plan: StagePlan[], point: FrontierPoint): PlanVariant {

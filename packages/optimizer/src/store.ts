@@ -23,6 +23,10 @@ export interface StoredJob {
   jobId: string;
   spec: JobSpec;
   createdMs: number;
+  /** Generation of the job id (>= 1). */
+  generation: number;
+  /** Job id under which this generation's measurements go to the profiler. */
+  profileJobId: string;
   state: JobState;
   ranks: RankInfo[];
   frontier: FrontierJson | null;
@@ -55,9 +59,30 @@ export class OptimizerStore {
       CREATE TABLE IF NOT EXISTS job_state (job_id TEXT PRIMARY KEY, state TEXT NOT NULL);
       CREATE TABLE IF NOT EXISTS frontiers (job_id TEXT PRIMARY KEY, frontier TEXT NOT NULL, planned_ms INTEGER NOT NULL);
       CREATE TABLE IF NOT EXISTS imported_profiles (job_id TEXT PRIMARY KEY, profile TEXT NOT NULL);
+      CREATE TABLE IF NOT EXISTS deleted_jobs (job_id TEXT PRIMARY KEY, generation INTEGER NOT NULL);
     `);
+    // Stores written before generations existed: every job is generation 1, profiled under its id.
+    const columns = new Set(
+      (this.db.prepare('PRAGMA table_info(jobs)').all() as Array<{ name: string }>).map(
+        (c) => c.name,
+      ),
+    );
+    if (!columns.has('generation'))
+      this.db.exec('ALTER TABLE jobs ADD COLUMN generation INTEGER NOT NULL DEFAULT 1');
+    if (!columns.has('profile_job_id'))
+      this.db.exec('ALTER TABLE jobs ADD COLUMN profile_job_id TEXT');
     this.stmts = {
-      insertJob: this.db.prepare('INSERT INTO jobs (job_id, spec, created_ms) VALUES (?, ?, ?)'),
+      insertJob: this.db.prepare(
+        'INSERT OR REPLACE INTO jobs (job_id, spec, created_ms, generation, profile_job_id) VALUES (?, ?, ?, ?, ?)',
+      ),
+      deleteJob: this.db.prepare('DELETE FROM jobs WHERE job_id = ?'),
+      deleteRanks: this.db.prepare('DELETE FROM ranks WHERE job_id = ?'),
+      deleteState: this.db.prepare('DELETE FROM job_state WHERE job_id = ?'),
+      deleteProfile: this.db.prepare('DELETE FROM imported_profiles WHERE job_id = ?'),
+      upsertDeleted: this.db.prepare(
+        'INSERT OR REPLACE INTO deleted_jobs (job_id, generation) VALUES (?, ?)',
+      ),
+      deleted: this.db.prepare('SELECT generation FROM deleted_jobs WHERE job_id = ?'),
       upsertRank: this.db.prepare(
         'INSERT OR REPLACE INTO ranks (job_id, rank, info) VALUES (?, ?, ?)',
       ),
@@ -72,7 +97,7 @@ export class OptimizerStore {
         'INSERT OR REPLACE INTO imported_profiles (job_id, profile) VALUES (?, ?)',
       ),
       jobs: this.db.prepare(
-        'SELECT job_id, spec, created_ms FROM jobs ORDER BY created_ms, job_id',
+        'SELECT job_id, spec, created_ms, generation, profile_job_id FROM jobs ORDER BY created_ms, job_id',
       ),
       ranks: this.db.prepare('SELECT info FROM ranks WHERE job_id = ? ORDER BY rank'),
       state: this.db.prepare('SELECT state FROM job_state WHERE job_id = ?'),
@@ -81,12 +106,58 @@ export class OptimizerStore {
     };
   }
 
-  /** Creates a job with its initial state (one transaction). */
-  createJob(jobId: string, spec: JobSpec, createdMs: number, state: JobState): void {
+  /**
+   * Creates a job, or a new generation of it, with its initial state (one transaction). A new
+   * generation drops everything of the previous one: ranks, frontier and imported profile.
+   */
+  createJob(
+    jobId: string,
+    identity: { generation: number; profileJobId: string },
+    spec: JobSpec,
+    createdMs: number,
+    state: JobState,
+  ): void {
     this.db.transaction(() => {
-      this.stmts.insertJob.run(jobId, JSON.stringify(spec), createdMs);
+      this.stmts.deleteRanks.run(jobId);
+      this.stmts.deleteFrontier.run(jobId);
+      this.stmts.deleteProfile.run(jobId);
+      this.stmts.insertJob.run(
+        jobId,
+        JSON.stringify(spec),
+        createdMs,
+        identity.generation,
+        identity.profileJobId,
+      );
       this.stmts.upsertState.run(jobId, JSON.stringify(state));
     })();
+  }
+
+  /**
+   * Deletes a job with its ranks, state and frontier; its imported profile unless `keepProfile`.
+   * The id's last generation is remembered so a later registration of the id starts the next one
+   * (and a fresh profile) instead of generation 1 again.
+   */
+  deleteJob(jobId: string, generation: number, keepProfile: boolean): void {
+    this.db.transaction(() => {
+      this.stmts.deleteJob.run(jobId);
+      this.stmts.deleteRanks.run(jobId);
+      this.stmts.deleteState.run(jobId);
+      this.stmts.deleteFrontier.run(jobId);
+      if (!keepProfile) this.stmts.deleteProfile.run(jobId);
+      this.stmts.upsertDeleted.run(jobId, generation);
+    })();
+  }
+
+  /** The last generation of a deleted job id (0 = never deleted). */
+  deletedGeneration(jobId: string): number {
+    const row = this.stmts.deleted.get(jobId) as { generation: number } | undefined;
+    return row?.generation ?? 0;
+  }
+
+  /** An imported profile kept for a deleted (or any) job id. */
+  importedProfile(jobId: string): Profile | null {
+    const pr = this.stmts.profile.get(jobId) as { profile: string } | undefined;
+    return pr ? (JSON.parse(pr.profile) as Profile) : null;
   }
 
   putRank(jobId: string, info: RankInfo): void {
@@ -121,6 +192,8 @@ export class OptimizerStore {
       job_id: string;
       spec: string;
       created_ms: number;
+      generation: number;
+      profile_job_id: string | null;
     }>;
     return rows.map((r) => {
       const st = this.stmts.state.get(r.job_id) as { state: string } | undefined;
@@ -130,6 +203,8 @@ export class OptimizerStore {
         jobId: r.job_id,
         spec: JSON.parse(r.spec) as JobSpec,
         createdMs: r.created_ms,
+        generation: r.generation,
+        profileJobId: r.profile_job_id ?? r.job_id,
         state: JSON.parse(st?.state ?? 'null') as JobState,
         ranks: (this.stmts.ranks.all(r.job_id) as Array<{ info: string }>).map(
           (x) => JSON.parse(x.info) as RankInfo,

@@ -35,6 +35,8 @@ export interface RankInfo extends RankIdentity {
   node: string;
   deviceIndex: number;
   supportedFrequenciesMhz: number[];
+  /** The rank's GPU is simulated (absent in stores written before the flag existed = false). */
+  simulated?: boolean;
 }
 
 /** How non-straggling pipelines pick their frontier point. */

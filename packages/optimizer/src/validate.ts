@@ -27,7 +27,17 @@ export const LIMITS = {
   maxProfileRows: SIZE_LIMITS.maxProfileRows,
   maxIterationsPerFrequency: 1000,
   maxUnitTimeS: 10,
+  /** Shortest iteration or compute time a report may carry, s. */
+  minIterationTimeS: 1e-6,
+  /** Longest iteration time a report may carry, s (one day). */
+  maxIterationTimeS: 86_400,
+  /** Largest energy of one iteration of one rank, J. */
+  maxIterationEnergyJ: 1e9,
+  maxListPageSize: 1000,
 } as const;
+
+/** Spec hashes are SHA-256 in lowercase hex. */
+const SPEC_HASH = /^[0-9a-f]{64}$/;
 
 /** Defaults of the optional fields of a JobSpec. */
 export const JOB_DEFAULTS = {
@@ -133,6 +143,9 @@ export interface RegisterRankInput {
   node: string;
   deviceIndex: number;
   supportedFrequenciesMhz: number[];
+  simulated: boolean;
+  /** '' = not checked. */
+  expectedSpecHash: string;
 }
 
 export function validateRegisterRank(
@@ -153,6 +166,9 @@ export function validateRegisterRank(
     if (seen.has(v)) c.fail(`supported_frequencies_mhz[${i}]`, `duplicate clock ${v}`);
     seen.add(v);
   });
+  const expectedSpecHash = req.expected_spec_hash ?? '';
+  if (expectedSpecHash !== '' && !SPEC_HASH.test(expectedSpecHash))
+    c.fail('expected_spec_hash', 'must be empty or 64 lowercase hex characters');
   c.done();
   return {
     jobId,
@@ -160,6 +176,8 @@ export function validateRegisterRank(
     node,
     deviceIndex,
     supportedFrequenciesMhz: [...seen].sort((a, b) => b - a),
+    simulated: req.simulated === true,
+    expectedSpecHash,
   };
 }
 
@@ -167,13 +185,15 @@ export function validateWatchSchedule(req: optimizerV1.WatchScheduleRequest__Out
   jobId: string;
   rank: number;
   knownVersion: number;
+  generation: number;
 } {
   const c = new Checker();
   const jobId = c.id('job_id', req.job_id);
   const rank = c.uint('rank', req.rank, { max: LIMITS.maxWorldSize - 1 });
   const knownVersion = c.uint64('known_version', req.known_version);
+  const generation = c.uint64('generation', req.generation);
   c.done();
-  return { jobId, rank, knownVersion };
+  return { jobId, rank, knownVersion, generation };
 }
 
 export interface IterationReport {
@@ -183,6 +203,10 @@ export interface IterationReport {
   timeS: number;
   energyJ: number;
   scheduleVersion: number;
+  /** 0 = unknown (use timeS). */
+  computeTimeS: number;
+  /** 0 = not checked. */
+  generation: number;
 }
 
 export function validateReportIteration(
@@ -192,11 +216,24 @@ export function validateReportIteration(
   const jobId = c.id('job_id', req.job_id);
   const rank = checkRankIdentity(c, 'rank', req.rank);
   const iteration = c.uint64('iteration', req.iteration);
-  const timeS = c.positive('time_s', req.time_s);
-  const energyJ = c.number('energy_j', req.energy_j, { min: 0 });
+  const timeS = c.number('time_s', req.time_s, {
+    min: LIMITS.minIterationTimeS,
+    max: LIMITS.maxIterationTimeS,
+  });
+  const energyJ = c.number('energy_j', req.energy_j, { min: 0, max: LIMITS.maxIterationEnergyJ });
   const scheduleVersion = c.uint64('schedule_version', req.schedule_version);
+  const computeTimeS = c.number('compute_time_s', req.compute_time_s ?? 0, {
+    min: 0,
+    max: LIMITS.maxIterationTimeS,
+  });
+  if (computeTimeS > 0 && computeTimeS < LIMITS.minIterationTimeS)
+    c.fail(
+      'compute_time_s',
+      `must be 0 (unknown) or ≥ ${LIMITS.minIterationTimeS}, got ${computeTimeS}`,
+    );
+  const generation = c.uint64('generation', req.generation ?? '0');
   c.done();
-  return { jobId, rank, iteration, timeS, energyJ, scheduleVersion };
+  return { jobId, rank, iteration, timeS, energyJ, scheduleVersion, computeTimeS, generation };
 }
 
 export type StragglerSeverity =
@@ -223,7 +260,10 @@ export function validateReportStraggler(
     case 'iteration_time_s':
       severity = {
         kind: 'iterationTime',
-        timeS: c.number('iteration_time_s', req.iteration_time_s, { greaterThan: 0, max: 1e6 }),
+        timeS: c.number('iteration_time_s', req.iteration_time_s, {
+          min: LIMITS.minIterationTimeS,
+          max: 1e6,
+        }),
       };
       break;
     case 'slowdown':
@@ -243,6 +283,8 @@ export function validateReportStraggler(
     min: 0,
     max: 365 * 86400,
   });
+  if (expiresAfterS > 0 && expiresAfterS < 0.001)
+    c.fail('expires_after_s', `must be 0 (until recovered) or ≥ 0.001, got ${expiresAfterS}`);
   c.done();
   return { jobId, dpRank, severity, expiresAfterS };
 }
@@ -263,6 +305,36 @@ export function validateGetJobStatus(req: optimizerV1.GetJobStatusRequest__Outpu
   const jobId = c.id('job_id', req.job_id);
   c.done();
   return { jobId };
+}
+
+export function validateListJobs(req: optimizerV1.ListJobsRequest__Output): {
+  pageSize: number;
+  afterJobId: string;
+} {
+  const c = new Checker();
+  const n = c.uint('page_size', req.page_size, { max: LIMITS.maxListPageSize });
+  const token = req.page_token ?? '';
+  const afterJobId = token === '' ? '' : c.id('page_token', token);
+  c.done();
+  return { pageSize: n === 0 ? 100 : n, afterJobId };
+}
+
+export function validateGetJob(req: optimizerV1.GetJobRequest__Output): { jobId: string } {
+  const c = new Checker();
+  const jobId = c.id('job_id', req.job_id);
+  c.done();
+  return { jobId };
+}
+
+export function validateDeleteJob(req: optimizerV1.DeleteJobRequest__Output): {
+  jobId: string;
+  keepProfile: boolean;
+  force: boolean;
+} {
+  const c = new Checker();
+  const jobId = c.id('job_id', req.job_id);
+  c.done();
+  return { jobId, keepProfile: req.keep_profile === true, force: req.force === true };
 }
 
 export function validateSetPolicy(req: optimizerV1.SetPolicyRequest__Output): {

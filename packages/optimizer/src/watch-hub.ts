@@ -77,6 +77,20 @@ export class WatchHub {
     for (const w of set) if (w.rank === rank) this.send(w, schedule);
   }
 
+  /** Ranks of `jobId` with at least one open stream. */
+  watchingRanks(jobId: string): Set<number> {
+    const out = new Set<number>();
+    for (const w of this.byJob.get(jobId) ?? []) out.add(w.rank);
+    return out;
+  }
+
+  /** Ends every stream of one job (the job was deleted). */
+  closeJob(jobId: string): void {
+    const set = this.byJob.get(jobId);
+    this.byJob.delete(jobId);
+    for (const w of set ?? []) w.call.end();
+  }
+
   watcherCount(jobId?: string): number {
     if (jobId !== undefined) return this.byJob.get(jobId)?.size ?? 0;
     let n = 0;

@@ -58,7 +58,14 @@ test('a restarted optimizer restores jobs, frontier, stragglers, plans and versi
         'RegisterJob',
         jobRequest('r', { m: 4, dp: 2 }),
       );
-      expect(again).toEqual({ created: false, phase: 'PHASE_DEPLOYED' });
+      // Same id, same spec, after a restart: the same generation, profile id and spec hash.
+      expect(again).toEqual({
+        created: false,
+        phase: 'PHASE_DEPLOYED',
+        generation: '1',
+        profile_job_id: 'r',
+        spec_hash: expect.stringMatching(/^[0-9a-f]{64}$/),
+      });
       w2.cancel();
     } finally {
       await h2.close();

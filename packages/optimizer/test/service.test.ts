@@ -62,7 +62,13 @@ describe('a job with an imported profile (sweep skipped)', () => {
       'RegisterJob',
       jobRequest('imp', { m: M, dp: DP }),
     );
-    expect(reg).toEqual({ created: true, phase: 'PHASE_REGISTERING' });
+    expect(reg).toEqual({
+      created: true,
+      phase: 'PHASE_REGISTERING',
+      generation: '1',
+      profile_job_id: 'imp',
+      spec_hash: expect.stringMatching(/^[0-9a-f]{64}$/),
+    });
     // Watchers may connect before their rank registers: they get the current version at once.
     const w0 = new Watch(h.client, 'imp', 0);
     const w9 = new Watch(h.client, 'imp', 9); // dp 1, stage 1
@@ -83,7 +89,13 @@ describe('a job with an imported profile (sweep skipped)', () => {
       device_index: 3,
       supported_frequencies_mhz: CLOCKS,
     });
-    expect(rr).toEqual({ created: false, registered_ranks: 16 });
+    expect(rr).toEqual({
+      created: false,
+      registered_ranks: 16,
+      generation: '1',
+      profile_job_id: 'imp',
+      spec_hash: reg.spec_hash,
+    });
 
     const s0 = await w0.until((s) => s.phase === 'PHASE_DEPLOYED');
     const s9 = await w9.until((s) => s.phase === 'PHASE_DEPLOYED');

@@ -226,7 +226,7 @@ const cases: Array<[string, () => unknown, Array<[string, string]>]> = [
         energy_j: 1,
         schedule_version: '1',
       } as never),
-    [['time_s', 'must be > 0, got 0']],
+    [['time_s', 'must be ≥ 0.000001, got 0']],
   ],
   [
     'ReportIteration: negative energy',
@@ -281,7 +281,7 @@ const cases: Array<[string, () => unknown, Array<[string, string]>]> = [
         iteration_time_s: 0,
         expires_after_s: 0,
       } as never),
-    [['iteration_time_s', 'must be > 0, got 0']],
+    [['iteration_time_s', 'must be ≥ 0.000001, got 0']],
   ],
   [
     'ReportStraggler: negative expiry',

@@ -10,17 +10,25 @@ import type { RankIdentity as _perseus_common_v1_RankIdentity, RankIdentity__Out
 import type { ScheduledInstruction as _perseus_common_v1_ScheduledInstruction, ScheduledInstruction__Output as _perseus_common_v1_ScheduledInstruction__Output } from './perseus/common/v1/ScheduledInstruction';
 import type { StagePlan as _perseus_common_v1_StagePlan, StagePlan__Output as _perseus_common_v1_StagePlan__Output } from './perseus/common/v1/StagePlan';
 import type { StreamError as _perseus_common_v1_StreamError, StreamError__Output as _perseus_common_v1_StreamError__Output } from './perseus/common/v1/StreamError';
+import type { DeleteJobRequest as _perseus_optimizer_v1_DeleteJobRequest, DeleteJobRequest__Output as _perseus_optimizer_v1_DeleteJobRequest__Output } from './perseus/optimizer/v1/DeleteJobRequest';
+import type { DeleteJobResponse as _perseus_optimizer_v1_DeleteJobResponse, DeleteJobResponse__Output as _perseus_optimizer_v1_DeleteJobResponse__Output } from './perseus/optimizer/v1/DeleteJobResponse';
 import type { GetFrontierRequest as _perseus_optimizer_v1_GetFrontierRequest, GetFrontierRequest__Output as _perseus_optimizer_v1_GetFrontierRequest__Output } from './perseus/optimizer/v1/GetFrontierRequest';
 import type { GetFrontierResponse as _perseus_optimizer_v1_GetFrontierResponse, GetFrontierResponse__Output as _perseus_optimizer_v1_GetFrontierResponse__Output } from './perseus/optimizer/v1/GetFrontierResponse';
+import type { GetJobRequest as _perseus_optimizer_v1_GetJobRequest, GetJobRequest__Output as _perseus_optimizer_v1_GetJobRequest__Output } from './perseus/optimizer/v1/GetJobRequest';
+import type { GetJobResponse as _perseus_optimizer_v1_GetJobResponse, GetJobResponse__Output as _perseus_optimizer_v1_GetJobResponse__Output } from './perseus/optimizer/v1/GetJobResponse';
 import type { GetJobStatusRequest as _perseus_optimizer_v1_GetJobStatusRequest, GetJobStatusRequest__Output as _perseus_optimizer_v1_GetJobStatusRequest__Output } from './perseus/optimizer/v1/GetJobStatusRequest';
 import type { GetJobStatusResponse as _perseus_optimizer_v1_GetJobStatusResponse, GetJobStatusResponse__Output as _perseus_optimizer_v1_GetJobStatusResponse__Output } from './perseus/optimizer/v1/GetJobStatusResponse';
 import type { JobSpec as _perseus_optimizer_v1_JobSpec, JobSpec__Output as _perseus_optimizer_v1_JobSpec__Output } from './perseus/optimizer/v1/JobSpec';
+import type { JobSummary as _perseus_optimizer_v1_JobSummary, JobSummary__Output as _perseus_optimizer_v1_JobSummary__Output } from './perseus/optimizer/v1/JobSummary';
+import type { ListJobsRequest as _perseus_optimizer_v1_ListJobsRequest, ListJobsRequest__Output as _perseus_optimizer_v1_ListJobsRequest__Output } from './perseus/optimizer/v1/ListJobsRequest';
+import type { ListJobsResponse as _perseus_optimizer_v1_ListJobsResponse, ListJobsResponse__Output as _perseus_optimizer_v1_ListJobsResponse__Output } from './perseus/optimizer/v1/ListJobsResponse';
 import type { OptimizerClient as _perseus_optimizer_v1_OptimizerClient, OptimizerDefinition as _perseus_optimizer_v1_OptimizerDefinition } from './perseus/optimizer/v1/Optimizer';
 import type { PlanOfflineRequest as _perseus_optimizer_v1_PlanOfflineRequest, PlanOfflineRequest__Output as _perseus_optimizer_v1_PlanOfflineRequest__Output } from './perseus/optimizer/v1/PlanOfflineRequest';
 import type { PlanOfflineResponse as _perseus_optimizer_v1_PlanOfflineResponse, PlanOfflineResponse__Output as _perseus_optimizer_v1_PlanOfflineResponse__Output } from './perseus/optimizer/v1/PlanOfflineResponse';
 import type { PointPlan as _perseus_optimizer_v1_PointPlan, PointPlan__Output as _perseus_optimizer_v1_PointPlan__Output } from './perseus/optimizer/v1/PointPlan';
 import type { Policy as _perseus_optimizer_v1_Policy, Policy__Output as _perseus_optimizer_v1_Policy__Output } from './perseus/optimizer/v1/Policy';
 import type { ProfilingOptions as _perseus_optimizer_v1_ProfilingOptions, ProfilingOptions__Output as _perseus_optimizer_v1_ProfilingOptions__Output } from './perseus/optimizer/v1/ProfilingOptions';
+import type { RankStatus as _perseus_optimizer_v1_RankStatus, RankStatus__Output as _perseus_optimizer_v1_RankStatus__Output } from './perseus/optimizer/v1/RankStatus';
 import type { RegisterJobRequest as _perseus_optimizer_v1_RegisterJobRequest, RegisterJobRequest__Output as _perseus_optimizer_v1_RegisterJobRequest__Output } from './perseus/optimizer/v1/RegisterJobRequest';
 import type { RegisterJobResponse as _perseus_optimizer_v1_RegisterJobResponse, RegisterJobResponse__Output as _perseus_optimizer_v1_RegisterJobResponse__Output } from './perseus/optimizer/v1/RegisterJobResponse';
 import type { RegisterRankRequest as _perseus_optimizer_v1_RegisterRankRequest, RegisterRankRequest__Output as _perseus_optimizer_v1_RegisterRankRequest__Output } from './perseus/optimizer/v1/RegisterRankRequest';
@@ -32,6 +40,7 @@ import type { ReportStragglerResponse as _perseus_optimizer_v1_ReportStragglerRe
 import type { Schedule as _perseus_optimizer_v1_Schedule, Schedule__Output as _perseus_optimizer_v1_Schedule__Output } from './perseus/optimizer/v1/Schedule';
 import type { SetPolicyRequest as _perseus_optimizer_v1_SetPolicyRequest, SetPolicyRequest__Output as _perseus_optimizer_v1_SetPolicyRequest__Output } from './perseus/optimizer/v1/SetPolicyRequest';
 import type { SetPolicyResponse as _perseus_optimizer_v1_SetPolicyResponse, SetPolicyResponse__Output as _perseus_optimizer_v1_SetPolicyResponse__Output } from './perseus/optimizer/v1/SetPolicyResponse';
+import type { StragglerStatus as _perseus_optimizer_v1_StragglerStatus, StragglerStatus__Output as _perseus_optimizer_v1_StragglerStatus__Output } from './perseus/optimizer/v1/StragglerStatus';
 import type { WatchScheduleRequest as _perseus_optimizer_v1_WatchScheduleRequest, WatchScheduleRequest__Output as _perseus_optimizer_v1_WatchScheduleRequest__Output } from './perseus/optimizer/v1/WatchScheduleRequest';
 
 type SubtypeConstructor<Constructor extends new (...args: any) => any, Subtype> = {
@@ -56,11 +65,18 @@ export interface ProtoGrpcType {
     }
     optimizer: {
       v1: {
+        DeleteJobRequest: MessageTypeDefinition<_perseus_optimizer_v1_DeleteJobRequest, _perseus_optimizer_v1_DeleteJobRequest__Output>
+        DeleteJobResponse: MessageTypeDefinition<_perseus_optimizer_v1_DeleteJobResponse, _perseus_optimizer_v1_DeleteJobResponse__Output>
         GetFrontierRequest: MessageTypeDefinition<_perseus_optimizer_v1_GetFrontierRequest, _perseus_optimizer_v1_GetFrontierRequest__Output>
         GetFrontierResponse: MessageTypeDefinition<_perseus_optimizer_v1_GetFrontierResponse, _perseus_optimizer_v1_GetFrontierResponse__Output>
+        GetJobRequest: MessageTypeDefinition<_perseus_optimizer_v1_GetJobRequest, _perseus_optimizer_v1_GetJobRequest__Output>
+        GetJobResponse: MessageTypeDefinition<_perseus_optimizer_v1_GetJobResponse, _perseus_optimizer_v1_GetJobResponse__Output>
         GetJobStatusRequest: MessageTypeDefinition<_perseus_optimizer_v1_GetJobStatusRequest, _perseus_optimizer_v1_GetJobStatusRequest__Output>
         GetJobStatusResponse: MessageTypeDefinition<_perseus_optimizer_v1_GetJobStatusResponse, _perseus_optimizer_v1_GetJobStatusResponse__Output>
         JobSpec: MessageTypeDefinition<_perseus_optimizer_v1_JobSpec, _perseus_optimizer_v1_JobSpec__Output>
+        JobSummary: MessageTypeDefinition<_perseus_optimizer_v1_JobSummary, _perseus_optimizer_v1_JobSummary__Output>
+        ListJobsRequest: MessageTypeDefinition<_perseus_optimizer_v1_ListJobsRequest, _perseus_optimizer_v1_ListJobsRequest__Output>
+        ListJobsResponse: MessageTypeDefinition<_perseus_optimizer_v1_ListJobsResponse, _perseus_optimizer_v1_ListJobsResponse__Output>
         Optimizer: SubtypeConstructor<typeof grpc.Client, _perseus_optimizer_v1_OptimizerClient> & { service: _perseus_optimizer_v1_OptimizerDefinition }
         Phase: EnumTypeDefinition
         PlanOfflineRequest: MessageTypeDefinition<_perseus_optimizer_v1_PlanOfflineRequest, _perseus_optimizer_v1_PlanOfflineRequest__Output>
@@ -68,6 +84,7 @@ export interface ProtoGrpcType {
         PointPlan: MessageTypeDefinition<_perseus_optimizer_v1_PointPlan, _perseus_optimizer_v1_PointPlan__Output>
         Policy: MessageTypeDefinition<_perseus_optimizer_v1_Policy, _perseus_optimizer_v1_Policy__Output>
         ProfilingOptions: MessageTypeDefinition<_perseus_optimizer_v1_ProfilingOptions, _perseus_optimizer_v1_ProfilingOptions__Output>
+        RankStatus: MessageTypeDefinition<_perseus_optimizer_v1_RankStatus, _perseus_optimizer_v1_RankStatus__Output>
         RegisterJobRequest: MessageTypeDefinition<_perseus_optimizer_v1_RegisterJobRequest, _perseus_optimizer_v1_RegisterJobRequest__Output>
         RegisterJobResponse: MessageTypeDefinition<_perseus_optimizer_v1_RegisterJobResponse, _perseus_optimizer_v1_RegisterJobResponse__Output>
         RegisterRankRequest: MessageTypeDefinition<_perseus_optimizer_v1_RegisterRankRequest, _perseus_optimizer_v1_RegisterRankRequest__Output>
@@ -79,6 +96,7 @@ export interface ProtoGrpcType {
         Schedule: MessageTypeDefinition<_perseus_optimizer_v1_Schedule, _perseus_optimizer_v1_Schedule__Output>
         SetPolicyRequest: MessageTypeDefinition<_perseus_optimizer_v1_SetPolicyRequest, _perseus_optimizer_v1_SetPolicyRequest__Output>
         SetPolicyResponse: MessageTypeDefinition<_perseus_optimizer_v1_SetPolicyResponse, _perseus_optimizer_v1_SetPolicyResponse__Output>
+        StragglerStatus: MessageTypeDefinition<_perseus_optimizer_v1_StragglerStatus, _perseus_optimizer_v1_StragglerStatus__Output>
         WatchScheduleRequest: MessageTypeDefinition<_perseus_optimizer_v1_WatchScheduleRequest, _perseus_optimizer_v1_WatchScheduleRequest__Output>
       }
     }

@@ -169,19 +169,38 @@ class RegisterJobResponse(_message.Message):
 
     CREATED_FIELD_NUMBER: _builtins.int
     PHASE_FIELD_NUMBER: _builtins.int
+    GENERATION_FIELD_NUMBER: _builtins.int
+    SPEC_HASH_FIELD_NUMBER: _builtins.int
+    PROFILE_JOB_ID_FIELD_NUMBER: _builtins.int
     created: _builtins.bool
-    """True when this call created the job."""
+    """True when this call created the job or a new generation of it."""
     phase: Global___Phase.ValueType
     """Current phase."""
+    generation: _builtins.int
+    """Generation of the job id this call registered (>= 1; 1 for a new id, +1 for each re-register
+    with a different spec). A rank applies only schedules carrying this generation and spec_hash.
+    """
+    spec_hash: _builtins.str
+    """Hash of the registered spec: 64 lowercase hex chars (SHA-256 of its canonical form). Equal specs
+    hash equal; compare as an opaque string.
+    """
+    profile_job_id: _builtins.str
+    """Job id under which ranks of this generation report measurements to the profiler (1-128 chars of
+    [A-Za-z0-9._-]): job_id itself for generation 1, a derived id for later generations, so every
+    generation has its own profile.
+    """
     def __init__(
         self,
         *,
         created: _builtins.bool = ...,
         phase: Global___Phase.ValueType = ...,
+        generation: _builtins.int = ...,
+        spec_hash: _builtins.str = ...,
+        profile_job_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["created", b"created", "phase", b"phase"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["created", b"created", "generation", b"generation", "phase", b"phase", "profile_job_id", b"profile_job_id", "spec_hash", b"spec_hash"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -196,19 +215,27 @@ class RegisterRankRequest(_message.Message):
     NODE_FIELD_NUMBER: _builtins.int
     DEVICE_INDEX_FIELD_NUMBER: _builtins.int
     SUPPORTED_FREQUENCIES_MHZ_FIELD_NUMBER: _builtins.int
+    SIMULATED_FIELD_NUMBER: _builtins.int
+    EXPECTED_SPEC_HASH_FIELD_NUMBER: _builtins.int
     job_id: _builtins.str
     """Job id."""
     node: _builtins.str
     """Host name of the rank's node."""
     device_index: _builtins.int
     """Device index on that node."""
+    simulated: _builtins.bool
+    """True when the rank's GPU agent serves a simulated GPU (energy is modelled, not measured)."""
+    expected_spec_hash: _builtins.str
+    """Spec hash the rank expects (RegisterJobResponse.spec_hash of its own spec); empty = not checked.
+    When set and different from the current generation's, the call is FAILED_PRECONDITION.
+    """
     @_builtins.property
     def rank(self) -> _common_pb2.RankIdentity:
         """Position of the rank."""
 
     @_builtins.property
     def supported_frequencies_mhz(self) -> _containers.RepeatedScalarFieldContainer[_builtins.int]:
-        """SM clocks the rank's GPU supports, MHz (non-empty)."""
+        """SM clocks the rank's GPU supports, MHz (non-empty, each 1..100000, no duplicates)."""
 
     def __init__(
         self,
@@ -218,10 +245,12 @@ class RegisterRankRequest(_message.Message):
         node: _builtins.str = ...,
         device_index: _builtins.int = ...,
         supported_frequencies_mhz: _abc.Iterable[_builtins.int] | None = ...,
+        simulated: _builtins.bool = ...,
+        expected_spec_hash: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["rank", b"rank"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["device_index", b"device_index", "job_id", b"job_id", "node", b"node", "rank", b"rank", "supported_frequencies_mhz", b"supported_frequencies_mhz"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["device_index", b"device_index", "expected_spec_hash", b"expected_spec_hash", "job_id", b"job_id", "node", b"node", "rank", b"rank", "simulated", b"simulated", "supported_frequencies_mhz", b"supported_frequencies_mhz"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -233,19 +262,31 @@ class RegisterRankResponse(_message.Message):
 
     CREATED_FIELD_NUMBER: _builtins.int
     REGISTERED_RANKS_FIELD_NUMBER: _builtins.int
+    GENERATION_FIELD_NUMBER: _builtins.int
+    SPEC_HASH_FIELD_NUMBER: _builtins.int
+    PROFILE_JOB_ID_FIELD_NUMBER: _builtins.int
     created: _builtins.bool
     """True when this call added the rank, false on idempotent re-registration."""
     registered_ranks: _builtins.int
-    """Ranks registered so far."""
+    """Ranks registered so far (current generation)."""
+    generation: _builtins.int
+    """Generation the rank joined (>= 1)."""
+    spec_hash: _builtins.str
+    """Spec hash of that generation (64 lowercase hex chars)."""
+    profile_job_id: _builtins.str
+    """Job id for this generation's profiler reports (see RegisterJobResponse.profile_job_id)."""
     def __init__(
         self,
         *,
         created: _builtins.bool = ...,
         registered_ranks: _builtins.int = ...,
+        generation: _builtins.int = ...,
+        spec_hash: _builtins.str = ...,
+        profile_job_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["created", b"created", "registered_ranks", b"registered_ranks"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["created", b"created", "generation", b"generation", "profile_job_id", b"profile_job_id", "registered_ranks", b"registered_ranks", "spec_hash", b"spec_hash"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -258,22 +299,28 @@ class WatchScheduleRequest(_message.Message):
     JOB_ID_FIELD_NUMBER: _builtins.int
     RANK_FIELD_NUMBER: _builtins.int
     KNOWN_VERSION_FIELD_NUMBER: _builtins.int
+    GENERATION_FIELD_NUMBER: _builtins.int
     job_id: _builtins.str
     """Job id."""
     rank: _builtins.int
     """Global rank of the watcher."""
     known_version: _builtins.int
     """Version the watcher already has (0 = none); the stream starts with the current one regardless."""
+    generation: _builtins.int
+    """Generation the watcher belongs to (0 = the current one). Another generation than the current
+    is FAILED_PRECONDITION: the job was re-registered with a different spec.
+    """
     def __init__(
         self,
         *,
         job_id: _builtins.str = ...,
         rank: _builtins.int = ...,
         known_version: _builtins.int = ...,
+        generation: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["job_id", b"job_id", "known_version", b"known_version", "rank", b"rank"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["generation", b"generation", "job_id", b"job_id", "known_version", b"known_version", "rank", b"rank"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -293,6 +340,8 @@ class Schedule(_message.Message):
     EXPECTED_ITERATION_TIME_S_FIELD_NUMBER: _builtins.int
     EXPECTED_ITERATION_ENERGY_J_FIELD_NUMBER: _builtins.int
     REASON_FIELD_NUMBER: _builtins.int
+    GENERATION_FIELD_NUMBER: _builtins.int
+    SPEC_HASH_FIELD_NUMBER: _builtins.int
     job_id: _builtins.str
     """Job id."""
     rank: _builtins.int
@@ -307,6 +356,12 @@ class Schedule(_message.Message):
     """Planner-predicted energy of one iteration of the pipeline, joules (0 if unknown)."""
     reason: _builtins.str
     """Why this schedule was issued (e.g. "profiling 1410 MHz", "intrinsic", "straggler dp=1")."""
+    generation: _builtins.int
+    """Generation of the job this schedule belongs to (>= 1). A rank must ignore a schedule whose
+    generation or spec_hash differs from its own registration's.
+    """
+    spec_hash: _builtins.str
+    """Spec hash of that generation (64 lowercase hex chars)."""
     @_builtins.property
     def instructions(self) -> _containers.RepeatedCompositeFieldContainer[_common_pb2.ScheduledInstruction]:
         """The rank's instructions for one iteration in schedule order, each with its clock. Empty = run
@@ -324,10 +379,12 @@ class Schedule(_message.Message):
         expected_iteration_time_s: _builtins.float = ...,
         expected_iteration_energy_j: _builtins.float = ...,
         reason: _builtins.str = ...,
+        generation: _builtins.int = ...,
+        spec_hash: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["expected_iteration_energy_j", b"expected_iteration_energy_j", "expected_iteration_time_s", b"expected_iteration_time_s", "instructions", b"instructions", "job_id", b"job_id", "phase", b"phase", "rank", b"rank", "reason", b"reason", "version", b"version"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["expected_iteration_energy_j", b"expected_iteration_energy_j", "expected_iteration_time_s", b"expected_iteration_time_s", "generation", b"generation", "instructions", b"instructions", "job_id", b"job_id", "phase", b"phase", "rank", b"rank", "reason", b"reason", "spec_hash", b"spec_hash", "version", b"version"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -343,16 +400,29 @@ class ReportIterationRequest(_message.Message):
     TIME_S_FIELD_NUMBER: _builtins.int
     ENERGY_J_FIELD_NUMBER: _builtins.int
     SCHEDULE_VERSION_FIELD_NUMBER: _builtins.int
+    COMPUTE_TIME_S_FIELD_NUMBER: _builtins.int
+    GENERATION_FIELD_NUMBER: _builtins.int
     job_id: _builtins.str
     """Job id."""
     iteration: _builtins.int
-    """Iteration number."""
+    """Iteration number (0 .. 2^53-1)."""
     time_s: _builtins.float
-    """Iteration time, seconds (finite, > 0)."""
+    """Iteration wall time (step begin to step end), seconds (finite, 1e-6 .. 86400)."""
     energy_j: _builtins.float
-    """GPU energy of the iteration on this rank, joules (finite, >= 0)."""
+    """GPU energy of the iteration on this rank, joules (finite, 0 .. 1e9)."""
     schedule_version: _builtins.int
     """Schedule version the rank ran."""
+    compute_time_s: _builtins.float
+    """The rank's own compute critical path, seconds: from step begin to the end of its last
+    instruction (the last backward) of the iteration, before any data-parallel gradient all-reduce
+    that makes every pipeline's wall time equal. 0 = unknown (time_s is used). Else finite,
+    1e-6 .. time_s (a little above time_s is clamped to it). Straggler detection compares this
+    between pipelines.
+    """
+    generation: _builtins.int
+    """Generation the rank belongs to (0 = not checked). Another generation than the current is
+    FAILED_PRECONDITION.
+    """
     @_builtins.property
     def rank(self) -> _common_pb2.RankIdentity:
         """Reporting rank."""
@@ -366,10 +436,12 @@ class ReportIterationRequest(_message.Message):
         time_s: _builtins.float = ...,
         energy_j: _builtins.float = ...,
         schedule_version: _builtins.int = ...,
+        compute_time_s: _builtins.float = ...,
+        generation: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["rank", b"rank"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["energy_j", b"energy_j", "iteration", b"iteration", "job_id", b"job_id", "rank", b"rank", "schedule_version", b"schedule_version", "time_s", b"time_s"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["compute_time_s", b"compute_time_s", "energy_j", b"energy_j", "generation", b"generation", "iteration", b"iteration", "job_id", b"job_id", "rank", b"rank", "schedule_version", b"schedule_version", "time_s", b"time_s"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -408,15 +480,15 @@ class ReportStragglerRequest(_message.Message):
     job_id: _builtins.str
     """Job id."""
     dp_rank: _builtins.int
-    """The straggling pipeline."""
+    """The straggling pipeline (< dp_degree)."""
     iteration_time_s: _builtins.float
-    """The straggler's iteration time, seconds (> 0)."""
+    """The straggler's iteration time, seconds (finite, 1e-6 .. 1e6)."""
     slowdown: _builtins.float
-    """The straggler's slowdown vs the intrinsic plan's time (> 1, e.g. 1.2)."""
+    """The straggler's slowdown vs the intrinsic plan's time (> 1 .. 1000, e.g. 1.2)."""
     recovered: _builtins.bool
-    """The pipeline has recovered."""
+    """The pipeline has recovered (must be true when set)."""
     expires_after_s: _builtins.float
-    """The report lapses after this many seconds (0 = until recovered)."""
+    """The report lapses after this many seconds (0 = until recovered; else 0.001 .. 31536000)."""
     def __init__(
         self,
         *,
@@ -750,6 +822,10 @@ class GetJobStatusResponse(_message.Message):
     PREDICTED_SAVING_PERCENT_FIELD_NUMBER: _builtins.int
     STRAGGLER_DP_RANKS_FIELD_NUMBER: _builtins.int
     DETAIL_FIELD_NUMBER: _builtins.int
+    SIMULATED_FIELD_NUMBER: _builtins.int
+    CERTIFIED_GAP_PERCENT_FIELD_NUMBER: _builtins.int
+    GENERATION_FIELD_NUMBER: _builtins.int
+    SPEC_HASH_FIELD_NUMBER: _builtins.int
     phase: Global___Phase.ValueType
     """Phase."""
     schedule_version: _builtins.int
@@ -762,6 +838,19 @@ class GetJobStatusResponse(_message.Message):
     """Predicted energy saving of the deployed plan vs all-max clocks, percent (0 before deploy)."""
     detail: _builtins.str
     """Human-readable detail (e.g. profiling progress)."""
+    simulated: _builtins.bool
+    """True when any registered rank runs on a simulated GPU: energies and savings are modelled, not
+    measured, and must be shown as simulated.
+    """
+    certified_gap_percent: _builtins.float
+    """Certified bound on how far the deployed plan's energy may lie above the optimum for its
+    iteration time, percent of that energy (>= 0). Unset = no certificate (the planner did not
+    compute one, or nothing is deployed).
+    """
+    generation: _builtins.int
+    """Current generation of the job id (>= 1)."""
+    spec_hash: _builtins.str
+    """Spec hash of the current generation (64 lowercase hex chars)."""
     @_builtins.property
     def straggler_dp_ranks(self) -> _containers.RepeatedScalarFieldContainer[_builtins.int]:
         """Pipelines currently reported as stragglers."""
@@ -776,11 +865,355 @@ class GetJobStatusResponse(_message.Message):
         predicted_saving_percent: _builtins.float = ...,
         straggler_dp_ranks: _abc.Iterable[_builtins.int] | None = ...,
         detail: _builtins.str = ...,
+        simulated: _builtins.bool = ...,
+        certified_gap_percent: _builtins.float | None = ...,
+        generation: _builtins.int = ...,
+        spec_hash: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_certified_gap_percent", b"_certified_gap_percent", "certified_gap_percent", b"certified_gap_percent"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_certified_gap_percent", b"_certified_gap_percent", "certified_gap_percent", b"certified_gap_percent", "detail", b"detail", "generation", b"generation", "phase", b"phase", "predicted_saving_percent", b"predicted_saving_percent", "registered_ranks", b"registered_ranks", "schedule_version", b"schedule_version", "simulated", b"simulated", "spec_hash", b"spec_hash", "straggler_dp_ranks", b"straggler_dp_ranks", "world_size", b"world_size"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__certified_gap_percent: _TypeAlias = _typing.Literal["certified_gap_percent"]  # noqa: Y015
+    _WhichOneofArgType__certified_gap_percent: _TypeAlias = _typing.Literal["_certified_gap_percent", b"_certified_gap_percent"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__certified_gap_percent) -> _WhichOneofReturnType__certified_gap_percent | None: ...
+
+Global___GetJobStatusResponse: _TypeAlias = GetJobStatusResponse  # noqa: Y015
+
+@_typing.final
+class JobSummary(_message.Message):
+    """One job in a listing."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    JOB_ID_FIELD_NUMBER: _builtins.int
+    GENERATION_FIELD_NUMBER: _builtins.int
+    SPEC_HASH_FIELD_NUMBER: _builtins.int
+    PHASE_FIELD_NUMBER: _builtins.int
+    WORLD_SIZE_FIELD_NUMBER: _builtins.int
+    REGISTERED_RANKS_FIELD_NUMBER: _builtins.int
+    LIVE_RANKS_FIELD_NUMBER: _builtins.int
+    CREATED_UNIX_MS_FIELD_NUMBER: _builtins.int
+    LAST_SEEN_UNIX_MS_FIELD_NUMBER: _builtins.int
+    FINISHED_FIELD_NUMBER: _builtins.int
+    PREDICTED_SAVING_PERCENT_FIELD_NUMBER: _builtins.int
+    SIMULATED_FIELD_NUMBER: _builtins.int
+    SCHEDULE_VERSION_FIELD_NUMBER: _builtins.int
+    job_id: _builtins.str
+    """Job id."""
+    generation: _builtins.int
+    """Current generation (>= 1)."""
+    spec_hash: _builtins.str
+    """Spec hash of the current generation (64 lowercase hex chars)."""
+    phase: Global___Phase.ValueType
+    """Phase."""
+    world_size: _builtins.int
+    """world_size of the spec."""
+    registered_ranks: _builtins.int
+    """Ranks registered in the current generation."""
+    live_ranks: _builtins.int
+    """Ranks alive: with an open WatchSchedule stream or an RPC within the optimizer's rank timeout."""
+    created_unix_ms: _builtins.int
+    """When the current generation was registered, Unix time in milliseconds."""
+    last_seen_unix_ms: _builtins.int
+    """Last RPC from any rank of the job, Unix time in milliseconds (created_unix_ms if none)."""
+    finished: _builtins.bool
+    """True when no rank is alive: the job has finished (or every rank is down). Finished jobs are
+    deleted after the optimizer's retention period.
+    """
+    predicted_saving_percent: _builtins.float
+    """Predicted energy saving of the deployed plan vs all-max clocks, percent (0 before deploy)."""
+    simulated: _builtins.bool
+    """True when any rank runs on a simulated GPU (see GetJobStatusResponse.simulated)."""
+    schedule_version: _builtins.int
+    """Current schedule version."""
+    def __init__(
+        self,
+        *,
+        job_id: _builtins.str = ...,
+        generation: _builtins.int = ...,
+        spec_hash: _builtins.str = ...,
+        phase: Global___Phase.ValueType = ...,
+        world_size: _builtins.int = ...,
+        registered_ranks: _builtins.int = ...,
+        live_ranks: _builtins.int = ...,
+        created_unix_ms: _builtins.int = ...,
+        last_seen_unix_ms: _builtins.int = ...,
+        finished: _builtins.bool = ...,
+        predicted_saving_percent: _builtins.float = ...,
+        simulated: _builtins.bool = ...,
+        schedule_version: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["detail", b"detail", "phase", b"phase", "predicted_saving_percent", b"predicted_saving_percent", "registered_ranks", b"registered_ranks", "schedule_version", b"schedule_version", "straggler_dp_ranks", b"straggler_dp_ranks", "world_size", b"world_size"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["created_unix_ms", b"created_unix_ms", "finished", b"finished", "generation", b"generation", "job_id", b"job_id", "last_seen_unix_ms", b"last_seen_unix_ms", "live_ranks", b"live_ranks", "phase", b"phase", "predicted_saving_percent", b"predicted_saving_percent", "registered_ranks", b"registered_ranks", "schedule_version", b"schedule_version", "simulated", b"simulated", "spec_hash", b"spec_hash", "world_size", b"world_size"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
-Global___GetJobStatusResponse: _TypeAlias = GetJobStatusResponse  # noqa: Y015
+Global___JobSummary: _TypeAlias = JobSummary  # noqa: Y015
+
+@_typing.final
+class ListJobsRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PAGE_SIZE_FIELD_NUMBER: _builtins.int
+    PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    page_size: _builtins.int
+    """Most jobs to return (0 = 100; at most 1000)."""
+    page_token: _builtins.str
+    """next_page_token of the previous page ('' = first page). Opaque; at most 128 chars."""
+    def __init__(
+        self,
+        *,
+        page_size: _builtins.int = ...,
+        page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["page_size", b"page_size", "page_token", b"page_token"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListJobsRequest: _TypeAlias = ListJobsRequest  # noqa: Y015
+
+@_typing.final
+class ListJobsResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    JOBS_FIELD_NUMBER: _builtins.int
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    next_page_token: _builtins.str
+    """Token of the next page ('' = this was the last)."""
+    @_builtins.property
+    def jobs(self) -> _containers.RepeatedCompositeFieldContainer[Global___JobSummary]:
+        """Jobs ordered by job id."""
+
+    def __init__(
+        self,
+        *,
+        jobs: _abc.Iterable[Global___JobSummary] | None = ...,
+        next_page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["jobs", b"jobs", "next_page_token", b"next_page_token"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListJobsResponse: _TypeAlias = ListJobsResponse  # noqa: Y015
+
+@_typing.final
+class GetJobRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    JOB_ID_FIELD_NUMBER: _builtins.int
+    job_id: _builtins.str
+    """Job id."""
+    def __init__(
+        self,
+        *,
+        job_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["job_id", b"job_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetJobRequest: _TypeAlias = GetJobRequest  # noqa: Y015
+
+@_typing.final
+class RankStatus(_message.Message):
+    """One registered rank of a job."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RANK_FIELD_NUMBER: _builtins.int
+    NODE_FIELD_NUMBER: _builtins.int
+    DEVICE_INDEX_FIELD_NUMBER: _builtins.int
+    ALIVE_FIELD_NUMBER: _builtins.int
+    LAST_SEEN_UNIX_MS_FIELD_NUMBER: _builtins.int
+    SIMULATED_FIELD_NUMBER: _builtins.int
+    node: _builtins.str
+    """Host name of the rank's node."""
+    device_index: _builtins.int
+    """Device index on that node."""
+    alive: _builtins.bool
+    """Alive (see JobSummary.live_ranks)."""
+    last_seen_unix_ms: _builtins.int
+    """Last RPC from the rank, Unix time in milliseconds (0 = none since the optimizer started)."""
+    simulated: _builtins.bool
+    """The rank's GPU is simulated."""
+    @_builtins.property
+    def rank(self) -> _common_pb2.RankIdentity:
+        """Position of the rank."""
+
+    def __init__(
+        self,
+        *,
+        rank: _common_pb2.RankIdentity | None = ...,
+        node: _builtins.str = ...,
+        device_index: _builtins.int = ...,
+        alive: _builtins.bool = ...,
+        last_seen_unix_ms: _builtins.int = ...,
+        simulated: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["rank", b"rank"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["alive", b"alive", "device_index", b"device_index", "last_seen_unix_ms", b"last_seen_unix_ms", "node", b"node", "rank", b"rank", "simulated", b"simulated"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RankStatus: _TypeAlias = RankStatus  # noqa: Y015
+
+@_typing.final
+class StragglerStatus(_message.Message):
+    """One active straggler."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DP_RANK_FIELD_NUMBER: _builtins.int
+    ITERATION_TIME_S_FIELD_NUMBER: _builtins.int
+    DETECTED_FIELD_NUMBER: _builtins.int
+    EXPIRES_UNIX_MS_FIELD_NUMBER: _builtins.int
+    dp_rank: _builtins.int
+    """The straggling pipeline."""
+    iteration_time_s: _builtins.float
+    """Its iteration time T', seconds (0 when given as a slowdown and no frontier exists yet)."""
+    detected: _builtins.bool
+    """True when detected by the optimizer, false when reported with ReportStraggler."""
+    expires_unix_ms: _builtins.int
+    """When the report lapses, Unix time in milliseconds (0 = until recovered)."""
+    def __init__(
+        self,
+        *,
+        dp_rank: _builtins.int = ...,
+        iteration_time_s: _builtins.float = ...,
+        detected: _builtins.bool = ...,
+        expires_unix_ms: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["detected", b"detected", "dp_rank", b"dp_rank", "expires_unix_ms", b"expires_unix_ms", "iteration_time_s", b"iteration_time_s"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___StragglerStatus: _TypeAlias = StragglerStatus  # noqa: Y015
+
+@_typing.final
+class GetJobResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SUMMARY_FIELD_NUMBER: _builtins.int
+    SPEC_FIELD_NUMBER: _builtins.int
+    POLICY_FIELD_NUMBER: _builtins.int
+    RANKS_FIELD_NUMBER: _builtins.int
+    STRAGGLERS_FIELD_NUMBER: _builtins.int
+    FRONTIER_POINTS_FIELD_NUMBER: _builtins.int
+    BLOCKING_POWER_W_FIELD_NUMBER: _builtins.int
+    DETAIL_FIELD_NUMBER: _builtins.int
+    HAS_IMPORTED_PROFILE_FIELD_NUMBER: _builtins.int
+    frontier_points: _builtins.int
+    """Frontier points planned (0 = not planned yet)."""
+    blocking_power_w: _builtins.float
+    """Blocking power the frontier was planned with, watts (0 = not planned yet)."""
+    detail: _builtins.str
+    """Human-readable detail (as in GetJobStatus)."""
+    has_imported_profile: _builtins.bool
+    """True when the optimizer holds an imported profile for the job."""
+    @_builtins.property
+    def summary(self) -> Global___JobSummary:
+        """Summary (as in ListJobs)."""
+
+    @_builtins.property
+    def spec(self) -> Global___JobSpec:
+        """The current generation's spec, defaults filled in."""
+
+    @_builtins.property
+    def policy(self) -> Global___Policy:
+        """The policy in force."""
+
+    @_builtins.property
+    def ranks(self) -> _containers.RepeatedCompositeFieldContainer[Global___RankStatus]:
+        """Registered ranks of the current generation, by global rank."""
+
+    @_builtins.property
+    def stragglers(self) -> _containers.RepeatedCompositeFieldContainer[Global___StragglerStatus]:
+        """Active stragglers."""
+
+    def __init__(
+        self,
+        *,
+        summary: Global___JobSummary | None = ...,
+        spec: Global___JobSpec | None = ...,
+        policy: Global___Policy | None = ...,
+        ranks: _abc.Iterable[Global___RankStatus] | None = ...,
+        stragglers: _abc.Iterable[Global___StragglerStatus] | None = ...,
+        frontier_points: _builtins.int = ...,
+        blocking_power_w: _builtins.float = ...,
+        detail: _builtins.str = ...,
+        has_imported_profile: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["policy", b"policy", "spec", b"spec", "summary", b"summary"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["blocking_power_w", b"blocking_power_w", "detail", b"detail", "frontier_points", b"frontier_points", "has_imported_profile", b"has_imported_profile", "policy", b"policy", "ranks", b"ranks", "spec", b"spec", "stragglers", b"stragglers", "summary", b"summary"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetJobResponse: _TypeAlias = GetJobResponse  # noqa: Y015
+
+@_typing.final
+class DeleteJobRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    JOB_ID_FIELD_NUMBER: _builtins.int
+    KEEP_PROFILE_FIELD_NUMBER: _builtins.int
+    FORCE_FIELD_NUMBER: _builtins.int
+    job_id: _builtins.str
+    """Job id."""
+    keep_profile: _builtins.bool
+    """Keep the job's imported profile: a later RegisterJob of the same id with a matching shape plans
+    from it without a sweep. Plans (frontier, schedules) are always deleted.
+    """
+    force: _builtins.bool
+    """Delete even while ranks are alive (their streams end; their next RPC is NOT_FOUND)."""
+    def __init__(
+        self,
+        *,
+        job_id: _builtins.str = ...,
+        keep_profile: _builtins.bool = ...,
+        force: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["force", b"force", "job_id", b"job_id", "keep_profile", b"keep_profile"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DeleteJobRequest: _TypeAlias = DeleteJobRequest  # noqa: Y015
+
+@_typing.final
+class DeleteJobResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    GENERATION_FIELD_NUMBER: _builtins.int
+    PROFILE_DELETED_FIELD_NUMBER: _builtins.int
+    generation: _builtins.int
+    """The generation that was deleted (>= 1; earlier generations were dropped when superseded). A
+    later RegisterJob of the same id starts the next generation, with a fresh profile.
+    """
+    profile_deleted: _builtins.bool
+    """True when an imported profile was deleted (false when kept or none existed)."""
+    def __init__(
+        self,
+        *,
+        generation: _builtins.int = ...,
+        profile_deleted: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["generation", b"generation", "profile_deleted", b"profile_deleted"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DeleteJobResponse: _TypeAlias = DeleteJobResponse  # noqa: Y015

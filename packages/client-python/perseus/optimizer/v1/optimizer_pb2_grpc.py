@@ -80,14 +80,31 @@ class OptimizerStub:
                 request_serializer=perseus_dot_optimizer_dot_v1_dot_optimizer__pb2.GetJobStatusRequest.SerializeToString,
                 response_deserializer=perseus_dot_optimizer_dot_v1_dot_optimizer__pb2.GetJobStatusResponse.FromString,
                 _registered_method=True)
+        self.ListJobs = channel.unary_unary(
+                '/perseus.optimizer.v1.Optimizer/ListJobs',
+                request_serializer=perseus_dot_optimizer_dot_v1_dot_optimizer__pb2.ListJobsRequest.SerializeToString,
+                response_deserializer=perseus_dot_optimizer_dot_v1_dot_optimizer__pb2.ListJobsResponse.FromString,
+                _registered_method=True)
+        self.GetJob = channel.unary_unary(
+                '/perseus.optimizer.v1.Optimizer/GetJob',
+                request_serializer=perseus_dot_optimizer_dot_v1_dot_optimizer__pb2.GetJobRequest.SerializeToString,
+                response_deserializer=perseus_dot_optimizer_dot_v1_dot_optimizer__pb2.GetJobResponse.FromString,
+                _registered_method=True)
+        self.DeleteJob = channel.unary_unary(
+                '/perseus.optimizer.v1.Optimizer/DeleteJob',
+                request_serializer=perseus_dot_optimizer_dot_v1_dot_optimizer__pb2.DeleteJobRequest.SerializeToString,
+                response_deserializer=perseus_dot_optimizer_dot_v1_dot_optimizer__pb2.DeleteJobResponse.FromString,
+                _registered_method=True)
 
 
 class OptimizerServicer:
     """Missing associated documentation comment in .proto file."""
 
     def RegisterJob(self, request, context):
-        """Registers a job (rank 0 calls it). Idempotent for an identical spec; a different spec for an
-        existing job id is FAILED_PRECONDITION.
+        """Registers a job (rank 0 calls it). Idempotent for an identical spec (same generation). A
+        different spec for an existing job id starts a new generation (own profile, plans and schedule
+        versions) when no rank of the current generation is alive (see JobSummary.live_ranks); while
+        one is, it is FAILED_PRECONDITION and the current generation is untouched.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -150,6 +167,28 @@ class OptimizerServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListJobs(self, request, context):
+        """Jobs known to the optimizer (current generation of each id), ordered by job id, paged.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetJob(self, request, context):
+        """Everything the optimizer knows about one job: spec, ranks, policy, stragglers, frontier size.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeleteJob(self, request, context):
+        """Deletes a job (all generations) with its plans and imported profile, or keeps the profile by a
+        flag. Refused with FAILED_PRECONDITION while a rank is alive unless `force` is set.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_OptimizerServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -197,6 +236,21 @@ def add_OptimizerServicer_to_server(servicer, server):
                     servicer.GetJobStatus,
                     request_deserializer=perseus_dot_optimizer_dot_v1_dot_optimizer__pb2.GetJobStatusRequest.FromString,
                     response_serializer=perseus_dot_optimizer_dot_v1_dot_optimizer__pb2.GetJobStatusResponse.SerializeToString,
+            ),
+            'ListJobs': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListJobs,
+                    request_deserializer=perseus_dot_optimizer_dot_v1_dot_optimizer__pb2.ListJobsRequest.FromString,
+                    response_serializer=perseus_dot_optimizer_dot_v1_dot_optimizer__pb2.ListJobsResponse.SerializeToString,
+            ),
+            'GetJob': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetJob,
+                    request_deserializer=perseus_dot_optimizer_dot_v1_dot_optimizer__pb2.GetJobRequest.FromString,
+                    response_serializer=perseus_dot_optimizer_dot_v1_dot_optimizer__pb2.GetJobResponse.SerializeToString,
+            ),
+            'DeleteJob': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteJob,
+                    request_deserializer=perseus_dot_optimizer_dot_v1_dot_optimizer__pb2.DeleteJobRequest.FromString,
+                    response_serializer=perseus_dot_optimizer_dot_v1_dot_optimizer__pb2.DeleteJobResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -442,6 +496,87 @@ class Optimizer:
             '/perseus.optimizer.v1.Optimizer/GetJobStatus',
             perseus_dot_optimizer_dot_v1_dot_optimizer__pb2.GetJobStatusRequest.SerializeToString,
             perseus_dot_optimizer_dot_v1_dot_optimizer__pb2.GetJobStatusResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListJobs(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/perseus.optimizer.v1.Optimizer/ListJobs',
+            perseus_dot_optimizer_dot_v1_dot_optimizer__pb2.ListJobsRequest.SerializeToString,
+            perseus_dot_optimizer_dot_v1_dot_optimizer__pb2.ListJobsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetJob(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/perseus.optimizer.v1.Optimizer/GetJob',
+            perseus_dot_optimizer_dot_v1_dot_optimizer__pb2.GetJobRequest.SerializeToString,
+            perseus_dot_optimizer_dot_v1_dot_optimizer__pb2.GetJobResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteJob(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/perseus.optimizer.v1.Optimizer/DeleteJob',
+            perseus_dot_optimizer_dot_v1_dot_optimizer__pb2.DeleteJobRequest.SerializeToString,
+            perseus_dot_optimizer_dot_v1_dot_optimizer__pb2.DeleteJobResponse.FromString,
             options,
             channel_credentials,
             insecure,

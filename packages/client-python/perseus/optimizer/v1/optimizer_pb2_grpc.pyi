@@ -35,8 +35,10 @@ class OptimizerStub:
     @_typing.overload
     def __new__(cls, channel: _aio.Channel) -> OptimizerAsyncStub: ...
     RegisterJob: _grpc.UnaryUnaryMultiCallable[_optimizer_pb2.RegisterJobRequest, _optimizer_pb2.RegisterJobResponse]
-    """Registers a job (rank 0 calls it). Idempotent for an identical spec; a different spec for an
-    existing job id is FAILED_PRECONDITION.
+    """Registers a job (rank 0 calls it). Idempotent for an identical spec (same generation). A
+    different spec for an existing job id starts a new generation (own profile, plans and schedule
+    versions) when no rank of the current generation is alive (see JobSummary.live_ranks); while
+    one is, it is FAILED_PRECONDITION and the current generation is untouched.
     """
     RegisterRank: _grpc.UnaryUnaryMultiCallable[_optimizer_pb2.RegisterRankRequest, _optimizer_pb2.RegisterRankResponse]
     """Registers one rank of a job (every rank calls it; re-registration after a restart is idempotent)."""
@@ -56,13 +58,23 @@ class OptimizerStub:
     """Stateless planning: profile + pipeline in, frontier out. No job needed."""
     GetJobStatus: _grpc.UnaryUnaryMultiCallable[_optimizer_pb2.GetJobStatusRequest, _optimizer_pb2.GetJobStatusResponse]
     """Phase, plan version and predicted savings of a job."""
+    ListJobs: _grpc.UnaryUnaryMultiCallable[_optimizer_pb2.ListJobsRequest, _optimizer_pb2.ListJobsResponse]
+    """Jobs known to the optimizer (current generation of each id), ordered by job id, paged."""
+    GetJob: _grpc.UnaryUnaryMultiCallable[_optimizer_pb2.GetJobRequest, _optimizer_pb2.GetJobResponse]
+    """Everything the optimizer knows about one job: spec, ranks, policy, stragglers, frontier size."""
+    DeleteJob: _grpc.UnaryUnaryMultiCallable[_optimizer_pb2.DeleteJobRequest, _optimizer_pb2.DeleteJobResponse]
+    """Deletes a job (all generations) with its plans and imported profile, or keeps the profile by a
+    flag. Refused with FAILED_PRECONDITION while a rank is alive unless `force` is set.
+    """
 
 @_typing.type_check_only
 class OptimizerAsyncStub(OptimizerStub):
     def __init__(self, channel: _aio.Channel) -> None: ...
     RegisterJob: _aio.UnaryUnaryMultiCallable[_optimizer_pb2.RegisterJobRequest, _optimizer_pb2.RegisterJobResponse]  # type: ignore[assignment]
-    """Registers a job (rank 0 calls it). Idempotent for an identical spec; a different spec for an
-    existing job id is FAILED_PRECONDITION.
+    """Registers a job (rank 0 calls it). Idempotent for an identical spec (same generation). A
+    different spec for an existing job id starts a new generation (own profile, plans and schedule
+    versions) when no rank of the current generation is alive (see JobSummary.live_ranks); while
+    one is, it is FAILED_PRECONDITION and the current generation is untouched.
     """
     RegisterRank: _aio.UnaryUnaryMultiCallable[_optimizer_pb2.RegisterRankRequest, _optimizer_pb2.RegisterRankResponse]  # type: ignore[assignment]
     """Registers one rank of a job (every rank calls it; re-registration after a restart is idempotent)."""
@@ -82,6 +94,14 @@ class OptimizerAsyncStub(OptimizerStub):
     """Stateless planning: profile + pipeline in, frontier out. No job needed."""
     GetJobStatus: _aio.UnaryUnaryMultiCallable[_optimizer_pb2.GetJobStatusRequest, _optimizer_pb2.GetJobStatusResponse]  # type: ignore[assignment]
     """Phase, plan version and predicted savings of a job."""
+    ListJobs: _aio.UnaryUnaryMultiCallable[_optimizer_pb2.ListJobsRequest, _optimizer_pb2.ListJobsResponse]  # type: ignore[assignment]
+    """Jobs known to the optimizer (current generation of each id), ordered by job id, paged."""
+    GetJob: _aio.UnaryUnaryMultiCallable[_optimizer_pb2.GetJobRequest, _optimizer_pb2.GetJobResponse]  # type: ignore[assignment]
+    """Everything the optimizer knows about one job: spec, ranks, policy, stragglers, frontier size."""
+    DeleteJob: _aio.UnaryUnaryMultiCallable[_optimizer_pb2.DeleteJobRequest, _optimizer_pb2.DeleteJobResponse]  # type: ignore[assignment]
+    """Deletes a job (all generations) with its plans and imported profile, or keeps the profile by a
+    flag. Refused with FAILED_PRECONDITION while a rank is alive unless `force` is set.
+    """
 
 class OptimizerServicer(metaclass=_abc_1.ABCMeta):
     @_abc_1.abstractmethod
@@ -90,8 +110,10 @@ class OptimizerServicer(metaclass=_abc_1.ABCMeta):
         request: _optimizer_pb2.RegisterJobRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_optimizer_pb2.RegisterJobResponse, _abc.Awaitable[_optimizer_pb2.RegisterJobResponse]]:
-        """Registers a job (rank 0 calls it). Idempotent for an identical spec; a different spec for an
-        existing job id is FAILED_PRECONDITION.
+        """Registers a job (rank 0 calls it). Idempotent for an identical spec (same generation). A
+        different spec for an existing job id starts a new generation (own profile, plans and schedule
+        versions) when no rank of the current generation is alive (see JobSummary.live_ranks); while
+        one is, it is FAILED_PRECONDITION and the current generation is untouched.
         """
 
     @_abc_1.abstractmethod
@@ -159,5 +181,31 @@ class OptimizerServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_optimizer_pb2.GetJobStatusResponse, _abc.Awaitable[_optimizer_pb2.GetJobStatusResponse]]:
         """Phase, plan version and predicted savings of a job."""
+
+    @_abc_1.abstractmethod
+    def ListJobs(
+        self,
+        request: _optimizer_pb2.ListJobsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_optimizer_pb2.ListJobsResponse, _abc.Awaitable[_optimizer_pb2.ListJobsResponse]]:
+        """Jobs known to the optimizer (current generation of each id), ordered by job id, paged."""
+
+    @_abc_1.abstractmethod
+    def GetJob(
+        self,
+        request: _optimizer_pb2.GetJobRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_optimizer_pb2.GetJobResponse, _abc.Awaitable[_optimizer_pb2.GetJobResponse]]:
+        """Everything the optimizer knows about one job: spec, ranks, policy, stragglers, frontier size."""
+
+    @_abc_1.abstractmethod
+    def DeleteJob(
+        self,
+        request: _optimizer_pb2.DeleteJobRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_optimizer_pb2.DeleteJobResponse, _abc.Awaitable[_optimizer_pb2.DeleteJobResponse]]:
+        """Deletes a job (all generations) with its plans and imported profile, or keeps the profile by a
+        flag. Refused with FAILED_PRECONDITION while a rank is alive unless `force` is set.
+        """
 
 def add_OptimizerServicer_to_server(servicer: OptimizerServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

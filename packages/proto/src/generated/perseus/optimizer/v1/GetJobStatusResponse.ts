@@ -12,6 +12,11 @@ export interface GetJobStatusResponse {
   'predicted_saving_percent'?: (number | string);
   'straggler_dp_ranks'?: (number)[];
   'detail'?: (string);
+  'simulated'?: (boolean);
+  'certified_gap_percent'?: (number | string);
+  'generation'?: (number | string | Long);
+  'spec_hash'?: (string);
+  '_certified_gap_percent'?: "certified_gap_percent";
 }
 
 export interface GetJobStatusResponse__Output {
@@ -22,4 +27,9 @@ export interface GetJobStatusResponse__Output {
   'predicted_saving_percent': (number);
   'straggler_dp_ranks': (number)[];
   'detail': (string);
+  'simulated': (boolean);
+  'certified_gap_percent'?: (number);
+  'generation': (string);
+  'spec_hash': (string);
+  '_certified_gap_percent'?: "certified_gap_percent";
 }

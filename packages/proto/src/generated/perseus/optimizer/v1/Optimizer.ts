@@ -3,10 +3,16 @@
 
 import type * as grpc from '@grpc/grpc-js'
 import type { MethodDefinition } from '@grpc/proto-loader'
+import type { DeleteJobRequest as _perseus_optimizer_v1_DeleteJobRequest, DeleteJobRequest__Output as _perseus_optimizer_v1_DeleteJobRequest__Output } from '../../../perseus/optimizer/v1/DeleteJobRequest';
+import type { DeleteJobResponse as _perseus_optimizer_v1_DeleteJobResponse, DeleteJobResponse__Output as _perseus_optimizer_v1_DeleteJobResponse__Output } from '../../../perseus/optimizer/v1/DeleteJobResponse';
 import type { GetFrontierRequest as _perseus_optimizer_v1_GetFrontierRequest, GetFrontierRequest__Output as _perseus_optimizer_v1_GetFrontierRequest__Output } from '../../../perseus/optimizer/v1/GetFrontierRequest';
 import type { GetFrontierResponse as _perseus_optimizer_v1_GetFrontierResponse, GetFrontierResponse__Output as _perseus_optimizer_v1_GetFrontierResponse__Output } from '../../../perseus/optimizer/v1/GetFrontierResponse';
+import type { GetJobRequest as _perseus_optimizer_v1_GetJobRequest, GetJobRequest__Output as _perseus_optimizer_v1_GetJobRequest__Output } from '../../../perseus/optimizer/v1/GetJobRequest';
+import type { GetJobResponse as _perseus_optimizer_v1_GetJobResponse, GetJobResponse__Output as _perseus_optimizer_v1_GetJobResponse__Output } from '../../../perseus/optimizer/v1/GetJobResponse';
 import type { GetJobStatusRequest as _perseus_optimizer_v1_GetJobStatusRequest, GetJobStatusRequest__Output as _perseus_optimizer_v1_GetJobStatusRequest__Output } from '../../../perseus/optimizer/v1/GetJobStatusRequest';
 import type { GetJobStatusResponse as _perseus_optimizer_v1_GetJobStatusResponse, GetJobStatusResponse__Output as _perseus_optimizer_v1_GetJobStatusResponse__Output } from '../../../perseus/optimizer/v1/GetJobStatusResponse';
+import type { ListJobsRequest as _perseus_optimizer_v1_ListJobsRequest, ListJobsRequest__Output as _perseus_optimizer_v1_ListJobsRequest__Output } from '../../../perseus/optimizer/v1/ListJobsRequest';
+import type { ListJobsResponse as _perseus_optimizer_v1_ListJobsResponse, ListJobsResponse__Output as _perseus_optimizer_v1_ListJobsResponse__Output } from '../../../perseus/optimizer/v1/ListJobsResponse';
 import type { PlanOfflineRequest as _perseus_optimizer_v1_PlanOfflineRequest, PlanOfflineRequest__Output as _perseus_optimizer_v1_PlanOfflineRequest__Output } from '../../../perseus/optimizer/v1/PlanOfflineRequest';
 import type { PlanOfflineResponse as _perseus_optimizer_v1_PlanOfflineResponse, PlanOfflineResponse__Output as _perseus_optimizer_v1_PlanOfflineResponse__Output } from '../../../perseus/optimizer/v1/PlanOfflineResponse';
 import type { RegisterJobRequest as _perseus_optimizer_v1_RegisterJobRequest, RegisterJobRequest__Output as _perseus_optimizer_v1_RegisterJobRequest__Output } from '../../../perseus/optimizer/v1/RegisterJobRequest';
@@ -23,6 +29,15 @@ import type { SetPolicyResponse as _perseus_optimizer_v1_SetPolicyResponse, SetP
 import type { WatchScheduleRequest as _perseus_optimizer_v1_WatchScheduleRequest, WatchScheduleRequest__Output as _perseus_optimizer_v1_WatchScheduleRequest__Output } from '../../../perseus/optimizer/v1/WatchScheduleRequest';
 
 export interface OptimizerClient extends grpc.Client {
+  DeleteJob(argument: _perseus_optimizer_v1_DeleteJobRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_perseus_optimizer_v1_DeleteJobResponse__Output>): grpc.ClientUnaryCall;
+  DeleteJob(argument: _perseus_optimizer_v1_DeleteJobRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_perseus_optimizer_v1_DeleteJobResponse__Output>): grpc.ClientUnaryCall;
+  DeleteJob(argument: _perseus_optimizer_v1_DeleteJobRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_perseus_optimizer_v1_DeleteJobResponse__Output>): grpc.ClientUnaryCall;
+  DeleteJob(argument: _perseus_optimizer_v1_DeleteJobRequest, callback: grpc.requestCallback<_perseus_optimizer_v1_DeleteJobResponse__Output>): grpc.ClientUnaryCall;
+  deleteJob(argument: _perseus_optimizer_v1_DeleteJobRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_perseus_optimizer_v1_DeleteJobResponse__Output>): grpc.ClientUnaryCall;
+  deleteJob(argument: _perseus_optimizer_v1_DeleteJobRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_perseus_optimizer_v1_DeleteJobResponse__Output>): grpc.ClientUnaryCall;
+  deleteJob(argument: _perseus_optimizer_v1_DeleteJobRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_perseus_optimizer_v1_DeleteJobResponse__Output>): grpc.ClientUnaryCall;
+  deleteJob(argument: _perseus_optimizer_v1_DeleteJobRequest, callback: grpc.requestCallback<_perseus_optimizer_v1_DeleteJobResponse__Output>): grpc.ClientUnaryCall;
+  
   GetFrontier(argument: _perseus_optimizer_v1_GetFrontierRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_perseus_optimizer_v1_GetFrontierResponse__Output>): grpc.ClientUnaryCall;
   GetFrontier(argument: _perseus_optimizer_v1_GetFrontierRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_perseus_optimizer_v1_GetFrontierResponse__Output>): grpc.ClientUnaryCall;
   GetFrontier(argument: _perseus_optimizer_v1_GetFrontierRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_perseus_optimizer_v1_GetFrontierResponse__Output>): grpc.ClientUnaryCall;
@@ -32,6 +47,15 @@ export interface OptimizerClient extends grpc.Client {
   getFrontier(argument: _perseus_optimizer_v1_GetFrontierRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_perseus_optimizer_v1_GetFrontierResponse__Output>): grpc.ClientUnaryCall;
   getFrontier(argument: _perseus_optimizer_v1_GetFrontierRequest, callback: grpc.requestCallback<_perseus_optimizer_v1_GetFrontierResponse__Output>): grpc.ClientUnaryCall;
   
+  GetJob(argument: _perseus_optimizer_v1_GetJobRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_perseus_optimizer_v1_GetJobResponse__Output>): grpc.ClientUnaryCall;
+  GetJob(argument: _perseus_optimizer_v1_GetJobRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_perseus_optimizer_v1_GetJobResponse__Output>): grpc.ClientUnaryCall;
+  GetJob(argument: _perseus_optimizer_v1_GetJobRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_perseus_optimizer_v1_GetJobResponse__Output>): grpc.ClientUnaryCall;
+  GetJob(argument: _perseus_optimizer_v1_GetJobRequest, callback: grpc.requestCallback<_perseus_optimizer_v1_GetJobResponse__Output>): grpc.ClientUnaryCall;
+  getJob(argument: _perseus_optimizer_v1_GetJobRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_perseus_optimizer_v1_GetJobResponse__Output>): grpc.ClientUnaryCall;
+  getJob(argument: _perseus_optimizer_v1_GetJobRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_perseus_optimizer_v1_GetJobResponse__Output>): grpc.ClientUnaryCall;
+  getJob(argument: _perseus_optimizer_v1_GetJobRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_perseus_optimizer_v1_GetJobResponse__Output>): grpc.ClientUnaryCall;
+  getJob(argument: _perseus_optimizer_v1_GetJobRequest, callback: grpc.requestCallback<_perseus_optimizer_v1_GetJobResponse__Output>): grpc.ClientUnaryCall;
+  
   GetJobStatus(argument: _perseus_optimizer_v1_GetJobStatusRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_perseus_optimizer_v1_GetJobStatusResponse__Output>): grpc.ClientUnaryCall;
   GetJobStatus(argument: _perseus_optimizer_v1_GetJobStatusRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_perseus_optimizer_v1_GetJobStatusResponse__Output>): grpc.ClientUnaryCall;
   GetJobStatus(argument: _perseus_optimizer_v1_GetJobStatusRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_perseus_optimizer_v1_GetJobStatusResponse__Output>): grpc.ClientUnaryCall;
@@ -40,6 +64,15 @@ export interface OptimizerClient extends grpc.Client {
   getJobStatus(argument: _perseus_optimizer_v1_GetJobStatusRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_perseus_optimizer_v1_GetJobStatusResponse__Output>): grpc.ClientUnaryCall;
   getJobStatus(argument: _perseus_optimizer_v1_GetJobStatusRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_perseus_optimizer_v1_GetJobStatusResponse__Output>): grpc.ClientUnaryCall;
   getJobStatus(argument: _perseus_optimizer_v1_GetJobStatusRequest, callback: grpc.requestCallback<_perseus_optimizer_v1_GetJobStatusResponse__Output>): grpc.ClientUnaryCall;
+  
+  ListJobs(argument: _perseus_optimizer_v1_ListJobsRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_perseus_optimizer_v1_ListJobsResponse__Output>): grpc.ClientUnaryCall;
+  ListJobs(argument: _perseus_optimizer_v1_ListJobsRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_perseus_optimizer_v1_ListJobsResponse__Output>): grpc.ClientUnaryCall;
+  ListJobs(argument: _perseus_optimizer_v1_ListJobsRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_perseus_optimizer_v1_ListJobsResponse__Output>): grpc.ClientUnaryCall;
+  ListJobs(argument: _perseus_optimizer_v1_ListJobsRequest, callback: grpc.requestCallback<_perseus_optimizer_v1_ListJobsResponse__Output>): grpc.ClientUnaryCall;
+  listJobs(argument: _perseus_optimizer_v1_ListJobsRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_perseus_optimizer_v1_ListJobsResponse__Output>): grpc.ClientUnaryCall;
+  listJobs(argument: _perseus_optimizer_v1_ListJobsRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_perseus_optimizer_v1_ListJobsResponse__Output>): grpc.ClientUnaryCall;
+  listJobs(argument: _perseus_optimizer_v1_ListJobsRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_perseus_optimizer_v1_ListJobsResponse__Output>): grpc.ClientUnaryCall;
+  listJobs(argument: _perseus_optimizer_v1_ListJobsRequest, callback: grpc.requestCallback<_perseus_optimizer_v1_ListJobsResponse__Output>): grpc.ClientUnaryCall;
   
   PlanOffline(argument: _perseus_optimizer_v1_PlanOfflineRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_perseus_optimizer_v1_PlanOfflineResponse__Output>): grpc.ClientUnaryCall;
   PlanOffline(argument: _perseus_optimizer_v1_PlanOfflineRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_perseus_optimizer_v1_PlanOfflineResponse__Output>): grpc.ClientUnaryCall;
@@ -103,9 +136,15 @@ export interface OptimizerClient extends grpc.Client {
 }
 
 export interface OptimizerHandlers extends grpc.UntypedServiceImplementation {
+  DeleteJob: grpc.handleUnaryCall<_perseus_optimizer_v1_DeleteJobRequest__Output, _perseus_optimizer_v1_DeleteJobResponse>;
+  
   GetFrontier: grpc.handleUnaryCall<_perseus_optimizer_v1_GetFrontierRequest__Output, _perseus_optimizer_v1_GetFrontierResponse>;
   
+  GetJob: grpc.handleUnaryCall<_perseus_optimizer_v1_GetJobRequest__Output, _perseus_optimizer_v1_GetJobResponse>;
+  
   GetJobStatus: grpc.handleUnaryCall<_perseus_optimizer_v1_GetJobStatusRequest__Output, _perseus_optimizer_v1_GetJobStatusResponse>;
+  
+  ListJobs: grpc.handleUnaryCall<_perseus_optimizer_v1_ListJobsRequest__Output, _perseus_optimizer_v1_ListJobsResponse>;
   
   PlanOffline: grpc.handleUnaryCall<_perseus_optimizer_v1_PlanOfflineRequest__Output, _perseus_optimizer_v1_PlanOfflineResponse>;
   
@@ -124,8 +163,11 @@ export interface OptimizerHandlers extends grpc.UntypedServiceImplementation {
 }
 
 export interface OptimizerDefinition extends grpc.ServiceDefinition {
+  DeleteJob: MethodDefinition<_perseus_optimizer_v1_DeleteJobRequest, _perseus_optimizer_v1_DeleteJobResponse, _perseus_optimizer_v1_DeleteJobRequest__Output, _perseus_optimizer_v1_DeleteJobResponse__Output>
   GetFrontier: MethodDefinition<_perseus_optimizer_v1_GetFrontierRequest, _perseus_optimizer_v1_GetFrontierResponse, _perseus_optimizer_v1_GetFrontierRequest__Output, _perseus_optimizer_v1_GetFrontierResponse__Output>
+  GetJob: MethodDefinition<_perseus_optimizer_v1_GetJobRequest, _perseus_optimizer_v1_GetJobResponse, _perseus_optimizer_v1_GetJobRequest__Output, _perseus_optimizer_v1_GetJobResponse__Output>
   GetJobStatus: MethodDefinition<_perseus_optimizer_v1_GetJobStatusRequest, _perseus_optimizer_v1_GetJobStatusResponse, _perseus_optimizer_v1_GetJobStatusRequest__Output, _perseus_optimizer_v1_GetJobStatusResponse__Output>
+  ListJobs: MethodDefinition<_perseus_optimizer_v1_ListJobsRequest, _perseus_optimizer_v1_ListJobsResponse, _perseus_optimizer_v1_ListJobsRequest__Output, _perseus_optimizer_v1_ListJobsResponse__Output>
   PlanOffline: MethodDefinition<_perseus_optimizer_v1_PlanOfflineRequest, _perseus_optimizer_v1_PlanOfflineResponse, _perseus_optimizer_v1_PlanOfflineRequest__Output, _perseus_optimizer_v1_PlanOfflineResponse__Output>
   RegisterJob: MethodDefinition<_perseus_optimizer_v1_RegisterJobRequest, _perseus_optimizer_v1_RegisterJobResponse, _perseus_optimizer_v1_RegisterJobRequest__Output, _perseus_optimizer_v1_RegisterJobResponse__Output>
   RegisterRank: MethodDefinition<_perseus_optimizer_v1_RegisterRankRequest, _perseus_optimizer_v1_RegisterRankResponse, _perseus_optimizer_v1_RegisterRankRequest__Output, _perseus_optimizer_v1_RegisterRankResponse__Output>

@@ -2,13 +2,20 @@
 // Original file: perseus/optimizer/v1/optimizer.proto
 
 import type { Phase as _perseus_optimizer_v1_Phase, Phase__Output as _perseus_optimizer_v1_Phase__Output } from '../../../perseus/optimizer/v1/Phase';
+import type { Long } from '@grpc/proto-loader';
 
 export interface RegisterJobResponse {
   'created'?: (boolean);
   'phase'?: (_perseus_optimizer_v1_Phase);
+  'generation'?: (number | string | Long);
+  'spec_hash'?: (string);
+  'profile_job_id'?: (string);
 }
 
 export interface RegisterJobResponse__Output {
   'created': (boolean);
   'phase': (_perseus_optimizer_v1_Phase__Output);
+  'generation': (string);
+  'spec_hash': (string);
+  'profile_job_id': (string);
 }

@@ -9,6 +9,8 @@ export interface RegisterRankRequest {
   'node'?: (string);
   'device_index'?: (number);
   'supported_frequencies_mhz'?: (number)[];
+  'simulated'?: (boolean);
+  'expected_spec_hash'?: (string);
 }
 
 export interface RegisterRankRequest__Output {
@@ -17,4 +19,6 @@ export interface RegisterRankRequest__Output {
   'node': (string);
   'device_index': (number);
   'supported_frequencies_mhz': (number)[];
+  'simulated': (boolean);
+  'expected_spec_hash': (string);
 }

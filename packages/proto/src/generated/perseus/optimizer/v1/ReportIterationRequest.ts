@@ -11,6 +11,8 @@ export interface ReportIterationRequest {
   'time_s'?: (number | string);
   'energy_j'?: (number | string);
   'schedule_version'?: (number | string | Long);
+  'compute_time_s'?: (number | string);
+  'generation'?: (number | string | Long);
 }
 
 export interface ReportIterationRequest__Output {
@@ -20,4 +22,6 @@ export interface ReportIterationRequest__Output {
   'time_s': (number);
   'energy_j': (number);
   'schedule_version': (string);
+  'compute_time_s': (number);
+  'generation': (string);
 }

@@ -14,6 +14,8 @@ export interface Schedule {
   'expected_iteration_time_s'?: (number | string);
   'expected_iteration_energy_j'?: (number | string);
   'reason'?: (string);
+  'generation'?: (number | string | Long);
+  'spec_hash'?: (string);
 }
 
 export interface Schedule__Output {
@@ -25,4 +27,6 @@ export interface Schedule__Output {
   'expected_iteration_time_s': (number);
   'expected_iteration_energy_j': (number);
   'reason': (string);
+  'generation': (string);
+  'spec_hash': (string);
 }

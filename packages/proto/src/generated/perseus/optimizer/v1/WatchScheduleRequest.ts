@@ -7,10 +7,12 @@ export interface WatchScheduleRequest {
   'job_id'?: (string);
   'rank'?: (number);
   'known_version'?: (number | string | Long);
+  'generation'?: (number | string | Long);
 }
 
 export interface WatchScheduleRequest__Output {
   'job_id': (string);
   'rank': (number);
   'known_version': (string);
+  'generation': (string);
 }
