@@ -78,9 +78,26 @@ def test_register_job_is_idempotent_and_rejects_another_spec(perseus_server: Per
     job_id = new_job(perseus_server)
     again = stub(perseus_server).RegisterJob(optimizer_pb2.RegisterJobRequest(job_id=job_id, spec=spec()), timeout=20)
     assert not again.created
+    # A rank of this generation is alive (it just called): another spec is refused.
+    stub(perseus_server).RegisterRank(
+        optimizer_pb2.RegisterRankRequest(
+            job_id=job_id, rank=common_pb2.RankIdentity(rank=0), node="n", device_index=0, supported_frequencies_mhz=[1410]
+        ),
+        timeout=20,
+    )
     with pytest.raises(grpc.RpcError) as info:
         stub(perseus_server).RegisterJob(optimizer_pb2.RegisterJobRequest(job_id=job_id, spec=spec(microbatches=3)), timeout=20)
     assert info.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert stub(perseus_server).GetJobStatus(optimizer_pb2.GetJobStatusRequest(job_id=job_id), timeout=20).generation == again.generation == 1
+
+
+def test_register_job_with_another_spec_and_no_live_rank_starts_a_new_generation(perseus_server: PerseusServer) -> None:
+    job_id = new_job(perseus_server)
+    first = stub(perseus_server).RegisterJob(optimizer_pb2.RegisterJobRequest(job_id=job_id, spec=spec()), timeout=20)
+    second = stub(perseus_server).RegisterJob(optimizer_pb2.RegisterJobRequest(job_id=job_id, spec=spec(microbatches=3)), timeout=20)
+    assert second.created and second.generation == first.generation + 1 == 2
+    assert second.spec_hash != first.spec_hash and len(second.spec_hash) == 64
+    assert second.profile_job_id == f"{job_id}.g2"
 
 
 def test_register_rank_invalid_and_out_of_range(perseus_server: PerseusServer) -> None:
@@ -106,7 +123,7 @@ def test_watch_schedule_invalid_and_unknown(perseus_server: PerseusServer) -> No
 
 def test_report_iteration_invalid(perseus_server: PerseusServer) -> None:
     req = optimizer_pb2.ReportIterationRequest(job_id="j", rank=common_pb2.RankIdentity(), iteration=1, time_s=0.0, energy_j=1.0)
-    assert invalid(stub(perseus_server).ReportIteration, req) == [("time_s", "must be > 0, got 0")]
+    assert invalid(stub(perseus_server).ReportIteration, req) == [("time_s", "must be ≥ 0.000001, got 0")]
 
 
 def test_report_straggler_invalid(perseus_server: PerseusServer) -> None:

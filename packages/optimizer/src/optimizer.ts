@@ -1105,14 +1105,14 @@ export class Optimizer {
 
   reportStraggler(rep: StragglerReport): { scheduleVersion: number; targetIterationTimeS: number } {
     const job = this.job(rep.jobId);
-    if (job.state.phase === 'REGISTERING')
-      throw new FailedPreconditionError(
-        `job ${job.jobId} is still registering ranks (${job.ranks.size}/${job.spec.worldSize}); report stragglers once it runs`,
-      );
     if (rep.dpRank >= job.spec.dpDegree)
       throw ValidationError.field(
         'dp_rank',
         `must be < dp_degree ${job.spec.dpDegree}, got ${rep.dpRank}`,
+      );
+    if (job.ranks.size < job.spec.worldSize)
+      throw new FailedPreconditionError(
+        `job ${job.jobId} is still registering ranks (${job.ranks.size}/${job.spec.worldSize}); report stragglers once every rank has registered`,
       );
     job.state.stragglers = job.state.stragglers.filter((s) => s.dpRank !== rep.dpRank);
     const sev = rep.severity;

@@ -29,6 +29,7 @@ export const KIND_TO_PROTO: Readonly<Record<InstructionKind, commonV1.Instructio
 export const SCHEDULE_TO_PROTO: Readonly<Record<ScheduleKind, commonV1.ScheduleKind>> = {
   '1f1b': 'SCHEDULE_KIND_1F1B',
   gpipe: 'SCHEDULE_KIND_GPIPE',
+  interleaved: 'SCHEDULE_KIND_INTERLEAVED_1F1B',
 };
 
 export function pointToProto(p: FrontierPoint): commonV1.FrontierPoint {
