@@ -39,7 +39,13 @@ describe('perseus plan --schedule interleaved', () => {
       out,
       format: 'perseus',
       lpBound: false,
+      exactBudgetS: 20,
     });
+    // The exact polish ran on the intrinsic plan and the summary certifies it.
+    expect(r.exact).not.toBeNull();
+    expect(r.exact!.point).toEqual(r.frontier.intrinsic().point);
+    expect(r.exact!.gapPp).toBeGreaterThanOrEqual(0);
+    expect(r.summary).toMatch(/certified gap \d+\.\d{3} pp \(exact polish/);
     const input: PlannerInput = {
       profile: parseProfileCsv(csv),
       pipeline: { schedule: 'interleaved', numStages: 2, numMicrobatches: 4, numChunks: 2 },

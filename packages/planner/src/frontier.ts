@@ -146,6 +146,46 @@ export class Frontier {
     return interpolateLowerBound(ts, es, timeS);
   }
 
+  /**
+   * This frontier with one more plan (one option index per DAG node, indexing
+   * `optionFrequenciesMhz`), e.g. the exact polish of a deployed point, whose emulated time and
+   * energy are `timeS` and `energyJ`. The points it dominates are dropped; nothing changes if an
+   * existing point already dominates it.
+   */
+  withPlan(choice: Uint16Array, timeS: number, energyJ: number): Frontier {
+    const { points, planPositions } = this.json;
+    const at = this.lastAtOrBefore(timeS);
+    if (at >= 0 && points[at]!.energyJ <= energyJ) return this;
+    const store = DeltaPlanStore.fromJSON(this.json.plans);
+    const position = store.size;
+    store.push(choice);
+    const kept: Array<[FrontierPoint, number]> = [];
+    let inserted = false;
+    const add = (p: FrontierPoint, pos: number): void => {
+      kept.push([{ ...p, index: kept.length }, pos]);
+    };
+    points.forEach((p, i) => {
+      if (!inserted && p.timeS > timeS) {
+        add({ index: 0, timeS, energyJ, modelEnergyJ: this.lowerBoundJ(timeS) }, position);
+        inserted = true;
+      }
+      // Dropped: at or after the new plan's time without using less energy.
+      if (p.timeS >= timeS && p.energyJ >= energyJ) return;
+      add(p, planPositions[i]!);
+    });
+    if (!inserted)
+      add({ index: 0, timeS, energyJ, modelEnergyJ: this.lowerBoundJ(timeS) }, position);
+    const json: FrontierJson = {
+      ...this.json,
+      points: kept.map(([p]) => p),
+      planPositions: kept.map(([, pos]) => pos),
+      minEnergyTimeS: kept[kept.length - 1]![0].timeS,
+      plans: store.toJSON(),
+      stats: { ...this.json.stats, planBytes: store.byteSize() },
+    };
+    return new Frontier(json);
+  }
+
   toJSON(): FrontierJson {
     return this.json;
   }

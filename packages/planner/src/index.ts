@@ -41,3 +41,20 @@ export {
 } from './frontier';
 export { exactFrontier, type ExactFrontierPoint } from './exact';
 export { lpLowerBound, buildLowerBoundLp, type LpOptions, type LpSolver } from './lp-bound';
+export {
+  buildDeadlineMilp,
+  exactAtDeadline,
+  neighbourhoodPolish,
+  polishAtDeadline,
+  type DeadlineMilp,
+  type ExactDeadlineResult,
+  type MilpModel,
+  type MilpOutcome,
+  type MilpProgress,
+  type MilpSolver,
+  type NeighbourhoodOptions,
+  type OptionRange,
+  type PolishOptions,
+  type PolishResult,
+} from './milp-polish';
+export { highsMilpSolver, type HighsRuntimeLike } from './highs-milp';

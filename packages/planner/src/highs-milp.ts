@@ -1,0 +1,97 @@
+import type { MilpModel, MilpOutcome, MilpProgress, MilpSolver } from './milp-polish';
+
+/** The part of one event of HiGHS's MIP interrupt callback that the adapter reads. */
+interface HighsMipEvent {
+  readonly data: {
+    readonly running_time?: number;
+    readonly mip_primal_bound?: number;
+    readonly mip_dual_bound?: number;
+  };
+  interrupt(): void;
+}
+
+/** The part of a persistent HiGHS model (`highs` ≥ 1.15 `createModel()`) that the adapter uses. */
+interface HighsModelLike {
+  readonly options: { set(values: Readonly<Record<string, number | string | boolean>>): unknown };
+  readonly info: { get(name: string): number | bigint };
+  passModel(model: MilpModel): unknown;
+  setSolution(solution: { colValue: Float64Array }): unknown;
+  run(callbacks?: { [type: number]: ((event: HighsMipEvent) => undefined) | undefined }): {
+    modelStatus: number;
+  };
+  getSolution(): { colValue: Float64Array };
+  dispose(): void;
+}
+
+/** The part of the loaded `highs` runtime (`await require('highs')()`, ≥ 1.15) the adapter uses. */
+export interface HighsRuntimeLike {
+  createModel(): HighsModelLike;
+  readonly constants: {
+    readonly modelStatus: {
+      readonly optimal: number;
+      readonly infeasible: number;
+      readonly timeLimit: number;
+      readonly interrupted: number;
+    };
+    readonly callbackType: { readonly mipInterrupt: number };
+  };
+}
+
+/**
+ * A {@link MilpSolver} over HiGHS's persistent model: passes the model, installs the start as the
+ * incumbent, stops at the time limit or when `shouldStop()` turns true (polled from HiGHS's MIP
+ * interrupt callback, so a worker's cancellation takes effect mid-solve), and reports the proven
+ * dual bound even when it stops early.
+ */
+export function highsMilpSolver(
+  highs: HighsRuntimeLike,
+  /** Extra HiGHS options (snake_case names), e.g. `{ mip_heuristic_effort: 0.3 }`. */
+  extraOptions: Readonly<Record<string, number | string | boolean>> = {},
+): MilpSolver {
+  return {
+    solve(model, { start, timeLimitS, relGap, shouldStop, onProgress }): MilpOutcome {
+      const m = highs.createModel();
+      try {
+        m.options.set({
+          output_flag: false,
+          time_limit: timeLimitS,
+          mip_rel_gap: relGap,
+          ...extraOptions,
+        });
+        m.passModel(model);
+        m.setSolution({ colValue: start });
+        let lastReportS = -Infinity;
+        const status = m.run({
+          [highs.constants.callbackType.mipInterrupt]: (event) => {
+            const d = event.data;
+            const elapsedS = d.running_time ?? 0;
+            if (onProgress && elapsedS - lastReportS >= 0.5) {
+              lastReportS = elapsedS;
+              const p: MilpProgress = {
+                elapsedS,
+                primalBound: d.mip_primal_bound ?? Infinity,
+                dualBound: d.mip_dual_bound ?? -Infinity,
+              };
+              onProgress(p);
+            }
+            if (shouldStop?.()) event.interrupt();
+            return undefined;
+          },
+        }).modelStatus;
+        const c = highs.constants.modelStatus;
+        const dual = Number(m.info.get('mip_dual_bound'));
+        const dualBound = Number.isFinite(dual) ? dual : -Infinity;
+        if (status === c.infeasible) return { status: 'infeasible', colValue: null, dualBound };
+        const stopped = status === c.timeLimit || status === c.interrupted;
+        if (status !== c.optimal && !stopped)
+          return { status: 'failed', colValue: null, dualBound };
+        const primalStatus = Number(m.info.get('primal_solution_status'));
+        // HiGHS: 2 = a feasible primal solution is available.
+        const colValue = primalStatus === 2 ? m.getSolution().colValue : null;
+        return { status: status === c.optimal ? 'optimal' : 'stopped', colValue, dualBound };
+      } finally {
+        m.dispose();
+      }
+    },
+  };
+}
