@@ -1,4 +1,5 @@
 import { Command } from 'commander';
+import { PERSEUS_VERSION } from '@perseus/service-kit';
 import { registerDemoCommand } from './commands/demo';
 import { registerPlanCommand } from './commands/plan';
 import { registerServeCommand } from './commands/serve';
@@ -8,19 +9,23 @@ import { registerStatusCommand } from './commands/status';
 export async function main(argv: string[]): Promise<void> {
   const program = new Command('perseus')
     .description('Perseus-TS: energy-optimal GPU clock planning for pipeline-parallel training')
+    .version(PERSEUS_VERSION, '-V, --version', 'print the suite version')
     .showHelpAfterError()
     // Options after a sub-command belong to it (`serve profiler --listen X` is the profiler's --listen).
     .enablePositionalOptions();
   registerDemoCommand(program);
   registerPlanCommand(program);
-  registerServeCommand(program);
+  await registerServeCommand(program);
   registerStatusCommand(program);
   await program.parseAsync(argv);
 }
 
-if (require.main === module) {
+/** Runs {@link main} on this process's arguments; exit status 1 with the message on failure. */
+export function runCli(): void {
   main(process.argv).catch((err: unknown) => {
     process.stderr.write(`perseus: ${err instanceof Error ? err.message : String(err)}\n`);
     process.exit(1);
   });
 }
+
+if (require.main === module) runCli();

@@ -1,6 +1,16 @@
-// Worker-thread entry for planning. The optimizer's sources are TypeScript run through tsx (CLI)
-// or ts-jest (tests); a worker thread starts a fresh module system that neither of those hooks, so
-// this small CommonJS file registers tsx's require hook before loading the TypeScript worker body.
+// Worker-thread entry for planning. A worker thread starts a fresh module system: built (dist/)
+// it loads the compiled worker body next to it; run from the TypeScript sources (tsx for the CLI,
+// ts-jest for tests), neither hook reaches the thread, so it registers tsx's require hook first.
 'use strict';
-require('tsx/cjs/api').register();
-require('./planner-worker.ts');
+const fs = require('node:fs');
+const path = require('node:path');
+
+const compiled = path.join(__dirname, 'planner-worker.js');
+if (fs.existsSync(compiled)) {
+  require(compiled);
+} else {
+  // The repository's tsconfig maps @perseus/* to the sources, whatever the working directory.
+  process.env.TSX_TSCONFIG_PATH ??= path.resolve(__dirname, '..', '..', '..', 'tsconfig.json');
+  require('tsx/cjs/api').register();
+  require('./planner-worker.ts');
+}

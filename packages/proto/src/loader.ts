@@ -1,3 +1,4 @@
+import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
@@ -5,8 +6,13 @@ import type { ProtoGrpcType as AgentGrpc } from './generated/agent';
 import type { ProtoGrpcType as OptimizerGrpc } from './generated/optimizer';
 import type { ProtoGrpcType as ProfilerGrpc } from './generated/profiler';
 
-/** Directory holding the `.proto` sources (the repository's top-level `protos/`). */
-export const PROTO_ROOT = path.resolve(__dirname, '..', '..', '..', 'protos');
+/**
+ * Directory holding the `.proto` sources: `dist/protos` in a built or installed package (the build
+ * copies them there), else the repository's top-level `protos/` (running from the sources).
+ */
+export const PROTO_ROOT = fs.existsSync(path.join(__dirname, 'protos'))
+  ? path.join(__dirname, 'protos')
+  : path.resolve(__dirname, '..', '..', '..', 'protos');
 
 /** Every service proto, relative to {@link PROTO_ROOT}. */
 export const PROTO_FILES = [

@@ -66,3 +66,4 @@ export {
 export { createLogger, type Logger } from './logger';
 export { envBool, envNumber, envString, normalizeListenAddress, unixSocketPath } from './env';
 export type { ModuleContext, ServiceModule } from './module';
+export { PERSEUS_VERSION } from './version';

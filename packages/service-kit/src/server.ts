@@ -1,8 +1,7 @@
 import * as fs from 'node:fs';
 import * as grpc from '@grpc/grpc-js';
-import { ReflectionService } from '@grpc/reflection';
-import { loadPackageDefinition } from '@perseus/proto';
 import { HealthImplementation } from 'grpc-health-check';
+import { addReflection } from './reflection';
 import { normalizeListenAddress, unixSocketPath } from './env';
 import type { Handler } from './handlers';
 import { implementService } from './handlers';
@@ -94,9 +93,10 @@ export class PerseusServer {
   async start(): Promise<string> {
     const { logger } = this.options;
     this.health.addToServer(this.server);
-    new ReflectionService(loadPackageDefinition(), {
-      services: this.services.map((s) => s.name),
-    }).addToServer(this.server);
+    addReflection(
+      this.server,
+      this.services.map((s) => s.name),
+    );
 
     const address = normalizeListenAddress(this.options.address);
     const socketPath = unixSocketPath(address);

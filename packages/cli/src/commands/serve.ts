@@ -1,23 +1,75 @@
 import { Command } from 'commander';
-import type { ServiceModule } from '@perseus/service-kit';
+import type { ModuleContext, ServiceModule } from '@perseus/service-kit';
 import {
+  PERSEUS_VERSION,
   PerseusServer,
   createLogger,
   createMetricsRegistry,
   envString,
   shutdownOnSignals,
 } from '@perseus/service-kit';
-import { addAgentFlags, agentModuleFromFlags } from './serve-agent';
-import { addOptimizerFlags, optimizerModuleFromFlags } from './serve-optimizer';
-import { addProfilerFlags, profilerModuleFromFlags } from './serve-profiler';
 
 type ModuleName = ServiceModule['name'];
 
-const FACTORIES: Record<ModuleName, typeof agentModuleFromFlags> = {
-  agent: agentModuleFromFlags,
-  profiler: profilerModuleFromFlags,
-  optimizer: optimizerModuleFromFlags,
+/** What `serve` needs from one role: its flags and the factory of its service module. */
+interface Role {
+  addFlags: (cmd: Command) => Command;
+  create: (flags: Record<string, unknown>, ctx: ModuleContext) => Promise<ServiceModule>;
+}
+
+/**
+ * The package each role's service lives in. The CLI declares them as optional peers: a GPU node
+ * installs only @perseus/gpu-agent (no better-sqlite3), the control host the profiler and optimizer.
+ */
+export const ROLE_PACKAGES: Record<ModuleName, string> = {
+  agent: '@perseus/gpu-agent',
+  profiler: '@perseus/profiler',
+  optimizer: '@perseus/optimizer',
 };
+
+/** Loads a role's flag module; undefined when the role's package is not installed. */
+async function loadRole(name: ModuleName): Promise<Role | undefined> {
+  try {
+    switch (name) {
+      case 'agent': {
+        const m = await import('./serve-agent');
+        return { addFlags: m.addAgentFlags, create: m.agentModuleFromFlags };
+      }
+      case 'profiler': {
+        const m = await import('./serve-profiler');
+        return { addFlags: m.addProfilerFlags, create: m.profilerModuleFromFlags };
+      }
+      case 'optimizer': {
+        const m = await import('./serve-optimizer');
+        return { addFlags: m.addOptimizerFlags, create: m.optimizerModuleFromFlags };
+      }
+    }
+  } catch (err) {
+    const missing =
+      err instanceof Error &&
+      (err as NodeJS.ErrnoException).code === 'MODULE_NOT_FOUND' &&
+      err.message.includes(`'${ROLE_PACKAGES[name]}'`);
+    if (missing) return undefined;
+    throw err;
+  }
+}
+
+/** The installed roles, in serve order (agent, profiler, optimizer). */
+export async function installedRoles(): Promise<Map<ModuleName, Role>> {
+  const roles = new Map<ModuleName, Role>();
+  for (const name of Object.keys(ROLE_PACKAGES) as ModuleName[]) {
+    const role = await loadRole(name);
+    if (role) roles.set(name, role);
+  }
+  return roles;
+}
+
+async function requireRole(name: ModuleName): Promise<Role> {
+  const role = await loadRole(name);
+  if (!role)
+    throw new Error(`serving the ${name} needs the ${ROLE_PACKAGES[name]} package installed`);
+  return role;
+}
 
 /** Default listen addresses (PERSEUS_<NAME>_LISTEN overrides; --listen wins). */
 export const DEFAULT_LISTEN: Record<ModuleName | 'all', string> = {
@@ -54,7 +106,8 @@ export async function startServe(
   // --<service>-metrics-listen endpoints serves all of them (plus the process metrics).
   const metrics = createMetricsRegistry({ processMetrics: true });
   try {
-    for (const n of names) modules.push(await FACTORIES[n](flags, { logger, metrics }));
+    for (const n of names)
+      modules.push(await (await requireRole(n)).create(flags, { logger, metrics }));
   } catch (err) {
     for (const m of modules) await m.close();
     throw err;
@@ -66,7 +119,7 @@ export async function startServe(
   const bound = await server.start();
   for (const m of modules) await m.onListening?.(bound);
   process.stdout.write(
-    `${JSON.stringify({ event: 'serving', address: bound, services: modules.map((m) => m.name) })}\n`,
+    `${JSON.stringify({ event: 'serving', address: bound, services: modules.map((m) => m.name), version: PERSEUS_VERSION })}\n`,
   );
   return { server, modules, address: bound };
 }
@@ -82,31 +135,51 @@ async function serveAndWait(names: ModuleName[], flags: Record<string, unknown>)
   shutdownOnSignals([running.server], createLogger('perseus-signals'));
 }
 
-/** Registers `perseus serve [agent|profiler|optimizer]`. */
-export function registerServeCommand(program: Command): void {
-  const serve = common(addOptimizerFlags(addProfilerFlags(addAgentFlags(new Command('serve')))))
+/**
+ * Registers `perseus serve [agent|profiler|optimizer]`: one sub-command per installed role, and the
+ * all-in-one `perseus serve` when all three are installed.
+ */
+export async function registerServeCommand(program: Command): Promise<void> {
+  const roles = await installedRoles();
+  const all = roles.size === Object.keys(ROLE_PACKAGES).length;
+  let serve = new Command('serve');
+  if (all) for (const role of roles.values()) serve = role.addFlags(serve);
+  serve = common(serve)
     // Flags after `serve agent` belong to the agent sub-command, not to the all-in-one parent.
     .enablePositionalOptions()
     .description(
-      'run all services in one process (embedded store, simulated GPUs by default), or one service',
+      all
+        ? 'run all services in one process (embedded store, simulated GPUs by default), or one service'
+        : `run one service (installed: ${[...roles.keys()].join(', ') || 'none'})`,
     )
-    .action((flags: Record<string, unknown>) =>
-      serveAndWait(['agent', 'profiler', 'optimizer'], flags),
-    );
-  serve.addCommand(
-    common(addAgentFlags(new Command('agent')))
-      .description('run the GPU-control agent alone')
-      .action((f: Record<string, unknown>) => serveAndWait(['agent'], f)),
-  );
-  serve.addCommand(
-    common(addProfilerFlags(new Command('profiler')))
-      .description('run the profiler service alone')
-      .action((f: Record<string, unknown>) => serveAndWait(['profiler'], f)),
-  );
-  serve.addCommand(
-    common(addOptimizerFlags(new Command('optimizer')))
-      .description('run the optimizer service alone')
-      .action((f: Record<string, unknown>) => serveAndWait(['optimizer'], f)),
-  );
+    .action((flags: Record<string, unknown>) => {
+      if (!all)
+        throw new Error(
+          `the all-in-one serve needs ${Object.values(ROLE_PACKAGES).join(', ')} installed`,
+        );
+      return serveAndWait(['agent', 'profiler', 'optimizer'], flags);
+    });
+  const what: Record<ModuleName, string> = {
+    agent: 'run the GPU-control agent alone',
+    profiler: 'run the profiler service alone',
+    optimizer: 'run the optimizer service alone',
+  };
+  for (const name of Object.keys(ROLE_PACKAGES) as ModuleName[]) {
+    const role = roles.get(name);
+    if (role) {
+      serve.addCommand(
+        common(role.addFlags(new Command(name)))
+          .description(what[name])
+          .action((f: Record<string, unknown>) => serveAndWait([name], f)),
+      );
+    } else {
+      serve.addCommand(
+        new Command(name)
+          .description(`not installed (needs ${ROLE_PACKAGES[name]})`)
+          .allowUnknownOption()
+          .action(() => requireRole(name).then(() => undefined)),
+      );
+    }
+  }
   program.addCommand(serve);
 }
