@@ -23,6 +23,7 @@ found.push(['packages/client-python/pyproject.toml', pyproject?.[1]]);
 const init = read('packages/client-python/perseus/__init__.py').match(/^__version__ = "([^"]+)"/m);
 found.push(['perseus.__version__', init?.[1]]);
 const bad = found.filter(([, v]) => v !== want);
-for (const [where, v] of bad) process.stderr.write(`check-versions: ${where} is ${v}, want ${want}\n`);
+for (const [where, v] of bad)
+  process.stderr.write(`check-versions: ${where} is ${v}, want ${want}\n`);
 if (bad.length > 0) process.exit(1);
 process.stdout.write(`check-versions: ${found.length} places carry ${want}\n`);
