@@ -8,6 +8,12 @@ command -v make >/dev/null || need+=(make)
 command -v openssl >/dev/null || need+=(openssl)
 command -v python3 >/dev/null || need+=(python3 python3-venv)
 [ -e /usr/include/node/node.h ] || need+=(libnode-dev)
+command -v systemd-analyze >/dev/null || need+=(systemd)   # tools/build/test-systemd-units.sh
+# Heavy, opt-in tests (.ci/run runs them when asked): podman images, a one-node Slurm cluster.
+if [ "${PERSEUS_TEST_IMAGES:-0}" = 1 ]; then
+  command -v podman >/dev/null || need+=(podman runc)
+  command -v debootstrap >/dev/null || need+=(debootstrap)
+fi
 if [ "${#need[@]}" -gt 0 ]; then
   echo "install-system-deps: installing ${need[*]}" >&2
   apt-get update -qq

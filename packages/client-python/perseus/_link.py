@@ -18,6 +18,7 @@ import grpc.aio
 
 from perseus._grpc import PERMANENT_CODES, LinkSecurity, describe, field_violations, open_channel, wait_event
 from perseus._records import LinkFailure
+from perseus._version import check_server_version
 from perseus._warn import RateLimitedWarner
 
 INITIAL_BACKOFF_S = 0.1
@@ -108,6 +109,7 @@ class Link:
         while not self.stop.is_set() and self.failure is None:
             channel = open_channel(self.url, self.security)
             try:
+                await check_server_version(channel, f"{self.name} at {self.url}", self.logger)
                 await self.serve(channel)
             except asyncio.CancelledError:
                 raise

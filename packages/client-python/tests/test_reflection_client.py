@@ -58,12 +58,7 @@ def test_files_carry_their_real_names_and_imports(perseus_server: PerseusServer)
     assert agent.name == "perseus/agent/v1/agent.proto"
     assert [d.name for d in agent.dependencies] == ["perseus/common/v1/common.proto"]
     # A field typed by the imported file resolves to the common package's message, fully qualified.
-    types = {
-        f.message_type.full_name
-        for m in agent.message_types_by_name.values()
-        for f in m.fields
-        if f.message_type is not None
-    }
+    types = {f.message_type.full_name for m in agent.message_types_by_name.values() for f in m.fields if f.message_type is not None}
     assert any(t.startswith("perseus.common.v1.") for t in types)
     health = pool.FindFileContainingSymbol("grpc.health.v1.Health")
     assert health.name == "grpc/health/v1/health.proto"

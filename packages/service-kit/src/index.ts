@@ -58,6 +58,7 @@ export {
 } from './status-details';
 export {
   PerseusServer,
+  VERSION_HEADER,
   shutdownOnSignals,
   type HostedService,
   type PerseusServerOptions,

@@ -2,6 +2,7 @@ import * as fs from 'node:fs';
 import * as grpc from '@grpc/grpc-js';
 import { HealthImplementation } from 'grpc-health-check';
 import { addReflection } from './reflection';
+import { PERSEUS_VERSION } from './version';
 import { normalizeListenAddress, unixSocketPath } from './env';
 import type { Handler } from './handlers';
 import { implementService } from './handlers';
@@ -34,6 +35,17 @@ export interface HostedService {
   handlers: Readonly<Record<string, Handler | undefined>>;
 }
 
+/** Response header carrying the suite version on every call (clients warn on a major mismatch). */
+export const VERSION_HEADER = 'perseus-version';
+
+const versionHeader: grpc.ServerInterceptor = (_method, call) =>
+  new grpc.ServerInterceptingCall(call, {
+    sendMetadata: (metadata, next) => {
+      metadata.set(VERSION_HEADER, PERSEUS_VERSION);
+      next(metadata);
+    },
+  });
+
 /**
  * A grpc-js server with what every Perseus service needs: the error mapper in front of every
  * handler, grpc.health.v1 (overall and per service), server reflection limited to the hosted
@@ -50,6 +62,7 @@ export class PerseusServer {
 
   constructor(private readonly options: PerseusServerOptions) {
     this.server = new grpc.Server({
+      interceptors: [versionHeader],
       'grpc.keepalive_time_ms': 10_000,
       'grpc.keepalive_timeout_ms': 5_000,
       'grpc.keepalive_permit_without_calls': 1,
