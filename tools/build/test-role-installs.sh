@@ -44,6 +44,11 @@ serve_check() {
   done
   grep -q "\"event\":\"serving\".*\"version\":\"$version\"" "$log" ||
     { cat "$log" "$log.err" >&2; fail "serve $role: no serving line with version $version"; }
+  if [ -n "${metrics_port:-}" ]; then
+    node -e "fetch('http://127.0.0.1:$metrics_port/metrics').then((r) => r.text()).then((t) => process.stdout.write(t))" |
+      grep -q "^perseus_build_info{version=\"$version\"" || fail "serve $role: no perseus_build_info $version on /metrics"
+    echo "  serve $role: /metrics has perseus_build_info version $version"
+  fi
   kill -TERM "$pid"
   local rc=0
   wait "$pid" || rc=$?
@@ -76,11 +81,16 @@ for role in "${roles[@]}"; do
     agent)
       [ ! -e "$dir/node_modules/better-sqlite3" ] || fail "agent install contains better-sqlite3"
       (cd "$dir" && node_modules/.bin/perseus serve agent --help >/dev/null)
-      serve_check "$dir" agent --agent-backend simulated --agent-state-file "$work/agent-state.json"
+      metrics_port="$(node -e "const s = require('net').createServer().listen(0, () => { console.log(s.address().port); s.close(); })")"
+      metrics_port=$metrics_port serve_check "$dir" agent --agent-backend simulated \
+        --agent-state-file "$work/agent-state.json" --agent-metrics-listen "127.0.0.1:$metrics_port"
       out="$(cd "$dir" && node_modules/.bin/perseus serve profiler 2>&1)" &&
         fail "agent install: serve profiler succeeded"
       grep -q "needs the @perseus/profiler package" <<<"$out" || fail "agent install: serve profiler: $out"
       echo "  serve profiler refused (not installed)"
+      out="$(cd "$dir" && node_modules/.bin/perseus plan 2>&1)" && fail "agent install: plan succeeded"
+      grep -q "needs the @perseus/optimizer package" <<<"$out" || fail "agent install: plan: $out"
+      echo "  plan refused (needs the optimizer package)"
       ;;
     control)
       [ -e "$dir/node_modules/better-sqlite3" ] || fail "control install lacks better-sqlite3"

@@ -1,8 +1,6 @@
 import { Command } from 'commander';
 import { PERSEUS_VERSION } from '@perseus/service-kit';
-import { registerDemoCommand } from './commands/demo';
-import { registerPlanCommand } from './commands/plan';
-import { registerServeCommand } from './commands/serve';
+import { isMissingRolePackage, registerServeCommand } from './commands/serve';
 import { registerStatusCommand } from './commands/status';
 
 /** Entry point of the `perseus` command. Each sub-command lives in `./commands/<name>.ts`. */
@@ -13,11 +11,43 @@ export async function main(argv: string[]): Promise<void> {
     .showHelpAfterError()
     // Options after a sub-command belong to it (`serve profiler --listen X` is the profiler's --listen).
     .enablePositionalOptions();
-  registerDemoCommand(program);
-  registerPlanCommand(program);
+  // demo and plan use the optimizer's chart and power tables: on an agent-only install they are
+  // listed as not installed instead of failing the whole command at load time.
+  await registerIfInstalled(
+    program,
+    'demo',
+    async () => (await import('./commands/demo')).registerDemoCommand,
+  );
+  await registerIfInstalled(
+    program,
+    'plan',
+    async () => (await import('./commands/plan')).registerPlanCommand,
+  );
   await registerServeCommand(program);
   registerStatusCommand(program);
   await program.parseAsync(argv);
+}
+
+/** Registers the command `load` gives, or a stub naming the missing package when it is not installed. */
+async function registerIfInstalled(
+  program: Command,
+  name: string,
+  load: () => Promise<(program: Command) => void>,
+): Promise<void> {
+  try {
+    (await load())(program);
+  } catch (err) {
+    const missing = isMissingRolePackage(err);
+    if (missing === undefined) throw err;
+    program.addCommand(
+      new Command(name)
+        .description(`not installed (needs ${missing})`)
+        .allowUnknownOption()
+        .action(() => {
+          throw new Error(`${name} needs the ${missing} package installed`);
+        }),
+    );
+  }
 }
 
 /** Runs {@link main} on this process's arguments; exit status 1 with the message on failure. */

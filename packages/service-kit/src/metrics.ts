@@ -10,13 +10,23 @@
 import * as http from 'node:http';
 import * as promClient from 'prom-client';
 import type { Logger } from './logger';
+import { PERSEUS_VERSION } from './version';
 
 export type MetricsRegistry = promClient.Registry;
 
-/** A registry; with `processMetrics` also the default process metrics (CPU, memory, event loop). */
+/**
+ * A registry holding `perseus_build_info`; with `processMetrics` also the default process metrics
+ * (CPU, memory, event loop).
+ */
 export function createMetricsRegistry(options: { processMetrics?: boolean } = {}): MetricsRegistry {
   const registry = new promClient.Registry();
   if (options.processMetrics === true) promClient.collectDefaultMetrics({ register: registry });
+  new promClient.Gauge({
+    name: 'perseus_build_info',
+    help: 'Always 1: the Perseus suite version and the Node.js runtime serving this endpoint',
+    labelNames: ['version', 'node'],
+    registers: [registry],
+  }).set({ version: PERSEUS_VERSION, node: process.version }, 1);
   return registry;
 }
 

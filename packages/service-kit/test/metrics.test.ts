@@ -1,7 +1,10 @@
+import * as fs from 'node:fs';
 import * as http from 'node:http';
+import * as path from 'node:path';
 import { status } from '@grpc/grpc-js';
 import {
   NotFoundError,
+  PERSEUS_VERSION,
   ValidationError,
   createLogger,
   createMetricsRegistry,
@@ -30,6 +33,18 @@ function get(url: string): Promise<{ code: number; body: string; type: string }>
 }
 
 describe('metrics', () => {
+  it('every registry carries perseus_build_info with the suite version', async () => {
+    const version = (
+      JSON.parse(
+        fs.readFileSync(path.join(__dirname, '..', '..', 'cli', 'package.json'), 'utf8'),
+      ) as { version: string }
+    ).version;
+    expect(PERSEUS_VERSION).toBe(version);
+    const text = await createMetricsRegistry().metrics();
+    expect(text).toContain('# TYPE perseus_build_info gauge');
+    expect(text).toContain(`perseus_build_info{version="${version}",node="${process.version}"} 1`);
+  });
+
   it('reads gauges, labelled counters and window summaries at scrape time', async () => {
     const registry = createMetricsRegistry();
     let jobs = 1;

@@ -45,13 +45,16 @@ async function loadRole(name: ModuleName): Promise<Role | undefined> {
       }
     }
   } catch (err) {
-    const missing =
-      err instanceof Error &&
-      (err as NodeJS.ErrnoException).code === 'MODULE_NOT_FOUND' &&
-      err.message.includes(`'${ROLE_PACKAGES[name]}'`);
-    if (missing) return undefined;
+    if (isMissingRolePackage(err) === ROLE_PACKAGES[name]) return undefined;
     throw err;
   }
+}
+
+/** The role package whose absence `err` reports (a failed require of it), else undefined. */
+export function isMissingRolePackage(err: unknown): string | undefined {
+  if (!(err instanceof Error) || (err as NodeJS.ErrnoException).code !== 'MODULE_NOT_FOUND')
+    return undefined;
+  return Object.values(ROLE_PACKAGES).find((pkg) => err.message.includes(`'${pkg}'`));
 }
 
 /** The installed roles, in serve order (agent, profiler, optimizer). */
