@@ -1,7 +1,9 @@
 import { Command } from 'commander';
 import { PERSEUS_VERSION } from '@perseus/service-kit';
+import { registerPolicyCommand } from './commands/policy';
 import { isMissingRolePackage, registerServeCommand } from './commands/serve';
 import { registerStatusCommand } from './commands/status';
+import { registerStragglerCommand } from './commands/straggler';
 
 /** Entry point of the `perseus` command. Each sub-command lives in `./commands/<name>.ts`. */
 export async function main(argv: string[]): Promise<void> {
@@ -25,6 +27,14 @@ export async function main(argv: string[]): Promise<void> {
   );
   await registerServeCommand(program);
   registerStatusCommand(program);
+  registerPolicyCommand(program);
+  registerStragglerCommand(program);
+  // frontier export draws with the optimizer's charts (and Vega): like demo and plan above.
+  await registerIfInstalled(
+    program,
+    'frontier',
+    async () => (await import('./commands/frontier')).registerFrontierCommand,
+  );
   await program.parseAsync(argv);
 }
 

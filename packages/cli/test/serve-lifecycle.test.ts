@@ -1,42 +1,12 @@
-import { spawn, spawnSync, type ChildProcessWithoutNullStreams } from 'node:child_process';
-import * as path from 'node:path';
-import * as readline from 'node:readline';
-
-const BIN = path.resolve(__dirname, '..', '..', '..', 'bin', 'perseus');
-
-function startServe(
-  args: string[],
-): Promise<{ child: ChildProcessWithoutNullStreams; address: string }> {
-  const child = spawn(BIN, ['serve', ...args, '--listen', '127.0.0.1:0', '--log-level', 'silent'], {
-    env: { ...process.env, PERSEUS_AGENT_BACKEND: 'simulated' },
-  });
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error('serve did not start')), 30_000);
-    readline.createInterface({ input: child.stdout }).on('line', (line) => {
-      try {
-        const msg = JSON.parse(line) as { event?: string; address?: string };
-        if (msg.event === 'serving' && msg.address) {
-          clearTimeout(timer);
-          resolve({ child, address: msg.address });
-        }
-      } catch {
-        // not a JSON line
-      }
-    });
-    child.on('exit', (code) => reject(new Error(`serve exited early with ${code}`)));
-  });
-}
-
-function exitOf(
-  child: ChildProcessWithoutNullStreams,
-): Promise<{ code: number | null; signal: string | null }> {
-  return new Promise((resolve) => child.on('exit', (code, signal) => resolve({ code, signal })));
-}
+import { spawnSync } from 'node:child_process';
+import { BIN, startServeProcess } from './support/serve-process';
 
 describe('perseus serve lifecycle', () => {
   it('serves all three services, answers status, and exits 0 on SIGTERM', async () => {
-    const { child, address } = await startServe([]);
-    const exited = exitOf(child);
+    const { address, stop } = await startServeProcess(['serve'], {
+      PERSEUS_AGENT_BACKEND: 'simulated',
+    });
+    let exited;
     try {
       const status = spawnSync(BIN, ['status', '--server', address, '--timeout-s', '10'], {
         encoding: 'utf8',
@@ -44,9 +14,9 @@ describe('perseus serve lifecycle', () => {
       expect(status.status).toBe(0);
       expect(status.stdout).toBe(`server ${address}: reachable\n`);
     } finally {
-      child.kill('SIGTERM');
+      exited = await stop();
     }
-    expect(await exited).toEqual({ code: 0, signal: null });
+    expect(exited).toEqual({ code: 0, signal: null });
   });
 
   it('status fails with exit code 1 when nothing listens', () => {
@@ -54,7 +24,29 @@ describe('perseus serve lifecycle', () => {
       encoding: 'utf8',
     });
     expect(status.status).toBe(1);
-    expect(status.stderr).toMatch(/^perseus status: /);
+    expect(status.stderr).toMatch(/^perseus status: cannot reach the optimizer at 127\.0\.0\.1:1 /);
+  });
+
+  it('names the GPU library it could not load', () => {
+    const lib = '/nonexistent/perseus-test/libnvidia-ml.so.1';
+    const r = spawnSync(
+      BIN,
+      [
+        'serve',
+        'agent',
+        '--agent-backend',
+        'nvml',
+        '--agent-nvml-library',
+        lib,
+        '--listen',
+        '127.0.0.1:0',
+      ],
+      { encoding: 'utf8', timeout: 30_000 },
+    );
+    expect(r.status).toBe(1);
+    expect(r.stderr).toContain(
+      `--agent-backend nvml: cannot load the NVML library ${lib} (--agent-nvml-library)`,
+    );
   });
 
   it('rejects a malformed listen address with a clear error', () => {

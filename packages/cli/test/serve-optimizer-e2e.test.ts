@@ -1,85 +1,21 @@
-import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import type { ChildProcessWithoutNullStreams } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import * as readline from 'node:readline';
 import * as grpc from '@grpc/grpc-js';
 import { computeFrontier, parseProfileCsv } from '@perseus/planner';
 import { perseusGrpc } from '@perseus/proto';
 import type { optimizerV1, profilerV1 } from '@perseus/proto';
+import { A100_CSV as CSV, startServeProcess, unaryCall } from './support/serve-process';
 
-const BIN = path.resolve(__dirname, '..', '..', '..', 'bin', 'perseus');
-const CSV = path.resolve(
-  __dirname,
-  '..',
-  '..',
-  '..',
-  'data',
-  'sosp24',
-  'stage_profile',
-  'gpt3-175b+a100_sxm_bf16.csv',
-);
 const CLOCKS = Array.from({ length: 38 }, (_, i) => 1410 - 15 * i);
 const FLOOR = 1245; // 12 clocks: 1410 … 1245
 const N = 2;
 const M = 2;
 const K = 2; // the profiler drops the first iteration of each clock as warm-up
 
-function startServe(
-  dir: string,
-): Promise<{ child: ChildProcessWithoutNullStreams; address: string }> {
-  const child = spawn(
-    BIN,
-    [
-      'serve',
-      '--listen',
-      '127.0.0.1:0',
-      '--log-level',
-      'silent',
-      '--optimizer-data-dir',
-      path.join(dir, 'o'),
-      '--profiler-data-dir',
-      path.join(dir, 'p'),
-      '--profiler-sync',
-      'normal',
-    ],
-    {
-      env: {
-        ...process.env,
-        PERSEUS_AGENT_BACKEND: 'simulated',
-        PERSEUS_AGENT_STATE_FILE: path.join(dir, 'agent.json'),
-      },
-    },
-  );
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error('serve did not start')), 30_000);
-    readline.createInterface({ input: child.stdout }).on('line', (line) => {
-      try {
-        const msg = JSON.parse(line) as { event?: string; address?: string };
-        if (msg.event === 'serving' && msg.address) {
-          clearTimeout(timer);
-          resolve({ child, address: msg.address });
-        }
-      } catch {
-        // not JSON
-      }
-    });
-    child.on('exit', (code) => reject(new Error(`serve exited early with ${code}`)));
-  });
-}
-
-function unary<Res>(client: grpc.Client, method: string, req: unknown): Promise<Res> {
-  return new Promise((resolve, reject) => {
-    (
-      client as unknown as Record<
-        string,
-        (r: unknown, o: grpc.CallOptions, cb: (e: grpc.ServiceError | null, r: Res) => void) => void
-      >
-    )[method]!.call(client, req, { deadline: Date.now() + 30_000 }, (e, r) =>
-      e ? reject(e) : resolve(r),
-    );
-  });
-}
+const unary = <Res>(client: grpc.Client, method: string, req: unknown): Promise<Res> =>
+  unaryCall<Res>(client, method, req, 30_000);
 
 describe('perseus serve: optimizer + profiler in one process', () => {
   let dir: string;
@@ -94,7 +30,21 @@ describe('perseus serve: optimizer + profiler in one process', () => {
 
   it('sweeps online through the real profiler, plans from its cells and deploys the intrinsic plan', async () => {
     const profile = parseProfileCsv(fs.readFileSync(CSV, 'utf8'));
-    const started = await startServe(dir);
+    const started = await startServeProcess(
+      [
+        'serve',
+        '--optimizer-data-dir',
+        path.join(dir, 'o'),
+        '--profiler-data-dir',
+        path.join(dir, 'p'),
+        '--profiler-sync',
+        'normal',
+      ],
+      {
+        PERSEUS_AGENT_BACKEND: 'simulated',
+        PERSEUS_AGENT_STATE_FILE: path.join(dir, 'agent.json'),
+      },
+    );
     child = started.child;
     const g = perseusGrpc().perseus;
     const opt = new g.optimizer.v1.Optimizer(started.address, grpc.credentials.createInsecure());

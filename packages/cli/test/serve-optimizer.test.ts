@@ -1,68 +1,24 @@
-import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import type { ChildProcessWithoutNullStreams } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as http from 'node:http';
 import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import * as readline from 'node:readline';
 import * as grpc from '@grpc/grpc-js';
 import { perseusGrpc } from '@perseus/proto';
 import type { optimizerV1 } from '@perseus/proto';
+import { A100_CSV as CSV, startServeProcess, unaryCall } from './support/serve-process';
 
-const BIN = path.resolve(__dirname, '..', '..', '..', 'bin', 'perseus');
-const CSV = path.resolve(
-  __dirname,
-  '..',
-  '..',
-  '..',
-  'data',
-  'sosp24',
-  'stage_profile',
-  'gpt3-175b+a100_sxm_bf16.csv',
-);
 const CLOCKS = Array.from({ length: 38 }, (_, i) => 1410 - 15 * i);
 
 type Client = InstanceType<
   ReturnType<typeof perseusGrpc>['perseus']['optimizer']['v1']['Optimizer']
 >;
 
-function startOptimizer(
-  args: string[],
-): Promise<{ child: ChildProcessWithoutNullStreams; address: string }> {
-  const child = spawn(
-    BIN,
-    ['serve', 'optimizer', '--listen', '127.0.0.1:0', '--log-level', 'silent', ...args],
-    { env: { ...process.env } },
-  );
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error('serve optimizer did not start')), 30_000);
-    readline.createInterface({ input: child.stdout }).on('line', (line) => {
-      try {
-        const msg = JSON.parse(line) as { event?: string; address?: string };
-        if (msg.event === 'serving' && msg.address) {
-          clearTimeout(timer);
-          resolve({ child, address: msg.address });
-        }
-      } catch {
-        // not a JSON line
-      }
-    });
-    child.on('exit', (code) => reject(new Error(`serve exited early with ${code}`)));
-  });
-}
-
-function unary<Res>(client: Client, method: string, req: unknown): Promise<Res> {
-  return new Promise((resolve, reject) => {
-    (
-      client as unknown as Record<
-        string,
-        (r: unknown, o: grpc.CallOptions, cb: (e: grpc.ServiceError | null, r: Res) => void) => void
-      >
-    )[method]!.call(client, req, { deadline: Date.now() + 20_000 }, (e, r) =>
-      e ? reject(e) : resolve(r),
-    );
-  });
-}
+const startOptimizer = (args: string[]): ReturnType<typeof startServeProcess> =>
+  startServeProcess(['serve', 'optimizer', ...args]);
+const unary = <Res>(client: Client, method: string, req: unknown): Promise<Res> =>
+  unaryCall<Res>(client, method, req);
 
 /** First schedule of a watch satisfying `pred`; cancels the stream. */
 function watchUntil(

@@ -1,51 +1,19 @@
 import { spawn } from 'node:child_process';
-import type { ChildProcessWithoutNullStreams } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as http from 'node:http';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import * as readline from 'node:readline';
 import * as grpc from '@grpc/grpc-js';
 import type { profilerV1 } from '@perseus/proto';
 import { perseusGrpc } from '@perseus/proto';
+import { BIN, startServeProcess, type ServedProcess } from './support/serve-process';
 
-const BIN = path.resolve(__dirname, '..', '..', '..', 'bin', 'perseus');
 type Client = InstanceType<ReturnType<typeof perseusGrpc>['perseus']['profiler']['v1']['Profiler']>;
 
-interface Served {
-  child: ChildProcessWithoutNullStreams;
-  address: string;
-  metrics?: string;
-  exited: Promise<{ code: number | null; signal: string | null }>;
-}
+type Served = ServedProcess;
 
-function serveProfiler(args: string[], env: NodeJS.ProcessEnv = {}): Promise<Served> {
-  const child = spawn(
-    BIN,
-    ['serve', 'profiler', '--listen', '127.0.0.1:0', '--log-level', 'silent', ...args],
-    { env: { ...process.env, ...env } },
-  );
-  const exited = new Promise<{ code: number | null; signal: string | null }>((resolve) =>
-    child.on('exit', (code, signal) => resolve({ code, signal })),
-  );
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error('serve profiler did not start')), 30_000);
-    let metrics: string | undefined;
-    readline.createInterface({ input: child.stdout }).on('line', (line) => {
-      try {
-        const msg = JSON.parse(line) as { event?: string; address?: string };
-        if (msg.event === 'metrics') metrics = msg.address;
-        if (msg.event === 'serving' && msg.address) {
-          clearTimeout(timer);
-          resolve({ child, address: msg.address, metrics, exited });
-        }
-      } catch {
-        // not a JSON line
-      }
-    });
-    void exited.then((e) => reject(new Error(`serve profiler exited early: ${JSON.stringify(e)}`)));
-  });
-}
+const serveProfiler = (args: string[], env: NodeJS.ProcessEnv = {}): Promise<Served> =>
+  startServeProcess(['serve', 'profiler', ...args], env);
 
 function connect(address: string): Client {
   return new (perseusGrpc().perseus.profiler.v1.Profiler)(

@@ -2,6 +2,7 @@ import type { Command } from 'commander';
 import { Option } from 'commander';
 import type { AgentOptions } from '@perseus/gpu-agent';
 import {
+  agentOptionsFromEnv,
   ALL_IN_ONE_DEFAULTS,
   BACKEND_CHOICES,
   createAgentModule,
@@ -129,11 +130,31 @@ export async function agentModuleFromFlags(
   // it (serve.ts picks the default) the module decides once it learns the bound address.
   const listenAddress = str(flags, 'listen');
   const defaults = flags['agentAllInOne'] === true ? ALL_IN_ONE_DEFAULTS : undefined;
-  return createAgentModule({
-    ...agentOptionsFromFlags(flags),
-    logger: ctx.logger,
-    metrics: ctx.metrics,
-    listenAddress,
-    defaults,
-  });
+  const options = agentOptionsFromFlags(flags);
+  try {
+    return await createAgentModule({
+      ...options,
+      logger: ctx.logger,
+      metrics: ctx.metrics,
+      listenAddress,
+      defaults,
+    });
+  } catch (err) {
+    throw withLibraryName(err, options);
+  }
+}
+
+/**
+ * A driver library that failed to load is named in the error (the FFI layer says only "cannot
+ * open shared object file"), with the flag that points at another copy.
+ */
+function withLibraryName(err: unknown, options: Partial<AgentOptions>): unknown {
+  if (!(err instanceof Error) || !/shared (library|object)/i.test(err.message)) return err;
+  const env = agentOptionsFromEnv();
+  const backend = options.backend ?? env.backend;
+  const which =
+    backend === 'amdsmi'
+      ? `AMD SMI library ${options.amdsmiLibrary ?? env.amdsmiLibrary} (--agent-amdsmi-library)`
+      : `NVML library ${options.nvmlLibrary ?? env.nvmlLibrary} (--agent-nvml-library)`;
+  return new Error(`--agent-backend ${backend}: cannot load the ${which}: ${err.message}`);
 }

@@ -1,0 +1,101 @@
+import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import * as path from 'node:path';
+import * as readline from 'node:readline';
+import type * as grpc from '@grpc/grpc-js';
+
+/** Repository root and the `perseus` launcher the CLI tests run. */
+export const REPO_ROOT = path.resolve(__dirname, '..', '..', '..', '..');
+export const BIN = path.join(REPO_ROOT, 'bin', 'perseus');
+/** The paper artifact's GPT-3 175B A100 SXM stage profile (38 clocks, 1410 … 855 MHz). */
+export const A100_CSV = path.join(
+  REPO_ROOT,
+  'data',
+  'sosp24',
+  'stage_profile',
+  'gpt3-175b+a100_sxm_bf16.csv',
+);
+
+export interface ExitStatus {
+  code: number | null;
+  signal: string | null;
+}
+
+/** A `perseus serve …` child that printed its `serving` line. */
+export interface ServedProcess {
+  child: ChildProcessWithoutNullStreams;
+  address: string;
+  /** Address of the last `{"event":"metrics"}` line before serving, if any. */
+  metrics?: string;
+  exited: Promise<ExitStatus>;
+  /** SIGTERM, then the exit status. */
+  stop(): Promise<ExitStatus>;
+}
+
+/**
+ * Runs `bin/perseus <args>` (a `serve` command) on 127.0.0.1:0 with logging off unless `args`
+ * say otherwise, and resolves once it prints `{"event":"serving","address":…}`.
+ */
+export function startServeProcess(
+  args: string[],
+  env: NodeJS.ProcessEnv = {},
+  timeoutMs = 30_000,
+): Promise<ServedProcess> {
+  const extra = [
+    ...(args.includes('--listen') ? [] : ['--listen', '127.0.0.1:0']),
+    ...(args.includes('--log-level') ? [] : ['--log-level', 'silent']),
+  ];
+  const child = spawn(BIN, [...args, ...extra], { env: { ...process.env, ...env } });
+  const exited = new Promise<ExitStatus>((resolve) =>
+    child.on('exit', (code, signal) => resolve({ code, signal })),
+  );
+  const stop = (): Promise<ExitStatus> => {
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
+    return exited;
+  };
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(
+      () => reject(new Error(`perseus ${args.join(' ')} did not start`)),
+      timeoutMs,
+    );
+    let metrics: string | undefined;
+    readline.createInterface({ input: child.stdout }).on('line', (line) => {
+      let msg: { event?: string; address?: string };
+      try {
+        msg = JSON.parse(line) as { event?: string; address?: string };
+      } catch {
+        return; // not a JSON line
+      }
+      if (msg.event === 'metrics') metrics = msg.address;
+      if (msg.event === 'serving' && msg.address) {
+        clearTimeout(timer);
+        resolve({ child, address: msg.address, ...(metrics ? { metrics } : {}), exited, stop });
+      }
+    });
+    void exited.then((e) => {
+      clearTimeout(timer);
+      reject(new Error(`perseus ${args.join(' ')} exited early: ${JSON.stringify(e)}`));
+    });
+  });
+}
+
+type UnaryWithOptions<Res> = (
+  req: unknown,
+  opts: grpc.CallOptions,
+  cb: (e: grpc.ServiceError | null, r: Res) => void,
+) => void;
+
+/** One unary call by method name with a deadline (default 20 s). */
+export function unaryCall<Res>(
+  client: grpc.Client,
+  method: string,
+  req: unknown,
+  deadlineMs = 20_000,
+): Promise<Res> {
+  const fn = (client as unknown as Record<string, UnaryWithOptions<Res> | undefined>)[method];
+  if (fn === undefined) return Promise.reject(new Error(`client has no method ${method}`));
+  return new Promise((resolve, reject) =>
+    fn.call(client, req, { deadline: Date.now() + deadlineMs }, (e, r) =>
+      e ? reject(e) : resolve(r),
+    ),
+  );
+}
