@@ -1,12 +1,5 @@
 import { Frontier, PlannerInputError } from '@perseus/planner';
-import type {
-  FrontierPoint,
-  MeasuredOption,
-  PlannerInput,
-  Profile,
-  StagePlan,
-} from '@perseus/planner';
-import type { optimizerV1 } from '@perseus/proto';
+import type { FrontierPoint, PlannerInput, Profile, StagePlan } from '@perseus/planner';
 import {
   FailedPreconditionError,
   NotFoundError,
@@ -14,13 +7,12 @@ import {
   ValidationError,
 } from '@perseus/service-kit';
 import type { Logger } from '@perseus/service-kit';
-import { FALLBACK_BLOCKING_POWER_W, KNOWN_BLOCKING_POWER_W } from './config';
 import type { FrontierPlanner, PlannedFrontier } from './planner-pool';
 import type { ProfileCellStat, ProfileSource } from './profile-source';
 import type { JobState, OptimizerStore } from './store';
-import { DEFAULT_DETECTOR, StragglerDetector } from './stragglers';
+import { DEFAULT_DETECTOR } from './stragglers';
 import type { StragglerDetectorOptions } from './stragglers';
-import { KINDS, advanceSweep, newSweep, sweepClocks, sweepVariant } from './sweep';
+import { advanceSweep, newSweep, sweepClocks, sweepVariant } from './sweep';
 import type {
   Deployment,
   JobPhase,
@@ -37,10 +29,29 @@ import type {
   StragglerReport,
 } from './validate';
 import { WatchHub } from './watch-hub';
+import {
+  activeStragglers,
+  identityOf,
+  jobDetails,
+  jobLastSeenMs,
+  jobStatus,
+  jobSummary,
+  liveRanks,
+  newJob,
+  newSweepStep,
+  predictedSaving,
+} from './job';
+import type { Job, JobDetails, JobStatus, JobSummary, RegisteredJob, RegisteredRank } from './job';
+import {
+  knownBlockingPowerW,
+  measuredBlockingPowerW,
+  profileFromCells,
+  restrictToClocks,
+} from './profile-assembly';
+import type { SweepStep } from './sweep-step';
+import { choosePlans, policyPoint } from './policy';
 import { profileJobIdFor, specHash } from './job-identity';
-import { KIND_TO_PROTO, PHASE_TO_PROTO } from './wire';
 import type { EncodedSchedule } from './watch-hub';
-import { perseusGrpc } from '@perseus/proto';
 
 /** What the {@link Optimizer} core needs (the module wires these from flags/env). */
 export interface OptimizerCoreOptions {
@@ -71,131 +82,8 @@ export interface OptimizerCoreOptions {
   now?: () => number;
 }
 
-/** Runtime state of one job (the persisted part is `state`). */
-interface Job {
-  jobId: string;
-  spec: JobSpec;
-  createdMs: number;
-  /** Generation of the id (>= 1) and its spec hash; every schedule carries both. */
-  generation: number;
-  specHash: string;
-  /** Job id of this generation's measurements at the profiler. */
-  profileJobId: string;
-  /** rank → last RPC from it, epoch ms. */
-  lastSeenMs: Map<number, number>;
-  /** Set once the job (this generation) is deleted or superseded: pending transitions stop. */
-  dropped: boolean;
-  state: JobState;
-  ranks: Map<number, RankInfo>;
-  /** `${dp}/${pp}/${tp}` → rank, so one position has one rank. */
-  positions: Map<string, number>;
-  frontier: Frontier | null;
-  importedProfile: Profile | null;
-  /** rank → iterations reported on the current profiling version. */
-  sweepCounts: Map<number, number>;
-  /** Ranks whose count reached K on the current profiling version. */
-  sweepDone: number;
-  /** Stages with at least one rank done on the current profiling version. */
-  sweepStagesDone: Set<number>;
-  /** Longest iteration reported on the current profiling version, s. */
-  sweepLongestS: number;
-  sweepGraceTimer: NodeJS.Timeout | undefined;
-  detector: StragglerDetector;
-  /** Serialises the async transitions (profiling start, sweep steps, planning). */
-  chain: Promise<void>;
-  expiryTimer: NodeJS.Timeout | undefined;
-  retryTimer: NodeJS.Timeout | undefined;
-  /** Per stage, the ranks' iteration (time, energy) during profiling with the clocks they ran. */
-  idleSamples: Array<{
-    stage: number;
-    timeS: number;
-    energyJ: number;
-    forwardMhz: number;
-    backwardMhz: number;
-  }>;
-  protoCache: Map<string, { message: optimizerV1.Schedule; bytes: Buffer }>;
-  planningStartedMs: number;
-  lastPlanningMs: number;
-  /** How long the last version took to hand to every watcher's stream, ms. */
-  lastPublishMs: number;
-}
-
 const MAX_IDLE_SAMPLES = 4096;
 const MAX_OFFLINE_PLAN_INSTRUCTIONS = 2_000_000;
-
-/** Identity of a job generation, as registration answers it. */
-export interface JobIdentity {
-  generation: number;
-  specHash: string;
-  profileJobId: string;
-}
-
-export interface RegisteredJob extends JobIdentity {
-  created: boolean;
-  phase: JobPhase;
-}
-
-export interface RegisteredRank extends JobIdentity {
-  created: boolean;
-  registeredRanks: number;
-}
-
-/** One job in a listing (ListJobs, and the head of GetJob). */
-export interface JobSummary extends JobIdentity {
-  jobId: string;
-  phase: JobPhase;
-  version: number;
-  worldSize: number;
-  registeredRanks: number;
-  liveRanks: number;
-  createdMs: number;
-  lastSeenMs: number;
-  finished: boolean;
-  predictedSavingPercent: number;
-  simulated: boolean;
-}
-
-/** Everything GetJob reports. */
-export interface JobDetails {
-  summary: JobSummary;
-  spec: JobSpec;
-  policy: Policy;
-  ranks: Array<RankInfo & { alive: boolean; lastSeenMs: number }>;
-  stragglers: Array<{
-    dpRank: number;
-    iterationTimeS: number;
-    detected: boolean;
-    expiresAtMs: number | null;
-  }>;
-  frontierPoints: number;
-  blockingPowerW: number;
-  detail: string;
-  hasImportedProfile: boolean;
-}
-
-/** What GetJobStatus reports. */
-export interface JobStatus extends JobIdentity {
-  phase: JobPhase;
-  version: number;
-  registeredRanks: number;
-  worldSize: number;
-  predictedSavingPercent: number;
-  stragglerDpRanks: number[];
-  detail: string;
-  simulated: boolean;
-  /** Certified gap of the deployed plan, percent; undefined = no certificate. */
-  certifiedGapPercent: number | undefined;
-}
-
-const identityOf = (job: {
-  generation: number;
-  specHash: string;
-  profileJobId: string;
-}): JobIdentity => ({
-  generation: job.generation,
-  specHash: job.specHash,
-  profileJobId: job.profileJobId,
-});
 
 /** The numbers a metrics scrape reports per job. */
 export interface JobMetrics {
@@ -241,10 +129,17 @@ export class Optimizer {
     );
     this.retentionTimer.unref();
     for (const stored of this.opts.store.loadAll()) {
-      const job = this.newJob(stored.jobId, stored.spec, stored.createdMs, stored.state, {
-        generation: stored.generation,
-        profileJobId: stored.profileJobId,
-      });
+      const job = newJob(
+        stored.jobId,
+        stored.spec,
+        stored.createdMs,
+        stored.state,
+        {
+          generation: stored.generation,
+          profileJobId: stored.profileJobId,
+        },
+        this.detectorOpts,
+      );
       // After a restart every rank gets a full timeout to reconnect before it counts as gone.
       const now = this.now();
       for (const r of stored.ranks) {
@@ -263,48 +158,6 @@ export class Optimizer {
         'job restored',
       );
     }
-  }
-
-  private newJob(
-    jobId: string,
-    spec: JobSpec,
-    createdMs: number,
-    state: JobState,
-    identity: { generation: number; profileJobId: string },
-  ): Job {
-    return {
-      jobId,
-      spec,
-      createdMs,
-      generation: identity.generation,
-      specHash: specHash(spec),
-      profileJobId: identity.profileJobId,
-      lastSeenMs: new Map(),
-      dropped: false,
-      state,
-      ranks: new Map(),
-      positions: new Map(),
-      frontier: null,
-      importedProfile: null,
-      sweepCounts: new Map(),
-      sweepDone: 0,
-      sweepStagesDone: new Set(),
-      sweepLongestS: 0,
-      sweepGraceTimer: undefined,
-      detector: new StragglerDetector(
-        spec.dpDegree,
-        spec.pipeline.numStages * spec.tpDegree,
-        this.detectorOpts,
-      ),
-      chain: Promise.resolve(),
-      expiryTimer: undefined,
-      retryTimer: undefined,
-      idleSamples: [],
-      protoCache: new Map(),
-      planningStartedMs: 0,
-      lastPlanningMs: 0,
-      lastPublishMs: 0,
-    };
   }
 
   private job(jobId: string): Job {
@@ -354,7 +207,7 @@ export class Optimizer {
     };
     state.deployment = this.defaultDeployment(spec, 1, 'REGISTERING');
     const identity = { generation, profileJobId: profileJobIdFor(jobId, generation) };
-    const job = this.newJob(jobId, spec, this.now(), state, identity);
+    const job = newJob(jobId, spec, this.now(), state, identity, this.detectorOpts);
     const imported =
       this.opts.importedProfiles?.find(
         (p) =>
@@ -377,21 +230,12 @@ export class Optimizer {
     return this.opts.rankTimeoutMs ?? 60_000;
   }
 
-  /** Ranks of the job that are alive: watching their schedule, or heard from within the timeout. */
   private liveRanks(job: Job): number[] {
-    const watching = this.hub.watchingRanks(job.jobId);
-    const now = this.now();
-    const live = new Set(watching);
-    for (const [rank, t] of job.lastSeenMs) if (now - t < this.rankTimeoutMs) live.add(rank);
-    return [...live].sort((a, b) => a - b);
+    return liveRanks(job, this.hub.watchingRanks(job.jobId), this.now(), this.rankTimeoutMs);
   }
 
   private touch(job: Job, rank: number): void {
     job.lastSeenMs.set(rank, this.now());
-  }
-
-  private jobLastSeenMs(job: Job): number {
-    return Math.max(job.createdMs, ...job.lastSeenMs.values());
   }
 
   /** Forgets a job's runtime state: timers, streams, pending transitions. */
@@ -399,7 +243,7 @@ export class Optimizer {
     job.dropped = true;
     clearTimeout(job.expiryTimer);
     clearTimeout(job.retryTimer);
-    clearTimeout(job.sweepGraceTimer);
+    job.sweepStep.dispose();
     this.hub.closeJob(job.jobId);
     this.jobs.delete(job.jobId);
   }
@@ -544,13 +388,9 @@ export class Optimizer {
     if (frontierToStore !== undefined)
       this.opts.store.putFrontierAndState(job.jobId, frontierToStore, job.state, this.now());
     else this.persistState(job);
-    job.protoCache.clear();
-    job.sweepCounts.clear();
-    job.sweepDone = 0;
-    job.sweepStagesDone.clear();
-    job.sweepLongestS = 0;
-    clearTimeout(job.sweepGraceTimer);
-    job.sweepGraceTimer = undefined;
+    job.schedules.clear();
+    job.sweepStep.dispose();
+    job.sweepStep = newSweepStep(job.spec);
     job.detector.reset();
     const t0 = performance.now();
     this.hub.publish(job.jobId, (rank) => this.encodedScheduleFor(job, rank));
@@ -681,8 +521,8 @@ export class Optimizer {
   }
 
   /**
-   * The profile to plan with and the per-pipeline blocking power scale. Only clocks every rank
-   * supports are kept: a plan must never ask a GPU for a clock it cannot lock.
+   * The profile to plan with (imported, or the profiler's cells) restricted to clocks every rank
+   * supports, and the per-pipeline blocking power scale; or why there is none.
    */
   private async plannerProfile(job: Job): Promise<{ profile: Profile; tpScale: number } | string> {
     let profile: Profile;
@@ -692,22 +532,11 @@ export class Optimizer {
     } else {
       const source = this.opts.profileSource();
       if (source === undefined) return 'no profiler configured and no imported profile';
-      let cells: ProfileCellStat[];
       try {
-        cells = await source.getProfile(job.profileJobId, { minCount: 1 });
+        const cells = await source.getProfile(job.profileJobId, { minCount: 1 });
+        profile = profileFromCells(cells, job.spec.pipeline.numStages);
       } catch (err) {
         return `profiler unavailable: ${(err as Error).message}`;
-      }
-      profile = {
-        stages: Array.from({ length: job.spec.pipeline.numStages }, () => ({
-          forward: [] as MeasuredOption[],
-          backward: [] as MeasuredOption[],
-        })),
-      };
-      for (const c of cells) {
-        const st = profile.stages[c.stage];
-        if (st === undefined || !(c.timeS > 0) || !(c.energyJ > 0)) continue;
-        st[c.kind].push({ frequencyMhz: c.frequencyMhz, timeS: c.timeS, energyJ: c.energyJ });
       }
       // The profiler sums energy over a stage's TP ranks, so the idle power of the stage is tp × P_b.
       tpScale = job.spec.tpDegree;
@@ -717,52 +546,25 @@ export class Optimizer {
       0,
       1,
     );
-    const allowed = new Set(common);
-    const filtered: Profile = {
-      stages: profile.stages.map((st) => ({
-        forward: st.forward.filter((o) => allowed.has(o.frequencyMhz)),
-        backward: st.backward.filter((o) => allowed.has(o.frequencyMhz)),
-      })),
-    };
-    for (let s = 0; s < filtered.stages.length; s++) {
-      for (const k of KINDS)
-        if (filtered.stages[s]![k].length === 0)
-          return `profile has no clock every rank supports for stage ${s} ${k}`;
-    }
-    return { profile: filtered, tpScale };
+    const restricted = restrictToClocks(profile, new Set(common));
+    return typeof restricted === 'string' ? restricted : { profile: restricted, tpScale };
   }
 
-  /**
-   * Blocking power for a job that asked to measure it: from the profiling iterations, what a rank
-   * drew beyond its instructions' measured energy, per second of non-computing time (median over
-   * samples with at least 5% idle time); else a known GPU's value; else a fallback.
-   */
+  /** Blocking power: given in the spec, else measured while profiling, else a known GPU's value. */
   private blockingPower(job: Job, profile: Profile, tpScale: number): number {
     if (job.spec.blockingPowerW > 0) return job.spec.blockingPowerW;
-    const m = job.spec.pipeline.numMicrobatches;
-    const find = (opts: MeasuredOption[], f: number): MeasuredOption | undefined =>
-      opts.find((o) => o.frequencyMhz === f);
-    const est: number[] = [];
-    for (const s of job.idleSamples) {
-      const st = profile.stages[s.stage];
-      const fw = st && find(st.forward, s.forwardMhz);
-      const bw = st && find(st.backward, s.backwardMhz);
-      if (!fw || !bw) continue;
-      const busyS = m * (fw.timeS + bw.timeS);
-      const busyJ = (m * (fw.energyJ + bw.energyJ)) / tpScale;
-      const idleS = s.timeS - busyS;
-      if (idleS > 0.05 * s.timeS && s.energyJ > busyJ) est.push((s.energyJ - busyJ) / idleS);
-    }
-    if (est.length > 0) {
-      est.sort((a, b) => a - b);
-      return est[est.length >> 1]!;
-    }
-    const known = KNOWN_BLOCKING_POWER_W.find(([re]) => re.test(job.spec.gpuModel));
+    const measured = measuredBlockingPowerW(
+      job.idleSamples,
+      profile,
+      job.spec.pipeline.numMicrobatches,
+      tpScale,
+    );
+    if (measured !== undefined) return measured;
     this.log.warn(
       { jobId: job.jobId, gpuModel: job.spec.gpuModel },
       'blocking power not measurable; using a known or fallback value',
     );
-    return known?.[1] ?? FALLBACK_BLOCKING_POWER_W;
+    return knownBlockingPowerW(job.spec.gpuModel);
   }
 
   private async planJob(job: Job): Promise<void> {
@@ -819,148 +621,51 @@ export class Optimizer {
 
   // ---- deployment ---------------------------------------------------------------------------
 
-  private activeStragglers(job: Job): Straggler[] {
-    const now = this.now();
-    return job.state.stragglers.filter((s) => s.expiresAtMs === null || s.expiresAtMs > now);
-  }
-
-  private stragglerTimeS(job: Job, s: Straggler): number {
-    if (s.slowdown !== undefined && job.frontier !== null)
-      return s.slowdown * job.frontier.intrinsic().point.timeS;
-    return s.iterationTimeS;
-  }
-
-  /** Target time of the job's policy (Infinity-free; the frontier caps it at T*). */
-  private policyTarget(job: Job, f: Frontier): number {
-    const p: Policy = job.state.policy;
-    switch (p.kind) {
-      case 'intrinsic':
-        return f.intrinsic().point.timeS;
-      case 'maxSlowdownPercent':
-        return f.intrinsic().point.timeS * (1 + p.percent / 100);
-      case 'targetIterationTime':
-        return p.timeS;
-      case 'minEnergy':
-        return f.minEnergyTimeS;
-    }
-  }
-
-  /** The point the policy chooses for a healthy pipeline with no straggler. */
-  private policyPoint(job: Job, f: Frontier): FrontierPoint {
-    return job.state.policy.kind === 'intrinsic'
-      ? f.intrinsic().point
-      : f.planFor(this.policyTarget(job, f)).point;
-  }
-
   /**
-   * DEPLOYED: each pipeline's plan. Stragglers run the policy's plan; every other pipeline runs the
-   * least-energy plan with time ≤ max(policy target, T′) where T′ is the slowest active straggler
-   * (the frontier caps it at T*). Bumps the version only when some pipeline's plan changes.
+   * DEPLOYED: each pipeline's plan ({@link choosePlans}). Bumps the version only when some
+   * pipeline's plan changes. Returns the time the healthy pipelines now target (0 = policy point).
    */
   private deployPolicy(job: Job, newFrontierJson?: string): number {
     const force = newFrontierJson !== undefined;
     const f = job.frontier;
     if (f === null || (job.state.phase !== 'DEPLOYED' && job.state.phase !== 'PLANNING')) return 0;
-    const base = this.policyPoint(job, f);
-    const active = this.activeStragglers(job);
-    const slowSet = new Set(active.map((s) => s.dpRank));
-    const tPrime =
-      active.length === 0 ? 0 : Math.max(...active.map((s) => this.stragglerTimeS(job, s)));
-    const healthy =
-      tPrime > base.timeS ? f.planFor(Math.max(tPrime, this.policyTarget(job, f))).point : base;
-    const variantPoints = [base.index];
-    if (healthy.index !== base.index) variantPoints.push(healthy.index);
-    const variantOfPipeline = Array.from({ length: job.spec.dpDegree }, (_, dp) =>
-      slowSet.has(dp) || healthy.index === base.index ? 0 : 1,
+    const choice = choosePlans(
+      f,
+      job.state.policy,
+      activeStragglers(job, this.now()),
+      job.spec.dpDegree,
     );
+    const { variantPoints, variantOfPipeline } = choice;
     const cur = job.state.deployment;
     const unchanged =
       !force &&
       cur !== null &&
       cur.phase === 'DEPLOYED' &&
       cur.variantOfPipeline.every(
-        (v, dp) => cur.variants[v]!.pointIndex === variantPoints[variantOfPipeline[dp]!],
+        (v, dp) => cur.variants[v]!.pointIndex === variantPoints[variantOfPipeline[dp]!]!.index,
       );
-    if (unchanged) return tPrime > base.timeS ? healthy.timeS : 0;
+    if (unchanged) return choice.targetIterationTimeS;
     const policyName = job.state.policy.kind;
-    const stragglerNames = [...slowSet].sort((a, b) => a - b).join(',');
-    const variants = variantPoints.map((idx, i) => {
-      const point = f.points[idx]!;
+    const variants = variantPoints.map((point, i) => {
       const reason =
         i === 0
           ? policyName === 'intrinsic'
             ? 'intrinsic'
             : `policy ${policyName}`
-          : `straggler dp=${stragglerNames} T'=${tPrime.toFixed(4)}s`;
-      return variantFromPlan(reason, f.plan(idx), point);
+          : `straggler dp=${choice.stragglers.join(',')} T'=${choice.stragglerTimeS.toFixed(4)}s`;
+      return variantFromPlan(reason, f.plan(point.index), point);
     });
     const chosen = variants[variantOfPipeline.includes(1) ? 1 : 0]!;
     job.state.detail = `${chosen.reason}: point ${chosen.pointIndex} of ${f.points.length}`;
     this.deploy(job, 'DEPLOYED', variants, variantOfPipeline, newFrontierJson);
-    return tPrime > base.timeS ? healthy.timeS : 0;
+    return choice.targetIterationTimeS;
   }
 
   // ---- schedules ----------------------------------------------------------------------------
 
-  /**
-   * One rank's schedule as wire bytes. Every rank of a stage (any dp in the same variant, any tp)
-   * shares one message apart from `rank`, so the message without `rank` is encoded once per
-   * (version, variant, stage) and each watcher's copy appends field 2 — protobuf parses
-   * concatenated encodings as one merged message. With thousands of watchers this is the
-   * difference between one encode per stage and one per rank.
-   */
-  encodedScheduleFor(job: Job, rank: number): EncodedSchedule {
-    const base = this.scheduleBase(job, rank);
-    return {
-      version: job.state.deployment!.version,
-      payload: rank === 0 ? base.bytes : Buffer.concat([base.bytes, rankField(rank)]),
-    };
-  }
-
-  private scheduleBase(job: Job, rank: number): { message: optimizerV1.Schedule; bytes: Buffer } {
-    const d = job.state.deployment!;
-    const info = job.ranks.get(rank);
-    const key =
-      info === undefined
-        ? 'unregistered'
-        : `${d.variantOfPipeline[info.dpRank] ?? 0}:${info.ppRank}`;
-    let cached = job.protoCache.get(key);
-    if (cached === undefined) {
-      const head = {
-        job_id: job.jobId,
-        version: String(d.version),
-        phase: PHASE_TO_PROTO[d.phase],
-        generation: String(job.generation),
-        spec_hash: job.specHash,
-      };
-      let message: optimizerV1.Schedule;
-      if (info === undefined) {
-        message = {
-          ...head,
-          instructions: [],
-          expected_iteration_time_s: 0,
-          expected_iteration_energy_j: 0,
-          reason: 'rank not registered',
-        };
-      } else {
-        const variant = d.variants[d.variantOfPipeline[info.dpRank] ?? 0]!;
-        const instructions = (variant.stages[info.ppRank] ?? []).map((x) => ({
-          instruction: KIND_TO_PROTO[x.kind],
-          microbatch: x.microbatch,
-          frequency_mhz: x.frequencyMhz,
-        }));
-        message = {
-          ...head,
-          instructions,
-          expected_iteration_time_s: variant.expectedTimeS,
-          expected_iteration_energy_j: variant.expectedEnergyJ,
-          reason: variant.reason,
-        };
-      }
-      cached = { message, bytes: serializeSchedule(message) };
-      job.protoCache.set(key, cached);
-    }
-    return cached;
+  /** One rank's schedule at the job's current version, as wire bytes. */
+  private encodedScheduleFor(job: Job, rank: number): EncodedSchedule {
+    return job.schedules.encode(job, job.state.deployment!, rank, job.ranks.get(rank));
   }
 
   /** Current schedule of a rank (the first message of a WatchSchedule stream). */
@@ -1023,48 +728,32 @@ export class Optimizer {
       backwardMhz: stage.find((x) => x.kind === 'backward')?.frequencyMhz ?? 0,
     });
     if (job.idleSamples.length > MAX_IDLE_SAMPLES) job.idleSamples.shift();
-    const k = job.spec.profiling.iterationsPerFrequency;
-    const n = (job.sweepCounts.get(info.rank) ?? 0) + 1;
-    job.sweepCounts.set(info.rank, n);
-    job.sweepLongestS = Math.max(job.sweepLongestS, rep.timeS);
-    if (n === k) {
-      job.sweepDone += 1;
-      job.sweepStagesDone.add(info.ppRank);
-    }
-    if (job.sweepDone === job.spec.worldSize) {
-      this.endSweepStep(job);
-    } else if (
-      job.sweepDone > 0 &&
-      job.sweepStagesDone.size === job.spec.pipeline.numStages &&
-      job.sweepGraceTimer === undefined
-    ) {
+    const step = job.sweepStep;
+    const progress = step.record(info.rank, info.ppRank, rep.timeS);
+    if (progress === 'complete') {
+      this.endSweepStep(job, step);
+    } else if (progress === 'stagesCovered') {
       // Every stage has been measured K times, but some ranks are silent (dead, or slow to report).
       // A silent rank must not keep the whole job at a low profiling clock: after a grace period of
       // a few iterations the step ends without it.
-      const version = job.state.version;
-      const graceMs = Math.max(this.opts.sweepGraceMs ?? 5000, 3000 * job.sweepLongestS);
-      job.sweepGraceTimer = setTimeout(() => {
-        if (job.state.version !== version || job.sweepDone < 0) return;
-        const silent = [...job.ranks.keys()].filter((r) => (job.sweepCounts.get(r) ?? 0) < k);
+      step.armGrace(step.graceMs(this.opts.sweepGraceMs ?? 5000), () => {
+        const silent = step.silentRanks(job.ranks.keys());
         this.log.warn(
           {
             jobId: job.jobId,
-            version,
+            version: job.state.version,
             silentRanks: silent.slice(0, 16),
             silentCount: silent.length,
           },
           'sweep step ended without every rank',
         );
-        this.endSweepStep(job);
-      }, graceMs);
-      job.sweepGraceTimer.unref();
+        this.endSweepStep(job, step);
+      });
     }
   }
 
-  private endSweepStep(job: Job): void {
-    job.sweepDone = -1; // one step per version
-    clearTimeout(job.sweepGraceTimer);
-    this.enqueue(job, () => this.stepSweep(job));
+  private endSweepStep(job: Job, step: SweepStep): void {
+    if (step.end()) this.enqueue(job, () => this.stepSweep(job));
   }
 
   private observeForStragglers(job: Job, info: RankInfo, rep: IterationReport): void {
@@ -1164,7 +853,10 @@ export class Optimizer {
     if (job.frontier === null || job.state.phase !== 'DEPLOYED')
       return { scheduleVersion: job.state.version, chosen: undefined };
     this.deployPolicy(job);
-    return { scheduleVersion: job.state.version, chosen: this.policyPoint(job, job.frontier) };
+    return {
+      scheduleVersion: job.state.version,
+      chosen: policyPoint(job.state.policy, job.frontier),
+    };
   }
 
   getFrontier(jobId: string): { frontier: Frontier; chosenIndex: number } {
@@ -1173,43 +865,18 @@ export class Optimizer {
       throw new FailedPreconditionError(
         `job ${jobId} has no frontier yet (phase ${job.state.phase})`,
       );
-    return { frontier: job.frontier, chosenIndex: this.policyPoint(job, job.frontier).index };
+    return {
+      frontier: job.frontier,
+      chosenIndex: policyPoint(job.state.policy, job.frontier).index,
+    };
   }
 
   getJobStatus(jobId: string): JobStatus {
-    const job = this.job(jobId);
-    return {
-      ...identityOf(job),
-      phase: job.state.phase,
-      version: job.state.version,
-      registeredRanks: job.ranks.size,
-      worldSize: job.spec.worldSize,
-      predictedSavingPercent: this.predictedSaving(job),
-      stragglerDpRanks: this.activeStragglers(job)
-        .map((s) => s.dpRank)
-        .sort((a, b) => a - b),
-      detail: job.state.detail,
-      simulated: isSimulated(job),
-      certifiedGapPercent: undefined,
-    };
+    return jobStatus(this.job(jobId), this.now());
   }
 
   private summary(job: Job): JobSummary {
-    const live = this.liveRanks(job).length;
-    return {
-      ...identityOf(job),
-      jobId: job.jobId,
-      phase: job.state.phase,
-      version: job.state.version,
-      worldSize: job.spec.worldSize,
-      registeredRanks: job.ranks.size,
-      liveRanks: live,
-      createdMs: job.createdMs,
-      lastSeenMs: this.jobLastSeenMs(job),
-      finished: live === 0 && this.now() - this.jobLastSeenMs(job) >= this.rankTimeoutMs,
-      predictedSavingPercent: this.predictedSaving(job),
-      simulated: isSimulated(job),
-    };
+    return jobSummary(job, this.liveRanks(job), this.now(), this.rankTimeoutMs);
   }
 
   /** Jobs ordered by id, after `afterJobId` (exclusive), at most `limit`. */
@@ -1223,29 +890,7 @@ export class Optimizer {
 
   getJob(jobId: string): JobDetails {
     const job = this.job(jobId);
-    const live = new Set(this.liveRanks(job));
-    return {
-      summary: this.summary(job),
-      spec: job.spec,
-      policy: job.state.policy,
-      ranks: [...job.ranks.values()]
-        .sort((a, b) => a.rank - b.rank)
-        .map((r) => ({
-          ...r,
-          alive: live.has(r.rank),
-          lastSeenMs: job.lastSeenMs.get(r.rank) ?? 0,
-        })),
-      stragglers: this.activeStragglers(job).map((s) => ({
-        dpRank: s.dpRank,
-        iterationTimeS: this.stragglerTimeS(job, s),
-        detected: s.source === 'detected',
-        expiresAtMs: s.expiresAtMs,
-      })),
-      frontierPoints: job.frontier?.points.length ?? 0,
-      blockingPowerW: job.frontier === null ? 0 : job.state.blockingPowerW,
-      detail: job.state.detail,
-      hasImportedProfile: job.importedProfile !== null,
-    };
+    return jobDetails(job, this.liveRanks(job), this.now(), this.rankTimeoutMs);
   }
 
   /**
@@ -1279,22 +924,11 @@ export class Optimizer {
     const retention = this.opts.finishedRetentionMs ?? 7 * 86_400_000;
     const now = this.now();
     for (const job of [...this.jobs.values()]) {
-      if (this.liveRanks(job).length > 0 || now - this.jobLastSeenMs(job) < retention) continue;
+      if (this.liveRanks(job).length > 0 || now - jobLastSeenMs(job) < retention) continue;
       this.dropJob(job);
       this.opts.store.deleteJob(job.jobId, job.generation, false);
       this.log.info({ jobId: job.jobId, generation: job.generation }, 'finished job expired');
     }
-  }
-
-  /** Mean over pipelines of the deployed plan's energy saving vs all-max clocks, percent. */
-  private predictedSaving(job: Job): number {
-    const d = job.state.deployment;
-    const f = job.frontier;
-    if (f === null || d === null || d.phase !== 'DEPLOYED') return 0;
-    const savings = d.variantOfPipeline.map(
-      (v) => 100 * (1 - d.variants[v]!.expectedEnergyJ / f.allMax.energyJ),
-    );
-    return savings.reduce((a, b) => a + b, 0) / Math.max(1, savings.length);
   }
 
   /**
@@ -1333,8 +967,8 @@ export class Optimizer {
       version: job.state.version,
       registeredRanks: job.ranks.size,
       worldSize: job.spec.worldSize,
-      predictedSavingPercent: this.predictedSaving(job),
-      stragglers: this.activeStragglers(job).length,
+      predictedSavingPercent: predictedSaving(job),
+      stragglers: activeStragglers(job, this.now()).length,
       watchers: this.hub.watcherCount(job.jobId),
       frontierPoints: job.frontier?.points.length ?? 0,
       lastPlanningSeconds: job.lastPlanningMs / 1000,
@@ -1348,7 +982,7 @@ export class Optimizer {
     for (const job of this.jobs.values()) {
       clearTimeout(job.expiryTimer);
       clearTimeout(job.retryTimer);
-      clearTimeout(job.sweepGraceTimer);
+      job.sweepStep.dispose();
     }
     this.hub.closeAll();
     await this.opts.planner.close();
@@ -1363,24 +997,6 @@ export class Optimizer {
     ]);
     clearTimeout(timer);
   }
-}
-
-const isSimulated = (job: Job): boolean =>
-  [...job.ranks.values()].some((r) => r.simulated === true);
-
-const serializeSchedule = (s: optimizerV1.Schedule): Buffer =>
-  perseusGrpc().perseus.optimizer.v1.Optimizer.service.WatchSchedule.responseSerialize(s);
-
-/** Field 2 (`rank`, varint) of a Schedule. */
-function rankField(rank: number): Buffer {
-  const bytes = [0x10];
-  let v = rank >>> 0;
-  while (v >= 0x80) {
-    bytes.push((v & 0x7f) | 0x80);
-    v >>>= 7;
-  }
-  bytes.push(v);
-  return Buffer.from(bytes);
 }
 
 function variantFromPlan(reason: string, plan: StagePlan[], point: FrontierPoint): PlanVariant {

@@ -11,7 +11,7 @@ import type {
   StagePlan,
 } from '@perseus/planner';
 import type { commonV1, optimizerV1 } from '@perseus/proto';
-import type { JobDetails, JobStatus, JobSummary } from './optimizer';
+import type { JobDetails, JobStatus, JobSummary } from './job';
 import type { JobPhase, JobSpec, Policy } from './types';
 
 export const PHASE_TO_PROTO: Readonly<Record<JobPhase, optimizerV1.Phase>> = {
