@@ -1,5 +1,6 @@
 import { Command } from 'commander';
 import { PERSEUS_VERSION } from '@perseus/service-kit';
+import { registerJobsCommand } from './commands/jobs';
 import { registerPolicyCommand } from './commands/policy';
 import { isMissingRolePackage, registerServeCommand } from './commands/serve';
 import { registerStatusCommand } from './commands/status';
@@ -27,6 +28,7 @@ export async function main(argv: string[]): Promise<void> {
   );
   await registerServeCommand(program);
   registerStatusCommand(program);
+  registerJobsCommand(program);
   registerPolicyCommand(program);
   registerStragglerCommand(program);
   // frontier export draws with the optimizer's charts (and Vega): like demo and plan above.

@@ -34,7 +34,7 @@ async function perseus(...args: string[]): Promise<{ out: string; err: string; c
   return { out, err, code };
 }
 
-describe('perseus policy / straggler / frontier / status against a live optimizer', () => {
+describe('perseus jobs / policy / straggler / frontier / status against a live optimizer', () => {
   let running: RunningServe;
   let client: grpc.Client;
   let dir: string;
@@ -205,6 +205,42 @@ describe('perseus policy / straggler / frontier / status against a live optimize
     const missing = await perseus('status', ...server, '--job', 'nope');
     expect(missing.code).toBe(1);
     expect(missing.err).toContain(`GetJobStatus at ${running.address}: NOT_FOUND`);
+  });
+
+  it('jobs list and show describe the job; delete is refused while ranks are alive, then forced', async () => {
+    const list = await perseus('jobs', 'list', ...server);
+    expect(list.code).toBe(0);
+    const [head, row] = list.out.trim().split('\n');
+    expect(head).toMatch(/^JOB +PHASE +VERSION +RANKS \(LIVE\/REG\/WORLD\) +GPUS +SAVING +STATE$/);
+    const s = await status();
+    expect(row).toMatch(
+      new RegExp(
+        `^gpt3 +deployed +${s.schedule_version} +\\d+/16/16 +real +${s.predicted_saving_percent.toFixed(2)} % +`,
+      ),
+    );
+    const json = JSON.parse((await perseus('jobs', 'list', ...server, '--json')).out) as Array<{
+      job_id: string;
+    }>;
+    expect(json.map((j) => j.job_id)).toEqual(['gpt3']);
+    const show = await perseus('jobs', 'show', 'gpt3', ...server);
+    expect(show.code).toBe(0);
+    expect(show.out).toContain(
+      'pipeline: 1f1b, 8 stages × 2 pipelines × TP 1, 4 microbatches; GPU A100-SXM4',
+    );
+    expect(show.out).toMatch(/ranks: \d+ live \/ 16 registered \/ 16/);
+    expect(show.out).toContain('blocking power 83.64 W');
+    expect(show.out).toContain('policy: intrinsic (fastest)');
+    const gone = await perseus('jobs', 'show', 'nope', ...server);
+    expect(gone.code).toBe(1);
+    expect(gone.err).toContain(`GetJob at ${running.address}: NOT_FOUND`);
+    // The ranks registered moments ago (within the optimizer's rank timeout): alive.
+    const refused = await perseus('jobs', 'delete', 'gpt3', ...server);
+    expect(refused.code).toBe(1);
+    expect(refused.err).toContain(`DeleteJob at ${running.address}: FAILED_PRECONDITION`);
+    const forced = await perseus('jobs', 'delete', 'gpt3', ...server, '--force');
+    expect(forced.code).toBe(0);
+    expect(forced.out).toMatch(/^deleted job gpt3 \(generation 1\)/);
+    expect((await perseus('jobs', 'list', ...server, '--json')).out.trim()).toBe('[]');
   });
 
   it('names the address it could not reach', async () => {
