@@ -27,19 +27,22 @@ MAX_MESSAGE_BYTES = 4 * 1024 * 1024
 """gRPC's default receive limit: the profiler drops a stream whose message is larger."""
 MAX_BATCH_BYTES = 1024 * 1024
 """What the client puts in one message at most (a quarter of the limit: headroom for the envelope)."""
+MAX_BATCH_MEASUREMENTS = 10_000
+"""The profiler's cap on measurements per batch (its default, PERSEUS_PROFILER_MAX_BATCH)."""
 _MAX_UNACKED = 200
 _DEFERRED = (grpc.StatusCode.NOT_FOUND, grpc.StatusCode.FAILED_PRECONDITION, grpc.StatusCode.UNAVAILABLE)
 """Per-batch answers meaning "not yet" (the job is not registered there yet): the batch is re-sent."""
 
 
-def split_by_size(items: Sequence[Any], max_bytes: int) -> list[list[Any]]:
-    """Consecutive chunks of ``items`` whose encoded sizes (+ field overhead) stay under ``max_bytes``."""
+def split_batches(items: Sequence[Any], max_bytes: int = MAX_BATCH_BYTES, max_items: int = MAX_BATCH_MEASUREMENTS) -> list[list[Any]]:
+    """Consecutive chunks of ``items``, each at most ``max_items`` long and with encoded sizes
+    (+ field overhead) under ``max_bytes``; order kept, nothing dropped."""
     chunks: list[list[Any]] = []
     current: list[Any] = []
     size = 0
     for item in items:
         n = item.ByteSize() + 8  # tag + length prefix of a repeated message field
-        if current and size + n > max_bytes:
+        if current and (size + n > max_bytes or len(current) >= max_items):
             chunks.append(current)
             current, size = [], 0
         current.append(item)
@@ -84,7 +87,7 @@ class ProfilerLink(Link):
         """Turns the buffer into batches (each well under the 4 MiB message limit) and wakes the sender."""
         if not self.buffer:
             return
-        for chunk in split_by_size(self.buffer, MAX_BATCH_BYTES):
+        for chunk in split_batches(self.buffer, MAX_BATCH_BYTES, min(self.core.cfg.batch_max, MAX_BATCH_MEASUREMENTS)):
             batch_id = f"{self._prefix}-{next(self._ids)}"
             self.unacked[batch_id] = profiler_pb2.MeasurementBatch(batch_id=batch_id, job_id=self.core.cfg.job_id, measurements=chunk)
         self.buffer = []
@@ -131,7 +134,7 @@ class ProfilerLink(Link):
 
     async def _send_iterations(self, stub: profiler_pb2_grpc.ProfilerAsyncStub) -> None:
         while self.iteration_records:
-            chunk = split_by_size(self.iteration_records, MAX_BATCH_BYTES)[0]
+            chunk = split_batches(self.iteration_records)[0]
             try:
                 await stub.ReportIterations(profiler_pb2.ReportIterationsRequest(job_id=self.core.cfg.job_id, iterations=chunk), timeout=10)
             except grpc.aio.AioRpcError as err:

@@ -41,7 +41,7 @@ from perseus._records import ClientStatus, ReceivedMeasurement, ReportedIteratio
 from perseus._warn import RateLimitedWarner
 from perseus.common.v1 import common_pb2
 from perseus.errors import ConfigurationError
-from perseus.launch import agreed_job_id, launcher_job_id
+from perseus.launch import Placement, agreed_job_id, launcher_job_id, placement
 from perseus.optimizer.v1 import optimizer_pb2
 from perseus.schedule import DEFAULT_SCHEDULE, Kind, RankSchedule, parse_kind
 from perseus.security import LINKS, resolve_security
@@ -257,6 +257,41 @@ class PipelineFrequencyOptimizer:
         self._closed = False
         if start:
             self.start()
+
+    @classmethod
+    def from_environment(
+        cls,
+        server_url: str | None,
+        *,
+        pp_degree: int,
+        tp_degree: int = 1,
+        dp_degree: int | None = None,
+        env: Mapping[str, str] | None = None,
+        **kwargs: Any,
+    ) -> PipelineFrequencyOptimizer:
+        """Builds the client of this process from its launcher's environment (torchrun or Slurm):
+        rank, world size, local rank, GPU and job id come from there (see :mod:`perseus.launch`);
+        only the service URL and the parallel degrees are needed. ``dp_degree`` defaults to
+        ``world_size / (pp_degree * tp_degree)``. Ranks follow the Megatron-LM / DeepSpeed layout
+        (tensor-parallel fastest, then data-parallel, then pipeline). ``kwargs`` go to the
+        constructor (``num_microbatches``, ``job_id``, ``device_id`` to override the GPU, ...)."""
+        e = os.environ if env is None else env
+        where: Placement = placement(e)
+        world = where.world_size
+        if pp_degree < 1 or tp_degree < 1:
+            raise ValueError(f"pp_degree and tp_degree must be >= 1, got {pp_degree}, {tp_degree}")
+        if dp_degree is None:
+            if world % (pp_degree * tp_degree):
+                raise ValueError(f"world size {world} ({where.launcher}) is not a multiple of pp_degree * tp_degree = {pp_degree * tp_degree}")
+            dp_degree = world // (pp_degree * tp_degree)
+        rank = where.rank
+        tp_rank = rank % tp_degree
+        dp_rank = (rank // tp_degree) % dp_degree
+        pp_rank = rank // (tp_degree * dp_degree)
+        device_id = int(kwargs.pop("device_id", where.device_id))
+        if "job_id" not in kwargs and not _env("PERSEUS_JOB_ID"):
+            kwargs["job_id"] = e.get("PERSEUS_JOB_ID") or launcher_job_id(e)
+        return cls(rank, dp_rank, pp_rank, tp_rank, device_id, dp_degree, pp_degree, tp_degree, world, server_url, **kwargs)
 
     # ---- lifecycle -----------------------------------------------------------------------------
 

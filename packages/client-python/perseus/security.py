@@ -1,7 +1,8 @@
 """TLS and bearer tokens for the client's three links, from arguments and environment variables.
 
 For link ``agent``, ``optimizer`` or ``profiler`` (``<LINK>`` below, upper-case), each setting is
-taken from the argument, else ``PERSEUS_<LINK>_<NAME>``, else ``PERSEUS_<NAME>``:
+taken from the argument, else ``PERSEUS_<LINK>_<NAME>``, else ``PERSEUS_<NAME>`` (for the token:
+the first level that has a token or a token file wins):
 
 ========================  ===================================================================
 ``TOKEN``                  bearer token, sent as ``authorization: Bearer <token>``
@@ -31,6 +32,17 @@ def _setting(link: str, name: str, arg: str | None, env: Mapping[str, str]) -> s
     return env.get(f"PERSEUS_{link.upper()}_{name}") or env.get(f"PERSEUS_{name}") or None
 
 
+def _token(link: str, token: str | None, token_file: str | None, env: Mapping[str, str]) -> str:
+    """The first of: argument token, argument file, the link's variables, the generic ones."""
+    levels = [(token, token_file), (env.get(f"PERSEUS_{link.upper()}_TOKEN"), env.get(f"PERSEUS_{link.upper()}_TOKEN_FILE")), (env.get("PERSEUS_TOKEN"), env.get("PERSEUS_TOKEN_FILE"))]
+    for secret, path in levels:
+        if secret:
+            return secret
+        if path:
+            return read_token_file(path)
+    return ""
+
+
 def read_token_file(path: str) -> str:
     """The token in ``path`` (first line). Refuses a file other users can read, as ssh does for keys."""
     st = os.stat(path)
@@ -56,10 +68,7 @@ def resolve_security(
     if link not in LINKS:
         raise ValueError(f"link must be one of {LINKS}, got {link!r}")
     e = os.environ if env is None else env
-    secret = _setting(link, "TOKEN", token, e)
-    path = _setting(link, "TOKEN_FILE", token_file, e)
-    if not secret and path:
-        secret = read_token_file(path)
+    secret = _token(link, token, token_file, e)
     ca = _setting(link, "TLS_CA", tls_ca_file, e)
     cert = _setting(link, "TLS_CERT", tls_cert_file, e)
     key = _setting(link, "TLS_KEY", tls_key_file, e)
@@ -70,5 +79,5 @@ def resolve_security(
         root_certificates=Path(ca).read_bytes() if ca else None,
         certificate_chain=Path(cert).read_bytes() if cert else None,
         private_key=Path(key).read_bytes() if key else None,
-        token=secret or "",
+        token=secret,
     )
