@@ -1,6 +1,6 @@
 """Pipeline schedules on the client side: instruction order of a stage and schedule lookups.
 
-The order functions mirror DESIGN §4.2 (and the planner's ``schedule.ts``): in synchronous 1F1B,
+The order functions mirror docs/architecture.md §4.2 (and the planner's ``schedule.ts``): in synchronous 1F1B,
 stage ``s`` of ``N`` runs ``min(N - s, M)`` warm-up forwards, then alternates backward/forward,
 then drains the remaining backwards.
 """

@@ -51,7 +51,7 @@ def test_instruction_names_and_1f1b_order() -> None:
     assert perseus.parse_kind("BackwardPass") == "backward"
     with pytest.raises(ValueError, match="must start with 'forward' or 'backward', got 'optimizer_step'"):
         perseus.parse_kind("optimizer_step")
-    # Stage 1 of 4, M = 5: 3 warm-up forwards, alternate, drain (DESIGN §4.2).
+    # Stage 1 of 4, M = 5: 3 warm-up forwards, alternate, drain (docs/architecture.md §4.2).
     assert perseus.one_f_one_b(4, 1, 5) == [
         ("forward", 0), ("forward", 1), ("forward", 2), ("backward", 0), ("forward", 3),
         ("backward", 1), ("forward", 4), ("backward", 2), ("backward", 3), ("backward", 4),

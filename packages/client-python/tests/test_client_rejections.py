@@ -29,12 +29,14 @@ def test_invalid_job_id_raises_configuration_error_with_the_servers_violations(r
         err = info.value
         assert err.code == grpc.StatusCode.INVALID_ARGUMENT
         assert ("job_id", 'must match [A-Za-z0-9._-]{1,128}, got "bad id"') in err.violations or any(f.endswith("job_id") for f, _ in err.violations)
-        st = opt.status()
-        assert err.link in st.failures and st.failures[err.link].code == "INVALID_ARGUMENT"
-        # Training goes on at default clocks; the rejected link does not retry (one error line).
+        assert opt.status().failures[err.link].code == "INVALID_ARGUMENT"
+        # Every link refuses that job id; each says so once, and none retries.
+        assert wait_until(lambda: set(opt.status().failures) == {"agent", "optimizer", "profiler"}, 30)
+        assert {f.code for f in opt.status().failures.values()} == {"INVALID_ARGUMENT"}
         for _ in range(10):
-            assert run_iteration(opt) == [0] * (2 * M)
-        assert errors(warnings, "rejected this client") == len(st.failures)
+            assert run_iteration(opt) == [0] * (2 * M)  # training goes on at default clocks
+        assert errors(warnings, "rejected this client") == 3
+        assert opt.status().agent_sessions == 0 and opt.status().optimizer_registrations == 0
     finally:
         opt.close(timeout_s=3)
 

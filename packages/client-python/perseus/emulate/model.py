@@ -1,4 +1,4 @@
-"""The pipeline DAG's iteration time for a plan (DESIGN §4.2), for checking emulated runs.
+"""The pipeline DAG's iteration time for a plan (docs/architecture.md §4.2), for checking emulated runs.
 
 The emulator's ranks really wait on each other; this computes what those waits should add up to:
 the longest path through F(s,m) → F(s+1,m), B(s+1,m) → B(s,m) and each stage's 1F1B order.

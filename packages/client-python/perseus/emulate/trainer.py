@@ -109,10 +109,10 @@ class _Shared:
 
 
 def _sleep_until(deadline: float) -> None:
-    # time.sleep overshoots by the scheduler's slack; the last half millisecond is spun so that the
-    # emulated instruction lasts what the profile says, not what a busy host grants.
+    """Sleeps until ``time.monotonic()`` reaches ``deadline``. time.sleep overshoots by the
+    scheduler's slack; the last half millisecond is spun to keep the overshoot small on a quiet host."""
     while True:
-        left = deadline - time.perf_counter()
+        left = deadline - time.monotonic()
         if left <= 0:
             return
         if left > 0.0015:
@@ -120,6 +120,38 @@ def _sleep_until(deadline: float) -> None:
         elif left > 0.0002:
             time.sleep(0)
         # else spin
+
+
+class _GpuClock:
+    """The hooks' clock in an emulated rank (unscaled ns: ``monotonic_ns / time_scale``).
+
+    Host noise enters an emulated measurement where a timestamp waits for the host: an instruction
+    is a sleep, and on a busy machine the process wakes up late, so an End stamped "now" would
+    count the host's lateness as GPU busy time at the instruction's clock (energy the emulated GPU
+    never drew) and the sleep, started after the Begin hook returned, would add the hook's own
+    delay too. Here an instruction lasts exactly its profile time from its Begin stamp and its End
+    is stamped when the emulated GPU finished it; a late host then shows up where it does on real
+    hardware: as idle time before the next instruction and a longer iteration (which the demo
+    detects, see ``perseus.emulate.demo``).
+    """
+
+    def __init__(self, scale: float) -> None:
+        self.scale = scale
+        self.last = 0
+        self._end: int | None = None
+
+    def __call__(self) -> int:
+        if self._end is not None:
+            self.last, self._end = self._end, None
+        else:
+            self.last = int(time.monotonic_ns() / self.scale)
+        return self.last
+
+    def run(self, begin_ns: int, duration_s: float) -> None:
+        """Sleeps until the instruction begun at ``begin_ns`` is done; the next read is its end."""
+        end = begin_ns + int(duration_s * 1e9)
+        _sleep_until(end * self.scale / 1e9)
+        self._end = end
 
 
 def _rank_main(
@@ -143,8 +175,7 @@ def _rank_main(
     max_clock = profile.max_frequency_mhz
     world = num_stages * spec.dp_degree
 
-    def clock_ns() -> int:
-        return int(time.monotonic_ns() / scale)
+    clock_ns = _GpuClock(scale)
 
     def make_client(baseline: bool) -> PipelineFrequencyOptimizer | None:
         if not spec.perseus:
@@ -203,18 +234,21 @@ def _rank_main(
                         got = next_conn.recv()
                         assert got == (iteration, mb), (got, iteration, mb)
                     freq = opt.on_instruction_begin(kind) if opt is not None else 0
+                    begin_ns = clock_ns.last if opt is not None else clock_ns()
                     f = freq or max_clock
                     freqs.append(f)
                     dur = profile.time_s(stage, kind, f) * slowdown
                     busy += dur
-                    _sleep_until(time.perf_counter() + dur * scale)
+                    clock_ns.run(begin_ns, dur)
                     if opt is not None:
                         opt.on_instruction_end(kind)
+                    else:
+                        clock_ns()
                     if kind == "forward" and next_conn is not None:
                         next_conn.send((iteration, mb))
                     elif kind == "backward" and prev_conn is not None:
                         prev_conn.send((iteration, mb))
-                t_compute = clock_ns()
+                t_compute = clock_ns.last  # the end of this rank's last backward
                 # Gradient all-reduce of this stage across pipelines: every pipeline's stage waits
                 # here for the slowest one, so each rank's step ends only after the slowest pipeline
                 # finished this stage's backwards (what makes wall times equal under DP).
