@@ -1,7 +1,7 @@
 import { LOADER_OPTIONS, loadPackageDefinition, perseusGrpc } from '../src';
 
 describe('proto loader', () => {
-  it('loads every service with the RPCs of DESIGN §5', () => {
+  it('loads every service with the RPCs of architecture.md §5', () => {
     const g = perseusGrpc().perseus;
     expect(Object.keys(g.agent.v1.GpuAgent.service).sort()).toEqual(
       ['ListDevices', 'OpenSession', 'ReadEnergy', 'ResetClocks', 'SetClocks'].sort(),
@@ -19,8 +19,11 @@ describe('proto loader', () => {
     );
     expect(Object.keys(g.optimizer.v1.Optimizer.service).sort()).toEqual(
       [
+        'DeleteJob',
         'GetFrontier',
+        'GetJob',
         'GetJobStatus',
+        'ListJobs',
         'PlanOffline',
         'RegisterJob',
         'RegisterRank',
