@@ -107,6 +107,13 @@ export class ResourceExhaustedError extends PerseusError {
   }
 }
 
+/** The operation was cut off by a concurrency or lifetime rule (e.g. a lease that expired). */
+export class AbortedError extends PerseusError {
+  constructor(message: string) {
+    super(status.ABORTED, message);
+  }
+}
+
 export class UnavailableError extends PerseusError {
   constructor(message: string) {
     super(status.UNAVAILABLE, message);

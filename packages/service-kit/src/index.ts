@@ -14,6 +14,7 @@
  * ```
  */
 export {
+  AbortedError,
   AlreadyExistsError,
   FailedPreconditionError,
   NotFoundError,
@@ -65,6 +66,12 @@ export {
   type ServerState,
 } from './server';
 export { createLogger, type Logger } from './logger';
+export {
+  formatUnixPeer,
+  parseUnixPeer,
+  socketPeerCredentials,
+  type UnixPeer,
+} from './peer-credentials';
 export { envBool, envNumber, envString, normalizeListenAddress, unixSocketPath } from './env';
 export type { ModuleContext, ServiceModule } from './module';
 export { PERSEUS_VERSION } from './version';

@@ -1,4 +1,5 @@
 import * as fs from 'node:fs';
+import * as net from 'node:net';
 import * as grpc from '@grpc/grpc-js';
 import { HealthImplementation } from 'grpc-health-check';
 import { addReflection } from './reflection';
@@ -7,6 +8,7 @@ import { normalizeListenAddress, unixSocketPath } from './env';
 import type { Handler } from './handlers';
 import { implementService } from './handlers';
 import type { Logger } from './logger';
+import { tagUnixConnection } from './peer-credentials';
 
 /** Lifecycle of a server: starting → serving → draining → stopped. */
 export type ServerState = 'starting' | 'serving' | 'draining' | 'stopped';
@@ -19,8 +21,6 @@ export interface PerseusServerOptions {
   credentials?: grpc.ServerCredentials;
   /** Mode applied to a Unix socket after bind (e.g. 0o660). Default: left as the umask made it. */
   socketMode?: number;
-  /** Group id applied to a Unix socket after bind. */
-  socketGid?: number;
   /** grpc-js server options (keepalive, message sizes). */
   grpcOptions?: grpc.ServerOptions;
   /** How long `shutdown` waits for in-flight calls before forcing. Default 5000 ms. */
@@ -59,6 +59,8 @@ export class PerseusServer {
   private readonly shutdownHooks: Array<() => Promise<void> | void> = [];
   private stateValue: ServerState = 'starting';
   private boundAddress: string | undefined;
+  /** The Unix-socket listener, accepted here so each connection carries its peer credentials. */
+  private unixListener: net.Server | undefined;
 
   constructor(private readonly options: PerseusServerOptions) {
     this.server = new grpc.Server({
@@ -113,20 +115,20 @@ export class PerseusServer {
 
     const address = normalizeListenAddress(this.options.address);
     const socketPath = unixSocketPath(address);
-    if (socketPath !== undefined) removeStaleSocket(socketPath);
-    const port = await new Promise<number>((resolve, reject) => {
-      this.server.bindAsync(
-        address,
-        this.options.credentials ?? grpc.ServerCredentials.createInsecure(),
-        (err, p) => (err ? reject(err) : resolve(p)),
-      );
-    });
     if (socketPath !== undefined) {
-      if (this.options.socketGid !== undefined)
-        fs.chownSync(socketPath, -1, this.options.socketGid);
+      await refuseLiveSocket(socketPath);
+      removeStaleSocket(socketPath);
+      await this.listenUnix(socketPath);
       if (this.options.socketMode !== undefined) fs.chmodSync(socketPath, this.options.socketMode);
       this.boundAddress = address;
     } else {
+      const port = await new Promise<number>((resolve, reject) => {
+        this.server.bindAsync(
+          address,
+          this.options.credentials ?? grpc.ServerCredentials.createInsecure(),
+          (err, p) => (err ? reject(err) : resolve(p)),
+        );
+      });
       this.boundAddress = address.replace(/:\d+$/, `:${port}`);
     }
     this.health.setStatus('', 'SERVING');
@@ -137,6 +139,29 @@ export class PerseusServer {
       'serving',
     );
     return this.boundAddress;
+  }
+
+  /**
+   * A Unix socket is accepted by a plain `net.Server` and each connection handed to grpc-js, so
+   * `call.getPeer()` names the peer's pid/uid/gid (SO_PEERCRED) and connection (peer-credentials.ts).
+   */
+  private async listenUnix(socketPath: string): Promise<void> {
+    const injector = this.server.createConnectionInjector(
+      this.options.credentials ?? grpc.ServerCredentials.createInsecure(),
+    );
+    const listener = net.createServer((socket) => {
+      tagUnixConnection(socket);
+      injector.injectConnection(socket);
+    });
+    await new Promise<void>((resolve, reject) => {
+      listener.once('error', reject);
+      listener.listen(socketPath, () => {
+        listener.off('error', reject);
+        resolve();
+      });
+    });
+    listener.on('error', (err) => this.options.logger.error({ err }, 'unix listener error'));
+    this.unixListener = listener;
   }
 
   /**
@@ -163,6 +188,8 @@ export class PerseusServer {
         logger.error({ err }, 'shutdown hook failed');
       }
     }
+    // Stop accepting; the connections already handed to grpc-js close with its sessions below.
+    this.unixListener?.close();
     await new Promise<void>((resolve) => {
       const timer = setTimeout(() => {
         this.server.forceShutdown();
@@ -179,6 +206,24 @@ export class PerseusServer {
     this.stateValue = 'stopped';
     logger.info('stopped');
   }
+}
+
+/** Throws when a server answers on `path`: a live socket is never unlinked (only a stale one). */
+async function refuseLiveSocket(path: string): Promise<void> {
+  try {
+    if (!fs.statSync(path).isSocket()) return;
+  } catch {
+    return;
+  }
+  const live = await new Promise<boolean>((resolve) => {
+    const probe = net.connect(path);
+    probe.once('connect', () => {
+      probe.destroy();
+      resolve(true);
+    });
+    probe.once('error', () => resolve(false));
+  });
+  if (live) throw new Error(`${path} is in use: another server is listening on it`);
 }
 
 function removeStaleSocket(path: string): void {
