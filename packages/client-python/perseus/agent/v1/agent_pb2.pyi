@@ -103,6 +103,7 @@ class Device(_message.Message):
     LOCKED_SM_CLOCK_MHZ_FIELD_NUMBER: _builtins.int
     POWER_LIMIT_W_FIELD_NUMBER: _builtins.int
     LEASE_FIELD_NUMBER: _builtins.int
+    SIMULATED_FIELD_NUMBER: _builtins.int
     index: _builtins.int
     """Index on this node (the backend's device index)."""
     uuid: _builtins.str
@@ -119,6 +120,10 @@ class Device(_message.Message):
     """SM clock currently locked, MHz; 0 when the device runs at its default (unlocked) clocks."""
     power_limit_w: _builtins.float
     """Current power limit, watts."""
+    simulated: _builtins.bool
+    """True when the device is simulated (BACKEND_SIMULATED): its clocks, power and energy come from
+    a profile table, not from a GPU. Energy or savings measured on it are emulated, never real.
+    """
     @_builtins.property
     def supported_sm_clocks_mhz(self) -> _containers.RepeatedScalarFieldContainer[_builtins.int]:
         """Supported SM clocks, MHz, descending."""
@@ -145,10 +150,11 @@ class Device(_message.Message):
         locked_sm_clock_mhz: _builtins.int = ...,
         power_limit_w: _builtins.float = ...,
         lease: Global___LeaseHolder | None = ...,
+        simulated: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["lease", b"lease"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["backend", b"backend", "energy_counter_available", b"energy_counter_available", "index", b"index", "lease", b"lease", "locked_sm_clock_mhz", b"locked_sm_clock_mhz", "name", b"name", "pci_bus_id", b"pci_bus_id", "power_limit_w", b"power_limit_w", "supported_memory_clocks_mhz", b"supported_memory_clocks_mhz", "supported_sm_clocks_mhz", b"supported_sm_clocks_mhz", "uuid", b"uuid"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["backend", b"backend", "energy_counter_available", b"energy_counter_available", "index", b"index", "lease", b"lease", "locked_sm_clock_mhz", b"locked_sm_clock_mhz", "name", b"name", "pci_bus_id", b"pci_bus_id", "power_limit_w", b"power_limit_w", "simulated", b"simulated", "supported_memory_clocks_mhz", b"supported_memory_clocks_mhz", "supported_sm_clocks_mhz", b"supported_sm_clocks_mhz", "uuid", b"uuid"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -165,7 +171,10 @@ class LeaseHolder(_message.Message):
     RANK_FIELD_NUMBER: _builtins.int
     EXPIRES_AT_UNIX_MS_FIELD_NUMBER: _builtins.int
     lease_id: _builtins.str
-    """Opaque lease id (only returned to the holder in SessionOpened; empty in ListDevices)."""
+    """Opaque lease id (only returned to the holder in SessionOpened; empty in ListDevices). A bearer
+    secret bound to the session's connection: accepted only from the connection that opened the
+    session (on the Unix socket, the same peer process), and never written to disk.
+    """
     job_id: _builtins.str
     """Job id of the holder."""
     expires_at_unix_ms: _builtins.int
@@ -247,12 +256,14 @@ class OpenSession(_message.Message):
     job_id: _builtins.str
     """Job id (1-128 chars of [A-Za-z0-9._-])."""
     device_index: _builtins.int
-    """Device index on this node."""
+    """Device index on this node: 0 .. (number of devices - 1)."""
     lease_ttl_s: _builtins.float
-    """Lease time-to-live without traffic, seconds; 0 = agent default. Capped by the agent."""
+    """Lease time-to-live without traffic, seconds: 0 (= agent default, 30 s unless configured) or
+    0.1 .. 86400. Granted values are capped by the agent's maximum (300 s unless configured).
+    """
     @_builtins.property
     def rank(self) -> _common_pb2.RankIdentity:
-        """The rank claiming the device."""
+        """The rank claiming the device: rank, dp_rank and tp_rank 0 .. 1,048,575; pp_rank 0 .. 4095."""
 
     def __init__(
         self,
@@ -282,15 +293,18 @@ class Begin(_message.Message):
     FREQUENCY_MHZ_FIELD_NUMBER: _builtins.int
     T_NS_FIELD_NUMBER: _builtins.int
     seq: _builtins.int
-    """Client sequence number, strictly increasing within the session."""
+    """Client sequence number: 1 .. 2^53 - 1, strictly increasing within the session."""
     instruction: _common_pb2.InstructionKind.ValueType
-    """Forward or backward."""
+    """Forward or backward (UNSPECIFIED is refused)."""
     microbatch: _builtins.int
-    """Microbatch index."""
+    """Microbatch index: 0 .. 1,048,575."""
     frequency_mhz: _builtins.int
-    """SM clock to lock, MHz; must be a supported clock. 0 = default clocks."""
+    """SM clock to lock, MHz: one of the device's supported_sm_clocks_mhz, or 0 = default clocks."""
     t_ns: _builtins.int
-    """Client timestamp (CLOCK_MONOTONIC of the client host, after GPU sync), nanoseconds."""
+    """Client timestamp (CLOCK_MONOTONIC of the client host, after GPU sync), nanoseconds:
+    1 .. 2^62 - 1. A client on the agent's host may not send a timestamp more than 1 s after the
+    agent received it.
+    """
     def __init__(
         self,
         *,
@@ -317,9 +331,11 @@ class End(_message.Message):
     SEQ_FIELD_NUMBER: _builtins.int
     T_NS_FIELD_NUMBER: _builtins.int
     seq: _builtins.int
-    """The seq of the matching Begin."""
+    """The seq of the matching Begin (1 .. 2^53 - 1)."""
     t_ns: _builtins.int
-    """Client timestamp (same clock as Begin.t_ns), nanoseconds."""
+    """Client timestamp (same clock as Begin.t_ns), nanoseconds: 1 .. 2^62 - 1, ≥ the Begin's t_ns and
+    at most 3600 s after it; like Begin.t_ns, not in the future of a same-host agent.
+    """
     def __init__(
         self,
         *,
@@ -499,11 +515,15 @@ class SetClocksRequest(_message.Message):
     DEVICE_INDEX_FIELD_NUMBER: _builtins.int
     SM_CLOCK_MHZ_FIELD_NUMBER: _builtins.int
     lease_id: _builtins.str
-    """Lease id of an open session on the device."""
+    """Lease id of an open session on the device (1-64 chars of [A-Za-z0-9-]), sent on the
+    connection that opened that session; from any other connection: PERMISSION_DENIED.
+    """
     device_index: _builtins.int
-    """Device index."""
+    """Device index: 0 .. (number of devices - 1)."""
     sm_clock_mhz: _builtins.int
-    """SM clock to lock, MHz; must be supported."""
+    """SM clock to lock, MHz: one of the device's supported_sm_clocks_mhz (0 is refused: use
+    ResetClocks).
+    """
     def __init__(
         self,
         *,
@@ -546,9 +566,9 @@ class ResetClocksRequest(_message.Message):
     LEASE_ID_FIELD_NUMBER: _builtins.int
     DEVICE_INDEX_FIELD_NUMBER: _builtins.int
     lease_id: _builtins.str
-    """Lease id of an open session on the device."""
+    """Lease id of an open session on the device, from the connection that opened it (as SetClocks)."""
     device_index: _builtins.int
-    """Device index."""
+    """Device index: 0 .. (number of devices - 1)."""
     def __init__(
         self,
         *,
@@ -584,7 +604,7 @@ class ReadEnergyRequest(_message.Message):
 
     DEVICE_INDEX_FIELD_NUMBER: _builtins.int
     device_index: _builtins.int
-    """Device index."""
+    """Device index: 0 .. (number of devices - 1)."""
     def __init__(
         self,
         *,

@@ -16,6 +16,7 @@ export interface Device {
   'locked_sm_clock_mhz'?: (number);
   'power_limit_w'?: (number | string);
   'lease'?: (_perseus_agent_v1_LeaseHolder | null);
+  'simulated'?: (boolean);
 }
 
 export interface Device__Output {
@@ -30,4 +31,5 @@ export interface Device__Output {
   'locked_sm_clock_mhz': (number);
   'power_limit_w': (number);
   'lease': (_perseus_agent_v1_LeaseHolder__Output | null);
+  'simulated': (boolean);
 }
