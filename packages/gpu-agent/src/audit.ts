@@ -3,10 +3,16 @@ import type { Logger } from '@perseus/service-kit';
 
 /** Who asked for a control action, as far as the transport can tell. */
 export interface Caller {
-  /** grpc-js `call.getPeer()`: "ip:port" for TCP; for a Unix socket the socket path (no peer pid/uid). */
+  /**
+   * The transport connection: "ip:port" for TCP; for the Unix socket the kernel's view of the
+   * peer, `unix-peer:conn=…,pid=…,uid=…,gid=…` (SO_PEERCRED). A lease is bound to it.
+   */
   peer: string;
   /** Authenticated identity: the token's name, or "unix-socket" (filesystem permissions gate the socket). */
   identity: string;
+  /** Peer process and user on the Unix socket (SO_PEERCRED); absent on TCP. */
+  pid?: number;
+  uid?: number;
 }
 
 export interface AuditEntry {

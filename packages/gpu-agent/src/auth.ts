@@ -1,7 +1,7 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import * as fs from 'node:fs';
 import type * as grpc from '@grpc/grpc-js';
-import { PermissionDeniedError, UnauthenticatedError } from '@perseus/service-kit';
+import { PermissionDeniedError, UnauthenticatedError, parseUnixPeer } from '@perseus/service-kit';
 import type { Caller } from './audit';
 
 /** `read`: ListDevices, ReadEnergy. `control`: also OpenSession, SetClocks, ResetClocks. */
@@ -39,7 +39,17 @@ export function parseTokenFile(text: string, source = 'token file'): Token[] {
   return out;
 }
 
+/**
+ * Reads a token file. Like ssh with a private key, refuses one that other users can read or write
+ * (mode bits for "other"): its secrets would grant control of the GPUs to every local user.
+ */
 export function loadTokenFile(path: string): Token[] {
+  const mode = fs.statSync(path).mode & 0o777;
+  if ((mode & 0o007) !== 0) {
+    throw new Error(
+      `token file ${path} is accessible by every user (mode 0${mode.toString(8)}): its secrets must not be; run "chmod o-rwx ${path}" (e.g. 0600 or 0640 root:perseus)`,
+    );
+  }
   return parseTokenFile(fs.readFileSync(path, 'utf8'), path);
 }
 
@@ -50,8 +60,8 @@ export function loadTokenFile(path: string): Token[] {
  * listener was explicitly allowed to run without tokens (loopback with the simulated backend, or an
  * operator's override). A presented token is always checked, even where none is required.
  *
- * grpc-js exposes no SO_PEERCRED, so a Unix-socket peer's uid/pid cannot be logged; the audit line
- * carries `getPeer()` and the job/rank the client claims.
+ * On the Unix socket the caller also carries the peer's pid and uid (SO_PEERCRED, read when the
+ * server accepted the connection), which the audit line logs and a lease is bound to.
  */
 export class Authorizer {
   constructor(
@@ -68,7 +78,7 @@ export class Authorizer {
     if (presented === undefined) {
       if (this.opts.requireToken)
         throw new UnauthenticatedError('this listener requires "authorization: Bearer <token>"');
-      return { peer, identity: this.opts.anonymousIdentity };
+      return caller(peer, this.opts.anonymousIdentity);
     }
     const d = digest(presented);
     const token = this.tokens.find((t) => timingSafeEqual(t.digest, d));
@@ -78,8 +88,13 @@ export class Authorizer {
         `token ${JSON.stringify(token.name)} has scope read; this call needs control`,
       );
     }
-    return { peer, identity: `token:${token.name}` };
+    return caller(peer, `token:${token.name}`);
   }
+}
+
+function caller(peer: string, identity: string): Caller {
+  const unix = parseUnixPeer(peer);
+  return unix ? { peer, identity, pid: unix.pid, uid: unix.uid } : { peer, identity };
 }
 
 function safePeer(call: { getPeer(): string }): string {

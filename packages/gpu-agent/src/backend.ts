@@ -28,17 +28,6 @@ export interface DeviceInfo {
   readonly powerLimitRangeW: readonly [number, number];
 }
 
-/** What a backend can and cannot do; the agent degrades explicitly where a capability is absent. */
-export interface BackendCapabilities {
-  /**
-   * The SM clock can be reset on its own. AMD SMI has no per-domain reset: resetting clocks there
-   * means restoring the whole performance level to `auto`, which also drops a memory-clock lock.
-   */
-  readonly perDomainReset: boolean;
-  /** The SM clock can be locked to one value (NVML). AMD only sets a min..max range; we set min=max. */
-  readonly exactClockLock: boolean;
-}
-
 /** What a simulated device is running, so its power model knows what to draw. */
 export interface DeviceActivity {
   /** Pipeline stage (selects the profile rows). */
@@ -52,7 +41,6 @@ export interface DeviceActivity {
  */
 export interface GpuBackend {
   readonly kind: BackendKind;
-  readonly capabilities: BackendCapabilities;
   /** Devices, by index (stable for the backend's lifetime). */
   devices(): readonly DeviceInfo[];
   /** Locks the SM clock to `mhz` (a supported clock). */

@@ -2,7 +2,10 @@ import { envBool, envNumber, envString } from '@perseus/service-kit';
 import type { SimulatedModel } from './profile-table';
 import { DEFAULT_PROFILE_DIR, SIMULATED_MODELS } from './profile-table';
 
-/** Backend selection: `auto` probes NVML, then AMD SMI, then falls back to simulated. */
+/**
+ * Backend selection: `auto` probes NVML, then AMD SMI; it falls back to simulated GPUs only on a
+ * host without GPU device nodes (with them, a library that fails to load stops the agent).
+ */
 export type BackendChoice = 'auto' | 'nvml' | 'amdsmi' | 'simulated';
 export const BACKEND_CHOICES: readonly BackendChoice[] = ['auto', 'nvml', 'amdsmi', 'simulated'];
 
@@ -59,6 +62,12 @@ export interface AgentOptions {
   nvmlLibrary: string;
   /** AMD SMI library path. Default `libamd_smi.so` (PERSEUS_AGENT_AMDSMI_LIBRARY). */
   amdsmiLibrary: string;
+  /**
+   * Where `auto` looks for GPU device nodes (`<root>/dev/nvidia*`, `<root>/dev/kfd`, render nodes
+   * with `<root>/sys/class/drm`): a container with the host's /dev and /sys mounted elsewhere.
+   * Default `/` (PERSEUS_AGENT_DEVICE_ROOT).
+   */
+  deviceRoot: string;
 }
 
 export const DEFAULT_STATE_FILE = '/var/lib/perseus/agent-state.json';
@@ -136,6 +145,7 @@ export function agentOptionsFromEnv(
     auditLogFile: optional('PERSEUS_AGENT_AUDIT_LOG', env),
     nvmlLibrary: envString('PERSEUS_AGENT_NVML_LIBRARY', 'libnvidia-ml.so.1', env),
     amdsmiLibrary: envString('PERSEUS_AGENT_AMDSMI_LIBRARY', 'libamd_smi.so', env),
+    deviceRoot: envString('PERSEUS_AGENT_DEVICE_ROOT', '/', env),
   };
 }
 

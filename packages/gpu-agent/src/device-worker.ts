@@ -1,3 +1,5 @@
+import { ResourceExhaustedError } from '@perseus/service-kit';
+
 /**
  * A serial queue of driver operations for one device. Stream handlers enqueue and return at once;
  * operations run one after another (driver calls on a device must not interleave: a reset must not
@@ -19,31 +21,35 @@ export class DeviceWorker {
     return this.depthValue;
   }
 
-  /** Enqueues `op`; the returned promise settles with its result. Throws when the queue is full. */
+  /** Enqueues `op`; the returned promise settles with its result, or rejects at once when full. */
   run<T>(op: () => Promise<T> | T): Promise<T> {
     if (this.depthValue >= this.maxDepth) {
       return Promise.reject(new QueueFullError(this.index, this.maxDepth));
     }
-    this.depthValue++;
-    const result = this.tail.then(op);
-    this.tail = result.then(
-      () => {
-        this.depthValue--;
-      },
-      () => {
-        this.depthValue--;
-      },
-    );
-    return result;
+    return this.enqueue(op);
   }
 
-  /** Resolves once everything queued so far has run. */
-  idle(): Promise<void> {
-    return this.tail;
+  /**
+   * Enqueues `op` even when the queue is full: device resets, which no flood of client events may
+   * refuse (a GPU must never stay at a lowered clock because its queue was full when a lease ended).
+   */
+  runAlways<T>(op: () => Promise<T> | T): Promise<T> {
+    return this.enqueue(op);
+  }
+
+  private enqueue<T>(op: () => Promise<T> | T): Promise<T> {
+    this.depthValue++;
+    const result = this.tail.then(op);
+    const done = (): void => {
+      this.depthValue--;
+    };
+    this.tail = result.then(done, done);
+    return result;
   }
 }
 
-export class QueueFullError extends Error {
+/** The device's driver queue is full: RESOURCE_EXHAUSTED (the client should slow down). */
+export class QueueFullError extends ResourceExhaustedError {
   constructor(index: number, max: number) {
     super(`device ${index}: driver queue full (${max} operations pending)`);
   }

@@ -33,7 +33,6 @@ export {
 } from './config';
 export {
   nearestClocks,
-  type BackendCapabilities,
   type BackendKind,
   type DeviceActivity,
   type DeviceInfo,
@@ -54,13 +53,14 @@ export {
   type ProfileRow,
   type SimulatedModel,
 } from './profile-table';
+export { GpuAgentCore, type AgentCoreOptions, type AgentStats } from './agent';
 export {
-  GpuAgentCore,
   Session,
-  type AgentCoreOptions,
-  type AgentStats,
+  type MeasurementValue,
+  type SessionOpenedValue,
   type SessionSink,
-} from './agent';
+} from './session';
+export type { DeviceView } from './device-view';
 export {
   StateFile,
   readStateFile,

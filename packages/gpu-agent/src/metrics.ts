@@ -9,8 +9,13 @@ import type { GpuAgentCore } from './agent';
 
 type DeviceView = ReturnType<GpuAgentCore['metricsSnapshot']>[number];
 
-/** Registers every agent metric on `registry`. */
+/**
+ * Registers every agent metric on `registry`. Per-device metrics and the measurement counter carry
+ * `simulated="true"` for simulated GPUs (their energy is emulated), `"false"` for real ones.
+ */
 export function registerAgentMetrics(registry: MetricsRegistry, core: GpuAgentCore): void {
+  const simulated = String(core.backend.kind === 'simulated');
+  const labels = (d: DeviceView) => ({ device: d.index, uuid: d.uuid, simulated });
   const perDevice = (
     name: string,
     help: string,
@@ -21,19 +26,18 @@ export function registerAgentMetrics(registry: MetricsRegistry, core: GpuAgentCo
       name,
       help,
       type,
-      labelNames: ['device', 'uuid'],
-      read: (): Sample =>
-        core.metricsSnapshot().map((d) => [{ device: d.index, uuid: d.uuid }, value(d)] as const),
+      labelNames: ['device', 'uuid', 'simulated'],
+      read: (): Sample => core.metricsSnapshot().map((d) => [labels(d), value(d)] as const),
     });
   // Energy is refreshed from the devices once per scrape, before the energy counter is read.
   observedMetric(registry, {
     name: 'perseus_agent_energy_joules_total',
     help: 'Cumulative energy counter of the device, joules.',
     type: 'counter',
-    labelNames: ['device', 'uuid'],
+    labelNames: ['device', 'uuid', 'simulated'],
     read: async (): Promise<Sample> => {
       await core.refreshEnergy();
-      return core.metricsSnapshot().map((d) => [{ device: d.index, uuid: d.uuid }, d.energyJ]);
+      return core.metricsSnapshot().map((d) => [labels(d), d.energyJ]);
     },
   });
   perDevice(
@@ -70,7 +74,13 @@ export function registerAgentMetrics(registry: MetricsRegistry, core: GpuAgentCo
     () => s.resets,
   );
   counter('perseus_agent_driver_errors_total', 'Driver calls that failed.', () => s.driverErrors);
-  counter('perseus_agent_measurements_total', 'Measurements sent.', () => s.measurements);
+  observedMetric(registry, {
+    name: 'perseus_agent_measurements_total',
+    help: 'Measurements sent (simulated="true": emulated energy).',
+    type: 'counter',
+    labelNames: ['simulated'],
+    read: (): Sample => [[{ simulated }, s.measurements]],
+  });
   counter(
     'perseus_agent_session_event_errors_total',
     'Session events rejected.',

@@ -1,4 +1,7 @@
+import * as dns from 'node:dns';
 import * as fs from 'node:fs';
+import * as net from 'node:net';
+import * as path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import type { Logger, MetricsRegistry, ServiceModule } from '@perseus/service-kit';
 import {
@@ -20,6 +23,13 @@ import { agentOptionsFromEnv, checkAgentOptions } from './config';
 import { registerAgentMetrics } from './metrics';
 import { gpuAgentService } from './service';
 import { StateFile } from './state-file';
+import { StateLock } from './state-lock';
+
+/** Resolves a host name to every address it stands for (dns.lookup with `all`). */
+export type HostLookup = (host: string) => Promise<string[]>;
+
+const systemLookup: HostLookup = async (host) =>
+  (await dns.promises.lookup(host, { all: true, verbatim: true })).map((a) => a.address);
 
 /** Inputs of {@link createAgentModule}: any {@link AgentOptions} field (others from env/defaults). */
 export interface AgentModuleOptions extends Partial<AgentOptions> {
@@ -33,13 +43,15 @@ export interface AgentModuleOptions extends Partial<AgentOptions> {
   /** A ready backend (tests, embedding); overrides `backend`. */
   backendInstance?: GpuBackend;
   /** Core tunables beyond the options (e.g. a test clock). */
-  core?: Pick<AgentCoreOptions, 'clockNs'>;
+  core?: Pick<AgentCoreOptions, 'clockNs' | 'driverQueueMax'>;
   /** Environment to read PERSEUS_AGENT_* from. Default process.env. */
   env?: NodeJS.ProcessEnv;
   /** The process's metrics registry; default: one of the module's own. */
   metrics?: MetricsRegistry;
   /** Replacement defaults (env and explicit options still win), e.g. {@link ALL_IN_ONE_DEFAULTS}. */
   defaults?: Partial<Pick<AgentOptions, 'backend' | 'stateFile'>>;
+  /** Host name resolution for the loopback check. Default: the system resolver (dns.lookup). */
+  lookup?: HostLookup;
 }
 
 /** The agent as a `perseus serve` module, plus handles for tests and embedding. */
@@ -54,9 +66,22 @@ export interface AgentModule extends ServiceModule {
   readonly resetAtStartup: readonly number[];
 }
 
-function isLoopback(address: string): boolean {
+function isLoopbackIp(ip: string): boolean {
+  const v4 = ip.startsWith('::ffff:') ? ip.slice('::ffff:'.length) : ip;
+  if (net.isIPv4(v4)) return v4.split('.')[0] === '127';
+  return net.isIPv6(ip) && /^(0{0,4}:){2,7}0{0,3}1$|^::1$/.test(ip);
+}
+
+/**
+ * The addresses a TCP listen address stands for, all of which must be loopback for plain TCP. A
+ * name is resolved (what the server will bind), never judged by its text: `127.evil.test` may
+ * resolve anywhere.
+ */
+async function nonLoopbackAddresses(address: string, lookup: HostLookup): Promise<string[]> {
   const host = address.replace(/:\d+$/, '').replace(/^\[|\]$/g, '');
-  return host === 'localhost' || host === '::1' || /^127\./.test(host);
+  const ips = net.isIP(host) ? [host] : await lookup(host);
+  if (ips.length === 0) return [`${host} (resolves to nothing)`];
+  return ips.filter((ip) => !isLoopbackIp(ip));
 }
 
 /**
@@ -64,19 +89,21 @@ function isLoopback(address: string): boolean {
  * loopback TCP = tokens when a token file is set, else open only when allowed (default: only with
  * simulated GPUs); any other TCP address is refused (TCP is served only with TLS, via tcpListen).
  */
-function mainListenerAuthorizer(
+async function mainListenerAuthorizer(
   address: string,
   tokens: Token[],
   options: AgentOptions,
   backendKind: GpuBackend['kind'],
   logger: Logger,
-): Authorizer {
+  lookup: HostLookup,
+): Promise<Authorizer> {
   const main = normalizeListenAddress(address);
   if (unixSocketPath(main) !== undefined)
     return new Authorizer(tokens, { requireToken: false, anonymousIdentity: 'unix-socket' });
-  if (!isLoopback(main)) {
+  const outside = await nonLoopbackAddresses(main, lookup);
+  if (outside.length > 0) {
     throw new Error(
-      `the agent serves plain TCP only on loopback, got ${main}: use a unix: socket, or --agent-tcp-listen with TLS and tokens`,
+      `the agent serves plain TCP only on loopback, got ${main} (${outside.join(', ')} is not loopback): use a unix: socket, or --agent-tcp-listen with TLS and tokens`,
     );
   }
   if (tokens.length > 0)
@@ -92,6 +119,33 @@ function mainListenerAuthorizer(
     'agent control on loopback TCP without tokens',
   );
   return new Authorizer(tokens, { requireToken: false, anonymousIdentity: 'insecure-loopback' });
+}
+
+/**
+ * Makes sure the socket's directory exists (created 0750, in the socket group when one is set), or
+ * says plainly why it cannot be used — instead of the bare `listen EACCES` of a later bind.
+ */
+function prepareSocketDirectory(socket: string, group: string | undefined, logger: Logger): void {
+  const dir = path.dirname(socket);
+  if (!fs.existsSync(dir)) {
+    try {
+      fs.mkdirSync(dir, { recursive: true, mode: 0o750 });
+      if (group !== undefined) fs.chownSync(dir, -1, resolveGroup(group));
+    } catch (err) {
+      throw new Error(
+        `the agent socket's directory ${dir} does not exist and cannot be created (${(err as NodeJS.ErrnoException).code ?? String(err)}): create it (systemd: RuntimeDirectory=perseus) or listen on a socket in a writable directory`,
+      );
+    }
+    logger.info({ dir }, 'created the socket directory');
+    return;
+  }
+  try {
+    fs.accessSync(dir, fs.constants.W_OK | fs.constants.X_OK);
+  } catch (err) {
+    throw new Error(
+      `the agent cannot create its socket in ${dir} (${(err as NodeJS.ErrnoException).code ?? String(err)}: the directory is not writable by uid ${process.getuid?.() ?? '?'}): run the agent as the directory's owner or choose another socket path`,
+    );
+  }
 }
 
 /** Resolves a group name or numeric gid via /etc/group. */
@@ -138,43 +192,76 @@ export async function createAgentModule(input: AgentModuleOptions): Promise<Agen
   };
   checkAgentOptions(options);
 
+  const lookup = input.lookup ?? systemLookup;
   const tokens: Token[] = options.tokenFile ? loadTokenFile(options.tokenFile) : [];
-  const stateFile = new StateFile(options.stateFile);
+  // Before anything else touches the state file, the socket or a device: one agent per state file.
+  const lock = StateLock.acquire(options.stateFile);
+  /** What this start has made so far, undone by {@link abandon}. */
+  const made: { core?: GpuAgentCore; backend?: GpuBackend; stateFile?: StateFile } = {};
+  const abandon = async (err: unknown): Promise<never> => {
+    // A failed start leaves no lock and a clean state file: once the core started, its devices are
+    // reset and the file marked clean; before, the file is given back as it was found.
+    if (made.core) await made.core.close();
+    else {
+      await made.backend?.close();
+      made.stateFile?.abandon();
+    }
+    lock.release();
+    throw err;
+  };
+  let stateFile: StateFile;
+  try {
+    stateFile = new StateFile(options.stateFile);
+    made.stateFile = stateFile;
+  } catch (err) {
+    return abandon(err);
+  }
+  const state = stateFile;
   if (stateFile.loadError)
     logger.warn(
       { path: options.stateFile, error: stateFile.loadError },
       'state file unreadable: resetting every device',
     );
-  const backend = backendInstance ?? (await createBackend(options, stateFile, logger));
 
   // Auth policy of the main listener: checked now when the address is known, and again with the
   // bound address in onListening. Until then every call needs a token (fail closed).
-  const policy = (address: string): Authorizer =>
-    mainListenerAuthorizer(address, tokens, options, backend.kind, logger);
   const mainAuth = new SwitchableAuthorizer(
     new Authorizer(tokens, { requireToken: true, anonymousIdentity: 'none' }),
   );
-  if (listenAddress !== undefined) {
-    try {
-      mainAuth.current = policy(listenAddress);
-    } catch (err) {
-      await backend.close();
-      throw err;
+  let policy: (address: string) => Promise<Authorizer>;
+  let backend: GpuBackend;
+  try {
+    const b = backendInstance ?? (await createBackend(options, state, logger));
+    made.backend = b;
+    backend = b;
+    policy = (address) => mainListenerAuthorizer(address, tokens, options, b.kind, logger, lookup);
+    if (listenAddress !== undefined) {
+      mainAuth.current = await policy(listenAddress);
+      const socket = unixSocketPath(normalizeListenAddress(listenAddress));
+      if (socket !== undefined) prepareSocketDirectory(socket, options.socketGroup, logger);
     }
+  } catch (err) {
+    return abandon(err);
   }
 
   const audit = new AuditLog(logger, options.auditLogFile);
-  const core = new GpuAgentCore(backend, stateFile, logger, audit, {
+  const core = new GpuAgentCore(backend, state, logger, audit, {
     leaseTtlDefaultS: options.leaseTtlDefaultS,
     leaseTtlMaxS: options.leaseTtlMaxS,
     energySampleIntervalMs: options.energySampleIntervalMs,
     lockMemoryClock: options.lockMemoryClock,
     ...coreOpts,
   });
-  const { reset } = await core.start();
+  made.core = core;
+  let reset: number[];
+  try {
+    ({ reset } = await core.start());
+  } catch (err) {
+    return abandon(err);
+  }
   if (reset.length > 0) {
     logger.warn(
-      { devices: reset, stateFile: stateFile.previous ? 'present' : 'absent or unreadable' },
+      { devices: reset, stateFile: state.previous ? 'present' : 'absent or unreadable' },
       'reset devices at startup',
     );
   }
@@ -216,8 +303,7 @@ export async function createAgentModule(input: AgentModuleOptions): Promise<Agen
     }
   } catch (err) {
     await tls?.shutdown(100);
-    await core.close();
-    throw err;
+    return abandon(err);
   }
 
   let closed: Promise<void> | undefined;
@@ -229,8 +315,8 @@ export async function createAgentModule(input: AgentModuleOptions): Promise<Agen
     metricsAddress: metrics?.address,
     resetAtStartup: reset,
     services: [gpuAgentService(core, mainAuth, logger)],
-    onListening(address: string): void {
-      mainAuth.current = policy(address);
+    async onListening(address: string): Promise<void> {
+      mainAuth.current = await policy(address);
       const path = unixSocketPath(address);
       if (path === undefined) return;
       // The socket is the access control on this listener: set mode and group before anyone uses it
@@ -244,16 +330,20 @@ export async function createAgentModule(input: AgentModuleOptions): Promise<Agen
           mode: `0${options.socketMode.toString(8)}`,
           group: options.socketGroup ?? null,
           peerCredentials:
-            'not available (grpc-js exposes no SO_PEERCRED); audit logs getPeer() and the claimed job/rank',
+            'SO_PEERCRED: pid/uid of each connection in the audit log; leases bound to it',
         },
         'agent socket',
       );
     },
     close(): Promise<void> {
       closed ??= (async () => {
-        await core.close();
-        await tls?.shutdown(1000);
-        await metrics?.close();
+        try {
+          await core.close();
+          await tls?.shutdown(1000);
+          await metrics?.close();
+        } finally {
+          lock.release();
+        }
       })();
       return closed;
     },

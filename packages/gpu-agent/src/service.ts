@@ -1,10 +1,11 @@
 import type * as grpc from '@grpc/grpc-js';
 import type { agentV1 } from '@perseus/proto';
 import { perseusGrpc } from '@perseus/proto';
-import type { HostedService, Logger } from '@perseus/service-kit';
+import type { Handler, HostedService, Logger } from '@perseus/service-kit';
 import { failStream, rpc } from '@perseus/service-kit';
-import type { GpuAgentCore, Session, SessionSink } from './agent';
+import type { GpuAgentCore } from './agent';
 import type { Authorizer, SwitchableAuthorizer } from './auth';
+import type { Session, SessionSink } from './session';
 import {
   validateListDevices,
   validateReadEnergy,
@@ -12,53 +13,74 @@ import {
   validateSessionRequest,
   validateSetClocks,
 } from './validate';
+import { deviceToWire, eventErrorToWire, measurementToWire, openedToWire, seqOf } from './wire';
 
 const SERVICE = 'perseus.agent.v1.GpuAgent';
 
 type SessionCall = grpc.ServerDuplexStream<agentV1.SessionRequest__Output, agentV1.SessionResponse>;
 
+/** The methods of the generated GpuAgentHandlers (its index signature removed). */
+type GpuAgentMethod = keyof {
+  [K in keyof agentV1.GpuAgentHandlers as string extends K ? never : K]: true;
+};
+/** Request and response types of a unary method, from the generated handler type. */
+type UnaryOf<M extends GpuAgentMethod> =
+  agentV1.GpuAgentHandlers[M] extends grpc.handleUnaryCall<infer Req, infer Res>
+    ? { req: Req; res: Res }
+    : never;
+
+function unary<M extends GpuAgentMethod>(
+  fn: (
+    req: UnaryOf<M>['req'],
+    call: grpc.ServerUnaryCall<UnaryOf<M>['req'], UnaryOf<M>['res']>,
+  ) => Promise<UnaryOf<M>['res']>,
+): Handler {
+  return rpc.unary(fn);
+}
+
 /**
  * The gRPC adapter of one listener: authorises (per the listener's {@link Authorizer}), validates
- * with the `validateXxx` functions, and hands strict values to the core.
+ * with the `validateXxx` functions, hands strict values to the core and maps its domain values to
+ * the wire (wire.ts). Every method of the generated service type must have a handler here.
  */
 export function gpuAgentService(
   core: GpuAgentCore,
   auth: Authorizer | SwitchableAuthorizer,
   logger: Logger,
 ): HostedService {
+  const handlers: Record<GpuAgentMethod, Handler> = {
+    ListDevices: unary<'ListDevices'>(async (req, call) => {
+      auth.check(call, 'read');
+      validateListDevices(req);
+      return { devices: (await core.listDevices()).map(deviceToWire) };
+    }),
+    ReadEnergy: unary<'ReadEnergy'>(async (req, call) => {
+      auth.check(call, 'read');
+      const r = await core.readEnergy(validateReadEnergy(req, core.devices()));
+      return {
+        energy_j: r.energyJ,
+        power_w: r.powerW,
+        timestamp_unix_ns: String(r.timestampUnixNs),
+      };
+    }),
+    SetClocks: unary<'SetClocks'>(async (req, call) => {
+      const caller = auth.check(call, 'control');
+      const mhz = await core.setClocks(validateSetClocks(req, core.devices()), caller);
+      return { applied_sm_clock_mhz: mhz };
+    }),
+    ResetClocks: unary<'ResetClocks'>(async (req, call) => {
+      const caller = auth.check(call, 'control');
+      await core.resetClocks(validateResetClocks(req, core.devices()), caller);
+      return {};
+    }),
+    OpenSession: rpc.bidi<agentV1.SessionRequest__Output, agentV1.SessionResponse>((call) =>
+      openSession(core, auth, logger, call),
+    ),
+  };
   return {
     name: SERVICE,
     definition: perseusGrpc().perseus.agent.v1.GpuAgent.service,
-    handlers: {
-      ListDevices: rpc.unary<agentV1.ListDevicesRequest__Output, agentV1.ListDevicesResponse>(
-        async (req, call) => {
-          auth.check(call, 'read');
-          validateListDevices(req);
-          return { devices: await core.listDevices() };
-        },
-      ),
-      ReadEnergy: rpc.unary<agentV1.ReadEnergyRequest__Output, agentV1.ReadEnergyResponse>(
-        async (req, call) => {
-          auth.check(call, 'read');
-          return core.readEnergy(validateReadEnergy(req, core.devices()));
-        },
-      ),
-      SetClocks: rpc.unary<agentV1.SetClocksRequest__Output, agentV1.SetClocksResponse>(
-        async (req, call) => {
-          const caller = auth.check(call, 'control');
-          return core.setClocks(validateSetClocks(req, core.devices()), caller);
-        },
-      ),
-      ResetClocks: rpc.unary<agentV1.ResetClocksRequest__Output, agentV1.ResetClocksResponse>(
-        async (req, call) => {
-          const caller = auth.check(call, 'control');
-          return core.resetClocks(validateResetClocks(req, core.devices()), caller);
-        },
-      ),
-      OpenSession: rpc.bidi<agentV1.SessionRequest__Output, agentV1.SessionResponse>((call) =>
-        openSession(core, auth, logger, call),
-      ),
-    },
+    handlers,
   };
 }
 
@@ -71,10 +93,13 @@ function openSession(
   const caller = auth.check(call, 'control');
   let session: Session | undefined;
   let ended = false;
+  const send = (response: agentV1.SessionResponse): void => {
+    if (!ended) call.write(response);
+  };
   const sink: SessionSink = {
-    send(response) {
-      if (!ended) call.write(response);
-    },
+    opened: (v) => send(openedToWire(v)),
+    measurement: (m) => send(measurementToWire(m)),
+    rejected: (seq, err) => send(eventErrorToWire(seq, err, logger)),
     end(err) {
       if (ended) return;
       ended = true;
@@ -86,7 +111,14 @@ function openSession(
   call.on('data', (msg: agentV1.SessionRequest__Output) => {
     if (ended) return;
     if (session) {
-      session.handle(msg);
+      const recvNs = core.clockNs();
+      session.touch();
+      try {
+        const ev = validateSessionRequest(msg, { first: false, device: session.slot.info });
+        session.apply(ev, recvNs);
+      } catch (err) {
+        session.reject(seqOf(msg), err);
+      }
       return;
     }
     try {

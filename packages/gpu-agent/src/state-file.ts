@@ -19,8 +19,11 @@ export interface SimulatedDeviceState {
 export interface PersistedDevice {
   /** The agent may have changed this device from its defaults; reset it at startup. */
   dirty: boolean;
-  /** Holder of the lease when last written (informational, for the startup log). */
-  lease?: { jobId: string; rank: number; leaseId: string };
+  /**
+   * Holder of the lease when last written (informational, for the startup log). Never the lease id:
+   * the file is readable by the socket's group, and a lease id is a bearer secret.
+   */
+  lease?: { jobId: string; rank: number };
   sim?: SimulatedDeviceState;
 }
 
@@ -122,6 +125,23 @@ export class StateFile {
       fs.closeSync(fd);
     }
     fs.renameSync(tmp, this.filePath);
+  }
+
+  /**
+   * Gives the file back as it was found, for a start that failed before changing any device: pending
+   * writes are dropped and the previous content restored (or the file removed if there was none).
+   */
+  abandon(): void {
+    if (this.timer) {
+      clearTimeout(this.timer);
+      this.timer = undefined;
+    }
+    if (this.previous) {
+      this.state = this.previous;
+      this.flush();
+    } else {
+      fs.rmSync(this.filePath, { force: true });
+    }
   }
 
   /** Marks a clean shutdown (every device reset) and writes. */

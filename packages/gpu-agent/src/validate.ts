@@ -1,8 +1,9 @@
 import type { agentV1 } from '@perseus/proto';
 import type { RankIdentity } from '@perseus/service-kit';
-import { Checker, checkRankIdentity } from '@perseus/service-kit';
+import { Checker, SIZE_LIMITS, checkRankIdentity } from '@perseus/service-kit';
 import type { DeviceInfo } from './backend';
 import { nearestClocks } from './backend';
+import { INSTRUCTION_FROM_WIRE } from './wire';
 
 /**
  * One validator per request message of perseus.agent.v1.GpuAgent. Each turns the loose wire message
@@ -58,16 +59,19 @@ export interface ReadEnergyValue {
   deviceIndex: number;
 }
 
-const INSTRUCTIONS: Readonly<Record<string, InstructionName>> = {
-  INSTRUCTION_KIND_FORWARD: 'forward',
-  INSTRUCTION_KIND_BACKWARD: 'backward',
-};
-
 /** Lease ids are what the agent issues (UUIDs); anything else is refused before a lookup. */
 const LEASE_ID_PATTERN = /^[A-Za-z0-9-]{1,64}$/;
 
-/** Longest lease TTL a client may ask for; the agent caps further by its own maximum. */
+/**
+ * Ranges of the numeric fields (documented in agent.proto). Lease TTL: 0 (= agent default) or
+ * [MIN, MAX]; the agent caps further by its own maximum.
+ */
+export const MIN_REQUESTED_LEASE_TTL_S = 0.1;
 export const MAX_REQUESTED_LEASE_TTL_S = 86_400;
+/** Client timestamps: 1 .. 2^62 - 1 ns (CLOCK_MONOTONIC; 146 years of uptime). */
+export const MAX_T_NS = (1n << 62n) - 1n;
+/** Longest instruction an End may close, ns (one hour). */
+export const MAX_INSTRUCTION_NS = 3_600_000_000_000n;
 
 function deviceIndex(
   c: Checker,
@@ -119,6 +123,30 @@ export function validateListDevices(
   return {};
 }
 
+function leaseTtl(c: Checker, value: number | null | undefined): number {
+  const v = c.number('lease_ttl_s', value, { min: 0, max: MAX_REQUESTED_LEASE_TTL_S });
+  if (v > 0 && v < MIN_REQUESTED_LEASE_TTL_S)
+    c.fail(
+      'lease_ttl_s',
+      `must be 0 (agent default) or ${MIN_REQUESTED_LEASE_TTL_S}-${MAX_REQUESTED_LEASE_TTL_S} s, got ${v}`,
+    );
+  return v;
+}
+
+/** A client CLOCK_MONOTONIC timestamp: 1 .. 2^62 - 1 ns. */
+function timestamp(c: Checker, value: string | number | null | undefined): bigint {
+  let t: bigint;
+  try {
+    t = BigInt(value ?? 0);
+  } catch {
+    c.fail('t_ns', `must be an integer, got ${String(value)}`);
+    return 0n;
+  }
+  if (t <= 0n || t > MAX_T_NS)
+    c.fail('t_ns', `must be 1 .. 2^62-1 ns (client CLOCK_MONOTONIC), got ${t}`);
+  return t;
+}
+
 /** The `open` message (fields prefixed `open.`). */
 export function validateOpenSession(
   open: agentV1.OpenSession__Output | null | undefined,
@@ -134,10 +162,7 @@ export function validateOpenSession(
     jobId: c.id('job_id', open.job_id),
     rank: checkRankIdentity(c, 'rank', open.rank),
     deviceIndex: deviceIndex(c, 'device_index', open.device_index, devices),
-    leaseTtlS: c.number('lease_ttl_s', open.lease_ttl_s, {
-      min: 0,
-      max: MAX_REQUESTED_LEASE_TTL_S,
-    }),
+    leaseTtlS: leaseTtl(c, open.lease_ttl_s),
   };
   root.done();
   return value;
@@ -155,13 +180,15 @@ export function validateBegin(
   }
   const c = root.at('begin');
   const seq = c.uint64('seq', begin.seq, { min: 1 });
-  const instruction = c.enumValue('instruction', begin.instruction, INSTRUCTIONS) ?? 'forward';
-  const microbatch = c.uint('microbatch', begin.microbatch);
+  const instruction =
+    c.enumValue('instruction', begin.instruction, INSTRUCTION_FROM_WIRE) ?? 'forward';
+  const microbatch = c.uint('microbatch', begin.microbatch, {
+    max: SIZE_LIMITS.maxMicrobatches - 1,
+  });
   const frequencyMhz = smClock(c, 'frequency_mhz', begin.frequency_mhz, device, {
     allowZero: true,
   });
-  const tNs = c.int64('t_ns', begin.t_ns);
-  if (c.ok && tNs <= 0n) c.fail('t_ns', `must be > 0 (client CLOCK_MONOTONIC), got ${tNs}`);
+  const tNs = timestamp(c, begin.t_ns);
   root.done();
   return { seq, instruction, microbatch, frequencyMhz, tNs };
 }
@@ -175,8 +202,7 @@ export function validateEnd(end: agentV1.End__Output | null | undefined): EndVal
   }
   const c = root.at('end');
   const seq = c.uint64('seq', end.seq, { min: 1 });
-  const tNs = c.int64('t_ns', end.t_ns);
-  if (c.ok && tNs <= 0n) c.fail('t_ns', `must be > 0 (client CLOCK_MONOTONIC), got ${tNs}`);
+  const tNs = timestamp(c, end.t_ns);
   root.done();
   return { seq, tNs };
 }

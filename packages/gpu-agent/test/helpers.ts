@@ -28,9 +28,10 @@ export async function startAgent(
   opts: Partial<AgentModuleOptions> = {},
   dir = tempDir(),
   grpcOptions?: grpc.ServerOptions,
+  socketPath = path.join(dir, 'a.sock'),
 ): Promise<RunningAgent> {
   const logger = createLogger('agent-test', 'silent');
-  const address = `unix:${path.join(dir, 'a.sock')}`;
+  const address = `unix:${socketPath}`;
   const module = await createAgentModule({
     backend: 'simulated',
     simulatedDevices: 2,

@@ -105,7 +105,13 @@ describe('TLS listener with scoped tokens', () => {
       { stdio: 'ignore' },
     );
     const tokenFile = path.join(dir, 'tokens');
-    fs.writeFileSync(tokenFile, `monitor read ${READ_SECRET}\ntrainer control ${CONTROL_SECRET}\n`);
+    fs.writeFileSync(
+      tokenFile,
+      `monitor read ${READ_SECRET}\ntrainer control ${CONTROL_SECRET}\n`,
+      {
+        mode: 0o600,
+      },
+    );
     agent = await startAgent(
       {
         tcpListen: '127.0.0.1:0',
@@ -185,15 +191,20 @@ describe('TLS listener with scoped tokens', () => {
         .on('error', reject);
     });
     expect(metrics).toMatch(
-      /^perseus_agent_sm_clock_locked_hertz\{device="1",uuid="[^"]+"\} 1005000000$/m,
+      /^perseus_agent_sm_clock_locked_hertz\{device="1",uuid="[^"]+",simulated="true"\} 1005000000$/m,
     );
-    expect(metrics).toMatch(/^perseus_agent_lease_active\{device="1",uuid="[^"]+"\} 1$/m);
-    expect(metrics).toMatch(/^perseus_agent_lease_active\{device="0",uuid="[^"]+"\} 0$/m);
     expect(metrics).toMatch(
-      /^perseus_agent_energy_joules_total\{device="0",uuid="[^"]+"\} [0-9.]+$/m,
+      /^perseus_agent_lease_active\{device="1",uuid="[^"]+",simulated="true"\} 1$/m,
+    );
+    expect(metrics).toMatch(
+      /^perseus_agent_lease_active\{device="0",uuid="[^"]+",simulated="true"\} 0$/m,
+    );
+    expect(metrics).toMatch(
+      /^perseus_agent_energy_joules_total\{device="0",uuid="[^"]+",simulated="true"\} [0-9.]+$/m,
     );
     expect(metrics).toMatch(/^perseus_agent_event_to_apply_seconds_count 1$/m);
     expect(metrics).toMatch(/^perseus_agent_sessions_opened_total 1$/m);
+    expect(metrics).toMatch(/^perseus_agent_measurements_total\{simulated="true"\} 0$/m);
     s.stream.end();
     expect((await s.done).code).toBe(grpc.status.OK);
     const audit = fs

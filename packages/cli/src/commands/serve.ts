@@ -119,7 +119,14 @@ export async function startServe(
   for (const m of modules) for (const s of m.services) server.addService(s);
   // Reverse order: the optimizer stops before the profiler it reads from, the agent resets last.
   for (const m of [...modules].reverse()) server.onShutdown(() => m.close());
-  const bound = await server.start();
+  let bound: string;
+  try {
+    bound = await server.start();
+  } catch (err) {
+    // Nothing was served: close the modules (the agent resets and marks its state file clean).
+    for (const m of modules) await m.close();
+    throw err;
+  }
   for (const m of modules) await m.onListening?.(bound);
   process.stdout.write(
     `${JSON.stringify({ event: 'serving', address: bound, services: modules.map((m) => m.name), version: PERSEUS_VERSION })}\n`,

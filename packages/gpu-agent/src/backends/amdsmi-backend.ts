@@ -1,6 +1,6 @@
 import koffi from 'koffi';
 import type { KoffiFunction } from 'koffi';
-import type { BackendCapabilities, DeviceInfo, GpuBackend } from '../backend';
+import type { DeviceInfo, GpuBackend } from '../backend';
 import { cString, callAsync } from './ffi';
 
 const AMDSMI_STATUS_SUCCESS = 0;
@@ -67,7 +67,6 @@ interface AmdDevice {
  */
 export class AmdSmiBackend implements GpuBackend {
   readonly kind = 'amdsmi' as const;
-  readonly capabilities: BackendCapabilities = { perDomainReset: false, exactClockLock: false };
   private closed = false;
 
   private constructor(

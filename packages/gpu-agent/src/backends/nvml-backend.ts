@@ -1,6 +1,6 @@
 import koffi from 'koffi';
 import type { KoffiFunction } from 'koffi';
-import type { BackendCapabilities, DeviceInfo, GpuBackend } from '../backend';
+import type { DeviceInfo, GpuBackend } from '../backend';
 import { cString, callAsync } from './ffi';
 
 const NVML_SUCCESS = 0;
@@ -89,7 +89,6 @@ interface NvmlDevice {
  */
 export class NvmlBackend implements GpuBackend {
   readonly kind = 'nvml' as const;
-  readonly capabilities: BackendCapabilities = { perDomainReset: true, exactClockLock: true };
   private closed = false;
 
   private constructor(

@@ -1,4 +1,4 @@
-import type { BackendCapabilities, DeviceActivity, DeviceInfo, GpuBackend } from '../backend';
+import type { DeviceActivity, DeviceInfo, GpuBackend } from '../backend';
 import type { ProfileTable, SimulatedModel } from '../profile-table';
 import { loadProfileTable } from '../profile-table';
 import type { PersistedState, StateFile } from '../state-file';
@@ -52,7 +52,6 @@ const MAX_SEGMENTS = 512;
  */
 export class SimulatedBackend implements GpuBackend {
   readonly kind = 'simulated' as const;
-  readonly capabilities: BackendCapabilities = { perDomainReset: true, exactClockLock: true };
   readonly table: ProfileTable;
   private readonly devs: SimDevice[];
   private readonly clockNs: () => bigint;

@@ -263,7 +263,9 @@ class OpenSession(_message.Message):
     """
     @_builtins.property
     def rank(self) -> _common_pb2.RankIdentity:
-        """The rank claiming the device: rank, dp_rank and tp_rank 0 .. 1,048,575; pp_rank 0 .. 4095."""
+        """The rank claiming the device (the size limits of service-kit's SIZE_LIMITS): rank
+        0 .. 1,048,575, dp_rank and tp_rank 0 .. 65,535, pp_rank 0 .. 255.
+        """
 
     def __init__(
         self,
@@ -297,7 +299,7 @@ class Begin(_message.Message):
     instruction: _common_pb2.InstructionKind.ValueType
     """Forward or backward (UNSPECIFIED is refused)."""
     microbatch: _builtins.int
-    """Microbatch index: 0 .. 1,048,575."""
+    """Microbatch index: 0 .. 4095."""
     frequency_mhz: _builtins.int
     """SM clock to lock, MHz: one of the device's supported_sm_clocks_mhz, or 0 = default clocks."""
     t_ns: _builtins.int
