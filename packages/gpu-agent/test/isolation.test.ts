@@ -46,7 +46,7 @@ test('the state file (readable by trainers) holds no lease id', async () => {
   const s = new SessionClient(agent.client);
   s.open('victim', 0);
   const opened = await s.opened();
-  expect(opened.lease_id).toMatch(/^[0-9a-f]{32}$/);
+  expect(opened.lease_id.length).toBeGreaterThanOrEqual(32);
   const raw = fs.readFileSync(path.join(agent.dir, 'state.json'), 'utf8');
   expect(raw).not.toContain(opened.lease_id);
   expect(readStateFile(path.join(agent.dir, 'state.json'))!.devices['0']).toMatchObject({

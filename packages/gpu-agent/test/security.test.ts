@@ -204,7 +204,7 @@ describe('TLS listener with scoped tokens', () => {
     );
     expect(metrics).toMatch(/^perseus_agent_event_to_apply_seconds_count 1$/m);
     expect(metrics).toMatch(/^perseus_agent_sessions_opened_total 1$/m);
-    expect(metrics).toMatch(/^perseus_agent_measurements_total\{simulated="true"\} 0$/m);
+    expect(metrics).toMatch(/^perseus_agent_measurements_total\{simulated="true"\} 1$/m);
     s.stream.end();
     expect((await s.done).code).toBe(grpc.status.OK);
     const audit = fs
