@@ -68,6 +68,7 @@ class AgentLink(Link):
             if self.simulated:
                 self.core.note_simulated(device.name)
             self.core.set_supported(list(device.supported_sm_clocks_mhz))
+            self.core.agent_known()
             # Drop anything queued for a previous session; seqs continue increasing.
             while not self.out.empty():
                 self.out.get_nowait()

@@ -49,6 +49,8 @@ EV_FLUSH = 5  # (EV_FLUSH, threading.Event, deadline_monotonic, result list)
 EV_STOP = 6  # (EV_STOP,)
 
 _MAX_AGENT_BACKLOG = 4096
+_CLOSE_STALL_S = 0.4
+"""close() stops waiting for deliveries when no service has answered anything for this long."""
 _CLOSE_CANCEL_S = 0.3
 """After the graceful part of close(), how long cancelled link tasks get to finish."""
 
@@ -137,6 +139,12 @@ class IoCore:
         self.supported: list[int] = list(cfg.supported_frequencies_mhz)
         self._supported_event = asyncio.Event()
         self._simulated_warned = False
+        self._agent_known = asyncio.Event()
+        self.profile_job_id = cfg.job_id if cfg.optimizer_url is None else ""
+        """Job id of this generation's profile at the profiler (from the optimizer's registration)."""
+        self._profile_job_known = asyncio.Event()
+        if self.profile_job_id:
+            self._profile_job_known.set()
         self.failures: dict[str, LinkFailure] = {}
         common: dict[str, Any] = {
             "retry_max_s": cfg.retry_max_s,
@@ -251,6 +259,26 @@ class IoCore:
         if self.supported:
             self._supported_event.set()
 
+    def agent_known(self) -> None:
+        """The agent answered the session's open (a lease, or a permanent refusal)."""
+        self._agent_known.set()
+
+    async def wait_agent_known(self, timeout_s: float) -> None:
+        """Waits once: an agent that does not answer in time is not waited for again."""
+        if not self._agent_known.is_set():
+            await wait_event(self._agent_known, timeout_s)
+            self._agent_known.set()
+
+    def set_profile_job_id(self, job_id: str) -> None:
+        self.profile_job_id = job_id
+        self._profile_job_known.set()
+        if self.profiler is not None:
+            self.profiler.wakeup.set()
+
+    async def wait_profile_job_id(self) -> str:
+        await self._profile_job_known.wait()
+        return self.profile_job_id
+
     async def wait_supported(self, timeout_s: float) -> None:
         if not self._supported_event.is_set():
             await wait_event(self._supported_event, timeout_s)
@@ -266,6 +294,8 @@ class IoCore:
 
     def _on_failure(self, failure: LinkFailure) -> None:
         self.failures[failure.link] = failure
+        if failure.link == "agent":
+            self._agent_known.set()
         self._check_flushes()
 
     # ---- main ----------------------------------------------------------------------------------
@@ -281,23 +311,47 @@ class IoCore:
         if self.optimizer is not None:
             tasks.append(asyncio.ensure_future(self.optimizer.report_loop()))
         await self._stop_requested.wait()
-        # Graceful part of close(): a bounded chance for what a connected link can still deliver.
+        # Graceful part of close(): a bounded chance for what a connected link can still deliver,
+        # given up as soon as nothing arrives for _CLOSE_STALL_S (a hung or partitioned service).
         deadline = time.monotonic() + self._close_grace_s
-        while time.monotonic() < deadline and not self._drained():
+
+        def measuring() -> bool:
             self._finish_iterations(force=False)
-            await asyncio.sleep(0.02)
+            return not self._drained()
+
+        progressed = await self._deliver_while(measuring, deadline, time.monotonic())
         self._finish_iterations(force=True)
         if self.profiler is not None:
             self.profiler.cut()
         if self.optimizer is not None:
             self.optimizer.report_wakeup.set()
-        while time.monotonic() < deadline and self._deliverable():
-            await asyncio.sleep(0.02)
+        await self._deliver_while(self._deliverable, deadline, progressed)
         self._links_stop.set()
         self.agent.out.put_nowait(None)
         for t in tasks:
             t.cancel()
         await asyncio.wait(tasks, timeout=_CLOSE_CANCEL_S)
+
+    def _progress(self) -> tuple[int, int, int]:
+        """Counters that move while a service answers."""
+        prof, opt = self.profiler, self.optimizer
+        return (self._measurements_received, prof.acked if prof is not None else 0, opt.reported if opt is not None else 0)
+
+    async def _deliver_while(self, pending: Callable[[], bool], deadline: float, since: float) -> float:
+        """Waits while ``pending()``, until ``deadline`` or a stall; returns the last progress time
+        (``since`` = the previous one), so consecutive waits share one stall window."""
+        last, last_t = self._progress(), since
+        while pending():
+            now = time.monotonic()
+            if now >= deadline:
+                break
+            progress = self._progress()
+            if progress != last:
+                last, last_t = progress, now
+            elif now - last_t >= _CLOSE_STALL_S:
+                break
+            await asyncio.sleep(0.02)
+        return last_t
 
     def _deliverable(self) -> bool:
         """Whether a connected link still has something to send."""
@@ -411,8 +465,16 @@ class IoCore:
             self.optimizer.report_wakeup.set()
 
     def _iteration_request(self, rep: ReportedIteration) -> optimizer_pb2.ReportIterationRequest:
+        opt = self.optimizer
         return optimizer_pb2.ReportIterationRequest(
-            job_id=self.cfg.job_id, rank=self.cfg.rank, iteration=rep.iteration, time_s=rep.time_s, energy_j=rep.energy_j, schedule_version=rep.schedule_version
+            job_id=self.cfg.job_id,
+            rank=self.cfg.rank,
+            iteration=rep.iteration,
+            time_s=rep.time_s,
+            energy_j=rep.energy_j,
+            schedule_version=rep.schedule_version,
+            compute_time_s=min(rep.compute_time_s, rep.time_s),
+            generation=opt.generation if opt is not None else 0,
         )
 
     def _idle(self) -> bool:

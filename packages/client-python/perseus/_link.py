@@ -91,6 +91,10 @@ class Link:
         """A transient failure not worth a warning (e.g. rank 0 has not registered the job yet)."""
         return False
 
+    def warn_transient(self, err: BaseException) -> None:
+        """The (rate-limited) warning for a failure that is retried."""
+        self.warner.warn(self.name, "perseus: " + self.outage, self.url, describe(err))
+
     def fail(self, failure: LinkFailure) -> None:
         """Stops the link for good: one error line, the failure kept for status() and wait_ready()."""
         self.failure = failure
@@ -121,7 +125,7 @@ class Link:
                     self.fail(failure)
                     return
                 if not self.is_expected(err):
-                    self.warner.warn(self.name, "perseus: " + self.outage, self.url, describe(err))
+                    self.warn_transient(err)
             finally:
                 self.up = False
                 self.disconnected()

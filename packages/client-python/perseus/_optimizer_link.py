@@ -21,6 +21,10 @@ from perseus.schedule import PROTO_TO_KIND, Kind, RankSchedule
 if TYPE_CHECKING:
     from perseus._io import IoCore
 
+class SpecMismatch(ConnectionError):
+    """The job id's current generation has another spec than this rank: not (yet) this run's."""
+
+
 _RETRY_REPORT = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.CANCELLED)
 
 
@@ -38,16 +42,28 @@ class OptimizerLink(Link):
         self.reports: collections.deque[optimizer_pb2.ReportIterationRequest] = collections.deque(maxlen=10_000)
         self.reported = 0
         self.report_wakeup = asyncio.Event()
-        self._job_registered = False
+        self.generation = 0
+        self.spec_hash = ""
         self._stub: optimizer_pb2_grpc.OptimizerAsyncStub | None = None
 
     def is_expected(self, err: BaseException) -> bool:
         # Another rank before rank 0 registered the job: expected at start-up, not worth a warning.
         return isinstance(err, grpc.aio.AioRpcError) and err.code() == grpc.StatusCode.NOT_FOUND and self.core.cfg.rank.rank != 0
 
+    def warn_transient(self, err: BaseException) -> None:
+        if isinstance(err, SpecMismatch):
+            self.warner.warn("optimizer-spec", "perseus: optimizer at %s: %s", self.url, err)
+        else:
+            super().warn_transient(err)
+
     def permanent(self, err: BaseException) -> LinkFailure | None:
-        if self.is_expected(err):
+        if self.is_expected(err) or isinstance(err, SpecMismatch):
             return None
+        if self.core.cfg.rank.rank != 0 and isinstance(err, grpc.aio.AioRpcError) and err.code() == grpc.StatusCode.FAILED_PRECONDITION:
+            # The generation changed between GetJob and RegisterRank: look again.
+            details = err.details() or ""
+            if "spec" in details or "generation" in details:
+                return None
         return super().permanent(err)
 
     def fail(self, failure: LinkFailure) -> None:
@@ -72,17 +88,36 @@ class OptimizerLink(Link):
     async def serve(self, channel: grpc.aio.Channel) -> None:
         cfg = self.core.cfg
         stub = optimizer_pb2_grpc.OptimizerStub(channel)
-        # Clocks (and the GPU model) come from the agent unless given: wait for them.
+        # Clocks (and the GPU model) come from the agent unless given: wait for them, and for the
+        # agent's first answer (whether its GPU is simulated).
         await self.core.wait_supported(3600.0)
-        if cfg.rank.rank == 0 and not self._job_registered:
-            await stub.RegisterJob(optimizer_pb2.RegisterJobRequest(job_id=cfg.job_id, spec=self.spec()), timeout=10)
-            self._job_registered = True
-        await stub.RegisterRank(
-            optimizer_pb2.RegisterRankRequest(job_id=cfg.job_id, rank=cfg.rank, node=cfg.node, device_index=cfg.device_index, supported_frequencies_mhz=self.core.supported),
+        await self.core.wait_agent_known(5.0)
+        if cfg.rank.rank == 0:
+            job = await stub.RegisterJob(optimizer_pb2.RegisterJobRequest(job_id=cfg.job_id, spec=self.spec()), timeout=10)
+            expected = job.spec_hash
+        else:
+            expected = await self._current_generation(stub)
+        reg = await stub.RegisterRank(
+            optimizer_pb2.RegisterRankRequest(
+                job_id=cfg.job_id,
+                rank=cfg.rank,
+                node=cfg.node,
+                device_index=cfg.device_index,
+                supported_frequencies_mhz=self.core.supported,
+                simulated=self.core.agent.simulated,
+                expected_spec_hash=expected,
+            ),
             timeout=10,
         )
+        if self.generation and reg.generation != self.generation:
+            self.schedule = RankSchedule()  # a new generation: its schedule versions start afresh
+            self.core.publish(self.schedule)
+        self.generation, self.spec_hash = reg.generation, reg.spec_hash
+        self.core.set_profile_job_id(reg.profile_job_id or cfg.job_id)
         self.registrations += 1
-        stream = stub.WatchSchedule(optimizer_pb2.WatchScheduleRequest(job_id=cfg.job_id, rank=cfg.rank.rank, known_version=self.schedule.version))
+        stream = stub.WatchSchedule(
+            optimizer_pb2.WatchScheduleRequest(job_id=cfg.job_id, rank=cfg.rank.rank, known_version=self.schedule.version, generation=self.generation)
+        )
         self._stub = stub
         self.connected()
         self.report_wakeup.set()
@@ -95,7 +130,33 @@ class OptimizerLink(Link):
             return
         raise ConnectionError("optimizer ended the schedule stream")
 
+    async def _current_generation(self, stub: optimizer_pb2_grpc.OptimizerAsyncStub) -> str:
+        """A rank other than 0 joins the job's current generation only if its spec is this rank's
+        (pipeline, degrees, world size); otherwise it waits at default clocks for rank 0 to
+        register this run's spec. Returns the generation's spec hash (checked again, atomically,
+        by RegisterRank)."""
+        cfg = self.core.cfg
+        got = await stub.GetJob(optimizer_pb2.GetJobRequest(job_id=cfg.job_id), timeout=10)
+        spec = got.spec
+        theirs = (spec.pipeline.schedule, spec.pipeline.num_stages, spec.pipeline.num_microbatches, spec.dp_degree, spec.tp_degree, spec.world_size)
+        ours = (cfg.schedule_kind, cfg.pp_degree, cfg.num_microbatches, cfg.dp_degree, cfg.tp_degree, cfg.world_size)
+        if theirs != ours:
+            raise SpecMismatch(
+                f"job {cfg.job_id!r} generation {got.summary.generation} has (schedule, stages, microbatches, dp, tp, world) = {theirs}, "
+                f"this rank {ours}; waiting at default clocks for rank 0 to register this run"
+            )
+        return got.summary.spec_hash
+
     def on_schedule(self, sched: optimizer_pb2.Schedule) -> None:
+        if (sched.generation, sched.spec_hash) != (self.generation, self.spec_hash):
+            # Never apply a plan made for another spec (a re-registered job id).
+            self.rejected += 1
+            self.warner.warn(
+                "optimizer-generation",
+                "perseus: ignored a schedule of job %s generation %d (spec %s); this rank is generation %d (spec %s)",
+                sched.job_id, sched.generation, sched.spec_hash[:12], self.generation, self.spec_hash[:12],
+            )
+            return
         if sched.version < self.schedule.version:
             return
         clocks: dict[tuple[Kind, int], int] = {}

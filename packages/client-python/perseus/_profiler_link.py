@@ -84,12 +84,16 @@ class ProfilerLink(Link):
             del self.iteration_records[: len(self.iteration_records) - 10_000]
 
     def cut(self) -> None:
-        """Turns the buffer into batches (each well under the 4 MiB message limit) and wakes the sender."""
-        if not self.buffer:
+        """Turns the buffer into batches (each well under the 4 MiB message limit) and wakes the sender.
+        Nothing is cut before the optimizer named this generation's profile job id."""
+        job_id = self.core.profile_job_id
+        if not self.buffer or not job_id:
+            if len(self.buffer) > _MAX_UNACKED * self.core.cfg.batch_max:
+                del self.buffer[: len(self.buffer) - _MAX_UNACKED * self.core.cfg.batch_max]
             return
         for chunk in split_batches(self.buffer, MAX_BATCH_BYTES, min(self.core.cfg.batch_max, MAX_BATCH_MEASUREMENTS)):
             batch_id = f"{self._prefix}-{next(self._ids)}"
-            self.unacked[batch_id] = profiler_pb2.MeasurementBatch(batch_id=batch_id, job_id=self.core.cfg.job_id, measurements=chunk)
+            self.unacked[batch_id] = profiler_pb2.MeasurementBatch(batch_id=batch_id, job_id=job_id, measurements=chunk)
         self.buffer = []
         # Bounded memory during a long profiler outage: the oldest batches go first.
         while len(self.unacked) > _MAX_UNACKED:
@@ -99,6 +103,7 @@ class ProfilerLink(Link):
     async def serve(self, channel: grpc.aio.Channel) -> None:
         cfg = self.core.cfg
         stub = profiler_pb2_grpc.ProfilerStub(channel)
+        await self.core.wait_profile_job_id()
         if cfg.rank.rank == 0 and not self._registered:
             await self.core.wait_supported(5.0)
             await self._register(stub)
@@ -136,7 +141,7 @@ class ProfilerLink(Link):
         while self.iteration_records:
             chunk = split_batches(self.iteration_records)[0]
             try:
-                await stub.ReportIterations(profiler_pb2.ReportIterationsRequest(job_id=self.core.cfg.job_id, iterations=chunk), timeout=10)
+                await stub.ReportIterations(profiler_pb2.ReportIterationsRequest(job_id=self.core.profile_job_id, iterations=chunk), timeout=10)
             except grpc.aio.AioRpcError as err:
                 if err.code() in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
                     raise  # kept: the link reconnects and sends them then
@@ -148,7 +153,7 @@ class ProfilerLink(Link):
         try:
             await stub.RegisterJob(
                 profiler_pb2.RegisterJobRequest(
-                    job_id=cfg.job_id,
+                    job_id=self.core.profile_job_id,
                     pipeline=common_pb2.PipelineSpec(schedule=cfg.schedule_kind, num_stages=cfg.pp_degree, num_microbatches=cfg.num_microbatches),
                     dp_degree=cfg.dp_degree,
                     tp_degree=cfg.tp_degree,
