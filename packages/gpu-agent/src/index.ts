@@ -15,51 +15,30 @@
  * await agent.onListening?.(await server.start());
  * ```
  */
-export {
-  createAgentModule,
-  resolveGroup,
-  type AgentModule,
-  type AgentModuleOptions,
-} from './module';
+export { createAgentModule, type AgentModule, type AgentModuleOptions } from './module';
 export {
   agentOptionsFromEnv,
   ALL_IN_ONE_DEFAULTS,
-  checkAgentOptions,
   parseMode,
   BACKEND_CHOICES,
-  DEFAULT_STATE_FILE,
   type AgentOptions,
   type BackendChoice,
 } from './config';
-export {
-  nearestClocks,
-  type BackendKind,
-  type DeviceActivity,
-  type DeviceInfo,
-  type GpuBackend,
-} from './backend';
+export type { BackendKind, DeviceActivity, DeviceInfo, GpuBackend } from './backend';
 export { SimulatedBackend, type SimulatedBackendOptions } from './backends/simulated-backend';
-export { NvmlBackend, NvmlError } from './backends/nvml-backend';
-export { AmdSmiBackend, AmdSmiError } from './backends/amdsmi-backend';
+export { NvmlBackend } from './backends/nvml-backend';
+export { AmdSmiBackend } from './backends/amdsmi-backend';
 export { createBackend } from './backends/select';
 export {
-  DEFAULT_PROFILE_DIR,
   MODEL_SPECS,
-  ProfileTable,
-  SIMULATED_MODELS,
   loadProfileTable,
   parseProfileCsv,
   type ModelSpec,
   type ProfileRow,
   type SimulatedModel,
 } from './profile-table';
-export { GpuAgentCore, type AgentCoreOptions, type AgentStats } from './agent';
-export {
-  Session,
-  type MeasurementValue,
-  type SessionOpenedValue,
-  type SessionSink,
-} from './session';
+export type { GpuAgentCore, AgentCoreOptions, AgentStats } from './agent';
+export type { MeasurementValue, SessionOpenedValue, SessionSink } from './session';
 export type { DeviceView } from './device-view';
 export {
   StateFile,
@@ -68,8 +47,7 @@ export {
   type PersistedState,
   type SimulatedDeviceState,
 } from './state-file';
-export { Authorizer, loadTokenFile, parseTokenFile, type Scope, type Token } from './auth';
-export { AuditLog, type AuditEntry, type Caller } from './audit';
-export { registerAgentMetrics, renderMetrics } from './metrics';
-export { gpuAgentService } from './service';
+export { parseTokenFile, type Scope, type Token } from './auth';
+export type { AuditEntry, Caller } from './audit';
+export { renderMetrics } from './metrics';
 export * from './validate';
