@@ -8,6 +8,8 @@ import { fitsBudget, REL_TOL } from './tolerance';
 // Infinity) is intercepted and hot loops run ~25x slower. Local copies of hot imports: the
 // CommonJS that ts-jest and tsx emit reads an import through a property getter on every use.
 const { max, min } = Math;
+const fits = fitsBudget;
+const relTol = REL_TOL;
 const INF = Infinity;
 const slowest = slowestWithin;
 const energyOf = planEnergy;
@@ -64,7 +66,7 @@ export class Discretizer {
     const { choice, times } = this;
     for (let i = 0; i < dag.numNodes; i++) {
       const tb = tables[dag.table[i]!]!;
-      const c = slowest(tb, durations[i]! * (1 + REL_TOL));
+      const c = slowest(tb, durations[i]! * (1 + relTol));
       choice[i] = c;
       times[i] = tb.timeS[c]!;
     }
@@ -88,8 +90,8 @@ export class Discretizer {
       this.syncTimes();
       this.reclaim(budgetS, -1);
       const c = this.evaluate();
-      const freshFits = fitsBudget(r.timeS, budgetS);
-      if (fitsBudget(c.timeS, budgetS) && (!freshFits || c.energyJ < r.energyJ)) r = c;
+      const freshFits = fits(r.timeS, budgetS);
+      if (fits(c.timeS, budgetS) && (!freshFits || c.energyJ < r.energyJ)) r = c;
       else {
         this.choice.set(fresh);
         this.syncTimes();
@@ -254,6 +256,6 @@ export class Discretizer {
       if (sc > 0) heap.push(i, sc);
     }
     const r = this.evaluate();
-    return fitsBudget(r.timeS, budgetS) && r.energyJ < current.energyJ ? r : current;
+    return fits(r.timeS, budgetS) && r.energyJ < current.energyJ ? r : current;
   }
 }

@@ -7,6 +7,8 @@ import { fitsBudget, REL_TOL } from './tolerance';
 
 // Module bindings, not global lookups (see discretizer.ts).
 const { floor } = Math;
+const fits = fitsBudget;
+const relTol = REL_TOL;
 const CAP_INF = INFINITE_CAPACITY;
 const slowest = slowestWithin;
 
@@ -33,7 +35,7 @@ export function eject(
   const need = new Float64Array(n);
   const saved = new Uint16Array(n);
   let best = current;
-  const eps = budgetS * REL_TOL;
+  const eps = budgetS * relTol;
   for (let round = 0; round < maxRounds; round++) {
     let improved = false;
     for (let trial = 0; trial < n * maxSteps; trial++) {
@@ -99,7 +101,7 @@ export function eject(
         disc.reclaim(budgetS, -1);
         r = disc.evaluate();
       }
-      if (ok && fitsBudget(r.timeS, budgetS) && r.energyJ < best.energyJ - 1e-9) {
+      if (ok && fits(r.timeS, budgetS) && r.energyJ < best.energyJ - 1e-9) {
         best = r;
         improved = true;
       } else {

@@ -11,6 +11,8 @@ import type { FrontierPoint } from './types';
 
 // Module bindings, not global lookups (see discretizer.ts).
 const { ceil, min } = Math;
+const fits = fitsBudget;
+const relTol = REL_TOL;
 const INF = Infinity;
 
 /**
@@ -61,7 +63,7 @@ export function sampleFrontier(
     let r = disc.runCarrying(dur, budgetS);
     // Rounding a relaxation of a later time can overrun a budget below it (the extra samples of
     // tiny pipelines); such a plan is no candidate, and any search result that fits beats it.
-    if (!fitsBudget(r.timeS, budgetS)) r = { timeS: r.timeS, energyJ: INF };
+    if (!fits(r.timeS, budgetS)) r = { timeS: r.timeS, energyJ: INF };
     // Best-ratio reclamation from the rounded relaxation: keeps the frontier below lowtime's in the
     // middle of the range, where reverse-topological reclamation alone was up to 0.04% worse.
     if (r.energyJ > boundJ * GREEDY_ABOVE_BOUND) r = disc.greedyReclaim(dur, budgetS, true, r);
@@ -136,7 +138,7 @@ export function sampleFrontier(
   const keep: number[] = [];
   let bestE = INF;
   for (const c of order) {
-    if (candE[c]! < bestE * (1 - REL_TOL)) {
+    if (candE[c]! < bestE * (1 - relTol)) {
       keep.push(c);
       bestE = candE[c]!;
     }

@@ -5,6 +5,8 @@ import { fitsBudget, REL_TOL } from './tolerance';
 
 // Module bindings, not global lookups (see discretizer.ts).
 const { max } = Math;
+const fits = fitsBudget;
+const relTol = REL_TOL;
 const INF = Infinity;
 const slowest = slowestWithin;
 
@@ -28,7 +30,7 @@ export function seededRebuild(disc: Discretizer, budgetS: number, current: PlanC
         disc.syncTimes();
         choice[b] = o;
         times[b] = tb.timeS[o]!;
-        if (!fitsBudget(disc.evaluate().timeS, budgetS)) continue;
+        if (!fits(disc.evaluate().timeS, budgetS)) continue;
         const r = disc.greedyFrom(budgetS, perSecond, best);
         if (r !== best) {
           best = r;
@@ -66,7 +68,7 @@ function repair(disc: Discretizer, budgetS: number, locked: number): boolean {
   const { choice, times, finish } = disc;
   const tail = disc.latestStart; // scratch: longest path from each instruction's start
   for (let guard = 0; guard < 64 * n; guard++) {
-    if (fitsBudget(disc.evaluate().timeS, budgetS)) return true;
+    if (fits(disc.evaluate().timeS, budgetS)) return true;
     tailLengths(dag, times, tail);
     let best = -1;
     let bestRatio = -INF;
@@ -76,7 +78,7 @@ function repair(disc: Discretizer, budgetS: number, locked: number): boolean {
       const tb = tables[dag.table[i]!]!;
       const c = choice[i]!;
       const ratio =
-        (tb.timeS[c]! - tb.timeS[c - 1]!) / max(REL_TOL, tb.effectiveJ[c - 1]! - tb.effectiveJ[c]!);
+        (tb.timeS[c]! - tb.timeS[c - 1]!) / max(relTol, tb.effectiveJ[c - 1]! - tb.effectiveJ[c]!);
       if (ratio > bestRatio) {
         bestRatio = ratio;
         best = i;
@@ -107,7 +109,7 @@ export function polish(disc: Discretizer, budgetS: number, maxRounds = 100): Pla
     critical.length = 0;
     for (let i = 0; i < n; i++) {
       const slack = latestStart[i]! - (finish[i]! - times[i]!);
-      if (slack <= REL_TOL * budgetS && choice[i]! > 0) critical.push(i);
+      if (slack <= relTol * budgetS && choice[i]! > 0) critical.push(i);
     }
     let bestNet = 1e-9;
     let bestA = -1;

@@ -94,10 +94,30 @@ export function sweepRelaxation(v: ValidInput, onCut?: (timeS: number) => void):
     return sum;
   };
 
+  /**
+   * Sets activity i to duration x on hull segment s, in canonical form: a duration within the
+   * snap tolerance of a vertex is exactly that vertex (and a vertex is always held as the start of
+   * its segment, d = t[seg]); otherwise t[seg] < d < t[seg + 1] with more than the tolerance on
+   * both sides. So "at a vertex" is an exact test, and every step limit a vertex sets is positive:
+   * near-equal durations of identical stages (sums in different orders) cannot leave an activity
+   * a rounding error short of its vertex, where the next cut could move it by 0.
+   */
+  const placeOnHull = (h: HullTable, i: number, x: number, s: number): void => {
+    if (s < h.last && (x >= h.t[s + 1]! || isAtVertex(x, h.t[s + 1]!))) {
+      s++;
+      x = h.t[s]!;
+    } else if (x <= h.t[s]! || isAtVertex(x, h.t[s]!)) x = h.t[s]!;
+    d[i] = x;
+    seg[i] = s;
+  };
+
   let T = schedule();
   const dStart = Float64Array.from(d);
   let cuts = 0;
+  // Criticality tolerance (slack, edge gaps) and the least step: both far above the snap
+  // tolerance (1e-13 relative) and far below any time that matters.
   const eps = T * 1e-10 + 1e-13;
+  const minStep = T * 1e-12 + 1e-14;
 
   for (;;) {
     lbT.push(T);
@@ -120,7 +140,7 @@ export function sweepRelaxation(v: ValidInput, onCut?: (timeS: number) => void):
       const s = seg[i]!;
       let lb: number;
       let ub: number;
-      if (isAtVertex(d[i]!, h.t[s]!)) {
+      if (d[i] === h.t[s]) {
         ub = s > 0 ? h.slope[s - 1]! : CAP_INF;
         lb = s < h.last ? h.slope[s]! : 0;
       } else {
@@ -168,15 +188,19 @@ export function sweepRelaxation(v: ValidInput, onCut?: (timeS: number) => void):
       const s = seg[i]!;
       if (inS && !outS) {
         delta[i] = -1;
-        lambda = min(lambda, isAtVertex(d[i]!, h.t[s]!) ? h.t[s]! - h.t[s - 1]! : d[i]! - h.t[s]!);
+        lambda = min(lambda, d[i] === h.t[s] ? h.t[s]! - h.t[s - 1]! : d[i]! - h.t[s]!);
       } else if (!inS && outS && s < h.last) {
         delta[i] = 1;
         lambda = min(lambda, h.t[s + 1]! - d[i]!);
       }
     }
+    // Canonical durations make every limit above > 0; a cut that moves nothing is a bug.
     if (!(lambda > 0) || lambda === INF) {
       throw new Error(`internal: cut with no movable activity (λ=${lambda})`);
     }
+    // Never shorter than `minStep` (unless a hull vertex is nearer): a step below the snap
+    // tolerance would be undone by `placeOnHull` and the sweep would stand still.
+    const floorStep = min(lambda, minStep);
     // Shrink λ until no path outside the critical subgraph overtakes T − λ (Newton on the convex
     // gap function: each iteration jumps to where the current longest path meets T − λ).
     for (let iter = 0; iter < 100; iter++) {
@@ -207,7 +231,7 @@ export function sweepRelaxation(v: ValidInput, onCut?: (timeS: number) => void):
       if (makespan <= T - lambda + eps) break;
       const next = (T - base0) / (1 + slope0);
       if (!(next < lambda)) break;
-      lambda = max(next, 0);
+      lambda = max(next, floorStep);
     }
     {
       let m = 0;
@@ -224,26 +248,14 @@ export function sweepRelaxation(v: ValidInput, onCut?: (timeS: number) => void):
       }
       events.push({ moved, before, dir });
     }
-    // Apply the cut for λ.
+    // Apply the cut for λ, keeping every duration canonical (see `placeOnHull`).
     for (let i = 0; i < n; i++) {
       const dl = delta[i]!;
       if (dl === 0) continue;
       const h = hullOfNode(i);
       let s = seg[i]!;
-      if (dl < 0) {
-        if (isAtVertex(d[i]!, h.t[s]!)) s--;
-        let x = d[i]! - lambda;
-        if (x <= h.t[s]! || isAtVertex(x, h.t[s]!)) x = h.t[s]!;
-        d[i] = x;
-      } else {
-        let x = d[i]! + lambda;
-        if (x >= h.t[s + 1]! || isAtVertex(x, h.t[s + 1]!)) {
-          s++;
-          x = h.t[s]!;
-        }
-        d[i] = x;
-      }
-      seg[i] = s;
+      if (dl < 0 && d[i] === h.t[s]) s--;
+      placeOnHull(h, i, d[i]! + dl * lambda, s);
     }
     T = schedule();
     if (onCut && (cuts & 63) === 0) onCut(T);
