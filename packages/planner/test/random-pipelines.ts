@@ -30,7 +30,7 @@ const SHAPES: CaseShape[] = [
 
 /**
  * The random input of `seed`: 1–64 stages, 1–512 microbatches (instructions capped at
- * `maxNodes` so a case stays CI-cheap), 1F1B or GPipe, blocking power zero, typical or far above
+ * `maxNodes` so a case stays CI-cheap), 1F1B, GPipe or interleaved 1F1B (2–3 chunks), blocking power zero, typical or far above
  * any instruction's power, and one of the {@link CaseShape}s. One seed in eight is tiny (≤ 4,096
  * plans) so the exhaustive oracle can check it. The same seed gives the same input everywhere.
  */
@@ -40,10 +40,18 @@ export function randomCase(seed: number, maxNodes = 480, only?: CaseShape): Rand
   const tiny = seed % 8 === 0;
   const drawn = pick(SHAPES);
   const shape = only ?? drawn;
+  const schedule: ScheduleKind = pick(['1f1b', 'gpipe', 'interleaved'] as const);
+  // Interleaved 1F1B: V model chunks per GPU (N·V virtual stages), M a multiple of N.
+  const numChunks = schedule !== 'interleaved' ? 1 : tiny ? 2 : pick([2, 3]);
   let numStages: number;
   let numMicrobatches: number;
   let numClocks: number;
-  if (tiny) {
+  if (tiny && schedule === 'interleaved') {
+    // N=1, M∈{1,2}, 3 clocks (≤ 6,561 plans at V=2) or N=2, M=2, 2 clocks (65,536 plans).
+    numStages = pick([1, 2]);
+    numMicrobatches = numStages === 1 ? pick([1, 2]) : 2;
+    numClocks = numStages === 1 ? 3 : 2;
+  } else if (tiny) {
     numStages = pick([1, 2]);
     numMicrobatches = numStages === 1 ? pick([1, 2, 3]) : pick([1, 2]);
     numClocks = pick([2, 3]);
@@ -51,15 +59,23 @@ export function randomCase(seed: number, maxNodes = 480, only?: CaseShape): Rand
     // Log-uniform sizes, then shrink whichever is larger until the DAG fits the budget.
     numStages = Math.max(1, Math.round(Math.exp(r() * Math.log(64))));
     numMicrobatches = Math.max(1, Math.round(Math.exp(r() * Math.log(512))));
-    while (2 * numStages * numMicrobatches > maxNodes) {
-      if (numMicrobatches >= numStages) numMicrobatches = Math.ceil(numMicrobatches / 2);
+    const roundM = (): void => {
+      if (schedule === 'interleaved')
+        numMicrobatches = numStages * Math.max(1, Math.round(numMicrobatches / numStages));
+    };
+    roundM();
+    while (2 * numStages * numChunks * numMicrobatches > maxNodes) {
+      // Interleaved keeps M ≥ N (a multiple of it), so it can only halve M while M > N.
+      const halveM =
+        schedule === 'interleaved' ? numMicrobatches > numStages : numMicrobatches >= numStages;
+      if (halveM) numMicrobatches = Math.ceil(numMicrobatches / 2);
       else numStages = Math.ceil(numStages / 2);
+      roundM();
     }
     numClocks = pick([1, 2, 3, 5, 8, 16]);
     // A real GPU's clock table: dozens of 15 MHz steps (the paper's A100 has 38 per instruction).
     if (shape === 'fine-clocks-identical') numClocks = 24 + Math.floor(r() * 16);
   }
-  const schedule: ScheduleKind = pick(['1f1b', 'gpipe'] as const);
   const blockingPowerW = pick([0, 0, 60, 85, 5000]);
   const fMax = 1410;
   const clocks = Array.from(
@@ -86,17 +102,18 @@ export function randomCase(seed: number, maxNodes = 480, only?: CaseShape): Rand
     const single = shape === 'single-clock' && r() < 0.6;
     return { forward: options(0.02 * w, single), backward: options(0.045 * w, single) };
   };
-  const stages = Array.from({ length: numStages }, stage);
+  const virtualStages = numStages * numChunks;
+  const stages = Array.from({ length: virtualStages }, stage);
   if (
     shape === 'identical-stages' ||
     shape === 'integer-times' ||
     shape === 'fine-clocks-identical'
   ) {
     // Identical middle stages (homogeneous layers); the last stage differs, as with a head.
-    for (let s = 1; s < numStages - 1; s++) stages[s] = stages[0]!;
+    for (let s = 1; s < virtualStages - 1; s++) stages[s] = stages[0]!;
   }
   // τ: a few dozen to a few hundred samples over the iteration's range.
-  const iterS = 0.065 * (numMicrobatches + numStages);
+  const iterS = 0.065 * numChunks * (numMicrobatches + numStages);
   const unitTimeS = iterS * pick([0.002, 0.005, 0.02, 0.05]);
   return {
     seed,
@@ -104,7 +121,10 @@ export function randomCase(seed: number, maxNodes = 480, only?: CaseShape): Rand
     tiny,
     input: {
       profile: { stages },
-      pipeline: { schedule, numStages, numMicrobatches },
+      pipeline:
+        schedule === 'interleaved'
+          ? { schedule, numStages, numMicrobatches, numChunks }
+          : { schedule, numStages, numMicrobatches },
       blockingPowerW,
       unitTimeS,
     },
