@@ -26,6 +26,8 @@ export interface ProfilerConfig {
   rawRetentionS: number;
   /** Background aggregation period, ms (0 = only on read). Env PERSEUS_PROFILER_AGGREGATE_INTERVAL_MS, default 2000. */
   aggregateIntervalMs: number;
+  /** Token file (scopes read/report/control, optional jobs); '' = none. Env PERSEUS_PROFILER_TOKEN_FILE. */
+  tokenFile: string;
 }
 
 export const DEFAULT_PROFILER_CONFIG: ProfilerConfig = {
@@ -38,6 +40,7 @@ export const DEFAULT_PROFILER_CONFIG: ProfilerConfig = {
   outlierK: 3.5,
   rawRetentionS: 0,
   aggregateIntervalMs: 2000,
+  tokenFile: '',
 };
 
 /** Resolves the configuration; throws an Error naming the setting when a value is out of range. */
@@ -63,6 +66,7 @@ export function resolveProfilerConfig(
       d.aggregateIntervalMs,
       env,
     ),
+    tokenFile: envString('PERSEUS_PROFILER_TOKEN_FILE', d.tokenFile, env),
     ...defined,
   };
   const problems: string[] = [];

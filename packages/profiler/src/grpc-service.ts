@@ -7,8 +7,8 @@ import type * as grpc from '@grpc/grpc-js';
 import { status } from '@grpc/grpc-js';
 import type { profilerV1 } from '@perseus/proto';
 import { perseusGrpc } from '@perseus/proto';
-import type { HostedService, Logger } from '@perseus/service-kit';
-import { rpc, toStreamError } from '@perseus/service-kit';
+import type { HostedService, ListenerAccess, Logger } from '@perseus/service-kit';
+import { callerOf, rpc, toStreamError } from '@perseus/service-kit';
 import type { Profiler } from './profiler';
 import type { ProfileCell } from './types';
 import { instructionToWire } from './types';
@@ -28,7 +28,12 @@ export interface ProfilerServiceOptions {
   maxBatchMeasurements?: number;
   /** Batches one stream may have waiting for commit before the server stops reading it (backpressure). */
   streamWindow?: number;
+  /** The listener's access policy (tokens, scopes, jobs). Absent: open. */
+  access?: ListenerAccess;
 }
+
+type JobRequest = { job_id?: string | null };
+const jobOf = (req: JobRequest): string | undefined => req.job_id ?? undefined;
 
 function cellToWire(c: ProfileCell): profilerV1.ProfileCell {
   return {
@@ -96,6 +101,10 @@ export function profilerService(
         const ack: Promise<profilerV1.BatchAck> = (async () => {
           let batch;
           try {
+            const caller = callerOf(call);
+            // The stream was admitted with scope report; each batch's job must be the token's too.
+            if (options.access !== undefined && caller !== undefined)
+              options.access.current.authorize(caller, 'report', msg.job_id ?? '');
             batch = validateMeasurementBatch(msg, maxBatch);
           } catch (err) {
             profiler.countRejected();
@@ -130,6 +139,22 @@ export function profilerService(
   return {
     name: 'perseus.profiler.v1.Profiler',
     definition: perseusGrpc().perseus.profiler.v1.Profiler.service,
+    ...(options.access === undefined
+      ? {}
+      : {
+          access: {
+            listener: options.access,
+            methods: {
+              RegisterJob: { scope: 'report', jobOf },
+              ReportMeasurements: { scope: 'report' },
+              ReportIterations: { scope: 'report', jobOf },
+              GetProfile: { scope: 'read' },
+              GetCoverage: { scope: 'read' },
+              ExportProfile: { scope: 'read' },
+              ImportProfile: { scope: 'control', jobOf },
+            },
+          },
+        }),
     handlers: {
       RegisterJob: rpc.unary<profilerV1.RegisterJobRequest__Output, profilerV1.RegisterJobResponse>(
         async (req) => profiler.registerJob(validateRegisterJob(req)),

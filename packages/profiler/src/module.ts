@@ -1,6 +1,13 @@
 /** The profiler as a {@link ServiceModule} that `perseus serve` hosts (alone or all-in-one). */
 import type { Logger, MetricsRegistry, MetricsServer, ServiceModule } from '@perseus/service-kit';
-import { createMetricsRegistry, startMetricsServer } from '@perseus/service-kit';
+import {
+  AccessPolicy,
+  ListenerAccess,
+  createMetricsRegistry,
+  listenerPolicy,
+  loadAccessTokens,
+  startMetricsServer,
+} from '@perseus/service-kit';
 import type { ProfilerConfig } from './config';
 import { resolveProfilerConfig } from './config';
 import type { ProfilerServiceOptions } from './grpc-service';
@@ -20,6 +27,8 @@ export interface ProfilerModuleOptions {
   env?: NodeJS.ProcessEnv;
   /** The process's metrics registry; default: one of the module's own. */
   metrics?: MetricsRegistry;
+  /** The server listens with TLS (then a non-local address is allowed, with a token file). */
+  tls?: boolean;
   /** Per-stream backpressure window (batches awaiting commit). Default 8. */
   streamWindow?: ProfilerServiceOptions['streamWindow'];
 }
@@ -48,9 +57,20 @@ export async function createProfilerModule(
 ): Promise<ProfilerModule> {
   const config = resolveProfilerConfig(options.config, options.env);
   const logger = options.logger;
-  const store =
-    options.store ??
-    new SqliteProfileStore({ dataDir: config.dataDir, synchronous: config.synchronous });
+  const tokens = config.tokenFile === '' ? undefined : loadAccessTokens(config.tokenFile);
+  // With a token file, tokens are required from the start; without one the module is open until
+  // onListening settles the policy for the bound address (a non-local address without TLS and
+  // tokens is refused there; `perseus serve` refuses it before binding).
+  const access = new ListenerAccess(
+    tokens === undefined ? AccessPolicy.open() : new AccessPolicy(tokens, true),
+  );
+  const sqlite =
+    options.store === undefined
+      ? new SqliteProfileStore({ dataDir: config.dataDir, synchronous: config.synchronous })
+      : undefined;
+  // The aggregation worker is up before the first read.
+  await sqlite?.ready();
+  const store: ProfileStore = options.store ?? sqlite!;
   const profiler = new Profiler({
     store,
     logger,
@@ -78,8 +98,20 @@ export async function createProfilerModule(
       profilerService(profiler, logger, {
         maxBatchMeasurements: config.maxBatchMeasurements,
         streamWindow: options.streamWindow,
+        access,
       }),
     ],
+    async onListening(address: string): Promise<void> {
+      access.current = await listenerPolicy(address, {
+        tokens,
+        tls: options.tls === true,
+        service: 'profiler',
+      });
+      logger.info(
+        { address, tokens: tokens?.length ?? 0, requireToken: access.current.requireToken },
+        'profiler access',
+      );
+    },
     profiler,
     config,
     metricsAddress: () => metrics?.address,

@@ -45,6 +45,12 @@ export interface ProfilerOptions {
   maxAggregationLagMs?: number;
   /** Prune raw rows of jobs idle for this long, seconds (0 = keep raw rows). Default 0. */
   rawRetentionS?: number;
+  /**
+   * Longest a read (GetProfile, GetCoverage, stage-level ExportProfile) waits for the aggregation
+   * of the job's dirty cells, ms; past it the read answers from the cells aggregated so far and the
+   * aggregation finishes in the background. Default 500.
+   */
+  readWaitMs?: number;
   /** Clock, for tests. */
   now?: () => number;
 }
@@ -90,6 +96,9 @@ export class Profiler {
   private readonly commits: GroupCommitQueue;
   private readonly maintenance: MaintenanceTimers;
   private closing = false;
+  private readonly readWaitMs: number;
+  /** Per job: the refresh queued or running last, and one not started yet (readers share it). */
+  private readonly refreshes = new Map<string, { last: Promise<void>; waiting?: Promise<void> }>();
   private readonly closingListeners = new Set<() => void>();
   /** Batches accepted and not yet answered; close() waits for them. */
   private readonly submissions = new Set<Promise<BatchResult>>();
@@ -101,7 +110,9 @@ export class Profiler {
     this.aggregate = {
       groups: (groups, key, job) => aggregateTpGroups(groups, key, job.tpDegree, agg),
       ranks: (rows, key) => aggregateRanks(rows, key, agg),
+      options: agg,
     };
+    this.readWaitMs = options.readWaitMs ?? 500;
     this.defaultCoverageMinCount = options.defaultCoverageMinCount ?? 10;
     this.now = options.now ?? Date.now;
     this.commits = new GroupCommitQueue({
@@ -212,6 +223,46 @@ export class Profiler {
     return this.store.storeIterations(cmd.jobId, cmd.iterations);
   }
 
+  /**
+   * Reads never wait on ingestion beyond `readWaitMs`: the job's dirty cells are aggregated (off
+   * the main thread with the SQLite store), and the read goes on when that is done or the wait is
+   * over, whichever comes first. Readers arriving while a refresh runs share the next one, which
+   * covers everything committed before they arrived.
+   */
+  private async freshCells(jobId: string): Promise<void> {
+    const refresh = this.refreshJob(jobId);
+    let timer: NodeJS.Timeout | undefined;
+    const wait = new Promise<void>((resolve) => {
+      timer = setTimeout(resolve, this.readWaitMs);
+    });
+    try {
+      await Promise.race([refresh, wait]);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  private refreshJob(jobId: string): Promise<void> {
+    const entry = this.refreshes.get(jobId);
+    if (entry?.waiting !== undefined) return entry.waiting;
+    const previous = entry?.last ?? Promise.resolve();
+    const run: Promise<void> = previous
+      .then(() => {
+        const e = this.refreshes.get(jobId);
+        if (e?.waiting === run) delete e.waiting;
+        return this.store.refreshCells(jobId, this.aggregate);
+      })
+      .then(
+        () => undefined,
+        (err: unknown) => this.logger.error({ err, jobId }, 'cell aggregation failed'),
+      )
+      .finally(() => {
+        if (this.refreshes.get(jobId)?.last === run) this.refreshes.delete(jobId);
+      });
+    this.refreshes.set(jobId, { last: run, waiting: run });
+    return run;
+  }
+
   /** Cells of the job: pooled across pipelines, or one pipeline's (TP-combined). */
   async getProfile(q: GetProfileQuery): Promise<ProfileCell[]> {
     const job = await this.requireJob(q.jobId);
@@ -221,7 +272,7 @@ export class Profiler {
         `must be < dp_degree ${job.dpDegree}, got ${q.dpRank}`,
       );
     }
-    await this.store.refreshCells(q.jobId, this.aggregate);
+    await this.freshCells(q.jobId);
     const cells = await this.store.getCells(
       q.jobId,
       q.dpRank === undefined ? { scope: 'pooled' } : { scope: 'pipeline', dpRank: q.dpRank },
@@ -241,7 +292,7 @@ export class Profiler {
   async getCoverage(q: GetCoverageQuery): Promise<Coverage> {
     const job = await this.requireJob(q.jobId);
     const minCount = q.minCount === 0 ? this.defaultCoverageMinCount : q.minCount;
-    await this.store.refreshCells(q.jobId, this.aggregate);
+    await this.freshCells(q.jobId);
     const cells = await this.store.getCells(q.jobId, { scope: 'pooled' });
     const entries: CoverageEntry[] = [];
     for (let stage = 0; stage < job.numStages; stage++) {
@@ -386,6 +437,7 @@ export class Profiler {
     await Promise.allSettled([...this.submissions]);
     await this.commits.drained();
     await maintenanceStopped;
+    await Promise.allSettled([...this.refreshes.values()].map((r) => r.last));
     await this.store.close();
   }
 }

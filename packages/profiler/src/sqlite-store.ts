@@ -14,6 +14,8 @@ import * as path from 'node:path';
 import Database from 'better-sqlite3';
 import type { RawRow, TpGroup } from './aggregate';
 import { mergeCellStats } from './aggregate';
+import type { DirtyKey } from './aggregation-thread';
+import { AggregationThread } from './aggregation-thread';
 import type {
   BatchOutcome,
   CellAggregator,
@@ -34,6 +36,11 @@ export interface SqliteProfileStoreOptions {
   synchronous?: SynchronousMode;
   /** Clock, for tests. */
   now?: () => number;
+  /**
+   * Aggregate big cells in a worker thread with its own read connection, so reads never stall
+   * ingestion (file-backed stores only; ':memory:' is always in-thread). Default true.
+   */
+  aggregationWorker?: boolean;
 }
 
 const SCHEMA_VERSION = 1;
@@ -178,6 +185,10 @@ function prepareStatements(db: Database.Database) {
     clearDirty: db.prepare(
       'DELETE FROM dirty WHERE job = ? AND stage = ? AND instr = ? AND freq = ?',
     ),
+    // Only if nothing was committed to the cell after the snapshot the worker aggregated.
+    clearDirtyAt: db.prepare(
+      'DELETE FROM dirty WHERE job = ? AND stage = ? AND instr = ? AND freq = ? AND last_ms = ?',
+    ),
     rawOfCell: db
       .prepare(
         'SELECT dp, iteration, mb, tp, rank, time, energy FROM measurements WHERE job = ? AND stage = ? AND instr = ? AND freq = ?',
@@ -241,6 +252,9 @@ export class SqliteProfileStore implements ProfileStore {
   private rawRows = 0;
   private closed = false;
   private readonly stmt: Statements;
+  private readonly worker: AggregationThread | undefined;
+  /** Last commit stamp (ms); stamps strictly increase so a dirty stamp names one snapshot. */
+  private lastStamp = 0;
 
   constructor(options: SqliteProfileStoreOptions) {
     this.now = options.now ?? Date.now;
@@ -275,6 +289,20 @@ export class SqliteProfileStore implements ProfileStore {
     }
     this.stmt = prepareStatements(this.db);
     this.rawRows = this.stmt.countRaw.get() as number;
+    this.worker =
+      this.file !== ':memory:' && options.aggregationWorker !== false
+        ? new AggregationThread(this.file)
+        : undefined;
+  }
+
+  /** Resolves once the aggregation worker (if any) runs. */
+  async ready(): Promise<void> {
+    await this.worker?.ready;
+  }
+
+  private stamp(): number {
+    this.lastStamp = Math.max(this.now(), this.lastStamp + 1);
+    return this.lastStamp;
   }
 
   private job(jobId: string): JobEntry | undefined {
@@ -362,7 +390,7 @@ export class SqliteProfileStore implements ProfileStore {
 
   async commitBatches(batches: readonly MeasurementBatch[]): Promise<BatchOutcome[]> {
     this.check();
-    const nowMs = this.now();
+    const nowMs = this.stamp();
     const outcomes: BatchOutcome[] = [];
     let added = 0;
     // One outer transaction = one durable commit for the group; each batch in a savepoint so a
@@ -479,30 +507,44 @@ export class SqliteProfileStore implements ProfileStore {
         }
         fresh = aggregate.groups(groups, key, entry.spec);
       }
-      const scopeFlag = rankScope ? 1 : 0;
-      const base = (
-        this.stmt.baseOfCell.all(entry.key, k.stage, k.instr, k.freq, scopeFlag) as CellRow[]
-      ).map(cellFromRow);
-      const merged = new Map<string, ProfileCell>();
-      const id = (c: ProfileCell): string => `${c.scope}/${c.dpRank}/${c.rank}`;
-      for (const b of base) merged.set(id(b), b);
-      for (const f of fresh) {
-        const b = merged.get(id(f));
-        merged.set(id(f), b ? { ...f, ...mergeCellStats(b, f) } : f);
-      }
-      // Measured data replaces imported cells of the same key (all scopes).
-      this.stmt.deleteImportedOfKey.run(entry.key, k.stage, k.instr, k.freq);
-      this.stmt.deleteScopeCellsOfKey.run(entry.key, k.stage, k.instr, k.freq, scopeFlag);
-      for (const c of merged.values()) this.stmt.insertCell.run(...cellParams(entry.key, c));
-      if (rankScope) this.stmt.clearRankDirty.run(entry.key, k.stage, k.instr, k.freq);
-      else this.stmt.clearDirty.run(entry.key, k.stage, k.instr, k.freq);
+      this.writeFresh(entry, k, fresh, rankScope);
     })();
   }
 
-  private dirtyKeys(
+  /**
+   * Stores freshly aggregated cells of one key (merged with what was kept from pruned rows) and
+   * clears its dirty mark — with `stamp`, only if nothing was committed to it since that snapshot.
+   * Runs inside the caller's transaction.
+   */
+  private writeFresh(
     entry: JobEntry,
-    only?: DirtyFilter,
-  ): Array<{ stage: number; instr: number; freq: number }> {
+    k: DirtyKey,
+    fresh: readonly ProfileCell[],
+    rankScope: boolean,
+    stamp?: number,
+  ): void {
+    const scopeFlag = rankScope ? 1 : 0;
+    const base = (
+      this.stmt.baseOfCell.all(entry.key, k.stage, k.instr, k.freq, scopeFlag) as CellRow[]
+    ).map(cellFromRow);
+    const merged = new Map<string, ProfileCell>();
+    const id = (c: ProfileCell): string => `${c.scope}/${c.dpRank}/${c.rank}`;
+    for (const b of base) merged.set(id(b), b);
+    for (const f of fresh) {
+      const b = merged.get(id(f));
+      merged.set(id(f), b ? { ...f, ...mergeCellStats(b, f) } : f);
+    }
+    // Measured data replaces imported cells of the same key (all scopes).
+    this.stmt.deleteImportedOfKey.run(entry.key, k.stage, k.instr, k.freq);
+    this.stmt.deleteScopeCellsOfKey.run(entry.key, k.stage, k.instr, k.freq, scopeFlag);
+    for (const c of merged.values()) this.stmt.insertCell.run(...cellParams(entry.key, c));
+    if (rankScope) this.stmt.clearRankDirty.run(entry.key, k.stage, k.instr, k.freq);
+    else if (stamp !== undefined)
+      this.stmt.clearDirtyAt.run(entry.key, k.stage, k.instr, k.freq, stamp);
+    else this.stmt.clearDirty.run(entry.key, k.stage, k.instr, k.freq);
+  }
+
+  private dirtyKeys(entry: JobEntry, only?: DirtyFilter): DirtyKey[] {
     const quiet = only?.quietBeforeMs ?? Number.MAX_SAFE_INTEGER;
     const since = only?.dirtySinceBeforeMs ?? Number.MAX_SAFE_INTEGER;
     return this.stmt.dirtyOfJob.all(entry.key, quiet, since) as Array<{
@@ -521,6 +563,29 @@ export class SqliteProfileStore implements ProfileStore {
     const entry = this.job(jobId);
     if (!entry) return 0;
     const keys = this.dirtyKeys(entry, only);
+    if (keys.length === 0) return 0;
+    if (this.worker !== undefined && aggregate.options !== undefined) {
+      // Off the main thread: the worker reads a snapshot and aggregates; here only the writes.
+      let results;
+      try {
+        results = await this.worker.aggregate({
+          jobKey: entry.key,
+          keys,
+          tpDegree: entry.spec.tpDegree,
+          options: aggregate.options,
+        });
+      } catch (err) {
+        if (this.closed) return 0;
+        throw err;
+      }
+      if (this.closed) return 0;
+      const spec = this.job(jobId)?.spec;
+      // The job's shape changed meanwhile (an imported job re-registered): aggregate again later.
+      if (spec === undefined || spec.tpDegree !== entry.spec.tpDegree) return 0;
+      for (const r of results)
+        this.db.transaction(() => this.writeFresh(entry, r.key, r.fresh, false, r.stamp))();
+      return results.length;
+    }
     for (const k of keys) {
       // One cell per turn of the event loop, so a large refresh never stalls ingestion for long.
       await new Promise<void>((resolve) => setImmediate(resolve));
@@ -631,6 +696,7 @@ export class SqliteProfileStore implements ProfileStore {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    await this.worker?.close();
     if (this.file !== ':memory:') this.db.pragma('wal_checkpoint(TRUNCATE)');
     this.db.close();
   }

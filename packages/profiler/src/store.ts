@@ -12,7 +12,7 @@
  * - Cells touched by new measurements are marked dirty in the same transaction;
  *   {@link ProfileStore.refreshCells} recomputes exactly those.
  */
-import type { RawRow, TpGroup } from './aggregate';
+import type { AggregationOptions, RawRow, TpGroup } from './aggregate';
 import type {
   BatchResult,
   CellKey,
@@ -30,6 +30,11 @@ import type {
 export interface CellAggregator {
   groups(groups: readonly TpGroup[], key: CellKey, job: JobSpec): ProfileCell[];
   ranks(rows: readonly RawRow[], key: CellKey, job: JobSpec): ProfileCell[];
+  /**
+   * When `groups` is aggregate.ts's `aggregateTpGroups` with these options: a store may then run it
+   * off the main thread (the SQLite store's aggregation worker). Absent: always in-thread.
+   */
+  readonly options?: AggregationOptions;
 }
 
 /** Result of one batch in a group commit: stored/duplicate, or the error that rolled it back. */

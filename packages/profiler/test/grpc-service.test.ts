@@ -61,6 +61,7 @@ beforeEach(async () => {
   for (const s of mod.services) server.addService(s);
   server.onShutdown(() => mod.close());
   const address = await server.start();
+  await mod.onListening?.(address);
   client = new (perseusGrpc().perseus.profiler.v1.Profiler)(
     address,
     grpc.credentials.createInsecure(),

@@ -1,6 +1,7 @@
 import type * as grpc from '@grpc/grpc-js';
 import { Metadata, status } from '@grpc/grpc-js';
 import { PerseusError, UnimplementedError, ValidationError } from './errors';
+import type { AccessScope, Caller, ListenerAccess } from './access';
 import type { Logger } from './logger';
 import { STATUS_DETAILS_KEY, encodeBadRequestStatus } from './status-details';
 
@@ -24,7 +25,42 @@ export function toServiceError(
   return { code: status.INTERNAL, details: 'internal error' };
 }
 
-type Ctx = { logger: Logger; method: string };
+/** How a method is authorised: the scope it needs and, for per-job checks, the job it names. */
+export interface MethodAccess {
+  scope: AccessScope;
+  /** The job a request names (unary and server-streaming calls); checked against the token. */
+  jobOf?: (request: never) => string | undefined;
+}
+
+/** Access rules of a hosted service: the listener's policy and each method's scope. */
+export interface ServiceAccess {
+  listener: ListenerAccess;
+  methods: Readonly<Record<string, MethodAccess>>;
+}
+
+type Ctx = {
+  logger: Logger;
+  method: string;
+  access?: { listener: ListenerAccess; rule: MethodAccess };
+};
+
+const callers = new WeakMap<object, Caller>();
+
+/** The authenticated caller of a call on a service with {@link ServiceAccess} (else undefined). */
+export function callerOf(call: object): Caller | undefined {
+  return callers.get(call);
+}
+
+/** Checks a call against its method's rule before the handler runs (throws the mapped error). */
+function admit(call: { metadata: Metadata; request?: unknown }, ctx: Ctx): void {
+  if (ctx.access === undefined) return;
+  const { listener, rule } = ctx.access;
+  const jobId =
+    rule.jobOf !== undefined && call.request !== undefined
+      ? (rule.jobOf as (r: unknown) => string | undefined)(call.request)
+      : undefined;
+  callers.set(call, listener.current.check(call.metadata, rule.scope, jobId));
+}
 
 function unaryHandler<Req, Res>(
   fn: (req: Req, call: grpc.ServerUnaryCall<Req, Res>) => Promise<Res> | Res,
@@ -32,7 +68,10 @@ function unaryHandler<Req, Res>(
 ): grpc.handleUnaryCall<Req, Res> {
   return (call, callback) => {
     Promise.resolve()
-      .then(() => fn(call.request, call))
+      .then(() => {
+        admit(call, ctx);
+        return fn(call.request, call);
+      })
       .then(
         (res) => callback(null, res),
         (err: unknown) => callback(toServiceError(err, ctx.logger, ctx.method), null),
@@ -60,7 +99,10 @@ function streamHandler<C extends AnyStreamCall>(
 ): (call: C) => void {
   return (call) => {
     Promise.resolve()
-      .then(() => fn(call))
+      .then(() => {
+        admit(call, ctx);
+        return fn(call);
+      })
       .catch((err: unknown) => failStream(call, err, ctx.logger, ctx.method));
   };
 }
@@ -71,7 +113,10 @@ function clientStreamHandler<Req, Res>(
 ): grpc.handleClientStreamingCall<Req, Res> {
   return (call, callback) => {
     Promise.resolve()
-      .then(() => fn(call))
+      .then(() => {
+        admit(call, ctx);
+        return fn(call);
+      })
       .then(
         (res) => callback(null, res),
         (err: unknown) => callback(toServiceError(err, ctx.logger, ctx.method), null),
@@ -115,6 +160,7 @@ export function implementService(
   definition: grpc.ServiceDefinition,
   handlers: Readonly<Record<string, Handler | undefined>>,
   logger: Logger,
+  access?: ServiceAccess,
 ): grpc.UntypedServiceImplementation {
   const impl: grpc.UntypedServiceImplementation = {};
   for (const unknownName of Object.keys(handlers)) {
@@ -122,7 +168,16 @@ export function implementService(
       throw new Error(`${serviceName} has no method ${unknownName}`);
   }
   for (const [method, attrs] of Object.entries(definition)) {
-    const ctx = { logger, method: `${serviceName}/${method}` };
+    const rule = access?.methods[method];
+    if (access !== undefined && rule === undefined)
+      throw new Error(`${serviceName}/${method} has no access rule`);
+    const ctx: Ctx = {
+      logger,
+      method: `${serviceName}/${method}`,
+      ...(access !== undefined && rule !== undefined
+        ? { access: { listener: access.listener, rule } }
+        : {}),
+    };
     const h =
       handlers[method] ?? unimplemented(ctx.method, attrs.requestStream, attrs.responseStream);
     const expected = attrs.requestStream

@@ -51,7 +51,27 @@ export {
   type Sample,
 } from './metrics';
 export { Checker, ID_PATTERN } from './validate';
-export { failStream, implementService, rpc, toServiceError, type Handler } from './handlers';
+export {
+  callerOf,
+  failStream,
+  implementService,
+  rpc,
+  toServiceError,
+  type Handler,
+  type MethodAccess,
+  type ServiceAccess,
+} from './handlers';
+export {
+  AccessPolicy,
+  ListenerAccess,
+  isLocalAddress,
+  listenerPolicy,
+  loadAccessTokens,
+  parseAccessTokens,
+  type AccessScope,
+  type AccessToken,
+  type Caller,
+} from './access';
 export {
   STATUS_DETAILS_KEY,
   decodeFieldViolations,

@@ -5,7 +5,7 @@ import { HealthImplementation } from 'grpc-health-check';
 import { addReflection } from './reflection';
 import { PERSEUS_VERSION } from './version';
 import { normalizeListenAddress, unixSocketPath } from './env';
-import type { Handler } from './handlers';
+import type { Handler, ServiceAccess } from './handlers';
 import { implementService } from './handlers';
 import type { Logger } from './logger';
 import { tagUnixConnection } from './peer-credentials';
@@ -33,6 +33,8 @@ export interface HostedService {
   name: string;
   definition: grpc.ServiceDefinition;
   handlers: Readonly<Record<string, Handler | undefined>>;
+  /** Who may call what (tokens and scopes). Absent: open (the agent checks in its handlers). */
+  access?: ServiceAccess;
 }
 
 /** Response header carrying the suite version on every call (clients warn on a major mismatch). */
@@ -89,7 +91,13 @@ export class PerseusServer {
     this.services.push(service);
     this.server.addService(
       service.definition,
-      implementService(service.name, service.definition, service.handlers, this.options.logger),
+      implementService(
+        service.name,
+        service.definition,
+        service.handlers,
+        this.options.logger,
+        service.access,
+      ),
     );
     return this;
   }
