@@ -59,4 +59,15 @@ describe('perseus serve lifecycle', () => {
       'listen address must be host:port or unix:/path, got "not an address"',
     );
   });
+
+  it('refuses the profiler and the optimizer on a non-local address without TLS (issue 13)', () => {
+    for (const role of ['profiler', 'optimizer']) {
+      const r = spawnSync(BIN, ['serve', role, '--listen', '0.0.0.0:0'], {
+        encoding: 'utf8',
+        timeout: 30_000,
+      });
+      expect(r.status).toBe(1);
+      expect(r.stderr).toContain(`refusing to serve ${role} on 0.0.0.0:0 without TLS`);
+    }
+  });
 });

@@ -19,6 +19,8 @@ export interface OptimizerConfig {
   stragglerMargin: number;
   /** Iterations in the straggler detector's median window. */
   stragglerWindow: number;
+  /** Token file (scopes read/report/control, optional jobs; service-kit access.ts); '' = none. */
+  tokenFile: string;
 }
 
 export const DEFAULT_PROFILER_URL = '127.0.0.1:50052';
@@ -30,6 +32,7 @@ export const DEFAULT_CONFIG: OptimizerConfig = {
   metricsListen: '',
   stragglerMargin: 0.1,
   stragglerWindow: 5,
+  tokenFile: '',
 };
 
 /** Reads `PERSEUS_OPTIMIZER_*` over the defaults. */
@@ -39,6 +42,7 @@ export function optimizerConfigFromEnv(env: NodeJS.ProcessEnv = process.env): Op
     profilerUrl: envString('PERSEUS_OPTIMIZER_PROFILER_URL', DEFAULT_CONFIG.profilerUrl, env),
     profileCsv: envString('PERSEUS_OPTIMIZER_PROFILE_CSV', DEFAULT_CONFIG.profileCsv, env),
     metricsListen: envString('PERSEUS_OPTIMIZER_METRICS_LISTEN', DEFAULT_CONFIG.metricsListen, env),
+    tokenFile: envString('PERSEUS_OPTIMIZER_TOKEN_FILE', DEFAULT_CONFIG.tokenFile, env),
     stragglerMargin: envNumber(
       'PERSEUS_OPTIMIZER_STRAGGLER_MARGIN',
       DEFAULT_CONFIG.stragglerMargin,

@@ -4,7 +4,15 @@ import { service as healthService } from 'grpc-health-check';
 import { parseProfileCsv } from '@perseus/planner';
 import type { Profile } from '@perseus/planner';
 import type { Logger, MetricsRegistry, MetricsServer, ServiceModule } from '@perseus/service-kit';
-import { createMetricsRegistry, startMetricsServer } from '@perseus/service-kit';
+import {
+  AccessPolicy,
+  ListenerAccess,
+  createMetricsRegistry,
+  listenerPolicy,
+  loadAccessTokens,
+  startMetricsServer,
+} from '@perseus/service-kit';
+import type { ServiceAccess } from '@perseus/service-kit';
 import { DEFAULT_CONFIG, DEFAULT_PROFILER_URL } from './config';
 import type { OptimizerConfig } from './config';
 import { registerOptimizerMetrics } from './metrics';
@@ -35,6 +43,8 @@ export interface OptimizerModuleOptions extends Partial<OptimizerConfig> {
   planRetryMs?: number;
   /** The process's metrics registry; default: one of the module's own. */
   metrics?: MetricsRegistry;
+  /** The server listens with TLS (then a non-local address is allowed, with a token file). */
+  tls?: boolean;
   /** Least wait for silent ranks in a sweep step once every stage has K iterations, ms. Default 5000. */
   sweepGraceMs?: number;
   /** How long a rank counts as alive after its last RPC without a schedule stream, ms. Default 60000. */
@@ -118,6 +128,12 @@ export async function createOptimizerModule(
 ): Promise<OptimizerModule> {
   const cfg: OptimizerConfig = { ...DEFAULT_CONFIG, ...stripUndefined(options) };
   const logger = options.logger;
+  const tokens = cfg.tokenFile === '' ? undefined : loadAccessTokens(cfg.tokenFile);
+  // With a token file tokens are required from the start; onListening settles the policy for the
+  // bound address (non-local needs TLS and tokens).
+  const access = new ListenerAccess(
+    tokens === undefined ? AccessPolicy.open() : new AccessPolicy(tokens, true),
+  );
   const imported = [...(options.importedProfiles ?? []), ...loadProfileCsvs(cfg.profileCsv)];
   const store = new OptimizerStore(cfg.dataDir);
   let source: ProfileSource | undefined = options.profileSource;
@@ -166,12 +182,17 @@ export async function createOptimizerModule(
   }
   return {
     name: 'optimizer',
-    services: [optimizerService(optimizer)],
+    services: [{ ...optimizerService(optimizer), access: { listener: access, methods: ACCESS } }],
     optimizer,
     metricsAddress: () => metrics?.address,
     metricsText,
     profilerAddress: () => profilerAddress,
     async onListening(address: string): Promise<void> {
+      access.current = await listenerPolicy(address, {
+        tokens,
+        tls: options.tls === true,
+        service: 'optimizer',
+      });
       if (source !== undefined) return;
       const target = (await hostsProfiler(address)) ? address : DEFAULT_PROFILER_URL;
       source = new GrpcProfileSource(target);
@@ -187,6 +208,25 @@ export async function createOptimizerModule(
     },
   };
 }
+
+type JobRequest = { job_id?: string | null };
+const jobOf = (req: JobRequest): string | undefined => req.job_id ?? undefined;
+
+/** Scopes of the optimizer's RPCs (service-kit access control); report/control are per job. */
+const ACCESS: ServiceAccess['methods'] = {
+  RegisterJob: { scope: 'report', jobOf },
+  RegisterRank: { scope: 'report', jobOf },
+  WatchSchedule: { scope: 'read' },
+  ReportIteration: { scope: 'report', jobOf },
+  ReportStraggler: { scope: 'control', jobOf },
+  GetFrontier: { scope: 'read' },
+  SetPolicy: { scope: 'control', jobOf },
+  PlanOffline: { scope: 'control' },
+  GetJobStatus: { scope: 'read' },
+  ListJobs: { scope: 'read' },
+  GetJob: { scope: 'read' },
+  DeleteJob: { scope: 'control', jobOf },
+};
 
 function stripUndefined<T extends object>(o: T): Partial<T> {
   return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;

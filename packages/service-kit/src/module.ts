@@ -24,4 +24,6 @@ export interface ModuleContext {
    * endpoint). Absent: the module keeps its own.
    */
   metrics?: MetricsRegistry;
+  /** The server listens with TLS (a module may then accept a non-local address, with tokens). */
+  tls?: boolean;
 }

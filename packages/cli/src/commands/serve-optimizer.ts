@@ -18,6 +18,10 @@ export function addOptimizerFlags(cmd: Command): Command {
       'imported stage-profile CSVs that skip profiling: path or jobId=path, comma-separated (env PERSEUS_OPTIMIZER_PROFILE_CSV)',
     )
     .option(
+      '--optimizer-token-file <file>',
+      'bearer tokens, one "<name> <read|report|control>[,…] <secret> [jobs=<id>,…]" per line, mode 0600; required for a non-local --listen (env PERSEUS_OPTIMIZER_TOKEN_FILE; default none)',
+    )
+    .option(
       '--optimizer-metrics-listen <host:port>',
       'Prometheus /metrics endpoint (env PERSEUS_OPTIMIZER_METRICS_LISTEN; default off)',
     )
@@ -49,6 +53,8 @@ export async function optimizerModuleFromFlags(
   const mod = await createOptimizerModule({
     logger: ctx.logger.child({ module: 'optimizer' }),
     metrics: ctx.metrics,
+    tls: ctx.tls,
+    tokenFile: str('optimizerTokenFile') ?? env.tokenFile,
     dataDir: str('optimizerDataDir') ?? env.dataDir,
     profilerUrl: str('optimizerProfilerUrl') ?? env.profilerUrl,
     profileCsv: str('optimizerProfileCsv') ?? env.profileCsv,

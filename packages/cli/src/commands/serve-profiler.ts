@@ -19,6 +19,10 @@ export function addProfilerFlags(cmd: Command): Command {
       'serve Prometheus metrics at http://<host:port>/metrics (env PERSEUS_PROFILER_METRICS_LISTEN; default off)',
     )
     .option(
+      '--profiler-token-file <file>',
+      'bearer tokens, one "<name> <read|report|control>[,…] <secret> [jobs=<id>,…]" per line, mode 0600; required for a non-local --listen (env PERSEUS_PROFILER_TOKEN_FILE; default none)',
+    )
+    .option(
       '--profiler-max-batch <n>',
       'most measurements per batch, 1..10000 (env PERSEUS_PROFILER_MAX_BATCH; default 10000)',
     )
@@ -58,6 +62,7 @@ export function profilerConfigFromFlags(flags: Record<string, unknown>): Partial
     dataDir: flags['profilerDataDir'] as string | undefined,
     synchronous: flags['profilerSync'] as ProfilerConfig['synchronous'] | undefined,
     metricsListen: flags['profilerMetricsListen'] as string | undefined,
+    tokenFile: flags['profilerTokenFile'] as string | undefined,
     maxBatchMeasurements: num(flags, 'profilerMaxBatch', '--profiler-max-batch'),
     coverageMinCount: num(flags, 'profilerCoverageMinCount', '--profiler-coverage-min-count'),
     warmupFraction: num(flags, 'profilerWarmupFraction', '--profiler-warmup-fraction'),
@@ -79,6 +84,7 @@ export async function profilerModuleFromFlags(
   const mod = await createProfilerModule({
     logger: ctx.logger,
     metrics: ctx.metrics,
+    tls: ctx.tls,
     config: profilerConfigFromFlags(flags),
   });
   const metrics = mod.metricsAddress();

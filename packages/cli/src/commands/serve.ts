@@ -1,3 +1,5 @@
+import * as fs from 'node:fs';
+import * as grpc from '@grpc/grpc-js';
 import { Command } from 'commander';
 import type { ModuleContext, ServiceModule } from '@perseus/service-kit';
 import {
@@ -6,6 +8,8 @@ import {
   createLogger,
   createMetricsRegistry,
   envString,
+  isLocalAddress,
+  normalizeListenAddress,
   shutdownOnSignals,
 } from '@perseus/service-kit';
 
@@ -104,18 +108,33 @@ export async function startServe(
   const address =
     (flags['listen'] as string | undefined) ??
     envString(`PERSEUS_${key.toUpperCase()}_LISTEN`, DEFAULT_LISTEN[key]);
+  const credentials = tlsCredentials(flags);
+  // The profiler and optimizer serve a non-local address only with TLS (and a token file, which
+  // each module checks): refused before binding, so nothing is ever open there.
+  if (
+    names.some((n) => n !== 'agent') &&
+    credentials === undefined &&
+    !(await isLocalAddress(normalizeListenAddress(address)))
+  )
+    throw new Error(
+      `refusing to serve ${names.filter((n) => n !== 'agent').join(' and ')} on ${address} without TLS: listen on loopback or a Unix socket, or pass --tls-cert and --tls-key (and a token file)`,
+    );
   const modules: ServiceModule[] = [];
   // One metrics registry per process: every hosted module registers on it, and any of the
   // --<service>-metrics-listen endpoints serves all of them (plus the process metrics).
   const metrics = createMetricsRegistry({ processMetrics: true });
   try {
     for (const n of names)
-      modules.push(await (await requireRole(n)).create(flags, { logger, metrics }));
+      modules.push(
+        await (
+          await requireRole(n)
+        ).create(flags, { logger, metrics, tls: credentials !== undefined }),
+      );
   } catch (err) {
     for (const m of modules) await m.close();
     throw err;
   }
-  const server = new PerseusServer({ address, logger });
+  const server = new PerseusServer({ address, logger, credentials });
   for (const m of modules) for (const s of m.services) server.addService(s);
   // Reverse order: the optimizer stops before the profiler it reads from, the agent resets last.
   for (const m of [...modules].reverse()) server.onShutdown(() => m.close());
@@ -134,9 +153,36 @@ export async function startServe(
   return { server, modules, address: bound };
 }
 
+/** Server TLS from --tls-cert/--tls-key (and --tls-client-ca for mutual TLS), or undefined. */
+function tlsCredentials(flags: Record<string, unknown>): grpc.ServerCredentials | undefined {
+  const str = (k: string, env: string): string | undefined =>
+    typeof flags[k] === 'string' ? (flags[k] as string) : process.env[env] || undefined;
+  const cert = str('tlsCert', 'PERSEUS_TLS_CERT');
+  const key = str('tlsKey', 'PERSEUS_TLS_KEY');
+  const ca = str('tlsClientCa', 'PERSEUS_TLS_CLIENT_CA');
+  if (cert === undefined && key === undefined) return undefined;
+  if (cert === undefined || key === undefined)
+    throw new Error('--tls-cert and --tls-key go together');
+  const caPem = ca === undefined ? null : fs.readFileSync(ca);
+  return grpc.ServerCredentials.createSsl(
+    caPem,
+    [{ cert_chain: fs.readFileSync(cert), private_key: fs.readFileSync(key) }],
+    caPem !== null,
+  );
+}
+
 function common(cmd: Command): Command {
   return cmd
     .option('--listen <address>', 'host:port (port 0 = any) or unix:/path')
+    .option(
+      '--tls-cert <file>',
+      'TLS certificate chain (PEM) of the listener (env PERSEUS_TLS_CERT)',
+    )
+    .option('--tls-key <file>', 'TLS private key (PEM) of the listener (env PERSEUS_TLS_KEY)')
+    .option(
+      '--tls-client-ca <file>',
+      'require client certificates signed by this CA (mutual TLS) (env PERSEUS_TLS_CLIENT_CA)',
+    )
     .option('--log-level <level>', 'trace|debug|info|warn|error|silent (env PERSEUS_LOG_LEVEL)');
 }
 
