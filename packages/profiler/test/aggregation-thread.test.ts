@@ -128,7 +128,8 @@ it('a read waits at most readWaitMs for aggregation, then answers from what is a
     // Nothing aggregated yet: the read answers (empty) instead of waiting for the stuck refresh.
     expect(await profiler.getProfile({ jobId: 'j', minCount: 0 })).toEqual([]);
     release();
-    await new Promise((r) => setTimeout(r, 200));
+    // Queued behind the background refresh in the worker: when it is done, both are.
+    await profiler.refreshAllDirty();
     expect(await profiler.getProfile({ jobId: 'j', minCount: 0 })).toHaveLength(2);
   } finally {
     release();
