@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
+
+import pytest
 
 from fixtures_client import A100_PROFILE, RestartableServer
 from perseus.emulate import demo
@@ -38,3 +41,32 @@ def test_small_demo_runs_every_phase_and_matches_the_planner(restartable_server:
     for name in ("intrinsic", "straggler", "extrinsic", "cleared"):
         p = phases[name]
         assert abs(p["saving_percent"] - p["predicted_saving_percent"]) <= 3.0, (name, p)
+
+
+def test_demo_without_straggler_reports_the_optimizer_detects_and_clears_a_straggler(restartable_server: RestartableServer, tmp_path: Path) -> None:
+    """Data parallelism makes every pipeline's step equally long; the optimizer must still find the
+    1.2x pipeline from the ranks' compute times, deploy the extrinsic plan and clear it."""
+    restartable_server.start()
+    out = tmp_path / "out"
+    rc = demo.main([
+        "--server", restartable_server.address, "--profile", str(A100_PROFILE), "--out", str(out),
+        "--job-id", "demo-detect", "--stages", "2", "--dp", "2", "--microbatches", "3", "--window", "2",
+        "--time-scale", "1", "--frequency-stride", "9", "--timeout", "150", "--quiet", "--detect", "--detect-within", "25",
+    ])
+    assert rc == 0
+    summary = json.loads((out / "summary.json").read_text())
+    events = [e["event"] for e in summary["events"]]
+    assert "straggler_reported" not in events and "straggler_cleared" not in events  # nobody told it
+    assert summary["straggler_mode"] == "detected"
+    assert 1 <= summary["detection_delay_iterations"] <= 25
+    assert 1 <= summary["recovery_delay_iterations"] <= 25
+    phases = {p["phase"]: p for p in summary["phases"]}
+    for name in ("intrinsic", "extrinsic", "cleared"):
+        assert phases[name]["iterations"] >= 2, name
+    # The extrinsic plan is the one for a 1.2x straggler: the other pipeline targets its time.
+    extrinsic = [r for r in summary["iterations"] if r["label"] == "extrinsic"]
+    t_prime = {float(m) for r in extrinsic for m in re.findall(r"straggler dp=1 T'=([0-9.]+)s", r["reason"])}
+    assert len(t_prime) == 1
+    assert t_prime.pop() == pytest.approx(1.2 * phases["intrinsic"]["predicted_iteration_time_s"], rel=0.05)
+    assert phases["extrinsic"]["saving_percent"] > phases["intrinsic"]["saving_percent"]
+    assert abs(phases["extrinsic"]["saving_percent"] - phases["extrinsic"]["predicted_saving_percent"]) <= 2.0
