@@ -33,7 +33,7 @@ export interface HighsRuntimeLike {
       readonly timeLimit: number;
       readonly interrupted: number;
     };
-    readonly callbackType: { readonly mipInterrupt: number };
+    readonly callbackType: { readonly mipInterrupt: number; readonly simplexInterrupt: number };
   };
 }
 
@@ -61,8 +61,17 @@ export function highsMilpSolver(
         m.passModel(model);
         m.setSolution({ colValue: start });
         let lastReportS = -Infinity;
+        // HiGHS checks time_limit between MIP nodes; a large model's root LP can run far past it,
+        // so the simplex callback enforces the budget (and cancellation) there too.
+        const stopAt = performance.now() + timeLimitS * 1000;
+        const overdue = (): boolean => performance.now() > stopAt || shouldStop?.() === true;
+        const types = highs.constants.callbackType;
         const status = m.run({
-          [highs.constants.callbackType.mipInterrupt]: (event) => {
+          [types.simplexInterrupt]: (event) => {
+            if (overdue()) event.interrupt();
+            return undefined;
+          },
+          [types.mipInterrupt]: (event) => {
             const d = event.data;
             const elapsedS = d.running_time ?? 0;
             if (onProgress && elapsedS - lastReportS >= 0.5) {
@@ -74,7 +83,7 @@ export function highsMilpSolver(
               };
               onProgress(p);
             }
-            if (shouldStop?.()) event.interrupt();
+            if (overdue()) event.interrupt();
             return undefined;
           },
         }).modelStatus;
