@@ -9,6 +9,7 @@ command -v openssl >/dev/null || need+=(openssl)
 command -v python3 >/dev/null || need+=(python3 python3-venv)
 [ -e /usr/include/node/node.h ] || need+=(libnode-dev)
 command -v systemd-analyze >/dev/null || need+=(systemd)   # tools/build/test-systemd-units.sh
+python3 -c 'import yaml' 2>/dev/null || need+=(python3-yaml)   # deploy/helm/check_rendered.py
 # Heavy, opt-in tests (.ci/run runs them when asked): podman images, a one-node Slurm cluster.
 if [ "${PERSEUS_TEST_IMAGES:-0}" = 1 ]; then
   command -v podman >/dev/null || need+=(podman runc)

@@ -1,0 +1,123 @@
+"""Checks that the rendered chart and the example Job agree with each other and with the code:
+socket path, ports and environment variable names.
+
+Usage: python3 check_rendered.py <rendered.yaml> <example-job.yaml> <repo-root>
+(rendered with release name "perseus" in namespace "perseus", as the example Job assumes.)
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+rendered, job_file, root = Path(sys.argv[1]), Path(sys.argv[2]), Path(sys.argv[3])
+docs = [d for d in yaml.safe_load_all(rendered.read_text()) if d]
+job = yaml.safe_load(job_file.read_text())
+problems: list[str] = []
+
+
+def find(kind: str, name_suffix: str) -> dict[str, Any]:
+    return next(d for d in docs if d["kind"] == kind and d["metadata"]["name"].endswith(name_suffix))
+
+
+def env(container: dict[str, Any]) -> dict[str, str]:
+    return {e["name"]: str(e.get("value", "")) for e in container.get("env", [])}
+
+
+def check(ok: bool, what: str) -> None:
+    if not ok:
+        problems.append(what)
+
+
+# The code's defaults: the agent's socket and the services' ports (packages/cli/src/commands/serve.ts).
+serve_ts = (root / "packages/cli/src/commands/serve.ts").read_text()
+defaults = dict(re.findall(r"^\s*(agent|profiler|optimizer): '([^']+)',", serve_ts, re.M))
+check(set(defaults) == {"agent", "profiler", "optimizer"}, f"could not read DEFAULT_LISTEN from serve.ts: {defaults}")
+
+# Agent: listens on the hostPath socket the code uses by default.
+ds = find("DaemonSet", "-agent")
+pod = ds["spec"]["template"]["spec"]
+agent = pod["containers"][0]
+agent_env = env(agent)
+listen = agent_env["PERSEUS_AGENT_LISTEN"]
+check(listen == defaults.get("agent"), f"agent listens on {listen}, the code's default is {defaults.get('agent')}")
+sock_dir = str(Path(listen.removeprefix("unix:")).parent)
+mounts = {m["name"]: m["mountPath"] for m in agent["volumeMounts"]}
+host_paths = {v["name"]: v["hostPath"]["path"] for v in pod["volumes"] if "hostPath" in v}
+check(mounts.get("socket") == sock_dir, f"agent mounts its socket volume at {mounts.get('socket')}, listens in {sock_dir}")
+check(host_paths.get("socket") == sock_dir, f"agent socket hostPath {host_paths.get('socket')} != {sock_dir}")
+state = agent_env["PERSEUS_AGENT_STATE_FILE"]
+check(str(Path(state).parent) == mounts.get("state"), f"agent state file {state} outside its state mount")
+check(agent["lifecycle"]["preStop"]["exec"]["command"][-1].startswith("kill -TERM 1"), "agent preStop does not start the drain")
+
+# Profiler and optimizer: Service ports = listen ports = container ports = the code's default ports.
+for role in ("profiler", "optimizer"):
+    sts = find("StatefulSet", f"-{role}")
+    c = sts["spec"]["template"]["spec"]["containers"][0]
+    e = env(c)
+    port = int(e[f"PERSEUS_{role.upper()}_LISTEN"].rsplit(":", 1)[1])
+    default_port = int(defaults.get(role, ":0").rsplit(":", 1)[1])
+    check(port == default_port, f"{role} listens on {port}, the code's default port is {default_port}")
+    cports = {p["name"]: p["containerPort"] for p in c["ports"]}
+    check(cports.get("grpc") == port, f"{role} container port {cports.get('grpc')} != listen port {port}")
+    metrics_port = int(e[f"PERSEUS_{role.upper()}_METRICS_LISTEN"].rsplit(":", 1)[1])
+    check(cports.get("metrics") == metrics_port, f"{role} metrics container port != {metrics_port}")
+    svc = find("Service", f"-{role}")
+    sports = {p["name"]: p["port"] for p in svc["spec"]["ports"]}
+    check(sports.get("grpc") == port, f"{role} Service port {sports.get('grpc')} != {port}")
+    check(c["readinessProbe"]["grpc"]["port"] == port, f"{role} readiness probe not on {port}")
+    check(e[f"PERSEUS_{role.upper()}_DATA_DIR"].startswith(c["volumeMounts"][0]["mountPath"]), f"{role} data dir not on its volume")
+
+profiler_svc = find("Service", "-profiler")
+want_profiler = f"{profiler_svc['metadata']['name']}:{profiler_svc['spec']['ports'][0]['port']}"
+opt_env = env(find("StatefulSet", "-optimizer")["spec"]["template"]["spec"]["containers"][0])
+check(opt_env["PERSEUS_OPTIMIZER_PROFILER_URL"] == want_profiler, f"optimizer reads the profiler at {opt_env['PERSEUS_OPTIMIZER_PROFILER_URL']}, Service is {want_profiler}")
+
+# The example Job: same socket, group, label, and the Services' addresses.
+jpod = job["spec"]["template"]["spec"]
+jc = jpod["containers"][0]
+je = env(jc)
+check(je["PERSEUS_AGENT_URL"] == listen, f"job's PERSEUS_AGENT_URL {je['PERSEUS_AGENT_URL']} != agent's {listen}")
+jmounts = {m["name"]: m["mountPath"] for m in jc["volumeMounts"]}
+jhost = {v["name"]: v["hostPath"]["path"] for v in jpod["volumes"] if "hostPath" in v}
+check(jmounts.get("perseus-socket") == sock_dir and jhost.get("perseus-socket") == sock_dir, "job does not mount the agent's socket folder at the same path")
+gid = int(agent_env["PERSEUS_AGENT_SOCKET_GROUP"])
+check(gid in jpod["securityContext"]["supplementalGroups"], f"job lacks the socket group {gid}")
+for role in ("profiler", "optimizer"):
+    svc = find("Service", f"-{role}")
+    want = f"{svc['metadata']['name']}.perseus.svc:{svc['spec']['ports'][0]['port']}"
+    check(je[f"PERSEUS_{role.upper()}_URL"] == want, f"job's PERSEUS_{role.upper()}_URL {je[f'PERSEUS_{role.upper()}_URL']} != {want}")
+policies = [d for d in docs if d["kind"] == "NetworkPolicy"]
+labels = job["spec"]["template"]["metadata"]["labels"]
+for p in policies:
+    for rule in p["spec"]["ingress"]:
+        for peer in rule["from"]:
+            sel = peer.get("podSelector", {}).get("matchLabels", {})
+            if "perseus.io/client" in sel:
+                check(all(labels.get(k) == v for k, v in sel.items()), f"{p['metadata']['name']} admits {sel}, the job has {labels}")
+
+# Every PERSEUS_* name the manifests set is one the code reads (services or Python client).
+sources = "".join(
+    f.read_text()
+    for pattern in ("packages/*/src/**/*.ts", "packages/client-python/perseus/**/*.py")
+    for f in root.glob(pattern)
+)
+named: set[str] = set()
+for d in [*docs, job]:
+    spec = d.get("spec", {})
+    tpl = spec.get("template", {}).get("spec", {})
+    for c in tpl.get("containers", []):
+        named.update(e["name"] for e in c.get("env", []) if e["name"].startswith("PERSEUS_"))
+for name in sorted(named):
+    role_listen = re.fullmatch(r"PERSEUS_(AGENT|PROFILER|OPTIMIZER)_LISTEN", name)
+    read = name in sources or (role_listen is not None and "PERSEUS_${key.toUpperCase()}_LISTEN" in serve_ts)
+    check(read, f"{name} is set by the chart or the job but read by no source")
+
+if problems:
+    print("chart-consistency: FAIL", *problems, sep="\n  ")
+    sys.exit(1)
+print(f"chart-consistency: OK ({len(docs)} rendered objects, {len(named)} PERSEUS_* variables, socket {listen})")
