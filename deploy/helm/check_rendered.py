@@ -35,7 +35,8 @@ def check(ok: bool, what: str) -> None:
 
 # The code's defaults: the agent's socket and the services' ports (packages/cli/src/commands/serve.ts).
 serve_ts = (root / "packages/cli/src/commands/serve.ts").read_text()
-defaults = dict(re.findall(r"^\s*(agent|profiler|optimizer): '([^']+)',", serve_ts, re.M))
+block = re.search(r"DEFAULT_LISTEN[^{]*\{(.*?)\};", serve_ts, re.S)
+defaults = dict(re.findall(r"^\s*(agent|profiler|optimizer): '([^']+)',", block.group(1) if block else "", re.M))
 check(set(defaults) == {"agent", "profiler", "optimizer"}, f"could not read DEFAULT_LISTEN from serve.ts: {defaults}")
 
 # Agent: listens on the hostPath socket the code uses by default.
