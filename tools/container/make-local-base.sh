@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds a local stand-in for the official Node image when registries are unreachable: a minimal
 # Debian (debootstrap --variant=minbase, the release of this machine) plus this machine's node
-# binary and npm in /usr/local, imported into podman as $PERSEUS_BASE_IMAGE
+# binary, headers and npm in /usr/local, imported into podman as $PERSEUS_BASE_IMAGE
 # (default localhost/perseus-test-base:latest). Skips the work when that image exists.
 set -euo pipefail
 image="${PERSEUS_BASE_IMAGE:-localhost/perseus-test-base:latest}"
@@ -21,7 +21,9 @@ debootstrap --variant=minbase "$suite" "$rootfs" "$mirror" >"$work/debootstrap.l
 node_bin="$(readlink -f "$(command -v node)")"
 npm_dir="$(dirname "$(dirname "$(readlink -f "$(command -v npm)")")")"
 install -D -m 0755 "$node_bin" "$rootfs/usr/local/bin/node"
-mkdir -p "$rootfs/usr/local/lib/node_modules"
+mkdir -p "$rootfs/usr/local/lib/node_modules" "$rootfs/usr/local/include"
+# Headers too, as the official image has them (node-gyp builds better-sqlite3 against them).
+cp -a "$(dirname "$(dirname "$node_bin")")/include/node" "$rootfs/usr/local/include/node"
 cp -a "$npm_dir" "$rootfs/usr/local/lib/node_modules/npm"
 ln -s ../lib/node_modules/npm/bin/npm-cli.js "$rootfs/usr/local/bin/npm"
 ln -s ../lib/node_modules/npm/bin/npx-cli.js "$rootfs/usr/local/bin/npx"

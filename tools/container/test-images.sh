@@ -40,9 +40,16 @@ for p in proto service-kit planner gpu-agent profiler optimizer cli; do
   npm pack --silent --workspace "packages/$p" --pack-destination "$ctx" >/dev/null
 done
 cp deploy/container/Containerfile deploy/container/healthcheck.cjs "$ctx/"
+# The build runs without a registry: npm's cache for both roles is filled here (scripts off; the
+# container compiles better-sqlite3 itself) and the image installs from it with --offline.
+mkdir -p "$ctx/npm-cache" "$work/fill"
+printf '{"name":"fill","private":true}\n' >"$work/fill/package.json"
+(cd "$work/fill" && npm install --omit=dev --ignore-scripts --no-audit --no-fund --loglevel=error \
+  --cache "$ctx/npm-cache" "$ctx"/*.tgz >/dev/null)
 for target in agent control; do
   s=$(date +%s)
   "${podman[@]}" build --network=host --build-arg "BASE=$base" --target "$target" \
+    --build-arg "NPM_FLAGS=--offline --cache /npm-cache --build-from-source" \
     -t "localhost/perseus-$target:$tag" -f "$ctx/Containerfile" "$ctx" >"$work/build-$target.log" 2>&1 ||
     { tail -30 "$work/build-$target.log" >&2; fail "build $target"; }
   size=$("${podman[@]}" image inspect --format '{{.Size}}' "localhost/perseus-$target:$tag")
