@@ -124,30 +124,32 @@ function clientStreamHandler<Req, Res>(
   };
 }
 
-/** Handler shapes a service class provides; each is wrapped with the error mapper. */
-export type Handler =
-  | { kind: 'unary'; fn: (req: never, call: never) => unknown }
-  | { kind: 'serverStream'; fn: (call: never) => Promise<void> | void }
-  | { kind: 'clientStream'; fn: (call: never) => Promise<unknown> }
-  | { kind: 'bidi'; fn: (call: never) => Promise<void> | void };
+/**
+ * One method's handler: its call kind, and how to build the grpc-js handler behind the error mapper
+ * for it. Built by {@link rpc}, which keeps the request and response types through to grpc-js.
+ */
+export interface Handler {
+  readonly kind: 'unary' | 'serverStream' | 'clientStream' | 'bidi';
+  build(ctx: Ctx): grpc.UntypedHandleCall;
+}
 
 /** Typed helpers to declare handlers. */
 export const rpc = {
   unary<Req, Res>(
     fn: (req: Req, call: grpc.ServerUnaryCall<Req, Res>) => Promise<Res> | Res,
   ): Handler {
-    return { kind: 'unary', fn: fn as Handler['fn'] } as Handler;
+    return { kind: 'unary', build: (ctx) => unaryHandler(fn, ctx) };
   },
   serverStream<Req, Res>(
     fn: (call: grpc.ServerWritableStream<Req, Res>) => Promise<void> | void,
   ): Handler {
-    return { kind: 'serverStream', fn: fn as Handler['fn'] } as Handler;
+    return { kind: 'serverStream', build: (ctx) => streamHandler(fn, ctx) };
   },
   clientStream<Req, Res>(fn: (call: grpc.ServerReadableStream<Req, Res>) => Promise<Res>): Handler {
-    return { kind: 'clientStream', fn: fn as Handler['fn'] } as Handler;
+    return { kind: 'clientStream', build: (ctx) => clientStreamHandler(fn, ctx) };
   },
   bidi<Req, Res>(fn: (call: grpc.ServerDuplexStream<Req, Res>) => Promise<void> | void): Handler {
-    return { kind: 'bidi', fn: fn as Handler['fn'] } as Handler;
+    return { kind: 'bidi', build: (ctx) => streamHandler(fn, ctx) };
   },
 };
 
@@ -188,20 +190,7 @@ export function implementService(
         ? 'serverStream'
         : 'unary';
     if (h.kind !== expected) throw new Error(`${ctx.method} is ${expected}, handler is ${h.kind}`);
-    switch (h.kind) {
-      case 'unary':
-        impl[method] = unaryHandler(h.fn as never, ctx);
-        break;
-      case 'serverStream':
-        impl[method] = streamHandler(h.fn as never, ctx) as grpc.UntypedHandleCall;
-        break;
-      case 'clientStream':
-        impl[method] = clientStreamHandler(h.fn as never, ctx);
-        break;
-      case 'bidi':
-        impl[method] = streamHandler(h.fn as never, ctx) as grpc.UntypedHandleCall;
-        break;
-    }
+    impl[method] = h.build(ctx);
   }
   return impl;
 }
