@@ -47,6 +47,16 @@ export { OptimizerStore } from './store';
 export * from './dashboard/chart-specs';
 export { registerOptimizerMetrics } from './metrics';
 export { DEFAULT_DETECTOR, StragglerDetector, type StragglerDetectorOptions } from './stragglers';
-export { STOP_AFTER_RISES, advanceSweep, energyRoseEnough, newSweep, sweepClocks } from './sweep';
+export {
+  DEFAULT_STOP_RULE,
+  advanceSweep,
+  energyRoseSignificantly,
+  newSweep,
+  sweepClocks,
+  type CellEnergy,
+  type StopRule,
+  type SweepState,
+} from './sweep';
+export { choosePlans, policyPoint, policyTargetS, type PlanChoice } from './policy';
 export * from './validate';
 export type { JobPhase, JobSpec, Policy, RankInfo } from './types';

@@ -12,7 +12,7 @@ import type { ProfileCellStat, ProfileSource } from './profile-source';
 import type { JobState, OptimizerStore } from './store';
 import { DEFAULT_DETECTOR } from './stragglers';
 import type { StragglerDetectorOptions } from './stragglers';
-import { advanceSweep, newSweep, sweepClocks, sweepVariant } from './sweep';
+import { advanceSweep, newSweep, sweepClocks, sweepCost, sweepVariant } from './sweep';
 import type {
   Deployment,
   JobPhase,
@@ -495,7 +495,17 @@ export class Optimizer {
         );
       }
     }
-    const byKey = new Map(cells.map((c) => [`${c.stage}:${c.kind}:${c.frequencyMhz}`, c.energyJ]));
+    // The stop rule weighs energy net of blocking power (the spec's, else the GPU's known value).
+    const blockingPowerW =
+      job.spec.blockingPowerW > 0
+        ? job.spec.blockingPowerW
+        : knownBlockingPowerW(job.spec.gpuModel);
+    const byKey = new Map(
+      cells.map((c) => [
+        `${c.stage}:${c.kind}:${c.frequencyMhz}`,
+        sweepCost({ energyJ: c.energyJ, stderrJ: c.energyStderrJ }, c.timeS, blockingPowerW),
+      ]),
+    );
     const { sweep: next, done } = advanceSweep(sweep, (s, k, f) => byKey.get(`${s}:${k}:${f}`));
     job.state.sweep = next;
     if (done) {

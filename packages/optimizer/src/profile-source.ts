@@ -19,6 +19,11 @@ export interface ProfileCellStat {
    * understates the energy an iteration really burns, while their mean adds up to it.
    */
   energyJ: number;
+  /**
+   * Standard error of `energyJ` (stddev / √count), joules; undefined when unknown (fewer than two
+   * kept samples, or an imported cell). The sweep's stop rule weighs rises by it.
+   */
+  energyStderrJ?: number | undefined;
 }
 
 /** Which clocks of each (stage, instruction) have enough samples. */
@@ -139,6 +144,8 @@ export class GrpcProfileSource implements ProfileSource {
         count: c.count,
         timeS: c.time_robust_s > 0 ? c.time_robust_s : c.time_mean_s,
         energyJ: c.energy_mean_j > 0 ? c.energy_mean_j : c.energy_robust_j,
+        energyStderrJ:
+          c.count >= 2 && c.energy_mean_j > 0 ? c.energy_stddev_j / Math.sqrt(c.count) : undefined,
       });
     }
     return out;

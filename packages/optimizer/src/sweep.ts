@@ -2,17 +2,41 @@
  * The online profiling sweep (DESIGN §3 step 3) as pure functions over plain, persistable state.
  *
  * Every still-sweeping (stage, instruction) runs at one clock for K iterations, highest clock
- * first. After each clock the measured energies come back from the profiler and the paper's stop
- * rule is applied per (stage, instruction): once past the first third of the clock list, stop when
- * the energy has risen 5 times in a row (lower clocks only get slower and costlier from there);
- * otherwise stop at the floor (the last clock of the list). An instruction that has stopped runs
- * at the highest clock while the others keep sweeping, so it never slows the iteration down.
+ * first. After each clock the profiler's mean energy and its standard error come back and the stop
+ * rule is applied per (stage, instruction) to the energy net of blocking power ({@link sweepCost}):
+ * stop once the cost at the current clock lies above the lowest cost seen so far by more than
+ * `sigmas` combined standard errors (and by at least `minRelativeRise` of it) on `confirmations`
+ * measured clocks in a row. Past that minimum a lower clock is only slower and costlier — an
+ * option the planner never picks — so the rest of the sweep cannot change the plan. A clock whose error is unknown (fewer than two
+ * samples) neither counts nor breaks a run; the last clock of the list always stops. A stopped
+ * instruction runs at the highest clock while the others keep sweeping, so it never slows the
+ * iteration down.
+ *
+ * The paper's "5 rises in a row" rule did not survive real noise: a GPU energy counter that steps
+ * every ~100 ms breaks rises up, so it never fired (issue 12 §3).
  */
 import { scheduleOrder } from '@perseus/planner';
 import type { InstructionKind, JobSpec, PlanVariant, ScheduledInstruction } from './types';
 
-/** Consecutive energy rises that stop a (stage, instruction) — the paper's rule. */
-export const STOP_AFTER_RISES = 5;
+/** Parameters of the stop rule. */
+export interface StopRule {
+  /** Standard errors of the difference the energy must exceed the minimum so far by. */
+  sigmas: number;
+  /** Consecutive significant clocks that stop an instruction. */
+  confirmations: number;
+  /** Least rise over the minimum, as a fraction of it (guards against underestimated errors). */
+  minRelativeRise: number;
+}
+
+export const DEFAULT_STOP_RULE: StopRule = { sigmas: 3, confirmations: 2, minRelativeRise: 0.005 };
+
+/** What the profiler reports for one (stage, instruction, clock). */
+export interface CellEnergy {
+  /** Mean energy of one microbatch, J. */
+  energyJ: number;
+  /** Standard error of that mean, J; undefined when unknown (fewer than two samples). */
+  stderrJ: number | undefined;
+}
 
 export interface SweepState {
   /** Clocks to visit, MHz, descending (after floor and stride). */
@@ -21,6 +45,11 @@ export interface SweepState {
   step: number;
   /** Per `${stage}:${kind}`: measured energy per clock index (null = not measured). */
   energies: Record<string, Array<number | null>>;
+  /**
+   * Per `${stage}:${kind}`: standard error of each energy (null = unknown). Absent in sweeps
+   * persisted before the confidence rule: all unknown.
+   */
+  stderrs?: Record<string, Array<number | null>>;
   /** Per `${stage}:${kind}`: clock index at which it stopped, or null while sweeping. */
   stoppedAt: Record<string, number | null>;
 }
@@ -49,14 +78,16 @@ export function sweepClocks(
 
 export function newSweep(numStages: number, clocksMhz: number[]): SweepState {
   const energies: SweepState['energies'] = {};
+  const stderrs: NonNullable<SweepState['stderrs']> = {};
   const stoppedAt: SweepState['stoppedAt'] = {};
   for (let s = 0; s < numStages; s++) {
     for (const k of KINDS) {
       energies[cellKey(s, k)] = clocksMhz.map(() => null);
+      stderrs[cellKey(s, k)] = clocksMhz.map(() => null);
       stoppedAt[cellKey(s, k)] = null;
     }
   }
-  return { clocksMhz, step: 0, energies, stoppedAt };
+  return { clocksMhz, step: 0, energies, stderrs, stoppedAt };
 }
 
 /** The clock a (stage, kind) runs at during the current step. */
@@ -93,24 +124,49 @@ export function sweepVariant(spec: JobSpec, sweep: SweepState): PlanVariant {
 }
 
 /**
- * Whether the energies seen so far (index = clock index, descending clocks) trigger the stop rule:
- * `STOP_AFTER_RISES` consecutive rises, each at a clock index ≥ ⌈len/3⌉. Unmeasured clocks neither
- * count as a rise nor break a run.
+ * What the stop rule weighs for one measured cell: its energy net of the blocking power its time
+ * replaces, E − P_b·t. The planner's iteration energy is Σ(E_i − P_b·t_i) + P_b·N·T, so an option
+ * slower than another and dearer in this cost can never be in a plan: past the minimum of the cost
+ * the rest of the sweep cannot change the frontier. (Raw energy is not enough: below its minimum
+ * a slower clock may still save blocking energy.) The error is the energy's.
  */
-export function energyRoseEnough(
+export function sweepCost(
+  cell: CellEnergy | undefined,
+  timeS: number,
+  blockingPowerW: number,
+): CellEnergy | undefined {
+  if (cell === undefined) return undefined;
+  return { energyJ: cell.energyJ - blockingPowerW * timeS, stderrJ: cell.stderrJ };
+}
+
+/**
+ * Whether the energies seen so far (index = clock index, descending clocks) trigger the stop rule:
+ * on `rule.confirmations` consecutive measured clocks with a known error, the energy lies above the
+ * minimum of the clocks before it by more than max(`sigmas` × √(se² + se_min²),
+ * `minRelativeRise` × the minimum). Unmeasured clocks and clocks without an error estimate neither
+ * count nor break a run.
+ */
+export function energyRoseSignificantly(
   energies: ReadonlyArray<number | null>,
+  stderrs: ReadonlyArray<number | null> | undefined,
   upTo: number,
-  listLength: number,
+  rule: StopRule = DEFAULT_STOP_RULE,
 ): boolean {
-  const firstThird = Math.ceil(listLength / 3);
-  let rises = 0;
-  let prev: number | null = null;
+  let best: { e: number; se: number | null } | null = null;
+  let run = 0;
   for (let i = 0; i <= upTo; i++) {
     const e = energies[i];
     if (e === null || e === undefined) continue;
-    if (prev !== null && i >= firstThird) rises = e > prev ? rises + 1 : 0;
-    prev = e;
-    if (rises >= STOP_AFTER_RISES) return true;
+    const se = stderrs?.[i] ?? null;
+    if (best !== null && se !== null && best.se !== null) {
+      const margin = Math.max(
+        rule.sigmas * Math.sqrt(se * se + best.se * best.se),
+        rule.minRelativeRise * Math.abs(best.e),
+      );
+      run = e - best.e > margin ? run + 1 : 0;
+      if (run >= rule.confirmations) return true;
+    }
+    if (best === null || e < best.e) best = { e, se };
   }
   return false;
 }
@@ -122,20 +178,22 @@ export function energyRoseEnough(
  */
 export function advanceSweep(
   sweep: SweepState,
-  energyAt: (stage: number, kind: InstructionKind, frequencyMhz: number) => number | undefined,
+  energyAt: (stage: number, kind: InstructionKind, frequencyMhz: number) => CellEnergy | undefined,
+  rule: StopRule = DEFAULT_STOP_RULE,
 ): { sweep: SweepState; done: boolean } {
   const next: SweepState = structuredClone(sweep);
+  const stderrs = (next.stderrs ??= {});
   const clock = next.clocksMhz[next.step]!;
   const last = next.clocksMhz.length - 1;
   for (const key of Object.keys(next.stoppedAt)) {
     if (next.stoppedAt[key] !== null) continue;
     const [stageText, kind] = key.split(':') as [string, InstructionKind];
-    const e = energyAt(Number(stageText), kind, clock);
-    next.energies[key]![next.step] = e ?? null;
-    if (
-      next.step >= last ||
-      energyRoseEnough(next.energies[key]!, next.step, next.clocksMhz.length)
-    ) {
+    const cell = energyAt(Number(stageText), kind, clock);
+    const se = (stderrs[key] ??= next.clocksMhz.map(() => null));
+    next.energies[key]![next.step] = cell?.energyJ ?? null;
+    se[next.step] =
+      cell?.stderrJ !== undefined && Number.isFinite(cell.stderrJ) ? cell.stderrJ : null;
+    if (next.step >= last || energyRoseSignificantly(next.energies[key]!, se, next.step, rule)) {
       next.stoppedAt[key] = next.step;
     }
   }

@@ -1,5 +1,11 @@
 import { scheduleOrder } from '@perseus/planner';
-import { advanceSweep, energyRoseEnough, newSweep, sweepClocks, sweepVariant } from '../src/sweep';
+import {
+  advanceSweep,
+  energyRoseSignificantly,
+  newSweep,
+  sweepClocks,
+  sweepVariant,
+} from '../src/sweep';
 import type { JobSpec } from '../src/types';
 
 const spec: JobSpec = {
@@ -29,28 +35,61 @@ test('clock list: common clocks, descending, at or above the floor, every stride
   expect(sweepClocks([], 0, 1)).toEqual([]);
 });
 
-test('stop rule: five consecutive rises, counted only past the first third of the list', () => {
-  // 15 clocks: first third = indices 0..4. Rises at 1..5 do not count (index 5 is the first that can).
-  const early = [10, 11, 12, 13, 14, 15, 16, 9, 9, 9, 9, 9, 9, 9, 9];
-  expect(energyRoseEnough(early, 14, 15)).toBe(false);
-  const late = [10, 9, 8, 7, 6, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14];
-  expect(energyRoseEnough(late, 9, 15)).toBe(false); // rises at 6,7,8,9 → four
-  expect(energyRoseEnough(late, 10, 15)).toBe(true); // fifth rise at index 10
-  const broken = [10, 9, 8, 7, 6, 5, 6, 7, 5, 6, 7, 8, 9, 4, 4];
-  expect(energyRoseEnough(broken, 14, 15)).toBe(false);
-  // Unmeasured clocks neither rise nor break a run.
-  expect(energyRoseEnough([10, 9, 8, 7, 6, 5, 6, 7, null, 8, 9, 10], 11, 12)).toBe(true);
+describe('stop rule: significant rises over the minimum so far', () => {
+  const se = (n: number, v = 0.5): number[] => Array.from({ length: n }, () => v);
+
+  test('stops on the second consecutive clock more than 3 combined errors above the minimum', () => {
+    // Minimum 90 at index 2; 3 × √(0.5² + 0.5²) = 2.12 J.
+    const e = [100, 95, 90, 91, 93, 94, 95];
+    expect(energyRoseSignificantly(e, se(7), 3)).toBe(false); // +1: within the noise
+    expect(energyRoseSignificantly(e, se(7), 4)).toBe(false); // +3: one significant clock
+    expect(energyRoseSignificantly(e, se(7), 5)).toBe(true); // +4: the second in a row
+  });
+
+  test('a clock back within the noise breaks the run; a new minimum resets the reference', () => {
+    const e = [100, 95, 90, 93, 91, 93, 85, 88, 90];
+    expect(energyRoseSignificantly(e, se(9), 5)).toBe(false);
+    expect(energyRoseSignificantly(e, se(9), 7)).toBe(false);
+    expect(energyRoseSignificantly(e, se(9), 8)).toBe(true);
+  });
+
+  test('large errors make the same rise insignificant', () => {
+    const e = [100, 95, 90, 93, 94, 95, 96];
+    expect(energyRoseSignificantly(e, se(7, 0.5), 6)).toBe(true);
+    expect(energyRoseSignificantly(e, se(7, 3), 6)).toBe(false); // 3 × 4.24 = 12.7 J
+  });
+
+  test('the relative floor holds when the errors are tiny', () => {
+    const e = [100, 95, 90, 90.3, 90.4, 90.5];
+    expect(energyRoseSignificantly(e, se(6, 0.001), 5)).toBe(false); // < 0.5 % of 90
+    expect(
+      energyRoseSignificantly(e, se(6, 0.001), 5, {
+        sigmas: 3,
+        confirmations: 2,
+        minRelativeRise: 0.001,
+      }),
+    ).toBe(true);
+  });
+
+  test('unmeasured clocks and unknown errors neither count nor break a run', () => {
+    const e = [100, 90, 95, null, 96, 97];
+    const errs = [0.5, 0.5, 0.5, null, null, 0.5];
+    expect(energyRoseSignificantly(e, errs, 4)).toBe(false); // 95 counts once; 96 has no error
+    expect(energyRoseSignificantly(e, errs, 5)).toBe(true); // 97 is the second
+    expect(energyRoseSignificantly(e, undefined, 5)).toBe(false); // no errors at all: never
+  });
 });
 
 test('a sweep steps down per clock, stops each (stage, kind) on its own, ends at the floor', () => {
   const clocks = [1410, 1395, 1380, 1365, 1350, 1335, 1320, 1305, 1290];
   let sweep = newSweep(2, clocks);
-  // Stage 0 forward: energy falls then rises from index 3 on (first third = 3): rises at 4..8 → stop at 8?
-  // Stage 1 backward: rises from index 3: 4,5,6,7,8 → five rises at index 8. Make stage 0 forward rise earlier.
-  const energy = (s: number, k: string, f: number): number => {
+  // Stage 0 forward: falls to 98 J at index 2, then rises 1 J per clock (errors 0.5 J): +1 and +2 J
+  // are within 3 combined errors (2.12 J); +3 J at 5 and +4 J at 6 are significant → stops at 6.
+  // The other cells fall all the way and stop at the floor (index 8).
+  const energy = (s: number, k: string, f: number): { energyJ: number; stderrJ: number } => {
     const i = clocks.indexOf(f);
-    if (s === 0 && k === 'forward') return i < 3 ? 100 - i : 100 + i; // rises at every index ≥ 3
-    return 100 - i; // always falls
+    if (s === 0 && k === 'forward') return { energyJ: i < 3 ? 100 - i : 96 + i, stderrJ: 0.5 };
+    return { energyJ: 100 - i, stderrJ: 0.5 };
   };
   const variant0 = sweepVariant(spec, sweep);
   expect(variant0.reason).toBe('profiling 1410 MHz (1/9)');
@@ -64,8 +103,8 @@ test('a sweep steps down per clock, stops each (stage, kind) on its own, ends at
     ({ sweep, done } = advanceSweep(sweep, energy));
     steps++;
     if (sweep.step === 8 && !done) {
-      // Stage 0 forward rose at 3,4,5,6,7 → stopped at 7 and runs at the highest clock meanwhile.
-      expect(sweep.stoppedAt['0:forward']).toBe(7);
+      // Stage 0 forward stopped at 6 and runs at the highest clock meanwhile.
+      expect(sweep.stoppedAt['0:forward']).toBe(6);
       const v = sweepVariant(spec, sweep);
       expect(
         v.stages[0]!.filter((x) => x.kind === 'forward').every((x) => x.frequencyMhz === 1410),
@@ -78,10 +117,11 @@ test('a sweep steps down per clock, stops each (stage, kind) on its own, ends at
   expect(done).toBe(true);
   expect(steps).toBe(9);
   expect(sweep.stoppedAt).toEqual({
-    '0:forward': 7,
+    '0:forward': 6,
     '0:backward': 8,
     '1:forward': 8,
     '1:backward': 8,
   });
-  expect(sweep.energies['0:forward']!.slice(0, 8)).toEqual([100, 99, 98, 103, 104, 105, 106, 107]);
+  expect(sweep.energies['0:forward']).toEqual([100, 99, 98, 99, 100, 101, 102, null, null]);
+  expect(sweep.stderrs!['0:forward']).toEqual([0.5, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5, null, null]);
 });
