@@ -11,6 +11,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import grpc
 import pytest
@@ -59,10 +60,10 @@ def tls_agent() -> Iterator[TlsAgent]:
             stop_server(proc)
 
 
-def measure_only(agent: TlsAgent, logger: logging.Logger, job_id: str, device: int, **kw: object) -> perseus.PipelineFrequencyOptimizer:
+def measure_only(agent: TlsAgent, logger: logging.Logger, job_id: str, device: int, **kw: Any) -> perseus.PipelineFrequencyOptimizer:
     return perseus.PipelineFrequencyOptimizer(
         0, 0, 0, 0, device, 1, 1, 1, 1, None, agent_url=agent.address, job_id=job_id, num_microbatches=2, sync="none",
-        supported_frequencies_mhz=A100_CLOCKS, retry_max_s=0.3, logger=logger, **kw,  # type: ignore[arg-type]
+        supported_frequencies_mhz=A100_CLOCKS, retry_max_s=0.3, logger=logger, **kw,
     )
 
 
@@ -145,3 +146,61 @@ def test_profiler_batches_are_split_below_the_message_limit_and_accepted(perseus
     with pytest.raises(grpc.RpcError) as info:
         list(stub.ReportMeasurements(iter([whole]), timeout=60))
     assert info.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+
+
+def test_all_three_links_over_tls_with_scoped_tokens(tmp_path: Path, client_logger: tuple[logging.Logger, WarningCounter]) -> None:
+    """`perseus serve` on TCP with TLS and token files for agent, profiler and optimizer: the client
+    reaches all three with one CA and one token; a token limited to another job is refused."""
+    logger, _ = client_logger
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", str(key), "-out", str(cert),
+         "-days", "1", "-subj", "/CN=localhost", "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost"],
+        check=True, capture_output=True,
+    )
+    agent_tokens, tokens = tmp_path / "agent-tokens", tmp_path / "tokens"
+    agent_tokens.write_text(f"trainer control {SECRET}\n")
+    tokens.write_text(f"trainer read,report,control {SECRET}\nother read,report other-secret-0123456789abcdef jobs=someone-else\n")
+    agent_tokens.chmod(0o600)
+    tokens.chmod(0o600)
+    env = {"PERSEUS_AGENT_TOKEN_FILE": str(agent_tokens), "PERSEUS_PROFILER_TOKEN_FILE": str(tokens), "PERSEUS_OPTIMIZER_TOKEN_FILE": str(tokens)}
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)  # start_server passes the test's environment to `perseus serve`
+    try:
+        proc, address = start_server("127.0.0.1:0", tmp_path, ["--tls-cert", str(cert), "--tls-key", str(key)])
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+    try:
+        def client(token: str, job: str) -> perseus.PipelineFrequencyOptimizer:
+            return perseus.PipelineFrequencyOptimizer(
+                0, 0, 0, 0, 0, 1, 1, 1, 1, address, job_id=job, num_microbatches=2, sync="none", supported_frequencies_mhz=A100_CLOCKS,
+                retry_max_s=0.3, logger=logger, tls_ca_file=str(cert), token=token,
+            )
+
+        ok = client(SECRET, "tls-all")
+        try:
+            assert ok.wait_ready(timeout_s=30) is True
+            for _ in range(10):
+                one_iteration(ok)
+            assert ok.flush(timeout_s=15)
+            st = ok.status()
+            assert (st.agent_connected, st.optimizer_connected, st.profiler_connected, st.failures) == (True, True, True, {})
+            assert st.measurements_acked == 40 and st.iterations_reported == 10 and st.schedule_version > 0
+        finally:
+            ok.close(timeout_s=3)
+        other = client("other-secret-0123456789abcdef", "tls-other")
+        try:
+            with pytest.raises(perseus.ConfigurationError):
+                other.wait_ready(timeout_s=30)
+            assert wait_until(lambda: set(other.status().failures) == {"agent", "optimizer"}, 30)
+            failures = other.status().failures
+            assert (failures["agent"].code, failures["optimizer"].code) == ("UNAUTHENTICATED", "PERMISSION_DENIED")
+            assert failures["optimizer"].message == 'token "other" may not report job "tls-other"'
+        finally:
+            other.close(timeout_s=3)
+    finally:
+        stop_server(proc)

