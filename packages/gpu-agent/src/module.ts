@@ -1,12 +1,11 @@
-import * as dns from 'node:dns';
 import * as fs from 'node:fs';
-import * as net from 'node:net';
 import * as path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import type { Logger, MetricsRegistry, ServiceModule } from '@perseus/service-kit';
 import {
   PerseusServer,
   createMetricsRegistry,
+  isLocalAddress,
   normalizeListenAddress,
   startMetricsServer,
   unixSocketPath,
@@ -25,11 +24,8 @@ import { gpuAgentService } from './service';
 import { StateFile } from './state-file';
 import { StateLock } from './state-lock';
 
-/** Resolves a host name to every address it stands for (dns.lookup with `all`). */
+/** Resolves a host name to every address it stands for. */
 export type HostLookup = (host: string) => Promise<string[]>;
-
-const systemLookup: HostLookup = async (host) =>
-  (await dns.promises.lookup(host, { all: true, verbatim: true })).map((a) => a.address);
 
 /** Inputs of {@link createAgentModule}: any {@link AgentOptions} field (others from env/defaults). */
 export interface AgentModuleOptions extends Partial<AgentOptions> {
@@ -66,24 +62,6 @@ export interface AgentModule extends ServiceModule {
   readonly resetAtStartup: readonly number[];
 }
 
-function isLoopbackIp(ip: string): boolean {
-  const v4 = ip.startsWith('::ffff:') ? ip.slice('::ffff:'.length) : ip;
-  if (net.isIPv4(v4)) return v4.split('.')[0] === '127';
-  return net.isIPv6(ip) && /^(0{0,4}:){2,7}0{0,3}1$|^::1$/.test(ip);
-}
-
-/**
- * The addresses a TCP listen address stands for, all of which must be loopback for plain TCP. A
- * name is resolved (what the server will bind), never judged by its text: `127.evil.test` may
- * resolve anywhere.
- */
-async function nonLoopbackAddresses(address: string, lookup: HostLookup): Promise<string[]> {
-  const host = address.replace(/:\d+$/, '').replace(/^\[|\]$/g, '');
-  const ips = net.isIP(host) ? [host] : await lookup(host);
-  if (ips.length === 0) return [`${host} (resolves to nothing)`];
-  return ips.filter((ip) => !isLoopbackIp(ip));
-}
-
 /**
  * The main listener's policy: Unix socket = filesystem permissions (tokens checked only if sent);
  * loopback TCP = tokens when a token file is set, else open only when allowed (default: only with
@@ -95,15 +73,14 @@ async function mainListenerAuthorizer(
   options: AgentOptions,
   backendKind: GpuBackend['kind'],
   logger: Logger,
-  lookup: HostLookup,
+  lookup: HostLookup | undefined,
 ): Promise<Authorizer> {
   const main = normalizeListenAddress(address);
   if (unixSocketPath(main) !== undefined)
     return new Authorizer(tokens, { requireToken: false, anonymousIdentity: 'unix-socket' });
-  const outside = await nonLoopbackAddresses(main, lookup);
-  if (outside.length > 0) {
+  if (!(await isLocalAddress(main, lookup))) {
     throw new Error(
-      `the agent serves plain TCP only on loopback, got ${main} (${outside.join(', ')} is not loopback): use a unix: socket, or --agent-tcp-listen with TLS and tokens`,
+      `the agent serves plain TCP only on loopback, got ${main} (not every address it resolves to is loopback): use a unix: socket, or --agent-tcp-listen with TLS and tokens`,
     );
   }
   if (tokens.length > 0)
@@ -192,7 +169,7 @@ export async function createAgentModule(input: AgentModuleOptions): Promise<Agen
   };
   checkAgentOptions(options);
 
-  const lookup = input.lookup ?? systemLookup;
+  const lookup = input.lookup;
   const tokens: Token[] = options.tokenFile ? loadTokenFile(options.tokenFile) : [];
   // Before anything else touches the state file, the socket or a device: one agent per state file.
   const lock = StateLock.acquire(options.stateFile);

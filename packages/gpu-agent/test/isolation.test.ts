@@ -201,7 +201,7 @@ test('plain TCP is refused when the listen name resolves off loopback, whatever 
       lookup: async (host) => (host === '127.evil.test' ? ['10.9.9.9'] : ['127.0.0.1', '::1']),
     });
   await expect(start('127.evil.test:0')).rejects.toThrow(
-    'the agent serves plain TCP only on loopback, got 127.evil.test:0 (10.9.9.9 is not loopback)',
+    'the agent serves plain TCP only on loopback, got 127.evil.test:0 (not every address it resolves to is loopback)',
   );
   // The refusal released the state-file lock and left no dirty state: a loopback name starts.
   const ok = await start('localhost:0');
@@ -210,7 +210,7 @@ test('plain TCP is refused when the listen name resolves off loopback, whatever 
   expect(readStateFile(path.join(dir, 'state.json'))!.cleanShutdown).toBe(true);
 });
 
-test('a token file other users can read is refused with a clear message', async () => {
+test('a token file others can read is refused with a clear message', async () => {
   const dir = tempDir();
   const tokenFile = path.join(dir, 'tokens');
   fs.writeFileSync(tokenFile, 'trainer control 0123456789abcdef0123\n', { mode: 0o644 });
@@ -226,9 +226,9 @@ test('a token file other users can read is refused with a clear message', async 
       env: {},
     });
   await expect(start()).rejects.toThrow(
-    `token file ${tokenFile} is accessible by every user (mode 0644)`,
+    `token file ${tokenFile} is readable by group or others (mode 0644); chmod 600 it`,
   );
-  fs.chmodSync(tokenFile, 0o640);
+  fs.chmodSync(tokenFile, 0o600);
   const ok = await start();
   await ok.close();
 });

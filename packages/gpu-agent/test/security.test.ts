@@ -23,15 +23,19 @@ describe('token file', () => {
     const tokens = parseTokenFile(
       `# ops\nmonitor read ${READ_SECRET}\n\ntrainer control ${CONTROL_SECRET}\n`,
     );
-    expect(tokens.map((t) => [t.name, t.scope])).toEqual([
-      ['monitor', 'read'],
-      ['trainer', 'control'],
+    // A control token also reads on the agent.
+    expect(tokens.map((t) => [t.name, [...t.scopes].sort()])).toEqual([
+      ['monitor', ['read']],
+      ['trainer', ['control', 'read']],
     ]);
     expect(tokens[0]!.digest).toHaveLength(32);
   });
   test.each([
-    ['monitor admin 0123456789abcdef', 'tokens:1: expected "<name> <read|control> <secret>"'],
-    ['monitor read', 'tokens:1: expected "<name> <read|control> <secret>"'],
+    [
+      'monitor admin 0123456789abcdef',
+      'tokens:1: scope must be read, report or control, got "admin"',
+    ],
+    ['monitor read', 'tokens:1: expected "<name> <scope>[,<scope>] <secret> [jobs=<id>,…|*]"'],
     ['monitor read short', 'tokens:1: secret of monitor must have at least 16 characters'],
   ])('rejects %j', (line, message) => {
     expect(() => parseTokenFile(line, 'tokens')).toThrow(message);

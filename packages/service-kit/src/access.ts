@@ -146,18 +146,26 @@ export class ListenerAccess {
  * resolved address is loopback (a name is resolved, not matched as text: `127.evil.test` may
  * resolve anywhere).
  */
-export async function isLocalAddress(address: string): Promise<boolean> {
+export async function isLocalAddress(
+  address: string,
+  lookup: (host: string) => Promise<string[]> = systemLookup,
+): Promise<boolean> {
   if (unixSocketPath(address) !== undefined) return true;
   const host = address.replace(/:\d+$/, '').replace(/^\[|\]$/g, '');
   const loopback = (ip: string): boolean =>
     net.isIPv4(ip) ? ip.startsWith('127.') : ip === '::1' || ip.startsWith('::ffff:127.');
   if (net.isIP(host) !== 0) return loopback(host);
   try {
-    const all = await dns.promises.lookup(host, { all: true });
-    return all.length > 0 && all.every((a) => loopback(a.address));
+    const all = await lookup(host);
+    return all.length > 0 && all.every(loopback);
   } catch {
     return false;
   }
+}
+
+/** Every address a host name resolves to (the system resolver). */
+async function systemLookup(host: string): Promise<string[]> {
+  return (await dns.promises.lookup(host, { all: true })).map((a) => a.address);
 }
 
 /**

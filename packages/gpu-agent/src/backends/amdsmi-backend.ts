@@ -57,8 +57,8 @@ interface AmdDevice {
  * AMD GPUs through libamd_smi.so (koffi FFI). What AMD cannot do, and how we degrade:
  * - No exact clock lock: only a min..max SCLK range (`amdsmi_set_gpu_clk_range`); we set min = max.
  * - No per-domain reset: the only reset is the performance level back to `auto`
- *   (`amdsmi_set_gpu_perf_level`), which also drops any memory-clock setting. `perDomainReset` is
- *   false and `lockMemoryClockMax`/`resetMemoryClock` are no-ops (memory clock stays driver-managed).
+ *   (`amdsmi_set_gpu_perf_level`), which also drops any memory-clock setting, so
+ *   `lockMemoryClockMax`/`resetMemoryClock` are no-ops (memory clock stays driver-managed).
  * - The supported-clock list is the driver's DPM levels (`amdsmi_get_clk_freq`), usually a handful,
  *   not NVML's 15 MHz grid; we expose exactly those levels.
  * - Power is derived from the energy counter (Δenergy/Δt), not a separate sensor struct, because
