@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Debian packages the build and tests need. Installs only what is missing (needs root for apt).
+# Debian packages the build and tests need (chromium: the dashboard browser test). Installs only what is missing (needs root for apt).
 set -euo pipefail
 need=()
 command -v gcc >/dev/null || need+=(gcc)
@@ -8,6 +8,8 @@ command -v make >/dev/null || need+=(make)
 command -v openssl >/dev/null || need+=(openssl)
 command -v python3 >/dev/null || need+=(python3 python3-venv)
 [ -e /usr/include/node/node.h ] || need+=(libnode-dev)
+# The optimizer dashboard's browser test drives Debian's chromium (playwright-core, no download).
+command -v chromium >/dev/null || need+=(chromium)
 command -v systemd-analyze >/dev/null || need+=(systemd)   # tools/build/test-systemd-units.sh
 python3 -c 'import yaml' 2>/dev/null || need+=(python3-yaml)   # deploy/helm/check_rendered.py
 # Heavy, opt-in tests (.ci/run runs them when asked): podman images, a one-node Slurm cluster.

@@ -21,6 +21,11 @@ export interface OptimizerConfig {
   stragglerWindow: number;
   /** Token file (scopes read/report/control, optional jobs; service-kit access.ts); '' = none. */
   tokenFile: string;
+  /** Read-only web dashboard `host:port`; '' = off. Access as the gRPC listener (service-kit listenerPolicy). */
+  dashboardListen: string;
+  /** PEM certificate chain and key of the dashboard (HTTPS); '' = plain HTTP (loopback only). */
+  dashboardTlsCert: string;
+  dashboardTlsKey: string;
 }
 
 export const DEFAULT_PROFILER_URL = '127.0.0.1:50052';
@@ -33,6 +38,9 @@ export const DEFAULT_CONFIG: OptimizerConfig = {
   stragglerMargin: 0.1,
   stragglerWindow: 5,
   tokenFile: '',
+  dashboardListen: '',
+  dashboardTlsCert: '',
+  dashboardTlsKey: '',
 };
 
 /** Reads `PERSEUS_OPTIMIZER_*` over the defaults. */
@@ -51,6 +59,21 @@ export function optimizerConfigFromEnv(env: NodeJS.ProcessEnv = process.env): Op
     stragglerWindow: envNumber(
       'PERSEUS_OPTIMIZER_STRAGGLER_WINDOW',
       DEFAULT_CONFIG.stragglerWindow,
+      env,
+    ),
+    dashboardListen: envString(
+      'PERSEUS_OPTIMIZER_DASHBOARD_LISTEN',
+      DEFAULT_CONFIG.dashboardListen,
+      env,
+    ),
+    dashboardTlsCert: envString(
+      'PERSEUS_OPTIMIZER_DASHBOARD_TLS_CERT',
+      DEFAULT_CONFIG.dashboardTlsCert,
+      env,
+    ),
+    dashboardTlsKey: envString(
+      'PERSEUS_OPTIMIZER_DASHBOARD_TLS_KEY',
+      DEFAULT_CONFIG.dashboardTlsKey,
       env,
     ),
   };

@@ -16,6 +16,9 @@ import type { ServiceAccess } from '@perseus/service-kit';
 import { DEFAULT_CONFIG, DEFAULT_PROFILER_URL } from './config';
 import type { OptimizerConfig } from './config';
 import { registerOptimizerMetrics } from './metrics';
+import { startDashboardServer, type DashboardServer } from './dashboard/dashboard-server';
+import { DashboardState } from './dashboard/dashboard-state';
+import type { JobDetails } from './job';
 import { Optimizer } from './optimizer';
 import { WorkerFrontierPlanner } from './planner-pool';
 import type { FrontierPlanner } from './planner-pool';
@@ -64,6 +67,8 @@ export interface OptimizerModule extends ServiceModule {
   metricsAddress(): string | undefined;
   /** Prometheus text of the current state. */
   metricsText(): Promise<string>;
+  /** URL of the read-only dashboard, when enabled. */
+  dashboardUrl(): string | undefined;
   /** The profiler address in use, once resolved. */
   profilerAddress(): string | undefined;
 }
@@ -144,7 +149,9 @@ export async function createOptimizerModule(
     profilerAddress = cfg.profilerUrl;
     ownSource = true;
   }
+  let dashboardState: DashboardState | undefined;
   const optimizer = new Optimizer({
+    onIteration: (rep) => dashboardState?.onIteration(rep),
     store,
     planner: options.planner ?? new WorkerFrontierPlanner(),
     profileSource: () => source,
@@ -170,12 +177,30 @@ export async function createOptimizerModule(
     () => optimizer.hub.watcherCount(),
   );
   let metrics: MetricsServer | undefined;
+  let dashboard: DashboardServer | undefined;
   const metricsText = (): Promise<string> => registry.metrics();
   try {
     optimizer.restore();
     if (cfg.metricsListen !== '')
       metrics = await startMetricsServer(cfg.metricsListen, registry, logger);
+    if (cfg.dashboardListen !== '') {
+      dashboardState = new DashboardState({
+        listJobs: (limit, after) => optimizer.listJobs(limit, after),
+        getJob: (jobId) => optimizer.getJob(jobId),
+        getFrontier: (jobId) => optimizer.getFrontier(jobId),
+        profileFor: (job) => profileForJob(job, imported, source),
+      });
+      dashboard = await startDashboardServer({
+        listen: cfg.dashboardListen,
+        state: dashboardState,
+        logger,
+        tokens,
+        ...(cfg.dashboardTlsCert !== '' ? { tlsCertFile: cfg.dashboardTlsCert } : {}),
+        ...(cfg.dashboardTlsKey !== '' ? { tlsKeyFile: cfg.dashboardTlsKey } : {}),
+      });
+    }
   } catch (err) {
+    await metrics?.close();
     await optimizer.close();
     store.close();
     throw err;
@@ -185,6 +210,7 @@ export async function createOptimizerModule(
     services: [{ ...optimizerService(optimizer), access: { listener: access, methods: ACCESS } }],
     optimizer,
     metricsAddress: () => metrics?.address,
+    dashboardUrl: () => dashboard?.url,
     metricsText,
     profilerAddress: () => profilerAddress,
     async onListening(address: string): Promise<void> {
@@ -201,6 +227,7 @@ export async function createOptimizerModule(
       logger.info({ profiler: target }, 'profiler address resolved');
     },
     async close(): Promise<void> {
+      await dashboard?.close();
       await optimizer.close();
       if (ownSource) source?.close();
       await metrics?.close();
@@ -227,6 +254,35 @@ const ACCESS: ServiceAccess['methods'] = {
   GetJob: { scope: 'read' },
   DeleteJob: { scope: 'control', jobOf },
 };
+/** The profile a job was planned from, for the dashboard's timeline: imported, else the profiler's. */
+async function profileForJob(
+  job: JobDetails,
+  imported: Array<{ jobId?: string | undefined; profile: Profile }>,
+  source: ProfileSource | undefined,
+): Promise<Profile | undefined> {
+  const n = job.spec.pipeline.numStages * (job.spec.pipeline.numChunks ?? 1);
+  if (job.hasImportedProfile) {
+    const own = imported.find((p) => p.jobId === job.summary.jobId);
+    const any = imported.find((p) => p.jobId === undefined && p.profile.stages.length === n);
+    return (own ?? any)?.profile;
+  }
+  if (source === undefined) return undefined;
+  try {
+    const cells = await source.getProfile(job.summary.profileJobId, { minCount: 1 });
+    const profile: Profile = {
+      stages: Array.from({ length: n }, () => ({ forward: [], backward: [] })),
+    };
+    for (const c of cells)
+      profile.stages[c.stage]?.[c.kind].push({
+        frequencyMhz: c.frequencyMhz,
+        timeS: c.timeS,
+        energyJ: c.energyJ,
+      });
+    return profile;
+  } catch {
+    return undefined;
+  }
+}
 
 function stripUndefined<T extends object>(o: T): Partial<T> {
   return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;

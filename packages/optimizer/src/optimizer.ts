@@ -79,6 +79,8 @@ export interface OptimizerCoreOptions {
   rankTimeoutMs?: number;
   /** Finished jobs (no live rank) are deleted this long after their last RPC, ms. Default 7 days. */
   finishedRetentionMs?: number;
+  /** Told of every accepted iteration report (the dashboard's live time and energy). */
+  onIteration?: (rep: IterationReport) => void;
   now?: () => number;
 }
 
@@ -720,6 +722,7 @@ export class Optimizer {
       );
     }
     this.touch(job, info.rank);
+    this.opts.onIteration?.(rep);
     const d = job.state.deployment!;
     if (rep.scheduleVersion !== d.version) return { scheduleVersion: d.version };
     if (d.phase === 'PROFILING') this.countSweepIteration(job, info, rep);

@@ -22,6 +22,18 @@ export function addOptimizerFlags(cmd: Command): Command {
       'bearer tokens, one "<name> <read|report|control>[,…] <secret> [jobs=<id>,…]" per line, mode 0600; required for a non-local --listen (env PERSEUS_OPTIMIZER_TOKEN_FILE; default none)',
     )
     .option(
+      '--optimizer-dashboard-listen <host:port>',
+      'read-only web dashboard; same access rules as --listen: open on loopback (read token with a token file), TLS + token file elsewhere (env PERSEUS_OPTIMIZER_DASHBOARD_LISTEN; default off)',
+    )
+    .option(
+      '--optimizer-dashboard-tls-cert <path>',
+      'PEM certificate chain: serve the dashboard over HTTPS (needed off loopback) (env PERSEUS_OPTIMIZER_DASHBOARD_TLS_CERT)',
+    )
+    .option(
+      '--optimizer-dashboard-tls-key <path>',
+      'PEM private key of --optimizer-dashboard-tls-cert (env PERSEUS_OPTIMIZER_DASHBOARD_TLS_KEY)',
+    )
+    .option(
       '--optimizer-metrics-listen <host:port>',
       'Prometheus /metrics endpoint (env PERSEUS_OPTIMIZER_METRICS_LISTEN; default off)',
     )
@@ -59,11 +71,17 @@ export async function optimizerModuleFromFlags(
     profilerUrl: str('optimizerProfilerUrl') ?? env.profilerUrl,
     profileCsv: str('optimizerProfileCsv') ?? env.profileCsv,
     metricsListen: str('optimizerMetricsListen') ?? env.metricsListen,
+    dashboardListen: str('optimizerDashboardListen') ?? env.dashboardListen,
+    dashboardTlsCert: str('optimizerDashboardTlsCert') ?? env.dashboardTlsCert,
+    dashboardTlsKey: str('optimizerDashboardTlsKey') ?? env.dashboardTlsKey,
     stragglerMargin:
       num(flags['optimizerStragglerMargin'], '--optimizer-straggler-margin') ?? env.stragglerMargin,
     stragglerWindow:
       num(flags['optimizerStragglerWindow'], '--optimizer-straggler-window') ?? env.stragglerWindow,
   });
+  const dashboard = mod.dashboardUrl();
+  if (dashboard !== undefined)
+    process.stdout.write(`${JSON.stringify({ event: 'dashboard', url: dashboard })}\n`);
   const metrics = mod.metricsAddress();
   if (metrics !== undefined)
     process.stdout.write(
