@@ -174,6 +174,25 @@ export function predictedSaving(job: Job): number {
   return savings.reduce((a, b) => a + b, 0) / Math.max(1, savings.length);
 }
 
+/**
+ * Certified gap of the deployed plans, percent of their energy: over the pipelines' variants, the
+ * most a plan's energy may lie above the optimum for its iteration time (the planner's LP
+ * relaxation there is a proven bound); undefined until frontier plans are deployed.
+ */
+export function certifiedGap(job: Job): number | undefined {
+  const d = job.state.deployment;
+  const f = job.frontier;
+  if (f === null || d === null || d.phase !== 'DEPLOYED') return undefined;
+  let gap: number | undefined;
+  for (const v of new Set(d.variantOfPipeline)) {
+    const p = d.variants[v]!;
+    const boundJ = f.lowerBoundJ(p.expectedTimeS);
+    if (p.pointIndex < 0 || !Number.isFinite(boundJ) || !(p.expectedEnergyJ > 0)) return undefined;
+    gap = Math.max(gap ?? 0, (100 * Math.max(0, p.expectedEnergyJ - boundJ)) / p.expectedEnergyJ);
+  }
+  return gap;
+}
+
 /** Stragglers whose report has not lapsed at `nowMs`. */
 export function activeStragglers(job: Job, nowMs: number): Straggler[] {
   const now = nowMs;
@@ -269,6 +288,6 @@ export function jobStatus(job: Job, nowMs: number): JobStatus {
       .sort((a, b) => a - b),
     detail: job.state.detail,
     simulated: isSimulated(job),
-    certifiedGapPercent: undefined,
+    certifiedGapPercent: certifiedGap(job),
   };
 }

@@ -128,6 +128,13 @@ describe('a job with an imported profile (sweep skipped)', () => {
       9,
     );
     expect(st.predicted_saving_percent).toBeGreaterThan(5);
+    // Certified against the planner's LP relaxation at the deployed plan's iteration time.
+    const boundJ = frontier.lowerBoundJ(intrinsic.point.timeS);
+    expect(st.certified_gap_percent).toBeCloseTo(
+      (100 * (intrinsic.point.energyJ - boundJ)) / intrinsic.point.energyJ,
+      9,
+    );
+    expect(st.certified_gap_percent).toBeGreaterThanOrEqual(0);
   });
 
   test('GetFrontier returns the frontier and the intrinsic choice', async () => {
