@@ -46,6 +46,42 @@ type Ctx = {
 
 const callers = new WeakMap<object, Caller>();
 
+const UNDECODABLE = Symbol('undecodable request');
+type Undecodable = { [UNDECODABLE]: string };
+
+function undecodable(request: unknown): string | undefined {
+  return typeof request === 'object' && request !== null && UNDECODABLE in request
+    ? (request as Undecodable)[UNDECODABLE]
+    : undefined;
+}
+
+/**
+ * `definition` with request decoders that never throw: bytes that are not a valid message become
+ * a marker the handler wrappers answer with INVALID_ARGUMENT (grpc-js itself would answer INTERNAL,
+ * which reads as a server fault). In a stream, such a message reaches the handler as an empty
+ * message, which its validator rejects field by field.
+ */
+export function tolerantDefinition(definition: grpc.ServiceDefinition): grpc.ServiceDefinition {
+  return Object.fromEntries(
+    Object.entries(definition).map(([name, m]) => [
+      name,
+      {
+        ...m,
+        requestDeserialize: (buf: Buffer): unknown => {
+          try {
+            return m.requestDeserialize(buf);
+          } catch (err) {
+            const marker: Undecodable = {
+              [UNDECODABLE]: err instanceof Error ? err.message.slice(0, 200) : 'undecodable',
+            };
+            return marker;
+          }
+        },
+      },
+    ]),
+  );
+}
+
 /** The authenticated caller of a call on a service with {@link ServiceAccess} (else undefined). */
 export function callerOf(call: object): Caller | undefined {
   return callers.get(call);
@@ -53,6 +89,12 @@ export function callerOf(call: object): Caller | undefined {
 
 /** Checks a call against its method's rule before the handler runs (throws the mapped error). */
 function admit(call: { metadata: Metadata; request?: unknown }, ctx: Ctx): void {
+  const bad = undecodable(call.request);
+  if (bad !== undefined)
+    throw ValidationError.field(
+      '(request)',
+      `is not a valid ${ctx.method} request message: ${bad}`,
+    );
   if (ctx.access === undefined) return;
   const { listener, rule } = ctx.access;
   const jobId =

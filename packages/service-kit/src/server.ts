@@ -6,7 +6,7 @@ import { addReflection } from './reflection';
 import { PERSEUS_VERSION } from './version';
 import { normalizeListenAddress, unixSocketPath } from './env';
 import type { Handler, ServiceAccess } from './handlers';
-import { implementService } from './handlers';
+import { implementService, tolerantDefinition } from './handlers';
 import type { Logger } from './logger';
 import { tagUnixConnection } from './peer-credentials';
 
@@ -90,7 +90,7 @@ export class PerseusServer {
     if (this.stateValue !== 'starting') throw new Error('addService after start');
     this.services.push(service);
     this.server.addService(
-      service.definition,
+      tolerantDefinition(service.definition),
       implementService(
         service.name,
         service.definition,
