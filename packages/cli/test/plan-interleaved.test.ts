@@ -1,7 +1,13 @@
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { evaluatePlan, parseProfileCsv, scheduleOrder, type PlannerInput } from '@perseus/planner';
+import {
+  evaluatePlan,
+  parsePlansJsonl,
+  parseProfileCsv,
+  scheduleOrder,
+  type PlannerInput,
+} from '@perseus/planner';
 import { runPlan } from '../src/commands/plan';
 
 // Four virtual stages (2 GPUs × 2 chunks), three clocks; later virtual stages are heavier.
@@ -52,10 +58,9 @@ describe('perseus plan --schedule interleaved', () => {
       blockingPowerW: 60,
       unitTimeS: 1e-3,
     };
-    const lines = readFileSync(join(out, 'plans.jsonl'), 'utf8').trim().split('\n');
+    const lines = parsePlansJsonl(readFileSync(join(out, 'plans.jsonl'), 'utf8'));
     expect(lines).toHaveLength(r.frontier.points.length);
-    for (const l of lines) {
-      const p = JSON.parse(l) as { time_s: number; energy_j: number; stages: number[][] };
+    for (const p of lines) {
       expect(p.stages).toHaveLength(2);
       const plan = p.stages.map((mhz, stage) => ({
         stage,

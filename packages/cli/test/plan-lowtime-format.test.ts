@@ -1,6 +1,7 @@
 import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
+import { parsePlansJsonl } from '@perseus/planner';
 import { runPlan } from '../src/commands/plan';
 
 const ROOT = resolve(__dirname, '..', '..', '..');
@@ -75,10 +76,7 @@ describe('perseus plan --format lowtime against files lowtime wrote', () => {
     expect(ours[ours.length - 1]).toBe(
       `freqs_pipeline_${String(ours.length - 1).padStart(5, '0')}.py`,
     );
-    const plans = readFileSync(join(out, 'plans.jsonl'), 'utf8')
-      .trim()
-      .split('\n')
-      .map((l) => JSON.parse(l) as { time_s: number; stages: number[][] });
+    const plans = parsePlansJsonl(readFileSync(join(out, 'plans.jsonl'), 'utf8'));
     // plans.jsonl is fastest first; the lowtime numbering runs the other way.
     expect(clockLists(readFileSync(join(out, ours[0]!), 'utf8'))).toEqual(
       plans[plans.length - 1]!.stages,

@@ -1,7 +1,7 @@
 import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { evaluatePlan, parseProfileCsv, scheduleOrder } from '@perseus/planner';
+import { evaluatePlan, parsePlansJsonl, parseProfileCsv, scheduleOrder } from '@perseus/planner';
 import { profileGpu, runPlan } from '../src/commands/plan';
 
 const quiet = (): void => undefined;
@@ -62,13 +62,7 @@ describe('perseus plan', () => {
       blockingPowerW: 60,
       unitTimeS: 1e-3,
     };
-    const plans = readFileSync(join(out, 'plans.jsonl'), 'utf8')
-      .trim()
-      .split('\n')
-      .map(
-        (l) =>
-          JSON.parse(l) as { index: number; time_s: number; energy_j: number; stages: number[][] },
-      );
+    const plans = parsePlansJsonl(readFileSync(join(out, 'plans.jsonl'), 'utf8'));
     for (const p of plans) {
       const plan = p.stages.map((mhz, stage) => ({
         stage,

@@ -39,6 +39,13 @@ export {
   type FrontierOptions,
   type FrontierStats,
 } from './frontier';
+export {
+  decodePlanLines,
+  parsePlansJsonl,
+  plansJsonlLines,
+  PLANS_KEYFRAME_EVERY,
+  type PlanRecord,
+} from './plans-file';
 export { exactFrontier, type ExactFrontierPoint } from './exact';
 export { lpLowerBound, buildLowerBoundLp, type LpOptions, type LpSolver } from './lp-bound';
 export {

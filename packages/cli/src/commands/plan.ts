@@ -1,4 +1,14 @@
-import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  closeSync,
+  existsSync,
+  mkdirSync,
+  openSync,
+  readFileSync,
+  readdirSync,
+  rmSync,
+  writeFileSync,
+  writeSync,
+} from 'node:fs';
 import { basename, join } from 'node:path';
 import type { Command } from 'commander';
 import type { Highs } from 'highs';
@@ -8,6 +18,7 @@ import {
   highsMilpSolver,
   lpLowerBound,
   parseProfileCsv,
+  plansJsonlLines,
   type ExactDeadlineResult,
   type Frontier,
   type PlannerInput,
@@ -38,6 +49,8 @@ export interface PlanCommandOptions {
   exactBudgetS?: number;
   /** Write into a folder that already holds plan files (removing the old ones first). */
   force?: boolean;
+  /** plans.jsonl with every point's whole plan instead of changes from the previous point. */
+  fullPlans?: boolean;
   /** Step messages (default: lines on stderr). */
   onStep?: (message: string) => void;
 }
@@ -260,28 +273,21 @@ export async function runPlan(opts: PlanCommandOptions): Promise<PlanCommandResu
         .join('\n') +
       '\n',
   );
-  const jsonl: string[] = [];
+  // plans.jsonl line by line: the full form of a large frontier is hundreds of MB of text.
+  const plansFd = openSync(join(opts.out, 'plans.jsonl'), 'w');
+  for (const line of plansJsonlLines(frontier, opts.fullPlans === true ? 'full' : 'delta'))
+    writeSync(plansFd, line + '\n');
+  closeSync(plansFd);
+  files.push('plans.jsonl');
   const n = frontier.points.length;
-  for (const p of frontier.points) {
-    const plan = frontier.plan(p.index);
-    jsonl.push(
-      JSON.stringify({
-        index: p.index,
-        time_s: p.timeS,
-        energy_j: p.energyJ,
-        stages: plan.map((s) => s.instructions.map((i) => i.frequencyMhz)),
-      }),
+  for (const p of opts.format === 'lowtime' ? frontier.points : []) {
+    const iteration = n - 1 - p.index;
+    const slower = frontier.points[p.index + 1];
+    write(
+      `freqs_pipeline_${String(iteration).padStart(5, '0')}.py`,
+      lowtimePlanFile(frontier.plan(p.index), iteration, p.energyJ, slower?.energyJ ?? p.energyJ),
     );
-    if (opts.format === 'lowtime') {
-      const iteration = n - 1 - p.index;
-      const slower = frontier.points[p.index + 1];
-      write(
-        `freqs_pipeline_${String(iteration).padStart(5, '0')}.py`,
-        lowtimePlanFile(plan, iteration, p.energyJ, slower?.energyJ ?? p.energyJ),
-      );
-    }
   }
-  write('plans.jsonl', jsonl.join('\n') + '\n');
   const intr = frontier.intrinsic();
   const context = {
     profile: basename(opts.profile),
@@ -373,6 +379,10 @@ export function registerPlanCommand(program: Command): void {
     )
     .option('--force', 'replace the plan files of another run in --out')
     .option(
+      '--full-plans',
+      "plans.jsonl with every point's whole plan ('stages') instead of changes from the previous point",
+    )
+    .option(
       '--exact-budget <seconds>',
       'time budget of the exact polish of the intrinsic plan (HiGHS MILP); 0: none',
       nonNegativeNumber('exact-budget'),
@@ -405,6 +415,7 @@ export function registerPlanCommand(program: Command): void {
         lpBound: raw['lpCheck'] === true,
         exactBudgetS: raw['exactBudget'] as number,
         force: raw['force'] === true,
+        fullPlans: raw['fullPlans'] === true,
       });
       process.stdout.write(`perseus plan: ${result.summary}\n`);
     });
