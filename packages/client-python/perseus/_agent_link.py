@@ -48,7 +48,7 @@ class AgentLink(Link):
     async def serve(self, channel: grpc.aio.Channel) -> None:
         cfg = self.core.cfg
         stub = agent_pb2_grpc.GpuAgentStub(channel)
-        call: Any = stub.OpenSession()
+        call: Any = stub.OpenSession(metadata=self.metadata)
         try:
             await call.write(
                 agent_pb2.SessionRequest(open=agent_pb2.OpenSession(job_id=cfg.job_id, rank=cfg.rank, device_index=cfg.device_index, lease_ttl_s=cfg.lease_ttl_s))

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import os
 import threading
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -103,59 +102,14 @@ def split_url(url: str) -> tuple[str, bool]:
     return url, False
 
 
-def _with_token(details: grpc.aio.ClientCallDetails, header: str) -> grpc.aio.ClientCallDetails:
-    metadata = grpc.aio.Metadata(*(details.metadata or ()))
-    metadata.add("authorization", header)
-    return grpc.aio.ClientCallDetails(details.method, details.timeout, metadata, details.credentials, details.wait_for_ready)
-
-
-class _TokenUnaryUnary(grpc.aio.UnaryUnaryClientInterceptor):
-    def __init__(self, header: str) -> None:
-        self._header = header
-
-    async def intercept_unary_unary(self, continuation: Callable[..., Any], details: grpc.aio.ClientCallDetails, request: Any) -> Any:
-        return await continuation(_with_token(details, self._header), request)
-
-
-class _TokenUnaryStream(grpc.aio.UnaryStreamClientInterceptor):
-    def __init__(self, header: str) -> None:
-        self._header = header
-
-    async def intercept_unary_stream(self, continuation: Callable[..., Any], details: grpc.aio.ClientCallDetails, request: Any) -> Any:
-        return await continuation(_with_token(details, self._header), request)
-
-
-class _TokenStreamUnary(grpc.aio.StreamUnaryClientInterceptor):
-    def __init__(self, header: str) -> None:
-        self._header = header
-
-    async def intercept_stream_unary(self, continuation: Callable[..., Any], details: grpc.aio.ClientCallDetails, request_iterator: Any) -> Any:
-        return await continuation(_with_token(details, self._header), request_iterator)
-
-
-class _TokenStreamStream(grpc.aio.StreamStreamClientInterceptor):
-    def __init__(self, header: str) -> None:
-        self._header = header
-
-    async def intercept_stream_stream(self, continuation: Callable[..., Any], details: grpc.aio.ClientCallDetails, request_iterator: Any) -> Any:
-        return await continuation(_with_token(details, self._header), request_iterator)
-
-
-def _token_interceptors(token: str) -> list[grpc.aio.ClientInterceptor]:
-    """One interceptor per call kind (grpc.aio files each interceptor under one kind only) that adds
-    ``authorization: Bearer <token>`` to every call of a channel."""
-    header = f"Bearer {token}"
-    return [_TokenUnaryUnary(header), _TokenUnaryStream(header), _TokenStreamUnary(header), _TokenStreamStream(header)]
-
-
 def open_channel(url: str, security: LinkSecurity) -> grpc.aio.Channel:
-    """An asyncio channel to ``url`` with the link's TLS and token."""
+    """An asyncio channel to ``url`` with the link's TLS (the token goes with each call, see
+    :attr:`perseus._link.Link.metadata`)."""
     target, tls_by_scheme = split_url(url)
-    interceptors = _token_interceptors(security.token) if security.token else None
     if security.tls or tls_by_scheme:
         creds = grpc.ssl_channel_credentials(security.root_certificates, security.private_key, security.certificate_chain)
-        return grpc.aio.secure_channel(target, creds, options=GRPC_OPTIONS, interceptors=interceptors)
-    return grpc.aio.insecure_channel(target, options=GRPC_OPTIONS, interceptors=interceptors)
+        return grpc.aio.secure_channel(target, creds, options=GRPC_OPTIONS)
+    return grpc.aio.insecure_channel(target, options=GRPC_OPTIONS)
 
 
 async def wait_event(event: asyncio.Event, timeout_s: float) -> bool:

@@ -19,7 +19,6 @@ from __future__ import annotations
 import asyncio
 import collections
 import concurrent.futures
-import logging
 import queue
 import threading
 import time
@@ -28,14 +27,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from perseus._agent_link import AgentLink
-from perseus._grpc import LinkSecurity, shared_loop, wait_event
+from perseus._config import ClientConfig
+from perseus._grpc import shared_loop, wait_event
 from perseus._link import Link
 from perseus._optimizer_link import OptimizerLink
 from perseus._profiler_link import ProfilerLink
 from perseus._records import ClientStatus, LinkFailure, ReceivedMeasurement, ReportedIteration, StragglerAck
-from perseus._warn import RateLimitedWarner
 from perseus.agent.v1 import agent_pb2
-from perseus.common.v1 import common_pb2
 from perseus.optimizer.v1 import optimizer_pb2
 from perseus.profiler.v1 import profiler_pb2
 from perseus.schedule import KIND_TO_PROTO, PROTO_TO_KIND, Kind, RankSchedule
@@ -53,40 +51,6 @@ _CLOSE_STALL_S = 0.4
 """close() stops waiting for deliveries when no service has answered anything for this long."""
 _CLOSE_CANCEL_S = 0.3
 """After the graceful part of close(), how long cancelled link tasks get to finish."""
-
-
-@dataclass
-class ClientConfig:
-    """Everything the I/O thread needs (filled by PipelineFrequencyOptimizer)."""
-
-    job_id: str
-    rank: common_pb2.RankIdentity
-    device_index: int
-    dp_degree: int
-    pp_degree: int
-    tp_degree: int
-    world_size: int
-    num_microbatches: int
-    schedule_kind: common_pb2.ScheduleKind.ValueType
-    optimizer_url: str | None
-    agent_url: str
-    profiler_url: str | None
-    security: dict[str, LinkSecurity]
-    """Per link name (``agent``, ``optimizer``, ``profiler``)."""
-    node: str
-    gpu_model: str
-    supported_frequencies_mhz: list[int]
-    blocking_power_w: float
-    unit_time_s: float
-    profiling: optimizer_pb2.ProfilingOptions
-    lease_ttl_s: float
-    retry_max_s: float
-    batch_interval_s: float
-    batch_max: int
-    iteration_report_timeout_s: float
-    keep_measurements: int
-    logger: logging.Logger
-    warner: RateLimitedWarner
 
 
 @dataclass
@@ -284,7 +248,7 @@ class IoCore:
             await wait_event(self._supported_event, timeout_s)
 
     def note_simulated(self, device_name: str) -> None:
-        if not self._simulated_warned:
+        if not self._simulated_warned and self.cfg.warn_if_simulated:
             self._simulated_warned = True
             self.cfg.logger.warning(
                 "perseus: the device behind %s is a SIMULATED GPU (%s): energies and savings are emulated, not measured",

@@ -71,6 +71,8 @@ class Link:
         self.on_failure = on_failure
         self.up = False
         self.failure: LinkFailure | None = None
+        self.metadata: tuple[tuple[str, str], ...] = (("authorization", f"Bearer {security.token}"),) if security.token else ()
+        """Sent with every call of the link: the bearer token, if any."""
         self._backoff = INITIAL_BACKOFF_S
 
     async def serve(self, channel: grpc.aio.Channel) -> None:

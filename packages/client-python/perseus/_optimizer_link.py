@@ -93,7 +93,7 @@ class OptimizerLink(Link):
         await self.core.wait_supported(3600.0)
         await self.core.wait_agent_known(5.0)
         if cfg.rank.rank == 0:
-            job = await stub.RegisterJob(optimizer_pb2.RegisterJobRequest(job_id=cfg.job_id, spec=self.spec()), timeout=10)
+            job = await stub.RegisterJob(optimizer_pb2.RegisterJobRequest(job_id=cfg.job_id, spec=self.spec()), timeout=10, metadata=self.metadata)
             expected = job.spec_hash
         else:
             expected = await self._current_generation(stub)
@@ -108,6 +108,7 @@ class OptimizerLink(Link):
                 expected_spec_hash=expected,
             ),
             timeout=10,
+            metadata=self.metadata,
         )
         if self.generation and reg.generation != self.generation:
             self.schedule = RankSchedule()  # a new generation: its schedule versions start afresh
@@ -116,7 +117,8 @@ class OptimizerLink(Link):
         self.core.set_profile_job_id(reg.profile_job_id or cfg.job_id)
         self.registrations += 1
         stream = stub.WatchSchedule(
-            optimizer_pb2.WatchScheduleRequest(job_id=cfg.job_id, rank=cfg.rank.rank, known_version=self.schedule.version, generation=self.generation)
+            optimizer_pb2.WatchScheduleRequest(job_id=cfg.job_id, rank=cfg.rank.rank, known_version=self.schedule.version, generation=self.generation),
+            metadata=self.metadata,
         )
         self._stub = stub
         self.connected()
@@ -136,7 +138,7 @@ class OptimizerLink(Link):
         register this run's spec. Returns the generation's spec hash (checked again, atomically,
         by RegisterRank)."""
         cfg = self.core.cfg
-        got = await stub.GetJob(optimizer_pb2.GetJobRequest(job_id=cfg.job_id), timeout=10)
+        got = await stub.GetJob(optimizer_pb2.GetJobRequest(job_id=cfg.job_id), timeout=10, metadata=self.metadata)
         spec = got.spec
         theirs = (spec.pipeline.schedule, spec.pipeline.num_stages, spec.pipeline.num_microbatches, spec.dp_degree, spec.tp_degree, spec.world_size)
         ours = (cfg.schedule_kind, cfg.pp_degree, cfg.num_microbatches, cfg.dp_degree, cfg.tp_degree, cfg.world_size)
@@ -179,7 +181,7 @@ class OptimizerLink(Link):
         """One ReportStraggler on a channel of its own (the link may be down or reconnecting)."""
         channel = open_channel(self.url, self.security)
         try:
-            resp = await optimizer_pb2_grpc.OptimizerStub(channel).ReportStraggler(req, timeout=timeout_s)
+            resp = await optimizer_pb2_grpc.OptimizerStub(channel).ReportStraggler(req, timeout=timeout_s, metadata=self.metadata)
         except grpc.aio.AioRpcError as err:
             failure = failure_of(self.name, err)
             if failure is not None:
@@ -197,7 +199,7 @@ class OptimizerLink(Link):
             while self.reports and self.up and self._stub is not None:
                 req = self.reports[0]
                 try:
-                    await self._stub.ReportIteration(req, timeout=10)
+                    await self._stub.ReportIteration(req, timeout=10, metadata=self.metadata)
                     self.reported += 1
                 except grpc.aio.AioRpcError as err:
                     if err.code() in _RETRY_REPORT:

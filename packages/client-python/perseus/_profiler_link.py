@@ -108,7 +108,7 @@ class ProfilerLink(Link):
             await self.core.wait_supported(5.0)
             await self._register(stub)
             self._registered = True
-        call: Any = stub.ReportMeasurements()
+        call: Any = stub.ReportMeasurements(metadata=self.metadata)
         try:
             self.connected()
             in_flight: set[str] = set()
@@ -141,7 +141,7 @@ class ProfilerLink(Link):
         while self.iteration_records:
             chunk = split_batches(self.iteration_records)[0]
             try:
-                await stub.ReportIterations(profiler_pb2.ReportIterationsRequest(job_id=self.core.profile_job_id, iterations=chunk), timeout=10)
+                await stub.ReportIterations(profiler_pb2.ReportIterationsRequest(job_id=self.core.profile_job_id, iterations=chunk), timeout=10, metadata=self.metadata)
             except grpc.aio.AioRpcError as err:
                 if err.code() in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
                     raise  # kept: the link reconnects and sends them then
@@ -160,6 +160,7 @@ class ProfilerLink(Link):
                     supported_frequencies_mhz=self.core.supported,
                 ),
                 timeout=10,
+                metadata=self.metadata,
             )
         except grpc.aio.AioRpcError as err:
             # The optimizer registers the job with the profiler too (with every rank's clocks); an

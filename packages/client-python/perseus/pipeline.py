@@ -36,7 +36,8 @@ from typing import Any
 
 import grpc
 
-from perseus._io import EV_BEGIN, EV_END, EV_FLUSH, EV_STEP_BEGIN, EV_STEP_END, EV_STOP, ClientConfig, IoCore
+from perseus._config import ClientConfig
+from perseus._io import EV_BEGIN, EV_END, EV_FLUSH, EV_STEP_BEGIN, EV_STEP_END, EV_STOP, IoCore
 from perseus._records import ClientStatus, ReceivedMeasurement, ReportedIteration, StragglerAck
 from perseus._warn import RateLimitedWarner
 from perseus.common.v1 import common_pb2
@@ -110,6 +111,8 @@ class PipelineFrequencyOptimizer:
         keep_measurements: How many received measurements :meth:`measurements` keeps.
         logger: Logger for warnings (default ``logging.getLogger("perseus")``).
         start: Start the background thread at once (otherwise on :meth:`start`).
+        warn_if_simulated: Log one warning when the agent's GPU is simulated (``status().simulated``
+            says so either way).
         token, token_file, tls_ca_file, tls_cert_file, tls_key_file: TLS and bearer token for all
             three links; each also comes from ``PERSEUS_<LINK>_<NAME>`` / ``PERSEUS_<NAME>``
             (see :mod:`perseus.security`).
@@ -165,6 +168,7 @@ class PipelineFrequencyOptimizer:
         tls_ca_file: str | None = None,
         tls_cert_file: str | None = None,
         tls_key_file: str | None = None,
+        warn_if_simulated: bool = True,
     ) -> None:
         for name, value, upper in (
             ("dp_rank", dp_rank, dp_degree),
@@ -236,6 +240,7 @@ class PipelineFrequencyOptimizer:
             keep_measurements=keep_measurements,
             logger=self._logger,
             warner=RateLimitedWarner(self._logger, warn_interval_s),
+            warn_if_simulated=warn_if_simulated,
         )
         self._events: queue.SimpleQueue[tuple[Any, ...]] = queue.SimpleQueue()
         self._put: Callable[[tuple[Any, ...]], None] = self._events.put

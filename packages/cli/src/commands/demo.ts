@@ -163,7 +163,7 @@ export function registerDemoCommand(program: Command): void {
       '1',
     )
     .option('--straggler <x>', 'slowdown of the straggling pipeline', '1.2')
-    .option('--timeout-s <s>', 'give up after this many seconds', '170')
+    .option('--timeout-s <s>', 'give up after this many seconds', '240')
     .option('--keep-state', "keep the services' temp state dir")
     .option(
       '--detect',
