@@ -84,25 +84,22 @@ export async function runDemo(flags: DemoFlags): Promise<number> {
   if (!fs.existsSync(python))
     throw new Error(`python not found: ${python} (run: bash tools/bootstrap-python.sh)`);
   const stateDir = fs.mkdtempSync(path.join(os.tmpdir(), 'perseus-demo-'));
-  // Services read PERSEUS_* in their config modules; the demo keeps all of their state in stateDir.
-  const env: Record<string, string> = {
-    PERSEUS_LOG_LEVEL: process.env['PERSEUS_LOG_LEVEL'] ?? 'error',
-    PERSEUS_AGENT_BACKEND: 'simulated',
-    PERSEUS_AGENT_SIM_MODEL: 'a100-sxm',
-    PERSEUS_AGENT_SIM_DEVICES: String(Number(flags.dp) * 8),
-    // The simulated agent reads gpt3-175b+<model>_bf16.csv from this directory (the same table the
-    // emulated trainer sleeps by), so time and energy come from one source.
-    PERSEUS_AGENT_PROFILE_DIR: path.dirname(profile),
-    PERSEUS_AGENT_STATE_FILE: path.join(stateDir, 'agent-state.json'),
-    PERSEUS_PROFILER_DATA_DIR: path.join(stateDir, 'profiler'),
-    PERSEUS_OPTIMIZER_DATA_DIR: path.join(stateDir, 'optimizer'),
-  };
-  for (const [k, v] of Object.entries(env))
-    if (process.env[k] === undefined || k.endsWith('_DIR') || k.endsWith('_FILE'))
-      process.env[k] = v;
+  // The demo configures the services through their flags (never by writing process.env): its
+  // defaults apply where the user's PERSEUS_* environment says nothing, and the state always lives
+  // in stateDir. The simulated agent reads gpt3-175b+<model>_bf16.csv from the profile's
+  // directory (the table the emulated trainer sleeps by), so time and energy come from one source.
+  const unlessEnv = (name: string, key: string, value: string): Record<string, string> =>
+    process.env[name] === undefined ? { [key]: value } : {};
   const running = await startServe(['agent', 'profiler', 'optimizer'], {
     listen: '127.0.0.1:0',
-    logLevel: process.env['PERSEUS_LOG_LEVEL'],
+    logLevel: process.env['PERSEUS_LOG_LEVEL'] ?? 'error',
+    ...unlessEnv('PERSEUS_AGENT_BACKEND', 'agentBackend', 'simulated'),
+    ...unlessEnv('PERSEUS_AGENT_SIM_MODEL', 'agentSimModel', 'a100-sxm'),
+    ...unlessEnv('PERSEUS_AGENT_SIM_DEVICES', 'agentSimDevices', String(Number(flags.dp) * 8)),
+    agentProfileDir: path.dirname(profile),
+    agentStateFile: path.join(stateDir, 'agent-state.json'),
+    profilerDataDir: path.join(stateDir, 'profiler'),
+    optimizerDataDir: path.join(stateDir, 'optimizer'),
   });
   let code = 1;
   try {

@@ -9,6 +9,7 @@ import {
   parseMode,
 } from '@perseus/gpu-agent';
 import type { ModuleContext, ServiceModule } from '@perseus/service-kit';
+import { envOption, flagNumber, flagString } from './flag-values';
 
 /**
  * Agent flags of `perseus serve agent` (and of the all-in-one `perseus serve`). Each maps onto one
@@ -21,103 +22,187 @@ export function addAgentFlags(cmd: Command): Command {
   if (cmd.name() === 'serve')
     cmd.addOption(new Option('--agent-all-in-one').hideHelp().default(true));
   return cmd
-    .option(
-      '--agent-backend <name>',
-      `GPU backend: ${BACKEND_CHOICES.join('|')} (env PERSEUS_AGENT_BACKEND; default auto, all-in-one serve: simulated)`,
+    .addOption(
+      envOption(
+        '--agent-backend <name>',
+        'PERSEUS_AGENT_BACKEND',
+        `GPU backend: ${BACKEND_CHOICES.join('|')} (default auto, all-in-one serve: simulated)`,
+      ),
     )
-    .option(
-      '--agent-sim-model <model>',
-      'simulated GPU model: a100-sxm|a40|h100-sxm (default a100-sxm)',
+    .addOption(
+      envOption(
+        '--agent-sim-model <model>',
+        'PERSEUS_AGENT_SIM_MODEL',
+        'simulated GPU model: a100-sxm|a40|h100-sxm (default a100-sxm)',
+      ),
     )
-    .option('--agent-sim-devices <n>', 'number of simulated GPUs (default 8)')
-    .option(
-      '--agent-sim-driver-latency-ms <ms>',
-      'artificial latency of every simulated driver call (default 0)',
+    .addOption(
+      envOption(
+        '--agent-sim-devices <n>',
+        'PERSEUS_AGENT_SIM_DEVICES',
+        'number of simulated GPUs (default 8)',
+      ),
     )
-    .option(
-      '--agent-profile-dir <dir>',
-      'stage-profile CSV directory for simulated GPUs (default <repo>/data/sosp24/stage_profile)',
+    .addOption(
+      envOption(
+        '--agent-sim-driver-latency-ms <ms>',
+        'PERSEUS_AGENT_SIM_DRIVER_LATENCY_MS',
+        'artificial latency of every simulated driver call (default 0)',
+      ),
     )
-    .option(
-      '--agent-state-file <path>',
-      'state file (default /var/lib/perseus/agent-state.json; all-in-one serve: .perseus-data/agent/state.json)',
+    .addOption(
+      envOption(
+        '--agent-profile-dir <dir>',
+        'PERSEUS_AGENT_PROFILE_DIR',
+        'stage-profile CSV directory for simulated GPUs (default <repo>/data/sosp24/stage_profile)',
+      ),
     )
-    .option('--agent-lease-ttl-s <s>', 'default lease TTL without traffic, seconds (default 30)')
-    .option('--agent-lease-ttl-max-s <s>', 'maximum lease TTL, seconds (default 300)')
-    .option(
-      '--agent-energy-sample-ms <ms>',
-      'energy sampling period during sessions (default 10; stepped counters need it)',
+    .addOption(
+      envOption(
+        '--agent-state-file <path>',
+        'PERSEUS_AGENT_STATE_FILE',
+        'state file (default /var/lib/perseus/agent-state.json; all-in-one serve: .perseus-data/agent/state.json)',
+      ),
+    )
+    .addOption(
+      envOption(
+        '--agent-lease-ttl-s <s>',
+        'PERSEUS_AGENT_LEASE_TTL_S',
+        'default lease TTL without traffic, seconds (default 30)',
+      ),
+    )
+    .addOption(
+      envOption(
+        '--agent-lease-ttl-max-s <s>',
+        'PERSEUS_AGENT_LEASE_TTL_MAX_S',
+        'maximum lease TTL, seconds (default 300)',
+      ),
+    )
+    .addOption(
+      envOption(
+        '--agent-energy-sample-ms <ms>',
+        'PERSEUS_AGENT_ENERGY_SAMPLE_MS',
+        'energy sampling period during sessions (default 10; stepped counters need it)',
+      ),
     )
     .option('--agent-no-lock-memory-clock', 'do not lock the memory clock at max during a lease')
-    .option('--agent-socket-mode <octal>', 'Unix socket mode (default 0660)')
-    .option('--agent-socket-group <group>', 'Unix socket group, name or gid (default: unchanged)')
-    .option('--agent-metrics-listen <host:port>', 'Prometheus metrics endpoint (default off)')
-    .option('--agent-tcp-listen <host:port>', 'extra TCP listener, TLS + token only (default off)')
-    .option('--agent-tls-cert <path>', 'PEM certificate chain for --agent-tcp-listen')
-    .option('--agent-tls-key <path>', 'PEM private key for --agent-tcp-listen')
-    .option(
-      '--agent-tls-client-ca <path>',
-      'PEM CA; when set, clients of --agent-tcp-listen need certificates (mTLS)',
+    .addOption(
+      envOption(
+        '--agent-socket-mode <octal>',
+        'PERSEUS_AGENT_SOCKET_MODE',
+        'Unix socket mode (default 0660)',
+      ),
     )
-    .option('--agent-token-file <path>', 'tokens, one "<name> <read|control> <secret>" per line')
+    .addOption(
+      envOption(
+        '--agent-socket-group <group>',
+        'PERSEUS_AGENT_SOCKET_GROUP',
+        'Unix socket group, name or gid (default: unchanged)',
+      ),
+    )
+    .addOption(
+      envOption(
+        '--agent-metrics-listen <host:port>',
+        'PERSEUS_AGENT_METRICS_LISTEN',
+        'Prometheus metrics endpoint (default off)',
+      ),
+    )
+    .addOption(
+      envOption(
+        '--agent-tcp-listen <host:port>',
+        'PERSEUS_AGENT_TCP_LISTEN',
+        'extra TCP listener, TLS + token only (default off)',
+      ),
+    )
+    .addOption(
+      envOption(
+        '--agent-tls-cert <path>',
+        'PERSEUS_AGENT_TLS_CERT',
+        'PEM certificate chain for --agent-tcp-listen',
+      ),
+    )
+    .addOption(
+      envOption(
+        '--agent-tls-key <path>',
+        'PERSEUS_AGENT_TLS_KEY',
+        'PEM private key for --agent-tcp-listen',
+      ),
+    )
+    .addOption(
+      envOption(
+        '--agent-tls-client-ca <path>',
+        'PERSEUS_AGENT_TLS_CLIENT_CA',
+        'PEM CA; when set, clients of --agent-tcp-listen need certificates (mTLS)',
+      ),
+    )
+    .addOption(
+      envOption(
+        '--agent-token-file <path>',
+        'PERSEUS_AGENT_TOKEN_FILE',
+        'tokens, one "<name> <read|control> <secret>" per line',
+      ),
+    )
     .option(
       '--agent-allow-insecure-loopback',
       'allow control over loopback TCP without tokens for real GPUs (simulated: allowed by default)',
     )
-    .option('--agent-audit-log <path>', 'append one JSON line per control action to this file')
-    .option('--agent-nvml-library <path>', 'NVML library (default libnvidia-ml.so.1)')
-    .option('--agent-amdsmi-library <path>', 'AMD SMI library (default libamd_smi.so)');
-}
-
-function num(flags: Record<string, unknown>, key: string, name: string): number | undefined {
-  const v = flags[key];
-  if (v === undefined) return undefined;
-  const n = Number(v);
-  if (!Number.isFinite(n)) throw new Error(`${name} must be a number, got ${JSON.stringify(v)}`);
-  return n;
-}
-
-function str(flags: Record<string, unknown>, key: string): string | undefined {
-  const v = flags[key];
-  return typeof v === 'string' && v !== '' ? v : undefined;
+    .addOption(
+      envOption(
+        '--agent-audit-log <path>',
+        'PERSEUS_AGENT_AUDIT_LOG',
+        'append one JSON line per control action to this file',
+      ),
+    )
+    .addOption(
+      envOption(
+        '--agent-nvml-library <path>',
+        'PERSEUS_AGENT_NVML_LIBRARY',
+        'NVML library (default libnvidia-ml.so.1)',
+      ),
+    )
+    .addOption(
+      envOption(
+        '--agent-amdsmi-library <path>',
+        'PERSEUS_AGENT_AMDSMI_LIBRARY',
+        'AMD SMI library (default libamd_smi.so)',
+      ),
+    );
 }
 
 /** The options named by flags (only those given; the module fills the rest from env and defaults). */
 export function agentOptionsFromFlags(flags: Record<string, unknown>): Partial<AgentOptions> {
-  const backend = str(flags, 'agentBackend');
+  const backend = flagString(flags, 'agentBackend');
   if (backend !== undefined && !(BACKEND_CHOICES as readonly string[]).includes(backend)) {
     throw new Error(
       `--agent-backend must be one of ${BACKEND_CHOICES.join(', ')}, got ${JSON.stringify(backend)}`,
     );
   }
-  const mode = str(flags, 'agentSocketMode');
+  const mode = flagString(flags, 'agentSocketMode');
   return {
     backend: backend as AgentOptions['backend'] | undefined,
-    simulatedModel: str(flags, 'agentSimModel') as AgentOptions['simulatedModel'] | undefined,
-    simulatedDevices: num(flags, 'agentSimDevices', '--agent-sim-devices'),
-    simulatedDriverLatencyMs: num(
-      flags,
-      'agentSimDriverLatencyMs',
-      '--agent-sim-driver-latency-ms',
-    ),
-    profileDir: str(flags, 'agentProfileDir'),
-    stateFile: str(flags, 'agentStateFile'),
-    leaseTtlDefaultS: num(flags, 'agentLeaseTtlS', '--agent-lease-ttl-s'),
-    leaseTtlMaxS: num(flags, 'agentLeaseTtlMaxS', '--agent-lease-ttl-max-s'),
-    energySampleIntervalMs: num(flags, 'agentEnergySampleMs', '--agent-energy-sample-ms'),
+    simulatedModel: flagString(flags, 'agentSimModel') as
+      | AgentOptions['simulatedModel']
+      | undefined,
+    simulatedDevices: flagNumber(flags, 'agentSimDevices'),
+    simulatedDriverLatencyMs: flagNumber(flags, 'agentSimDriverLatencyMs'),
+    profileDir: flagString(flags, 'agentProfileDir'),
+    stateFile: flagString(flags, 'agentStateFile'),
+    leaseTtlDefaultS: flagNumber(flags, 'agentLeaseTtlS'),
+    leaseTtlMaxS: flagNumber(flags, 'agentLeaseTtlMaxS'),
+    energySampleIntervalMs: flagNumber(flags, 'agentEnergySampleMs'),
     lockMemoryClock: flags['agentNoLockMemoryClock'] === true ? false : undefined,
     socketMode: mode === undefined ? undefined : parseMode('--agent-socket-mode', mode),
-    socketGroup: str(flags, 'agentSocketGroup'),
-    metricsListen: str(flags, 'agentMetricsListen'),
-    tcpListen: str(flags, 'agentTcpListen'),
-    tlsCertFile: str(flags, 'agentTlsCert'),
-    tlsKeyFile: str(flags, 'agentTlsKey'),
-    tlsClientCaFile: str(flags, 'agentTlsClientCa'),
-    tokenFile: str(flags, 'agentTokenFile'),
+    socketGroup: flagString(flags, 'agentSocketGroup'),
+    metricsListen: flagString(flags, 'agentMetricsListen'),
+    tcpListen: flagString(flags, 'agentTcpListen'),
+    tlsCertFile: flagString(flags, 'agentTlsCert'),
+    tlsKeyFile: flagString(flags, 'agentTlsKey'),
+    tlsClientCaFile: flagString(flags, 'agentTlsClientCa'),
+    tokenFile: flagString(flags, 'agentTokenFile'),
     allowInsecureLoopback: flags['agentAllowInsecureLoopback'] === true ? true : undefined,
-    auditLogFile: str(flags, 'agentAuditLog'),
-    nvmlLibrary: str(flags, 'agentNvmlLibrary'),
-    amdsmiLibrary: str(flags, 'agentAmdsmiLibrary'),
+    auditLogFile: flagString(flags, 'agentAuditLog'),
+    nvmlLibrary: flagString(flags, 'agentNvmlLibrary'),
+    amdsmiLibrary: flagString(flags, 'agentAmdsmiLibrary'),
   };
 }
 
@@ -128,7 +213,7 @@ export async function agentModuleFromFlags(
 ): Promise<ServiceModule> {
   // With --listen the auth policy of the main listener is checked before anything starts; without
   // it (serve.ts picks the default) the module decides once it learns the bound address.
-  const listenAddress = str(flags, 'listen');
+  const listenAddress = flagString(flags, 'listen');
   const defaults = flags['agentAllInOne'] === true ? ALL_IN_ONE_DEFAULTS : undefined;
   const options = agentOptionsFromFlags(flags);
   try {
