@@ -22,6 +22,7 @@ const summary: DemoSummary = {
   pipeline: { stages: 8, dp: 2, microbatches: 4, schedule: '1f1b' },
   phases: [
     phase('baseline', 1.637, 5833.7, [0, 1]),
+    phase('profiling', 2.48, 5458.5, [0, 1]),
     phase('planning', null, null, []),
     phase('intrinsic', 1.797, 5347.4, [0, 1]),
     // The straggler phases' table rows compare pipeline 0 only: not drawable against the job frontier.
@@ -61,6 +62,7 @@ describe('perseus demo plots', () => {
     expect(svg).toContain('intrinsic, emulated (3 it.) (1.797 s, 5,347 J)');
     expect(svg).toContain('baseline, emulated (3 it.) (1.637 s, 5,834 J)');
     expect(svg).not.toContain('extrinsic');
+    expect(svg).not.toContain('profiling');
     expect(svg).toContain('13.02 % less energy than all-max clocks');
     expect(svg).toMatch(
       /gpt3-175b\+a100_sxm_bf16\.csv, A100 SXM \(simulated\), 1F1B, 2 pipelines × 8 stages/,

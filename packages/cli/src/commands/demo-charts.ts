@@ -44,8 +44,9 @@ const PHASE_ORDER = [
  * frontier.svg and timeline.svg of `perseus demo`, drawn from the driver's summary.json with the
  * same chart specs as `perseus plan` and the dashboard. Energies are per iteration of the whole job
  * (all pipelines): the planner's per-pipeline frontier times the pipeline count, and the phases'
- * "J/iter" exactly as the demo's table prints them. Phases whose table row compares only the
- * non-straggling pipelines are left off the frontier (their energy covers fewer pipelines).
+ * "J/iter" exactly as the demo's table prints them, for the phases that run one frontier plan or
+ * all-max clocks on every pipeline (baseline, intrinsic, cleared). Profiling sweeps many clocks,
+ * and the straggler phases' rows compare only the non-straggling pipelines: not on this plot.
  */
 export async function writeDemoCharts(outDir: string): Promise<string[]> {
   const summary = JSON.parse(
@@ -66,6 +67,8 @@ export async function writeDemoCharts(outDir: string): Promise<string[]> {
     const measured: MarkedPoint[] = [];
     for (const p of summary.phases)
       if (
+        // Phases that run a frontier plan or all-max clocks (profiling sweeps many clocks).
+        ['baseline', 'intrinsic', 'cleared'].includes(p.phase) &&
         p.iteration_time_s !== null &&
         p.compared_energy_j !== null &&
         p.compared_pipelines.length === dp
