@@ -11,7 +11,8 @@ const proto = path.join(
   path.dirname(require.resolve('grpc-health-check/package.json')),
   'proto/health/v1/health.proto',
 );
-const { Health } = grpc.loadPackageDefinition(protoLoader.loadSync(proto)).grpc.health.v1;
+const { Health } = grpc.loadPackageDefinition(protoLoader.loadSync(proto, { enums: String })).grpc
+  .health.v1;
 const addresses = ['PERSEUS_AGENT_LISTEN', 'PERSEUS_PROFILER_LISTEN', 'PERSEUS_OPTIMIZER_LISTEN']
   .map((name) => process.env[name])
   .filter(Boolean)

@@ -48,7 +48,7 @@ printf '{"name":"fill","private":true}\n' >"$work/fill/package.json"
   --cache "$ctx/npm-cache" "$ctx"/*.tgz >/dev/null)
 for target in agent control; do
   s=$(date +%s)
-  "${podman[@]}" build --network=host --build-arg "BASE=$base" --target "$target" \
+  "${podman[@]}" build --format docker --network=host --build-arg "BASE=$base" --target "$target" \
     --build-arg "NPM_FLAGS=--offline --cache /npm-cache --build-from-source" \
     -t "localhost/perseus-$target:$tag" -f "$ctx/Containerfile" "$ctx" >"$work/build-$target.log" 2>&1 ||
     { tail -30 "$work/build-$target.log" >&2; fail "build $target"; }
