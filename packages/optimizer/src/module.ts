@@ -40,6 +40,8 @@ export interface OptimizerModuleOptions extends Partial<OptimizerConfig> {
   importedProfiles?: Array<{ jobId?: string; profile: Profile }>;
   /** Frontier computation. Default: one worker thread ({@link WorkerFrontierPlanner}). */
   planner?: FrontierPlanner;
+  /** PlanOffline's planner. Default: a second worker thread, so jobs never wait behind it. */
+  offlinePlanner?: FrontierPlanner;
   /** Consecutive detector evaluations to enter/leave the straggler state. Default 3. */
   stragglerConfirmations?: number;
   /** Delay before re-trying a failed planning attempt, ms. Default 5000. */
@@ -154,6 +156,7 @@ export async function createOptimizerModule(
     onIteration: (rep) => dashboardState?.onIteration(rep),
     store,
     planner: options.planner ?? new WorkerFrontierPlanner(),
+    offlinePlanner: options.offlinePlanner ?? new WorkerFrontierPlanner(),
     profileSource: () => source,
     importedProfiles: imported,
     logger,

@@ -1,4 +1,4 @@
-import { Frontier, PlannerInputError } from '@perseus/planner';
+import { Frontier, PlannerInputError, frontierWorkEstimate } from '@perseus/planner';
 import type { FrontierPoint, PlannerInput, Profile, StagePlan } from '@perseus/planner';
 import {
   FailedPreconditionError,
@@ -57,6 +57,8 @@ import type { EncodedSchedule } from './watch-hub';
 export interface OptimizerCoreOptions {
   store: OptimizerStore;
   planner: FrontierPlanner;
+  /** Planner for PlanOffline (default: `planner`); its own worker keeps jobs from waiting on it. */
+  offlinePlanner?: FrontierPlanner;
   /** Resolved lazily: the all-in-one server only knows its profiler address once bound. */
   profileSource: () => ProfileSource | undefined;
   /** Imported profiles: for one job id, or (jobId undefined) for any job with that many stages. */
@@ -86,6 +88,11 @@ export interface OptimizerCoreOptions {
 
 const MAX_IDLE_SAMPLES = 4096;
 const MAX_OFFLINE_PLAN_INSTRUCTIONS = 2_000_000;
+/**
+ * Most τ-samples a frontier may take (the planner's work is about one plan per sample: ~1 ms each
+ * for a small pipeline on the 2-core CI box, so this bounds one planning to tens of seconds).
+ */
+export const MAX_FRONTIER_SAMPLES = 20_000;
 
 /** The numbers a metrics scrape reports per job. */
 export interface JobMetrics {
@@ -590,6 +597,19 @@ export class Optimizer {
       blockingPowerW: blockingPowerW * got.tpScale,
       unitTimeS: job.spec.unitTimeS,
     };
+    try {
+      // A job's frontier stays within the planning budget: a coarser τ, never hours of planning.
+      const samples = frontierWorkEstimate(input).samples;
+      if (samples > MAX_FRONTIER_SAMPLES) {
+        input.unitTimeS = (input.unitTimeS * samples) / MAX_FRONTIER_SAMPLES;
+        this.log.warn(
+          { jobId: job.jobId, unitTimeS: input.unitTimeS, samples },
+          'frontier over the planning budget; planning with a coarser unit time',
+        );
+      }
+    } catch (err) {
+      return this.planFailed(job, `profile rejected by the planner: ${(err as Error).message}`);
+    }
     const started = this.now();
     let planned: PlannedFrontier;
     try {
@@ -948,15 +968,26 @@ export class Optimizer {
    * Stateless planning (PlanOffline). With `includePlans`, refuses a frontier whose plans would
    * exceed the response budget.
    */
-  async planOffline(input: PlanOfflineInput): Promise<Frontier> {
+  async planOffline(input: PlanOfflineInput, signal?: AbortSignal): Promise<Frontier> {
+    const plannerInput: PlannerInput = {
+      profile: input.profile,
+      pipeline: input.pipeline,
+      blockingPowerW: input.blockingPowerW,
+      unitTimeS: input.unitTimeS,
+    };
     let f: Frontier;
     try {
-      ({ frontier: f } = await this.opts.planner.plan({
-        profile: input.profile,
-        pipeline: input.pipeline,
-        blockingPowerW: input.blockingPowerW,
-        unitTimeS: input.unitTimeS,
-      }));
+      // The work is known before planning starts: refuse what would plan for minutes.
+      const samples = frontierWorkEstimate(plannerInput).samples;
+      if (samples > MAX_FRONTIER_SAMPLES) {
+        throw ValidationError.field(
+          'unit_time_s',
+          `the frontier would take ${samples.toExponential(2)} samples of unit_time_s (limit ${MAX_FRONTIER_SAMPLES}): use unit_time_s ≥ ${((input.unitTimeS * samples) / MAX_FRONTIER_SAMPLES).toPrecision(3)} s for this profile`,
+        );
+      }
+      // Offline planning has its own worker: a job's planning never waits behind it.
+      const planner = this.opts.offlinePlanner ?? this.opts.planner;
+      ({ frontier: f } = await planner.plan(plannerInput, undefined, signal));
     } catch (err) {
       if (err instanceof PlannerInputError) throw ValidationError.field(err.field, err.message);
       throw err;
@@ -999,6 +1030,7 @@ export class Optimizer {
     }
     this.hub.closeAll();
     await this.opts.planner.close();
+    await this.opts.offlinePlanner?.close();
     // Transitions stop at their next step once closed; do not hold shutdown for a slow profiler call.
     let timer: NodeJS.Timeout | undefined;
     await Promise.race([

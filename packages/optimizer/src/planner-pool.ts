@@ -17,9 +17,14 @@ export interface PlannedFrontier {
 
 /** Something that computes frontiers off the caller's event loop. */
 export interface FrontierPlanner {
+  /**
+   * Plans `input`. When `signal` aborts (the caller went away, its deadline passed) a queued
+   * request is dropped and a running one is stopped; the promise rejects with a {@link PlanAbortedError}.
+   */
   plan(
     input: PlannerInput,
     onProgress?: (done: number, estTotal: number) => void,
+    signal?: AbortSignal,
   ): Promise<PlannedFrontier>;
   close(): Promise<void>;
 }
@@ -35,6 +40,14 @@ export async function frontierFromText(json: string): Promise<PlannedFrontier> {
   const parsed = JSON.parse(json) as FrontierJson;
   await nextTurn();
   return { frontier: Frontier.fromJSON(parsed), json };
+}
+
+/** A planning request stopped because its caller aborted it. */
+export class PlanAbortedError extends Error {
+  constructor() {
+    super('planning cancelled by its caller');
+    this.name = 'PlanAbortedError';
+  }
 }
 
 interface Pending {
@@ -66,12 +79,42 @@ export class WorkerFrontierPlanner implements FrontierPlanner {
   plan(
     input: PlannerInput,
     onProgress?: (done: number, estTotal: number) => void,
+    signal?: AbortSignal,
   ): Promise<PlannedFrontier> {
     if (this.closed) return Promise.reject(new Error('planner closed'));
+    if (signal?.aborted === true) return Promise.reject(new PlanAbortedError());
     return new Promise<PlannedFrontier>((resolve, reject) => {
-      this.queue.push({ id: this.nextId++, input, onProgress, resolve, reject });
+      const p: Pending = { id: this.nextId++, input, onProgress, resolve, reject };
+      const onAbort = (): void => this.abort(p);
+      signal?.addEventListener('abort', onAbort, { once: true });
+      p.resolve = (f) => {
+        signal?.removeEventListener('abort', onAbort);
+        resolve(f);
+      };
+      p.reject = (e) => {
+        signal?.removeEventListener('abort', onAbort);
+        reject(e);
+      };
+      this.queue.push(p);
       this.pump();
     });
+  }
+
+  /** Drops a queued request, or stops the worker running it (a fresh one takes the next). */
+  private abort(p: Pending): void {
+    const i = this.queue.indexOf(p);
+    if (i >= 0) {
+      this.queue.splice(i, 1);
+      p.reject(new PlanAbortedError());
+      return;
+    }
+    if (this.current !== p) return;
+    this.current = undefined;
+    const w = this.worker;
+    this.worker = undefined;
+    p.reject(new PlanAbortedError());
+    if (w !== undefined) void w.terminate();
+    this.pump();
   }
 
   private pump(): void {

@@ -47,7 +47,10 @@ type ResponseOf<K extends Methods> =
 
 /** A unary handler whose request and response types come from the generated service. */
 function unary<K extends UnaryMethods>(
-  fn: (req: RequestOf<K>) => ResponseOf<K> | Promise<ResponseOf<K>>,
+  fn: (
+    req: RequestOf<K>,
+    call: grpc.ServerUnaryCall<RequestOf<K>, ResponseOf<K>>,
+  ) => ResponseOf<K> | Promise<ResponseOf<K>>,
 ): Handler {
   return rpc.unary(fn);
 }
@@ -135,9 +138,17 @@ export function optimizerService(core: Optimizer): HostedService {
         chosen: r.chosen === undefined ? null : pointToProto(r.chosen),
       };
     }),
-    PlanOffline: unary<'PlanOffline'>(async (req) => {
+    PlanOffline: unary<'PlanOffline'>(async (req, call) => {
       const input = validatePlanOffline(req);
-      return planOfflineToProto(await core.planOffline(input), input.includePlans);
+      // The caller going away (or its deadline passing) cancels the planning.
+      const abort = new AbortController();
+      const onCancel = (): void => abort.abort();
+      call.once('cancelled', onCancel);
+      try {
+        return planOfflineToProto(await core.planOffline(input, abort.signal), input.includePlans);
+      } finally {
+        call.off('cancelled', onCancel);
+      }
     }),
     GetJobStatus: unary<'GetJobStatus'>((req) =>
       jobStatusToProto(core.getJobStatus(validateGetJobStatus(req).jobId)),

@@ -34,6 +34,10 @@ export const LIMITS = {
   /** Largest energy of one iteration of one rank, J. */
   maxIterationEnergyJ: 1e9,
   maxListPageSize: 1000,
+  /** Longest time of one instruction (one microbatch) in a profile row, s. */
+  maxInstructionTimeS: 3600,
+  /** Largest energy of one instruction in a profile row, J. */
+  maxInstructionEnergyJ: 1e7,
 } as const;
 
 /** Spec hashes are SHA-256 in lowercase hex. */
@@ -401,8 +405,14 @@ export function profileFromRows(
       min: 1,
       max: LIMITS.maxFrequencyMhz,
     });
-    const timeS = rc.positive('time_s', r.time_s);
-    const energyJ = rc.positive('energy_j', r.energy_j);
+    const timeS = rc.number('time_s', r.time_s, {
+      greaterThan: 0,
+      max: LIMITS.maxInstructionTimeS,
+    });
+    const energyJ = rc.number('energy_j', r.energy_j, {
+      greaterThan: 0,
+      max: LIMITS.maxInstructionEnergyJ,
+    });
     if (kind === undefined || stage >= numStages) return;
     const key = `${stage}/${kind}/${frequencyMhz}`;
     if (seen.has(key))

@@ -267,6 +267,21 @@ export function computeFrontier(input: PlannerInput, opts: FrontierOptions = {})
   });
 }
 
+/**
+ * The planner's work before it starts: how many τ-steps of iteration time the frontier spans
+ * (from every instruction at its fastest hull vertex to every one at its slowest) — each a sampled
+ * plan — and how many instructions each sample plans. Callers bound `samples × instructions` to
+ * refuse inputs that would plan for hours (a τ of 1e-300, a row time of 2^53 s).
+ */
+export function frontierWorkEstimate(input: PlannerInput): {
+  samples: number;
+  instructions: number;
+} {
+  const v = validatePlannerInput(input);
+  const span = pathAtHullEnd(v, 'slowest') - pathAtHullEnd(v, 'fastest');
+  return { samples: max(1, span / v.unitTimeS), instructions: v.dag.numNodes };
+}
+
 /** Iteration time with every instruction at its fastest or slowest hull vertex (for progress). */
 function pathAtHullEnd(v: ValidInput, end: 'fastest' | 'slowest'): number {
   const { dag, tables } = v;

@@ -34,6 +34,7 @@ export { evaluatePlan, planEvaluator, planTimeline, type TimelineEntry } from '.
 export { validatePlannerInput, type OptionTable, type ValidInput } from './options';
 export {
   computeFrontier,
+  frontierWorkEstimate,
   Frontier,
   type FrontierJson,
   type FrontierOptions,

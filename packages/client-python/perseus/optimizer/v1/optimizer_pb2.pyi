@@ -689,14 +689,19 @@ class PlanOfflineRequest(_message.Message):
     UNIT_TIME_S_FIELD_NUMBER: _builtins.int
     INCLUDE_PLANS_FIELD_NUMBER: _builtins.int
     blocking_power_w: _builtins.float
-    """Blocking power, watts (> 0)."""
+    """Blocking power, watts (> 0 .. 10000)."""
     unit_time_s: _builtins.float
-    """Time unit tau, seconds (0 = 0.001)."""
+    """Time unit tau, seconds (0 = 0.001; else (0, 10]). The frontier takes about (slowest − fastest
+    iteration time) / tau samples; more than 20000 is INVALID_ARGUMENT on unit_time_s, naming the
+    least tau that fits. Cancelling the call (or its deadline passing) stops the planning.
+    """
     include_plans: _builtins.bool
     """Also return every point's plan."""
     @_builtins.property
     def profile(self) -> _containers.RepeatedCompositeFieldContainer[_common_pb2.ProfileRow]:
-        """Measured options (Zeus stage-profile rows)."""
+        """Measured options (Zeus stage-profile rows; 1..200000 rows; each time_s in (0, 3600], energy_j
+        in (0, 1e7]; every stage and instruction needs at least one row).
+        """
 
     @_builtins.property
     def pipeline(self) -> _common_pb2.PipelineSpec:
