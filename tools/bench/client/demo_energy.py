@@ -39,6 +39,7 @@ def main() -> int:
             "saving_percent": None if p["saving_percent"] is None else round(p["saving_percent"], 2),
             "predicted_saving_percent": None if p["predicted_saving_percent"] is None else round(p["predicted_saving_percent"], 2),
             "gap_pp": gap,
+            "left_out_disturbed": p.get("disturbed", 0),
         }))
     print(json.dumps({
         "bench": "demo-total", "emulated": True, "wall_time_s": round(wall, 1), "driver_wall_time_s": s["wall_time_s"],
