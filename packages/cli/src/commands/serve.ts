@@ -12,6 +12,7 @@ import {
   normalizeListenAddress,
   shutdownOnSignals,
 } from '@perseus/service-kit';
+import { envOption } from './flag-values';
 
 type ModuleName = ServiceModule['name'];
 
@@ -174,16 +175,26 @@ function tlsCredentials(flags: Record<string, unknown>): grpc.ServerCredentials 
 function common(cmd: Command): Command {
   return cmd
     .option('--listen <address>', 'host:port (port 0 = any) or unix:/path')
-    .option(
-      '--tls-cert <file>',
-      'TLS certificate chain (PEM) of the listener (env PERSEUS_TLS_CERT)',
+    .addOption(
+      envOption(
+        '--tls-cert <file>',
+        'PERSEUS_TLS_CERT',
+        'TLS certificate chain (PEM) of the listener',
+      ),
     )
-    .option('--tls-key <file>', 'TLS private key (PEM) of the listener (env PERSEUS_TLS_KEY)')
-    .option(
-      '--tls-client-ca <file>',
-      'require client certificates signed by this CA (mutual TLS) (env PERSEUS_TLS_CLIENT_CA)',
+    .addOption(
+      envOption('--tls-key <file>', 'PERSEUS_TLS_KEY', 'TLS private key (PEM) of the listener'),
     )
-    .option('--log-level <level>', 'trace|debug|info|warn|error|silent (env PERSEUS_LOG_LEVEL)');
+    .addOption(
+      envOption(
+        '--tls-client-ca <file>',
+        'PERSEUS_TLS_CLIENT_CA',
+        'require client certificates signed by this CA (mutual TLS)',
+      ),
+    )
+    .addOption(
+      envOption('--log-level <level>', 'PERSEUS_LOG_LEVEL', 'trace|debug|info|warn|error|silent'),
+    );
 }
 
 async function serveAndWait(names: ModuleName[], flags: Record<string, unknown>): Promise<void> {
