@@ -86,3 +86,39 @@ export const KNOWN_BLOCKING_POWER_W: ReadonlyArray<[RegExp, number]> = [
 ];
 /** Last resort when the GPU is unknown and nothing could be measured. */
 export const FALLBACK_BLOCKING_POWER_W = 75;
+
+/** A configuration value out of range (the message names the setting, its variable and the range). */
+export class OptimizerConfigError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'OptimizerConfigError';
+  }
+}
+
+/**
+ * Checks every numeric setting (from flags, environment or an embedder) before the optimizer
+ * starts: a margin of NaN or a window of 0 would silently disable straggler detection.
+ */
+export function validateOptimizerConfig(cfg: OptimizerConfig): OptimizerConfig {
+  const bad: string[] = [];
+  if (
+    !(Number.isFinite(cfg.stragglerMargin) && cfg.stragglerMargin > 0 && cfg.stragglerMargin <= 10)
+  )
+    bad.push(
+      `stragglerMargin (PERSEUS_OPTIMIZER_STRAGGLER_MARGIN) must be in (0, 10], got ${cfg.stragglerMargin}`,
+    );
+  if (
+    !(
+      Number.isInteger(cfg.stragglerWindow) &&
+      cfg.stragglerWindow >= 1 &&
+      cfg.stragglerWindow <= 1000
+    )
+  )
+    bad.push(
+      `stragglerWindow (PERSEUS_OPTIMIZER_STRAGGLER_WINDOW) must be an integer in [1, 1000], got ${cfg.stragglerWindow}`,
+    );
+  if (cfg.dataDir === '') bad.push('dataDir (PERSEUS_OPTIMIZER_DATA_DIR) must not be empty');
+  if (bad.length > 0)
+    throw new OptimizerConfigError(`invalid optimizer configuration: ${bad.join('; ')}`);
+  return cfg;
+}

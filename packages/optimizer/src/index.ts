@@ -26,6 +26,8 @@ export {
   DEFAULT_PROFILER_URL,
   KNOWN_BLOCKING_POWER_W,
   optimizerConfigFromEnv,
+  validateOptimizerConfig,
+  OptimizerConfigError,
   type OptimizerConfig,
 } from './config';
 export {

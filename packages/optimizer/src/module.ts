@@ -13,7 +13,7 @@ import {
   startMetricsServer,
 } from '@perseus/service-kit';
 import type { ServiceAccess } from '@perseus/service-kit';
-import { DEFAULT_CONFIG, DEFAULT_PROFILER_URL } from './config';
+import { DEFAULT_CONFIG, DEFAULT_PROFILER_URL, validateOptimizerConfig } from './config';
 import type { OptimizerConfig } from './config';
 import { registerOptimizerMetrics } from './metrics';
 import { startDashboardServer, type DashboardServer } from './dashboard/dashboard-server';
@@ -133,7 +133,10 @@ async function hostsProfiler(address: string, timeoutMs = 2000): Promise<boolean
 export async function createOptimizerModule(
   options: OptimizerModuleOptions,
 ): Promise<OptimizerModule> {
-  const cfg: OptimizerConfig = { ...DEFAULT_CONFIG, ...stripUndefined(options) };
+  const cfg: OptimizerConfig = validateOptimizerConfig({
+    ...DEFAULT_CONFIG,
+    ...stripUndefined(options),
+  });
   const logger = options.logger;
   const tokens = cfg.tokenFile === '' ? undefined : loadAccessTokens(cfg.tokenFile);
   // With a token file tokens are required from the start; onListening settles the policy for the
