@@ -9,8 +9,8 @@ the A40 profile itself (8 stages, M = 96, tau = 0.1 ms); a trailing "j" (e.g. 32
 +-0.05 % seeded jitter to every row. tau = 1 ms and blocking power 83.64 W otherwise. Each case
 runs `bin/perseus plan` with default flags for this tree and, in the same run, for the baseline
 commit (a detached `git worktree` under --work sharing this tree's node_modules). Prints one row per
-run (wall s, peak RSS MiB from /usr/bin/time, points, plans.jsonl bytes, outcome) and least-squares
-exponents of wall time in N (at fixed M) and in M (at fixed N). Emulated: profile tables, no GPU.
+run (wall and CPU s, peak RSS MiB from /usr/bin/time, points, plans.jsonl bytes, outcome) and least-squares
+exponents of CPU time in N (at fixed M) and in M (at fixed N). Emulated: profile tables, no GPU.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ import argparse
 import csv
 import math
 import random
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -50,20 +51,19 @@ def write_profile(work: Path, case: str) -> tuple[Path, int, int, float, float]:
 def run(tree: Path, work: Path, case: str, tag: str) -> dict[str, object]:
     profile, n, m, tau, pb = write_profile(work, case)
     out = work / f"out-{tag}-{case}"
+    shutil.rmtree(out, ignore_errors=True)  # the baseline's CLI has no --force
     cmd = [
-        "/usr/bin/time", "-f", "%e %M", str(tree / "bin" / "perseus"), "plan", "--profile", str(profile),
+        "/usr/bin/time", "-f", "%e %M %U %S", str(tree / "bin" / "perseus"), "plan", "--profile", str(profile),
         "--stages", str(n), "--microbatches", str(m), "--unit-time", str(tau), "--blocking-power", str(pb),
         "--out", str(out),
     ]
-    if (out / "plans.jsonl").exists():
-        cmd.append("--force")
     p = subprocess.run(cmd, capture_output=True, text=True, cwd=tree)
-    wall, rss_kb = (float(x) for x in p.stderr.strip().splitlines()[-1].split())
+    wall, rss_kb, user, sys_s = (float(x) for x in p.stderr.strip().splitlines()[-1].split())
     plans = out / "plans.jsonl"
     points = sum(1 for _ in open(plans)) if p.returncode == 0 and plans.exists() else 0
     err = [l for l in p.stderr.splitlines() if "internal" in l or "Error" in l]
     return {
-        "case": case, "tree": tag, "wall_s": wall, "rss_mib": rss_kb / 1024, "points": points,
+        "case": case, "tree": tag, "wall_s": wall, "cpu_s": user + sys_s, "rss_mib": rss_kb / 1024, "points": points,
         "plans_bytes": plans.stat().st_size if points else 0,
         "outcome": "ok" if p.returncode == 0 else (err[0][:80] if err else f"exit {p.returncode}"),
     }
@@ -91,7 +91,7 @@ def main() -> None:
         subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", str(base), a.base], check=True)
         (base / "node_modules").symlink_to(ROOT / "node_modules")
     rows = []
-    print("| case | tree | wall s | peak RSS MiB | points | plans.jsonl MB | outcome |\n|---|---|---|---|---|---|---|")
+    print("| case | tree | wall s | CPU s | peak RSS MiB | points | plans.jsonl MB | outcome |\n|---|---|---|---|---|---|---|---|")
     for case in a.cases.split(","):
         for tag, tree in [("this", ROOT), ("base", base)]:
             if tag == "base" and case not in a.baseline_cases.split(","):
@@ -99,10 +99,11 @@ def main() -> None:
             for _ in range(a.runs):
                 r = run(tree, work, case, tag)
                 rows.append(r)
-                print(f"| {case} | {tag} | {r['wall_s']:.1f} | {r['rss_mib']:.0f} | {r['points']} | {int(r['plans_bytes']) / 1e6:.2f} | {r['outcome']} |")
+                print(f"| {case} | {tag} | {r['wall_s']:.1f} | {r['cpu_s']:.1f} | {r['rss_mib']:.0f} | {r['points']} | {int(r['plans_bytes']) / 1e6:.2f} | {r['outcome']} |")
                 sys.stdout.flush()
     for tag in ("this", "base"):
-        ok = {r["case"]: float(r["wall_s"]) for r in rows if r["tree"] == tag and r["outcome"] == "ok"}
+        # CPU time: the box is shared, so wall time mostly measures the neighbours' load.
+        ok = {r["case"]: float(r["cpu_s"]) for r in rows if r["tree"] == tag and r["outcome"] == "ok"}
         for label, keys, axis in [
             ("stages (M=48)", ["4x48", "8x48", "16x48", "32x48"], 0),
             ("microbatches (N=8)", ["8x24", "8x48", "8x96", "8x192"], 1),
@@ -110,7 +111,7 @@ def main() -> None:
             have = [k for k in keys if k in ok]
             if len(have) >= 2:
                 xs = [float(k.split("x")[axis]) for k in have]
-                print(f"{tag}: wall time ~ {label.split()[0]}^{exponent(xs, [ok[k] for k in have]):.2f} over {', '.join(have)} ({label})")
+                print(f"{tag}: CPU time ~ {label.split()[0]}^{exponent(xs, [ok[k] for k in have]):.2f} over {', '.join(have)} ({label})")
 
 
 if __name__ == "__main__":
