@@ -40,9 +40,8 @@ describe('a job with an imported profile (sweep skipped)', () => {
   const M = 4;
   const DP = 2;
 
-  beforeAll(async () => {
-    const profile = gpt3Profile();
-    h = await startOptimizer({ importedProfiles: [{ profile }] });
+  const profile = gpt3Profile();
+  beforeAll(() => {
     const input: PlannerInput = {
       profile,
       pipeline: { schedule: '1f1b', numStages: N, numMicrobatches: M },
@@ -51,8 +50,21 @@ describe('a job with an imported profile (sweep skipped)', () => {
     };
     frontier = computeFrontier(input);
   });
-  afterAll(async () => {
-    for (const w of watches) w.cancel();
+  // Every test gets a fresh server; all but the registration test start from the deployed job
+  // (rank 0 and rank 9 watching), so no test depends on another's leftovers.
+  beforeEach(async () => {
+    h = await startOptimizer({ importedProfiles: [{ profile }] });
+    if (expect.getState().currentTestName?.includes('registration is idempotent') === true) return;
+    await call(h.client, 'RegisterJob', jobRequest('imp', { m: M, dp: DP }));
+    const w0 = new Watch(h.client, 'imp', 0);
+    const w9 = new Watch(h.client, 'imp', 9);
+    watches.push(w0, w9);
+    await registerAll(h.client, 'imp', N, DP, 1, CLOCKS);
+    await w0.until((s) => s.phase === 'PHASE_DEPLOYED');
+    await w9.until((s) => s.phase === 'PHASE_DEPLOYED');
+  });
+  afterEach(async () => {
+    for (const w of watches.splice(0)) w.cancel();
     await h.close();
   });
 
@@ -375,6 +387,7 @@ describe('a job with an imported profile (sweep skipped)', () => {
   });
 
   test('the metrics text carries phase, version and predicted saving per job', async () => {
+    await call(h.client, 'RegisterJob', jobRequest('other', { m: M }));
     const st = await call<optimizerV1.GetJobStatusResponse__Output>(h.client, 'GetJobStatus', {
       job_id: 'imp',
     });
