@@ -3,6 +3,7 @@
 # folder with production dependencies only, then runs it from there:
 #   agent   = cli + gpu-agent (+ proto, service-kit, planner): must not contain better-sqlite3
 #   control = cli + profiler + optimizer (+ proto, service-kit, planner): the planner worker thread runs
+# (koffi is in both: service-kit reads Unix-socket peer credentials through it.)
 # Checks: no dev tooling (tsx, typescript) installed, `perseus --version` is the suite version,
 # each role's `serve <role>` binds and prints its serving line with the version, SIGTERM exits 0,
 # and a role that is not installed is refused with a message naming its package.
@@ -94,7 +95,6 @@ for role in "${roles[@]}"; do
       ;;
     control)
       [ -e "$dir/node_modules/better-sqlite3" ] || fail "control install lacks better-sqlite3"
-      [ ! -e "$dir/node_modules/koffi" ] || fail "control install contains koffi (the agent's native dependency)"
       PERSEUS_PROFILER_DATA_DIR="$work/profiler" serve_check "$dir" profiler
       PERSEUS_OPTIMIZER_DATA_DIR="$work/optimizer" serve_check "$dir" optimizer
       (cd "$dir" && node -e "$(cat "$root/tools/build/check-worker.cjs")") | grep -q 'frontier points: [1-9]' ||
