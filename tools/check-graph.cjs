@@ -1,4 +1,4 @@
-// Checks the nx project graph: every DESIGN §2 package is a project, there is no dependency
+// Checks the nx project graph: every docs/architecture.md §2 package is a project, there is no dependency
 // cycle, and the planner depends on nothing (in particular on no gRPC package).
 const { execFileSync } = require('node:child_process');
 const fs = require('node:fs');

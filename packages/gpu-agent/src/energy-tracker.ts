@@ -1,7 +1,7 @@
 /**
  * Energy samples of one device (agent monotonic ns → cumulative mJ), taken by the device worker
  * while a session is active: at every Begin/End and periodically in between. Energy at a client
- * timestamp is interpolated linearly between the samples around it (DESIGN §5: attributed from the
+ * timestamp is interpolated linearly between the samples around it (docs/architecture.md §5: attributed from the
  * counter, not estimated from power).
  */
 export class EnergyTracker {

@@ -1,5 +1,5 @@
 /**
- * The per-node GPU-control agent (DESIGN §2, §5 `perseus.agent.v1`): backends (NVML, AMD SMI,
+ * The per-node GPU-control agent (docs/architecture.md §2, §5 `perseus.agent.v1`): backends (NVML, AMD SMI,
  * simulated), device leases that always end in a reset, per-instruction clock changes through a
  * per-device worker, measurements with energy from the device counter.
  *

@@ -28,7 +28,7 @@ export interface ModelSpec {
   readonly memoryClocksMhz: readonly number[];
   readonly defaultPowerLimitW: number;
   readonly powerLimitRangeW: readonly [number, number];
-  /** Power drawn while waiting on a neighbour / idle (DESIGN §4.1). */
+  /** Power drawn while waiting on a neighbour / idle (docs/architecture.md §4.1). */
   readonly blockingPowerW: number;
   /** Where the profile comes from (shown in logs and the README). */
   readonly provenance: string;

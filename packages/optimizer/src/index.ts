@@ -1,5 +1,5 @@
 /**
- * @perseus/optimizer — the Perseus optimizer service (DESIGN §2, §3): jobs and ranks, the online
+ * @perseus/optimizer — the Perseus optimizer service (docs/architecture.md §2, §3): jobs and ranks, the online
  * profiling sweep, planning in a worker thread, versioned per-rank schedules, stragglers and
  * policies, over `perseus.optimizer.v1.Optimizer`.
  *

@@ -110,7 +110,7 @@ export interface JobMetrics {
 }
 
 /**
- * The optimizer's policy core (DESIGN §3): jobs and ranks, the phase machine
+ * The optimizer's policy core (docs/architecture.md §3): jobs and ranks, the phase machine
  * REGISTERING → PROFILING → PLANNING → DEPLOYED, versioned per-rank schedules, stragglers and
  * policies. Plain methods over validated values; the gRPC adapter is in `service.ts`.
  */

@@ -61,8 +61,8 @@ interface Pending {
 const ENTRY = path.join(__dirname, 'planner-worker-entry.cjs');
 
 /**
- * Runs the planner in one worker thread (DESIGN §2: "Runs in a worker thread when called by the
- * optimizer"), one frontier at a time, so gRPC handlers on the main thread stay responsive while a
+ * Runs the planner in one worker thread (docs/architecture.md §2: the planner runs in a worker thread inside
+ * the optimizer), one frontier at a time, so gRPC handlers on the main thread stay responsive while a
  * large frontier (seconds of CPU) is computed. The worker is started on first use and restarted if
  * it dies; requests queue FIFO.
  */

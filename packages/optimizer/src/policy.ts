@@ -1,5 +1,5 @@
 /**
- * Which frontier point each pipeline runs (DESIGN §3 step 6, extrinsic bloat), as pure functions
+ * Which frontier point each pipeline runs (docs/architecture.md §3 step 6, extrinsic bloat), as pure functions
  * of the frontier, the job's policy and its active stragglers.
  */
 import type { Frontier, FrontierPoint } from '@perseus/planner';

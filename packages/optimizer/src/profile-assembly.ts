@@ -1,5 +1,5 @@
 /**
- * The profile a job is planned from, and the blocking power it is planned with (DESIGN §3 steps 3–4),
+ * The profile a job is planned from, and the blocking power it is planned with (docs/architecture.md §3 steps 3–4),
  * as pure functions over the profiler's cells and the profiling iterations.
  */
 import type { MeasuredOption, Profile } from '@perseus/planner';

@@ -1,5 +1,5 @@
 /**
- * Straggler detection from per-rank iteration reports (extrinsic bloat, DESIGN §3 step 6).
+ * Straggler detection from per-rank iteration reports (extrinsic bloat, docs/architecture.md §3 step 6).
  *
  * A pipeline's iteration time is the slowest of its ranks' reports for that iteration. Each time is
  * normalised by the time the pipeline's *current* schedule is expected to take, so that slowing

@@ -1,5 +1,5 @@
 /**
- * The online profiling sweep (DESIGN §3 step 3) as pure functions over plain, persistable state.
+ * The online profiling sweep (docs/architecture.md §3 step 3) as pure functions over plain, persistable state.
  *
  * Every still-sweeping (stage, instruction) runs at one clock for K iterations, highest clock
  * first. After each clock the profiler's mean energy and its standard error come back and the stop

@@ -4,7 +4,7 @@ import type { RankIdentity } from '@perseus/service-kit';
 /** Lifecycle of a job (mirrors `perseus.optimizer.v1.Phase`). */
 export type JobPhase = 'REGISTERING' | 'PROFILING' | 'PLANNING' | 'DEPLOYED';
 
-/** Online profiling sweep parameters (DESIGN §3 step 3), defaults filled in. */
+/** Online profiling sweep parameters (docs/architecture.md §3 step 3), defaults filled in. */
 export interface ProfilingParams {
   /** K: iterations run at each clock before stepping down. */
   iterationsPerFrequency: number;

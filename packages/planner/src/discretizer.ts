@@ -22,7 +22,7 @@ export interface PlanCost {
 }
 
 /**
- * Turns relaxed durations into a measured-option plan and reclaims slack (DESIGN §4.4): each node
+ * Turns relaxed durations into a measured-option plan and reclaims slack (docs/architecture.md §4.3): each node
  * first takes the slowest option no longer than its relaxed duration (so the time cannot grow),
  * then, in reverse topological order, the slowest option that still finishes before its
  * successors' latest starts and the time budget. Holds the plan being built (`choice`, `times`)

@@ -24,7 +24,7 @@ export function longestPath(
   return makespan;
 }
 
-/** E = Σ e_i + P_b·(N·T − Σ t_i) (DESIGN §4.2); N counts GPUs, not virtual stages. */
+/** E = Σ e_i + P_b·(N·T − Σ t_i) (docs/architecture.md §4.2); N counts GPUs, not virtual stages. */
 export function planEnergy(
   numStages: number,
   blockingPowerW: number,

@@ -39,7 +39,7 @@ export interface SampledFrontier {
 }
 
 /**
- * Pass 2 of the frontier (DESIGN §4.4): replays the relaxed sweep from fast to slow and, at every
+ * Pass 2 of the frontier (docs/architecture.md §4.3): replays the relaxed sweep from fast to slow and, at every
  * τ of iteration time on a grid through the all-max time, turns the relaxed durations into a
  * measured-option plan (rounding, slack reclamation, local searches), evaluated exactly; keeps the
  * Pareto-optimal ones on the discrete truth. `onProgress(timeS)` reports the grid time reached.

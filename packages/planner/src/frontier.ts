@@ -45,7 +45,7 @@ export interface FrontierStats {
   planBytes: number;
 }
 
-/** Relative tolerance on "no slower than all-max" (DESIGN §4.4). */
+/** Relative tolerance on "no slower than all-max" (docs/architecture.md §4.4). */
 const ALL_MAX_TOLERANCE = 1e-6;
 
 /**
@@ -199,7 +199,7 @@ export class Frontier {
 }
 
 /**
- * Computes the whole iteration time–energy frontier (DESIGN §4.3–4.4).
+ * Computes the whole iteration time–energy frontier (docs/architecture.md §4.3–4.4).
  *
  * The relaxation (each instruction's cost = the lower convex hull of its options' effective energy
  * over time) is swept from the all-slowest schedule down to the fastest by the Phillips–Dessouky

@@ -1,5 +1,5 @@
 /**
- * @perseus/planner — the Perseus frontier planner (DESIGN §4): pure functions from GPU profiles to
+ * @perseus/planner — the Perseus frontier planner (docs/architecture.md §4): pure functions from GPU profiles to
  * energy-optimal per-instruction clock plans. No I/O; safe to run in a worker thread.
  *
  * @example

@@ -6,7 +6,7 @@ import type { MeasuredOption, PlannerInput } from './types';
  * The options of one (stage, kind) the planner may choose from: Pareto-optimal in
  * (time, effective energy e − P_b·t), sorted by time ascending, so effective energy strictly
  * decreases with the index. Effective energy, not raw energy, is what a plan's energy depends on
- * (DESIGN §4.2), so a slower option that costs a little more raw energy but less than the blocking
+ * (docs/architecture.md §4.2), so a slower option that costs a little more raw energy but less than the blocking
  * power it replaces is kept.
  */
 export interface OptionTable {

@@ -12,7 +12,7 @@ const RANK_COLUMNS = ['rank', 'dp_rank', 'pp_rank', 'tp_rank'] as const;
  * - Rank level: the same plus `rank,dp_rank,pp_rank,tp_rank` (the `stage` column may then be
  *   omitted; `pp_rank` is the stage). Ranks of one stage are merged per (instruction, frequency):
  *   time is the slowest rank's (the stage waits for it), energy the mean per GPU (the planner's
- *   energies are per GPU; DESIGN §4.2 scales by DP·TP).
+ *   energies are per GPU; docs/architecture.md §4.2 scales by DP·TP).
  *
  * Throws {@link PlannerInputError} naming the row (1-based, header excluded) and field for a missing
  * column, a non-numeric, NaN, negative or zero value, an unknown instruction, a duplicate row, or a

@@ -36,7 +36,7 @@ export interface RelaxedSweep {
 }
 
 /**
- * Pass 1 of the frontier (DESIGN §4.3): sweeps the convex-hull relaxation from the all-slowest
+ * Pass 1 of the frontier (docs/architecture.md §4.3): sweeps the convex-hull relaxation from the all-slowest
  * schedule down to the fastest by Phillips–Dessouky minimum cuts on the critical subgraph, each
  * applied for as long as it stays optimal (until an activity reaches a hull vertex or a new path
  * turns critical), and records every cut so that pass 2 can replay it from fast to slow.

@@ -92,7 +92,7 @@ function interleavedOrder(n: number, v: number, m: number, r: number): Instructi
 /**
  * The order in which `stage` runs its instructions.
  *
- * - `1f1b` (DESIGN §4.2): min(N−s, M) forwards, then alternate backward/forward, then the
+ * - `1f1b` (docs/architecture.md §4.2): min(N−s, M) forwards, then alternate backward/forward, then the
  *   remaining backwards.
  * - `gpipe`: all M forwards, then all M backwards, both in microbatch order.
  * - `interleaved`: Megatron-LM's interleaved 1F1B over the GPU's chunks (see `numChunks`); every
@@ -159,7 +159,7 @@ export interface PipelineDag {
 }
 
 /**
- * Builds the DAG of DESIGN §4.2 over virtual stages (= stages unless `interleaved`): each GPU's
+ * Builds the DAG of docs/architecture.md §4.2 over virtual stages (= stages unless `interleaved`): each GPU's
  * order edges plus F(s,m)→F(s+1,m), B(s+1,m)→B(s,m) and F(last,m)→B(last,m).
  */
 export function buildPipelineDag(pipeline: PipelineSpec): PipelineDag {

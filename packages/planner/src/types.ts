@@ -35,7 +35,7 @@ export interface PipelineSpec {
   numChunks?: number;
 }
 
-/** Everything the planner needs (DESIGN §4.1). */
+/** Everything the planner needs (docs/architecture.md §4.1). */
 export interface PlannerInput {
   profile: Profile;
   pipeline: PipelineSpec;

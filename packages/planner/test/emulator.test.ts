@@ -39,7 +39,7 @@ describe('scheduleOrder', () => {
   });
 });
 
-describe('evaluatePlan (DESIGN §4.2)', () => {
+describe('evaluatePlan (docs/architecture.md §4.2)', () => {
   it.each([
     // 1F1B: S1B2 ends at 13, then S0B2 runs [13, 16].
     ['1f1b', 16, 240 + 2 * (2 * 16 - 24)],

@@ -1,5 +1,5 @@
 /**
- * The Perseus profiler (DESIGN §2, §3, §5): durable ingestion of per-instruction and per-iteration
+ * The Perseus profiler (docs/architecture.md §2, §3, §5): durable ingestion of per-instruction and per-iteration
  * measurements, robust aggregation per (job, stage, instruction, frequency), coverage, and Zeus CSV
  * import/export — as a gRPC module for `perseus serve`, and as a library (store + pure functions).
  *

@@ -33,7 +33,7 @@ export function instructionFromCode(code: number): Instruction {
 
 export type ScheduleName = '1f1b' | 'gpipe' | 'unspecified';
 
-/** A job's shape as the profiler knows it (DESIGN §3 step 1). */
+/** A job's shape as the profiler knows it (docs/architecture.md §3 step 1). */
 export interface JobSpec {
   jobId: string;
   schedule: ScheduleName;

@@ -65,7 +65,7 @@ class _ScheduleKindEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Schedule
     """Interleaved 1F1B (virtual stages). Reserved: servers answer INVALID_ARGUMENT until supported."""
 
 class ScheduleKind(_ScheduleKind, metaclass=_ScheduleKindEnumTypeWrapper):
-    """The pipeline schedule; decides the order of instructions on each stage (DESIGN §4.2)."""
+    """The pipeline schedule; decides the order of instructions on each stage (docs/architecture.md §4.2)."""
 
 SCHEDULE_KIND_UNSPECIFIED: ScheduleKind.ValueType  # 0
 SCHEDULE_KIND_1F1B: ScheduleKind.ValueType  # 1
