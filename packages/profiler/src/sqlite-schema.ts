@@ -110,7 +110,45 @@ CREATE TABLE IF NOT EXISTS cells (${CELL_COLUMNS}) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS cell_base (${CELL_COLUMNS}) WITHOUT ROWID;
 `;
 
-export function prepareStatements(db: Database.Database) {
+/** Names of the prepared statements (explicit, so the built declaration files can name the type). */
+export type StatementName =
+  | 'jobByName'
+  | 'insertJob'
+  | 'updateJob'
+  | 'touchJob'
+  | 'batchSeen'
+  | 'insertBatch'
+  | 'insertMeasurement'
+  | 'markDirty'
+  | 'insertIteration'
+  | 'markRankDirty'
+  | 'rankDirtyOfJob'
+  | 'clearRankDirty'
+  | 'groupsOfCell'
+  | 'dirtyOfJob'
+  | 'clearDirty'
+  | 'clearDirtyAt'
+  | 'rawOfCell'
+  | 'baseOfCell'
+  | 'deleteCellsOfKey'
+  | 'deleteImportedOfKey'
+  | 'deleteScopeCellsOfKey'
+  | 'insertCell'
+  | 'cellsOfScope'
+  | 'cellsOfPipeline'
+  | 'foldBase'
+  | 'deleteRawOfJob'
+  | 'idleJobs'
+  | 'dirtyJobs'
+  | 'countRaw'
+  | 'countCells'
+  | 'countJobs'
+  | 'countIterations'
+  | 'dirtyStats';
+
+export function prepareStatements(
+  db: Database.Database,
+): Record<StatementName, Database.Statement> {
   return {
     jobByName: db.prepare('SELECT id, spec FROM jobs WHERE job_id = ?'),
     insertJob: db.prepare('INSERT INTO jobs (job_id, spec, created_ms) VALUES (?, ?, ?)'),
