@@ -1,5 +1,6 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { readProfileCsvRows, STAGE_CSV_COLUMNS } from '@perseus/planner';
 
 /**
  * Per-instruction time and energy of a GPU model, from the Perseus SOSP '24 artifact's stage
@@ -119,37 +120,30 @@ const EMBEDDED: Readonly<
   ],
 };
 
-/** Parses a Zeus/Perseus stage-profile CSV. Throws naming the line on malformed input. */
+/**
+ * Parses a Zeus/Perseus stage-profile CSV with the planner's row reader (its rules). Throws naming
+ * the source and line of the first problem.
+ */
 export function parseProfileCsv(text: string, source = 'csv'): ProfileRow[] {
-  const lines = text.split(/\r?\n/).filter((l) => l.trim() !== '');
-  const header = lines.shift()?.trim();
-  if (header !== 'stage,instruction,frequency,time,energy') {
+  const read = readProfileCsvRows(text);
+  if (read.format !== 'stage') {
     throw new Error(
-      `${source}: header must be stage,instruction,frequency,time,energy, got ${JSON.stringify(header)}`,
+      `${source}: header must be ${STAGE_CSV_COLUMNS.join(',')}, got ${JSON.stringify(read.header.join(','))}`,
     );
   }
-  return lines.map((line, i) => {
-    const [s, k, f, t, e] = line.split(',');
-    const row = {
-      stage: Number(s),
-      instruction: k as ProfileRow['instruction'],
-      frequencyMhz: Number(f),
-      timeS: Number(t),
-      energyJ: Number(e),
-    };
-    if (
-      !Number.isInteger(row.stage) ||
-      row.stage < 0 ||
-      (k !== 'forward' && k !== 'backward') ||
-      !Number.isInteger(row.frequencyMhz) ||
-      row.frequencyMhz <= 0 ||
-      !(row.timeS > 0) ||
-      !(row.energyJ > 0)
-    ) {
-      throw new Error(`${source}:${i + 2}: bad row ${JSON.stringify(line)}`);
-    }
-    return row;
-  });
+  const bad = read.problems[0];
+  if (bad !== undefined) {
+    const line = text.split(/\r?\n/)[bad.line - 1] ?? '';
+    throw new Error(`${source}:${bad.line}: bad row ${JSON.stringify(line)}: ${bad.message}`);
+  }
+  if (read.rows.length === 0) throw new Error(`${source}: empty profile`);
+  return read.rows.map(({ stage, instruction, frequencyMhz, timeS, energyJ }) => ({
+    stage,
+    instruction,
+    frequencyMhz,
+    timeS,
+    energyJ,
+  }));
 }
 
 /** Time/energy lookup per (stage, instruction, clock), with interpolation between measured clocks. */

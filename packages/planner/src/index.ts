@@ -29,6 +29,16 @@ export type {
 } from './types';
 export { PlannerInputError } from './errors';
 export { parseProfileCsv } from './profile-csv';
+export {
+  readProfileCsvRows,
+  RANK_CSV_COLUMNS,
+  STAGE_CSV_COLUMNS,
+  type ProfileCsvFormat,
+  type ProfileCsvLimits,
+  type ProfileCsvProblem,
+  type ProfileCsvRow,
+  type ProfileCsvRows,
+} from './profile-csv-rows';
 export { scheduleOrder, type InstructionSlot } from './schedule';
 export { evaluatePlan, planEvaluator, planTimeline, type TimelineEntry } from './emulator';
 export { validatePlannerInput, type OptionTable, type ValidInput } from './options';

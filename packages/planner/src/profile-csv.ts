@@ -1,11 +1,10 @@
 import { PlannerInputError } from './errors';
+import { readProfileCsvRows } from './profile-csv-rows';
 import type { InstructionKind, MeasuredOption, Profile } from './types';
 
-const REQUIRED = ['instruction', 'frequency', 'time', 'energy'] as const;
-const RANK_COLUMNS = ['rank', 'dp_rank', 'pp_rank', 'tp_rank'] as const;
-
 /**
- * Parses a Zeus/Perseus profile CSV.
+ * Parses a Zeus/Perseus profile CSV into the planner's per-stage profile (rows are read by
+ * {@link readProfileCsvRows}, whose rules apply).
  *
  * - Stage level: `stage,instruction,frequency,time,energy` (time in s, energy in J, one microbatch
  *   on one GPU).
@@ -14,96 +13,31 @@ const RANK_COLUMNS = ['rank', 'dp_rank', 'pp_rank', 'tp_rank'] as const;
  *   time is the slowest rank's (the stage waits for it), energy the mean per GPU (the planner's
  *   energies are per GPU; docs/architecture.md §4.2 scales by DP·TP).
  *
- * Throws {@link PlannerInputError} naming the row (1-based, header excluded) and field for a missing
- * column, a non-numeric, NaN, negative or zero value, an unknown instruction, a duplicate row, or a
- * stage without forward or backward rows.
+ * Throws {@link PlannerInputError} naming the row (1-based, header excluded) and field of the first
+ * problem the row reader found (`csv header` for the header), or a stage without forward or
+ * backward rows.
  */
 export function parseProfileCsv(text: string): Profile {
-  const lines = text.split(/\r?\n/);
-  let li = 0;
-  while (li < lines.length && lines[li]!.trim() === '') li++;
-  if (li >= lines.length) throw new PlannerInputError('csv', 'is empty (expected a header row)');
-  const header = lines[li]!.split(',').map((h) => h.trim().toLowerCase());
-  const col = new Map(header.map((h, i) => [h, i]));
-  for (const c of REQUIRED) {
-    if (!col.has(c)) throw new PlannerInputError(`csv header`, `lacks column '${c}'`);
+  const { rows, problems } = readProfileCsvRows(text);
+  const first = problems[0];
+  if (first !== undefined) {
+    if (first.row === 0) throw new PlannerInputError('csv header', first.message);
+    const where = `row ${first.row}${first.field === undefined ? '' : ` field '${first.field}'`}`;
+    throw new PlannerInputError(where, first.message);
   }
-  const rankLevel = RANK_COLUMNS.every((c) => col.has(c));
-  if (!rankLevel && RANK_COLUMNS.some((c) => col.has(c))) {
-    throw new PlannerInputError('csv header', `has some but not all of ${RANK_COLUMNS.join(',')}`);
-  }
-  if (!rankLevel && !col.has('stage'))
-    throw new PlannerInputError('csv header', "lacks column 'stage'");
-
   // stage -> kind -> frequency -> per-rank measurements
   const cells = new Map<
     number,
-    Map<InstructionKind, Map<number, Array<{ rank: string; timeS: number; energyJ: number }>>>
+    Map<InstructionKind, Map<number, Array<{ timeS: number; energyJ: number }>>>
   >();
-  let row = 0;
-  for (li++; li < lines.length; li++) {
-    const line = lines[li]!;
-    if (line.trim() === '') continue;
-    row++;
-    const fields = line.split(',');
-    const get = (name: string): string => {
-      const idx = col.get(name);
-      const v = idx === undefined ? undefined : fields[idx];
-      if (v === undefined || v.trim() === '')
-        throw new PlannerInputError(`row ${row} field '${name}'`, 'is missing');
-      return v.trim();
-    };
-    const num = (name: string, rule: 'positive' | 'nonneg' | 'index'): number => {
-      const raw = get(name);
-      const v = Number(raw);
-      const ok =
-        Number.isFinite(v) &&
-        (rule === 'positive' ? v > 0 : rule === 'nonneg' ? v >= 0 : Number.isInteger(v) && v >= 0);
-      if (!ok) {
-        const want =
-          rule === 'positive'
-            ? 'a positive number'
-            : rule === 'nonneg'
-              ? 'a non-negative number'
-              : 'a non-negative integer';
-        throw new PlannerInputError(`row ${row} field '${name}'`, `must be ${want}, got '${raw}'`);
-      }
-      return v;
-    };
-    let stage: number;
-    let rank = '';
-    if (rankLevel) {
-      stage = num('pp_rank', 'index');
-      if (col.has('stage') && num('stage', 'index') !== stage) {
-        throw new PlannerInputError(`row ${row} field 'stage'`, `must equal pp_rank (${stage})`);
-      }
-      rank = `${num('rank', 'index')}/${num('dp_rank', 'index')}/${num('tp_rank', 'index')}`;
-    } else {
-      stage = num('stage', 'index');
-    }
-    const instruction = get('instruction');
-    if (instruction !== 'forward' && instruction !== 'backward') {
-      throw new PlannerInputError(
-        `row ${row} field 'instruction'`,
-        `must be 'forward' or 'backward', got '${instruction}'`,
-      );
-    }
-    const frequency = num('frequency', 'positive');
-    const timeS = num('time', 'positive');
-    const energyJ = num('energy', 'nonneg');
-    let byKind = cells.get(stage);
-    if (!byKind) cells.set(stage, (byKind = new Map()));
-    let byFreq = byKind.get(instruction);
-    if (!byFreq) byKind.set(instruction, (byFreq = new Map()));
-    let list = byFreq.get(frequency);
-    if (!list) byFreq.set(frequency, (list = []));
-    if (list.some((x) => x.rank === rank)) {
-      throw new PlannerInputError(
-        `row ${row}`,
-        `duplicates stage ${stage} ${instruction} at ${frequency} MHz${rankLevel ? ` for rank ${rank}` : ''}`,
-      );
-    }
-    list.push({ rank, timeS, energyJ });
+  for (const r of rows) {
+    let byKind = cells.get(r.stage);
+    if (!byKind) cells.set(r.stage, (byKind = new Map()));
+    let byFreq = byKind.get(r.instruction);
+    if (!byFreq) byKind.set(r.instruction, (byFreq = new Map()));
+    let list = byFreq.get(r.frequencyMhz);
+    if (!list) byFreq.set(r.frequencyMhz, (list = []));
+    list.push({ timeS: r.timeS, energyJ: r.energyJ });
   }
   if (cells.size === 0) throw new PlannerInputError('csv', 'has no data rows');
   const numStages = Math.max(...cells.keys()) + 1;

@@ -2,6 +2,7 @@ import {
   computeFrontier,
   parseProfileCsv,
   PlannerInputError,
+  readProfileCsvRows,
   validatePlannerInput,
   type PlannerInput,
 } from '../src';
@@ -91,5 +92,54 @@ describe('validatePlannerInput', () => {
     mutate(input);
     expect(() => validatePlannerInput(input)).toThrow(expect.objectContaining({ field }));
     expect(() => computeFrontier(input)).toThrow(PlannerInputError);
+  });
+});
+
+describe('readProfileCsvRows (the one row reader the services share)', () => {
+  it('finds columns by name in any order, takes the stage from pp_rank when absent', () => {
+    const read = readProfileCsvRows(
+      'TIME,energy,instruction,frequency,pp_rank,tp_rank,dp_rank,rank\n0.5,0,backward,1410,2,1,0,3\n',
+    );
+    expect(read.problems).toEqual([]);
+    expect(read.format).toBe('rank');
+    expect(read.rows).toEqual([
+      {
+        rank: 3,
+        dpRank: 0,
+        ppRank: 2,
+        tpRank: 1,
+        stage: 2,
+        instruction: 'backward',
+        frequencyMhz: 1410,
+        timeS: 0.5,
+        energyJ: 0,
+      },
+    ]);
+  });
+
+  it('reports every problem with its line, row and field, and keeps only good rows', () => {
+    const read = readProfileCsvRows(
+      [header, '', '0,forward,1410.5,0.1,1', '0,forward,1410,0.1', '0,backward,1410,0.1,1'].join(
+        '\n',
+      ),
+      { maxFrequencyMhz: 2000 },
+    );
+    expect(read.problems).toEqual([
+      {
+        line: 3,
+        row: 1,
+        field: 'frequency',
+        message: 'frequency must be a non-negative integer, got "1410.5"',
+      },
+      { line: 4, row: 2, message: 'expected 5 columns, got 4' },
+    ]);
+    expect(read.rows.map((r) => r.instruction)).toEqual(['backward']);
+  });
+
+  it('applies the limits it is given', () => {
+    const read = readProfileCsvRows([header, '0,forward,2100,0.1,1'].join('\n'), {
+      maxFrequencyMhz: 2000,
+    });
+    expect(read.problems.map((p) => p.message)).toEqual(['frequency must be < 2001, got 2100']);
   });
 });
