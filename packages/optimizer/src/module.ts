@@ -5,11 +5,8 @@ import { parseProfileCsv } from '@perseus/planner';
 import type { Profile } from '@perseus/planner';
 import type { Logger, MetricsRegistry, MetricsServer, ServiceModule } from '@perseus/service-kit';
 import {
-  AccessPolicy,
-  ListenerAccess,
   createMetricsRegistry,
-  listenerPolicy,
-  loadAccessTokens,
+  serviceListenerAccess,
   startMetricsServer,
 } from '@perseus/service-kit';
 import type { ServiceAccess } from '@perseus/service-kit';
@@ -138,12 +135,12 @@ export async function createOptimizerModule(
     ...stripUndefined(options),
   });
   const logger = options.logger;
-  const tokens = cfg.tokenFile === '' ? undefined : loadAccessTokens(cfg.tokenFile);
   // With a token file tokens are required from the start; onListening settles the policy for the
   // bound address (non-local needs TLS and tokens).
-  const access = new ListenerAccess(
-    tokens === undefined ? AccessPolicy.open() : new AccessPolicy(tokens, true),
-  );
+  const access = serviceListenerAccess(cfg.tokenFile, {
+    tls: options.tls === true,
+    service: 'optimizer',
+  });
   const imported = [...(options.importedProfiles ?? []), ...loadProfileCsvs(cfg.profileCsv)];
   const store = new OptimizerStore(cfg.dataDir);
   let source: ProfileSource | undefined = options.profileSource;
@@ -200,7 +197,7 @@ export async function createOptimizerModule(
         listen: cfg.dashboardListen,
         state: dashboardState,
         logger,
-        tokens,
+        tokens: access.tokens,
         ...(cfg.dashboardTlsCert !== '' ? { tlsCertFile: cfg.dashboardTlsCert } : {}),
         ...(cfg.dashboardTlsKey !== '' ? { tlsKeyFile: cfg.dashboardTlsKey } : {}),
       });
@@ -213,18 +210,16 @@ export async function createOptimizerModule(
   }
   return {
     name: 'optimizer',
-    services: [{ ...optimizerService(optimizer), access: { listener: access, methods: ACCESS } }],
+    services: [
+      { ...optimizerService(optimizer), access: { listener: access.listener, methods: ACCESS } },
+    ],
     optimizer,
     metricsAddress: () => metrics?.address,
     dashboardUrl: () => dashboard?.url,
     metricsText,
     profilerAddress: () => profilerAddress,
     async onListening(address: string): Promise<void> {
-      access.current = await listenerPolicy(address, {
-        tokens,
-        tls: options.tls === true,
-        service: 'optimizer',
-      });
+      await access.settle(address);
       if (source !== undefined) return;
       const target = (await hostsProfiler(address)) ? address : DEFAULT_PROFILER_URL;
       source = new GrpcProfileSource(target);

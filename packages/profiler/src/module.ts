@@ -1,11 +1,8 @@
 /** The profiler as a {@link ServiceModule} that `perseus serve` hosts (alone or all-in-one). */
 import type { Logger, MetricsRegistry, MetricsServer, ServiceModule } from '@perseus/service-kit';
 import {
-  AccessPolicy,
-  ListenerAccess,
   createMetricsRegistry,
-  listenerPolicy,
-  loadAccessTokens,
+  serviceListenerAccess,
   startMetricsServer,
 } from '@perseus/service-kit';
 import type { ProfilerConfig } from './config';
@@ -57,13 +54,13 @@ export async function createProfilerModule(
 ): Promise<ProfilerModule> {
   const config = resolveProfilerConfig(options.config, options.env);
   const logger = options.logger;
-  const tokens = config.tokenFile === '' ? undefined : loadAccessTokens(config.tokenFile);
   // With a token file, tokens are required from the start; without one the module is open until
   // onListening settles the policy for the bound address (a non-local address without TLS and
   // tokens is refused there; `perseus serve` refuses it before binding).
-  const access = new ListenerAccess(
-    tokens === undefined ? AccessPolicy.open() : new AccessPolicy(tokens, true),
-  );
+  const access = serviceListenerAccess(config.tokenFile, {
+    tls: options.tls === true,
+    service: 'profiler',
+  });
   const sqlite =
     options.store === undefined
       ? new SqliteProfileStore({ dataDir: config.dataDir, synchronous: config.synchronous })
@@ -98,17 +95,17 @@ export async function createProfilerModule(
       profilerService(profiler, logger, {
         maxBatchMeasurements: config.maxBatchMeasurements,
         streamWindow: options.streamWindow,
-        access,
+        access: access.listener,
       }),
     ],
     async onListening(address: string): Promise<void> {
-      access.current = await listenerPolicy(address, {
-        tokens,
-        tls: options.tls === true,
-        service: 'profiler',
-      });
+      await access.settle(address);
       logger.info(
-        { address, tokens: tokens?.length ?? 0, requireToken: access.current.requireToken },
+        {
+          address,
+          tokens: access.tokens?.length ?? 0,
+          requireToken: access.listener.current.requireToken,
+        },
         'profiler access',
       );
     },

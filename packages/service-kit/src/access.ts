@@ -184,3 +184,35 @@ export async function listenerPolicy(
     );
   return new AccessPolicy(opts.tokens, true);
 }
+
+/** A service listener's access, from its token file, and how to settle it once bound. */
+export interface ServiceListenerAccess {
+  listener: ListenerAccess;
+  /** The tokens of the token file; undefined without one. */
+  tokens: AccessToken[] | undefined;
+  /** Sets the policy for the bound `address` ({@link listenerPolicy}; throws when refused). */
+  settle(address: string): Promise<void>;
+}
+
+/**
+ * The access of a service's listener. With a token file (`tokenFile` not empty) tokens are required
+ * from the start; without one the listener is open until `settle(address)` sets the policy for the
+ * bound address (a non-local address without TLS and tokens is refused there; `perseus serve`
+ * refuses it before binding).
+ */
+export function serviceListenerAccess(
+  tokenFile: string,
+  opts: { tls: boolean; service: string },
+): ServiceListenerAccess {
+  const tokens = tokenFile === '' ? undefined : loadAccessTokens(tokenFile);
+  const listener = new ListenerAccess(
+    tokens === undefined ? AccessPolicy.open() : new AccessPolicy(tokens, true),
+  );
+  return {
+    listener,
+    tokens,
+    async settle(address: string): Promise<void> {
+      listener.current = await listenerPolicy(address, { tokens, ...opts });
+    },
+  };
+}

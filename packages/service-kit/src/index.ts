@@ -68,9 +68,11 @@ export {
   listenerPolicy,
   loadAccessTokens,
   parseAccessTokens,
+  serviceListenerAccess,
   type AccessScope,
   type AccessToken,
   type Caller,
+  type ServiceListenerAccess,
 } from './access';
 export {
   STATUS_DETAILS_KEY,

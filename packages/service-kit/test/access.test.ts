@@ -9,6 +9,7 @@ import {
   listenerPolicy,
   loadAccessTokens,
   parseAccessTokens,
+  serviceListenerAccess,
 } from '../src';
 
 const FILE = [
@@ -116,5 +117,27 @@ describe('access tokens and policy', () => {
     expect(
       (await listenerPolicy('127.0.0.1:1', { tokens, tls: false, service: 'p' })).requireToken,
     ).toBe(true);
+  });
+
+  it("a service listener's access: open without a token file until settled, tokens from the start with one", async () => {
+    const open = serviceListenerAccess('', { tls: false, service: 'profiler' });
+    expect(open.tokens).toBeUndefined();
+    expect(open.listener.current.requireToken).toBe(false);
+    await expect(open.settle('0.0.0.0:1')).rejects.toThrow(/profiler refuses to serve/);
+    await open.settle('127.0.0.1:1');
+    expect(open.listener.current.requireToken).toBe(false);
+
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'perseus-tokens-'));
+    try {
+      const f = path.join(dir, 'tokens');
+      fs.writeFileSync(f, FILE, { mode: 0o600 });
+      const withTokens = serviceListenerAccess(f, { tls: true, service: 'optimizer' });
+      expect(withTokens.tokens?.map((t) => t.name)).toEqual(['reader', 'trainer-a', 'ops']);
+      expect(withTokens.listener.current.requireToken).toBe(true);
+      await withTokens.settle('0.0.0.0:1');
+      expect(withTokens.listener.current.requireToken).toBe(true);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

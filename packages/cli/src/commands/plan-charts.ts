@@ -1,7 +1,7 @@
 import type { Frontier, PlannerInput, StagePlan } from '@perseus/planner';
 import { planTimeline } from '@perseus/planner';
 import type { ChartContext } from '@perseus/optimizer';
-import { frontierChartSpec, timelineChartSpec } from '@perseus/optimizer';
+import { frontierChartPoints, frontierChartSpec, timelineChartSpec } from '@perseus/optimizer';
 import { renderChartSvg } from './render-chart';
 
 /** frontier.svg of `perseus plan`: the frontier, its relaxed bound, all-max, intrinsic and T*. */
@@ -11,11 +11,7 @@ export function planFrontierSvg(frontier: Frontier, context: ChartContext): Prom
   return renderChartSvg(
     frontierChartSpec({
       context,
-      points: frontier.points.map((p) => ({
-        timeS: p.timeS,
-        energyJ: p.energyJ,
-        boundJ: frontier.lowerBoundJ(p.timeS),
-      })),
+      points: frontierChartPoints(frontier),
       allMax: frontier.allMax,
       deployed: { label: 'intrinsic plan', timeS: intr.timeS, energyJ: intr.energyJ },
       minEnergy: { label: 'T* (least energy)', timeS: star.timeS, energyJ: star.energyJ },

@@ -7,6 +7,7 @@
  * naming the profile, GPU and schedule; legends below the plot (never over data or axis titles);
  * a colour bar whenever colour encodes a number; the saving written in the subtitle.
  */
+import type { Frontier } from '@perseus/planner';
 import type { TopLevelSpec } from 'vega-lite';
 
 /** What every plot's title names. */
@@ -86,6 +87,15 @@ const MARK_SHAPES = [
   'triangle-down',
   'wedge',
 ];
+
+/** The chart points of a planner frontier: each point with the relaxed lower bound at its time. */
+export function frontierChartPoints(frontier: Frontier): FrontierChartPoint[] {
+  return frontier.points.map((p) => ({
+    timeS: p.timeS,
+    energyJ: p.energyJ,
+    boundJ: frontier.lowerBoundJ(p.timeS),
+  }));
+}
 
 /**
  * Time–energy frontier: the planner's points as a line (and its relaxed bound dashed), with the

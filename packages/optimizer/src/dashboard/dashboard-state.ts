@@ -4,6 +4,7 @@ import type { TopLevelSpec } from 'vega-lite';
 import type { JobDetails, JobSummary } from '../job';
 import type { IterationReport } from '../validate';
 import {
+  frontierChartPoints,
   frontierChartSpec,
   iterationsChartSpec,
   timelineChartSpec,
@@ -278,11 +279,7 @@ export class DashboardState {
             ];
       frontierSpec = frontierChartSpec({
         context,
-        points: frontier.points.map((p) => ({
-          timeS: p.timeS,
-          energyJ: p.energyJ,
-          boundJ: frontier.lowerBoundJ(p.timeS),
-        })),
+        points: frontierChartPoints(frontier),
         allMax: frontier.allMax,
         deployed: {
           label: `deployed plan (v${d.summary.version})`,
