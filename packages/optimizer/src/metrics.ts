@@ -47,11 +47,20 @@ export function registerOptimizerMetrics(
     'Current schedule version of a job.',
     (j) => j.version,
   );
-  perJob(
-    'perseus_optimizer_predicted_saving_ratio',
-    'Predicted energy saving of the deployed plan vs all-max clocks, as a fraction (0.15 = 15 %).',
-    (j) => j.predictedSavingPercent / 100,
-  );
+  // The saving carries `simulated` so a dashboard can never show an emulated saving as a real one.
+  observedMetric(registry, {
+    name: 'perseus_optimizer_predicted_saving_ratio',
+    help: 'Predicted energy saving of the deployed plan vs all-max clocks, as a fraction (0.15 = 15 %); simulated="true" when some rank\'s GPU is simulated (emulated energy).',
+    labelNames: ['job_id', 'simulated'],
+    read: (): Sample =>
+      jobs().map(
+        (j) =>
+          [
+            { job_id: j.jobId, simulated: String(j.simulated) },
+            j.predictedSavingPercent / 100,
+          ] as const,
+      ),
+  });
   perJob('perseus_optimizer_registered_ranks', 'Ranks registered.', (j) => j.registeredRanks);
   perJob('perseus_optimizer_world_size', 'World size of a job.', (j) => j.worldSize);
   perJob(

@@ -39,6 +39,7 @@ import {
   liveRanks,
   newJob,
   newSweepStep,
+  isSimulated,
   predictedSaving,
 } from './job';
 import type { Job, JobDetails, JobStatus, JobSummary, RegisteredJob, RegisteredRank } from './job';
@@ -102,6 +103,8 @@ export interface JobMetrics {
   registeredRanks: number;
   worldSize: number;
   predictedSavingPercent: number;
+  /** Some rank's GPU is simulated: the job's energies and savings are emulated. */
+  simulated: boolean;
   stragglers: number;
   watchers: number;
   frontierPoints: number;
@@ -1012,6 +1015,7 @@ export class Optimizer {
       registeredRanks: job.ranks.size,
       worldSize: job.spec.worldSize,
       predictedSavingPercent: predictedSaving(job),
+      simulated: isSimulated(job),
       stragglers: activeStragglers(job, this.now()).length,
       watchers: this.hub.watcherCount(job.jobId),
       frontierPoints: job.frontier?.points.length ?? 0,

@@ -398,7 +398,7 @@ describe('a job with an imported profile (sweep skipped)', () => {
       `perseus_optimizer_schedule_version{job_id="imp"} ${st.schedule_version}`,
     );
     expect(text).toContain(
-      `perseus_optimizer_predicted_saving_ratio{job_id="imp"} ${st.predicted_saving_percent / 100}`,
+      `perseus_optimizer_predicted_saving_ratio{job_id="imp",simulated="false"} ${st.predicted_saving_percent / 100}`,
     );
     expect(text).toContain('perseus_optimizer_job_watchers{job_id="imp"} 2');
     expect(text).toContain('perseus_optimizer_jobs 2');

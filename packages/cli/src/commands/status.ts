@@ -19,7 +19,13 @@ export function jobStatusLines(
   return [
     `job ${jobId}: ${enumWord(s.phase, 'PHASE_')}`,
     `  schedule version ${s.schedule_version}, ranks ${s.registered_ranks}/${s.world_size}`,
-    `  predicted saving ${s.predicted_saving_percent.toFixed(2)}% vs all-max clocks`,
+    `  predicted saving ${s.predicted_saving_percent.toFixed(2)}% vs all-max clocks${
+      s.simulated ? ' (EMULATED: the job runs on simulated GPUs)' : ''
+    }${
+      s.certified_gap_percent !== undefined && s.certified_gap_percent !== null
+        ? `; certified gap ${s.certified_gap_percent.toFixed(2)} pp`
+        : ''
+    }`,
     `  stragglers: ${s.straggler_dp_ranks.length ? s.straggler_dp_ranks.join(', ') : 'none'}`,
     ...(s.detail ? [`  ${s.detail}`] : []),
   ];
