@@ -200,6 +200,15 @@ export class Discretizer {
       const gain = tb.effectiveJ[c]! - tb.effectiveJ[c + 1]!;
       return perSecond ? gain / (tb.timeS[c + 1]! - tb.timeS[c]!) : gain;
     };
+    // Defined once per call, not per step: tsx and ts-jest wrap every closure they create in a
+    // naming helper, which cost a fifth of a tiny pipeline's planning when this lived in the loop.
+    let pending = 0;
+    const mark = (v: number): void => {
+      if (!dirty[v]) {
+        dirty[v] = 1;
+        pending++;
+      }
+    };
     heap.clear();
     for (let i = 0; i < n; i++) {
       const sc = scoreOf(i);
@@ -217,13 +226,7 @@ export class Discretizer {
       finish[i]! += grow;
       latestStart[i]! -= grow;
       // Forward repair of earliest finishes.
-      let pending = 0;
-      const mark = (v: number): void => {
-        if (!dirty[v]) {
-          dirty[v] = 1;
-          pending++;
-        }
-      };
+      pending = 0;
       for (let p = succStart[i]!; p < succStart[i + 1]!; p++) mark(succ[p]!);
       for (let v = i + 1; v < n && pending > 0; v++) {
         if (!dirty[v]) continue;

@@ -75,7 +75,11 @@ export function sampleFrontier(
       r = eject(disc, budgetS, cut, 1, r);
       r = polish(disc, budgetS);
     }
-    if (n <= SEARCH_EVERY_SAMPLE_MAX_NODES) r = seededRebuild(disc, budgetS, r);
+    // No plan at this budget costs less than the relaxed bound: once within the tolerance of it,
+    // the exhaustive rebuild cannot improve the sample (and would cost n·K greedy passes).
+    if (n <= SEARCH_EVERY_SAMPLE_MAX_NODES && !(r.energyJ <= boundJ * (1 + relTol))) {
+      r = seededRebuild(disc, budgetS, r);
+    }
     if (r.energyJ === INF) return;
     candT.push(r.timeS);
     candE.push(r.energyJ);

@@ -1,5 +1,6 @@
 import { tailLengths } from './dag-passes';
 import type { Discretizer, PlanCost } from './discretizer';
+import { longestPath } from './emulator';
 import { slowestWithin } from './options';
 import { fitsBudget, REL_TOL } from './tolerance';
 
@@ -9,6 +10,8 @@ const fits = fitsBudget;
 const relTol = REL_TOL;
 const INF = Infinity;
 const slowest = slowestWithin;
+const tailsOf = tailLengths;
+const pathLength = longestPath;
 
 /**
  * Constructive search for tiny pipelines: for every instruction b and every option of b, start
@@ -25,12 +28,18 @@ export function seededRebuild(disc: Discretizer, budgetS: number, current: PlanC
   for (let b = 0; b < n; b++) {
     const tb = tables[dag.table[b]!]!;
     for (let o = 0; o < tb.timeS.length; o++) {
+      // All-fastest with b fixed at o is the fastest such plan (the makespan only grows with any
+      // duration): if it overruns, no plan with b at o or slower fits, and the repair below would
+      // spend up to n·K passes finding that out.
+      choice.fill(0);
+      disc.syncTimes();
+      times[b] = tb.timeS[o]!;
+      if (!fits(disc.evaluate().timeS, budgetS)) break;
       for (const perSecond of [true, false]) {
         choice.fill(0);
         disc.syncTimes();
         choice[b] = o;
         times[b] = tb.timeS[o]!;
-        if (!fits(disc.evaluate().timeS, budgetS)) continue;
         const r = disc.greedyFrom(budgetS, perSecond, best);
         if (r !== best) {
           best = r;
@@ -68,8 +77,9 @@ function repair(disc: Discretizer, budgetS: number, locked: number): boolean {
   const { choice, times, finish } = disc;
   const tail = disc.latestStart; // scratch: longest path from each instruction's start
   for (let guard = 0; guard < 64 * n; guard++) {
-    if (fits(disc.evaluate().timeS, budgetS)) return true;
-    tailLengths(dag, times, tail);
+    // The makespan alone (refreshing `finish`): the plan's energy is not needed here.
+    if (fits(pathLength(dag, times, finish), budgetS)) return true;
+    tailsOf(dag, times, tail);
     let best = -1;
     let bestRatio = -INF;
     for (let i = 0; i < n; i++) {
