@@ -1,5 +1,7 @@
 """Checks that the rendered chart and the example Job agree with each other and with the code:
-socket path, ports and environment variable names.
+socket path, ports, environment variable names, and the profiler's and optimizer's TLS and token
+wiring (the names the CLI reads, files inside the mounted Secrets, a 0600 token copy, probes that
+can speak TLS) and the Job's per-link TLS CA and token variables (the names the Python client reads).
 
 Usage: python3 check_rendered.py <rendered.yaml> <example-job.yaml> <repo-root>
 (rendered with release name "perseus" in namespace "perseus", as the example Job assumes.)
@@ -26,6 +28,14 @@ def find(kind: str, name_suffix: str) -> dict[str, Any]:
 
 def env(container: dict[str, Any]) -> dict[str, str]:
     return {e["name"]: str(e.get("value", "")) for e in container.get("env", [])}
+
+
+def mounted_under(path: str, mounts: dict[str, str]) -> str | None:
+    """The name of the volume whose mount holds `path`, or None."""
+    for name, at in mounts.items():
+        if path.startswith(at.rstrip("/") + "/"):
+            return name
+    return None
 
 
 def check(ok: bool, what: str) -> None:
@@ -70,8 +80,44 @@ for role in ("profiler", "optimizer"):
     svc = find("Service", f"-{role}")
     sports = {p["name"]: p["port"] for p in svc["spec"]["ports"]}
     check(sports.get("grpc") == port, f"{role} Service port {sports.get('grpc')} != {port}")
-    check(c["readinessProbe"]["grpc"]["port"] == port, f"{role} readiness probe not on {port}")
     check(e[f"PERSEUS_{role.upper()}_DATA_DIR"].startswith(c["volumeMounts"][0]["mountPath"]), f"{role} data dir not on its volume")
+
+# Profiler and optimizer listen on 0.0.0.0: the CLI refuses that without TLS and a token file. The
+# names must be the ones the CLI reads: TLS from serve.ts's tlsCredentials, the token file from
+# serve-<role>.ts's --<role>-token-file option.
+tls_names = dict(re.findall(r"str\('(tlsCert|tlsKey|tlsClientCa)', '(PERSEUS_[A-Z_]+)'\)", serve_ts))
+check(set(tls_names) == {"tlsCert", "tlsKey", "tlsClientCa"}, f"could not read the TLS variables from serve.ts: {tls_names}")
+healthcheck_js = (root / "deploy/container/healthcheck.cjs").read_text()
+for role in ("profiler", "optimizer"):
+    role_ts = (root / f"packages/cli/src/commands/serve-{role}.ts").read_text()
+    m = re.search(rf"'--{role}-token-file <file>',\s*'(PERSEUS_[A-Z_]+)'", role_ts)
+    token_var = m.group(1) if m else None
+    check(token_var is not None, f"could not read --{role}-token-file's variable from serve-{role}.ts")
+    pod = find("StatefulSet", f"-{role}")["spec"]["template"]["spec"]
+    c = pod["containers"][0]
+    e = env(c)
+    mounts = {m["name"]: m["mountPath"] for m in c["volumeMounts"]}
+    volumes = {v["name"]: v for v in pod.get("volumes", [])}
+    for key in ("tlsCert", "tlsKey"):
+        path = e.get(tls_names.get(key, "?"))
+        check(path is not None, f"{role} does not set {tls_names.get(key)}: it would refuse to serve on 0.0.0.0")
+        vol = mounted_under(path or "", mounts)
+        check(vol is not None and "secret" in volumes.get(vol, {}), f"{role}: {tls_names.get(key)}={path} is not in a mounted Secret")
+    if tls_names.get("tlsClientCa") in e:
+        ca_path = e[tls_names["tlsClientCa"]]
+        check(mounted_under(ca_path, mounts) is not None, f"{role}: client CA {ca_path} not mounted")
+    token_path = e.get(token_var or "?")
+    check(token_path is not None, f"{role} does not set {token_var}: it would refuse to serve on 0.0.0.0")
+    tvol = mounted_under(token_path or "", mounts)
+    check(tvol is not None and "emptyDir" in volumes.get(tvol, {}), f"{role}: token file {token_path} is not the 0600 copy in an emptyDir (a Secret volume with fsGroup is group-readable, which the service refuses)")
+    inits = pod.get("initContainers", [])
+    copies = [i for i in inits if token_path and token_path in " ".join(i.get("command", [])) and "umask 077" in " ".join(i.get("command", []))]
+    check(len(copies) == 1, f"{role}: no init container writes {token_path} with umask 077")
+    for probe in ("readinessProbe", "livenessProbe"):
+        check("grpc" not in c[probe], f"{role} {probe} is a kubelet gRPC probe, which cannot speak TLS")
+        check(c[probe].get("exec", {}).get("command", [])[-1:] == ["/opt/perseus/healthcheck.cjs"], f"{role} {probe} is not the image's health check")
+    for name in ("PERSEUS_HEALTHCHECK_TLS_CA", *tls_names.values()):
+        check(name in healthcheck_js, f"the image's health check does not read {name}")
 
 profiler_svc = find("Service", "-profiler")
 want_profiler = f"{profiler_svc['metadata']['name']}:{profiler_svc['spec']['ports'][0]['port']}"
@@ -92,6 +138,18 @@ for role in ("profiler", "optimizer"):
     svc = find("Service", f"-{role}")
     want = f"{svc['metadata']['name']}.perseus.svc:{svc['spec']['ports'][0]['port']}"
     check(je[f"PERSEUS_{role.upper()}_URL"] == want, f"job's PERSEUS_{role.upper()}_URL {je[f'PERSEUS_{role.upper()}_URL']} != {want}")
+# The Job's TLS CA and token for the profiler and optimizer links: per-link names the Python client
+# builds (perseus/security.py), the CA file inside a mounted volume, the token from a Secret.
+security_py = (root / "packages/client-python/perseus/security.py").read_text()
+check('f"PERSEUS_{link.upper()}_TOKEN"' in security_py and '_setting(link, "TLS_CA"' in security_py, "perseus/security.py no longer reads PERSEUS_<LINK>_TOKEN / _TLS_CA")
+jenv_full = {e["name"]: e for e in jc.get("env", [])}
+for role in ("profiler", "optimizer"):
+    ca = je.get(f"PERSEUS_{role.upper()}_TLS_CA")
+    check(bool(ca) and mounted_under(ca, jmounts) is not None, f"job's PERSEUS_{role.upper()}_TLS_CA {ca} is not in a mounted volume")
+    tok = jenv_full.get(f"PERSEUS_{role.upper()}_TOKEN", {})
+    check("secretKeyRef" in tok.get("valueFrom", {}), f"job's PERSEUS_{role.upper()}_TOKEN does not come from a Secret")
+check(not any(k.startswith("PERSEUS_AGENT_TLS") or k in ("PERSEUS_TLS_CA", "PERSEUS_TOKEN") for k in je), "job sets TLS or a token for every link: the agent link is its local socket")
+
 policies = [d for d in docs if d["kind"] == "NetworkPolicy"]
 labels = job["spec"]["template"]["metadata"]["labels"]
 for p in policies:
@@ -104,7 +162,7 @@ for p in policies:
 # Every PERSEUS_* name the manifests set is one the code reads (services or Python client).
 sources = "".join(
     f.read_text()
-    for pattern in ("packages/*/src/**/*.ts", "packages/client-python/perseus/**/*.py")
+    for pattern in ("packages/*/src/**/*.ts", "packages/client-python/perseus/**/*.py", "deploy/container/*.cjs")
     for f in root.glob(pattern)
 )
 named: set[str] = set()
@@ -115,7 +173,16 @@ for d in [*docs, job]:
         named.update(e["name"] for e in c.get("env", []) if e["name"].startswith("PERSEUS_"))
 for name in sorted(named):
     role_listen = re.fullmatch(r"PERSEUS_(AGENT|PROFILER|OPTIMIZER)_LISTEN", name)
-    read = name in sources or (role_listen is not None and "PERSEUS_${key.toUpperCase()}_LISTEN" in serve_ts)
+    # The Python client builds its per-link names: PERSEUS_<LINK>_<SETTING> (perseus/security.py).
+    client_link = re.fullmatch(r"PERSEUS_(AGENT|PROFILER|OPTIMIZER)_(TOKEN|TOKEN_FILE|TLS_CA|TLS_CERT|TLS_KEY)", name)
+    read = (
+        name in sources
+        or (role_listen is not None and "PERSEUS_${key.toUpperCase()}_LISTEN" in serve_ts)
+        or (
+            client_link is not None
+            and ((f'_setting(link, "{client_link.group(2)}"' in security_py and 'f"PERSEUS_{link.upper()}_{name}"' in security_py) or f'PERSEUS_{{link.upper()}}_{client_link.group(2)}"' in security_py)
+        )
+    )
     check(read, f"{name} is set by the chart or the job but read by no source")
 
 if problems:

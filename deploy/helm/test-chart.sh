@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Validates the Helm chart: `helm lint`; `helm template` with the default values and with every
+# Validates the Helm chart: `helm template` with the bare defaults fails naming the required access
+# Secrets; `helm lint`; `helm template` with the default values (+ those names) and with every
 # optional part on (perseus/ci/full-values.yaml); every rendered object and the example Job checked
 # by kubeconform (strict) against JSON schemas generated from the real Kubernetes OpenAPI spec
 # (schemas/<version>, see schemas/generate.py); then check_rendered.py: socket path, ports and
@@ -27,9 +28,23 @@ want_tool kubeconform github.com/yannh/kubeconform/cmd/kubeconform@v0.8.0
 work="$(mktemp -d "${TMPDIR:-/tmp}/perseus-chart.XXXXXX")"
 trap 'rm -rf "$work"' EXIT
 chart="$here/perseus"
-helm lint --strict "$chart" >/dev/null
+# The defaults alone must fail, naming the Secret the profiler and optimizer need to start.
+if helm template perseus "$chart" --namespace perseus >/dev/null 2>"$work/err"; then
+  echo "test-chart: FAIL: the default values rendered without access.tlsSecretName" >&2; exit 1
+fi
+grep -q 'access.tlsSecretName is required' "$work/err" ||
+  { echo "test-chart: FAIL: unclear error without access.tlsSecretName:" >&2; cat "$work/err" >&2; exit 1; }
+if helm template perseus "$chart" --set access.tlsSecretName=t >/dev/null 2>"$work/err"; then
+  echo "test-chart: FAIL: rendered without access.tokensSecretName" >&2; exit 1
+fi
+grep -q 'access.tokensSecretName is required' "$work/err" ||
+  { echo "test-chart: FAIL: unclear error without access.tokensSecretName:" >&2; cat "$work/err" >&2; exit 1; }
+echo "test-chart: the bare defaults fail: 'access.tlsSecretName is required…', then 'access.tokensSecretName is required…'"
+# "default" = the default values plus the two required Secret names (perseus/ci/required-values.yaml).
+required=(-f "$chart/ci/required-values.yaml")
+helm lint --strict "$chart" "${required[@]}" >/dev/null
 helm lint --strict "$chart" -f "$chart/ci/full-values.yaml" >/dev/null
-helm template perseus "$chart" --namespace perseus >"$work/default.yaml"
+helm template perseus "$chart" --namespace perseus "${required[@]}" >"$work/default.yaml"
 helm template perseus "$chart" --namespace perseus -f "$chart/ci/full-values.yaml" >"$work/full.yaml"
 for set in default full; do
   kinds="$(grep -h '^kind:' "$work/$set.yaml" | sort | uniq -c | awk '{printf "%s %s, ", $1, $3}')"

@@ -4,12 +4,17 @@
 #   - from the host, grpc.health.v1 reports SERVING: the agent over its Unix socket (a host folder
 #     mounted at /run/perseus, as a pod shares it with trainers), the profiler and optimizer over
 #     published TCP ports; the optimizer finds the profiler by name on a podman network;
+#   - the control containers listen on 0.0.0.0, so they need TLS and a token file: a control
+#     container without them refuses to start; with a self-signed certificate and a 0600 token file
+#     (generated here, mounted read-only, configured through PERSEUS_TLS_CERT/_KEY and
+#     PERSEUS_{PROFILER,OPTIMIZER}_TOKEN_FILE) health is SERVING over TLS only, and the image's
+#     HEALTHCHECK passes over TLS;
 #   - the control containers run as uid 10001 and keep their SQLite files in the volume;
 #   - SIGTERM (`podman stop`) drains: exit status 0, the agent's "reset.shutdown" audit line.
 # Prints build time, image sizes and the test's duration. Registries are not needed: BASE defaults to
 # a local Debian + this machine's node (tools/container/make-local-base.sh); set PERSEUS_BASE_IMAGE
 # to test another base (e.g. docker.io/library/node:20-bookworm-slim where a registry is reachable).
-# Needs root, podman, runc, debootstrap (tools/install-system-deps.sh with PERSEUS_TEST_IMAGES=1).
+# Needs root, podman, runc, debootstrap, openssl (tools/install-system-deps.sh with PERSEUS_TEST_IMAGES=1).
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 export CONTAINERS_CONF="${CONTAINERS_CONF:-$root/tools/container/containers.conf}"
@@ -58,11 +63,17 @@ done
 t_build=$(date +%s)
 
 # Health over gRPC from the host, with the repo's Python client environment.
+# health ADDRESS [CA]: with CA, over TLS trusting it.
 health() {
-  "$root/.venv/bin/python" - "$1" <<'PY'
+  "$root/.venv/bin/python" - "$@" <<'PY'
 import sys, grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
-with grpc.insecure_channel(sys.argv[1]) as ch:
+if len(sys.argv) > 2:
+    with open(sys.argv[2], "rb") as f:
+        ch = grpc.secure_channel(sys.argv[1], grpc.ssl_channel_credentials(root_certificates=f.read()))
+else:
+    ch = grpc.insecure_channel(sys.argv[1])
+with ch:
     r = health_pb2_grpc.HealthStub(ch).Check(health_pb2.HealthCheckRequest(service=""), timeout=5)
 print(health_pb2.HealthCheckResponse.ServingStatus.Name(r.status))
 PY
@@ -70,7 +81,7 @@ PY
 wait_health() {
   local address="$1" got=""
   for _ in $(seq 60); do
-    got="$(health "$address" 2>/dev/null || true)"
+    got="$(health "$@" 2>/dev/null || true)"
     [ "$got" = SERVING ] && return 0
     sleep 1
   done
@@ -97,22 +108,46 @@ wait_health "unix:$sock/agent.sock"
 "${podman[@]}" healthcheck run "perseus-agent-$$" >/dev/null || fail "agent HEALTHCHECK failed"
 echo "images: agent: SERVING over unix:$sock/agent.sock from the host; HEALTHCHECK passes"
 
-# Control: profiler and optimizer from the same image on one network, state in one volume.
+# Control: profiler and optimizer from the same image on one network, state in one volume. They
+# listen on 0.0.0.0: without TLS and a token file they must refuse to start.
+if out=$("${podman[@]}" run --rm "localhost/perseus-control:$tag" serve profiler 2>&1); then
+  fail "profiler started on 0.0.0.0 without TLS"
+fi
+grep -qi "tls" <<<"$out" || fail "profiler's refusal does not mention TLS: $out"
+echo "images: control without TLS on 0.0.0.0: refuses to start"
+# Self-signed certificate for the names the containers are reached by, and a 0600 token file; both
+# owned by the control image's user (10001), mounted read-only.
+secrets="$work/secrets"
+mkdir -p "$secrets"
+openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=perseus-test \
+  -addext "subjectAltName=DNS:profiler,DNS:optimizer,DNS:localhost,IP:127.0.0.1" \
+  -keyout "$secrets/tls.key" -out "$secrets/tls.crt" 2>/dev/null
+printf 'ops read,report,control %s\n' "$(openssl rand -hex 24)" >"$secrets/tokens"
+chmod 600 "$secrets/tokens" "$secrets/tls.key"
+chown -R 10001:10001 "$secrets"
+tls=(-v "$secrets:/etc/perseus:ro" -e PERSEUS_TLS_CERT=/etc/perseus/tls.crt
+  -e PERSEUS_TLS_KEY=/etc/perseus/tls.key)
 "${podman[@]}" network create "$net" >/dev/null
 "${podman[@]}" volume create "perseus-data-$$" >/dev/null
 "${podman[@]}" run -d --name "perseus-profiler-$$" --network "$net" --network-alias profiler \
-  -p 127.0.0.1::50052 -v "perseus-data-$$:/var/lib/perseus" "localhost/perseus-control:$tag" \
+  -p 127.0.0.1::50052 -v "perseus-data-$$:/var/lib/perseus" "${tls[@]}" \
+  -e PERSEUS_PROFILER_TOKEN_FILE=/etc/perseus/tokens "localhost/perseus-control:$tag" \
   serve profiler >/dev/null
 containers+=("perseus-profiler-$$")
 "${podman[@]}" run -d --name "perseus-optimizer-$$" --network "$net" \
-  -p 127.0.0.1::50051 -v "perseus-data-$$:/var/lib/perseus" "localhost/perseus-control:$tag" >/dev/null
+  -p 127.0.0.1::50051 -v "perseus-data-$$:/var/lib/perseus" "${tls[@]}" \
+  -e PERSEUS_OPTIMIZER_TOKEN_FILE=/etc/perseus/tokens "localhost/perseus-control:$tag" >/dev/null
 containers+=("perseus-optimizer-$$")
 pport=$("${podman[@]}" port "perseus-profiler-$$" 50052/tcp | sed 's/.*://')
 oport=$("${podman[@]}" port "perseus-optimizer-$$" 50051/tcp | sed 's/.*://')
-wait_health "127.0.0.1:$pport"
-wait_health "127.0.0.1:$oport"
+wait_health "127.0.0.1:$pport" "$secrets/tls.crt"
+wait_health "127.0.0.1:$oport" "$secrets/tls.crt"
+for p in "$pport" "$oport"; do
+  got="$(health "127.0.0.1:$p" 2>/dev/null || true)"
+  [ -z "$got" ] || fail "127.0.0.1:$p answered $got without TLS"
+done
 for c in profiler optimizer; do
-  "${podman[@]}" healthcheck run "perseus-$c-$$" >/dev/null || fail "$c HEALTHCHECK failed"
+  "${podman[@]}" healthcheck run "perseus-$c-$$" >/dev/null || fail "$c HEALTHCHECK (TLS) failed"
   uid=$("${podman[@]}" exec "perseus-$c-$$" node -p 'process.getuid()')
   [ "$uid" = 10001 ] || fail "$c runs as uid $uid, want 10001"
 done
@@ -123,7 +158,7 @@ done
   fail "state files not in the volume"
 "${podman[@]}" logs "perseus-optimizer-$$" 2>&1 | grep -q '"profiler":"profiler:50052"' ||
   fail "optimizer did not resolve the profiler at profiler:50052"
-echo "images: profiler, optimizer: SERVING on 127.0.0.1:$pport / :$oport; HEALTHCHECK passes; uid 10001; SQLite files in the volume"
+echo "images: profiler, optimizer: SERVING over TLS on 127.0.0.1:$pport / :$oport (plaintext refused); HEALTHCHECK passes over TLS; uid 10001; SQLite files in the volume"
 
 stop_drained "perseus-optimizer-$$" '"msg":"stopped"'
 stop_drained "perseus-profiler-$$" '"msg":"stopped"'
