@@ -156,9 +156,14 @@ done
   for (const f of ['/var/lib/perseus/profiler/profiler.db', '/var/lib/perseus/optimizer/optimizer.sqlite'])
     if (!fs.existsSync(f)) { console.error('missing ' + f); process.exit(1); }" ||
   fail "state files not in the volume"
-"${podman[@]}" logs "perseus-optimizer-$$" 2>&1 | grep -q '"profiler":"profiler:50052"' ||
-  fail "optimizer did not resolve the profiler at profiler:50052"
-echo "images: profiler, optimizer: SERVING over TLS on 127.0.0.1:$pport / :$oport (plaintext refused); HEALTHCHECK passes over TLS; uid 10001; SQLite files in the volume"
+# The optimizer's container reaches the profiler by its network name, over TLS (the image's health
+# check run against profiler:50052 only).
+"${podman[@]}" exec "perseus-optimizer-$$" printenv PERSEUS_OPTIMIZER_PROFILER_URL | grep -qx 'profiler:50052' ||
+  fail "optimizer is not configured for the profiler at profiler:50052"
+"${podman[@]}" exec -e PERSEUS_OPTIMIZER_LISTEN= -e PERSEUS_PROFILER_LISTEN=profiler:50052 \
+  "perseus-optimizer-$$" node /opt/perseus/healthcheck.cjs ||
+  fail "the optimizer's container does not reach the profiler at profiler:50052 over TLS"
+echo "images: profiler, optimizer: SERVING over TLS on 127.0.0.1:$pport / :$oport (plaintext refused); HEALTHCHECK passes over TLS; uid 10001; SQLite files in the volume; profiler:50052 reachable over TLS from the optimizer's container"
 
 stop_drained "perseus-optimizer-$$" '"msg":"stopped"'
 stop_drained "perseus-profiler-$$" '"msg":"stopped"'
