@@ -127,7 +127,7 @@ def run_demo(args: argparse.Namespace) -> dict[str, Any]:
             if not baseline_done and count_clean(st, "baseline") >= args.window:
                 baseline_done = True
                 handle.end_baseline_soon()
-            if stage == "running" and count_clean(st, "intrinsic") >= args.window:
+            if stage == "running" and count_clean(st, "intrinsic") >= (args.intrinsic or args.window):
                 handle.set_epoch(EPOCH_STRAGGLER)
                 stage = "straggler"
                 st.straggler_at = handle.progress()
@@ -231,6 +231,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--time-scale", type=float, default=0.25)
     ap.add_argument("--window", type=int, default=4, help="clean iterations measured per phase")
     ap.add_argument("--straggler", type=float, default=1.2)
+    ap.add_argument("--intrinsic", type=int, default=0, help="clean intrinsic iterations (no straggler) before the straggler starts (0 = --window)")
     ap.add_argument("--blocking-power", type=float, default=83.64, help="W; A100 SXM per the paper's artifact")
     ap.add_argument("--iterations-per-frequency", type=int, default=2)
     ap.add_argument("--frequency-stride", type=int, default=4)
