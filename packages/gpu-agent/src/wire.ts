@@ -1,10 +1,9 @@
-import type { agentV1, commonV1 } from '@perseus/proto';
+import type { agentV1 } from '@perseus/proto';
 import type { Logger } from '@perseus/service-kit';
-import { toStreamError } from '@perseus/service-kit';
+import { INSTRUCTION_FROM_WIRE, toStreamError } from '@perseus/service-kit';
 import type { BackendKind } from './backend';
 import type { DeviceView } from './device-view';
 import type { MeasurementValue, SessionOpenedValue } from './session';
-import type { InstructionName } from './validate';
 
 /**
  * Domain values ↔ perseus.agent.v1 messages (the adapter's half; the core knows no wire types).
@@ -21,12 +20,7 @@ export const BACKEND_FROM_WIRE: Readonly<Record<Specified<agentV1.Backend__Outpu
     BACKEND_SIMULATED: 'simulated',
   };
 
-export const INSTRUCTION_FROM_WIRE: Readonly<
-  Record<Specified<commonV1.InstructionKind__Output>, InstructionName>
-> = {
-  INSTRUCTION_KIND_FORWARD: 'forward',
-  INSTRUCTION_KIND_BACKWARD: 'backward',
-};
+export { INSTRUCTION_FROM_WIRE };
 
 function invert<W extends string, D extends string>(table: Readonly<Record<W, D>>): Record<D, W> {
   const out: Partial<Record<D, W>> = {};

@@ -2,6 +2,8 @@ import * as grpc from '@grpc/grpc-js';
 import { perseusGrpc } from '@perseus/proto';
 import type { profilerV1 } from '@perseus/proto';
 import type { InstructionKind, PipelineSpec } from '@perseus/planner';
+import { instructionFromWire } from '@perseus/service-kit';
+import { SCHEDULE_TO_PROTO } from './wire';
 
 /** Aggregated measurements of one (stage, instruction, clock) cell. */
 export interface ProfileCellStat {
@@ -61,16 +63,6 @@ export interface ProfileSource {
   close(): void;
 }
 
-const KIND_OF: Record<string, InstructionKind | undefined> = {
-  INSTRUCTION_KIND_FORWARD: 'forward',
-  INSTRUCTION_KIND_BACKWARD: 'backward',
-};
-const SCHEDULE_OF = {
-  '1f1b': 'SCHEDULE_KIND_1F1B',
-  gpipe: 'SCHEDULE_KIND_GPIPE',
-  interleaved: 'SCHEDULE_KIND_INTERLEAVED_1F1B',
-} as const;
-
 function unary<Req, Res>(
   fn: (
     req: Req,
@@ -105,7 +97,7 @@ export class GrpcProfileSource implements ProfileSource {
     const req: profilerV1.RegisterJobRequest = {
       job_id: job.jobId,
       pipeline: {
-        schedule: SCHEDULE_OF[job.pipeline.schedule],
+        schedule: SCHEDULE_TO_PROTO[job.pipeline.schedule],
         num_stages: job.pipeline.numStages,
         num_microbatches: job.pipeline.numMicrobatches,
       },
@@ -135,7 +127,7 @@ export class GrpcProfileSource implements ProfileSource {
     }
     const out: ProfileCellStat[] = [];
     for (const c of res.cells) {
-      const kind = KIND_OF[c.instruction];
+      const kind = instructionFromWire(c.instruction);
       if (kind === undefined) continue;
       out.push({
         stage: c.stage,
@@ -167,7 +159,7 @@ export class GrpcProfileSource implements ProfileSource {
     return {
       complete: res.complete,
       entries: res.entries.flatMap((e) => {
-        const kind = KIND_OF[e.instruction];
+        const kind = instructionFromWire(e.instruction);
         return kind === undefined
           ? []
           : [

@@ -6,14 +6,14 @@
  * in the optimizer and name the field the same way.
  */
 import type { commonV1, optimizerV1 } from '@perseus/proto';
-import { Checker, SIZE_LIMITS, checkRankIdentity } from '@perseus/service-kit';
-import type {
-  InstructionKind,
-  MeasuredOption,
-  PipelineSpec,
-  Profile,
-  ScheduleKind,
-} from '@perseus/planner';
+import {
+  Checker,
+  INSTRUCTION_FROM_WIRE,
+  SIZE_LIMITS,
+  checkRankIdentity,
+  checkWireSchedule,
+} from '@perseus/service-kit';
+import type { MeasuredOption, PipelineSpec, Profile } from '@perseus/planner';
 import type { JobSpec, Policy, RankIdentity } from './types';
 
 /** Limits that keep one request from exhausting memory or CPU (sizes: service-kit's SIZE_LIMITS). */
@@ -50,15 +50,6 @@ export const JOB_DEFAULTS = {
   frequencyStride: 1,
 } as const;
 
-const SCHEDULES: Readonly<Record<string, ScheduleKind>> = {
-  SCHEDULE_KIND_1F1B: '1f1b',
-  SCHEDULE_KIND_GPIPE: 'gpipe',
-};
-const KINDS: Readonly<Record<string, InstructionKind>> = {
-  INSTRUCTION_KIND_FORWARD: 'forward',
-  INSTRUCTION_KIND_BACKWARD: 'backward',
-};
-
 function pipelineSpec(
   c: Checker,
   field: string,
@@ -66,10 +57,7 @@ function pipelineSpec(
 ): PipelineSpec {
   if (!c.present(field, p)) return { schedule: '1f1b', numStages: 1, numMicrobatches: 1 };
   const pc = c.at(field);
-  let schedule: ScheduleKind | undefined;
-  if (p.schedule === 'SCHEDULE_KIND_INTERLEAVED_1F1B')
-    pc.fail('schedule', 'SCHEDULE_KIND_INTERLEAVED_1F1B is not supported yet');
-  else schedule = pc.enumValue('schedule', p.schedule, SCHEDULES);
+  const schedule = checkWireSchedule(pc, 'schedule', p.schedule);
   const numStages = pc.uint('num_stages', p.num_stages, { min: 1, max: LIMITS.maxStages });
   const numMicrobatches = pc.uint('num_microbatches', p.num_microbatches, {
     min: 1,
@@ -400,7 +388,7 @@ export function profileFromRows(
   rows.forEach((r, i) => {
     const rc = c.at(`${field}[${i}]`);
     const stage = rc.uint('stage', r.stage, { max: Math.max(0, numStages - 1) });
-    const kind = rc.enumValue('instruction', r.instruction, KINDS);
+    const kind = rc.enumValue('instruction', r.instruction, INSTRUCTION_FROM_WIRE);
     const frequencyMhz = rc.uint('frequency_mhz', r.frequency_mhz, {
       min: 1,
       max: LIMITS.maxFrequencyMhz,

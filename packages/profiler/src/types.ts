@@ -6,12 +6,6 @@ export type Instruction = 'forward' | 'backward';
 
 export const INSTRUCTIONS: readonly Instruction[] = ['forward', 'backward'];
 
-/** Wire enum name → internal instruction (UNSPECIFIED is not a key, so it is rejected). */
-export const INSTRUCTION_FROM_WIRE: Readonly<Record<string, Instruction>> = {
-  INSTRUCTION_KIND_FORWARD: 'forward',
-  INSTRUCTION_KIND_BACKWARD: 'backward',
-};
-
 export function instructionToWire(
   i: Instruction,
 ): 'INSTRUCTION_KIND_FORWARD' | 'INSTRUCTION_KIND_BACKWARD' {

@@ -7,10 +7,13 @@
 import type { profilerV1 } from '@perseus/proto';
 import {
   Checker,
+  INSTRUCTION_FROM_WIRE,
   SIZE_LIMITS,
   checkRankIdentity,
   checkRankInShape,
+  checkWireSchedule,
   rankFits,
+  type SpecifiedEnum,
 } from '@perseus/service-kit';
 import { parseProfileCsv } from './profile-csv';
 import type { ProfileCsvRow } from './profile-csv';
@@ -22,7 +25,6 @@ import type {
   ProfileFormatName,
   ScheduleName,
 } from './types';
-import { INSTRUCTION_FROM_WIRE } from './types';
 
 /**
  * Upper bounds that keep one request's cost bounded: the contract's sizes (service-kit's
@@ -34,12 +36,9 @@ export const LIMITS = {
   maxCsvChars: SIZE_LIMITS.maxMessageBytes,
 } as const;
 
-const SCHEDULES: Readonly<Record<string, ScheduleName>> = {
-  SCHEDULE_KIND_1F1B: '1f1b',
-  SCHEDULE_KIND_GPIPE: 'gpipe',
-};
-
-const FORMATS: Readonly<Record<string, ProfileFormatName>> = {
+const FORMATS: Readonly<
+  Record<SpecifiedEnum<profilerV1.ProfileFormat__Output>, ProfileFormatName>
+> = {
   PROFILE_FORMAT_STAGE: 'stage',
   PROFILE_FORMAT_RANK: 'rank',
 };
@@ -54,12 +53,7 @@ export function validateRegisterJob(req: Wire<profilerV1.RegisterJobRequest>): J
   let numMicrobatches = 0;
   if (c.present('pipeline', req?.pipeline)) {
     const p = c.at('pipeline');
-    const kind = req.pipeline.schedule;
-    if (kind === 'SCHEDULE_KIND_INTERLEAVED_1F1B' || kind === 3) {
-      p.fail('schedule', 'SCHEDULE_KIND_INTERLEAVED_1F1B is not supported yet');
-    } else {
-      schedule = p.enumValue('schedule', kind, SCHEDULES) ?? 'unspecified';
-    }
+    schedule = checkWireSchedule(p, 'schedule', req.pipeline.schedule) ?? 'unspecified';
     numStages = p.uint('num_stages', req.pipeline.num_stages, { min: 1, max: LIMITS.maxStages });
     numMicrobatches = p.uint('num_microbatches', req.pipeline.num_microbatches, {
       min: 1,

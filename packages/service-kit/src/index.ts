@@ -97,3 +97,11 @@ export {
 export { envBool, envNumber, envString, normalizeListenAddress, unixSocketPath } from './env';
 export type { ModuleContext, ServiceModule } from './module';
 export { PERSEUS_VERSION } from './version';
+export {
+  INSTRUCTION_FROM_WIRE,
+  SCHEDULE_FROM_WIRE,
+  checkWireSchedule,
+  instructionFromWire,
+  type SpecifiedEnum,
+  type WireSchedule,
+} from './wire-enums';
