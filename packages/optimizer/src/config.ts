@@ -11,6 +11,10 @@ export interface OptimizerConfig {
   dataDir: string;
   /** Profiler address (`host:port` / `unix:/path`); '' = the server's own address when it hosts the profiler, else {@link DEFAULT_PROFILER_URL}. */
   profilerUrl: string;
+  /** PEM CA file to dial the profiler over TLS with; '' = plaintext (a local profiler). */
+  profilerTlsCa: string;
+  /** File holding the bearer token sent to the profiler (mode 0600); '' = none. */
+  profilerTokenFile: string;
   /** Imported profile CSVs: `path` (any job with that many stages) or `jobId=path`, comma-separated. */
   profileCsv: string;
   /** Prometheus endpoint `host:port`; '' = off. */
@@ -33,6 +37,8 @@ export const DEFAULT_PROFILER_URL = '127.0.0.1:50052';
 export const DEFAULT_CONFIG: OptimizerConfig = {
   dataDir: path.join('.perseus-data', 'optimizer'),
   profilerUrl: '',
+  profilerTlsCa: '',
+  profilerTokenFile: '',
   profileCsv: '',
   metricsListen: '',
   stragglerMargin: 0.1,
@@ -48,6 +54,16 @@ export function optimizerConfigFromEnv(env: NodeJS.ProcessEnv = process.env): Op
   return {
     dataDir: envString('PERSEUS_OPTIMIZER_DATA_DIR', DEFAULT_CONFIG.dataDir, env),
     profilerUrl: envString('PERSEUS_OPTIMIZER_PROFILER_URL', DEFAULT_CONFIG.profilerUrl, env),
+    profilerTlsCa: envString(
+      'PERSEUS_OPTIMIZER_PROFILER_TLS_CA',
+      DEFAULT_CONFIG.profilerTlsCa,
+      env,
+    ),
+    profilerTokenFile: envString(
+      'PERSEUS_OPTIMIZER_PROFILER_TOKEN_FILE',
+      DEFAULT_CONFIG.profilerTokenFile,
+      env,
+    ),
     profileCsv: envString('PERSEUS_OPTIMIZER_PROFILE_CSV', DEFAULT_CONFIG.profileCsv, env),
     metricsListen: envString('PERSEUS_OPTIMIZER_METRICS_LISTEN', DEFAULT_CONFIG.metricsListen, env),
     tokenFile: envString('PERSEUS_OPTIMIZER_TOKEN_FILE', DEFAULT_CONFIG.tokenFile, env),

@@ -20,7 +20,7 @@ import { Optimizer } from './optimizer';
 import { WorkerFrontierPlanner } from './planner-pool';
 import type { FrontierPlanner } from './planner-pool';
 import { GrpcProfileSource } from './profile-source';
-import type { ProfileSource } from './profile-source';
+import type { ProfileSource, ProfilerLinkSecurity } from './profile-source';
 import { optimizerService } from './service';
 import { OptimizerStore } from './store';
 
@@ -146,8 +146,9 @@ export async function createOptimizerModule(
   let source: ProfileSource | undefined = options.profileSource;
   let ownSource = false;
   let profilerAddress: string | undefined = source === undefined ? undefined : 'embedded';
+  const profilerLink = profilerLinkSecurity(cfg);
   if (source === undefined && cfg.profilerUrl !== '') {
-    source = new GrpcProfileSource(cfg.profilerUrl);
+    source = new GrpcProfileSource(cfg.profilerUrl, undefined, profilerLink);
     profilerAddress = cfg.profilerUrl;
     ownSource = true;
   }
@@ -222,7 +223,7 @@ export async function createOptimizerModule(
       await access.settle(address);
       if (source !== undefined) return;
       const target = (await hostsProfiler(address)) ? address : DEFAULT_PROFILER_URL;
-      source = new GrpcProfileSource(target);
+      source = new GrpcProfileSource(target, undefined, profilerLink);
       profilerAddress = target;
       ownSource = true;
       logger.info({ profiler: target }, 'profiler address resolved');
@@ -287,4 +288,23 @@ async function profileForJob(
 
 function stripUndefined<T extends object>(o: T): Partial<T> {
   return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
+}
+
+/**
+ * The optimizer's own credentials towards the profiler (PERSEUS_OPTIMIZER_PROFILER_TLS_CA and
+ * _TOKEN_FILE): a profiler on a non-local address serves only TLS and wants a token. A token file
+ * that group or others can read is refused, as the servers refuse theirs.
+ */
+function profilerLinkSecurity(cfg: OptimizerConfig): ProfilerLinkSecurity {
+  const link: ProfilerLinkSecurity = {};
+  if (cfg.profilerTlsCa !== '') link.tlsCaPem = fs.readFileSync(cfg.profilerTlsCa);
+  if (cfg.profilerTokenFile !== '') {
+    const mode = fs.statSync(cfg.profilerTokenFile).mode;
+    if ((mode & 0o077) !== 0)
+      throw new Error(
+        `profiler token file ${cfg.profilerTokenFile} is readable by group or others (mode 0${(mode & 0o777).toString(8)}); chmod 600 it`,
+      );
+    link.token = fs.readFileSync(cfg.profilerTokenFile, 'utf8').trim();
+  }
+  return link;
 }

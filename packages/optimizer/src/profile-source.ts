@@ -63,17 +63,27 @@ export interface ProfileSource {
   close(): void;
 }
 
+/** How the optimizer authenticates to a profiler that requires TLS and a token. */
+export interface ProfilerLinkSecurity {
+  /** PEM roots that sign the profiler's certificate; undefined = plaintext (local profiler). */
+  tlsCaPem?: Buffer;
+  /** Bearer token the profiler's token file knows. */
+  token?: string;
+}
+
 function unary<Req, Res>(
   fn: (
     req: Req,
+    metadata: grpc.Metadata,
     opts: grpc.CallOptions,
     cb: (err: grpc.ServiceError | null, res?: Res) => void,
   ) => unknown,
   req: Req,
+  metadata: grpc.Metadata,
   timeoutMs: number,
 ): Promise<Res> {
   return new Promise<Res>((resolve, reject) => {
-    fn(req, { deadline: Date.now() + timeoutMs }, (err, res) =>
+    fn(req, metadata, { deadline: Date.now() + timeoutMs }, (err, res) =>
       err ? reject(err) : resolve(res as Res),
     );
   });
@@ -85,12 +95,25 @@ export class GrpcProfileSource implements ProfileSource {
     ReturnType<typeof perseusGrpc>['perseus']['profiler']['v1']['Profiler']
   >;
 
+  private readonly metadata = new grpc.Metadata();
+
+  /**
+   * `link.tlsCaPem`: dial the profiler over TLS trusting these roots (a profiler on a non-local
+   * address only serves TLS); `link.token`: sent as `authorization: Bearer <token>` on every call
+   * (the profiler's token file must give it the read and report scopes for the job).
+   */
   constructor(
     readonly address: string,
     private readonly timeoutMs = 10_000,
+    link: ProfilerLinkSecurity = {},
   ) {
     const Ctor = perseusGrpc().perseus.profiler.v1.Profiler;
-    this.client = new Ctor(address, grpc.credentials.createInsecure());
+    const creds =
+      link.tlsCaPem === undefined
+        ? grpc.credentials.createInsecure()
+        : grpc.credentials.createSsl(link.tlsCaPem);
+    this.client = new Ctor(address, creds);
+    if (link.token !== undefined) this.metadata.set('authorization', `Bearer ${link.token}`);
   }
 
   async registerJob(job: ProfileJobShape): Promise<void> {
@@ -106,7 +129,7 @@ export class GrpcProfileSource implements ProfileSource {
       supported_frequencies_mhz: job.supportedFrequenciesMhz,
     };
     try {
-      await unary(this.client.RegisterJob.bind(this.client), req, this.timeoutMs);
+      await unary(this.client.RegisterJob.bind(this.client), req, this.metadata, this.timeoutMs);
     } catch (err) {
       // Already known with another shape (e.g. created by ImportProfile): its cells still serve.
       if ((err as grpc.ServiceError).code !== grpc.status.FAILED_PRECONDITION) throw err;
@@ -119,6 +142,7 @@ export class GrpcProfileSource implements ProfileSource {
       res = await unary(
         this.client.GetProfile.bind(this.client),
         { job_id: jobId, min_count: opts.minCount ?? 0 },
+        this.metadata,
         this.timeoutMs,
       );
     } catch (err) {
@@ -149,6 +173,7 @@ export class GrpcProfileSource implements ProfileSource {
       res = await unary(
         this.client.GetCoverage.bind(this.client),
         { job_id: jobId, min_count: opts.minCount ?? 0 },
+        this.metadata,
         this.timeoutMs,
       );
     } catch (err) {

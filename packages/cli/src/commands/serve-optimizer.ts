@@ -22,6 +22,20 @@ export function addOptimizerFlags(cmd: Command): Command {
     )
     .addOption(
       envOption(
+        '--optimizer-profiler-tls-ca <pem>',
+        'PERSEUS_OPTIMIZER_PROFILER_TLS_CA',
+        'dial the profiler over TLS trusting this CA (needed when the profiler serves TLS)',
+      ),
+    )
+    .addOption(
+      envOption(
+        '--optimizer-profiler-token-file <path>',
+        'PERSEUS_OPTIMIZER_PROFILER_TOKEN_FILE',
+        'file (mode 0600) with the bearer token the optimizer sends the profiler (read+report scopes)',
+      ),
+    )
+    .addOption(
+      envOption(
         '--optimizer-profile-csv <entries>',
         'PERSEUS_OPTIMIZER_PROFILE_CSV',
         'imported stage-profile CSVs that skip profiling: path or jobId=path, comma-separated',
@@ -91,6 +105,8 @@ export async function optimizerModuleFromFlags(
     tokenFile: flagString(flags, 'optimizerTokenFile') ?? env.tokenFile,
     dataDir: flagString(flags, 'optimizerDataDir') ?? env.dataDir,
     profilerUrl: flagString(flags, 'optimizerProfilerUrl') ?? env.profilerUrl,
+    profilerTlsCa: flagString(flags, 'optimizerProfilerTlsCa') ?? env.profilerTlsCa,
+    profilerTokenFile: flagString(flags, 'optimizerProfilerTokenFile') ?? env.profilerTokenFile,
     profileCsv: flagString(flags, 'optimizerProfileCsv') ?? env.profileCsv,
     metricsListen: flagString(flags, 'optimizerMetricsListen') ?? env.metricsListen,
     dashboardListen: flagString(flags, 'optimizerDashboardListen') ?? env.dashboardListen,
