@@ -83,12 +83,6 @@ export class FailedPreconditionError extends PerseusError {
   }
 }
 
-export class AlreadyExistsError extends PerseusError {
-  constructor(message: string) {
-    super(status.ALREADY_EXISTS, message);
-  }
-}
-
 export class PermissionDeniedError extends PerseusError {
   constructor(message: string) {
     super(status.PERMISSION_DENIED, message);

@@ -15,7 +15,6 @@
  */
 export {
   AbortedError,
-  AlreadyExistsError,
   FailedPreconditionError,
   NotFoundError,
   PerseusError,

@@ -108,11 +108,6 @@ export class PerseusServer {
     return this;
   }
 
-  /** Sets one hosted service's health (e.g. NOT_SERVING while a store is unavailable). */
-  setServiceHealth(name: string, serving: boolean): void {
-    this.health.setStatus(name, serving ? 'SERVING' : 'NOT_SERVING');
-  }
-
   async start(): Promise<string> {
     const { logger } = this.options;
     this.health.addToServer(this.server);
