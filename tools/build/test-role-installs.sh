@@ -82,9 +82,10 @@ for role in "${roles[@]}"; do
     agent)
       [ ! -e "$dir/node_modules/better-sqlite3" ] || fail "agent install contains better-sqlite3"
       (cd "$dir" && node_modules/.bin/perseus serve agent --help >/dev/null)
-      metrics_port="$(node -e "const s = require('net').createServer().listen(0, () => { console.log(s.address().port); s.close(); })")"
-      metrics_port=$metrics_port serve_check "$dir" agent --agent-backend simulated \
-        --agent-state-file "$work/agent-state.json" --agent-metrics-listen "127.0.0.1:$metrics_port"
+      # A local name: a global metrics_port would make the control role's checks scrape this port.
+      agent_metrics_port="$(node -e "const s = require('net').createServer().listen(0, () => { console.log(s.address().port); s.close(); })")"
+      metrics_port=$agent_metrics_port serve_check "$dir" agent --agent-backend simulated \
+        --agent-state-file "$work/agent-state.json" --agent-metrics-listen "127.0.0.1:$agent_metrics_port"
       out="$(cd "$dir" && node_modules/.bin/perseus serve profiler 2>&1)" &&
         fail "agent install: serve profiler succeeded"
       grep -q "needs the @perseus/profiler package" <<<"$out" || fail "agent install: serve profiler: $out"
