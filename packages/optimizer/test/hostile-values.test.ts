@@ -172,18 +172,39 @@ test("a job's planning never waits behind a PlanOffline request", async () => {
 test('aborting a running plan stops the worker; the next request is served', async () => {
   const planner = new WorkerFrontierPlanner(0);
   try {
-    const profile = { stages: gpt3Profile().stages.slice(0, 4) };
+    // Large enough to run for many seconds (a 4 × 4 plan at τ = 1e-5 finished in ~0.2 s, before a
+    // timed abort could land on a fast machine); the abort is sent once the worker reports progress,
+    // so it always hits a running plan.
+    const profile = gpt3Profile();
     const input = {
       profile,
-      pipeline: { schedule: '1f1b' as const, numStages: 4, numMicrobatches: 4 },
+      pipeline: {
+        schedule: '1f1b' as const,
+        numStages: profile.stages.length,
+        numMicrobatches: 64,
+      },
       blockingPowerW: 83.64,
       unitTimeS: 1e-5,
     };
     const abort = new AbortController();
-    const slow = planner.plan(input, undefined, abort.signal);
-    setTimeout(() => abort.abort(), 200);
+    let progressed = 0;
+    const slow = planner.plan(
+      input,
+      () => {
+        progressed++;
+        abort.abort();
+      },
+      abort.signal,
+    );
     await expect(slow).rejects.toBeInstanceOf(PlanAbortedError);
-    const { frontier } = await planner.plan({ ...input, unitTimeS: 0.01 });
+    expect(progressed).toBeGreaterThan(0);
+    const small = { stages: profile.stages.slice(0, 4) };
+    const { frontier } = await planner.plan({
+      ...input,
+      profile: small,
+      pipeline: { schedule: '1f1b' as const, numStages: 4, numMicrobatches: 4 },
+      unitTimeS: 0.01,
+    });
     expect(frontier.points.length).toBeGreaterThan(1);
   } finally {
     await planner.close();
