@@ -124,6 +124,27 @@ want_profiler = f"{profiler_svc['metadata']['name']}:{profiler_svc['spec']['port
 opt_env = env(find("StatefulSet", "-optimizer")["spec"]["template"]["spec"]["containers"][0])
 check(opt_env["PERSEUS_OPTIMIZER_PROFILER_URL"] == want_profiler, f"optimizer reads the profiler at {opt_env['PERSEUS_OPTIMIZER_PROFILER_URL']}, Service is {want_profiler}")
 
+# The optimizer's own link to the TLS profiler: the CA and token-file variables serve-optimizer.ts
+# reads, the CA inside the mounted TLS Secret, the token a 0600 copy in the emptyDir.
+opt_ts = (root / "packages/cli/src/commands/serve-optimizer.ts").read_text()
+opt_pod = find("StatefulSet", "-optimizer")["spec"]["template"]["spec"]
+opt_c = opt_pod["containers"][0]
+opt_mounts = {m["name"]: m["mountPath"] for m in opt_c["volumeMounts"]}
+opt_volumes = {v["name"]: v for v in opt_pod.get("volumes", [])}
+for flag, kind in (("--optimizer-profiler-tls-ca <pem>", "secret"), ("--optimizer-profiler-token-file <path>", "emptyDir")):
+    m = re.search(rf"'{re.escape(flag)}',\s*'(PERSEUS_[A-Z_]+)'", opt_ts)
+    var = m.group(1) if m else None
+    check(var is not None, f"could not read {flag}'s variable from serve-optimizer.ts")
+    path = opt_env.get(var or "?")
+    check(path is not None, f"optimizer does not set {var}: it would dial the TLS profiler in plaintext or without a token")
+    vol = mounted_under(path or "", opt_mounts)
+    check(vol is not None and kind in opt_volumes.get(vol, {}), f"optimizer: {var}={path} is not in a mounted {kind}")
+    if kind == "emptyDir":
+        inits = [" ".join(i.get("command", [])) for i in opt_pod.get("initContainers", [])]
+        check(any(path and f"> {path}" in c and "umask 077" in c for c in inits), f"optimizer: no init container writes {path} with umask 077")
+        items = [i["path"] for v in opt_volumes.values() for i in v.get("secret", {}).get("items", [])]
+        check(Path(path or "").name in items, f"optimizer: the tokens Secret volume does not project {Path(path or '').name}")
+
 # The example Job: same socket, group, label, and the Services' addresses.
 jpod = job["spec"]["template"]["spec"]
 jc = jpod["containers"][0]

@@ -33,13 +33,25 @@ emptyDir with mode 0600, owned by the service's user.
 {{- end }}
 - name: PERSEUS_{{ upper .role }}_TOKEN_FILE
   value: /run/perseus-tokens/tokens
+{{- if eq .role "optimizer" }}
+# The optimizer's own link to the profiler (a TLS listener that wants a token): the CA that signed
+# the profiler's certificate (caKey, or tls.crt itself when self-signed) and a 0600 copy of its token.
+- name: PERSEUS_OPTIMIZER_PROFILER_TLS_CA
+  value: /etc/perseus/tls/{{ $x.caKey | default "tls.crt" }}
+- name: PERSEUS_OPTIMIZER_PROFILER_TOKEN_FILE
+  value: /run/perseus-tokens/profiler-token
+{{- end }}
 {{- end -}}
 
 {{- define "perseus.access.initContainer" -}}
 - name: tokens
   image: "{{ .root.Values.image.control }}:{{ .root.Values.image.tag }}"
   imagePullPolicy: {{ .root.Values.image.pullPolicy }}
+  {{- if eq .role "optimizer" }}
+  command: ["/bin/sh", "-c", "umask 077 && cat /etc/perseus/token-secret/tokens > /run/perseus-tokens/tokens && cat /etc/perseus/token-secret/profiler-token > /run/perseus-tokens/profiler-token"]
+  {{- else }}
   command: ["/bin/sh", "-c", "umask 077 && cat /etc/perseus/token-secret/tokens > /run/perseus-tokens/tokens"]
+  {{- end }}
   securityContext:
     allowPrivilegeEscalation: false
     readOnlyRootFilesystem: true
@@ -77,6 +89,10 @@ emptyDir with mode 0600, owned by the service's user.
     items:
       - key: {{ index .root.Values.access.tokenKeys .role | quote }}
         path: tokens
+      {{- if eq .role "optimizer" }}
+      - key: {{ .root.Values.access.tokenKeys.optimizerToProfiler | quote }}
+        path: profiler-token
+      {{- end }}
 - name: tokens
   emptyDir:
     medium: Memory
