@@ -36,6 +36,7 @@ test('GrpcProfileSource hands the planner mean energy and median time', async ()
           tpRank: 0,
           instruction: 'forward' as const,
           microbatch: mb,
+          chunk: 0,
           frequencyMhz: 1410,
           timeS: 0.05,
           energyJ: mb === 3 ? 70 : 10,

@@ -16,6 +16,8 @@ export interface Lease {
   leaseId: string;
   jobId: string;
   rank: RankIdentityValue;
+  /** Pipeline GPUs N of the job (0 = not given): a simulated device's virtual stages. */
+  numStages: number;
   ttlS: number;
   expiresAtUnixMs: number;
   session: Session | undefined;
@@ -77,6 +79,7 @@ export class LeaseTable {
       leaseId: randomBytes(16).toString('hex'),
       jobId: open.jobId,
       rank: open.rank,
+      numStages: open.numStages,
       ttlS,
       expiresAtUnixMs: Date.now() + ttlS * 1000,
       session: undefined,

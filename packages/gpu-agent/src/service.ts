@@ -114,7 +114,11 @@ function openSession(
       const recvNs = core.clockNs();
       session.touch();
       try {
-        const ev = validateSessionRequest(msg, { first: false, device: session.slot.info });
+        const ev = validateSessionRequest(msg, {
+          first: false,
+          device: session.slot.info,
+          position: { ppRank: session.lease.rank.ppRank, numStages: session.lease.numStages },
+        });
         session.apply(ev, recvNs);
       } catch (err) {
         session.reject(seqOf(msg), err);

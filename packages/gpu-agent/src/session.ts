@@ -19,6 +19,8 @@ export interface MeasurementValue {
   seq: number;
   instruction: InstructionName;
   microbatch: number;
+  /** The Begin's model chunk. */
+  chunk: number;
   /** SM clock in force when the instruction began, MHz (0 = default clocks). */
   frequencyAppliedMhz: number;
   timeS: number;
@@ -39,6 +41,14 @@ interface OpenBegin {
   begin: BeginValue;
   /** Clock in force once the worker processed the Begin, MHz. */
   appliedMhz: number;
+}
+
+/**
+ * The (virtual) stage a simulated device models for an instruction of `chunk`: chunk·N + pp_rank
+ * under interleaved 1F1B when the session gave N, else the pp_rank.
+ */
+function virtualStage(lease: Lease, chunk: number): number {
+  return lease.numStages > 0 ? chunk * lease.numStages + lease.rank.ppRank : lease.rank.ppRank;
 }
 
 /** How long an End's measurement may wait for a stepped counter's next step, ms. */
@@ -198,7 +208,7 @@ export class Session {
         this.recordMark(
           backend.noteActivity?.(
             s.info.index,
-            { stage: this.lease.rank.ppRank, instruction: b.instruction },
+            { stage: virtualStage(this.lease, b.chunk), instruction: b.instruction },
             tAgent,
           ),
         );
@@ -255,6 +265,7 @@ export class Session {
           seq: e.seq,
           instruction: entry.begin.instruction,
           microbatch: entry.begin.microbatch,
+          chunk: entry.begin.chunk,
           frequencyAppliedMhz: entry.appliedMhz,
           timeS: Number(tAgent - entry.begin.tNs) / 1e9,
           energyJ,

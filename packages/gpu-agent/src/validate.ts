@@ -22,6 +22,8 @@ export interface OpenSessionValue {
   deviceIndex: number;
   /** 0 = agent default. */
   leaseTtlS: number;
+  /** Pipeline GPUs N of the job (0 = not given); a simulated device models virtual stages with it. */
+  numStages: number;
 }
 
 export interface BeginValue {
@@ -31,6 +33,8 @@ export interface BeginValue {
   /** 0 = default clocks. */
   frequencyMhz: number;
   tNs: bigint;
+  /** Model chunk on this GPU (interleaved 1F1B; else 0). */
+  chunk: number;
 }
 
 export interface EndValue {
@@ -163,15 +167,22 @@ export function validateOpenSession(
     rank: checkRankIdentity(c, 'rank', open.rank),
     deviceIndex: deviceIndex(c, 'device_index', open.device_index, devices),
     leaseTtlS: leaseTtl(c, open.lease_ttl_s),
+    numStages: c.uint('num_stages', open.num_stages, { max: SIZE_LIMITS.maxStages }),
   };
+  if (c.ok && value.numStages > 0 && value.rank.ppRank >= value.numStages)
+    c.fail('rank.pp_rank', `must be < num_stages ${value.numStages}, got ${value.rank.ppRank}`);
   root.done();
   return value;
 }
 
-/** A `begin` event; `device` (the leased one) checks the clock. Fields prefixed `begin.`. */
+/**
+ * A `begin` event; `device` (the leased one) checks the clock, `position` (the lease's pp_rank and
+ * num_stages) the chunk's virtual stage. Fields prefixed `begin.`.
+ */
 export function validateBegin(
   begin: agentV1.Begin__Output | null | undefined,
   device?: DeviceInfo,
+  position?: { ppRank: number; numStages: number },
 ): BeginValue {
   const root = new Checker();
   if (!root.present('begin', begin)) {
@@ -189,8 +200,18 @@ export function validateBegin(
     allowZero: true,
   });
   const tNs = timestamp(c, begin.t_ns);
+  const chunk = c.uint('chunk', begin.chunk, { max: SIZE_LIMITS.maxStages - 1 });
+  if (
+    position &&
+    position.numStages > 0 &&
+    chunk * position.numStages + position.ppRank >= SIZE_LIMITS.maxStages
+  )
+    c.fail(
+      'chunk',
+      `chunk × num_stages (${position.numStages}) + pp_rank (${position.ppRank}) must be < ${SIZE_LIMITS.maxStages}, got chunk ${chunk}`,
+    );
   root.done();
-  return { seq, instruction, microbatch, frequencyMhz, tNs };
+  return { seq, instruction, microbatch, frequencyMhz, tNs, chunk };
 }
 
 /** An `end` event. Fields prefixed `end.`. */
@@ -213,7 +234,12 @@ export function validateEnd(end: agentV1.End__Output | null | undefined): EndVal
  */
 export function validateSessionRequest(
   msg: agentV1.SessionRequest__Output | null | undefined,
-  ctx: { first: boolean; devices?: readonly DeviceInfo[]; device?: DeviceInfo },
+  ctx: {
+    first: boolean;
+    devices?: readonly DeviceInfo[];
+    device?: DeviceInfo;
+    position?: { ppRank: number; numStages: number };
+  },
 ): SessionEventValue {
   const event = msg?.event;
   if (ctx.first && event !== 'open') {
@@ -233,7 +259,7 @@ export function validateSessionRequest(
       }
       return { kind: 'open', open: validateOpenSession(msg?.open, ctx.devices) };
     case 'begin':
-      return { kind: 'begin', begin: validateBegin(msg?.begin, ctx.device) };
+      return { kind: 'begin', begin: validateBegin(msg?.begin, ctx.device, ctx.position) };
     case 'end':
       return { kind: 'end', end: validateEnd(msg?.end) };
     case 'heartbeat':

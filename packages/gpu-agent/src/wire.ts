@@ -73,6 +73,7 @@ export function measurementToWire(m: MeasurementValue): agentV1.SessionResponse 
       seq: String(m.seq),
       instruction: INSTRUCTION_TO_WIRE[m.instruction],
       microbatch: m.microbatch,
+      chunk: m.chunk,
       frequency_applied_mhz: m.frequencyAppliedMhz,
       time_s: m.timeS,
       energy_j: m.energyJ,

@@ -311,6 +311,58 @@ test('invalid session events are answered in-stream; nothing is applied; the ses
   expect(sim.calls.filter((c) => c.startsWith('lockSmClock'))).toEqual(['lockSmClock(0,990)']);
 });
 
+test('interleaved 1F1B: a simulated device models virtual stage chunk × num_stages + pp_rank, and the chunk comes back', async () => {
+  const sim = agent.module.core.backend as SimulatedBackend;
+  const noted = jest.spyOn(sim, 'noteActivity');
+  const s = session();
+  // pp_rank 1 of 4 GPUs: chunk 2 is virtual stage 2·4 + 1 = 9.
+  s.open('job-v', 0, { num_stages: 4 });
+  await s.opened();
+  s.send({
+    begin: {
+      seq: 1,
+      instruction: 'INSTRUCTION_KIND_BACKWARD',
+      microbatch: 0,
+      frequency_mhz: 1005,
+      t_ns: nowNs(),
+      chunk: 2,
+    },
+  });
+  s.send({ end: { seq: 1, t_ns: nowNs() } });
+  const m = await s.measurement(1);
+  expect(m.chunk).toBe(2);
+  expect(noted.mock.calls.map((c) => c[1])).toContainEqual({ stage: 9, instruction: 'backward' });
+  // 2·4 + 1 = 9 is fine; 64·4 + 1 ≥ 256 virtual stages is refused, nothing applied.
+  s.send({
+    begin: {
+      seq: 2,
+      instruction: 'INSTRUCTION_KIND_FORWARD',
+      microbatch: 0,
+      frequency_mhz: 990,
+      t_ns: nowNs(),
+      chunk: 64,
+    },
+  });
+  expect((await s.error(2)).error?.violations).toEqual([
+    {
+      field: 'begin.chunk',
+      description: 'chunk × num_stages (4) + pp_rank (1) must be < 256, got chunk 64',
+    },
+  ]);
+  expect(sim.calls.filter((c) => c.startsWith('lockSmClock'))).toEqual(['lockSmClock(0,1005)']);
+  noted.mockRestore();
+});
+
+test('an open whose pp_rank is outside its num_stages is refused', async () => {
+  const s = session();
+  s.open('job-v', 0, { num_stages: 1 });
+  const err = await s.done;
+  expect(err.code).toBe(status.INVALID_ARGUMENT);
+  expect(decodeFieldViolations(err.metadata)).toEqual([
+    { field: 'open.rank.pp_rank', description: 'must be < num_stages 1, got 1' },
+  ]);
+});
+
 test('a first message other than open ends the stream with INVALID_ARGUMENT naming open', async () => {
   const s = session();
   s.send({ heartbeat: {} });

@@ -40,6 +40,7 @@ const open = (o: Partial<agentV1.OpenSession__Output>): agentV1.OpenSession__Out
   rank,
   device_index: 0,
   lease_ttl_s: 0,
+  num_stages: 0,
   ...o,
 });
 const begin = (b: Partial<agentV1.Begin__Output>): agentV1.Begin__Output => ({
@@ -48,6 +49,7 @@ const begin = (b: Partial<agentV1.Begin__Output>): agentV1.Begin__Output => ({
   microbatch: 0,
   frequency_mhz: 1410,
   t_ns: '1000',
+  chunk: 0,
   ...b,
 });
 
@@ -243,6 +245,7 @@ test('valid inputs become strict values', () => {
     rank: { rank: 9, dpRank: 1, ppRank: 2, tpRank: 3 },
     deviceIndex: 1,
     leaseTtlS: 5,
+    numStages: 0,
   });
   expect(
     validateBegin(begin({ seq: '7', frequency_mhz: 0, t_ns: '123456789012345678' }), device),
@@ -252,6 +255,7 @@ test('valid inputs become strict values', () => {
     microbatch: 0,
     frequencyMhz: 0,
     tNs: 123456789012345678n,
+    chunk: 0,
   });
   expect(validateEnd({ seq: '7', t_ns: '9' })).toEqual({ seq: 7, tNs: 9n });
   expect(

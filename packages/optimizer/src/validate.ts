@@ -11,7 +11,7 @@ import {
   INSTRUCTION_FROM_WIRE,
   SIZE_LIMITS,
   checkRankIdentity,
-  checkWireSchedule,
+  checkWirePipeline,
 } from '@perseus/service-kit';
 import type { MeasuredOption, PipelineSpec, Profile } from '@perseus/planner';
 import type { JobSpec, Policy, RankIdentity } from './types';
@@ -57,13 +57,17 @@ function pipelineSpec(
 ): PipelineSpec {
   if (!c.present(field, p)) return { schedule: '1f1b', numStages: 1, numMicrobatches: 1 };
   const pc = c.at(field);
-  const schedule = checkWireSchedule(pc, 'schedule', p.schedule);
-  const numStages = pc.uint('num_stages', p.num_stages, { min: 1, max: LIMITS.maxStages });
-  const numMicrobatches = pc.uint('num_microbatches', p.num_microbatches, {
-    min: 1,
-    max: LIMITS.maxMicrobatches,
-  });
-  return { schedule: schedule ?? '1f1b', numStages, numMicrobatches };
+  // Until the optimizer's sweep, deployment and blocking power run interleaved 1F1B.
+  if (p.schedule === 'SCHEDULE_KIND_INTERLEAVED_1F1B') {
+    pc.fail('schedule', 'SCHEDULE_KIND_INTERLEAVED_1F1B is not supported yet');
+    return { schedule: '1f1b', numStages: 1, numMicrobatches: 1 };
+  }
+  const w = checkWirePipeline(pc, p);
+  return {
+    schedule: w?.schedule ?? '1f1b',
+    numStages: w?.numStages ?? 1,
+    numMicrobatches: w?.numMicrobatches ?? 1,
+  };
 }
 
 export function validateRegisterJob(req: optimizerV1.RegisterJobRequest__Output): {

@@ -89,7 +89,7 @@ const cases: Array<[string, () => unknown, Array<[string, string]>]> = [
     [
       [
         'spec.pipeline.schedule',
-        'must be one of SCHEDULE_KIND_1F1B, SCHEDULE_KIND_GPIPE, got SCHEDULE_KIND_UNSPECIFIED',
+        'must be one of SCHEDULE_KIND_1F1B, SCHEDULE_KIND_GPIPE, SCHEDULE_KIND_INTERLEAVED_1F1B, got SCHEDULE_KIND_UNSPECIFIED',
       ],
     ],
   ],

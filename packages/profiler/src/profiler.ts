@@ -79,6 +79,7 @@ function sameSpec(a: JobSpec, b: JobSpec): boolean {
   return (
     a.schedule === b.schedule &&
     a.numStages === b.numStages &&
+    a.numChunks === b.numChunks &&
     a.numMicrobatches === b.numMicrobatches &&
     a.dpDegree === b.dpDegree &&
     a.tpDegree === b.tpDegree &&
@@ -165,7 +166,7 @@ export class Profiler {
     if (sameSpec(existing, spec)) return { created: false };
     if (
       existing.origin === 'import' &&
-      spec.numStages >= existing.numStages &&
+      spec.numStages * spec.numChunks >= existing.numStages &&
       spec.dpDegree >= existing.dpDegree &&
       spec.tpDegree >= existing.tpDegree
     ) {
@@ -173,7 +174,7 @@ export class Profiler {
       return { created: false };
     }
     throw new FailedPreconditionError(
-      `job ${spec.jobId} is already registered with a different spec (stages ${existing.numStages}, microbatches ${existing.numMicrobatches}, dp ${existing.dpDegree}, tp ${existing.tpDegree}, ${existing.supportedFrequenciesMhz.length} clocks)`,
+      `job ${spec.jobId} is already registered with a different spec (${existing.schedule}, stages ${existing.numStages}, chunks ${existing.numChunks}, microbatches ${existing.numMicrobatches}, dp ${existing.dpDegree}, tp ${existing.tpDegree}, ${existing.supportedFrequenciesMhz.length} clocks)`,
     );
   }
 
@@ -295,7 +296,7 @@ export class Profiler {
     await this.freshCells(q.jobId);
     const cells = await this.store.getCells(q.jobId, { scope: 'pooled' });
     const entries: CoverageEntry[] = [];
-    for (let stage = 0; stage < job.numStages; stage++) {
+    for (let stage = 0; stage < job.numStages * job.numChunks; stage++) {
       for (const instruction of INSTRUCTIONS) {
         const mine = cells.filter((c) => c.stage === stage && c.instruction === instruction);
         const covered = new Set(
@@ -334,6 +335,7 @@ export class Profiler {
         jobId: cmd.jobId,
         schedule: 'unspecified',
         numStages: max((r) => r.stage),
+        numChunks: 1,
         numMicrobatches: 0,
         dpDegree: cmd.format === 'rank' ? max((r) => r.dpRank) : 1,
         tpDegree: cmd.format === 'rank' ? max((r) => r.tpRank) : 1,
@@ -380,7 +382,7 @@ export class Profiler {
       cells.map((c) => ({
         rank: c.rank,
         dpRank: c.dpRank,
-        ppRank: c.stage,
+        ppRank: c.stage % job.numStages,
         tpRank: c.tpRank,
         stage: c.stage,
         instruction: c.instruction,

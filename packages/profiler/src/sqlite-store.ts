@@ -125,7 +125,9 @@ export class SqliteProfileStore implements ProfileStore {
     if (cached) return cached;
     const row = this.stmt.jobByName.get(jobId) as { id: number; spec: string } | undefined;
     if (!row) return undefined;
-    const entry = { key: row.id, spec: JSON.parse(row.spec) as JobSpec };
+    // Specs stored before interleaved 1F1B have no numChunks: one chunk per GPU.
+    const stored = JSON.parse(row.spec) as Omit<JobSpec, 'numChunks'> & { numChunks?: number };
+    const entry = { key: row.id, spec: { ...stored, numChunks: stored.numChunks ?? 1 } };
     this.jobs.set(jobId, entry);
     return entry;
   }
@@ -166,6 +168,7 @@ export class SqliteProfileStore implements ProfileStore {
 
   private readonly storeOneBatch = (
     jobKey: number,
+    numStages: number,
     batch: MeasurementBatch,
     nowMs: number,
   ): BatchOutcome => {
@@ -177,9 +180,11 @@ export class SqliteProfileStore implements ProfileStore {
     const ins = this.stmt.insertMeasurement;
     for (const m of batch.measurements) {
       const instr = m.instruction === 'forward' ? 0 : 1;
+      // Cells are per (virtual) stage: chunk c of pp_rank r is stage c·N + r (interleaved 1F1B).
+      const stage = m.chunk * numStages + m.ppRank;
       stored += ins.run(
         jobKey,
-        m.ppRank,
+        stage,
         instr,
         m.frequencyMhz,
         m.dpRank,
@@ -191,7 +196,7 @@ export class SqliteProfileStore implements ProfileStore {
         m.energyJ,
       ).changes;
       // Cell key packed in one number: stage < 2^20, instr 1 bit, freq < 2^17.
-      touched.add((m.ppRank * 2 + instr) * 131072 + m.frequencyMhz);
+      touched.add((stage * 2 + instr) * 131072 + m.frequencyMhz);
     }
     for (const t of touched) {
       const freq = t % 131072;
@@ -210,8 +215,9 @@ export class SqliteProfileStore implements ProfileStore {
     let added = 0;
     // One outer transaction = one durable commit for the group; each batch in a savepoint so a
     // failure rolls back that batch alone.
-    const perBatch = this.db.transaction((jobKey: number, batch: MeasurementBatch) =>
-      this.storeOneBatch(jobKey, batch, nowMs),
+    const perBatch = this.db.transaction(
+      (jobKey: number, numStages: number, batch: MeasurementBatch) =>
+        this.storeOneBatch(jobKey, numStages, batch, nowMs),
     );
     const group = this.db.transaction(() => {
       const touchedJobs = new Set<number>();
@@ -225,7 +231,7 @@ export class SqliteProfileStore implements ProfileStore {
           continue;
         }
         try {
-          const o = perBatch(entry.key, batch);
+          const o = perBatch(entry.key, entry.spec.numStages, batch);
           outcomes.push(o);
           if ('storedCount' in o) added += o.storedCount;
           touchedJobs.add(entry.key);

@@ -1,5 +1,5 @@
 /** Internal, validated values of the profiler (what `validateXxx` produce and the store keeps). */
-import type { RankIdentity } from '@perseus/service-kit';
+import type { RankIdentity, WireSchedule } from '@perseus/service-kit';
 
 /** Forward or backward; stored as 0/1 so SQL keys stay small. */
 export type Instruction = 'forward' | 'backward';
@@ -25,13 +25,19 @@ export function instructionFromCode(code: number): Instruction {
   return code === 0 ? 'forward' : 'backward';
 }
 
-export type ScheduleName = '1f1b' | 'gpipe' | 'unspecified';
+export type ScheduleName = WireSchedule | 'unspecified';
 
 /** A job's shape as the profiler knows it (docs/architecture.md §3 step 1). */
 export interface JobSpec {
   jobId: string;
   schedule: ScheduleName;
+  /** Pipeline GPUs N (for an imported profile: its stages). */
   numStages: number;
+  /**
+   * Model chunks per GPU V (interleaved 1F1B; 1 otherwise). The profile's stages are the N·V
+   * virtual stages: chunk c of pp_rank r measures stage c·N + r.
+   */
+  numChunks: number;
   /** 0 when unknown (a job created by ImportProfile). */
   numMicrobatches: number;
   dpDegree: number;
@@ -53,6 +59,8 @@ export interface Measurement {
   tpRank: number;
   instruction: Instruction;
   microbatch: number;
+  /** Model chunk on the rank's GPU (0 unless interleaved 1F1B). */
+  chunk: number;
   frequencyMhz: number;
   timeS: number;
   energyJ: number;

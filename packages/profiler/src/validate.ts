@@ -11,7 +11,7 @@ import {
   SIZE_LIMITS,
   checkRankIdentity,
   checkRankInShape,
-  checkWireSchedule,
+  checkWirePipeline,
   rankFits,
   type SpecifiedEnum,
 } from '@perseus/service-kit';
@@ -51,14 +51,10 @@ export function validateRegisterJob(req: Wire<profilerV1.RegisterJobRequest>): J
   let schedule: ScheduleName = 'unspecified';
   let numStages = 0;
   let numMicrobatches = 0;
+  let numChunks = 1;
   if (c.present('pipeline', req?.pipeline)) {
-    const p = c.at('pipeline');
-    schedule = checkWireSchedule(p, 'schedule', req.pipeline.schedule) ?? 'unspecified';
-    numStages = p.uint('num_stages', req.pipeline.num_stages, { min: 1, max: LIMITS.maxStages });
-    numMicrobatches = p.uint('num_microbatches', req.pipeline.num_microbatches, {
-      min: 1,
-      max: LIMITS.maxMicrobatches,
-    });
+    const p = checkWirePipeline(c.at('pipeline'), req.pipeline);
+    if (p) ({ schedule, numStages, numMicrobatches, numChunks } = p);
   }
   const dpDegree = c.uint('dp_degree', req?.dp_degree, { min: 1, max: LIMITS.maxDegree });
   const tpDegree = c.uint('tp_degree', req?.tp_degree, { min: 1, max: LIMITS.maxDegree });
@@ -81,6 +77,7 @@ export function validateRegisterJob(req: Wire<profilerV1.RegisterJobRequest>): J
     jobId,
     schedule,
     numStages,
+    numChunks,
     numMicrobatches,
     dpDegree,
     tpDegree,
@@ -132,6 +129,8 @@ function fastMeasurement(m: profilerV1.InstructionMeasurement): Measurement | un
   if (!(Number.isFinite(t) && t > 0 && Number.isFinite(e) && e >= 0)) return undefined;
   const it = Number(m.iteration === undefined ? 0 : String(m.iteration));
   if (!Number.isSafeInteger(it) || it < 0) return undefined;
+  const chunk = m.chunk ?? 0;
+  if (!isUint32(chunk) || chunk >= LIMITS.maxStages) return undefined;
   return {
     rank: r.rank,
     dpRank: r.dp_rank,
@@ -139,6 +138,7 @@ function fastMeasurement(m: profilerV1.InstructionMeasurement): Measurement | un
     tpRank: r.tp_rank,
     instruction,
     microbatch: m.microbatch,
+    chunk,
     frequencyMhz: f,
     timeS: t,
     energyJ: e,
@@ -155,6 +155,7 @@ function checkedMeasurement(c: Checker, m: Wire<profilerV1.InstructionMeasuremen
     tpRank: r.tpRank,
     instruction: c.enumValue('instruction', m?.instruction, INSTRUCTION_FROM_WIRE) ?? 'forward',
     microbatch: c.uint('microbatch', m?.microbatch, { max: LIMITS.maxMicrobatches - 1 }),
+    chunk: c.uint('chunk', m?.chunk, { max: LIMITS.maxStages - 1 }),
     frequencyMhz: c.uint('frequency_mhz', m?.frequency_mhz, {
       min: 1,
       max: LIMITS.maxFrequencyMhz,
@@ -187,7 +188,10 @@ export function validateMeasurementBatch(
   return { batchId, jobId, measurements };
 }
 
-/** Violations of a batch against its job: ranks in range, clocks supported, microbatch < M. */
+/**
+ * Violations of a batch against its job: ranks in range, clocks supported, microbatch < M, chunk
+ * < V (the job's chunks; 1 unless interleaved 1F1B).
+ */
 export function checkBatchAgainstJob(batch: MeasurementBatch, job: JobSpec): void {
   const c = new Checker();
   const supported =
@@ -196,6 +200,7 @@ export function checkBatchAgainstJob(batch: MeasurementBatch, job: JobSpec): voi
     if (
       !rankFits(m, job) ||
       (job.numMicrobatches > 0 && m.microbatch >= job.numMicrobatches) ||
+      m.chunk >= job.numChunks ||
       (supported && !supported.has(m.frequencyMhz))
     ) {
       const mc = c.at(`measurements[${i}]`);
@@ -204,6 +209,13 @@ export function checkBatchAgainstJob(batch: MeasurementBatch, job: JobSpec): voi
         mc.fail(
           'microbatch',
           `must be < num_microbatches ${job.numMicrobatches}, got ${m.microbatch}`,
+        );
+      if (m.chunk >= job.numChunks)
+        mc.fail(
+          'chunk',
+          job.numChunks === 1
+            ? `must be 0: job ${job.jobId} is not interleaved 1F1B, got ${m.chunk}`
+            : `must be < num_chunks ${job.numChunks}, got ${m.chunk}`,
         );
       if (supported && !supported.has(m.frequencyMhz))
         mc.fail('frequency_mhz', `${m.frequencyMhz} is not a supported clock of job ${job.jobId}`);
@@ -340,8 +352,12 @@ export function checkImportAgainstJob(cmd: ImportProfileCommand, job: JobSpec): 
   cmd.rows.forEach((r, i) => {
     if (reported >= 20) return;
     const problems: string[] = [];
-    if (r.stage >= job.numStages)
-      problems.push(`stage must be < num_stages ${job.numStages}, got ${r.stage}`);
+    if (r.stage >= job.numStages * job.numChunks)
+      problems.push(
+        job.numChunks === 1
+          ? `stage must be < num_stages ${job.numStages}, got ${r.stage}`
+          : `stage must be < num_stages × num_chunks ${job.numStages * job.numChunks} (virtual stages), got ${r.stage}`,
+      );
     if (supported && !supported.has(r.frequencyMhz))
       problems.push(`frequency ${r.frequencyMhz} is not a supported clock of job ${job.jobId}`);
     if (cmd.format === 'rank') {

@@ -18,6 +18,7 @@ const job: JobSpec = {
   jobId: 'j',
   schedule: '1f1b',
   numStages: 2,
+  numChunks: 1,
   numMicrobatches: 4,
   dpDegree: 2,
   tpDegree: 2,

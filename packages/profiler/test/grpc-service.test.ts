@@ -316,6 +316,99 @@ describe('queries', () => {
   });
 });
 
+describe('interleaved 1F1B', () => {
+  // 2 GPUs × 2 chunks: chunk c of pp_rank r is virtual stage c·2 + r. Each measurement's time
+  // names its virtual stage, so a cell filed under the wrong stage shows.
+  const shape = {
+    pipeline: {
+      schedule: 'SCHEDULE_KIND_INTERLEAVED_1F1B',
+      num_stages: 2,
+      num_microbatches: 2,
+      num_chunks: 2,
+    },
+    dp_degree: 1,
+    tp_degree: 1,
+    supported_frequencies_mhz: [1410],
+  };
+  const measurement = (ppRank: number, chunk: number, mb: number, iteration: number) => ({
+    rank: { rank: ppRank, dp_rank: 0, pp_rank: ppRank, tp_rank: 0 },
+    instruction: 'INSTRUCTION_KIND_FORWARD',
+    microbatch: mb,
+    chunk,
+    frequency_mhz: 1410,
+    time_s: 0.01 * (1 + chunk * 2 + ppRank),
+    energy_j: 1 + chunk * 2 + ppRank,
+    iteration: String(iteration),
+  });
+
+  it('files each chunk under its virtual stage and covers N·V stages', async () => {
+    await unary('RegisterJob', { job_id: 'v1', ...shape });
+    const all = [];
+    for (let it = 0; it < 4; it++)
+      for (let r = 0; r < 2; r++)
+        for (let c = 0; c < 2; c++)
+          for (let mb = 0; mb < 2; mb++) all.push(measurement(r, c, mb, it));
+    const acks = await stream([{ batch_id: 'v', job_id: 'v1', measurements: all }]);
+    expect(acks.map((a) => a.stored_count)).toEqual([all.length]);
+    const profile = await unary<unknown, profilerV1.GetProfileResponse__Output>('GetProfile', {
+      job_id: 'v1',
+    });
+    expect(profile.cells.map((c) => [c.stage, c.energy_mean_j])).toEqual([
+      [0, 1],
+      [1, 2],
+      [2, 3],
+      [3, 4],
+    ]);
+    const cov = await unary<unknown, profilerV1.GetCoverageResponse__Output>('GetCoverage', {
+      job_id: 'v1',
+      min_count: 1,
+    });
+    expect(cov.entries.map((e) => `${e.stage}/${e.instruction}`)).toHaveLength(8);
+    expect(cov.entries.filter((e) => e.covered_frequencies_mhz.length > 0)).toHaveLength(4);
+    const csv = await unary<unknown, profilerV1.ExportProfileResponse__Output>('ExportProfile', {
+      job_id: 'v1',
+      format: 'PROFILE_FORMAT_RANK',
+    });
+    // Rank level: virtual stage 3 is chunk 1 of pp_rank 1.
+    expect(csv.csv.split('\n').filter((l) => l.includes(',3,forward,'))).toEqual([
+      expect.stringMatching(/^1,0,1,0,3,forward,1410,/),
+    ]);
+  });
+
+  it('refuses a chunk the job does not have, storing nothing of the batch', async () => {
+    await unary('RegisterJob', { job_id: 'v2', ...shape });
+    const acks = await stream([
+      {
+        batch_id: 'x',
+        job_id: 'v2',
+        measurements: [measurement(0, 0, 0, 0), measurement(1, 2, 0, 0)],
+      },
+    ]);
+    expect(acks).toHaveLength(1);
+    expect(acks[0]!.stored_count).toBe(0);
+    expect(acks[0]!.error?.violations).toEqual([
+      { field: 'measurements[1].chunk', description: 'must be < num_chunks 2, got 2' },
+    ]);
+  });
+
+  it('refuses an interleaved spec whose microbatches are not a multiple of the GPUs', async () => {
+    expect(
+      await failure(
+        unary('RegisterJob', {
+          job_id: 'v3',
+          ...shape,
+          pipeline: { ...shape.pipeline, num_microbatches: 3 },
+        }),
+      ),
+    ).toEqual({
+      code: grpc.status.INVALID_ARGUMENT,
+      fields: [
+        'pipeline.num_microbatches: must be a multiple of num_stages (2) for interleaved 1F1B, got 3',
+      ],
+    });
+  });
+});
+
 describe('ImportProfile / ExportProfile', () => {
   it.each(['gpt3-175b+a100_sxm_bf16.csv', 'gpt3-175b+a40_bf16.csv'])(
     '%s round-trips through the service',

@@ -30,6 +30,7 @@ export function syntheticMeasurements(opts: {
               tpRank: tp,
               instruction: 'forward',
               microbatch: mb,
+              chunk: 0,
               frequencyMhz: opts.frequencyMhz,
               timeS: (opts.baseTimeS ?? 0.05) * (1 + 0.1 * stage) * warm,
               energyJ: 20,
@@ -63,6 +64,7 @@ export function toWire(m: Measurement): Record<string, unknown> {
     instruction:
       m.instruction === 'forward' ? 'INSTRUCTION_KIND_FORWARD' : 'INSTRUCTION_KIND_BACKWARD',
     microbatch: m.microbatch,
+    chunk: m.chunk,
     frequency_mhz: m.frequencyMhz,
     time_s: m.timeS,
     energy_j: m.energyJ,

@@ -38,6 +38,7 @@ const job: JobSpec = {
   jobId: 'j1',
   schedule: '1f1b',
   numStages: 2,
+  numChunks: 1,
   numMicrobatches: 4,
   dpDegree: 2,
   tpDegree: 2,
@@ -66,7 +67,7 @@ describe('validateRegisterJob', () => {
         pipeline: { ...registerOk.pipeline, schedule: 'SCHEDULE_KIND_UNSPECIFIED' },
       },
       [
-        'pipeline.schedule: must be one of SCHEDULE_KIND_1F1B, SCHEDULE_KIND_GPIPE, got SCHEDULE_KIND_UNSPECIFIED',
+        'pipeline.schedule: must be one of SCHEDULE_KIND_1F1B, SCHEDULE_KIND_GPIPE, SCHEDULE_KIND_INTERLEAVED_1F1B, got SCHEDULE_KIND_UNSPECIFIED',
       ],
     ],
     [
@@ -74,7 +75,21 @@ describe('validateRegisterJob', () => {
         ...registerOk,
         pipeline: { ...registerOk.pipeline, schedule: 'SCHEDULE_KIND_INTERLEAVED_1F1B' },
       },
-      ['pipeline.schedule: SCHEDULE_KIND_INTERLEAVED_1F1B is not supported yet'],
+      ['pipeline.num_chunks: must be ≥ 2 for interleaved 1F1B, got 0'],
+    ],
+    [
+      {
+        ...registerOk,
+        pipeline: {
+          schedule: 'SCHEDULE_KIND_INTERLEAVED_1F1B',
+          num_stages: 2,
+          num_microbatches: 3,
+          num_chunks: 2,
+        },
+      },
+      [
+        'pipeline.num_microbatches: must be a multiple of num_stages (2) for interleaved 1F1B, got 3',
+      ],
     ],
     [
       { ...registerOk, pipeline: { ...registerOk.pipeline, num_stages: 0 } },
@@ -113,6 +128,7 @@ describe('validateMeasurementBatch', () => {
           tpRank: 0,
           instruction: 'forward',
           microbatch: 0,
+          chunk: 0,
           frequencyMhz: 1410,
           timeS: 0.05,
           energyJ: 20,
@@ -191,6 +207,7 @@ describe('checkBatchAgainstJob', () => {
         tpRank: 0,
         instruction: 'forward',
         microbatch: 0,
+        chunk: 0,
         frequencyMhz: 1410,
         timeS: 1,
         energyJ: 1,
@@ -209,8 +226,27 @@ describe('checkBatchAgainstJob', () => {
       { frequencyMhz: 1000 },
       ['measurements[0].frequency_mhz: 1000 is not a supported clock of job j1'],
     ],
+    [{ chunk: 1 }, ['measurements[0].chunk: must be 0: job j1 is not interleaved 1F1B, got 1']],
   ])('%j → %j', (over, expected) => {
     expect(violations(() => checkBatchAgainstJob(batch(over), job))).toEqual(expected);
+  });
+  it('checks the chunk against an interleaved job (2 GPUs × 3 chunks)', () => {
+    const interleaved: JobSpec = { ...job, schedule: 'interleaved', numChunks: 3 };
+    expect(() => checkBatchAgainstJob(batch({ chunk: 2 }), interleaved)).not.toThrow();
+    expect(violations(() => checkBatchAgainstJob(batch({ chunk: 3 }), interleaved))).toEqual([
+      'measurements[0].chunk: must be < num_chunks 3, got 3',
+    ]);
+  });
+  it('refuses a chunk over the virtual-stage limit before the job is known', () => {
+    expect(
+      violations(() =>
+        validateMeasurementBatch({
+          batch_id: 'b',
+          job_id: 'j1',
+          measurements: [{ ...m, chunk: 256 }],
+        } as never),
+      ),
+    ).toEqual(['measurements[0].chunk: must be ≤ 255, got 256']);
   });
   it('accepts a measurement inside the shape', () => {
     expect(() =>

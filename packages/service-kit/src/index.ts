@@ -96,6 +96,7 @@ export {
 export { envBool, envNumber, envString, normalizeListenAddress, unixSocketPath } from './env';
 export type { ModuleContext, ServiceModule } from './module';
 export { PERSEUS_VERSION } from './version';
+export { checkWirePipeline, type WirePipeline } from './pipeline-spec';
 export {
   INSTRUCTION_FROM_WIRE,
   SCHEDULE_FROM_WIRE,

@@ -10,19 +10,14 @@ import type { Checker } from './validate';
 export type SpecifiedEnum<E extends string> = Exclude<E, `${string}_UNSPECIFIED`>;
 
 /** Schedules the services accept in a PipelineSpec. */
-export type WireSchedule = '1f1b' | 'gpipe';
-
-/** Refused with its own message until the services run it. */
-const NOT_SUPPORTED_YET = 'SCHEDULE_KIND_INTERLEAVED_1F1B' satisfies commonV1.ScheduleKind__Output;
+export type WireSchedule = '1f1b' | 'gpipe' | 'interleaved';
 
 export const SCHEDULE_FROM_WIRE: Readonly<
-  Record<
-    Exclude<SpecifiedEnum<commonV1.ScheduleKind__Output>, typeof NOT_SUPPORTED_YET>,
-    WireSchedule
-  >
+  Record<SpecifiedEnum<commonV1.ScheduleKind__Output>, WireSchedule>
 > = {
   SCHEDULE_KIND_1F1B: '1f1b',
   SCHEDULE_KIND_GPIPE: 'gpipe',
+  SCHEDULE_KIND_INTERLEAVED_1F1B: 'interleaved',
 };
 
 export const INSTRUCTION_FROM_WIRE: Readonly<
@@ -43,17 +38,13 @@ export function instructionFromWire(
 }
 
 /**
- * A PipelineSpec's schedule: 1F1B or GPipe. Interleaved 1F1B is refused as not supported yet,
- * anything else (UNSPECIFIED included) naming the accepted values; both on `field` of `c`.
+ * A PipelineSpec's schedule: 1F1B, GPipe or interleaved 1F1B; anything else (UNSPECIFIED included)
+ * fails on `field` of `c`, naming the accepted values.
  */
 export function checkWireSchedule(
   c: Checker,
   field: string,
   value: commonV1.ScheduleKind | null | undefined,
 ): WireSchedule | undefined {
-  if (value === NOT_SUPPORTED_YET) {
-    c.fail(field, `${NOT_SUPPORTED_YET} is not supported yet`);
-    return undefined;
-  }
   return c.enumValue(field, value, SCHEDULE_FROM_WIRE);
 }

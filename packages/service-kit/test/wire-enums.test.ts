@@ -22,17 +22,19 @@ describe('wire enums', () => {
   it('reads the supported schedules', () => {
     expect(scheduleOf('SCHEDULE_KIND_1F1B')).toEqual({ schedule: '1f1b', violations: [] });
     expect(scheduleOf('SCHEDULE_KIND_GPIPE')).toEqual({ schedule: 'gpipe', violations: [] });
+    expect(scheduleOf('SCHEDULE_KIND_INTERLEAVED_1F1B')).toEqual({
+      schedule: 'interleaved',
+      violations: [],
+    });
   });
 
-  it('refuses interleaved as not supported yet, and anything else naming the accepted values', () => {
-    expect(scheduleOf('SCHEDULE_KIND_INTERLEAVED_1F1B').violations).toEqual([
-      'pipeline.schedule: SCHEDULE_KIND_INTERLEAVED_1F1B is not supported yet',
-    ]);
+  it('refuses anything else naming the accepted values', () => {
+    const accepted = 'SCHEDULE_KIND_1F1B, SCHEDULE_KIND_GPIPE, SCHEDULE_KIND_INTERLEAVED_1F1B';
     expect(scheduleOf('SCHEDULE_KIND_UNSPECIFIED').violations).toEqual([
-      'pipeline.schedule: must be one of SCHEDULE_KIND_1F1B, SCHEDULE_KIND_GPIPE, got SCHEDULE_KIND_UNSPECIFIED',
+      `pipeline.schedule: must be one of ${accepted}, got SCHEDULE_KIND_UNSPECIFIED`,
     ]);
     expect(scheduleOf(undefined).violations).toEqual([
-      'pipeline.schedule: must be one of SCHEDULE_KIND_1F1B, SCHEDULE_KIND_GPIPE, got nothing',
+      `pipeline.schedule: must be one of ${accepted}, got nothing`,
     ]);
   });
 

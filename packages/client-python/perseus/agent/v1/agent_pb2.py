@@ -26,15 +26,15 @@ _sym_db = _symbol_database.Default()
 from perseus.common.v1 import common_pb2 as perseus_dot_common_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1cperseus/agent/v1/agent.proto\x12\x10perseus.agent.v1\x1a\x1eperseus/common/v1/common.proto\"\x14\n\x12ListDevicesRequest\"@\n\x13ListDevicesResponse\x12)\n\x07\x64\x65vices\x18\x01 \x03(\x0b\x32\x18.perseus.agent.v1.Device\"\xd0\x02\n\x06\x44\x65vice\x12\r\n\x05index\x18\x01 \x01(\r\x12\x0c\n\x04uuid\x18\x02 \x01(\t\x12\x12\n\npci_bus_id\x18\x03 \x01(\t\x12\x0c\n\x04name\x18\x04 \x01(\t\x12*\n\x07\x62\x61\x63kend\x18\x05 \x01(\x0e\x32\x19.perseus.agent.v1.Backend\x12\x1f\n\x17supported_sm_clocks_mhz\x18\x06 \x03(\r\x12#\n\x1bsupported_memory_clocks_mhz\x18\x07 \x03(\r\x12 \n\x18\x65nergy_counter_available\x18\x08 \x01(\x08\x12\x1b\n\x13locked_sm_clock_mhz\x18\t \x01(\r\x12\x15\n\rpower_limit_w\x18\n \x01(\x01\x12,\n\x05lease\x18\x0b \x01(\x0b\x32\x1d.perseus.agent.v1.LeaseHolder\x12\x11\n\tsimulated\x18\x0c \x01(\x08\"z\n\x0bLeaseHolder\x12\x10\n\x08lease_id\x18\x01 \x01(\t\x12\x0e\n\x06job_id\x18\x02 \x01(\t\x12-\n\x04rank\x18\x03 \x01(\x0b\x32\x1f.perseus.common.v1.RankIdentity\x12\x1a\n\x12\x65xpires_at_unix_ms\x18\x04 \x01(\x03\"\xca\x01\n\x0eSessionRequest\x12-\n\x04open\x18\x01 \x01(\x0b\x32\x1d.perseus.agent.v1.OpenSessionH\x00\x12(\n\x05\x62\x65gin\x18\x02 \x01(\x0b\x32\x17.perseus.agent.v1.BeginH\x00\x12$\n\x03\x65nd\x18\x03 \x01(\x0b\x32\x15.perseus.agent.v1.EndH\x00\x12\x30\n\theartbeat\x18\x04 \x01(\x0b\x32\x1b.perseus.agent.v1.HeartbeatH\x00\x42\x07\n\x05\x65vent\"w\n\x0bOpenSession\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12-\n\x04rank\x18\x02 \x01(\x0b\x32\x1f.perseus.common.v1.RankIdentity\x12\x14\n\x0c\x64\x65vice_index\x18\x03 \x01(\r\x12\x13\n\x0blease_ttl_s\x18\x04 \x01(\x01\"\x86\x01\n\x05\x42\x65gin\x12\x0b\n\x03seq\x18\x01 \x01(\x04\x12\x37\n\x0binstruction\x18\x02 \x01(\x0e\x32\".perseus.common.v1.InstructionKind\x12\x12\n\nmicrobatch\x18\x03 \x01(\r\x12\x15\n\rfrequency_mhz\x18\x04 \x01(\r\x12\x0c\n\x04t_ns\x18\x05 \x01(\x03\" \n\x03\x45nd\x12\x0b\n\x03seq\x18\x01 \x01(\x04\x12\x0c\n\x04t_ns\x18\x02 \x01(\x03\"\x0b\n\tHeartbeat\"\xb9\x01\n\x0fSessionResponse\x12\x31\n\x06opened\x18\x01 \x01(\x0b\x32\x1f.perseus.agent.v1.SessionOpenedH\x00\x12\x34\n\x0bmeasurement\x18\x02 \x01(\x0b\x32\x1d.perseus.agent.v1.MeasurementH\x00\x12\x34\n\x05\x65rror\x18\x03 \x01(\x0b\x32#.perseus.agent.v1.SessionEventErrorH\x00\x42\x07\n\x05\x65vent\"`\n\rSessionOpened\x12\x10\n\x08lease_id\x18\x01 \x01(\t\x12(\n\x06\x64\x65vice\x18\x02 \x01(\x0b\x32\x18.perseus.agent.v1.Device\x12\x13\n\x0blease_ttl_s\x18\x03 \x01(\x01\"\xa8\x01\n\x0bMeasurement\x12\x0b\n\x03seq\x18\x01 \x01(\x04\x12\x37\n\x0binstruction\x18\x02 \x01(\x0e\x32\".perseus.common.v1.InstructionKind\x12\x12\n\nmicrobatch\x18\x03 \x01(\r\x12\x1d\n\x15\x66requency_applied_mhz\x18\x04 \x01(\r\x12\x0e\n\x06time_s\x18\x05 \x01(\x01\x12\x10\n\x08\x65nergy_j\x18\x06 \x01(\x01\"O\n\x11SessionEventError\x12\x0b\n\x03seq\x18\x01 \x01(\x04\x12-\n\x05\x65rror\x18\x02 \x01(\x0b\x32\x1e.perseus.common.v1.StreamError\"P\n\x10SetClocksRequest\x12\x10\n\x08lease_id\x18\x01 \x01(\t\x12\x14\n\x0c\x64\x65vice_index\x18\x02 \x01(\r\x12\x14\n\x0csm_clock_mhz\x18\x03 \x01(\r\"1\n\x11SetClocksResponse\x12\x1c\n\x14\x61pplied_sm_clock_mhz\x18\x01 \x01(\r\"<\n\x12ResetClocksRequest\x12\x10\n\x08lease_id\x18\x01 \x01(\t\x12\x14\n\x0c\x64\x65vice_index\x18\x02 \x01(\r\"\x15\n\x13ResetClocksResponse\")\n\x11ReadEnergyRequest\x12\x14\n\x0c\x64\x65vice_index\x18\x01 \x01(\r\"R\n\x12ReadEnergyResponse\x12\x10\n\x08\x65nergy_j\x18\x01 \x01(\x01\x12\x0f\n\x07power_w\x18\x02 \x01(\x01\x12\x19\n\x11timestamp_unix_ns\x18\x03 \x01(\x03*_\n\x07\x42\x61\x63kend\x12\x17\n\x13\x42\x41\x43KEND_UNSPECIFIED\x10\x00\x12\x10\n\x0c\x42\x41\x43KEND_NVML\x10\x01\x12\x12\n\x0e\x42\x41\x43KEND_AMDSMI\x10\x02\x12\x15\n\x11\x42\x41\x43KEND_SIMULATED\x10\x03\x32\xc9\x03\n\x08GpuAgent\x12Z\n\x0bListDevices\x12$.perseus.agent.v1.ListDevicesRequest\x1a%.perseus.agent.v1.ListDevicesResponse\x12V\n\x0bOpenSession\x12 .perseus.agent.v1.SessionRequest\x1a!.perseus.agent.v1.SessionResponse(\x01\x30\x01\x12T\n\tSetClocks\x12\".perseus.agent.v1.SetClocksRequest\x1a#.perseus.agent.v1.SetClocksResponse\x12Z\n\x0bResetClocks\x12$.perseus.agent.v1.ResetClocksRequest\x1a%.perseus.agent.v1.ResetClocksResponse\x12W\n\nReadEnergy\x12#.perseus.agent.v1.ReadEnergyRequest\x1a$.perseus.agent.v1.ReadEnergyResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1cperseus/agent/v1/agent.proto\x12\x10perseus.agent.v1\x1a\x1eperseus/common/v1/common.proto\"\x14\n\x12ListDevicesRequest\"@\n\x13ListDevicesResponse\x12)\n\x07\x64\x65vices\x18\x01 \x03(\x0b\x32\x18.perseus.agent.v1.Device\"\xd0\x02\n\x06\x44\x65vice\x12\r\n\x05index\x18\x01 \x01(\r\x12\x0c\n\x04uuid\x18\x02 \x01(\t\x12\x12\n\npci_bus_id\x18\x03 \x01(\t\x12\x0c\n\x04name\x18\x04 \x01(\t\x12*\n\x07\x62\x61\x63kend\x18\x05 \x01(\x0e\x32\x19.perseus.agent.v1.Backend\x12\x1f\n\x17supported_sm_clocks_mhz\x18\x06 \x03(\r\x12#\n\x1bsupported_memory_clocks_mhz\x18\x07 \x03(\r\x12 \n\x18\x65nergy_counter_available\x18\x08 \x01(\x08\x12\x1b\n\x13locked_sm_clock_mhz\x18\t \x01(\r\x12\x15\n\rpower_limit_w\x18\n \x01(\x01\x12,\n\x05lease\x18\x0b \x01(\x0b\x32\x1d.perseus.agent.v1.LeaseHolder\x12\x11\n\tsimulated\x18\x0c \x01(\x08\"z\n\x0bLeaseHolder\x12\x10\n\x08lease_id\x18\x01 \x01(\t\x12\x0e\n\x06job_id\x18\x02 \x01(\t\x12-\n\x04rank\x18\x03 \x01(\x0b\x32\x1f.perseus.common.v1.RankIdentity\x12\x1a\n\x12\x65xpires_at_unix_ms\x18\x04 \x01(\x03\"\xca\x01\n\x0eSessionRequest\x12-\n\x04open\x18\x01 \x01(\x0b\x32\x1d.perseus.agent.v1.OpenSessionH\x00\x12(\n\x05\x62\x65gin\x18\x02 \x01(\x0b\x32\x17.perseus.agent.v1.BeginH\x00\x12$\n\x03\x65nd\x18\x03 \x01(\x0b\x32\x15.perseus.agent.v1.EndH\x00\x12\x30\n\theartbeat\x18\x04 \x01(\x0b\x32\x1b.perseus.agent.v1.HeartbeatH\x00\x42\x07\n\x05\x65vent\"\x8b\x01\n\x0bOpenSession\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12-\n\x04rank\x18\x02 \x01(\x0b\x32\x1f.perseus.common.v1.RankIdentity\x12\x14\n\x0c\x64\x65vice_index\x18\x03 \x01(\r\x12\x13\n\x0blease_ttl_s\x18\x04 \x01(\x01\x12\x12\n\nnum_stages\x18\x05 \x01(\r\"\x95\x01\n\x05\x42\x65gin\x12\x0b\n\x03seq\x18\x01 \x01(\x04\x12\x37\n\x0binstruction\x18\x02 \x01(\x0e\x32\".perseus.common.v1.InstructionKind\x12\x12\n\nmicrobatch\x18\x03 \x01(\r\x12\x15\n\rfrequency_mhz\x18\x04 \x01(\r\x12\x0c\n\x04t_ns\x18\x05 \x01(\x03\x12\r\n\x05\x63hunk\x18\x06 \x01(\r\" \n\x03\x45nd\x12\x0b\n\x03seq\x18\x01 \x01(\x04\x12\x0c\n\x04t_ns\x18\x02 \x01(\x03\"\x0b\n\tHeartbeat\"\xb9\x01\n\x0fSessionResponse\x12\x31\n\x06opened\x18\x01 \x01(\x0b\x32\x1f.perseus.agent.v1.SessionOpenedH\x00\x12\x34\n\x0bmeasurement\x18\x02 \x01(\x0b\x32\x1d.perseus.agent.v1.MeasurementH\x00\x12\x34\n\x05\x65rror\x18\x03 \x01(\x0b\x32#.perseus.agent.v1.SessionEventErrorH\x00\x42\x07\n\x05\x65vent\"`\n\rSessionOpened\x12\x10\n\x08lease_id\x18\x01 \x01(\t\x12(\n\x06\x64\x65vice\x18\x02 \x01(\x0b\x32\x18.perseus.agent.v1.Device\x12\x13\n\x0blease_ttl_s\x18\x03 \x01(\x01\"\xb7\x01\n\x0bMeasurement\x12\x0b\n\x03seq\x18\x01 \x01(\x04\x12\x37\n\x0binstruction\x18\x02 \x01(\x0e\x32\".perseus.common.v1.InstructionKind\x12\x12\n\nmicrobatch\x18\x03 \x01(\r\x12\x1d\n\x15\x66requency_applied_mhz\x18\x04 \x01(\r\x12\x0e\n\x06time_s\x18\x05 \x01(\x01\x12\x10\n\x08\x65nergy_j\x18\x06 \x01(\x01\x12\r\n\x05\x63hunk\x18\x07 \x01(\r\"O\n\x11SessionEventError\x12\x0b\n\x03seq\x18\x01 \x01(\x04\x12-\n\x05\x65rror\x18\x02 \x01(\x0b\x32\x1e.perseus.common.v1.StreamError\"P\n\x10SetClocksRequest\x12\x10\n\x08lease_id\x18\x01 \x01(\t\x12\x14\n\x0c\x64\x65vice_index\x18\x02 \x01(\r\x12\x14\n\x0csm_clock_mhz\x18\x03 \x01(\r\"1\n\x11SetClocksResponse\x12\x1c\n\x14\x61pplied_sm_clock_mhz\x18\x01 \x01(\r\"<\n\x12ResetClocksRequest\x12\x10\n\x08lease_id\x18\x01 \x01(\t\x12\x14\n\x0c\x64\x65vice_index\x18\x02 \x01(\r\"\x15\n\x13ResetClocksResponse\")\n\x11ReadEnergyRequest\x12\x14\n\x0c\x64\x65vice_index\x18\x01 \x01(\r\"R\n\x12ReadEnergyResponse\x12\x10\n\x08\x65nergy_j\x18\x01 \x01(\x01\x12\x0f\n\x07power_w\x18\x02 \x01(\x01\x12\x19\n\x11timestamp_unix_ns\x18\x03 \x01(\x03*_\n\x07\x42\x61\x63kend\x12\x17\n\x13\x42\x41\x43KEND_UNSPECIFIED\x10\x00\x12\x10\n\x0c\x42\x41\x43KEND_NVML\x10\x01\x12\x12\n\x0e\x42\x41\x43KEND_AMDSMI\x10\x02\x12\x15\n\x11\x42\x41\x43KEND_SIMULATED\x10\x03\x32\xc9\x03\n\x08GpuAgent\x12Z\n\x0bListDevices\x12$.perseus.agent.v1.ListDevicesRequest\x1a%.perseus.agent.v1.ListDevicesResponse\x12V\n\x0bOpenSession\x12 .perseus.agent.v1.SessionRequest\x1a!.perseus.agent.v1.SessionResponse(\x01\x30\x01\x12T\n\tSetClocks\x12\".perseus.agent.v1.SetClocksRequest\x1a#.perseus.agent.v1.SetClocksResponse\x12Z\n\x0bResetClocks\x12$.perseus.agent.v1.ResetClocksRequest\x1a%.perseus.agent.v1.ResetClocksResponse\x12W\n\nReadEnergy\x12#.perseus.agent.v1.ReadEnergyRequest\x1a$.perseus.agent.v1.ReadEnergyResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'perseus.agent.v1.agent_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_BACKEND']._serialized_start=2026
-  _globals['_BACKEND']._serialized_end=2121
+  _globals['_BACKEND']._serialized_start=2077
+  _globals['_BACKEND']._serialized_end=2172
   _globals['_LISTDEVICESREQUEST']._serialized_start=82
   _globals['_LISTDEVICESREQUEST']._serialized_end=102
   _globals['_LISTDEVICESRESPONSE']._serialized_start=104
@@ -45,34 +45,34 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_LEASEHOLDER']._serialized_end=631
   _globals['_SESSIONREQUEST']._serialized_start=634
   _globals['_SESSIONREQUEST']._serialized_end=836
-  _globals['_OPENSESSION']._serialized_start=838
-  _globals['_OPENSESSION']._serialized_end=957
-  _globals['_BEGIN']._serialized_start=960
-  _globals['_BEGIN']._serialized_end=1094
-  _globals['_END']._serialized_start=1096
-  _globals['_END']._serialized_end=1128
-  _globals['_HEARTBEAT']._serialized_start=1130
-  _globals['_HEARTBEAT']._serialized_end=1141
-  _globals['_SESSIONRESPONSE']._serialized_start=1144
-  _globals['_SESSIONRESPONSE']._serialized_end=1329
-  _globals['_SESSIONOPENED']._serialized_start=1331
-  _globals['_SESSIONOPENED']._serialized_end=1427
-  _globals['_MEASUREMENT']._serialized_start=1430
-  _globals['_MEASUREMENT']._serialized_end=1598
-  _globals['_SESSIONEVENTERROR']._serialized_start=1600
-  _globals['_SESSIONEVENTERROR']._serialized_end=1679
-  _globals['_SETCLOCKSREQUEST']._serialized_start=1681
-  _globals['_SETCLOCKSREQUEST']._serialized_end=1761
-  _globals['_SETCLOCKSRESPONSE']._serialized_start=1763
-  _globals['_SETCLOCKSRESPONSE']._serialized_end=1812
-  _globals['_RESETCLOCKSREQUEST']._serialized_start=1814
-  _globals['_RESETCLOCKSREQUEST']._serialized_end=1874
-  _globals['_RESETCLOCKSRESPONSE']._serialized_start=1876
-  _globals['_RESETCLOCKSRESPONSE']._serialized_end=1897
-  _globals['_READENERGYREQUEST']._serialized_start=1899
-  _globals['_READENERGYREQUEST']._serialized_end=1940
-  _globals['_READENERGYRESPONSE']._serialized_start=1942
-  _globals['_READENERGYRESPONSE']._serialized_end=2024
-  _globals['_GPUAGENT']._serialized_start=2124
-  _globals['_GPUAGENT']._serialized_end=2581
+  _globals['_OPENSESSION']._serialized_start=839
+  _globals['_OPENSESSION']._serialized_end=978
+  _globals['_BEGIN']._serialized_start=981
+  _globals['_BEGIN']._serialized_end=1130
+  _globals['_END']._serialized_start=1132
+  _globals['_END']._serialized_end=1164
+  _globals['_HEARTBEAT']._serialized_start=1166
+  _globals['_HEARTBEAT']._serialized_end=1177
+  _globals['_SESSIONRESPONSE']._serialized_start=1180
+  _globals['_SESSIONRESPONSE']._serialized_end=1365
+  _globals['_SESSIONOPENED']._serialized_start=1367
+  _globals['_SESSIONOPENED']._serialized_end=1463
+  _globals['_MEASUREMENT']._serialized_start=1466
+  _globals['_MEASUREMENT']._serialized_end=1649
+  _globals['_SESSIONEVENTERROR']._serialized_start=1651
+  _globals['_SESSIONEVENTERROR']._serialized_end=1730
+  _globals['_SETCLOCKSREQUEST']._serialized_start=1732
+  _globals['_SETCLOCKSREQUEST']._serialized_end=1812
+  _globals['_SETCLOCKSRESPONSE']._serialized_start=1814
+  _globals['_SETCLOCKSRESPONSE']._serialized_end=1863
+  _globals['_RESETCLOCKSREQUEST']._serialized_start=1865
+  _globals['_RESETCLOCKSREQUEST']._serialized_end=1925
+  _globals['_RESETCLOCKSRESPONSE']._serialized_start=1927
+  _globals['_RESETCLOCKSRESPONSE']._serialized_end=1948
+  _globals['_READENERGYREQUEST']._serialized_start=1950
+  _globals['_READENERGYREQUEST']._serialized_end=1991
+  _globals['_READENERGYRESPONSE']._serialized_start=1993
+  _globals['_READENERGYRESPONSE']._serialized_end=2075
+  _globals['_GPUAGENT']._serialized_start=2175
+  _globals['_GPUAGENT']._serialized_end=2632
 # @@protoc_insertion_point(module_scope)

@@ -253,6 +253,7 @@ class OpenSession(_message.Message):
     RANK_FIELD_NUMBER: _builtins.int
     DEVICE_INDEX_FIELD_NUMBER: _builtins.int
     LEASE_TTL_S_FIELD_NUMBER: _builtins.int
+    NUM_STAGES_FIELD_NUMBER: _builtins.int
     job_id: _builtins.str
     """Job id (1-128 chars of [A-Za-z0-9._-])."""
     device_index: _builtins.int
@@ -260,6 +261,10 @@ class OpenSession(_message.Message):
     lease_ttl_s: _builtins.float
     """Lease time-to-live without traffic, seconds: 0 (= agent default, 30 s unless configured) or
     0.1 .. 86400. Granted values are capped by the agent's maximum (300 s unless configured).
+    """
+    num_stages: _builtins.int
+    """Pipeline GPUs N of the job: 0 (= not given) or 1 .. 256. Only a simulated device uses it: with
+    Begin.chunk it models virtual stage chunk × num_stages + pp_rank (interleaved 1F1B).
     """
     @_builtins.property
     def rank(self) -> _common_pb2.RankIdentity:
@@ -274,10 +279,11 @@ class OpenSession(_message.Message):
         rank: _common_pb2.RankIdentity | None = ...,
         device_index: _builtins.int = ...,
         lease_ttl_s: _builtins.float = ...,
+        num_stages: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["rank", b"rank"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["device_index", b"device_index", "job_id", b"job_id", "lease_ttl_s", b"lease_ttl_s", "rank", b"rank"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["device_index", b"device_index", "job_id", b"job_id", "lease_ttl_s", b"lease_ttl_s", "num_stages", b"num_stages", "rank", b"rank"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -294,6 +300,7 @@ class Begin(_message.Message):
     MICROBATCH_FIELD_NUMBER: _builtins.int
     FREQUENCY_MHZ_FIELD_NUMBER: _builtins.int
     T_NS_FIELD_NUMBER: _builtins.int
+    CHUNK_FIELD_NUMBER: _builtins.int
     seq: _builtins.int
     """Client sequence number: 1 .. 2^53 - 1, strictly increasing within the session."""
     instruction: _common_pb2.InstructionKind.ValueType
@@ -307,6 +314,10 @@ class Begin(_message.Message):
     1 .. 2^62 - 1. A client on the agent's host may not send a timestamp more than 1 s after the
     agent received it.
     """
+    chunk: _builtins.int
+    """Model chunk on this GPU (interleaved 1F1B; else 0): 0 .. 255, and chunk × OpenSession.num_stages
+    + pp_rank < 256 when num_stages is given. Echoed in the Measurement.
+    """
     def __init__(
         self,
         *,
@@ -315,10 +326,11 @@ class Begin(_message.Message):
         microbatch: _builtins.int = ...,
         frequency_mhz: _builtins.int = ...,
         t_ns: _builtins.int = ...,
+        chunk: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["frequency_mhz", b"frequency_mhz", "instruction", b"instruction", "microbatch", b"microbatch", "seq", b"seq", "t_ns", b"t_ns"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["chunk", b"chunk", "frequency_mhz", b"frequency_mhz", "instruction", b"instruction", "microbatch", b"microbatch", "seq", b"seq", "t_ns", b"t_ns"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -451,6 +463,7 @@ class Measurement(_message.Message):
     FREQUENCY_APPLIED_MHZ_FIELD_NUMBER: _builtins.int
     TIME_S_FIELD_NUMBER: _builtins.int
     ENERGY_J_FIELD_NUMBER: _builtins.int
+    CHUNK_FIELD_NUMBER: _builtins.int
     seq: _builtins.int
     """The seq of the Begin/End pair."""
     instruction: _common_pb2.InstructionKind.ValueType
@@ -463,6 +476,8 @@ class Measurement(_message.Message):
     """End.t_ns - Begin.t_ns, seconds."""
     energy_j: _builtins.float
     """Energy attributed to the instruction from the device counter, joules."""
+    chunk: _builtins.int
+    """The Begin's chunk."""
     def __init__(
         self,
         *,
@@ -472,10 +487,11 @@ class Measurement(_message.Message):
         frequency_applied_mhz: _builtins.int = ...,
         time_s: _builtins.float = ...,
         energy_j: _builtins.float = ...,
+        chunk: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["energy_j", b"energy_j", "frequency_applied_mhz", b"frequency_applied_mhz", "instruction", b"instruction", "microbatch", b"microbatch", "seq", b"seq", "time_s", b"time_s"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["chunk", b"chunk", "energy_j", b"energy_j", "frequency_applied_mhz", b"frequency_applied_mhz", "instruction", b"instruction", "microbatch", b"microbatch", "seq", b"seq", "time_s", b"time_s"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

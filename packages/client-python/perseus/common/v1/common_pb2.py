@@ -25,31 +25,31 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1eperseus/common/v1/common.proto\x12\x11perseus.common.v1\"O\n\x0cRankIdentity\x12\x0c\n\x04rank\x18\x01 \x01(\r\x12\x0f\n\x07\x64p_rank\x18\x02 \x01(\r\x12\x0f\n\x07pp_rank\x18\x03 \x01(\r\x12\x0f\n\x07tp_rank\x18\x04 \x01(\r\"o\n\x0cPipelineSpec\x12\x31\n\x08schedule\x18\x01 \x01(\x0e\x32\x1f.perseus.common.v1.ScheduleKind\x12\x12\n\nnum_stages\x18\x02 \x01(\r\x12\x18\n\x10num_microbatches\x18\x03 \x01(\r\"z\n\x14ScheduledInstruction\x12\x37\n\x0binstruction\x18\x01 \x01(\x0e\x32\".perseus.common.v1.InstructionKind\x12\x12\n\nmicrobatch\x18\x02 \x01(\r\x12\x15\n\rfrequency_mhz\x18\x03 \x01(\r\"\x8d\x01\n\nProfileRow\x12\r\n\x05stage\x18\x01 \x01(\r\x12\x37\n\x0binstruction\x18\x02 \x01(\x0e\x32\".perseus.common.v1.InstructionKind\x12\x15\n\rfrequency_mhz\x18\x03 \x01(\r\x12\x0e\n\x06time_s\x18\x04 \x01(\x01\x12\x10\n\x08\x65nergy_j\x18\x05 \x01(\x01\"X\n\rFrontierPoint\x12\r\n\x05index\x18\x01 \x01(\r\x12\x0e\n\x06time_s\x18\x02 \x01(\x01\x12\x10\n\x08\x65nergy_j\x18\x03 \x01(\x01\x12\x16\n\x0emodel_energy_j\x18\x04 \x01(\x01\"Y\n\tStagePlan\x12\r\n\x05stage\x18\x01 \x01(\r\x12=\n\x0cinstructions\x18\x02 \x03(\x0b\x32\'.perseus.common.v1.ScheduledInstruction\"4\n\x0e\x46ieldViolation\x12\r\n\x05\x66ield\x18\x01 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x02 \x01(\t\"c\n\x0bStreamError\x12\x0c\n\x04\x63ode\x18\x01 \x01(\x05\x12\x0f\n\x07message\x18\x02 \x01(\t\x12\x35\n\nviolations\x18\x03 \x03(\x0b\x32!.perseus.common.v1.FieldViolation*p\n\x0fInstructionKind\x12 \n\x1cINSTRUCTION_KIND_UNSPECIFIED\x10\x00\x12\x1c\n\x18INSTRUCTION_KIND_FORWARD\x10\x01\x12\x1d\n\x19INSTRUCTION_KIND_BACKWARD\x10\x02*\x82\x01\n\x0cScheduleKind\x12\x1d\n\x19SCHEDULE_KIND_UNSPECIFIED\x10\x00\x12\x16\n\x12SCHEDULE_KIND_1F1B\x10\x01\x12\x17\n\x13SCHEDULE_KIND_GPIPE\x10\x02\x12\"\n\x1eSCHEDULE_KIND_INTERLEAVED_1F1B\x10\x03\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1eperseus/common/v1/common.proto\x12\x11perseus.common.v1\"O\n\x0cRankIdentity\x12\x0c\n\x04rank\x18\x01 \x01(\r\x12\x0f\n\x07\x64p_rank\x18\x02 \x01(\r\x12\x0f\n\x07pp_rank\x18\x03 \x01(\r\x12\x0f\n\x07tp_rank\x18\x04 \x01(\r\"\x83\x01\n\x0cPipelineSpec\x12\x31\n\x08schedule\x18\x01 \x01(\x0e\x32\x1f.perseus.common.v1.ScheduleKind\x12\x12\n\nnum_stages\x18\x02 \x01(\r\x12\x18\n\x10num_microbatches\x18\x03 \x01(\r\x12\x12\n\nnum_chunks\x18\x04 \x01(\r\"\x89\x01\n\x14ScheduledInstruction\x12\x37\n\x0binstruction\x18\x01 \x01(\x0e\x32\".perseus.common.v1.InstructionKind\x12\x12\n\nmicrobatch\x18\x02 \x01(\r\x12\x15\n\rfrequency_mhz\x18\x03 \x01(\r\x12\r\n\x05\x63hunk\x18\x04 \x01(\r\"\x8d\x01\n\nProfileRow\x12\r\n\x05stage\x18\x01 \x01(\r\x12\x37\n\x0binstruction\x18\x02 \x01(\x0e\x32\".perseus.common.v1.InstructionKind\x12\x15\n\rfrequency_mhz\x18\x03 \x01(\r\x12\x0e\n\x06time_s\x18\x04 \x01(\x01\x12\x10\n\x08\x65nergy_j\x18\x05 \x01(\x01\"X\n\rFrontierPoint\x12\r\n\x05index\x18\x01 \x01(\r\x12\x0e\n\x06time_s\x18\x02 \x01(\x01\x12\x10\n\x08\x65nergy_j\x18\x03 \x01(\x01\x12\x16\n\x0emodel_energy_j\x18\x04 \x01(\x01\"Y\n\tStagePlan\x12\r\n\x05stage\x18\x01 \x01(\r\x12=\n\x0cinstructions\x18\x02 \x03(\x0b\x32\'.perseus.common.v1.ScheduledInstruction\"4\n\x0e\x46ieldViolation\x12\r\n\x05\x66ield\x18\x01 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x02 \x01(\t\"c\n\x0bStreamError\x12\x0c\n\x04\x63ode\x18\x01 \x01(\x05\x12\x0f\n\x07message\x18\x02 \x01(\t\x12\x35\n\nviolations\x18\x03 \x03(\x0b\x32!.perseus.common.v1.FieldViolation*p\n\x0fInstructionKind\x12 \n\x1cINSTRUCTION_KIND_UNSPECIFIED\x10\x00\x12\x1c\n\x18INSTRUCTION_KIND_FORWARD\x10\x01\x12\x1d\n\x19INSTRUCTION_KIND_BACKWARD\x10\x02*\x82\x01\n\x0cScheduleKind\x12\x1d\n\x19SCHEDULE_KIND_UNSPECIFIED\x10\x00\x12\x16\n\x12SCHEDULE_KIND_1F1B\x10\x01\x12\x17\n\x13SCHEDULE_KIND_GPIPE\x10\x02\x12\"\n\x1eSCHEDULE_KIND_INTERLEAVED_1F1B\x10\x03\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'perseus.common.v1.common_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_INSTRUCTIONKIND']._serialized_start=851
-  _globals['_INSTRUCTIONKIND']._serialized_end=963
-  _globals['_SCHEDULEKIND']._serialized_start=966
-  _globals['_SCHEDULEKIND']._serialized_end=1096
+  _globals['_INSTRUCTIONKIND']._serialized_start=888
+  _globals['_INSTRUCTIONKIND']._serialized_end=1000
+  _globals['_SCHEDULEKIND']._serialized_start=1003
+  _globals['_SCHEDULEKIND']._serialized_end=1133
   _globals['_RANKIDENTITY']._serialized_start=53
   _globals['_RANKIDENTITY']._serialized_end=132
-  _globals['_PIPELINESPEC']._serialized_start=134
-  _globals['_PIPELINESPEC']._serialized_end=245
-  _globals['_SCHEDULEDINSTRUCTION']._serialized_start=247
-  _globals['_SCHEDULEDINSTRUCTION']._serialized_end=369
-  _globals['_PROFILEROW']._serialized_start=372
-  _globals['_PROFILEROW']._serialized_end=513
-  _globals['_FRONTIERPOINT']._serialized_start=515
-  _globals['_FRONTIERPOINT']._serialized_end=603
-  _globals['_STAGEPLAN']._serialized_start=605
-  _globals['_STAGEPLAN']._serialized_end=694
-  _globals['_FIELDVIOLATION']._serialized_start=696
-  _globals['_FIELDVIOLATION']._serialized_end=748
-  _globals['_STREAMERROR']._serialized_start=750
-  _globals['_STREAMERROR']._serialized_end=849
+  _globals['_PIPELINESPEC']._serialized_start=135
+  _globals['_PIPELINESPEC']._serialized_end=266
+  _globals['_SCHEDULEDINSTRUCTION']._serialized_start=269
+  _globals['_SCHEDULEDINSTRUCTION']._serialized_end=406
+  _globals['_PROFILEROW']._serialized_start=409
+  _globals['_PROFILEROW']._serialized_end=550
+  _globals['_FRONTIERPOINT']._serialized_start=552
+  _globals['_FRONTIERPOINT']._serialized_end=640
+  _globals['_STAGEPLAN']._serialized_start=642
+  _globals['_STAGEPLAN']._serialized_end=731
+  _globals['_FIELDVIOLATION']._serialized_start=733
+  _globals['_FIELDVIOLATION']._serialized_end=785
+  _globals['_STREAMERROR']._serialized_start=787
+  _globals['_STREAMERROR']._serialized_end=886
 # @@protoc_insertion_point(module_scope)

@@ -6,7 +6,7 @@ Types shared by every Perseus service. Units live in field names: _mhz, _s, _j, 
 
 Limits. Every size a request can imply has one limit, the same in every service (service-kit's
 SIZE_LIMITS) and checked at every RPC that accepts it (INVALID_ARGUMENT naming the field):
-  stages 1..256; microbatches 1..4096; dp and tp degrees 1..65536; world size (stages × dp × tp)
+  stages 1..256 (virtual stages num_stages × num_chunks <= 256 too); microbatches 1..4096; dp and tp degrees 1..65536; world size (stages × dp × tp)
   <= 1,048,576; distinct clocks per job <= 1024, each 1..100000 MHz; profile rows per request
   <= 200,000; measurements per batch <= 10,000; iteration records per report <= 10,000; one
   message <= 4 MiB. Error details carry at most 20 field violations, then one "and N more".
@@ -62,7 +62,9 @@ class _ScheduleKindEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Schedule
     SCHEDULE_KIND_GPIPE: _ScheduleKind.ValueType  # 2
     """GPipe: all forwards, then all backwards."""
     SCHEDULE_KIND_INTERLEAVED_1F1B: _ScheduleKind.ValueType  # 3
-    """Interleaved 1F1B (virtual stages). Reserved: servers answer INVALID_ARGUMENT until supported."""
+    """Megatron-LM's interleaved 1F1B (virtual pipeline stages): each GPU holds PipelineSpec.num_chunks
+    model chunks; virtual stage c·N + r is chunk c of GPU r. M must be a multiple of N.
+    """
 
 class ScheduleKind(_ScheduleKind, metaclass=_ScheduleKindEnumTypeWrapper):
     """The pipeline schedule; decides the order of instructions on each stage (docs/architecture.md §4.2)."""
@@ -73,7 +75,9 @@ SCHEDULE_KIND_1F1B: ScheduleKind.ValueType  # 1
 SCHEDULE_KIND_GPIPE: ScheduleKind.ValueType  # 2
 """GPipe: all forwards, then all backwards."""
 SCHEDULE_KIND_INTERLEAVED_1F1B: ScheduleKind.ValueType  # 3
-"""Interleaved 1F1B (virtual stages). Reserved: servers answer INVALID_ARGUMENT until supported."""
+"""Megatron-LM's interleaved 1F1B (virtual pipeline stages): each GPU holds PipelineSpec.num_chunks
+model chunks; virtual stage c·N + r is chunk c of GPU r. M must be a multiple of N.
+"""
 Global___ScheduleKind: _TypeAlias = ScheduleKind  # noqa: Y015
 
 @_typing.final
@@ -119,22 +123,29 @@ class PipelineSpec(_message.Message):
     SCHEDULE_FIELD_NUMBER: _builtins.int
     NUM_STAGES_FIELD_NUMBER: _builtins.int
     NUM_MICROBATCHES_FIELD_NUMBER: _builtins.int
+    NUM_CHUNKS_FIELD_NUMBER: _builtins.int
     schedule: Global___ScheduleKind.ValueType
     """Schedule kind; UNSPECIFIED is rejected."""
     num_stages: _builtins.int
     """Number of pipeline stages N (1..256)."""
     num_microbatches: _builtins.int
-    """Number of microbatches M per iteration (1..4096)."""
+    """Number of microbatches M per iteration (1..4096). A multiple of num_stages for interleaved 1F1B."""
+    num_chunks: _builtins.int
+    """Model chunks per GPU V (Megatron-LM's virtual pipeline size). Interleaved 1F1B: 2..256 with
+    num_stages × num_chunks <= 256 (the profile then has that many virtual stages). Other
+    schedules: 0 or 1 (0 = 1).
+    """
     def __init__(
         self,
         *,
         schedule: Global___ScheduleKind.ValueType = ...,
         num_stages: _builtins.int = ...,
         num_microbatches: _builtins.int = ...,
+        num_chunks: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["num_microbatches", b"num_microbatches", "num_stages", b"num_stages", "schedule", b"schedule"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["num_chunks", b"num_chunks", "num_microbatches", b"num_microbatches", "num_stages", b"num_stages", "schedule", b"schedule"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -149,22 +160,26 @@ class ScheduledInstruction(_message.Message):
     INSTRUCTION_FIELD_NUMBER: _builtins.int
     MICROBATCH_FIELD_NUMBER: _builtins.int
     FREQUENCY_MHZ_FIELD_NUMBER: _builtins.int
+    CHUNK_FIELD_NUMBER: _builtins.int
     instruction: Global___InstructionKind.ValueType
     """Forward or backward."""
     microbatch: _builtins.int
     """Microbatch index in [0, M)."""
     frequency_mhz: _builtins.int
     """SM clock to lock while the instruction runs, MHz. 0 = leave the device at its default clock."""
+    chunk: _builtins.int
+    """Model chunk the instruction runs on this GPU, in [0, num_chunks) (interleaved 1F1B; 0 otherwise)."""
     def __init__(
         self,
         *,
         instruction: Global___InstructionKind.ValueType = ...,
         microbatch: _builtins.int = ...,
         frequency_mhz: _builtins.int = ...,
+        chunk: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["frequency_mhz", b"frequency_mhz", "instruction", b"instruction", "microbatch", b"microbatch"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["chunk", b"chunk", "frequency_mhz", b"frequency_mhz", "instruction", b"instruction", "microbatch", b"microbatch"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -182,7 +197,7 @@ class ProfileRow(_message.Message):
     TIME_S_FIELD_NUMBER: _builtins.int
     ENERGY_J_FIELD_NUMBER: _builtins.int
     stage: _builtins.int
-    """Pipeline stage."""
+    """Pipeline stage; with interleaved 1F1B the virtual stage c·N + r (chunk c of GPU r)."""
     instruction: Global___InstructionKind.ValueType
     """Forward or backward."""
     frequency_mhz: _builtins.int
@@ -251,10 +266,10 @@ class StagePlan(_message.Message):
     STAGE_FIELD_NUMBER: _builtins.int
     INSTRUCTIONS_FIELD_NUMBER: _builtins.int
     stage: _builtins.int
-    """Pipeline stage."""
+    """Pipeline stage (the GPU r; with interleaved 1F1B every chunk of it)."""
     @_builtins.property
     def instructions(self) -> _containers.RepeatedCompositeFieldContainer[Global___ScheduledInstruction]:
-        """Instructions in schedule order."""
+        """Instructions in schedule order (each with its chunk under interleaved 1F1B)."""
 
     def __init__(
         self,

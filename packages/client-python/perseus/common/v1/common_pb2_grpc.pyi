@@ -6,7 +6,7 @@ Types shared by every Perseus service. Units live in field names: _mhz, _s, _j, 
 
 Limits. Every size a request can imply has one limit, the same in every service (service-kit's
 SIZE_LIMITS) and checked at every RPC that accepts it (INVALID_ARGUMENT naming the field):
-  stages 1..256; microbatches 1..4096; dp and tp degrees 1..65536; world size (stages × dp × tp)
+  stages 1..256 (virtual stages num_stages × num_chunks <= 256 too); microbatches 1..4096; dp and tp degrees 1..65536; world size (stages × dp × tp)
   <= 1,048,576; distinct clocks per job <= 1024, each 1..100000 MHz; profile rows per request
   <= 200,000; measurements per batch <= 10,000; iteration records per report <= 10,000; one
   message <= 4 MiB. Error details carry at most 20 field violations, then one "and N more".

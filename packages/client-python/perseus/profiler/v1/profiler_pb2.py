@@ -26,51 +26,51 @@ _sym_db = _symbol_database.Default()
 from perseus.common.v1 import common_pb2 as perseus_dot_common_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\"perseus/profiler/v1/profiler.proto\x12\x13perseus.profiler.v1\x1a\x1eperseus/common/v1/common.proto\"\xa0\x01\n\x12RegisterJobRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x31\n\x08pipeline\x18\x02 \x01(\x0b\x32\x1f.perseus.common.v1.PipelineSpec\x12\x11\n\tdp_degree\x18\x03 \x01(\r\x12\x11\n\ttp_degree\x18\x04 \x01(\r\x12!\n\x19supported_frequencies_mhz\x18\x05 \x03(\r\"&\n\x13RegisterJobResponse\x12\x0f\n\x07\x63reated\x18\x01 \x01(\x08\"\xe0\x01\n\x16InstructionMeasurement\x12-\n\x04rank\x18\x01 \x01(\x0b\x32\x1f.perseus.common.v1.RankIdentity\x12\x37\n\x0binstruction\x18\x02 \x01(\x0e\x32\".perseus.common.v1.InstructionKind\x12\x12\n\nmicrobatch\x18\x03 \x01(\r\x12\x15\n\rfrequency_mhz\x18\x04 \x01(\r\x12\x0e\n\x06time_s\x18\x05 \x01(\x01\x12\x10\n\x08\x65nergy_j\x18\x06 \x01(\x01\x12\x11\n\titeration\x18\x07 \x01(\x04\"w\n\x10MeasurementBatch\x12\x10\n\x08\x62\x61tch_id\x18\x01 \x01(\t\x12\x0e\n\x06job_id\x18\x02 \x01(\t\x12\x41\n\x0cmeasurements\x18\x03 \x03(\x0b\x32+.perseus.profiler.v1.InstructionMeasurement\"t\n\x08\x42\x61tchAck\x12\x10\n\x08\x62\x61tch_id\x18\x01 \x01(\t\x12\x14\n\x0cstored_count\x18\x02 \x01(\r\x12\x11\n\tduplicate\x18\x03 \x01(\x08\x12-\n\x05\x65rror\x18\x04 \x01(\x0b\x32\x1e.perseus.common.v1.StreamError\"u\n\x0fIterationRecord\x12-\n\x04rank\x18\x01 \x01(\x0b\x32\x1f.perseus.common.v1.RankIdentity\x12\x11\n\titeration\x18\x02 \x01(\x04\x12\x0e\n\x06time_s\x18\x03 \x01(\x01\x12\x10\n\x08\x65nergy_j\x18\x04 \x01(\x01\"c\n\x17ReportIterationsRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x38\n\niterations\x18\x02 \x03(\x0b\x32$.perseus.profiler.v1.IterationRecord\"0\n\x18ReportIterationsResponse\x12\x14\n\x0cstored_count\x18\x01 \x01(\r\"u\n\x11GetProfileRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x11\n\tmin_count\x18\x02 \x01(\r\x12\x14\n\x07\x64p_rank\x18\x03 \x01(\rH\x00\x88\x01\x01\x12\x1b\n\x13max_relative_stderr\x18\x04 \x01(\x01\x42\n\n\x08_dp_rank\"\x9a\x02\n\x0bProfileCell\x12\r\n\x05stage\x18\x01 \x01(\r\x12\x37\n\x0binstruction\x18\x02 \x01(\x0e\x32\".perseus.common.v1.InstructionKind\x12\x15\n\rfrequency_mhz\x18\x03 \x01(\r\x12\r\n\x05\x63ount\x18\x04 \x01(\r\x12\x11\n\traw_count\x18\x05 \x01(\r\x12\x13\n\x0btime_mean_s\x18\x06 \x01(\x01\x12\x15\n\rtime_stddev_s\x18\x07 \x01(\x01\x12\x15\n\rtime_robust_s\x18\x08 \x01(\x01\x12\x15\n\renergy_mean_j\x18\t \x01(\x01\x12\x17\n\x0f\x65nergy_stddev_j\x18\n \x01(\x01\x12\x17\n\x0f\x65nergy_robust_j\x18\x0b \x01(\x01\"E\n\x12GetProfileResponse\x12/\n\x05\x63\x65lls\x18\x01 \x03(\x0b\x32 .perseus.profiler.v1.ProfileCell\"7\n\x12GetCoverageRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x11\n\tmin_count\x18\x02 \x01(\r\"\x99\x01\n\rCoverageEntry\x12\r\n\x05stage\x18\x01 \x01(\r\x12\x37\n\x0binstruction\x18\x02 \x01(\x0e\x32\".perseus.common.v1.InstructionKind\x12\x1f\n\x17\x63overed_frequencies_mhz\x18\x03 \x03(\r\x12\x1f\n\x17missing_frequencies_mhz\x18\x04 \x03(\r\"\\\n\x13GetCoverageResponse\x12\x33\n\x07\x65ntries\x18\x01 \x03(\x0b\x32\".perseus.profiler.v1.CoverageEntry\x12\x10\n\x08\x63omplete\x18\x02 \x01(\x08\"g\n\x14ImportProfileRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x32\n\x06\x66ormat\x18\x02 \x01(\x0e\x32\".perseus.profiler.v1.ProfileFormat\x12\x0b\n\x03\x63sv\x18\x03 \x01(\t\"*\n\x15ImportProfileResponse\x12\x11\n\trow_count\x18\x01 \x01(\r\"m\n\x14\x45xportProfileRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x32\n\x06\x66ormat\x18\x02 \x01(\x0e\x32\".perseus.profiler.v1.ProfileFormat\x12\x11\n\tmin_count\x18\x03 \x01(\r\"$\n\x15\x45xportProfileResponse\x12\x0b\n\x03\x63sv\x18\x01 \x01(\t*b\n\rProfileFormat\x12\x1e\n\x1aPROFILE_FORMAT_UNSPECIFIED\x10\x00\x12\x18\n\x14PROFILE_FORMAT_STAGE\x10\x01\x12\x17\n\x13PROFILE_FORMAT_RANK\x10\x02\x32\xce\x05\n\x08Profiler\x12`\n\x0bRegisterJob\x12\'.perseus.profiler.v1.RegisterJobRequest\x1a(.perseus.profiler.v1.RegisterJobResponse\x12^\n\x12ReportMeasurements\x12%.perseus.profiler.v1.MeasurementBatch\x1a\x1d.perseus.profiler.v1.BatchAck(\x01\x30\x01\x12o\n\x10ReportIterations\x12,.perseus.profiler.v1.ReportIterationsRequest\x1a-.perseus.profiler.v1.ReportIterationsResponse\x12]\n\nGetProfile\x12&.perseus.profiler.v1.GetProfileRequest\x1a\'.perseus.profiler.v1.GetProfileResponse\x12`\n\x0bGetCoverage\x12\'.perseus.profiler.v1.GetCoverageRequest\x1a(.perseus.profiler.v1.GetCoverageResponse\x12\x66\n\rImportProfile\x12).perseus.profiler.v1.ImportProfileRequest\x1a*.perseus.profiler.v1.ImportProfileResponse\x12\x66\n\rExportProfile\x12).perseus.profiler.v1.ExportProfileRequest\x1a*.perseus.profiler.v1.ExportProfileResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\"perseus/profiler/v1/profiler.proto\x12\x13perseus.profiler.v1\x1a\x1eperseus/common/v1/common.proto\"\xa0\x01\n\x12RegisterJobRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x31\n\x08pipeline\x18\x02 \x01(\x0b\x32\x1f.perseus.common.v1.PipelineSpec\x12\x11\n\tdp_degree\x18\x03 \x01(\r\x12\x11\n\ttp_degree\x18\x04 \x01(\r\x12!\n\x19supported_frequencies_mhz\x18\x05 \x03(\r\"&\n\x13RegisterJobResponse\x12\x0f\n\x07\x63reated\x18\x01 \x01(\x08\"\xef\x01\n\x16InstructionMeasurement\x12-\n\x04rank\x18\x01 \x01(\x0b\x32\x1f.perseus.common.v1.RankIdentity\x12\x37\n\x0binstruction\x18\x02 \x01(\x0e\x32\".perseus.common.v1.InstructionKind\x12\x12\n\nmicrobatch\x18\x03 \x01(\r\x12\x15\n\rfrequency_mhz\x18\x04 \x01(\r\x12\x0e\n\x06time_s\x18\x05 \x01(\x01\x12\x10\n\x08\x65nergy_j\x18\x06 \x01(\x01\x12\x11\n\titeration\x18\x07 \x01(\x04\x12\r\n\x05\x63hunk\x18\x08 \x01(\r\"w\n\x10MeasurementBatch\x12\x10\n\x08\x62\x61tch_id\x18\x01 \x01(\t\x12\x0e\n\x06job_id\x18\x02 \x01(\t\x12\x41\n\x0cmeasurements\x18\x03 \x03(\x0b\x32+.perseus.profiler.v1.InstructionMeasurement\"t\n\x08\x42\x61tchAck\x12\x10\n\x08\x62\x61tch_id\x18\x01 \x01(\t\x12\x14\n\x0cstored_count\x18\x02 \x01(\r\x12\x11\n\tduplicate\x18\x03 \x01(\x08\x12-\n\x05\x65rror\x18\x04 \x01(\x0b\x32\x1e.perseus.common.v1.StreamError\"u\n\x0fIterationRecord\x12-\n\x04rank\x18\x01 \x01(\x0b\x32\x1f.perseus.common.v1.RankIdentity\x12\x11\n\titeration\x18\x02 \x01(\x04\x12\x0e\n\x06time_s\x18\x03 \x01(\x01\x12\x10\n\x08\x65nergy_j\x18\x04 \x01(\x01\"c\n\x17ReportIterationsRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x38\n\niterations\x18\x02 \x03(\x0b\x32$.perseus.profiler.v1.IterationRecord\"0\n\x18ReportIterationsResponse\x12\x14\n\x0cstored_count\x18\x01 \x01(\r\"u\n\x11GetProfileRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x11\n\tmin_count\x18\x02 \x01(\r\x12\x14\n\x07\x64p_rank\x18\x03 \x01(\rH\x00\x88\x01\x01\x12\x1b\n\x13max_relative_stderr\x18\x04 \x01(\x01\x42\n\n\x08_dp_rank\"\x9a\x02\n\x0bProfileCell\x12\r\n\x05stage\x18\x01 \x01(\r\x12\x37\n\x0binstruction\x18\x02 \x01(\x0e\x32\".perseus.common.v1.InstructionKind\x12\x15\n\rfrequency_mhz\x18\x03 \x01(\r\x12\r\n\x05\x63ount\x18\x04 \x01(\r\x12\x11\n\traw_count\x18\x05 \x01(\r\x12\x13\n\x0btime_mean_s\x18\x06 \x01(\x01\x12\x15\n\rtime_stddev_s\x18\x07 \x01(\x01\x12\x15\n\rtime_robust_s\x18\x08 \x01(\x01\x12\x15\n\renergy_mean_j\x18\t \x01(\x01\x12\x17\n\x0f\x65nergy_stddev_j\x18\n \x01(\x01\x12\x17\n\x0f\x65nergy_robust_j\x18\x0b \x01(\x01\"E\n\x12GetProfileResponse\x12/\n\x05\x63\x65lls\x18\x01 \x03(\x0b\x32 .perseus.profiler.v1.ProfileCell\"7\n\x12GetCoverageRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x11\n\tmin_count\x18\x02 \x01(\r\"\x99\x01\n\rCoverageEntry\x12\r\n\x05stage\x18\x01 \x01(\r\x12\x37\n\x0binstruction\x18\x02 \x01(\x0e\x32\".perseus.common.v1.InstructionKind\x12\x1f\n\x17\x63overed_frequencies_mhz\x18\x03 \x03(\r\x12\x1f\n\x17missing_frequencies_mhz\x18\x04 \x03(\r\"\\\n\x13GetCoverageResponse\x12\x33\n\x07\x65ntries\x18\x01 \x03(\x0b\x32\".perseus.profiler.v1.CoverageEntry\x12\x10\n\x08\x63omplete\x18\x02 \x01(\x08\"g\n\x14ImportProfileRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x32\n\x06\x66ormat\x18\x02 \x01(\x0e\x32\".perseus.profiler.v1.ProfileFormat\x12\x0b\n\x03\x63sv\x18\x03 \x01(\t\"*\n\x15ImportProfileResponse\x12\x11\n\trow_count\x18\x01 \x01(\r\"m\n\x14\x45xportProfileRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x32\n\x06\x66ormat\x18\x02 \x01(\x0e\x32\".perseus.profiler.v1.ProfileFormat\x12\x11\n\tmin_count\x18\x03 \x01(\r\"$\n\x15\x45xportProfileResponse\x12\x0b\n\x03\x63sv\x18\x01 \x01(\t*b\n\rProfileFormat\x12\x1e\n\x1aPROFILE_FORMAT_UNSPECIFIED\x10\x00\x12\x18\n\x14PROFILE_FORMAT_STAGE\x10\x01\x12\x17\n\x13PROFILE_FORMAT_RANK\x10\x02\x32\xce\x05\n\x08Profiler\x12`\n\x0bRegisterJob\x12\'.perseus.profiler.v1.RegisterJobRequest\x1a(.perseus.profiler.v1.RegisterJobResponse\x12^\n\x12ReportMeasurements\x12%.perseus.profiler.v1.MeasurementBatch\x1a\x1d.perseus.profiler.v1.BatchAck(\x01\x30\x01\x12o\n\x10ReportIterations\x12,.perseus.profiler.v1.ReportIterationsRequest\x1a-.perseus.profiler.v1.ReportIterationsResponse\x12]\n\nGetProfile\x12&.perseus.profiler.v1.GetProfileRequest\x1a\'.perseus.profiler.v1.GetProfileResponse\x12`\n\x0bGetCoverage\x12\'.perseus.profiler.v1.GetCoverageRequest\x1a(.perseus.profiler.v1.GetCoverageResponse\x12\x66\n\rImportProfile\x12).perseus.profiler.v1.ImportProfileRequest\x1a*.perseus.profiler.v1.ImportProfileResponse\x12\x66\n\rExportProfile\x12).perseus.profiler.v1.ExportProfileRequest\x1a*.perseus.profiler.v1.ExportProfileResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'perseus.profiler.v1.profiler_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_PROFILEFORMAT']._serialized_start=2110
-  _globals['_PROFILEFORMAT']._serialized_end=2208
+  _globals['_PROFILEFORMAT']._serialized_start=2125
+  _globals['_PROFILEFORMAT']._serialized_end=2223
   _globals['_REGISTERJOBREQUEST']._serialized_start=92
   _globals['_REGISTERJOBREQUEST']._serialized_end=252
   _globals['_REGISTERJOBRESPONSE']._serialized_start=254
   _globals['_REGISTERJOBRESPONSE']._serialized_end=292
   _globals['_INSTRUCTIONMEASUREMENT']._serialized_start=295
-  _globals['_INSTRUCTIONMEASUREMENT']._serialized_end=519
-  _globals['_MEASUREMENTBATCH']._serialized_start=521
-  _globals['_MEASUREMENTBATCH']._serialized_end=640
-  _globals['_BATCHACK']._serialized_start=642
-  _globals['_BATCHACK']._serialized_end=758
-  _globals['_ITERATIONRECORD']._serialized_start=760
-  _globals['_ITERATIONRECORD']._serialized_end=877
-  _globals['_REPORTITERATIONSREQUEST']._serialized_start=879
-  _globals['_REPORTITERATIONSREQUEST']._serialized_end=978
-  _globals['_REPORTITERATIONSRESPONSE']._serialized_start=980
-  _globals['_REPORTITERATIONSRESPONSE']._serialized_end=1028
-  _globals['_GETPROFILEREQUEST']._serialized_start=1030
-  _globals['_GETPROFILEREQUEST']._serialized_end=1147
-  _globals['_PROFILECELL']._serialized_start=1150
-  _globals['_PROFILECELL']._serialized_end=1432
-  _globals['_GETPROFILERESPONSE']._serialized_start=1434
-  _globals['_GETPROFILERESPONSE']._serialized_end=1503
-  _globals['_GETCOVERAGEREQUEST']._serialized_start=1505
-  _globals['_GETCOVERAGEREQUEST']._serialized_end=1560
-  _globals['_COVERAGEENTRY']._serialized_start=1563
-  _globals['_COVERAGEENTRY']._serialized_end=1716
-  _globals['_GETCOVERAGERESPONSE']._serialized_start=1718
-  _globals['_GETCOVERAGERESPONSE']._serialized_end=1810
-  _globals['_IMPORTPROFILEREQUEST']._serialized_start=1812
-  _globals['_IMPORTPROFILEREQUEST']._serialized_end=1915
-  _globals['_IMPORTPROFILERESPONSE']._serialized_start=1917
-  _globals['_IMPORTPROFILERESPONSE']._serialized_end=1959
-  _globals['_EXPORTPROFILEREQUEST']._serialized_start=1961
-  _globals['_EXPORTPROFILEREQUEST']._serialized_end=2070
-  _globals['_EXPORTPROFILERESPONSE']._serialized_start=2072
-  _globals['_EXPORTPROFILERESPONSE']._serialized_end=2108
-  _globals['_PROFILER']._serialized_start=2211
-  _globals['_PROFILER']._serialized_end=2929
+  _globals['_INSTRUCTIONMEASUREMENT']._serialized_end=534
+  _globals['_MEASUREMENTBATCH']._serialized_start=536
+  _globals['_MEASUREMENTBATCH']._serialized_end=655
+  _globals['_BATCHACK']._serialized_start=657
+  _globals['_BATCHACK']._serialized_end=773
+  _globals['_ITERATIONRECORD']._serialized_start=775
+  _globals['_ITERATIONRECORD']._serialized_end=892
+  _globals['_REPORTITERATIONSREQUEST']._serialized_start=894
+  _globals['_REPORTITERATIONSREQUEST']._serialized_end=993
+  _globals['_REPORTITERATIONSRESPONSE']._serialized_start=995
+  _globals['_REPORTITERATIONSRESPONSE']._serialized_end=1043
+  _globals['_GETPROFILEREQUEST']._serialized_start=1045
+  _globals['_GETPROFILEREQUEST']._serialized_end=1162
+  _globals['_PROFILECELL']._serialized_start=1165
+  _globals['_PROFILECELL']._serialized_end=1447
+  _globals['_GETPROFILERESPONSE']._serialized_start=1449
+  _globals['_GETPROFILERESPONSE']._serialized_end=1518
+  _globals['_GETCOVERAGEREQUEST']._serialized_start=1520
+  _globals['_GETCOVERAGEREQUEST']._serialized_end=1575
+  _globals['_COVERAGEENTRY']._serialized_start=1578
+  _globals['_COVERAGEENTRY']._serialized_end=1731
+  _globals['_GETCOVERAGERESPONSE']._serialized_start=1733
+  _globals['_GETCOVERAGERESPONSE']._serialized_end=1825
+  _globals['_IMPORTPROFILEREQUEST']._serialized_start=1827
+  _globals['_IMPORTPROFILEREQUEST']._serialized_end=1930
+  _globals['_IMPORTPROFILERESPONSE']._serialized_start=1932
+  _globals['_IMPORTPROFILERESPONSE']._serialized_end=1974
+  _globals['_EXPORTPROFILEREQUEST']._serialized_start=1976
+  _globals['_EXPORTPROFILEREQUEST']._serialized_end=2085
+  _globals['_EXPORTPROFILERESPONSE']._serialized_start=2087
+  _globals['_EXPORTPROFILERESPONSE']._serialized_end=2123
+  _globals['_PROFILER']._serialized_start=2226
+  _globals['_PROFILER']._serialized_end=2944
 # @@protoc_insertion_point(module_scope)

@@ -120,6 +120,7 @@ class InstructionMeasurement(_message.Message):
     TIME_S_FIELD_NUMBER: _builtins.int
     ENERGY_J_FIELD_NUMBER: _builtins.int
     ITERATION_FIELD_NUMBER: _builtins.int
+    CHUNK_FIELD_NUMBER: _builtins.int
     instruction: _common_pb2.InstructionKind.ValueType
     """Forward or backward."""
     microbatch: _builtins.int
@@ -132,6 +133,10 @@ class InstructionMeasurement(_message.Message):
     """Energy, joules (finite, >= 0)."""
     iteration: _builtins.int
     """Training iteration the instruction belongs to."""
+    chunk: _builtins.int
+    """Model chunk on the rank's GPU (interleaved 1F1B: < the job's num_chunks; else 0). The
+    measurement counts for virtual stage chunk × num_stages + pp_rank.
+    """
     @_builtins.property
     def rank(self) -> _common_pb2.RankIdentity:
         """Who measured it."""
@@ -146,10 +151,11 @@ class InstructionMeasurement(_message.Message):
         time_s: _builtins.float = ...,
         energy_j: _builtins.float = ...,
         iteration: _builtins.int = ...,
+        chunk: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["rank", b"rank"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["energy_j", b"energy_j", "frequency_mhz", b"frequency_mhz", "instruction", b"instruction", "iteration", b"iteration", "microbatch", b"microbatch", "rank", b"rank", "time_s", b"time_s"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["chunk", b"chunk", "energy_j", b"energy_j", "frequency_mhz", b"frequency_mhz", "instruction", b"instruction", "iteration", b"iteration", "microbatch", b"microbatch", "rank", b"rank", "time_s", b"time_s"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -363,7 +369,7 @@ class ProfileCell(_message.Message):
     ENERGY_STDDEV_J_FIELD_NUMBER: _builtins.int
     ENERGY_ROBUST_J_FIELD_NUMBER: _builtins.int
     stage: _builtins.int
-    """Pipeline stage."""
+    """Pipeline stage; with interleaved 1F1B the virtual stage chunk × num_stages + pp_rank."""
     instruction: _common_pb2.InstructionKind.ValueType
     """Forward or backward."""
     frequency_mhz: _builtins.int
@@ -464,7 +470,7 @@ class CoverageEntry(_message.Message):
     COVERED_FREQUENCIES_MHZ_FIELD_NUMBER: _builtins.int
     MISSING_FREQUENCIES_MHZ_FIELD_NUMBER: _builtins.int
     stage: _builtins.int
-    """Pipeline stage."""
+    """Pipeline stage (virtual stage with interleaved 1F1B, as in ProfileCell)."""
     instruction: _common_pb2.InstructionKind.ValueType
     """Forward or backward."""
     @_builtins.property

@@ -10,6 +10,7 @@ export interface Begin {
   'microbatch'?: (number);
   'frequency_mhz'?: (number);
   't_ns'?: (number | string | Long);
+  'chunk'?: (number);
 }
 
 export interface Begin__Output {
@@ -18,4 +19,5 @@ export interface Begin__Output {
   'microbatch': (number);
   'frequency_mhz': (number);
   't_ns': (string);
+  'chunk': (number);
 }

@@ -11,6 +11,7 @@ export interface Measurement {
   'frequency_applied_mhz'?: (number);
   'time_s'?: (number | string);
   'energy_j'?: (number | string);
+  'chunk'?: (number);
 }
 
 export interface Measurement__Output {
@@ -20,4 +21,5 @@ export interface Measurement__Output {
   'frequency_applied_mhz': (number);
   'time_s': (number);
   'energy_j': (number);
+  'chunk': (number);
 }

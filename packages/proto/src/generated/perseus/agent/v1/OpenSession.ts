@@ -8,6 +8,7 @@ export interface OpenSession {
   'rank'?: (_perseus_common_v1_RankIdentity | null);
   'device_index'?: (number);
   'lease_ttl_s'?: (number | string);
+  'num_stages'?: (number);
 }
 
 export interface OpenSession__Output {
@@ -15,4 +16,5 @@ export interface OpenSession__Output {
   'rank': (_perseus_common_v1_RankIdentity__Output | null);
   'device_index': (number);
   'lease_ttl_s': (number);
+  'num_stages': (number);
 }

@@ -7,10 +7,12 @@ export interface PipelineSpec {
   'schedule'?: (_perseus_common_v1_ScheduleKind);
   'num_stages'?: (number);
   'num_microbatches'?: (number);
+  'num_chunks'?: (number);
 }
 
 export interface PipelineSpec__Output {
   'schedule': (_perseus_common_v1_ScheduleKind__Output);
   'num_stages': (number);
   'num_microbatches': (number);
+  'num_chunks': (number);
 }

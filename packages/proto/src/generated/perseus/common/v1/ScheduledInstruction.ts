@@ -7,10 +7,12 @@ export interface ScheduledInstruction {
   'instruction'?: (_perseus_common_v1_InstructionKind);
   'microbatch'?: (number);
   'frequency_mhz'?: (number);
+  'chunk'?: (number);
 }
 
 export interface ScheduledInstruction__Output {
   'instruction': (_perseus_common_v1_InstructionKind__Output);
   'microbatch': (number);
   'frequency_mhz': (number);
+  'chunk': (number);
 }

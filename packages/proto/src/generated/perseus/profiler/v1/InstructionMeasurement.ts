@@ -13,6 +13,7 @@ export interface InstructionMeasurement {
   'time_s'?: (number | string);
   'energy_j'?: (number | string);
   'iteration'?: (number | string | Long);
+  'chunk'?: (number);
 }
 
 export interface InstructionMeasurement__Output {
@@ -23,4 +24,5 @@ export interface InstructionMeasurement__Output {
   'time_s': (number);
   'energy_j': (number);
   'iteration': (string);
+  'chunk': (number);
 }
