@@ -1,5 +1,6 @@
 import { Command } from 'commander';
 import { PERSEUS_VERSION } from '@perseus/service-kit';
+import { registerAgentCommand } from './commands/agent';
 import { registerJobsCommand } from './commands/jobs';
 import { registerPolicyCommand } from './commands/policy';
 import { isMissingRolePackage, registerServeCommand } from './commands/serve';
@@ -31,6 +32,7 @@ export async function main(argv: string[]): Promise<void> {
   registerJobsCommand(program);
   registerPolicyCommand(program);
   registerStragglerCommand(program);
+  registerAgentCommand(program);
   // frontier export draws with the optimizer's charts (and Vega): like demo and plan above.
   await registerIfInstalled(
     program,

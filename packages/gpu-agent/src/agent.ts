@@ -1,5 +1,5 @@
 import type { Logger } from '@perseus/service-kit';
-import { UnavailableError, ValidationError } from '@perseus/service-kit';
+import { AbortedError, UnavailableError, ValidationError } from '@perseus/service-kit';
 import type { AuditLog, Caller } from './audit';
 import type { DeviceInfo, GpuBackend } from './backend';
 import { isUnsupportedDriverError } from './backend';
@@ -13,7 +13,9 @@ import type { SessionSink } from './session';
 import { Session } from './session';
 import type { StateFile } from './state-file';
 import type {
+  AdminResetValue,
   OpenSessionValue,
+  RankIdentityValue,
   ReadEnergyValue,
   ResetClocksValue,
   SetClocksValue,
@@ -33,6 +35,22 @@ export interface AgentCoreOptions {
   driverQueueMax?: number;
   /** Monotonic clock, ns (same clock as the clients' CLOCK_MONOTONIC on this host). */
   clockNs?: () => bigint;
+}
+
+/** The outcome of one device's AdminReset. */
+export interface AdminResetResult {
+  index: number;
+  /** The lease the reset ended, if the device was leased. */
+  endedLease: { jobId: string; rank: RankIdentityValue } | undefined;
+  /** "ok" or the driver errors (including a clock that could not be read back). */
+  result: string;
+  /** SM clock locked after the reset, MHz (0 = default clocks, or unreadable: see `result`). */
+  lockedSmClockMhz: number;
+}
+
+/** Whether a lease's job id is `jobId` or one of its steps (`<jobId>.<step>`: Slurm's slurm-42.0). */
+export function jobMatches(leaseJobId: string, jobId: string): boolean {
+  return leaseJobId === jobId || leaseJobId.startsWith(`${jobId}.`);
 }
 
 /** Counters the metrics endpoint exposes. */
@@ -278,6 +296,63 @@ export class GpuAgentCore {
         s.appliedSmClockMhz = 0;
       },
       `driver refused the reset of device ${s.info.index}`,
+    );
+  }
+
+  /**
+   * The privileged reset (the caller was authorised as admin): ends the session of every chosen
+   * device that is leased (its client gets ABORTED), then resets SM clock, memory clock and power
+   * limit as at startup, and reads the clock back. A job's devices are those it leases now plus
+   * those the state file still marks dirty for it (a reset that failed, or one still running after
+   * its client died: the new reset queues behind it on the device's worker).
+   */
+  async adminReset(req: AdminResetValue, caller: Caller): Promise<AdminResetResult[]> {
+    if (this.closing) throw new UnavailableError('agent is shutting down; it resets every device');
+    const t = req.target;
+    const chosen = this.slots.filter((s) => {
+      switch (t.kind) {
+        case 'all':
+          return true;
+        case 'devices':
+          return t.indices.includes(s.info.index);
+        case 'job': {
+          if (s.lease !== undefined) return jobMatches(s.lease.jobId, t.jobId);
+          const persisted = this.stateFile.device(s.info.index);
+          return persisted.dirty && persisted.lease !== undefined
+            ? jobMatches(persisted.lease.jobId, t.jobId)
+            : false;
+        }
+      }
+    });
+    const what = t.kind === 'job' ? `job ${t.jobId}` : t.kind === 'devices' ? 'devices' : 'all';
+    const why = `admin reset (${what})${req.reason === '' ? '' : `: ${req.reason}`}`;
+    return Promise.all(
+      chosen.map(async (s): Promise<AdminResetResult> => {
+        const held = s.lease;
+        if (held?.session)
+          await held.session.close(why, new AbortedError(`device ${s.info.index}: ${why}`));
+        let result = await this.resetter.reset(s, true);
+        let locked = 0;
+        try {
+          locked = await s.worker.run(() => this.backend.readLockedSmClockMhz(s.info.index));
+        } catch (err) {
+          const text = `cannot read the clock back: ${err instanceof Error ? err.message : String(err)}`;
+          result = result === 'ok' ? `error: ${text}` : `${result}; ${text}`;
+        }
+        this.audit.record({
+          who: leaseCaller(caller, held),
+          device: s.info.index,
+          action: 'reset.admin',
+          value: why,
+          result,
+        });
+        return {
+          index: s.info.index,
+          endedLease: held && { jobId: held.jobId, rank: held.rank },
+          result,
+          lockedSmClockMhz: locked,
+        };
+      }),
     );
   }
 

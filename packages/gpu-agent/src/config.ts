@@ -56,6 +56,11 @@ export interface AgentOptions {
    * (PERSEUS_AGENT_ALLOW_INSECURE_LOOPBACK).
    */
   allowInsecureLoopback: boolean | undefined;
+  /**
+   * Uids whose processes may call AdminReset on the Unix socket without a token (SO_PEERCRED).
+   * Default root and the agent's own uid (PERSEUS_AGENT_ADMIN_UIDS, comma-separated).
+   */
+  adminUids: number[];
   /** Audit log file (JSON lines); empty = service log only (PERSEUS_AGENT_AUDIT_LOG). */
   auditLogFile: string | undefined;
   /** NVML library path. Default `libnvidia-ml.so.1` (PERSEUS_AGENT_NVML_LIBRARY). */
@@ -81,6 +86,25 @@ function oneOf<T extends string>(name: string, value: string, allowed: readonly 
   if (!(allowed as readonly string[]).includes(value))
     throw new Error(`${name} must be one of ${allowed.join(', ')}, got ${JSON.stringify(value)}`);
   return value as T;
+}
+
+/** Root and the agent's own uid: who may reset any device over the Unix socket by default. */
+export function defaultAdminUids(): number[] {
+  const own = process.getuid?.();
+  return own === undefined || own === 0 ? [0] : [0, own];
+}
+
+/** Parses a comma-separated uid list such as "0,998" (at least one, each 0 .. 2^32 - 2). */
+export function parseUidList(name: string, value: string): number[] {
+  const items = value.split(',').map((v) => v.trim());
+  const uids = items.map(Number);
+  if (
+    items.some((v) => !/^\d{1,10}$/.test(v)) ||
+    uids.some((u) => u > 0xfffffffe) ||
+    new Set(uids).size !== uids.length
+  )
+    throw new Error(`${name} must be distinct uids like 0,998, got ${JSON.stringify(value)}`);
+  return uids;
 }
 
 /** Parses an octal mode such as "660" or "0o660". */
@@ -142,6 +166,10 @@ export function agentOptionsFromEnv(
       insecure === undefined
         ? undefined
         : envBool('PERSEUS_AGENT_ALLOW_INSECURE_LOOPBACK', false, env),
+    adminUids: (() => {
+      const v = optional('PERSEUS_AGENT_ADMIN_UIDS', env);
+      return v === undefined ? defaultAdminUids() : parseUidList('PERSEUS_AGENT_ADMIN_UIDS', v);
+    })(),
     auditLogFile: optional('PERSEUS_AGENT_AUDIT_LOG', env),
     nvmlLibrary: envString('PERSEUS_AGENT_NVML_LIBRARY', 'libnvidia-ml.so.1', env),
     amdsmiLibrary: envString('PERSEUS_AGENT_AMDSMI_LIBRARY', 'libamd_smi.so', env),

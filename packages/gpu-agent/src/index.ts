@@ -20,6 +20,7 @@ export {
   agentOptionsFromEnv,
   ALL_IN_ONE_DEFAULTS,
   parseMode,
+  parseUidList,
   BACKEND_CHOICES,
   type AgentOptions,
   type BackendChoice,
@@ -40,6 +41,7 @@ export {
 export type { GpuAgentCore, AgentCoreOptions, AgentStats } from './agent';
 export type { MeasurementValue, SessionOpenedValue, SessionSink } from './session';
 export type { DeviceView } from './device-view';
+export type { AdminResetResult } from './agent';
 export {
   StateFile,
   readStateFile,

@@ -77,7 +77,11 @@ async function mainListenerAuthorizer(
 ): Promise<Authorizer> {
   const main = normalizeListenAddress(address);
   if (unixSocketPath(main) !== undefined)
-    return new Authorizer(tokens, { requireToken: false, anonymousIdentity: 'unix-socket' });
+    return new Authorizer(tokens, {
+      requireToken: false,
+      anonymousIdentity: 'unix-socket',
+      adminUids: new Set(options.adminUids),
+    });
   if (!(await isLocalAddress(main, lookup))) {
     throw new Error(
       `the agent serves plain TCP only on loopback, got ${main} (not every address it resolves to is loopback): use a unix: socket, or --agent-tcp-listen with TLS and tokens`,

@@ -7,13 +7,21 @@ import type { GpuAgentCore } from './agent';
 import type { Authorizer, SwitchableAuthorizer } from './auth';
 import type { Session, SessionSink } from './session';
 import {
+  validateAdminReset,
   validateListDevices,
   validateReadEnergy,
   validateResetClocks,
   validateSessionRequest,
   validateSetClocks,
 } from './validate';
-import { deviceToWire, eventErrorToWire, measurementToWire, openedToWire, seqOf } from './wire';
+import {
+  deviceToWire,
+  eventErrorToWire,
+  measurementToWire,
+  openedToWire,
+  resetDeviceToWire,
+  seqOf,
+} from './wire';
 
 const SERVICE = 'perseus.agent.v1.GpuAgent';
 
@@ -72,6 +80,11 @@ export function gpuAgentService(
       const caller = auth.check(call, 'control');
       await core.resetClocks(validateResetClocks(req, core.devices()), caller);
       return {};
+    }),
+    AdminReset: unary<'AdminReset'>(async (req, call) => {
+      const caller = auth.check(call, 'admin');
+      const results = await core.adminReset(validateAdminReset(req, core.devices()), caller);
+      return { devices: results.map(resetDeviceToWire) };
     }),
     OpenSession: rpc.bidi<agentV1.SessionRequest__Output, agentV1.SessionResponse>((call) =>
       openSession(core, auth, logger, call),

@@ -314,3 +314,59 @@ export function validateReadEnergy(
   c.done();
   return { deviceIndex: index };
 }
+
+/** What an AdminReset resets: a job's devices (and its steps'), listed devices, or all of them. */
+export type AdminResetTarget =
+  | { kind: 'job'; jobId: string }
+  | { kind: 'devices'; indices: number[] }
+  | { kind: 'all' };
+
+export interface AdminResetValue {
+  target: AdminResetTarget;
+  /** For the audit log and the ended sessions' error; may be empty. */
+  reason: string;
+}
+
+/** Printable ASCII, so a reason cannot forge lines in the audit log or the clients' errors. */
+const REASON_PATTERN = /^[\x20-\x7e]*$/;
+
+export function validateAdminReset(
+  req: agentV1.AdminResetRequest__Output | null | undefined,
+  devices?: readonly DeviceInfo[],
+): AdminResetValue {
+  const c = new Checker();
+  const reason = c.string('reason', req?.reason, {
+    min: 0,
+    max: 200,
+    pattern: REASON_PATTERN,
+    patternText: 'printable ASCII',
+  });
+  let target: AdminResetTarget = { kind: 'all' };
+  switch (req?.target) {
+    case 'job_id':
+      target = { kind: 'job', jobId: c.id('job_id', req.job_id) };
+      break;
+    case 'devices': {
+      const list = req.devices?.indices ?? [];
+      const max = devices?.length ?? 0xffffffff;
+      if (list.length === 0) c.fail('devices.indices', 'is required (at least one device)');
+      else if (list.length > max)
+        c.fail('devices.indices', `must have at most ${max} entries, got ${list.length}`);
+      else {
+        list.forEach((v, i) => deviceIndex(c, `devices.indices[${i}]`, v, devices));
+        if (new Set(list).size !== list.length)
+          c.fail('devices.indices', `must be distinct, got ${list.join(',')}`);
+      }
+      target = { kind: 'devices', indices: [...list] };
+      break;
+    }
+    case 'all_devices':
+      if (req.all_devices !== true) c.fail('all_devices', 'must be true when set');
+      break;
+    case undefined:
+      c.fail('target', 'is required: job_id, devices or all_devices');
+      break;
+  }
+  c.done();
+  return { target, reason };
+}

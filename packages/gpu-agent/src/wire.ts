@@ -1,9 +1,11 @@
-import type { agentV1 } from '@perseus/proto';
+import type { agentV1, commonV1 } from '@perseus/proto';
 import type { Logger } from '@perseus/service-kit';
 import { INSTRUCTION_FROM_WIRE, toStreamError } from '@perseus/service-kit';
+import type { AdminResetResult } from './agent';
 import type { BackendKind } from './backend';
 import type { DeviceView } from './device-view';
 import type { MeasurementValue, SessionOpenedValue } from './session';
+import type { RankIdentityValue } from './validate';
 
 /**
  * Domain values ↔ perseus.agent.v1 messages (the adapter's half; the core knows no wire types).
@@ -31,6 +33,22 @@ function invert<W extends string, D extends string>(table: Readonly<Record<W, D>
 const BACKEND_TO_WIRE = invert(BACKEND_FROM_WIRE);
 const INSTRUCTION_TO_WIRE = invert(INSTRUCTION_FROM_WIRE);
 
+function rankToWire(r: RankIdentityValue): commonV1.RankIdentity {
+  return { rank: r.rank, dp_rank: r.dpRank, pp_rank: r.ppRank, tp_rank: r.tpRank };
+}
+
+export function resetDeviceToWire(r: AdminResetResult): agentV1.ResetDevice {
+  return {
+    index: r.index,
+    ended_lease: r.endedLease
+      ? { lease_id: '', job_id: r.endedLease.jobId, rank: rankToWire(r.endedLease.rank) }
+      : null,
+    ok: r.result === 'ok',
+    error: r.result === 'ok' ? '' : r.result,
+    locked_sm_clock_mhz: r.lockedSmClockMhz,
+  };
+}
+
 export function deviceToWire(d: DeviceView): agentV1.Device {
   const l = d.lease;
   return {
@@ -49,12 +67,7 @@ export function deviceToWire(d: DeviceView): agentV1.Device {
       ? {
           lease_id: l.leaseId ?? '',
           job_id: l.jobId,
-          rank: {
-            rank: l.rank.rank,
-            dp_rank: l.rank.dpRank,
-            pp_rank: l.rank.ppRank,
-            tp_rank: l.rank.tpRank,
-          },
+          rank: rankToWire(l.rank),
           expires_at_unix_ms: String(l.expiresAtUnixMs),
         }
       : null,

@@ -82,6 +82,7 @@ interface UnaryMethods {
   ReadEnergy: [agentV1.ReadEnergyRequest, agentV1.ReadEnergyResponse__Output];
   SetClocks: [agentV1.SetClocksRequest, agentV1.SetClocksResponse__Output];
   ResetClocks: [agentV1.ResetClocksRequest, agentV1.ResetClocksResponse__Output];
+  AdminReset: [agentV1.AdminResetRequest, agentV1.AdminResetResponse__Output];
 }
 
 /** A typed unary call by method name. */

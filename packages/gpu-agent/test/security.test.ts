@@ -32,8 +32,8 @@ describe('token file', () => {
   });
   test.each([
     [
-      'monitor admin 0123456789abcdef',
-      'tokens:1: scope must be read, report or control, got "admin"',
+      'monitor root 0123456789abcdef',
+      'tokens:1: scope must be read, report, control or admin, got "root"',
     ],
     ['monitor read', 'tokens:1: expected "<name> <scope>[,<scope>] <secret> [jobs=<id>,…|*]"'],
     ['monitor read short', 'tokens:1: secret of monitor must have at least 16 characters'],

@@ -18,8 +18,10 @@ import type * as grpc from '@grpc/grpc-js';
 import { PermissionDeniedError, UnauthenticatedError } from './errors';
 import { unixSocketPath } from './env';
 
-export type AccessScope = 'read' | 'report' | 'control';
-const SCOPES: readonly AccessScope[] = ['read', 'report', 'control'];
+/** `admin` exists only on the GPU agent (AdminReset): the profiler's and optimizer's files refuse it. */
+export type AccessScope = 'read' | 'report' | 'control' | 'admin';
+/** The scopes of the profiler's and optimizer's token files. */
+export const SERVICE_SCOPES: readonly AccessScope[] = ['read', 'report', 'control'];
 
 export interface AccessToken {
   name: string;
@@ -34,7 +36,11 @@ function sha256(secret: string): Buffer {
 }
 
 /** Parses a token file's text (see the module comment); throws naming the line. */
-export function parseAccessTokens(text: string, source = 'token file'): AccessToken[] {
+export function parseAccessTokens(
+  text: string,
+  source = 'token file',
+  allowed: readonly AccessScope[] = SERVICE_SCOPES,
+): AccessToken[] {
   const out: AccessToken[] = [];
   text.split(/\r?\n/).forEach((raw, i) => {
     const line = raw.trim();
@@ -46,9 +52,9 @@ export function parseAccessTokens(text: string, source = 'token file'): AccessTo
       throw new Error(`${where}: expected "<name> <scope>[,<scope>] <secret> [jobs=<id>,…|*]"`);
     const scopes = new Set<AccessScope>();
     for (const s of scopeText.split(',')) {
-      if (!(SCOPES as readonly string[]).includes(s))
+      if (!(allowed as readonly string[]).includes(s))
         throw new Error(
-          `${where}: scope must be read, report or control, got ${JSON.stringify(s)}`,
+          `${where}: scope must be ${allowed.slice(0, -1).join(', ')} or ${allowed.at(-1) ?? ''}, got ${JSON.stringify(s)}`,
         );
       scopes.add(s as AccessScope);
     }
@@ -67,13 +73,16 @@ export function parseAccessTokens(text: string, source = 'token file'): AccessTo
 }
 
 /** Reads a token file; refuses one that group or others can read (its secrets would be theirs). */
-export function loadAccessTokens(path: string): AccessToken[] {
+export function loadAccessTokens(
+  path: string,
+  allowed: readonly AccessScope[] = SERVICE_SCOPES,
+): AccessToken[] {
   const st = fs.statSync(path);
   if ((st.mode & 0o077) !== 0)
     throw new Error(
       `token file ${path} is readable by group or others (mode 0${(st.mode & 0o777).toString(8)}); chmod 600 it`,
     );
-  return parseAccessTokens(fs.readFileSync(path, 'utf8'), path);
+  return parseAccessTokens(fs.readFileSync(path, 'utf8'), path, allowed);
 }
 
 /** Who made a call: a token's name, or `anonymous` on an open local listener. */

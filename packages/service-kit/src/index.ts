@@ -65,6 +65,7 @@ export {
   ListenerAccess,
   isLocalAddress,
   listenerPolicy,
+  SERVICE_SCOPES,
   loadAccessTokens,
   parseAccessTokens,
   serviceListenerAccess,

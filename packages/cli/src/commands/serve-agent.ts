@@ -7,6 +7,7 @@ import {
   BACKEND_CHOICES,
   createAgentModule,
   parseMode,
+  parseUidList,
 } from '@perseus/gpu-agent';
 import type { ModuleContext, ServiceModule } from '@perseus/service-kit';
 import { envOption, flagNumber, flagString } from './flag-values';
@@ -139,12 +140,19 @@ export function addAgentFlags(cmd: Command): Command {
       envOption(
         '--agent-token-file <path>',
         'PERSEUS_AGENT_TOKEN_FILE',
-        'tokens, one "<name> <read|control> <secret>" per line',
+        'tokens, one "<name> <read|control|admin> <secret>" per line',
       ),
     )
     .option(
       '--agent-allow-insecure-loopback',
       'allow control over loopback TCP without tokens for real GPUs (simulated: allowed by default)',
+    )
+    .addOption(
+      envOption(
+        '--agent-admin-uids <uids>',
+        'PERSEUS_AGENT_ADMIN_UIDS',
+        "uids that may reset any device (AdminReset) over the Unix socket (default: 0 and the agent's own)",
+      ),
     )
     .addOption(
       envOption(
@@ -178,6 +186,7 @@ export function agentOptionsFromFlags(flags: Record<string, unknown>): Partial<A
     );
   }
   const mode = flagString(flags, 'agentSocketMode');
+  const adminUids = flagString(flags, 'agentAdminUids');
   return {
     backend: backend as AgentOptions['backend'] | undefined,
     simulatedModel: flagString(flags, 'agentSimModel') as
@@ -200,6 +209,7 @@ export function agentOptionsFromFlags(flags: Record<string, unknown>): Partial<A
     tlsClientCaFile: flagString(flags, 'agentTlsClientCa'),
     tokenFile: flagString(flags, 'agentTokenFile'),
     allowInsecureLoopback: flags['agentAllowInsecureLoopback'] === true ? true : undefined,
+    adminUids: adminUids === undefined ? undefined : parseUidList('--agent-admin-uids', adminUids),
     auditLogFile: flagString(flags, 'agentAuditLog'),
     nvmlLibrary: flagString(flags, 'agentNvmlLibrary'),
     amdsmiLibrary: flagString(flags, 'agentAmdsmiLibrary'),

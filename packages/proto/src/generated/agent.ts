@@ -2,8 +2,11 @@
 import type * as grpc from '@grpc/grpc-js';
 import type { EnumTypeDefinition, MessageTypeDefinition } from '@grpc/proto-loader';
 
+import type { AdminResetRequest as _perseus_agent_v1_AdminResetRequest, AdminResetRequest__Output as _perseus_agent_v1_AdminResetRequest__Output } from './perseus/agent/v1/AdminResetRequest';
+import type { AdminResetResponse as _perseus_agent_v1_AdminResetResponse, AdminResetResponse__Output as _perseus_agent_v1_AdminResetResponse__Output } from './perseus/agent/v1/AdminResetResponse';
 import type { Begin as _perseus_agent_v1_Begin, Begin__Output as _perseus_agent_v1_Begin__Output } from './perseus/agent/v1/Begin';
 import type { Device as _perseus_agent_v1_Device, Device__Output as _perseus_agent_v1_Device__Output } from './perseus/agent/v1/Device';
+import type { DeviceIndexList as _perseus_agent_v1_DeviceIndexList, DeviceIndexList__Output as _perseus_agent_v1_DeviceIndexList__Output } from './perseus/agent/v1/DeviceIndexList';
 import type { End as _perseus_agent_v1_End, End__Output as _perseus_agent_v1_End__Output } from './perseus/agent/v1/End';
 import type { GpuAgentClient as _perseus_agent_v1_GpuAgentClient, GpuAgentDefinition as _perseus_agent_v1_GpuAgentDefinition } from './perseus/agent/v1/GpuAgent';
 import type { Heartbeat as _perseus_agent_v1_Heartbeat, Heartbeat__Output as _perseus_agent_v1_Heartbeat__Output } from './perseus/agent/v1/Heartbeat';
@@ -16,6 +19,7 @@ import type { ReadEnergyRequest as _perseus_agent_v1_ReadEnergyRequest, ReadEner
 import type { ReadEnergyResponse as _perseus_agent_v1_ReadEnergyResponse, ReadEnergyResponse__Output as _perseus_agent_v1_ReadEnergyResponse__Output } from './perseus/agent/v1/ReadEnergyResponse';
 import type { ResetClocksRequest as _perseus_agent_v1_ResetClocksRequest, ResetClocksRequest__Output as _perseus_agent_v1_ResetClocksRequest__Output } from './perseus/agent/v1/ResetClocksRequest';
 import type { ResetClocksResponse as _perseus_agent_v1_ResetClocksResponse, ResetClocksResponse__Output as _perseus_agent_v1_ResetClocksResponse__Output } from './perseus/agent/v1/ResetClocksResponse';
+import type { ResetDevice as _perseus_agent_v1_ResetDevice, ResetDevice__Output as _perseus_agent_v1_ResetDevice__Output } from './perseus/agent/v1/ResetDevice';
 import type { SessionEventError as _perseus_agent_v1_SessionEventError, SessionEventError__Output as _perseus_agent_v1_SessionEventError__Output } from './perseus/agent/v1/SessionEventError';
 import type { SessionOpened as _perseus_agent_v1_SessionOpened, SessionOpened__Output as _perseus_agent_v1_SessionOpened__Output } from './perseus/agent/v1/SessionOpened';
 import type { SessionRequest as _perseus_agent_v1_SessionRequest, SessionRequest__Output as _perseus_agent_v1_SessionRequest__Output } from './perseus/agent/v1/SessionRequest';
@@ -39,9 +43,12 @@ export interface ProtoGrpcType {
   perseus: {
     agent: {
       v1: {
+        AdminResetRequest: MessageTypeDefinition<_perseus_agent_v1_AdminResetRequest, _perseus_agent_v1_AdminResetRequest__Output>
+        AdminResetResponse: MessageTypeDefinition<_perseus_agent_v1_AdminResetResponse, _perseus_agent_v1_AdminResetResponse__Output>
         Backend: EnumTypeDefinition
         Begin: MessageTypeDefinition<_perseus_agent_v1_Begin, _perseus_agent_v1_Begin__Output>
         Device: MessageTypeDefinition<_perseus_agent_v1_Device, _perseus_agent_v1_Device__Output>
+        DeviceIndexList: MessageTypeDefinition<_perseus_agent_v1_DeviceIndexList, _perseus_agent_v1_DeviceIndexList__Output>
         End: MessageTypeDefinition<_perseus_agent_v1_End, _perseus_agent_v1_End__Output>
         GpuAgent: SubtypeConstructor<typeof grpc.Client, _perseus_agent_v1_GpuAgentClient> & { service: _perseus_agent_v1_GpuAgentDefinition }
         Heartbeat: MessageTypeDefinition<_perseus_agent_v1_Heartbeat, _perseus_agent_v1_Heartbeat__Output>
@@ -54,6 +61,7 @@ export interface ProtoGrpcType {
         ReadEnergyResponse: MessageTypeDefinition<_perseus_agent_v1_ReadEnergyResponse, _perseus_agent_v1_ReadEnergyResponse__Output>
         ResetClocksRequest: MessageTypeDefinition<_perseus_agent_v1_ResetClocksRequest, _perseus_agent_v1_ResetClocksRequest__Output>
         ResetClocksResponse: MessageTypeDefinition<_perseus_agent_v1_ResetClocksResponse, _perseus_agent_v1_ResetClocksResponse__Output>
+        ResetDevice: MessageTypeDefinition<_perseus_agent_v1_ResetDevice, _perseus_agent_v1_ResetDevice__Output>
         SessionEventError: MessageTypeDefinition<_perseus_agent_v1_SessionEventError, _perseus_agent_v1_SessionEventError__Output>
         SessionOpened: MessageTypeDefinition<_perseus_agent_v1_SessionOpened, _perseus_agent_v1_SessionOpened__Output>
         SessionRequest: MessageTypeDefinition<_perseus_agent_v1_SessionRequest, _perseus_agent_v1_SessionRequest__Output>

@@ -663,3 +663,126 @@ class ReadEnergyResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ReadEnergyResponse: _TypeAlias = ReadEnergyResponse  # noqa: Y015
+
+@_typing.final
+class AdminResetRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    JOB_ID_FIELD_NUMBER: _builtins.int
+    DEVICES_FIELD_NUMBER: _builtins.int
+    ALL_DEVICES_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    job_id: _builtins.str
+    """Devices leased by this job id or one of its steps (`<job_id>.<step>`, e.g. Slurm job
+    `slurm-42` covers `slurm-42.0`), and devices whose last reset for it failed (1-128 chars of
+    [A-Za-z0-9._-]).
+    """
+    all_devices: _builtins.bool
+    """Every device of this node (must be true when set)."""
+    reason: _builtins.str
+    """Why, for the audit log and the ended sessions' error: 0-200 printable ASCII characters."""
+    @_builtins.property
+    def devices(self) -> Global___DeviceIndexList:
+        """These devices (by index), whoever holds them."""
+
+    def __init__(
+        self,
+        *,
+        job_id: _builtins.str = ...,
+        devices: Global___DeviceIndexList | None = ...,
+        all_devices: _builtins.bool = ...,
+        reason: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["all_devices", b"all_devices", "devices", b"devices", "job_id", b"job_id", "target", b"target"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["all_devices", b"all_devices", "devices", b"devices", "job_id", b"job_id", "reason", b"reason", "target", b"target"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType_target: _TypeAlias = _typing.Literal["job_id", "devices", "all_devices"]  # noqa: Y015
+    _WhichOneofArgType_target: _TypeAlias = _typing.Literal["target", b"target"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType_target) -> _WhichOneofReturnType_target | None: ...
+
+Global___AdminResetRequest: _TypeAlias = AdminResetRequest  # noqa: Y015
+
+@_typing.final
+class DeviceIndexList(_message.Message):
+    """Device indices: 1 .. (number of devices) distinct entries, each 0 .. (number of devices - 1)."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    INDICES_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def indices(self) -> _containers.RepeatedScalarFieldContainer[_builtins.int]: ...
+    def __init__(
+        self,
+        *,
+        indices: _abc.Iterable[_builtins.int] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["indices", b"indices"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DeviceIndexList: _TypeAlias = DeviceIndexList  # noqa: Y015
+
+@_typing.final
+class AdminResetResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DEVICES_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def devices(self) -> _containers.RepeatedCompositeFieldContainer[Global___ResetDevice]:
+        """One entry per device reset, by index (empty when a job held none)."""
+
+    def __init__(
+        self,
+        *,
+        devices: _abc.Iterable[Global___ResetDevice] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["devices", b"devices"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AdminResetResponse: _TypeAlias = AdminResetResponse  # noqa: Y015
+
+@_typing.final
+class ResetDevice(_message.Message):
+    """The outcome of one device's reset."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    INDEX_FIELD_NUMBER: _builtins.int
+    ENDED_LEASE_FIELD_NUMBER: _builtins.int
+    OK_FIELD_NUMBER: _builtins.int
+    ERROR_FIELD_NUMBER: _builtins.int
+    LOCKED_SM_CLOCK_MHZ_FIELD_NUMBER: _builtins.int
+    index: _builtins.int
+    """Device index on this node."""
+    ok: _builtins.bool
+    """True when every driver step of the reset succeeded."""
+    error: _builtins.str
+    """The driver errors when not ok."""
+    locked_sm_clock_mhz: _builtins.int
+    """SM clock locked after the reset, MHz: 0 = default clocks."""
+    @_builtins.property
+    def ended_lease(self) -> Global___LeaseHolder:
+        """The lease this reset ended (job id and rank); unset when the device was not leased."""
+
+    def __init__(
+        self,
+        *,
+        index: _builtins.int = ...,
+        ended_lease: Global___LeaseHolder | None = ...,
+        ok: _builtins.bool = ...,
+        error: _builtins.str = ...,
+        locked_sm_clock_mhz: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["ended_lease", b"ended_lease"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["ended_lease", b"ended_lease", "error", b"error", "index", b"index", "locked_sm_clock_mhz", b"locked_sm_clock_mhz", "ok", b"ok"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ResetDevice: _TypeAlias = ResetDevice  # noqa: Y015

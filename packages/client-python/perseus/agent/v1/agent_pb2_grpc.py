@@ -60,6 +60,11 @@ class GpuAgentStub:
                 request_serializer=perseus_dot_agent_dot_v1_dot_agent__pb2.ReadEnergyRequest.SerializeToString,
                 response_deserializer=perseus_dot_agent_dot_v1_dot_agent__pb2.ReadEnergyResponse.FromString,
                 _registered_method=True)
+        self.AdminReset = channel.unary_unary(
+                '/perseus.agent.v1.GpuAgent/AdminReset',
+                request_serializer=perseus_dot_agent_dot_v1_dot_agent__pb2.AdminResetRequest.SerializeToString,
+                response_deserializer=perseus_dot_agent_dot_v1_dot_agent__pb2.AdminResetResponse.FromString,
+                _registered_method=True)
 
 
 class GpuAgentServicer:
@@ -104,6 +109,16 @@ class GpuAgentServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def AdminReset(self, request, context):
+        """Returns devices to their defaults whoever holds them, ending the sessions that do: every device
+        of a job (a scheduler's epilog after the job was killed), listed devices, or all of them. Scope:
+        admin — on the Unix socket a peer whose uid is root or the agent's own (the agent's admin uids),
+        or any listener a token with the `admin` scope; every other caller gets PERMISSION_DENIED.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_GpuAgentServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -131,6 +146,11 @@ def add_GpuAgentServicer_to_server(servicer, server):
                     servicer.ReadEnergy,
                     request_deserializer=perseus_dot_agent_dot_v1_dot_agent__pb2.ReadEnergyRequest.FromString,
                     response_serializer=perseus_dot_agent_dot_v1_dot_agent__pb2.ReadEnergyResponse.SerializeToString,
+            ),
+            'AdminReset': grpc.unary_unary_rpc_method_handler(
+                    servicer.AdminReset,
+                    request_deserializer=perseus_dot_agent_dot_v1_dot_agent__pb2.AdminResetRequest.FromString,
+                    response_serializer=perseus_dot_agent_dot_v1_dot_agent__pb2.AdminResetResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -268,6 +288,33 @@ class GpuAgent:
             '/perseus.agent.v1.GpuAgent/ReadEnergy',
             perseus_dot_agent_dot_v1_dot_agent__pb2.ReadEnergyRequest.SerializeToString,
             perseus_dot_agent_dot_v1_dot_agent__pb2.ReadEnergyResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def AdminReset(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/perseus.agent.v1.GpuAgent/AdminReset',
+            perseus_dot_agent_dot_v1_dot_agent__pb2.AdminResetRequest.SerializeToString,
+            perseus_dot_agent_dot_v1_dot_agent__pb2.AdminResetResponse.FromString,
             options,
             channel_credentials,
             insecure,

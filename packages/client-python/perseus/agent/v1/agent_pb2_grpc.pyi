@@ -49,6 +49,12 @@ class GpuAgentStub:
     """Returns a leased device to its default clocks and power limit. Scope: control."""
     ReadEnergy: _grpc.UnaryUnaryMultiCallable[_agent_pb2.ReadEnergyRequest, _agent_pb2.ReadEnergyResponse]
     """Reads the cumulative energy counter and instant power of a device. Scope: read."""
+    AdminReset: _grpc.UnaryUnaryMultiCallable[_agent_pb2.AdminResetRequest, _agent_pb2.AdminResetResponse]
+    """Returns devices to their defaults whoever holds them, ending the sessions that do: every device
+    of a job (a scheduler's epilog after the job was killed), listed devices, or all of them. Scope:
+    admin — on the Unix socket a peer whose uid is root or the agent's own (the agent's admin uids),
+    or any listener a token with the `admin` scope; every other caller gets PERMISSION_DENIED.
+    """
 
 @_typing.type_check_only
 class GpuAgentAsyncStub(GpuAgentStub):
@@ -68,6 +74,12 @@ class GpuAgentAsyncStub(GpuAgentStub):
     """Returns a leased device to its default clocks and power limit. Scope: control."""
     ReadEnergy: _aio.UnaryUnaryMultiCallable[_agent_pb2.ReadEnergyRequest, _agent_pb2.ReadEnergyResponse]  # type: ignore[assignment]
     """Reads the cumulative energy counter and instant power of a device. Scope: read."""
+    AdminReset: _aio.UnaryUnaryMultiCallable[_agent_pb2.AdminResetRequest, _agent_pb2.AdminResetResponse]  # type: ignore[assignment]
+    """Returns devices to their defaults whoever holds them, ending the sessions that do: every device
+    of a job (a scheduler's epilog after the job was killed), listed devices, or all of them. Scope:
+    admin — on the Unix socket a peer whose uid is root or the agent's own (the agent's admin uids),
+    or any listener a token with the `admin` scope; every other caller gets PERMISSION_DENIED.
+    """
 
 class GpuAgentServicer(metaclass=_abc_1.ABCMeta):
     @_abc_1.abstractmethod
@@ -114,5 +126,17 @@ class GpuAgentServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_agent_pb2.ReadEnergyResponse, _abc.Awaitable[_agent_pb2.ReadEnergyResponse]]:
         """Reads the cumulative energy counter and instant power of a device. Scope: read."""
+
+    @_abc_1.abstractmethod
+    def AdminReset(
+        self,
+        request: _agent_pb2.AdminResetRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_agent_pb2.AdminResetResponse, _abc.Awaitable[_agent_pb2.AdminResetResponse]]:
+        """Returns devices to their defaults whoever holds them, ending the sessions that do: every device
+        of a job (a scheduler's epilog after the job was killed), listed devices, or all of them. Scope:
+        admin — on the Unix socket a peer whose uid is root or the agent's own (the agent's admin uids),
+        or any listener a token with the `admin` scope; every other caller gets PERMISSION_DENIED.
+        """
 
 def add_GpuAgentServicer_to_server(servicer: GpuAgentServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -3,6 +3,8 @@
 
 import type * as grpc from '@grpc/grpc-js'
 import type { MethodDefinition } from '@grpc/proto-loader'
+import type { AdminResetRequest as _perseus_agent_v1_AdminResetRequest, AdminResetRequest__Output as _perseus_agent_v1_AdminResetRequest__Output } from '../../../perseus/agent/v1/AdminResetRequest';
+import type { AdminResetResponse as _perseus_agent_v1_AdminResetResponse, AdminResetResponse__Output as _perseus_agent_v1_AdminResetResponse__Output } from '../../../perseus/agent/v1/AdminResetResponse';
 import type { ListDevicesRequest as _perseus_agent_v1_ListDevicesRequest, ListDevicesRequest__Output as _perseus_agent_v1_ListDevicesRequest__Output } from '../../../perseus/agent/v1/ListDevicesRequest';
 import type { ListDevicesResponse as _perseus_agent_v1_ListDevicesResponse, ListDevicesResponse__Output as _perseus_agent_v1_ListDevicesResponse__Output } from '../../../perseus/agent/v1/ListDevicesResponse';
 import type { ReadEnergyRequest as _perseus_agent_v1_ReadEnergyRequest, ReadEnergyRequest__Output as _perseus_agent_v1_ReadEnergyRequest__Output } from '../../../perseus/agent/v1/ReadEnergyRequest';
@@ -15,6 +17,15 @@ import type { SetClocksRequest as _perseus_agent_v1_SetClocksRequest, SetClocksR
 import type { SetClocksResponse as _perseus_agent_v1_SetClocksResponse, SetClocksResponse__Output as _perseus_agent_v1_SetClocksResponse__Output } from '../../../perseus/agent/v1/SetClocksResponse';
 
 export interface GpuAgentClient extends grpc.Client {
+  AdminReset(argument: _perseus_agent_v1_AdminResetRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_perseus_agent_v1_AdminResetResponse__Output>): grpc.ClientUnaryCall;
+  AdminReset(argument: _perseus_agent_v1_AdminResetRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_perseus_agent_v1_AdminResetResponse__Output>): grpc.ClientUnaryCall;
+  AdminReset(argument: _perseus_agent_v1_AdminResetRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_perseus_agent_v1_AdminResetResponse__Output>): grpc.ClientUnaryCall;
+  AdminReset(argument: _perseus_agent_v1_AdminResetRequest, callback: grpc.requestCallback<_perseus_agent_v1_AdminResetResponse__Output>): grpc.ClientUnaryCall;
+  adminReset(argument: _perseus_agent_v1_AdminResetRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_perseus_agent_v1_AdminResetResponse__Output>): grpc.ClientUnaryCall;
+  adminReset(argument: _perseus_agent_v1_AdminResetRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_perseus_agent_v1_AdminResetResponse__Output>): grpc.ClientUnaryCall;
+  adminReset(argument: _perseus_agent_v1_AdminResetRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_perseus_agent_v1_AdminResetResponse__Output>): grpc.ClientUnaryCall;
+  adminReset(argument: _perseus_agent_v1_AdminResetRequest, callback: grpc.requestCallback<_perseus_agent_v1_AdminResetResponse__Output>): grpc.ClientUnaryCall;
+  
   ListDevices(argument: _perseus_agent_v1_ListDevicesRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_perseus_agent_v1_ListDevicesResponse__Output>): grpc.ClientUnaryCall;
   ListDevices(argument: _perseus_agent_v1_ListDevicesRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_perseus_agent_v1_ListDevicesResponse__Output>): grpc.ClientUnaryCall;
   ListDevices(argument: _perseus_agent_v1_ListDevicesRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_perseus_agent_v1_ListDevicesResponse__Output>): grpc.ClientUnaryCall;
@@ -59,6 +70,8 @@ export interface GpuAgentClient extends grpc.Client {
 }
 
 export interface GpuAgentHandlers extends grpc.UntypedServiceImplementation {
+  AdminReset: grpc.handleUnaryCall<_perseus_agent_v1_AdminResetRequest__Output, _perseus_agent_v1_AdminResetResponse>;
+  
   ListDevices: grpc.handleUnaryCall<_perseus_agent_v1_ListDevicesRequest__Output, _perseus_agent_v1_ListDevicesResponse>;
   
   OpenSession: grpc.handleBidiStreamingCall<_perseus_agent_v1_SessionRequest__Output, _perseus_agent_v1_SessionResponse>;
@@ -72,6 +85,7 @@ export interface GpuAgentHandlers extends grpc.UntypedServiceImplementation {
 }
 
 export interface GpuAgentDefinition extends grpc.ServiceDefinition {
+  AdminReset: MethodDefinition<_perseus_agent_v1_AdminResetRequest, _perseus_agent_v1_AdminResetResponse, _perseus_agent_v1_AdminResetRequest__Output, _perseus_agent_v1_AdminResetResponse__Output>
   ListDevices: MethodDefinition<_perseus_agent_v1_ListDevicesRequest, _perseus_agent_v1_ListDevicesResponse, _perseus_agent_v1_ListDevicesRequest__Output, _perseus_agent_v1_ListDevicesResponse__Output>
   OpenSession: MethodDefinition<_perseus_agent_v1_SessionRequest, _perseus_agent_v1_SessionResponse, _perseus_agent_v1_SessionRequest__Output, _perseus_agent_v1_SessionResponse__Output>
   ReadEnergy: MethodDefinition<_perseus_agent_v1_ReadEnergyRequest, _perseus_agent_v1_ReadEnergyResponse, _perseus_agent_v1_ReadEnergyRequest__Output, _perseus_agent_v1_ReadEnergyResponse__Output>
