@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import re
 import statistics
+import time
 from collections import defaultdict
 from typing import Any
 
+import grpc
 import pytest
 
 from fixtures_client import A100_PROFILE, RestartableServer
+from perseus.common.v1 import common_pb2
 from perseus.emulate import EmulationHandle, EmulationSpec, load_profile, run_emulation
 from perseus.emulate.model import iteration_time_s
+from perseus.profiler.v1 import profiler_pb2, profiler_pb2_grpc
 
 N, M, DP = 4, 4, 2
 
@@ -80,24 +84,16 @@ def test_bare_pipeline_follows_the_critical_path_and_a_straggler_holds_back_ever
     assert 1.10 <= compute_ratio <= 1.30, (computes, compute_ratio)
 
 
-def test_emulated_ranks_follow_the_optimizers_live_schedule(restartable_server: RestartableServer) -> None:
-    restartable_server.start()
-    spec = EmulationSpec(
-        profile_csv=str(A100_PROFILE), server_url=restartable_server.address, job_id="emulate-live",
-        num_stages=2, dp_degree=2, num_microbatches=2, time_scale=0.1, blocking_power_w=83.64,
-        profiling={"iterations_per_frequency": 1, "frequency_stride": 5},
-    )
+def _run_until_swept(spec: EmulationSpec, clocks: int, timeout_s: float = 90) -> list[dict[str, Any]]:
+    """Runs the emulation until ranks have run ``clocks`` profiling clocks, then stops it."""
     handle = EmulationHandle(spec)
     records: list[dict[str, Any]] = []
     handle.start()
     try:
-        import time
-
-        deadline = time.monotonic() + 90
+        deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline and handle.alive():
             records.extend(handle.records(0.2))
-            sweeping = {r["reason"] for r in records if r["reason"].startswith("profiling")}
-            if len(sweeping) >= 2:
+            if len({r["reason"] for r in records if r["reason"].startswith("profiling")}) >= clocks:
                 break
         handle.stop_soon()
         handle.join(30)
@@ -105,6 +101,18 @@ def test_emulated_ranks_follow_the_optimizers_live_schedule(restartable_server: 
         assert not handle.failed()
     finally:
         handle.terminate()
+    return records
+
+
+def test_emulated_ranks_follow_the_optimizers_live_schedule(restartable_server: RestartableServer) -> None:
+    restartable_server.extra_args = ["--agent-sim-time-scale", "0.1"]  # the trainer's time scale
+    restartable_server.start()
+    spec = EmulationSpec(
+        profile_csv=str(A100_PROFILE), server_url=restartable_server.address, job_id="emulate-live",
+        num_stages=2, dp_degree=2, num_microbatches=2, time_scale=0.1, blocking_power_w=83.64,
+        profiling={"iterations_per_frequency": 1, "frequency_stride": 5},
+    )
+    records = _run_until_swept(spec, clocks=2)
     assert records, "no iteration finished"
     swept = sorted({r["reason"] for r in records if r["reason"].startswith("profiling")})
     assert len(swept) >= 2, swept
@@ -118,3 +126,36 @@ def test_emulated_ranks_follow_the_optimizers_live_schedule(restartable_server: 
         else:
             assert set(r["frequencies_mhz"]) == {1410}, r  # default clocks before the first schedule
     assert {r["rank"] for r in records} == {0, 1, 2, 3}
+
+
+def test_a_time_scaled_emulation_profiles_the_tables_times_and_energies(restartable_server: RestartableServer) -> None:
+    """Issue 12: dp-detect.sh ran the trainer at time scale 0.25 against an agent on real time. The
+    agent mapped the 4x client clock as another host's, so every instruction measured the gap
+    between the receipts of its Begin and End: a quarter of its time, and ~0 when a busy host sent
+    both together — the optimizer then planned a one-point frontier of 0.73 ms against 178 ms.
+    With the agent on the trainer's scale, the profile is the simulated GPUs' table."""
+    restartable_server.extra_args = ["--agent-sim-time-scale", "0.25"]
+    restartable_server.start()
+    spec = EmulationSpec(
+        profile_csv=str(A100_PROFILE), server_url=restartable_server.address, job_id="emulate-scaled",
+        num_stages=2, dp_degree=2, num_microbatches=2, time_scale=0.25, blocking_power_w=83.64,
+        profiling={"iterations_per_frequency": 3, "frequency_stride": 9},
+    )
+    records = _run_until_swept(spec, clocks=2)
+    assert any(r["reason"].startswith("profiling") for r in records)
+    table = load_profile(A100_PROFILE)
+    with grpc.insecure_channel(restartable_server.address) as ch:
+        cells = profiler_pb2_grpc.ProfilerStub(ch).GetProfile(profiler_pb2.GetProfileRequest(job_id="emulate-scaled"), timeout=10).cells
+    kinds = {"INSTRUCTION_KIND_FORWARD": "forward", "INSTRUCTION_KIND_BACKWARD": "backward"}
+    checked = 0
+    for c in cells:
+        kind = kinds[common_pb2.InstructionKind.Name(c.instruction)]
+        want = table.option(c.stage, kind, c.frequency_mhz)  # type: ignore[arg-type]
+        assert want.frequency_mhz == c.frequency_mhz, c
+        # Exact up to ns rounding: the emulated End is the Begin plus the table's time, and the
+        # simulated GPU draws the table's power between the two on the same clock.
+        assert c.time_robust_s == pytest.approx(want.time_s, rel=1e-4), (c, want)
+        assert c.energy_mean_j == pytest.approx(want.energy_j, rel=0.01), (c, want)
+        checked += 1
+    # Both stages, both kinds, at the first swept clock at least.
+    assert checked >= 4, cells

@@ -33,7 +33,10 @@ export interface AgentCoreOptions {
   lockMemoryClock?: boolean;
   /** Driver operations queued per device before further ones are refused. Default 10,000. */
   driverQueueMax?: number;
-  /** Monotonic clock, ns (same clock as the clients' CLOCK_MONOTONIC on this host). */
+  /**
+   * Monotonic clock, ns (same clock as the clients' CLOCK_MONOTONIC on this host). Default: the
+   * backend's clock, else CLOCK_MONOTONIC.
+   */
   clockNs?: () => bigint;
 }
 
@@ -106,7 +109,7 @@ export class GpuAgentCore {
   ) {
     this.energySampleIntervalMs = opts.energySampleIntervalMs ?? 10;
     this.lockMemoryClock = opts.lockMemoryClock ?? true;
-    this.clockNs = opts.clockNs ?? (() => process.hrtime.bigint());
+    this.clockNs = opts.clockNs ?? backend.clockNs ?? (() => process.hrtime.bigint());
     this.slots = backend.devices().map((info) => newDeviceSlot(info, opts.driverQueueMax));
     this.leases = new LeaseTable(stateFile, audit, this.stats, {
       defaultS: opts.leaseTtlDefaultS ?? 30,

@@ -73,6 +73,12 @@ export interface GpuBackend {
     activity: DeviceActivity | null,
     sinceNs?: bigint,
   ): { tNs: bigint; energyMj: number } | void;
+  /**
+   * The clock the devices run on, ns; the agent maps client timestamps onto it and samples energy
+   * on it. Default (absent): CLOCK_MONOTONIC. Simulated devices of a time-scaled emulation run on
+   * scaled time (see SimulatedBackendOptions.timeScale).
+   */
+  readonly clockNs?: () => bigint;
   /** Releases the driver (nvmlShutdown / amdsmi_shut_down). */
   close(): Promise<void>;
 }

@@ -22,6 +22,11 @@ export interface AgentOptions {
   simulatedDevices: number;
   /** Artificial latency of each simulated driver call, ms. Default 0 (PERSEUS_AGENT_SIM_DRIVER_LATENCY_MS). */
   simulatedDriverLatencyMs: number;
+  /**
+   * Wall seconds per simulated second of the simulated GPUs' clock; must equal the time scale of
+   * the emulated trainer that talks to them. Default 1 (PERSEUS_AGENT_SIM_TIME_SCALE).
+   */
+  simulatedTimeScale: number;
   /** Directory of the stage-profile CSVs. Default `<repo>/data/sosp24/stage_profile` (PERSEUS_AGENT_PROFILE_DIR). */
   profileDir: string;
   /** State file. Default `/var/lib/perseus/agent-state.json` (PERSEUS_AGENT_STATE_FILE). */
@@ -145,6 +150,7 @@ export function agentOptionsFromEnv(
     ),
     simulatedDevices: envNumber('PERSEUS_AGENT_SIM_DEVICES', 8, env),
     simulatedDriverLatencyMs: envNumber('PERSEUS_AGENT_SIM_DRIVER_LATENCY_MS', 0, env),
+    simulatedTimeScale: envNumber('PERSEUS_AGENT_SIM_TIME_SCALE', 1, env),
     profileDir: envString('PERSEUS_AGENT_PROFILE_DIR', DEFAULT_PROFILE_DIR, env),
     stateFile: envString('PERSEUS_AGENT_STATE_FILE', defaults.stateFile ?? DEFAULT_STATE_FILE, env),
     leaseTtlDefaultS: envNumber('PERSEUS_AGENT_LEASE_TTL_S', 30, env),
@@ -190,6 +196,8 @@ export function checkAgentOptions(o: AgentOptions): void {
     problems.push(`energySampleIntervalMs must be ≥ 1, got ${o.energySampleIntervalMs}`);
   if (!(o.simulatedDriverLatencyMs >= 0))
     problems.push(`simulatedDriverLatencyMs must be ≥ 0, got ${o.simulatedDriverLatencyMs}`);
+  if (!(o.simulatedTimeScale >= 0.01 && o.simulatedTimeScale <= 100))
+    problems.push(`simulatedTimeScale must be 0.01-100, got ${o.simulatedTimeScale}`);
   if (o.tcpListen !== undefined) {
     if (!o.tlsCertFile || !o.tlsKeyFile)
       problems.push(

@@ -1,6 +1,11 @@
-import { AbortedError, UnavailableError, ValidationError } from '@perseus/service-kit';
+import {
+  AbortedError,
+  FailedPreconditionError,
+  UnavailableError,
+  ValidationError,
+} from '@perseus/service-kit';
 import type { GpuAgentCore } from './agent';
-import { ClientClock } from './clock-offset';
+import { ClientClock, ClockRateError } from './clock-offset';
 import type { DeviceSlot } from './device-slot';
 import type { DeviceView } from './device-view';
 import type { Lease } from './lease-table';
@@ -134,6 +139,17 @@ export class Session {
           return;
       }
     } catch (err) {
+      if (err instanceof ClockRateError) {
+        // No timestamp of this client can be placed on the device's clock: measuring on would
+        // record receipt gaps as instruction times. End the session (device reset) and say why.
+        this.core.stats.eventErrors++;
+        this.core.logger.error(
+          { device: this.slot.info.index, jobId: this.lease.jobId, err: err.message },
+          'client clock runs at another rate; session ended',
+        );
+        void this.close('client clock rate', new FailedPreconditionError(err.message));
+        return;
+      }
       this.reject(seq, err);
     }
   }

@@ -4,9 +4,9 @@
 #
 #   tools/bench/optimizer/dp-detect.sh [--margin 0.1] [--window 5] [--straggler 1.2] [--runs 3] [--intrinsic 8]
 #
-# Each run starts `bin/perseus serve` (agent, profiler, optimizer in one process; (fresh state, the given
-# --optimizer-straggler-margin/-window), then `python -m perseus.emulate.demo --detect` (2 stages ×
-# dp 2, M=4): baseline, online profiling, then --intrinsic clean iterations with no straggler
+# Each run starts `bin/perseus serve` (agent, profiler, optimizer in one process; fresh state, the
+# given --optimizer-straggler-margin/-window, the simulated GPUs on the trainer's --time-scale),
+# then `python -m perseus.emulate.demo --detect` (2 stages × dp 2, M=4): baseline, online profiling, then --intrinsic clean iterations with no straggler
 # (any straggler verdict there is a false positive), then pipeline 1 slows by --straggler× and
 # nobody calls ReportStraggler. It prints one RESULT line per run: detection delay (iterations from
 # the first slowed iteration to the first iteration that ran the extrinsic plan), clear delay
@@ -38,7 +38,7 @@ for run in $(seq 1 "$runs"); do
   tmp="$(mktemp -d "${TMPDIR:-/tmp}/perseus-dp-detect.XXXXXX")"
   port="$("$py" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
   PERSEUS_LOG_LEVEL=error "$root/bin/perseus" serve --listen "127.0.0.1:$port" \
-    --agent-backend simulated --agent-sim-model a100-sxm --agent-sim-devices 4 \
+    --agent-backend simulated --agent-sim-model a100-sxm --agent-sim-devices 4 --agent-sim-time-scale "$time_scale" \
     --agent-profile-dir "$profile_dir" --agent-state-file "$tmp/agent-state.json" \
     --profiler-data-dir "$tmp/profiler" --optimizer-data-dir "$tmp/optimizer" \
     --optimizer-straggler-margin "$margin" --optimizer-straggler-window "$window" >"$tmp/serve.log" 2>&1 &

@@ -96,6 +96,8 @@ export async function runDemo(flags: DemoFlags): Promise<number> {
     ...unlessEnv('PERSEUS_AGENT_BACKEND', 'agentBackend', 'simulated'),
     ...unlessEnv('PERSEUS_AGENT_SIM_MODEL', 'agentSimModel', 'a100-sxm'),
     ...unlessEnv('PERSEUS_AGENT_SIM_DEVICES', 'agentSimDevices', String(Number(flags.dp) * 8)),
+    // The simulated GPUs run on the emulated trainer's clock (CLOCK_MONOTONIC / time scale).
+    agentSimTimeScale: flags.timeScale,
     agentProfileDir: path.dirname(profile),
     agentStateFile: path.join(stateDir, 'agent-state.json'),
     profilerDataDir: path.join(stateDir, 'profiler'),
@@ -156,7 +158,7 @@ export function registerDemoCommand(program: Command): void {
     )
     .option(
       '--time-scale <x>',
-      'wall seconds per simulated second (1 = real time; the simulated agent integrates energy over real time)',
+      'wall seconds per simulated second (1 = real time; the simulated agent runs on the same scale)',
       '1',
     )
     .option('--straggler <x>', 'slowdown of the straggling pipeline', '1.2')

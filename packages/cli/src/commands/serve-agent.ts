@@ -53,6 +53,13 @@ export function addAgentFlags(cmd: Command): Command {
     )
     .addOption(
       envOption(
+        '--agent-sim-time-scale <x>',
+        'PERSEUS_AGENT_SIM_TIME_SCALE',
+        "wall seconds per simulated second of the simulated GPUs' clock; must equal the emulated trainer's --time-scale (default 1)",
+      ),
+    )
+    .addOption(
+      envOption(
         '--agent-profile-dir <dir>',
         'PERSEUS_AGENT_PROFILE_DIR',
         'stage-profile CSV directory for simulated GPUs (default <repo>/data/sosp24/stage_profile)',
@@ -194,6 +201,7 @@ export function agentOptionsFromFlags(flags: Record<string, unknown>): Partial<A
       | undefined,
     simulatedDevices: flagNumber(flags, 'agentSimDevices'),
     simulatedDriverLatencyMs: flagNumber(flags, 'agentSimDriverLatencyMs'),
+    simulatedTimeScale: flagNumber(flags, 'agentSimTimeScale'),
     profileDir: flagString(flags, 'agentProfileDir'),
     stateFile: flagString(flags, 'agentStateFile'),
     leaseTtlDefaultS: flagNumber(flags, 'agentLeaseTtlS'),

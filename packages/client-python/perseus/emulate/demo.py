@@ -228,7 +228,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--stages", type=int, default=0, help="pipeline stages (0 = all the profile has)")
     ap.add_argument("--dp", type=int, default=2)
     ap.add_argument("--microbatches", type=int, default=6)
-    ap.add_argument("--time-scale", type=float, default=0.25)
+    ap.add_argument("--time-scale", type=float, default=1.0, help="wall seconds per simulated second; must equal the simulated agent's --agent-sim-time-scale (default 1, as the agent's)")
     ap.add_argument("--window", type=int, default=4, help="clean iterations measured per phase")
     ap.add_argument("--straggler", type=float, default=1.2)
     ap.add_argument("--intrinsic", type=int, default=0, help="clean intrinsic iterations (no straggler) before the straggler starts (0 = --window)")

@@ -8,8 +8,11 @@ clock), multiplied by ``time_scale`` and by the pipeline's straggler slowdown. S
 pipeline meets the same stage of the other pipelines at a barrier after its last backward: the
 gradient all-reduce, which is where a straggling pipeline makes the others wait (extrinsic bloat).
 
-The hooks' clock is ``monotonic_ns / time_scale``, so every service sees unscaled seconds: the
-agent's measurements, the profiler's profile and the planner's frontier are in real GPU units.
+The hooks' clock is ``monotonic_ns / time_scale``, and a simulated agent started with the same
+``--agent-sim-time-scale`` runs its GPUs on that clock, so every service sees unscaled seconds:
+the agent's measurements (time, and energy integrated over simulated time), the profiler's profile
+and the planner's frontier are in real GPU units. An agent on another scale ends the rank's
+session (its clock runs at another rate) rather than measure receipt gaps.
 """
 
 from __future__ import annotations
@@ -45,8 +48,10 @@ class EmulationSpec:
     """Pipeline stages N (0 = every stage of the profile)."""
     dp_degree: int = 2
     num_microbatches: int = 6
-    time_scale: float = 0.25
-    """Wall seconds per simulated second (0.25: an instruction sleeps a quarter of its GPU time)."""
+    time_scale: float = 1.0
+    """Wall seconds per simulated second (0.25: an instruction sleeps a quarter of its GPU time).
+    The simulated agent must run on the same scale (``--agent-sim-time-scale``): it refuses a
+    client clock that runs at another rate than its own."""
     agent_url: str | None = None
     profiler_url: str | None = None
     baseline_iterations: int = 0

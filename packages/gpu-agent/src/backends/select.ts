@@ -17,7 +17,7 @@ type BackendOptions = Pick<
   | 'nvmlLibrary'
   | 'amdsmiLibrary'
 > &
-  Partial<Pick<AgentOptions, 'deviceRoot'>>;
+  Partial<Pick<AgentOptions, 'deviceRoot' | 'simulatedTimeScale'>>;
 
 /** A driver library that would not load or initialise: names the library and what it said. */
 export class DriverLibraryError extends Error {
@@ -62,12 +62,14 @@ export async function createBackend(
       profileDir: options.profileDir,
       stateFile,
       driverLatencyMs: options.simulatedDriverLatencyMs,
+      timeScale: options.simulatedTimeScale,
     });
     logger.warn(
       {
         simulated: true,
         model: options.simulatedModel,
         devices: options.simulatedDevices,
+        timeScale: options.simulatedTimeScale,
         profile: b.table.source,
         provenance: b.table.spec.provenance,
       },

@@ -16,8 +16,26 @@ export interface SimulatedBackendOptions {
   stateFile?: StateFile;
   /** Artificial latency of every driver call, ms (to exercise the per-device worker). Default 0. */
   driverLatencyMs?: number;
-  /** Monotonic clock, ns. Default process.hrtime.bigint. */
+  /**
+   * Wall seconds per simulated second (default 1): the devices live on CLOCK_MONOTONIC divided by
+   * this, the clock an emulated trainer with the same time scale stamps its hooks with, so a rank
+   * that sleeps a quarter of each instruction's time (0.25) still measures — and draws energy over —
+   * the profile's full time. Must equal the emulator's time scale (the agent refuses a client
+   * clock that runs at another rate, see clock-offset.ts).
+   */
+  timeScale?: number;
+  /** Monotonic clock, ns (overrides `timeScale`). Default process.hrtime.bigint. */
   clockNs?: () => bigint;
+}
+
+/** CLOCK_MONOTONIC slowed down by `timeScale` wall seconds per simulated second, ns. */
+export function scaledMonotonicClock(timeScale: number): () => bigint {
+  if (!(timeScale > 0) || !Number.isFinite(timeScale))
+    throw new Error(`simulated time scale must be a positive number, got ${timeScale}`);
+  if (timeScale === 1) return () => process.hrtime.bigint();
+  // Exact integer arithmetic: ns × 1e6 / round(scale × 1e6).
+  const denominator = BigInt(Math.round(timeScale * 1e6));
+  return () => (process.hrtime.bigint() * 1_000_000n) / denominator;
 }
 
 interface SimDevice {
@@ -48,13 +66,17 @@ const MAX_SEGMENTS = 512;
  * K simulated GPUs of one model. Power comes from the profile table: while an instruction runs
  * (see {@link GpuBackend.noteActivity}) the device draws energy/time of that (stage, instruction) at
  * the locked clock (max clock when unlocked), capped by the power limit; idle, it draws the model's
- * blocking power. The energy counter integrates that power over real (monotonic) time.
+ * blocking power. The energy counter integrates that power over the devices' clock: real
+ * (monotonic) time, or simulated time when an emulation runs scaled (`timeScale`).
  */
 export class SimulatedBackend implements GpuBackend {
   readonly kind = 'simulated' as const;
   readonly table: ProfileTable;
   private readonly devs: SimDevice[];
-  private readonly clockNs: () => bigint;
+  /** The devices' clock, ns: CLOCK_MONOTONIC scaled by the time scale (the agent times on it). */
+  readonly clockNs: () => bigint;
+  /** Wall seconds per simulated second. */
+  readonly timeScale: number;
   private readonly latencyMs: number;
   private readonly stateFile: StateFile | undefined;
   /** Calls made, in order (tests assert on these). */
@@ -62,7 +84,8 @@ export class SimulatedBackend implements GpuBackend {
 
   constructor(opts: SimulatedBackendOptions = {}) {
     this.table = opts.table ?? loadProfileTable(opts.model ?? 'a100-sxm', opts.profileDir);
-    this.clockNs = opts.clockNs ?? (() => process.hrtime.bigint());
+    this.timeScale = opts.timeScale ?? 1;
+    this.clockNs = opts.clockNs ?? scaledMonotonicClock(this.timeScale);
     this.latencyMs = opts.driverLatencyMs ?? 0;
     const spec = this.table.spec;
     const count = opts.count ?? 8;
@@ -100,7 +123,7 @@ export class SimulatedBackend implements GpuBackend {
         d.lockedSmClockMhz = sim.lockedSmClockMhz;
         d.memoryClockLocked = sim.memoryClockLocked;
         d.powerLimitW = sim.powerLimitW;
-        const downS = Math.max(0, (Date.now() - sim.savedAtUnixMs) / 1000);
+        const downS = Math.max(0, (Date.now() - sim.savedAtUnixMs) / 1000 / this.timeScale);
         d.segments[0]!.energyMj = sim.energyMj + spec.blockingPowerW * downS * 1000;
       }
       return d;
