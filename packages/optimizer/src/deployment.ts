@@ -125,6 +125,8 @@ function variantFromPlan(reason: string, plan: StagePlan[], point: FrontierPoint
       kind: x.kind,
       microbatch: x.microbatch,
       frequencyMhz: x.frequencyMhz,
+      // The model chunk (interleaved 1F1B) travels with the instruction to its rank.
+      ...(x.chunk !== undefined ? { chunk: x.chunk } : {}),
     })),
   );
   return {

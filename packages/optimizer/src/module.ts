@@ -19,6 +19,7 @@ import type { JobDetails } from './job';
 import { Optimizer } from './optimizer';
 import { WorkerFrontierPlanner } from './planner-pool';
 import type { FrontierPlanner } from './planner-pool';
+import { virtualStages } from './sweep';
 import { GrpcProfileSource } from './profile-source';
 import type { ProfileSource, ProfilerLinkSecurity } from './profile-source';
 import { optimizerService } from './service';
@@ -262,7 +263,7 @@ async function profileForJob(
   imported: Array<{ jobId?: string | undefined; profile: Profile }>,
   source: ProfileSource | undefined,
 ): Promise<Profile | undefined> {
-  const n = job.spec.pipeline.numStages * (job.spec.pipeline.numChunks ?? 1);
+  const n = virtualStages(job.spec.pipeline);
   if (job.hasImportedProfile) {
     const own = imported.find((p) => p.jobId === job.summary.jobId);
     const any = imported.find((p) => p.jobId === undefined && p.profile.stages.length === n);

@@ -31,6 +31,7 @@ import {
 } from './straggler-reports';
 import { DEFAULT_DETECTOR } from './stragglers';
 import type { StragglerDetectorOptions } from './stragglers';
+import { virtualStages } from './sweep';
 import type { JobPhase, JobSpec, Policy, RankInfo } from './types';
 import type {
   IterationReport,
@@ -182,10 +183,12 @@ export class Optimizer {
       this.opts.importedProfiles?.find(
         (p) =>
           (p.jobId === jobId || p.jobId === undefined) &&
-          p.profile.stages.length === spec.pipeline.numStages,
+          p.profile.stages.length === virtualStages(spec.pipeline),
       )?.profile ??
       // A profile kept by DeleteJob(keep_profile) for this id, when its shape still fits.
-      (existing === undefined && kept?.stages.length === spec.pipeline.numStages ? kept : null);
+      (existing === undefined && kept?.stages.length === virtualStages(spec.pipeline)
+        ? kept
+        : null);
     this.opts.store.createJob(jobId, identity, spec, job.createdMs, state);
     if (imported !== null) this.importProfile(job, imported);
     this.jobs.set(jobId, job);
@@ -221,10 +224,10 @@ export class Optimizer {
   /** Gives a job a profile so its sweep is skipped (CSV import or PlanOffline-style rows). */
   setImportedProfile(jobId: string, profile: Profile): void {
     const job = this.job(jobId);
-    if (profile.stages.length !== job.spec.pipeline.numStages) {
+    if (profile.stages.length !== virtualStages(job.spec.pipeline)) {
       throw ValidationError.field(
         'profile',
-        `has ${profile.stages.length} stages, job ${jobId} has ${job.spec.pipeline.numStages}`,
+        `has ${profile.stages.length} stages, job ${jobId} has ${virtualStages(job.spec.pipeline)}`,
       );
     }
     this.importProfile(job, profile);

@@ -3,6 +3,7 @@ import { PlannerInputError, frontierWorkEstimate } from '@perseus/planner';
 import type { Frontier, PlannerInput } from '@perseus/planner';
 import { ResourceExhaustedError, ValidationError } from '@perseus/service-kit';
 import type { FrontierPlanner } from './planner-pool';
+import { virtualStages } from './sweep';
 import { MAX_FRONTIER_SAMPLES } from './planning';
 import type { PlanOfflineInput } from './validate';
 
@@ -39,7 +40,7 @@ export async function planOffline(
     throw err;
   }
   if (input.includePlans) {
-    const perPlan = 2 * input.pipeline.numStages * input.pipeline.numMicrobatches;
+    const perPlan = 2 * virtualStages(input.pipeline) * input.pipeline.numMicrobatches;
     if (perPlan * f.points.length > MAX_OFFLINE_PLAN_INSTRUCTIONS) {
       throw new ResourceExhaustedError(
         `include_plans would return ${perPlan * f.points.length} instructions (limit ${MAX_OFFLINE_PLAN_INSTRUCTIONS}); use a larger unit_time_s or omit plans`,

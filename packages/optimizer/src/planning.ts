@@ -16,7 +16,7 @@ import {
   profileFromCells,
   restrictToClocks,
 } from './profile-assembly';
-import { sweepClocks } from './sweep';
+import { sweepClocks, virtualStages } from './sweep';
 
 /**
  * Most τ-samples a frontier may take (the planner's work is about one plan per sample: ~1 ms each
@@ -49,7 +49,7 @@ async function plannerProfile(
     if (source === undefined) return 'no profiler configured and no imported profile';
     try {
       const cells = await source.getProfile(job.profileJobId, { minCount: 1 });
-      profile = profileFromCells(cells, job.spec.pipeline.numStages);
+      profile = profileFromCells(cells, virtualStages(job.spec.pipeline));
     } catch (err) {
       return `profiler unavailable: ${(err as Error).message}`;
     }

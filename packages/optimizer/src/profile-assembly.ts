@@ -7,13 +7,14 @@ import { FALLBACK_BLOCKING_POWER_W, KNOWN_BLOCKING_POWER_W } from './config';
 import type { ProfileCellStat } from './profile-source';
 import { KINDS } from './sweep';
 
-/** One rank's profiling iteration with the clocks its stage ran. */
+/**
+ * One rank's profiling iteration with the clocks its GPU ran: one entry per (virtual) stage on the
+ * GPU — its pp_rank, or with interleaved 1F1B each chunk's stage c·N + pp_rank.
+ */
 export interface IdleSample {
-  stage: number;
   timeS: number;
   energyJ: number;
-  forwardMhz: number;
-  backwardMhz: number;
+  stages: Array<{ stage: number; forwardMhz: number; backwardMhz: number }>;
 }
 
 /** A profile of `numStages` stages from the profiler's cells (cells without time or energy dropped). */
@@ -70,12 +71,22 @@ export function measuredBlockingPowerW(
     opts.find((o) => o.frequencyMhz === f);
   const est: number[] = [];
   for (const s of samples) {
-    const st = profile.stages[s.stage];
-    const fw = st && find(st.forward, s.forwardMhz);
-    const bw = st && find(st.backward, s.backwardMhz);
-    if (!fw || !bw) continue;
-    const busyS = numMicrobatches * (fw.timeS + bw.timeS);
-    const busyJ = (numMicrobatches * (fw.energyJ + bw.energyJ)) / tpScale;
+    // Blocking power is per GPU: busy time and energy sum every stage (chunk) the GPU runs.
+    let busyS = 0;
+    let busyJ = 0;
+    let known = s.stages.length > 0;
+    for (const g of s.stages) {
+      const st = profile.stages[g.stage];
+      const fw = st && find(st.forward, g.forwardMhz);
+      const bw = st && find(st.backward, g.backwardMhz);
+      if (!fw || !bw) {
+        known = false;
+        break;
+      }
+      busyS += numMicrobatches * (fw.timeS + bw.timeS);
+      busyJ += (numMicrobatches * (fw.energyJ + bw.energyJ)) / tpScale;
+    }
+    if (!known) continue;
     const idleS = s.timeS - busyS;
     if (idleS > 0.05 * s.timeS && s.energyJ > busyJ) est.push((s.energyJ - busyJ) / idleS);
   }

@@ -1,6 +1,7 @@
 import * as grpc from '@grpc/grpc-js';
 import { perseusGrpc } from '@perseus/proto';
 import type { profilerV1 } from '@perseus/proto';
+import { chunksOf } from '@perseus/planner';
 import type { InstructionKind, PipelineSpec } from '@perseus/planner';
 import { instructionFromWire } from '@perseus/service-kit';
 import { SCHEDULE_TO_PROTO } from './wire';
@@ -123,6 +124,7 @@ export class GrpcProfileSource implements ProfileSource {
         schedule: SCHEDULE_TO_PROTO[job.pipeline.schedule],
         num_stages: job.pipeline.numStages,
         num_microbatches: job.pipeline.numMicrobatches,
+        num_chunks: job.pipeline.numChunks ?? 0,
       },
       dp_degree: job.dpDegree,
       tp_degree: job.tpDegree,
@@ -239,7 +241,7 @@ export class MemoryProfileSource implements ProfileSource {
     const cells = await this.getProfile(jobId, { minCount: Math.max(1, opts.minCount ?? 1) });
     if (shape === undefined) return { complete: false, entries: [] };
     const entries: ProfileCoverage['entries'] = [];
-    for (let stage = 0; stage < shape.pipeline.numStages; stage++) {
+    for (let stage = 0; stage < shape.pipeline.numStages * chunksOf(shape.pipeline); stage++) {
       for (const kind of ['forward', 'backward'] as const) {
         const covered = new Set(
           cells.filter((c) => c.stage === stage && c.kind === kind).map((c) => c.frequencyMhz),

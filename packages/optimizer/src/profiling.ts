@@ -10,7 +10,15 @@ import type { JobContext } from './job-context';
 import { enterPlanning, planJob } from './planning';
 import { knownBlockingPowerW } from './profile-assembly';
 import type { ProfileCellStat } from './profile-source';
-import { advanceSweep, newSweep, sweepClocks, sweepCost, sweepVariant } from './sweep';
+import { chunksOf } from '@perseus/planner';
+import {
+  advanceSweep,
+  newSweep,
+  sweepClocks,
+  sweepCost,
+  sweepVariant,
+  virtualStages,
+} from './sweep';
 import type { SweepStep } from './sweep-step';
 import type { RankInfo } from './types';
 import type { IterationReport } from './validate';
@@ -59,7 +67,7 @@ export async function beginProfiling(ctx: JobContext, job: Job): Promise<void> {
     ctx.log.warn({ jobId: job.jobId }, 'empty sweep clock list');
     return;
   }
-  const sweep = newSweep(job.spec.pipeline.numStages, clocks);
+  const sweep = newSweep(virtualStages(job.spec.pipeline), clocks);
   job.state.sweep = sweep;
   job.state.detail = `profiling ${clocks[0]} MHz (1/${clocks.length})`;
   deploy(
@@ -78,7 +86,7 @@ async function profileCoversJob(ctx: JobContext, job: Job): Promise<boolean> {
   if (source === undefined) return false;
   try {
     const cov = await source.getCoverage(job.profileJobId);
-    const n = job.spec.pipeline.numStages;
+    const n = virtualStages(job.spec.pipeline);
     return (
       cov.complete &&
       cov.entries.length >= 2 * n &&
@@ -141,12 +149,18 @@ export function countSweepIteration(
 ): void {
   const variant = job.state.deployment!.variants[0]!;
   const stage = variant.stages[info.ppRank] ?? [];
+  // One entry per model chunk of the GPU (its virtual stage c·N + r), each at its sweep clock.
+  const n = job.spec.pipeline.numStages;
+  const clockOf = (chunk: number, kind: 'forward' | 'backward'): number =>
+    stage.find((x) => x.kind === kind && (x.chunk ?? 0) === chunk)?.frequencyMhz ?? 0;
   job.idleSamples.push({
-    stage: info.ppRank,
     timeS: rep.timeS,
     energyJ: rep.energyJ,
-    forwardMhz: stage.find((x) => x.kind === 'forward')?.frequencyMhz ?? 0,
-    backwardMhz: stage.find((x) => x.kind === 'backward')?.frequencyMhz ?? 0,
+    stages: Array.from({ length: chunksOf(job.spec.pipeline) }, (_, c) => ({
+      stage: c * n + info.ppRank,
+      forwardMhz: clockOf(c, 'forward'),
+      backwardMhz: clockOf(c, 'backward'),
+    })),
   });
   if (job.idleSamples.length > MAX_IDLE_SAMPLES) job.idleSamples.shift();
   const step = job.sweepStep;

@@ -92,6 +92,7 @@ function scheduleMessage(
       instruction: KIND_TO_PROTO[x.kind],
       microbatch: x.microbatch,
       frequency_mhz: x.frequencyMhz,
+      chunk: x.chunk ?? 0,
     })),
     expected_iteration_time_s: variant.expectedTimeS,
     expected_iteration_energy_j: variant.expectedEnergyJ,

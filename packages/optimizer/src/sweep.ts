@@ -15,8 +15,14 @@
  * The paper's "5 rises in a row" rule did not survive real noise: a GPU energy counter that steps
  * every ~100 ms breaks rises up, so it never fired (issue 12 §3).
  */
-import { scheduleOrder } from '@perseus/planner';
-import type { InstructionKind, JobSpec, PlanVariant, ScheduledInstruction } from './types';
+import { chunksOf, scheduleOrder } from '@perseus/planner';
+import type {
+  InstructionKind,
+  JobSpec,
+  PipelineSpec,
+  PlanVariant,
+  ScheduledInstruction,
+} from './types';
 
 /** Parameters of the stop rule. */
 export interface StopRule {
@@ -55,6 +61,14 @@ export interface SweepState {
 }
 
 export const KINDS: readonly InstructionKind[] = ['forward', 'backward'];
+
+/**
+ * Stages of a job's profile: N, or with interleaved 1F1B the N·V virtual stages (chunk c of GPU r
+ * is stage c·N + r). Sweep cells, profiles and coverage are per such stage; schedules per GPU.
+ */
+export function virtualStages(pipeline: PipelineSpec): number {
+  return pipeline.numStages * chunksOf(pipeline);
+}
 export const cellKey = (stage: number, kind: InstructionKind): string => `${stage}:${kind}`;
 
 /**
@@ -76,6 +90,7 @@ export function sweepClocks(
   return desc.filter((_, i) => i % Math.max(1, stride) === 0);
 }
 
+/** A fresh sweep over `numStages` (virtual, with interleaved 1F1B) stages. */
 export function newSweep(numStages: number, clocksMhz: number[]): SweepState {
   const energies: SweepState['energies'] = {};
   const stderrs: NonNullable<SweepState['stderrs']> = {};
@@ -98,20 +113,23 @@ export function sweepClockOf(sweep: SweepState, stage: number, kind: Instruction
     : sweep.clocksMhz[0]!;
 }
 
-/** The schedule every pipeline runs during the current step. */
+/**
+ * The schedule every pipeline runs during the current step: per GPU, its schedule order, each
+ * instruction at the clock of its (virtual) stage — chunk c of GPU r is stage c·N + r.
+ */
 export function sweepVariant(spec: JobSpec, sweep: SweepState): PlanVariant {
   const stages: ScheduledInstruction[][] = [];
-  for (let s = 0; s < spec.pipeline.numStages; s++) {
-    const f = {
-      forward: sweepClockOf(sweep, s, 'forward'),
-      backward: sweepClockOf(sweep, s, 'backward'),
-    };
+  const n = spec.pipeline.numStages;
+  const interleaved = chunksOf(spec.pipeline) > 1;
+  for (let s = 0; s < n; s++) {
     stages.push(
-      scheduleOrder(spec.pipeline, s).map((slot) => ({
-        kind: slot.kind,
-        microbatch: slot.microbatch,
-        frequencyMhz: f[slot.kind],
-      })),
+      scheduleOrder(spec.pipeline, s).map((slot) => {
+        const chunk = slot.chunk ?? 0;
+        const frequencyMhz = sweepClockOf(sweep, chunk * n + s, slot.kind);
+        return interleaved
+          ? { kind: slot.kind, microbatch: slot.microbatch, chunk, frequencyMhz }
+          : { kind: slot.kind, microbatch: slot.microbatch, frequencyMhz };
+      }),
     );
   }
   return {

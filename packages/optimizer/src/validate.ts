@@ -14,6 +14,7 @@ import {
   checkWirePipeline,
 } from '@perseus/service-kit';
 import type { MeasuredOption, PipelineSpec, Profile } from '@perseus/planner';
+import { virtualStages } from './sweep';
 import type { JobSpec, Policy, RankIdentity } from './types';
 
 /** Limits that keep one request from exhausting memory or CPU (sizes: service-kit's SIZE_LIMITS). */
@@ -57,17 +58,13 @@ function pipelineSpec(
 ): PipelineSpec {
   if (!c.present(field, p)) return { schedule: '1f1b', numStages: 1, numMicrobatches: 1 };
   const pc = c.at(field);
-  // Until the optimizer's sweep, deployment and blocking power run interleaved 1F1B.
-  if (p.schedule === 'SCHEDULE_KIND_INTERLEAVED_1F1B') {
-    pc.fail('schedule', 'SCHEDULE_KIND_INTERLEAVED_1F1B is not supported yet');
-    return { schedule: '1f1b', numStages: 1, numMicrobatches: 1 };
-  }
   const w = checkWirePipeline(pc, p);
-  return {
-    schedule: w?.schedule ?? '1f1b',
-    numStages: w?.numStages ?? 1,
-    numMicrobatches: w?.numMicrobatches ?? 1,
-  };
+  if (w === undefined) return { schedule: '1f1b', numStages: 1, numMicrobatches: 1 };
+  const { schedule, numStages, numMicrobatches, numChunks } = w;
+  // numChunks only where it means something, so a 1F1B/GPipe spec (and its hash) is unchanged.
+  return schedule === 'interleaved'
+    ? { schedule, numStages, numMicrobatches, numChunks }
+    : { schedule, numStages, numMicrobatches };
 }
 
 export function validateRegisterJob(req: optimizerV1.RegisterJobRequest__Output): {
@@ -434,7 +431,9 @@ export function validatePlanOffline(req: optimizerV1.PlanOfflineRequest__Output)
   const c = new Checker();
   const pipeline = pipelineSpec(c, 'pipeline', req.pipeline);
   const rows = c.list('profile', req.profile, { min: 1, max: LIMITS.maxProfileRows });
-  const profile = c.ok ? profileFromRows(c, 'profile', rows, pipeline.numStages) : { stages: [] };
+  const profile = c.ok
+    ? profileFromRows(c, 'profile', rows, virtualStages(pipeline))
+    : { stages: [] };
   const blockingPowerW = c.number('blocking_power_w', req.blocking_power_w, {
     greaterThan: 0,
     max: 10_000,

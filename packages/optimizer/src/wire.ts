@@ -43,6 +43,7 @@ export function stagePlanToProto(sp: StagePlan): commonV1.StagePlan {
       instruction: KIND_TO_PROTO[x.kind],
       microbatch: x.microbatch,
       frequency_mhz: x.frequencyMhz,
+      chunk: x.chunk ?? 0,
     })),
   };
 }
@@ -66,6 +67,7 @@ export function specToProto(s: JobSpec): optimizerV1.JobSpec {
       schedule: SCHEDULE_TO_PROTO[s.pipeline.schedule],
       num_stages: s.pipeline.numStages,
       num_microbatches: s.pipeline.numMicrobatches,
+      num_chunks: s.pipeline.numChunks ?? 0,
     },
     dp_degree: s.dpDegree,
     tp_degree: s.tpDegree,

@@ -24,11 +24,12 @@ const KIND = {
 function wire(
   plan: StagePlan[],
   stage: number,
-): Array<{ instruction: string; microbatch: number; frequency_mhz: number }> {
+): Array<{ instruction: string; microbatch: number; frequency_mhz: number; chunk: number }> {
   return plan[stage]!.instructions.map((x) => ({
     instruction: KIND[x.kind],
     microbatch: x.microbatch,
     frequency_mhz: x.frequencyMhz,
+    chunk: x.chunk ?? 0,
   }));
 }
 

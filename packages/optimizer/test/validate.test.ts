@@ -99,7 +99,70 @@ const cases: Array<[string, () => unknown, Array<[string, string]>]> = [
       validateRegisterJob(
         job({ pipeline: { ...goodSpec.pipeline, schedule: 'SCHEDULE_KIND_INTERLEAVED_1F1B' } }),
       ),
-    [['spec.pipeline.schedule', 'SCHEDULE_KIND_INTERLEAVED_1F1B is not supported yet']],
+    [['spec.pipeline.num_chunks', 'must be ≥ 2 for interleaved 1F1B, got 0']],
+  ],
+  [
+    'RegisterJob: interleaved with M not a multiple of N',
+    () =>
+      validateRegisterJob(
+        job({
+          pipeline: {
+            schedule: 'SCHEDULE_KIND_INTERLEAVED_1F1B',
+            num_stages: 4,
+            num_microbatches: 6,
+            num_chunks: 2,
+          },
+        }),
+      ),
+    [
+      [
+        'spec.pipeline.num_microbatches',
+        'must be a multiple of num_stages (4) for interleaved 1F1B, got 6',
+      ],
+    ],
+  ],
+  [
+    'RegisterJob: interleaved over the virtual-stage limit',
+    () =>
+      validateRegisterJob(
+        job({
+          pipeline: {
+            schedule: 'SCHEDULE_KIND_INTERLEAVED_1F1B',
+            num_stages: 4,
+            num_microbatches: 8,
+            num_chunks: 65,
+          },
+        }),
+      ),
+    [
+      [
+        'spec.pipeline.num_chunks',
+        'num_stages × num_chunks (virtual stages) must be ≤ 256, got 4 × 65 = 260',
+      ],
+    ],
+  ],
+  [
+    'RegisterJob: chunks on 1F1B',
+    () => validateRegisterJob(job({ pipeline: { ...goodSpec.pipeline, num_chunks: 2 } })),
+    [['spec.pipeline.num_chunks', 'must be 0 or 1 unless the schedule is interleaved 1F1B, got 2']],
+  ],
+  [
+    'PlanOffline: interleaved needs a row for every virtual stage',
+    () =>
+      validatePlanOffline(
+        offline({
+          pipeline: {
+            schedule: 'SCHEDULE_KIND_INTERLEAVED_1F1B',
+            num_stages: 1,
+            num_microbatches: 2,
+            num_chunks: 2,
+          },
+        }),
+      ),
+    [
+      ['profile', 'stage 1 forward has no rows'],
+      ['profile', 'stage 1 backward has no rows'],
+    ],
   ],
   [
     'RegisterJob: world size mismatch',
@@ -419,6 +482,24 @@ describe('valid requests become strict values with defaults filled in', () => {
       unitTimeS: 0.001,
       blockingPowerW: 83.64,
       profiling: { iterationsPerFrequency: 3, floorFrequencyMhz: 0, frequencyStride: 1 },
+    });
+  });
+  test('RegisterJob keeps an interleaved spec with its chunks', () => {
+    const { spec } = validateRegisterJob(
+      job({
+        pipeline: {
+          schedule: 'SCHEDULE_KIND_INTERLEAVED_1F1B',
+          num_stages: 4,
+          num_microbatches: 8,
+          num_chunks: 2,
+        },
+      }),
+    );
+    expect(spec.pipeline).toEqual({
+      schedule: 'interleaved',
+      numStages: 4,
+      numMicrobatches: 8,
+      numChunks: 2,
     });
   });
   test('RegisterRank sorts clocks descending', () => {

@@ -39,7 +39,7 @@ export {
   type ProfileCsvRow,
   type ProfileCsvRows,
 } from './profile-csv-rows';
-export { scheduleOrder, type InstructionSlot } from './schedule';
+export { chunksOf, scheduleOrder, type InstructionSlot } from './schedule';
 export { evaluatePlan, planEvaluator, planTimeline, type TimelineEntry } from './emulator';
 export { validatePlannerInput, type OptionTable, type ValidInput } from './options';
 export {

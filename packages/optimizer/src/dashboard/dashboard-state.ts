@@ -366,6 +366,6 @@ function describe(s: JobSummary, d: JobDetails): DashboardJob {
   return {
     summary: s,
     gpu: `${d.spec.gpuModel || 'GPU'}${s.simulated ? ' (simulated)' : ''}`,
-    shape: `${p.schedule.toUpperCase()}, ${d.spec.dpDegree} pipelines × ${p.numStages} stages${d.spec.tpDegree > 1 ? ` × TP ${d.spec.tpDegree}` : ''}, ${p.numMicrobatches} microbatches`,
+    shape: `${p.schedule.toUpperCase()}, ${d.spec.dpDegree} pipelines × ${p.numStages} stages${p.numChunks !== undefined && p.numChunks > 1 ? ` × ${p.numChunks} chunks` : ''}${d.spec.tpDegree > 1 ? ` × TP ${d.spec.tpDegree}` : ''}, ${p.numMicrobatches} microbatches`,
   };
 }
