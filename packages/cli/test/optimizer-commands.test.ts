@@ -6,7 +6,8 @@ import { perseusGrpc } from '@perseus/proto';
 import type { optimizerV1 } from '@perseus/proto';
 import { startServe, type RunningServe } from '../src/commands/serve';
 import { main } from '../src/main';
-import { A100_CSV, unaryCall } from './support/serve-process';
+import { GPT3_A100_CSV } from '@perseus/service-kit';
+import { unaryCall } from './support/serve-process';
 
 const CLOCKS = Array.from({ length: 38 }, (_, i) => 1410 - 15 * i);
 
@@ -51,7 +52,7 @@ describe('perseus jobs / policy / straggler / frontier / status against a live o
         listen: '127.0.0.1:0',
         logLevel: 'silent',
         optimizerDataDir: ':memory:',
-        optimizerProfileCsv: A100_CSV,
+        optimizerProfileCsv: GPT3_A100_CSV,
       });
     } finally {
       quiet.mockRestore();

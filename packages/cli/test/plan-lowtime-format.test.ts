@@ -1,12 +1,11 @@
 import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { parsePlansJsonl } from '@perseus/planner';
+import { GPT3_A100_CSV } from '@perseus/service-kit';
 import { runPlan } from '../src/commands/plan';
 
-const ROOT = resolve(__dirname, '..', '..', '..');
 const FIXTURES = join(__dirname, 'fixtures', 'lowtime');
-const A100 = join(ROOT, 'data', 'sosp24', 'stage_profile', 'gpt3-175b+a100_sxm_bf16.csv');
 
 /** The shape of every line of a plan file: what Zeus/Perseus tooling relies on. */
 function lineKinds(text: string): string[] {
@@ -33,7 +32,7 @@ describe('perseus plan --format lowtime against files lowtime wrote', () => {
     out = mkdtempSync(join(tmpdir(), 'perseus-lowtime-'));
     // The fixtures' case (PROVENANCE.md): the A100 profile's stages 0 and 1 (lowtime's driver takes
     // the first --num-stages stages), 2 microbatches, 83.64 W, 1 ms.
-    const rows = readFileSync(A100, 'utf8').trim().split('\n');
+    const rows = readFileSync(GPT3_A100_CSV, 'utf8').trim().split('\n');
     const twoStages = join(out, 'gpt3-175b+a100_sxm_bf16.csv');
     writeFileSync(
       twoStages,
@@ -89,10 +88,7 @@ describe('perseus plan --format lowtime against files lowtime wrote', () => {
 
   it('holds the same stage lists as lowtime’s: as many stages and instructions, clocks the GPU has', () => {
     const clocks = new Set(
-      readFileSync(
-        join(ROOT, 'data', 'sosp24', 'stage_profile', 'gpt3-175b+a100_sxm_bf16.csv'),
-        'utf8',
-      )
+      readFileSync(GPT3_A100_CSV, 'utf8')
         .trim()
         .split('\n')
         .slice(1)

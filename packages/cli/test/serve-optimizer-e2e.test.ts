@@ -6,7 +6,8 @@ import * as grpc from '@grpc/grpc-js';
 import { computeFrontier, parseProfileCsv } from '@perseus/planner';
 import { perseusGrpc } from '@perseus/proto';
 import type { optimizerV1, profilerV1 } from '@perseus/proto';
-import { A100_CSV as CSV, startServeProcess, unaryCall } from './support/serve-process';
+import { GPT3_A100_CSV as CSV } from '@perseus/service-kit';
+import { startServeProcess, unaryCall } from './support/serve-process';
 
 const CLOCKS = Array.from({ length: 38 }, (_, i) => 1410 - 15 * i);
 const FLOOR = 1245; // 12 clocks: 1410 … 1245

@@ -7,7 +7,8 @@ import * as path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { perseusGrpc } from '@perseus/proto';
 import type { optimizerV1 } from '@perseus/proto';
-import { A100_CSV as CSV, startServeProcess, unaryCall } from './support/serve-process';
+import { GPT3_A100_CSV as CSV } from '@perseus/service-kit';
+import { startServeProcess, unaryCall } from './support/serve-process';
 
 const CLOCKS = Array.from({ length: 38 }, (_, i) => 1410 - 15 * i);
 

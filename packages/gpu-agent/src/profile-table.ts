@@ -1,6 +1,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { readProfileCsvRows, STAGE_CSV_COLUMNS } from '@perseus/planner';
+import { REFERENCE_PROFILE_DIR } from '@perseus/service-kit';
 
 /**
  * Per-instruction time and energy of a GPU model, from the Perseus SOSP '24 artifact's stage
@@ -226,15 +227,7 @@ export class ProfileTable {
 }
 
 /** Default directory of the stage-profile CSVs: the repository's `data/sosp24/stage_profile`. */
-export const DEFAULT_PROFILE_DIR = path.resolve(
-  __dirname,
-  '..',
-  '..',
-  '..',
-  'data',
-  'sosp24',
-  'stage_profile',
-);
+export const DEFAULT_PROFILE_DIR = REFERENCE_PROFILE_DIR;
 
 /**
  * Loads the table of `model` from `dir` (default {@link DEFAULT_PROFILE_DIR}); falls back to the

@@ -10,6 +10,7 @@ import {
   Checker,
   INSTRUCTION_FROM_WIRE,
   SIZE_LIMITS,
+  checkSupportedClocks,
   checkRankIdentity,
   checkWirePipeline,
 } from '@perseus/service-kit';
@@ -149,16 +150,14 @@ export function validateRegisterRank(
   const rank = checkRankIdentity(c, 'rank', req.rank);
   const node = c.string('node', req.node, { max: 255 });
   const deviceIndex = c.uint('device_index', req.device_index, { max: 1023 });
-  const freqs = c.list('supported_frequencies_mhz', req.supported_frequencies_mhz, {
-    min: 1,
-    max: LIMITS.maxFrequencies,
-  });
-  const seen = new Set<number>();
-  freqs.forEach((f, i) => {
-    const v = c.uint(`supported_frequencies_mhz[${i}]`, f, { min: 1, max: LIMITS.maxFrequencyMhz });
-    if (seen.has(v)) c.fail(`supported_frequencies_mhz[${i}]`, `duplicate clock ${v}`);
-    seen.add(v);
-  });
+  const clocks = checkSupportedClocks(
+    c,
+    'supported_frequencies_mhz',
+    req.supported_frequencies_mhz,
+    {
+      min: 1,
+    },
+  );
   const expectedSpecHash = req.expected_spec_hash ?? '';
   if (expectedSpecHash !== '' && !SPEC_HASH.test(expectedSpecHash))
     c.fail('expected_spec_hash', 'must be empty or 64 lowercase hex characters');
@@ -168,7 +167,7 @@ export function validateRegisterRank(
     rank,
     node,
     deviceIndex,
-    supportedFrequenciesMhz: [...seen].sort((a, b) => b - a),
+    supportedFrequenciesMhz: clocks.sort((a, b) => b - a),
     simulated: req.simulated === true,
     expectedSpecHash,
   };

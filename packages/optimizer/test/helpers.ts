@@ -1,24 +1,19 @@
 import { readFileSync } from 'node:fs';
-import * as path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { parseProfileCsv } from '@perseus/planner';
 import type { Profile } from '@perseus/planner';
 import { perseusGrpc } from '@perseus/proto';
 import type { optimizerV1 } from '@perseus/proto';
-import { PerseusServer, createLogger, decodeFieldViolations } from '@perseus/service-kit';
+import {
+  GPT3_A100_CSV,
+  PerseusServer,
+  createLogger,
+  decodeFieldViolations,
+} from '@perseus/service-kit';
 import { createOptimizerModule } from '../src';
 import type { OptimizerModule, OptimizerModuleOptions } from '../src';
 
-export const GPT3_A100_CSV = path.resolve(
-  __dirname,
-  '..',
-  '..',
-  '..',
-  'data',
-  'sosp24',
-  'stage_profile',
-  'gpt3-175b+a100_sxm_bf16.csv',
-);
+export { GPT3_A100_CSV };
 export const gpt3Profile = (): Profile => parseProfileCsv(readFileSync(GPT3_A100_CSV, 'utf8'));
 
 export type OptimizerClient = InstanceType<

@@ -11,6 +11,7 @@ import {
   SIZE_LIMITS,
   checkRankIdentity,
   checkRankInShape,
+  checkSupportedClocks,
   checkWirePipeline,
   rankFits,
   type SpecifiedEnum,
@@ -63,15 +64,11 @@ export function validateRegisterJob(req: Wire<profilerV1.RegisterJobRequest>): J
       'dp_degree',
       `world size num_stages × dp_degree × tp_degree must be ≤ ${LIMITS.maxWorldSize}, got ${numStages * dpDegree * tpDegree}`,
     );
-  const freqs = c.list('supported_frequencies_mhz', req?.supported_frequencies_mhz, {
-    max: LIMITS.maxFrequencies,
-  });
-  const seen = new Set<number>();
-  freqs.forEach((f, i) => {
-    const v = c.uint(`supported_frequencies_mhz[${i}]`, f, { min: 1, max: LIMITS.maxFrequencyMhz });
-    if (seen.has(v)) c.fail(`supported_frequencies_mhz[${i}]`, `duplicate clock ${v}`);
-    seen.add(v);
-  });
+  const clocks = checkSupportedClocks(
+    c,
+    'supported_frequencies_mhz',
+    req?.supported_frequencies_mhz,
+  );
   c.done();
   return {
     jobId,
@@ -81,7 +78,7 @@ export function validateRegisterJob(req: Wire<profilerV1.RegisterJobRequest>): J
     numMicrobatches,
     dpDegree,
     tpDegree,
-    supportedFrequenciesMhz: [...seen].sort((a, b) => a - b),
+    supportedFrequenciesMhz: clocks.sort((a, b) => a - b),
     origin: 'register',
   };
 }

@@ -8,8 +8,8 @@ import { PerseusServer, callFailure, createLogger, unaryCall } from '@perseus/se
 import type { ProfilerModule } from '../src/module';
 import { createProfilerModule } from '../src/module';
 import { syntheticMeasurements, toWire } from './helpers';
+import { REFERENCE_PROFILE_DIR } from '@perseus/service-kit';
 
-const SOSP24 = path.resolve(__dirname, '../../../data/sosp24/stage_profile');
 const logger = createLogger('test', 'silent');
 type Client = InstanceType<ReturnType<typeof perseusGrpc>['perseus']['profiler']['v1']['Profiler']>;
 
@@ -413,7 +413,7 @@ describe('ImportProfile / ExportProfile', () => {
   it.each(['gpt3-175b+a100_sxm_bf16.csv', 'gpt3-175b+a40_bf16.csv'])(
     '%s round-trips through the service',
     async (file) => {
-      const csv = fs.readFileSync(path.join(SOSP24, file), 'utf8');
+      const csv = fs.readFileSync(path.join(REFERENCE_PROFILE_DIR, file), 'utf8');
       const jobId = file.replace(/[^A-Za-z0-9._-]/g, '_');
       const rows = csv.trim().split('\n').length - 1;
       expect(
@@ -439,7 +439,7 @@ describe('ImportProfile / ExportProfile', () => {
 
   it('a100 stage 0 forward at 1410 MHz keeps the artifact numbers', async () => {
     const file = 'gpt3-175b+a100_sxm_bf16.csv';
-    const csv = fs.readFileSync(path.join(SOSP24, file), 'utf8');
+    const csv = fs.readFileSync(path.join(REFERENCE_PROFILE_DIR, file), 'utf8');
     await unary('ImportProfile', {
       job_id: 'gpt3-175b_a100_sxm_bf16.csv',
       format: 'PROFILE_FORMAT_STAGE',

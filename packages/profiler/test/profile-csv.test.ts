@@ -2,8 +2,8 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { ValidationError } from '@perseus/service-kit';
 import { formatProfileCsv, parseProfileCsv } from '../src/profile-csv';
+import { REFERENCE_PROFILE_DIR } from '@perseus/service-kit';
 
-export const SOSP24 = path.resolve(__dirname, '../../../data/sosp24/stage_profile');
 const FILES = ['gpt3-175b+a100_sxm_bf16.csv', 'gpt3-175b+a40_bf16.csv'];
 
 function violations(fn: () => unknown): string[] {
@@ -19,7 +19,7 @@ function violations(fn: () => unknown): string[] {
 
 describe('Zeus stage-level CSV', () => {
   it.each(FILES)('%s parses and formats back to the same text', (file) => {
-    const text = fs.readFileSync(path.join(SOSP24, file), 'utf8');
+    const text = fs.readFileSync(path.join(REFERENCE_PROFILE_DIR, file), 'utf8');
     const rows = parseProfileCsv(text, 'stage');
     expect(rows).toHaveLength(text.trim().split('\n').length - 1);
     expect(new Set(rows.map((r) => r.stage))).toEqual(new Set([0, 1, 2, 3, 4, 5, 6, 7]));
@@ -29,7 +29,10 @@ describe('Zeus stage-level CSV', () => {
   });
 
   it('a100 first row has the artifact values', () => {
-    const rows = parseProfileCsv(fs.readFileSync(path.join(SOSP24, FILES[0]!), 'utf8'), 'stage');
+    const rows = parseProfileCsv(
+      fs.readFileSync(path.join(REFERENCE_PROFILE_DIR, FILES[0]!), 'utf8'),
+      'stage',
+    );
     expect(rows[0]).toEqual({
       rank: -1,
       dpRank: -1,

@@ -29,6 +29,8 @@ export {
   type FieldViolation,
 } from './errors';
 export { SIZE_LIMITS, type SizeLimits } from './limits';
+export { checkSupportedClocks } from './clocks';
+export { GPT3_A100_CSV, GPT3_A40_CSV, REFERENCE_PROFILE_DIR } from './reference-profiles';
 export {
   checkRankIdentity,
   checkRankInShape,

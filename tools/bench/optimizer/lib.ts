@@ -4,18 +4,10 @@ import * as path from 'node:path';
 import * as readline from 'node:readline';
 import * as grpc from '@grpc/grpc-js';
 import { perseusGrpc } from '@perseus/proto';
+import { GPT3_A100_CSV } from '@perseus/service-kit';
 
 export const ROOT = path.resolve(__dirname, '..', '..', '..');
-export const GPT3_A100_CSV = path.resolve(
-  __dirname,
-  '..',
-  '..',
-  '..',
-  'data',
-  'sosp24',
-  'stage_profile',
-  'gpt3-175b+a100_sxm_bf16.csv',
-);
+export { GPT3_A100_CSV };
 export const A100_CLOCKS = Array.from({ length: 38 }, (_, i) => 1410 - 15 * i);
 
 export type OptimizerClient = InstanceType<

@@ -13,9 +13,9 @@
  * sweep without a floor visits every clock), blocking power 83.64 W (A100), τ = 1 ms.
  */
 import { readFileSync } from 'node:fs';
-import * as path from 'node:path';
 import { parseProfileCsv } from '@perseus/planner';
 import { extendProfile, runNoisySweep } from '../../../packages/optimizer/test/support/noisy-sweep';
+import { GPT3_A100_CSV } from '@perseus/service-kit';
 
 const args = process.argv.slice(2);
 const opt = (name: string, d: number): number => {
@@ -34,11 +34,7 @@ const BLOCKING_W = opt('--blocking-w', 83.64);
 const RAW = args.includes('--raw-energy');
 const MIN_POWER_W = opt('--min-power-w', 1.25 * BLOCKING_W);
 
-const csv = path.resolve(
-  __dirname,
-  '../../../data/sosp24/stage_profile/gpt3-175b+a100_sxm_bf16.csv',
-);
-const all = parseProfileCsv(readFileSync(csv, 'utf8'));
+const all = parseProfileCsv(readFileSync(GPT3_A100_CSV, 'utf8'));
 const measured = { stages: all.stages.slice(0, N) };
 const truth = FLOOR < 855 ? extendProfile(measured, FLOOR, 15, MIN_POWER_W) : measured;
 

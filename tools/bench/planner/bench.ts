@@ -15,6 +15,7 @@ import {
   type PlannerInput,
   type StagePlan,
 } from '../../../packages/planner/src';
+import { REFERENCE_PROFILE_DIR as DATA } from '@perseus/service-kit';
 
 interface BenchCase {
   name: string;
@@ -25,7 +26,6 @@ interface BenchCase {
   unitTimeS: number;
 }
 
-const DATA = join(__dirname, '..', '..', '..', 'data', 'sosp24', 'stage_profile');
 const here = __dirname;
 const [workDir = '/tmp/perseus-bench-planner', python = 'python3', ...only] = process.argv.slice(2);
 const lowtimeTimeoutS = Number(process.env['LOWTIME_TIMEOUT_S'] ?? 600);

@@ -23,6 +23,7 @@ import {
   type PlannerInput,
   type Profile,
 } from '../../../packages/planner/src';
+import { REFERENCE_PROFILE_DIR as DATA } from '@perseus/service-kit';
 
 interface ExactCase {
   name: string;
@@ -32,7 +33,6 @@ interface ExactCase {
   unitTimeS: number;
 }
 
-const DATA = join(__dirname, '..', '..', '..', 'data', 'sosp24', 'stage_profile');
 const args = process.argv.slice(2);
 const budgetAt = args.indexOf('--budget');
 const budgetS = budgetAt >= 0 ? Number(args[budgetAt + 1]) : 30;

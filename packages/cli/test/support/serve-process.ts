@@ -6,14 +6,6 @@ import type * as grpc from '@grpc/grpc-js';
 /** Repository root and the `perseus` launcher the CLI tests run. */
 export const REPO_ROOT = path.resolve(__dirname, '..', '..', '..', '..');
 export const BIN = path.join(REPO_ROOT, 'bin', 'perseus');
-/** The paper artifact's GPT-3 175B A100 SXM stage profile (38 clocks, 1410 … 855 MHz). */
-export const A100_CSV = path.join(
-  REPO_ROOT,
-  'data',
-  'sosp24',
-  'stage_profile',
-  'gpt3-175b+a100_sxm_bf16.csv',
-);
 
 export interface ExitStatus {
   code: number | null;
