@@ -6,8 +6,7 @@ import { perseusGrpc } from '@perseus/proto';
 import type { optimizerV1 } from '@perseus/proto';
 import { startServe, type RunningServe } from '../src/commands/serve';
 import { main } from '../src/main';
-import { GPT3_A100_CSV } from '@perseus/service-kit';
-import { unaryCall } from './support/serve-process';
+import { GPT3_A100_CSV, unaryCall } from '@perseus/service-kit';
 
 const CLOCKS = Array.from({ length: 38 }, (_, i) => 1410 - 15 * i);
 
@@ -40,8 +39,10 @@ describe('perseus jobs / policy / straggler / frontier / status against a live o
   let client: grpc.Client;
   let dir: string;
   let server: string[];
+  const call = <Res>(method: string, req: unknown): Promise<Res> =>
+    unaryCall<Res>(client, method, req, { deadlineMs: 20_000 });
   const status = (): Promise<optimizerV1.GetJobStatusResponse__Output> =>
-    unaryCall(client, 'GetJobStatus', { job_id: 'gpt3' });
+    call('GetJobStatus', { job_id: 'gpt3' });
 
   beforeAll(async () => {
     dir = fs.mkdtempSync(path.join(os.tmpdir(), 'perseus-cli-opt-'));
@@ -62,7 +63,7 @@ describe('perseus jobs / policy / straggler / frontier / status against a live o
       running.address,
       grpc.credentials.createInsecure(),
     );
-    await unaryCall(client, 'RegisterJob', {
+    await call('RegisterJob', {
       job_id: 'gpt3',
       spec: {
         pipeline: { schedule: 'SCHEDULE_KIND_1F1B', num_stages: 8, num_microbatches: 4 },
@@ -74,7 +75,7 @@ describe('perseus jobs / policy / straggler / frontier / status against a live o
       },
     });
     for (let r = 0; r < 16; r++)
-      await unaryCall(client, 'RegisterRank', {
+      await call('RegisterRank', {
         job_id: 'gpt3',
         rank: { rank: r, dp_rank: Math.floor(r / 8), pp_rank: r % 8, tp_rank: 0 },
         node: 'n0',
@@ -96,7 +97,7 @@ describe('perseus jobs / policy / straggler / frontier / status against a live o
     expect(s.code).toBe(0);
     expect(s.out).toContain(`server ${running.address}: reachable`);
     expect(s.out).toMatch(/job gpt3: deployed\n {2}schedule version \d+, ranks 16\/16\n/);
-    const f = await unaryCall<optimizerV1.GetFrontierResponse__Output>(client, 'GetFrontier', {
+    const f = await call<optimizerV1.GetFrontierResponse__Output>('GetFrontier', {
       job_id: 'gpt3',
     });
     const csvFile = path.join(dir, 'f.csv');
@@ -140,7 +141,7 @@ describe('perseus jobs / policy / straggler / frontier / status against a live o
     const after = await status();
     expect(Number(after.schedule_version)).toBeGreaterThan(Number(before.schedule_version));
     expect(r.out).toContain(`schedule version ${after.schedule_version}; chosen point`);
-    const f = await unaryCall<optimizerV1.GetFrontierResponse__Output>(client, 'GetFrontier', {
+    const f = await call<optimizerV1.GetFrontierResponse__Output>('GetFrontier', {
       job_id: 'gpt3',
     });
     expect(f.chosen_index).toBe(f.points.length - 1); // T*: the slowest, least-energy point
@@ -160,7 +161,7 @@ describe('perseus jobs / policy / straggler / frontier / status against a live o
     );
     expect(
       (
-        await unaryCall<optimizerV1.GetFrontierResponse__Output>(client, 'GetFrontier', {
+        await call<optimizerV1.GetFrontierResponse__Output>('GetFrontier', {
           job_id: 'gpt3',
         })
       ).chosen_index,

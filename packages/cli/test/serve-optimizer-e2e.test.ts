@@ -6,8 +6,8 @@ import * as grpc from '@grpc/grpc-js';
 import { computeFrontier, parseProfileCsv } from '@perseus/planner';
 import { perseusGrpc } from '@perseus/proto';
 import type { optimizerV1, profilerV1 } from '@perseus/proto';
-import { GPT3_A100_CSV as CSV } from '@perseus/service-kit';
-import { startServeProcess, unaryCall } from './support/serve-process';
+import { GPT3_A100_CSV as CSV, unaryCall } from '@perseus/service-kit';
+import { startServeProcess } from './support/serve-process';
 
 const CLOCKS = Array.from({ length: 38 }, (_, i) => 1410 - 15 * i);
 const FLOOR = 1245; // 12 clocks: 1410 … 1245
@@ -16,7 +16,7 @@ const M = 2;
 const K = 2; // the profiler drops the first iteration of each clock as warm-up
 
 const unary = <Res>(client: grpc.Client, method: string, req: unknown): Promise<Res> =>
-  unaryCall<Res>(client, method, req, 30_000);
+  unaryCall<Res>(client, method, req, { deadlineMs: 30_000 });
 
 describe('perseus serve: optimizer + profiler in one process', () => {
   let dir: string;

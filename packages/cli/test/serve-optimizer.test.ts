@@ -7,8 +7,8 @@ import * as path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { perseusGrpc } from '@perseus/proto';
 import type { optimizerV1 } from '@perseus/proto';
-import { GPT3_A100_CSV as CSV } from '@perseus/service-kit';
-import { startServeProcess, unaryCall } from './support/serve-process';
+import { GPT3_A100_CSV as CSV, unaryCall } from '@perseus/service-kit';
+import { startServeProcess } from './support/serve-process';
 
 const CLOCKS = Array.from({ length: 38 }, (_, i) => 1410 - 15 * i);
 
@@ -19,7 +19,7 @@ type Client = InstanceType<
 const startOptimizer = (args: string[]): ReturnType<typeof startServeProcess> =>
   startServeProcess(['serve', 'optimizer', ...args]);
 const unary = <Res>(client: Client, method: string, req: unknown): Promise<Res> =>
-  unaryCall<Res>(client, method, req);
+  unaryCall<Res>(client, method, req, { deadlineMs: 20_000 });
 
 /** First schedule of a watch satisfying `pred`; cancels the stream. */
 function watchUntil(

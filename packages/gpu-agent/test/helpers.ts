@@ -4,7 +4,7 @@ import * as path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import type { agentV1 } from '@perseus/proto';
 import { perseusGrpc } from '@perseus/proto';
-import { PerseusServer, createLogger } from '@perseus/service-kit';
+import { PerseusServer, createLogger, unaryCall } from '@perseus/service-kit';
 import type { AgentModule, AgentModuleOptions } from '../src';
 import { createAgentModule } from '../src';
 
@@ -63,20 +63,6 @@ export async function startAgent(
   };
 }
 
-export function unary<Req, Res>(
-  fn: (
-    req: Req,
-    md: grpc.Metadata,
-    cb: (err: grpc.ServiceError | null, res?: Res) => void,
-  ) => unknown,
-  req: Req,
-  md = new grpc.Metadata(),
-): Promise<Res> {
-  return new Promise((resolve, reject) => {
-    fn(req, md, (err, res) => (err ? reject(err) : resolve(res as Res)));
-  });
-}
-
 interface UnaryMethods {
   ListDevices: [agentV1.ListDevicesRequest, agentV1.ListDevicesResponse__Output];
   ReadEnergy: [agentV1.ReadEnergyRequest, agentV1.ReadEnergyResponse__Output];
@@ -90,14 +76,9 @@ export function call<M extends keyof UnaryMethods>(
   client: AgentClient,
   method: M,
   req: UnaryMethods[M][0],
-  md = new grpc.Metadata(),
+  metadata = new grpc.Metadata(),
 ): Promise<UnaryMethods[M][1]> {
-  const fn = client[method].bind(client) as unknown as (
-    r: UnaryMethods[M][0],
-    m: grpc.Metadata,
-    cb: (err: grpc.ServiceError | null, res?: UnaryMethods[M][1]) => void,
-  ) => unknown;
-  return unary(fn, req, md);
+  return unaryCall<UnaryMethods[M][1]>(client, method, req, { metadata });
 }
 
 export async function expectGrpcError(p: Promise<unknown>): Promise<grpc.ServiceError> {

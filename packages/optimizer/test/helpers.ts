@@ -9,6 +9,7 @@ import {
   PerseusServer,
   createLogger,
   decodeFieldViolations,
+  unaryCall,
 } from '@perseus/service-kit';
 import { createOptimizerModule } from '../src';
 import type { OptimizerModule, OptimizerModuleOptions } from '../src';
@@ -57,14 +58,7 @@ export function call<Res>(
   method: keyof OptimizerClient & string,
   req: unknown,
 ): Promise<Res> {
-  return new Promise<Res>((resolve, reject) => {
-    (
-      client[method] as unknown as (
-        r: unknown,
-        cb: (e: grpc.ServiceError | null, res: Res) => void,
-      ) => void
-    ).call(client, req, (e, res) => (e ? reject(e) : resolve(res)));
-  });
+  return unaryCall<Res>(client, method, req);
 }
 
 /** The status code and violated fields of a failed call. */

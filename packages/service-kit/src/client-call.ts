@@ -1,10 +1,20 @@
-import type * as grpc from '@grpc/grpc-js';
+import * as grpc from '@grpc/grpc-js';
 import { decodeFieldViolations } from './status-details';
 
 type UnaryMethod<Req, Res> = (
   request: Req,
+  metadata: grpc.Metadata,
+  options: grpc.CallOptions,
   callback: (err: grpc.ServiceError | null, response?: Res) => void,
 ) => unknown;
+
+/** Per-call settings of {@link unaryCall}. */
+export interface UnaryCallOptions {
+  /** Request metadata (e.g. a bearer token). Default: none. */
+  metadata?: grpc.Metadata;
+  /** The call fails with DEADLINE_EXCEEDED this long after it starts, ms. Default: no deadline. */
+  deadlineMs?: number;
+}
 
 /**
  * Calls the unary method `method` of a grpc-js client built from a loaded package definition and
@@ -19,11 +29,16 @@ export function unaryCall<Res, Req = unknown>(
   client: grpc.Client,
   method: string,
   request: Req,
+  opts: UnaryCallOptions = {},
 ): Promise<Res> {
   const fn = (client as unknown as Record<string, UnaryMethod<Req, Res> | undefined>)[method];
   if (typeof fn !== 'function') return Promise.reject(new Error(`client has no method ${method}`));
+  const options: grpc.CallOptions =
+    opts.deadlineMs === undefined ? {} : { deadline: Date.now() + opts.deadlineMs };
   return new Promise<Res>((resolve, reject) => {
-    fn.call(client, request, (err, res) => (err ? reject(err) : resolve(res as Res)));
+    fn.call(client, request, opts.metadata ?? new grpc.Metadata(), options, (err, res) =>
+      err ? reject(err) : resolve(res as Res),
+    );
   });
 }
 

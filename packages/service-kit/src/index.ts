@@ -39,7 +39,7 @@ export {
   type RankIdentity,
 } from './rank';
 export { toStreamError } from './stream-error';
-export { callFailure, unaryCall } from './client-call';
+export { callFailure, unaryCall, type UnaryCallOptions } from './client-call';
 export {
   createMetricsRegistry,
   histogram,

@@ -1,7 +1,6 @@
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import * as path from 'node:path';
 import * as readline from 'node:readline';
-import type * as grpc from '@grpc/grpc-js';
 
 /** Repository root and the `perseus` launcher the CLI tests run. */
 export const REPO_ROOT = path.resolve(__dirname, '..', '..', '..', '..');
@@ -68,26 +67,4 @@ export function startServeProcess(
       reject(new Error(`perseus ${args.join(' ')} exited early: ${JSON.stringify(e)}`));
     });
   });
-}
-
-type UnaryWithOptions<Res> = (
-  req: unknown,
-  opts: grpc.CallOptions,
-  cb: (e: grpc.ServiceError | null, r: Res) => void,
-) => void;
-
-/** One unary call by method name with a deadline (default 20 s). */
-export function unaryCall<Res>(
-  client: grpc.Client,
-  method: string,
-  req: unknown,
-  deadlineMs = 20_000,
-): Promise<Res> {
-  const fn = (client as unknown as Record<string, UnaryWithOptions<Res> | undefined>)[method];
-  if (fn === undefined) return Promise.reject(new Error(`client has no method ${method}`));
-  return new Promise((resolve, reject) =>
-    fn.call(client, req, { deadline: Date.now() + deadlineMs }, (e, r) =>
-      e ? reject(e) : resolve(r),
-    ),
-  );
 }
