@@ -11,8 +11,13 @@ bit — is the same with and without them.
     # without
     python examples/pytorch_pipeline.py --out run-plain.json
 
-The output JSON holds the per-iteration losses and, with Perseus, every measurement the agent
-returned to each rank (instruction, microbatch, clock, time, energy) in order.
+The output JSON holds the per-iteration losses and, with Perseus, the job id and every measurement
+the agent returned to each rank (instruction, microbatch, clock, time, energy) in order.
+
+The job id is the client's own job identity unless ``--job-id`` is given: ``PERSEUS_JOB_ID``,
+torchrun's ``TORCHELASTIC_RUN_ID``, Slurm's ``SLURM_JOB_ID``, else a fresh id rank 0 draws and
+broadcasts over torch.distributed — so two runs never share a job (and its profile and plans) by
+accident.
 """
 
 from __future__ import annotations
@@ -149,6 +154,7 @@ def run_rank(rank: int, args: argparse.Namespace, port: int, out_path: str) -> N
              "frequency_applied_mhz": r.frequency_applied_mhz, "time_s": r.time_s, "energy_j": r.energy_j}
             for r in perseus_opt.measurements()
         ]
+        result["job_id"] = perseus_opt.job_id
         result["status"] = {"agent_connected": st.agent_connected, "schedule_version": st.schedule_version, "phase": st.phase,
                             "measurements_received": st.measurements_received, "iterations_reported": st.iterations_reported}
         perseus_opt.close()
@@ -160,7 +166,7 @@ def run_rank(rank: int, args: argparse.Namespace, port: int, out_path: str) -> N
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--server", default="", help="perseus serve address; empty = run without Perseus")
-    ap.add_argument("--job-id", default="pytorch-pipeline-example")
+    ap.add_argument("--job-id", default=None, help="default: the client's job identity (PERSEUS_JOB_ID, TORCHELASTIC_RUN_ID, SLURM_JOB_ID, else a fresh id the ranks agree on)")
     ap.add_argument("--iterations", type=int, default=5)
     ap.add_argument("--microbatches", type=int, default=4)
     ap.add_argument("--microbatch-size", type=int, default=8)

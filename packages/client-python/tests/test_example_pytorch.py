@@ -6,6 +6,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -28,11 +29,14 @@ if importlib.util.find_spec("torch") is None:
     pytest.skip(f"{_why} to enable this test", allow_module_level=True)
 
 
-def run_example(out: Path, server: str = "", job_id: str = "example") -> dict[str, Any]:
-    args = [sys.executable, str(EXAMPLE), "--out", str(out), "--iterations", str(ITERATIONS), "--microbatches", str(M), "--job-id", job_id]
+def run_example(out: Path, server: str = "", job_id: str | None = None) -> dict[str, Any]:
+    args = [sys.executable, str(EXAMPLE), "--out", str(out), "--iterations", str(ITERATIONS), "--microbatches", str(M)]
+    if job_id is not None:
+        args += ["--job-id", job_id]
     if server:
         args += ["--server", server]
-    proc = subprocess.run(args, capture_output=True, text=True, timeout=240, cwd=REPO_ROOT)
+    env = {k: v for k, v in os.environ.items() if k not in ("PERSEUS_JOB_ID", "TORCHELASTIC_RUN_ID", "SLURM_JOB_ID")}
+    proc = subprocess.run(args, capture_output=True, text=True, timeout=240, cwd=REPO_ROOT, env=env)
     assert proc.returncode == 0, proc.stderr[-3000:]
     result: dict[str, Any] = json.loads(out.read_text())
     return result
@@ -41,7 +45,12 @@ def run_example(out: Path, server: str = "", job_id: str = "example") -> dict[st
 def test_losses_are_bit_identical_and_every_instruction_reaches_the_agent(restartable_server: RestartableServer, tmp_path: Path) -> None:
     restartable_server.start()
     plain = run_example(tmp_path / "plain.json")
-    with_perseus = run_example(tmp_path / "perseus.json", server=restartable_server.address, job_id="example-bitwise")
+    # No --job-id: the example takes the client's job identity; without a launcher that is a fresh
+    # id rank 0 draws and broadcasts (issue 12: a fixed default id let a rerun apply an old job's plan).
+    with_perseus = run_example(tmp_path / "perseus.json", server=restartable_server.address)
+    job_ids = {rank["job_id"] for rank in with_perseus["ranks"]}
+    assert len(job_ids) == 1, job_ids
+    assert re.fullmatch(r"perseus-[0-9a-f]{16}", job_ids.pop())
     assert len(plain["losses_hex"]) == ITERATIONS
     # float.hex() of every iteration's loss: equal strings = equal bits.
     assert with_perseus["losses_hex"] == plain["losses_hex"]
