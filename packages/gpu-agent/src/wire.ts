@@ -1,5 +1,5 @@
 import type { agentV1, commonV1 } from '@perseus/proto';
-import type { Logger } from '@perseus/service-kit';
+import type { Logger, SpecifiedEnum } from '@perseus/service-kit';
 import { INSTRUCTION_FROM_WIRE, toStreamError } from '@perseus/service-kit';
 import type { AdminResetResult } from './agent';
 import type { BackendKind } from './backend';
@@ -13,14 +13,13 @@ import type { RankIdentityValue } from './validate';
  * build here until it is mapped.
  */
 
-type Specified<E extends string> = Exclude<E, `${string}_UNSPECIFIED`>;
-
-export const BACKEND_FROM_WIRE: Readonly<Record<Specified<agentV1.Backend__Output>, BackendKind>> =
-  {
-    BACKEND_NVML: 'nvml',
-    BACKEND_AMDSMI: 'amdsmi',
-    BACKEND_SIMULATED: 'simulated',
-  };
+export const BACKEND_FROM_WIRE: Readonly<
+  Record<SpecifiedEnum<agentV1.Backend__Output>, BackendKind>
+> = {
+  BACKEND_NVML: 'nvml',
+  BACKEND_AMDSMI: 'amdsmi',
+  BACKEND_SIMULATED: 'simulated',
+};
 
 export { INSTRUCTION_FROM_WIRE };
 
