@@ -7,9 +7,9 @@
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import Database from 'better-sqlite3';
-import type { TpGroup } from './aggregate';
 import { aggregateTpGroups } from './aggregate';
 import type { AggregateReply, AggregateRequest } from './aggregation-thread';
+import { GROUPS_OF_CELL_SQL, readTpGroups } from './sqlite-schema';
 import { instructionFromCode } from './types';
 
 const port = parentPort;
@@ -20,30 +20,14 @@ db.pragma('busy_timeout = 5000');
 const stampOf = db
   .prepare('SELECT last_ms FROM dirty WHERE job = ? AND stage = ? AND instr = ? AND freq = ?')
   .pluck();
-const groupsOfCell = db
-  .prepare(
-    'SELECT dp, iteration, mb, MAX(time), SUM(energy), COUNT(*) FROM measurements WHERE job = ? AND stage = ? AND instr = ? AND freq = ? GROUP BY dp, iteration, mb',
-  )
-  .raw();
+const groupsOfCell = db.prepare(GROUPS_OF_CELL_SQL).raw();
 
 // One snapshot per cell: the dirty stamp and the rows it covers are read together.
 const readCell = db.transaction(
   (job: number, k: { stage: number; instr: number; freq: number }) => {
     const stamp = stampOf.get(job, k.stage, k.instr, k.freq) as number | undefined;
     if (stamp === undefined) return undefined;
-    const groups: TpGroup[] = [];
-    for (const g of groupsOfCell.iterate(job, k.stage, k.instr, k.freq) as IterableIterator<
-      number[]
-    >) {
-      groups.push({
-        dpRank: g[0]!,
-        iteration: g[1]!,
-        microbatch: g[2]!,
-        timeS: g[3]!,
-        energyJ: g[4]!,
-        ranks: g[5]!,
-      });
-    }
+    const groups = readTpGroups(groupsOfCell, job, k);
     return { stamp, groups };
   },
 );

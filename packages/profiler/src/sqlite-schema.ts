@@ -5,6 +5,7 @@
  * aggregates of pruned raw rows.
  */
 import type Database from 'better-sqlite3';
+import type { RawRow, TpGroup } from './aggregate';
 import type { CellScope, ProfileCell } from './types';
 import { instructionCode, instructionFromCode } from './types';
 
@@ -146,6 +147,54 @@ export type StatementName =
   | 'countIterations'
   | 'dirtyStats';
 
+/**
+ * The TP groups of one (stage, instruction, frequency) cell: one row per (pipeline, iteration,
+ * microbatch) with the slowest TP rank's time, the summed energy and the rank count. Read by the
+ * store and by the aggregation worker's own connection.
+ */
+export const GROUPS_OF_CELL_SQL =
+  'SELECT dp, iteration, mb, MAX(time), SUM(energy), COUNT(*) FROM measurements WHERE job = ? AND stage = ? AND instr = ? AND freq = ? GROUP BY dp, iteration, mb';
+
+/** A dirty cell's key as the tables store it (instruction as its code). */
+export interface CellKeyRow {
+  stage: number;
+  instr: number;
+  freq: number;
+}
+
+/** Reads a cell's TP groups through a raw statement of {@link GROUPS_OF_CELL_SQL}. */
+export function readTpGroups(stmt: Database.Statement, job: number, k: CellKeyRow): TpGroup[] {
+  const groups: TpGroup[] = [];
+  for (const g of stmt.iterate(job, k.stage, k.instr, k.freq) as IterableIterator<number[]>) {
+    groups.push({
+      dpRank: g[0]!,
+      iteration: g[1]!,
+      microbatch: g[2]!,
+      timeS: g[3]!,
+      energyJ: g[4]!,
+      ranks: g[5]!,
+    });
+  }
+  return groups;
+}
+
+/** Reads a cell's raw per-rank measurements through the `rawOfCell` statement. */
+export function readRawRows(stmt: Database.Statement, job: number, k: CellKeyRow): RawRow[] {
+  const rows: RawRow[] = [];
+  for (const r of stmt.iterate(job, k.stage, k.instr, k.freq) as IterableIterator<number[]>) {
+    rows.push({
+      dpRank: r[0]!,
+      iteration: r[1]!,
+      microbatch: r[2]!,
+      tpRank: r[3]!,
+      rank: r[4]!,
+      timeS: r[5]!,
+      energyJ: r[6]!,
+    });
+  }
+  return rows;
+}
+
 export function prepareStatements(
   db: Database.Database,
 ): Record<StatementName, Database.Statement> {
@@ -177,11 +226,7 @@ export function prepareStatements(
     clearRankDirty: db.prepare(
       'DELETE FROM dirty_rank WHERE job = ? AND stage = ? AND instr = ? AND freq = ?',
     ),
-    groupsOfCell: db
-      .prepare(
-        'SELECT dp, iteration, mb, MAX(time), SUM(energy), COUNT(*) FROM measurements WHERE job = ? AND stage = ? AND instr = ? AND freq = ? GROUP BY dp, iteration, mb',
-      )
-      .raw(),
+    groupsOfCell: db.prepare(GROUPS_OF_CELL_SQL).raw(),
     dirtyOfJob: db.prepare(
       'SELECT stage, instr, freq FROM dirty WHERE job = ? AND (last_ms <= ? OR since_ms <= ?)',
     ),

@@ -12,7 +12,6 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import Database from 'better-sqlite3';
-import type { RawRow, TpGroup } from './aggregate';
 import { mergeCellStats } from './aggregate';
 import type { DirtyKey } from './aggregation-thread';
 import { AggregationThread } from './aggregation-thread';
@@ -34,6 +33,8 @@ import {
   cellFromRow,
   cellParams,
   prepareStatements,
+  readRawRows,
+  readTpGroups,
 } from './sqlite-schema';
 
 export type SynchronousMode = 'full' | 'normal';
@@ -289,45 +290,9 @@ export class SqliteProfileStore implements ProfileStore {
         instruction: instructionFromCode(k.instr),
         frequencyMhz: k.freq,
       };
-      let fresh: ProfileCell[];
-      if (rankScope) {
-        const rows: RawRow[] = [];
-        for (const r of this.stmt.rawOfCell.iterate(
-          entry.key,
-          k.stage,
-          k.instr,
-          k.freq,
-        ) as IterableIterator<number[]>) {
-          rows.push({
-            dpRank: r[0]!,
-            iteration: r[1]!,
-            microbatch: r[2]!,
-            tpRank: r[3]!,
-            rank: r[4]!,
-            timeS: r[5]!,
-            energyJ: r[6]!,
-          });
-        }
-        fresh = aggregate.ranks(rows, key, entry.spec);
-      } else {
-        const groups: TpGroup[] = [];
-        for (const g of this.stmt.groupsOfCell.iterate(
-          entry.key,
-          k.stage,
-          k.instr,
-          k.freq,
-        ) as IterableIterator<number[]>) {
-          groups.push({
-            dpRank: g[0]!,
-            iteration: g[1]!,
-            microbatch: g[2]!,
-            timeS: g[3]!,
-            energyJ: g[4]!,
-            ranks: g[5]!,
-          });
-        }
-        fresh = aggregate.groups(groups, key, entry.spec);
-      }
+      const fresh = rankScope
+        ? aggregate.ranks(readRawRows(this.stmt.rawOfCell, entry.key, k), key, entry.spec)
+        : aggregate.groups(readTpGroups(this.stmt.groupsOfCell, entry.key, k), key, entry.spec);
       this.writeFresh(entry, k, fresh, rankScope);
     })();
   }
