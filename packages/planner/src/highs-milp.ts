@@ -1,4 +1,4 @@
-import type { MilpModel, MilpOutcome, MilpProgress, MilpSolver } from './milp-polish';
+import type { MilpModel, MilpOutcome, MilpProgress, MilpSolver } from './deadline-milp';
 
 /** The part of one event of HiGHS's MIP interrupt callback that the adapter reads. */
 interface HighsMipEvent {
@@ -31,6 +31,8 @@ export interface HighsRuntimeLike {
       readonly optimal: number;
       readonly infeasible: number;
       readonly timeLimit: number;
+      readonly iterationLimit: number;
+      readonly solutionLimit: number;
       readonly interrupted: number;
     };
     readonly callbackType: { readonly mipInterrupt: number; readonly simplexInterrupt: number };
@@ -39,7 +41,7 @@ export interface HighsRuntimeLike {
 
 /**
  * A {@link MilpSolver} over HiGHS's persistent model: passes the model, installs the start as the
- * incumbent, stops at the time limit or when `shouldStop()` turns true (polled from HiGHS's MIP
+ * incumbent, stops at the node limit (HiGHS `mip_max_nodes`), the time limit or when `shouldStop()` turns true (polled from HiGHS's MIP
  * interrupt callback, so a worker's cancellation takes effect mid-solve), and reports the proven
  * dual bound even when it stops early.
  */
@@ -49,13 +51,14 @@ export function highsMilpSolver(
   extraOptions: Readonly<Record<string, number | string | boolean>> = {},
 ): MilpSolver {
   return {
-    solve(model, { start, timeLimitS, relGap, shouldStop, onProgress }): MilpOutcome {
+    solve(model, { start, timeLimitS, relGap, nodeLimit, shouldStop, onProgress }): MilpOutcome {
       const m = highs.createModel();
       try {
         m.options.set({
           output_flag: false,
           time_limit: timeLimitS,
           mip_rel_gap: relGap,
+          ...(nodeLimit !== undefined ? { mip_max_nodes: nodeLimit } : {}),
           ...extraOptions,
         });
         m.passModel(model);
@@ -91,7 +94,12 @@ export function highsMilpSolver(
         const dual = Number(m.info.get('mip_dual_bound'));
         const dualBound = Number.isFinite(dual) ? dual : -Infinity;
         if (status === c.infeasible) return { status: 'infeasible', colValue: null, dualBound };
-        const stopped = status === c.timeLimit || status === c.interrupted;
+        // A node limit ends the solve as a solution limit in HiGHS.
+        const stopped =
+          status === c.timeLimit ||
+          status === c.interrupted ||
+          status === c.iterationLimit ||
+          status === c.solutionLimit;
         if (status !== c.optimal && !stopped)
           return { status: 'failed', colValue: null, dualBound };
         const primalStatus = Number(m.info.get('primal_solution_status'));

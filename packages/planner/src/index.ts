@@ -61,17 +61,24 @@ export { exactFrontier, type ExactFrontierPoint } from './exact';
 export { lpLowerBound, buildLowerBoundLp, type LpOptions, type LpSolver } from './lp-bound';
 export {
   buildDeadlineMilp,
-  exactAtDeadline,
-  neighbourhoodPolish,
-  polishAtDeadline,
   type DeadlineMilp,
-  type ExactDeadlineResult,
   type MilpModel,
   type MilpOutcome,
   type MilpProgress,
   type MilpSolver,
-  type NeighbourhoodOptions,
   type OptionRange,
+} from './deadline-milp';
+export {
+  neighbourhoodPolish,
+  type NeighbourhoodOptions,
+  type NeighbourhoodResult,
+} from './neighbourhood-search';
+export {
+  exactAtDeadline,
+  polishAtDeadline,
+  polishPlan,
+  type ExactDeadlineResult,
+  type PolishedPlan,
   type PolishOptions,
   type PolishResult,
 } from './milp-polish';
