@@ -23,6 +23,11 @@ export interface OptimizerConfig {
   stragglerMargin: number;
   /** Iterations in the straggler detector's median window. */
   stragglerWindow: number;
+  /**
+   * Wall-clock cap of the exact polish (HiGHS, in the planner worker) of each deployed plan, s;
+   * 0 = deploy the frontier's plans unpolished.
+   */
+  exactBudgetS: number;
   /** Token file (scopes read/report/control, optional jobs; service-kit access.ts); '' = none. */
   tokenFile: string;
   /** Read-only web dashboard `host:port`; '' = off. Access as the gRPC listener (service-kit listenerPolicy). */
@@ -43,6 +48,7 @@ export const DEFAULT_CONFIG: OptimizerConfig = {
   metricsListen: '',
   stragglerMargin: 0.1,
   stragglerWindow: 5,
+  exactBudgetS: 10,
   tokenFile: '',
   dashboardListen: '',
   dashboardTlsCert: '',
@@ -77,6 +83,7 @@ export function optimizerConfigFromEnv(env: NodeJS.ProcessEnv = process.env): Op
       DEFAULT_CONFIG.stragglerWindow,
       env,
     ),
+    exactBudgetS: envNumber('PERSEUS_OPTIMIZER_EXACT_BUDGET_S', DEFAULT_CONFIG.exactBudgetS, env),
     dashboardListen: envString(
       'PERSEUS_OPTIMIZER_DASHBOARD_LISTEN',
       DEFAULT_CONFIG.dashboardListen,
@@ -132,6 +139,10 @@ export function validateOptimizerConfig(cfg: OptimizerConfig): OptimizerConfig {
   )
     bad.push(
       `stragglerWindow (PERSEUS_OPTIMIZER_STRAGGLER_WINDOW) must be an integer in [1, 1000], got ${cfg.stragglerWindow}`,
+    );
+  if (!(Number.isFinite(cfg.exactBudgetS) && cfg.exactBudgetS >= 0 && cfg.exactBudgetS <= 600))
+    bad.push(
+      `exactBudgetS (PERSEUS_OPTIMIZER_EXACT_BUDGET_S) must be in [0, 600], got ${cfg.exactBudgetS}`,
     );
   if (cfg.dataDir === '') bad.push('dataDir (PERSEUS_OPTIMIZER_DATA_DIR) must not be empty');
   if (bad.length > 0)

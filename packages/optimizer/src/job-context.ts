@@ -29,6 +29,12 @@ export interface OptimizerCoreOptions {
   /** Delay before re-trying a failed planning attempt, ms. Default 5000. */
   planRetryMs?: number;
   /**
+   * Wall-clock cap of the exact polish (HiGHS) of each deployed plan in the planner worker, s:
+   * the intrinsic plan before its first deployment, a straggler's T′ (or a policy's target) after
+   * its frontier plan is deployed. 0 = deploy the frontier's plans as they are. Default 10.
+   */
+  exactBudgetS?: number;
+  /**
    * Least time a sweep step waits for silent ranks once every stage has K iterations, ms
    * (the wait is at least 3 × the longest reported iteration). Default 5000.
    */

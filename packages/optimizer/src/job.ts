@@ -2,7 +2,7 @@
  * One job generation's runtime record and the read-only views of it the RPCs answer (summary,
  * details, status). The phase machine that changes it is the {@link Optimizer}.
  */
-import type { Frontier, Profile } from '@perseus/planner';
+import type { Frontier, PlannerInput, PolishedPlan, Profile } from '@perseus/planner';
 import type { IdleSample } from './profile-assembly';
 import { ScheduleEncoder } from './schedule-encoding';
 import type { JobState } from './store';
@@ -32,6 +32,13 @@ export interface Job {
   /** `${dp}/${pp}/${tp}` → rank, so one position has one rank. */
   positions: Map<string, number>;
   frontier: Frontier | null;
+  /** What `frontier` was planned from (null after a restart: no polish until the next plan). */
+  plannerInput: PlannerInput | null;
+  /**
+   * Exact polishes of deployed plans for `frontier`, by deadline (s): running (result null) or
+   * done. Cleared with a new frontier.
+   */
+  polishes: Map<number, PolishEntry>;
   importedProfile: Profile | null;
   /** Progress of the current profiling version's sweep step. */
   sweepStep: SweepStep;
@@ -48,6 +55,20 @@ export interface Job {
   lastPlanningMs: number;
   /** How long the last version took to hand to every watcher's stream, ms. */
   lastPublishMs: number;
+}
+
+/** The exact polish of a deployed plan at one deadline, in the planner worker or done. */
+export interface PolishEntry {
+  /** Stops the worker's polish (a superseded deadline, a new frontier, a deleted job). */
+  abort: AbortController;
+  /** null while it runs, or when it failed. */
+  result: PolishedPlan | null;
+}
+
+/** Stops every running polish of the job and forgets every result (its frontier changed or it ended). */
+export function dropPolishes(job: Job): void {
+  for (const e of job.polishes.values()) if (e.result === null) e.abort.abort();
+  job.polishes.clear();
 }
 
 /** Identity of a job generation, as registration answers it. */
@@ -145,6 +166,8 @@ export function newJob(
     ranks: new Map(),
     positions: new Map(),
     frontier: null,
+    plannerInput: null,
+    polishes: new Map(),
     importedProfile: null,
     sweepStep: newSweepStep(spec),
     detector: new StragglerDetector(
@@ -176,8 +199,10 @@ export function predictedSaving(job: Job): number {
 
 /**
  * Certified gap of the deployed plans, percent of their energy: over the pipelines' variants, the
- * most a plan's energy may lie above the optimum for its iteration time (the planner's LP
- * relaxation there is a proven bound); undefined until frontier plans are deployed.
+ * most a plan's energy may lie above the optimum for its deadline. A plan the exact polish
+ * certified carries its own gap (against the MILP's dual bound where that beats the LP
+ * relaxation); any other is measured against the planner's LP relaxation at its time, a proven
+ * bound too. Undefined until frontier plans are deployed.
  */
 export function certifiedGap(job: Job): number | undefined {
   const d = job.state.deployment;
@@ -186,6 +211,10 @@ export function certifiedGap(job: Job): number | undefined {
   let gap: number | undefined;
   for (const v of new Set(d.variantOfPipeline)) {
     const p = d.variants[v]!;
+    if (p.certifiedGapPercent !== undefined) {
+      gap = Math.max(gap ?? 0, p.certifiedGapPercent);
+      continue;
+    }
     const boundJ = f.lowerBoundJ(p.expectedTimeS);
     if (p.pointIndex < 0 || !Number.isFinite(boundJ) || !(p.expectedEnergyJ > 0)) return undefined;
     gap = Math.max(gap ?? 0, (100 * Math.max(0, p.expectedEnergyJ - boundJ)) / p.expectedEnergyJ);

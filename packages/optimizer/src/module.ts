@@ -167,6 +167,7 @@ export async function createOptimizerModule(
       window: cfg.stragglerWindow,
       ...(options.stragglerConfirmations ? { confirmations: options.stragglerConfirmations } : {}),
     },
+    exactBudgetS: cfg.exactBudgetS,
     ...(options.planRetryMs !== undefined ? { planRetryMs: options.planRetryMs } : {}),
     ...(options.sweepGraceMs !== undefined ? { sweepGraceMs: options.sweepGraceMs } : {}),
     ...(options.rankTimeoutMs !== undefined ? { rankTimeoutMs: options.rankTimeoutMs } : {}),

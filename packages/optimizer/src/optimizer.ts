@@ -5,6 +5,7 @@ import type { Logger } from '@perseus/service-kit';
 import { defaultDeployment, deployPolicy, encodedScheduleFor } from './deployment';
 import {
   activeStragglers,
+  dropPolishes,
   identityOf,
   jobDetails,
   jobLastSeenMs,
@@ -214,6 +215,7 @@ export class Optimizer {
   /** Forgets a job's runtime state: timers, streams, pending transitions. */
   private dropJob(job: Job): void {
     job.dropped = true;
+    dropPolishes(job);
     clearTimeout(job.expiryTimer);
     clearTimeout(job.retryTimer);
     job.sweepStep.dispose();

@@ -1,18 +1,53 @@
 import * as path from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { Frontier, PlannerInputError } from '@perseus/planner';
-import type { FrontierJson, PlannerInput } from '@perseus/planner';
+import type { FrontierJson, PlannerInput, PolishedPlan, StagePlan } from '@perseus/planner';
+
+/** The certificate of a plan the worker polished (what crosses back besides the plan). */
+export type PolishSummary = Omit<PolishedPlan, 'plan'>;
+
+/** What the planning worker is asked to do. */
+export type PlanWorkerRequest =
+  | {
+      id: number;
+      type: 'plan';
+      input: PlannerInput;
+      /** Exact polish of the intrinsic plan (all-max time) within this many seconds; 0 = none. */
+      polishBudgetS: number;
+    }
+  | ({ id: number; type: 'polish' } & PolishRequest);
 
 /** Messages the planning worker posts back. */
 export type PlanWorkerMessage =
   | { id: number; type: 'progress'; done: number; estTotal: number }
-  | { id: number; type: 'done'; json: string }
+  | { id: number; type: 'polishing'; elapsedS: number; energyJ: number }
+  | { id: number; type: 'done'; json: string; exact?: PolishSummary | undefined }
+  | { id: number; type: 'polished'; result: PolishedPlan }
   | { id: number; type: 'error'; name: string; message: string; field?: string | undefined };
 
 /** A computed frontier and its JSON text (what the store keeps). */
 export interface PlannedFrontier {
   frontier: Frontier;
   json: string;
+  /**
+   * The exact polish of the intrinsic plan, when one was asked for and HiGHS ran: the frontier
+   * holds the polished plan; this is its certificate.
+   */
+  exact?: PolishSummary | undefined;
+}
+
+/** A plan to polish exactly at a deadline (the planner's `polishPlan`), with what certifies it. */
+export interface PolishRequest {
+  input: PlannerInput;
+  deadlineS: number;
+  /** The frontier's plan at the deadline: the warm start, and what the result never exceeds. */
+  plan: StagePlan[];
+  /** LP relaxation's optimum at the deadline (`Frontier.lowerBoundJ`), J. */
+  lpBoundJ: number;
+  /** All-max energy, J: the reference of savings and gaps. */
+  allMaxJ: number;
+  /** Wall-clock cap of the polish, s. */
+  budgetS: number;
 }
 
 /** Something that computes frontiers off the caller's event loop. */
@@ -25,7 +60,18 @@ export interface FrontierPlanner {
     input: PlannerInput,
     onProgress?: (done: number, estTotal: number) => void,
     signal?: AbortSignal,
+    options?: { polishBudgetS?: number },
   ): Promise<PlannedFrontier>;
+  /**
+   * Polishes a deployed plan exactly at its deadline (a straggler's T′, a policy's target). An
+   * abort drops a queued request and stops the worker (HiGHS with it) running it. Planners
+   * without it (test doubles) deploy the frontier's plans as they are.
+   */
+  polish?(
+    request: PolishRequest,
+    onProgress?: (elapsedS: number, energyJ: number) => void,
+    signal?: AbortSignal,
+  ): Promise<PolishedPlan>;
   close(): Promise<void>;
 }
 
@@ -50,11 +96,10 @@ export class PlanAbortedError extends Error {
   }
 }
 
+/** A request with its caller's callbacks; `done` takes the worker's final message. */
 interface Pending {
-  id: number;
-  input: PlannerInput;
-  onProgress: ((done: number, estTotal: number) => void) | undefined;
-  resolve: (f: PlannedFrontier) => void;
+  request: PlanWorkerRequest;
+  onMessage: (m: PlanWorkerMessage) => void;
   reject: (e: Error) => void;
 }
 
@@ -80,21 +125,69 @@ export class WorkerFrontierPlanner implements FrontierPlanner {
     input: PlannerInput,
     onProgress?: (done: number, estTotal: number) => void,
     signal?: AbortSignal,
+    options: { polishBudgetS?: number } = {},
   ): Promise<PlannedFrontier> {
+    const request: PlanWorkerRequest = {
+      id: this.nextId++,
+      type: 'plan',
+      input,
+      polishBudgetS: options.polishBudgetS ?? 0,
+    };
+    return this.submit<PlannedFrontier>(request, signal, (m, resolve, reject) => {
+      if (m.type === 'progress') onProgress?.(m.done, m.estTotal);
+      else if (m.type === 'done')
+        frontierFromText(m.json).then((f) => resolve({ ...f, exact: m.exact }), reject);
+    });
+  }
+
+  polish(
+    req: PolishRequest,
+    onProgress?: (elapsedS: number, energyJ: number) => void,
+    signal?: AbortSignal,
+  ): Promise<PolishedPlan> {
+    const request: PlanWorkerRequest = { id: this.nextId++, type: 'polish', ...req };
+    return this.submit<PolishedPlan>(request, signal, (m, resolve) => {
+      if (m.type === 'polishing') onProgress?.(m.elapsedS, m.energyJ);
+      else if (m.type === 'polished') resolve(m.result);
+    });
+  }
+
+  /**
+   * Queues `request`; `handle` sees each of its messages but errors and resolves the promise.
+   * An abort drops it from the queue or stops the worker running it.
+   */
+  private submit<T>(
+    request: PlanWorkerRequest,
+    signal: AbortSignal | undefined,
+    handle: (m: PlanWorkerMessage, resolve: (v: T) => void, reject: (e: Error) => void) => void,
+  ): Promise<T> {
     if (this.closed) return Promise.reject(new Error('planner closed'));
     if (signal?.aborted === true) return Promise.reject(new PlanAbortedError());
-    return new Promise<PlannedFrontier>((resolve, reject) => {
-      const p: Pending = { id: this.nextId++, input, onProgress, resolve, reject };
+    return new Promise<T>((resolve, reject) => {
       const onAbort = (): void => this.abort(p);
-      signal?.addEventListener('abort', onAbort, { once: true });
-      p.resolve = (f) => {
-        signal?.removeEventListener('abort', onAbort);
-        resolve(f);
+      const settle = (): void => signal?.removeEventListener('abort', onAbort);
+      const ok = (v: T): void => {
+        settle();
+        resolve(v);
       };
-      p.reject = (e) => {
-        signal?.removeEventListener('abort', onAbort);
+      const fail = (e: Error): void => {
+        settle();
         reject(e);
       };
+      const p: Pending = {
+        request,
+        reject: fail,
+        onMessage: (m) => {
+          if (m.type === 'error')
+            fail(
+              m.name === 'PlannerInputError' && m.field !== undefined
+                ? new PlannerInputError(m.field, m.message.slice(m.field.length + 1))
+                : new Error(m.message),
+            );
+          else handle(m, ok, fail);
+        },
+      };
+      signal?.addEventListener('abort', onAbort, { once: true });
       this.queue.push(p);
       this.pump();
     });
@@ -122,7 +215,7 @@ export class WorkerFrontierPlanner implements FrontierPlanner {
     const next = this.queue.shift();
     if (next === undefined) return;
     this.current = next;
-    this.ensureWorker().postMessage({ id: next.id, input: next.input });
+    this.ensureWorker().postMessage(next.request);
   }
 
   private ensureWorker(): Worker {
@@ -141,26 +234,13 @@ export class WorkerFrontierPlanner implements FrontierPlanner {
 
   private onMessage(m: PlanWorkerMessage): void {
     const cur = this.current;
-    if (cur === undefined || cur.id !== m.id) return;
-    switch (m.type) {
-      case 'progress':
-        cur.onProgress?.(m.done, m.estTotal);
-        return;
-      case 'done':
-        this.current = undefined;
-        frontierFromText(m.json).then(cur.resolve, cur.reject);
-        this.pump();
-        return;
-      case 'error':
-        this.current = undefined;
-        cur.reject(
-          m.name === 'PlannerInputError' && m.field !== undefined
-            ? new PlannerInputError(m.field, m.message.slice(m.field.length + 1))
-            : new Error(m.message),
-        );
-        this.pump();
-        return;
+    if (cur === undefined || cur.request.id !== m.id) return;
+    if (m.type === 'done' || m.type === 'polished' || m.type === 'error') {
+      // The worker is free: the next request starts while this one's result is handled.
+      this.current = undefined;
+      this.pump();
     }
+    cur.onMessage(m);
   }
 
   private onExit(err: Error): void {

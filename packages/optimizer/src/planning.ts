@@ -6,7 +6,7 @@
 import { frontierWorkEstimate } from '@perseus/planner';
 import type { PlannerInput, Profile } from '@perseus/planner';
 import { defaultDeployment, deploy, deployPolicy } from './deployment';
-import type { Job } from './job';
+import { dropPolishes, type Job } from './job';
 import { persistState } from './job-context';
 import type { JobContext } from './job-context';
 import type { PlannedFrontier } from './planner-pool';
@@ -110,16 +110,32 @@ export async function planJob(ctx: JobContext, job: Job): Promise<void> {
   const started = ctx.now();
   let planned: PlannedFrontier;
   try {
-    planned = await ctx.opts.planner.plan(input, (done, total) => {
-      job.state.detail = `planning ${Math.min(100, Math.round((100 * done) / Math.max(1, total)))}%`;
-    });
+    planned = await ctx.opts.planner.plan(
+      input,
+      (done, total) => {
+        job.state.detail = `planning ${Math.min(100, Math.round((100 * done) / Math.max(1, total)))}%`;
+      },
+      undefined,
+      { polishBudgetS: ctx.opts.exactBudgetS ?? 10 },
+    );
   } catch (err) {
     if (ctx.isClosed() || job.dropped) return;
     return planFailed(ctx, job, `planner failed: ${(err as Error).message}`);
   }
   if (ctx.isClosed() || job.dropped || job.state.phase !== 'PLANNING') return;
-  const { frontier } = planned;
+  const { frontier, exact } = planned;
+  dropPolishes(job);
   job.frontier = frontier;
+  job.plannerInput = input;
+  if (exact !== undefined) {
+    // The frontier holds the polished intrinsic plan; its certificate serves the policy's
+    // deadline for it (no second polish).
+    const intrinsic = frontier.intrinsic();
+    job.polishes.set(intrinsic.point.timeS, {
+      abort: new AbortController(),
+      result: { ...exact, plan: intrinsic.plan },
+    });
+  }
   job.state.blockingPowerW = blockingPowerW;
   job.lastPlanningMs = ctx.now() - started;
   job.state.detail = `frontier of ${frontier.points.length} points in ${job.lastPlanningMs} ms`;
@@ -129,6 +145,14 @@ export async function planJob(ctx: JobContext, job: Job): Promise<void> {
       points: frontier.points.length,
       planningMs: job.lastPlanningMs,
       blockingPowerW,
+      ...(exact === undefined
+        ? {}
+        : {
+            intrinsicSavingPct: exact.savingPct,
+            certifiedGapPp: exact.gapPp,
+            polishS: exact.polish.seconds,
+            polishImproved: exact.polish.improved,
+          }),
     },
     'frontier planned',
   );

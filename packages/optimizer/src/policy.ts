@@ -50,6 +50,11 @@ export interface PlanChoice {
   targetIterationTimeS: number;
   /** The pipelines treated as stragglers, ascending. */
   stragglers: number[];
+  /**
+   * Per variant, the iteration time its plan must meet: the policy's target, and for the slowed
+   * variant max(T′, policy target). The exact polish of a deployed plan works at this deadline.
+   */
+  variantDeadlinesS: number[];
 }
 
 /**
@@ -66,8 +71,8 @@ export function choosePlans(
   const base = policyPoint(policy, f);
   const slow = [...new Set(active.map((s) => s.dpRank))].sort((a, b) => a - b);
   const tPrime = active.length === 0 ? 0 : Math.max(...active.map((s) => stragglerTimeS(s, f)));
-  const healthy =
-    tPrime > base.timeS ? f.planFor(Math.max(tPrime, policyTargetS(policy, f))).point : base;
+  const targetS = policyTargetS(policy, f);
+  const healthy = tPrime > base.timeS ? f.planFor(Math.max(tPrime, targetS)).point : base;
   const slowed = healthy.index !== base.index;
   const slowSet = new Set(slow);
   return {
@@ -78,5 +83,6 @@ export function choosePlans(
     stragglerTimeS: tPrime,
     targetIterationTimeS: tPrime > base.timeS ? healthy.timeS : 0,
     stragglers: slow,
+    variantDeadlinesS: slowed ? [targetS, Math.max(tPrime, targetS)] : [targetS],
   };
 }

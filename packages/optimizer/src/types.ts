@@ -56,6 +56,16 @@ export interface PlanVariant {
   pointIndex: number;
   expectedTimeS: number;
   expectedEnergyJ: number;
+  /**
+   * Set when the exact polish at this deadline (s) found a better plan than the frontier point's:
+   * the stages are the polished plan (energy ≤ the point's).
+   */
+  polishedAtS?: number;
+  /**
+   * Certified gap of this plan from the exact polish, percent of its energy (absent: the LP
+   * relaxation at its time certifies it).
+   */
+  certifiedGapPercent?: number;
 }
 
 /**

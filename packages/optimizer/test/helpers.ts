@@ -32,7 +32,13 @@ export interface Harness {
 /** A real server on 127.0.0.1:0 hosting only the optimizer module. */
 export async function startOptimizer(opts: Partial<OptimizerModuleOptions> = {}): Promise<Harness> {
   const logger = createLogger('optimizer-test', 'silent');
-  const module = await createOptimizerModule({ logger, dataDir: ':memory:', ...opts });
+  // No exact polish unless a test asks: a polished redeploy would add versions other tests count.
+  const module = await createOptimizerModule({
+    logger,
+    dataDir: ':memory:',
+    exactBudgetS: 0,
+    ...opts,
+  });
   const server = new PerseusServer({ address: '127.0.0.1:0', logger, shutdownGraceMs: 500 });
   for (const s of module.services) server.addService(s);
   server.onShutdown(() => module.close());

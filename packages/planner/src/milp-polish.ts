@@ -197,6 +197,8 @@ export function polishPlan(
   const startChoice = choiceOf(v, start);
   const startEval = evaluateChoice(v, startChoice);
   const { lpBoundJ, allMaxJ } = reference;
+  // The first report comes before any work: callers can synchronise on the polish having begun.
+  options.onProgress?.({ elapsedS: 0, energyJ: startEval.energyJ, boundJ: lpBoundJ });
   // Most of the cap goes to exact sub-problems (where HiGHS is fast), the rest to the whole
   // MILP from the best plan found: it proves the bound and may still improve the plan.
   const whole = v.dag.numNodes <= WHOLE_MILP_MAX_NODES;

@@ -89,6 +89,13 @@ export function addOptimizerFlags(cmd: Command): Command {
         'PERSEUS_OPTIMIZER_STRAGGLER_WINDOW',
         'iterations in the straggler median window (default 5)',
       ),
+    )
+    .addOption(
+      envOption(
+        '--optimizer-exact-budget <seconds>',
+        'PERSEUS_OPTIMIZER_EXACT_BUDGET_S',
+        'time cap of the exact polish (HiGHS) of each deployed plan; 0: none (default 10)',
+      ),
     );
 }
 
@@ -114,6 +121,7 @@ export async function optimizerModuleFromFlags(
     dashboardTlsKey: flagString(flags, 'optimizerDashboardTlsKey') ?? env.dashboardTlsKey,
     stragglerMargin: flagNumber(flags, 'optimizerStragglerMargin') ?? env.stragglerMargin,
     stragglerWindow: flagNumber(flags, 'optimizerStragglerWindow') ?? env.stragglerWindow,
+    exactBudgetS: flagNumber(flags, 'optimizerExactBudget') ?? env.exactBudgetS,
   });
   const dashboard = mod.dashboardUrl();
   if (dashboard !== undefined)
