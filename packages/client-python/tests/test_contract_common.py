@@ -55,4 +55,4 @@ def test_reflection_describes_a_service_file(perseus_server: PerseusServer) -> N
     files = [descriptor_pb2.FileDescriptorProto.FromString(b) for b in resp.file_descriptor_response.file_descriptor_proto]
     agent = next(f for f in files if f.package == "perseus.agent.v1")
     methods = {m.name for s in agent.service for m in s.method}
-    assert methods == {"ListDevices", "OpenSession", "SetClocks", "ResetClocks", "ReadEnergy"}
+    assert methods == {"ListDevices", "OpenSession", "SetClocks", "ResetClocks", "ReadEnergy", "AdminReset"}
