@@ -144,7 +144,7 @@ def test_session_measurement_in_stream_error_and_reset(perseus_server: PerseusSe
     assert stub.ListDevices(agent_pb2.ListDevicesRequest(), timeout=10).devices[5].locked_sm_clock_mhz == 1200
     s.close()
     assert list(it) == []
-    deadline = time.monotonic() + 5
+    deadline = time.monotonic() + 30
     while stub.ListDevices(agent_pb2.ListDevicesRequest(), timeout=10).devices[5].locked_sm_clock_mhz != 0:
         assert time.monotonic() < deadline, "device 5 was not reset after the session ended"
         time.sleep(0.02)

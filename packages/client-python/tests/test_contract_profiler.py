@@ -5,6 +5,7 @@ per RPC, asserting the status code and the exact field violation."""
 from __future__ import annotations
 
 import math
+import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -99,7 +100,14 @@ def test_report_measurements_acks_and_in_stream_errors(perseus_server: PerseusSe
         ("b", 80, False, 0, []),
         ("a", 0, True, 0, []),
     ]
-    profile = stub.GetProfile(profiler_pb2.GetProfileRequest(job_id=job_id), timeout=10)
+    # A read waits for aggregation at most ~0.5 s, then answers from the cells aggregated so far: on a
+    # slow machine the first reads may miss the new data, so read until both cells are there.
+    deadline = time.monotonic() + 30
+    while True:
+        profile = stub.GetProfile(profiler_pb2.GetProfileRequest(job_id=job_id), timeout=10)
+        if (len(profile.cells) == 2 and all(c.raw_count == 40 for c in profile.cells)) or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
     # 10 iterations, the first is warm-up: 9 × 4 microbatches kept per stage; energy summed over 2 TP ranks.
     assert [(c.stage, c.count, c.raw_count, c.energy_robust_j) for c in profile.cells] == [(0, 36, 40, 40.0), (1, 36, 40, 40.0)]
     assert profile.cells[0].time_robust_s == pytest.approx(0.05)

@@ -127,10 +127,10 @@ export class SessionClient {
     });
   }
 
-  /** Waits until `pred` holds over the inbox (bounded). */
+  /** Waits until `pred` holds over the inbox (bounded generously). */
   async waitFor<T>(
     pred: (msgs: agentV1.SessionResponse__Output[]) => T | undefined,
-    timeoutMs = 5000,
+    timeoutMs = 20_000,
   ): Promise<T> {
     const deadline = Date.now() + timeoutMs;
     for (;;) {
@@ -172,10 +172,10 @@ export function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
 }
 
-/** Polls `fn` until it returns true (bounded). */
+/** Polls `fn` until it returns true (bounded generously: CI may be much slower than a dev box). */
 export async function until(
   fn: () => Promise<boolean> | boolean,
-  timeoutMs = 5000,
+  timeoutMs = 20_000,
   stepMs = 25,
 ): Promise<void> {
   const deadline = Date.now() + timeoutMs;

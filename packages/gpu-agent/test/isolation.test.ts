@@ -4,6 +4,7 @@ import * as grpc from '@grpc/grpc-js';
 import { perseusGrpc } from '@perseus/proto';
 import { createLogger, decodeFieldViolations } from '@perseus/service-kit';
 import { createAgentModule, readStateFile } from '../src';
+import type { SimulatedBackend } from '../src';
 import type { AgentClient, RunningAgent } from './helpers';
 import { SessionClient, call, expectGrpcError, nowNs, startAgent, tempDir, until } from './helpers';
 
@@ -234,27 +235,32 @@ test('a token file others can read is refused with a clear message', async () =>
 });
 
 test('a full device queue is RESOURCE_EXHAUSTED (in-stream and unary), not INTERNAL', async () => {
-  agent = await startAgent({ simulatedDriverLatencyMs: 200, core: { driverQueueMax: 3 } });
+  agent = await startAgent({ core: { driverQueueMax: 3 } });
   const s = new SessionClient(agent.client);
   s.open('flood', 0);
   await s.opened();
-  for (let seq = 1; seq <= 8; seq++) {
-    s.send({
-      begin: {
-        seq,
-        instruction: 'INSTRUCTION_KIND_FORWARD',
-        frequency_mhz: seq % 2 ? 1005 : 1305,
-        t_ns: nowNs(),
-      },
-    });
+  // The driver is held until the checks are done: the queue stays full however fast the machine.
+  const release = (agent.module.core.backend as SimulatedBackend).holdDriverCalls();
+  try {
+    for (let seq = 1; seq <= 8; seq++) {
+      s.send({
+        begin: {
+          seq,
+          instruction: 'INSTRUCTION_KIND_FORWARD',
+          frequency_mhz: seq % 2 ? 1005 : 1305,
+          t_ns: nowNs(),
+        },
+      });
+    }
+    const refused = await s.waitFor((m) => m.find((x) => x.error)?.error ?? undefined);
+    expect(refused.error?.code).toBe(grpc.status.RESOURCE_EXHAUSTED);
+    expect(refused.error?.message).toMatch(/device 0: driver queue full \(3 operations pending\)/);
+    expect(s.messages.some((x) => x.error?.error?.code === grpc.status.INTERNAL)).toBe(false);
+    const err = await expectGrpcError(call(agent.client, 'ReadEnergy', { device_index: 0 }));
+    expect(err.code).toBe(grpc.status.RESOURCE_EXHAUSTED);
+  } finally {
+    release();
   }
-  const refused = await s.waitFor((m) => m.find((x) => x.error)?.error ?? undefined);
-  expect(refused.error?.code).toBe(grpc.status.RESOURCE_EXHAUSTED);
-  expect(refused.error?.message).toMatch(/device 0: driver queue full \(3 operations pending\)/);
-  expect(s.messages.some((x) => x.error?.error?.code === grpc.status.INTERNAL)).toBe(false);
-  // Each queued driver call takes 200 ms: the queue is still full when the unary call arrives.
-  const err = await expectGrpcError(call(agent.client, 'ReadEnergy', { device_index: 0 }));
-  expect(err.code).toBe(grpc.status.RESOURCE_EXHAUSTED);
   // The flood cannot block the reset: the lease ends and the device is back at default clocks.
   s.stream.end();
   expect((await s.done).code).toBe(grpc.status.OK);

@@ -67,6 +67,18 @@ export function call<Res>(
   return unaryCall<Res>(client, method, req);
 }
 
+/** Polls `cond` until it holds; fails after a deadline generous enough for a slow CI machine. */
+export async function pollUntil(
+  cond: () => boolean | Promise<boolean>,
+  timeoutMs = 20_000,
+): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await cond())) {
+    if (Date.now() > deadline) throw new Error(`condition not met within ${timeoutMs} ms`);
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}
+
 /** The status code and violated fields of a failed call. */
 export async function failure(
   p: Promise<unknown>,

@@ -11,6 +11,7 @@ import {
   failure,
   gpt3Profile,
   jobRequest,
+  pollUntil,
   registerAll,
   startOptimizer,
 } from './helpers';
@@ -72,7 +73,7 @@ describe('job generations', () => {
 
     // The watcher goes away but the ranks were heard from just now: still alive for the timeout.
     w.cancel();
-    await new Promise((r) => setTimeout(r, 100));
+    await pollUntil(() => h.module.optimizer.hub.watcherCount('j') === 0);
     expect((await failure(register(h, 'j', 8))).code).toBe(status.FAILED_PRECONDITION);
 
     clock.ms += RANK_TIMEOUT_MS + 1;
@@ -249,11 +250,12 @@ describe('list, show and delete', () => {
       supported_frequencies_mhz: CLOCKS,
     });
     clock.ms += 2_000; // 'old' last seen 6 s ago, 'new' 2 s ago
-    // The retention sweep runs every max(1 s, retention/10).
-    await new Promise((r) => setTimeout(r, 1_300));
-    const ids = (
-      await call<optimizerV1.ListJobsResponse__Output>(h.client, 'ListJobs', {})
-    ).jobs.map((j) => j.job_id);
-    expect(ids).toEqual(['new']);
+    // The retention sweep runs every max(1 s, retention/10) of real time: wait for its effect.
+    const ids = async (): Promise<string[]> =>
+      (await call<optimizerV1.ListJobsResponse__Output>(h.client, 'ListJobs', {})).jobs.map(
+        (j) => j.job_id,
+      );
+    await pollUntil(async () => (await ids()).length < 2);
+    expect(await ids()).toEqual(['new']);
   });
 });

@@ -81,6 +81,8 @@ export class SimulatedBackend implements GpuBackend {
   private readonly stateFile: StateFile | undefined;
   /** Calls made, in order (tests assert on these). */
   readonly calls: string[] = [];
+  /** Set while {@link holdDriverCalls} holds the driver. */
+  private held: { promise: Promise<void> } | undefined;
 
   constructor(opts: SimulatedBackendOptions = {}) {
     this.table = opts.table ?? loadProfileTable(opts.model ?? 'a100-sxm', opts.profileDir);
@@ -146,7 +148,23 @@ export class SimulatedBackend implements GpuBackend {
 
   private async driverCall(what: string): Promise<void> {
     this.calls.push(what);
+    await this.held?.promise;
     if (this.latencyMs > 0) await new Promise((r) => setTimeout(r, this.latencyMs));
+  }
+
+  /**
+   * Holds every driver call from now on until the returned function is called, so a test can keep
+   * a device's queue full for as long as it needs, however fast or slow the machine is.
+   */
+  holdDriverCalls(): () => void {
+    let release: () => void = () => undefined;
+    const promise = new Promise<void>((resolve) => (release = resolve));
+    const held = { promise };
+    this.held = held;
+    return () => {
+      if (this.held === held) this.held = undefined;
+      release();
+    };
   }
 
   /**
