@@ -46,7 +46,7 @@ export const DEFAULT_CONFIG: OptimizerConfig = {
   profilerTokenFile: '',
   profileCsv: '',
   metricsListen: '',
-  stragglerMargin: 0.1,
+  stragglerMargin: 0.05,
   stragglerWindow: 5,
   exactBudgetS: 10,
   tokenFile: '',

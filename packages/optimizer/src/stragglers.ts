@@ -4,8 +4,13 @@
  * A pipeline's iteration time is the slowest of its ranks' reports for that iteration. Each time is
  * normalised by the time the pipeline's *current* schedule is expected to take, so that slowing
  * the healthy pipelines down on purpose (to the straggler's T′) does not make the straggler look
- * healthy again. Pipeline p is compared with the median of the other pipelines' medians (over the
- * last `window` iterations, reports of the current schedule version only):
+ * healthy again. A pipeline's pace is its *least* ratio over the last `window` iterations (reports
+ * of the current schedule version only): host noise — a rank woken late, a stalled data loader —
+ * only ever lengthens an iteration, so the least ratio is the pipeline's undisturbed pace, and a
+ * pipeline counts as slow only when every iteration in its window was. (The median let a burst of
+ * stalls on one pipeline's processes — 3 iterations in 5 — mark it a straggler: 14 of 43
+ * straggler-free iterations on a straggler plan in one dp-detect.sh run at margin 0.05 on a loaded
+ * 2-core box.) Pipeline p is compared with the median of the other pipelines' paces:
  *
  * - **enter**: ratio_p > ref · (1 + margin) on `confirmations` consecutive evaluations;
  * - **exit**: ratio_p < ref · (1 + margin/2) on `confirmations` consecutive evaluations.
@@ -17,22 +22,22 @@
 export interface StragglerDetectorOptions {
   /** Relative excess that marks a straggler (0.1 = 10% slower than the others). */
   margin: number;
-  /** Iterations per pipeline in the median. */
+  /** Iterations per pipeline whose least ratio is its pace. */
   window: number;
   /** Consecutive evaluations needed to enter or leave the straggler state. */
   confirmations: number;
 }
 
 export const DEFAULT_DETECTOR: StragglerDetectorOptions = {
-  margin: 0.1,
+  margin: 0.05,
   window: 5,
   confirmations: 3,
 };
 
 /** A change the detector asks for. */
 export type DetectorEvent =
-  | { type: 'enter'; dpRank: number; iterationTimeS: number }
-  | { type: 'exit'; dpRank: number };
+  /** `iterationTimeS`: the straggler's undisturbed iteration time (its least in the window), s. */
+  { type: 'enter'; dpRank: number; iterationTimeS: number } | { type: 'exit'; dpRank: number };
 
 interface PipelineWindow {
   /** iteration → slowest time so far and how many ranks reported it. */
@@ -43,6 +48,10 @@ interface PipelineWindow {
 }
 
 const MAX_PENDING_ITERATIONS = 16;
+
+function least(xs: readonly number[]): number {
+  return Math.min(...xs);
+}
 
 function median(xs: readonly number[]): number {
   const s = [...xs].sort((a, b) => a - b);
@@ -114,13 +123,13 @@ export class StragglerDetector {
     const others = this.pipelines
       .map((q, i) =>
         i !== dpRank && !detected.has(i) && q.ratios.length >= this.opts.window
-          ? median(q.ratios)
+          ? least(q.ratios)
           : NaN,
       )
       .filter((x) => !Number.isNaN(x));
     if (others.length === 0) return undefined;
     const ref = median(others);
-    const mine = median(p.ratios);
+    const mine = least(p.ratios);
     const isDetected = detected.has(dpRank);
     const crossing = isDetected
       ? mine < ref * (1 + this.opts.margin / 2)
@@ -130,6 +139,6 @@ export class StragglerDetector {
     p.streak = 0;
     return isDetected
       ? { type: 'exit', dpRank }
-      : { type: 'enter', dpRank, iterationTimeS: median(p.timesS) };
+      : { type: 'enter', dpRank, iterationTimeS: least(p.timesS) };
   }
 }

@@ -34,6 +34,9 @@ test('a 1.2x pipeline behind the all-reduce barrier is detected from compute tim
   try {
     await registerAll(h.client, 'dp', N, DP, 1, CLOCKS);
     const deployed = await w.until((s) => s.phase === 'PHASE_DEPLOYED');
+    // Pipeline 1's rank must run the deployed schedule too, or its first iteration would compute
+    // for the previous schedule's time (0: unknown) instead of 1.2× the plan's.
+    await w1.until((s) => s.version === deployed.version);
     const t = deployed.expected_iteration_time_s;
     let version = deployed.version;
     let iteration = 0;

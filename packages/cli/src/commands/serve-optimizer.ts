@@ -80,7 +80,7 @@ export function addOptimizerFlags(cmd: Command): Command {
       envOption(
         '--optimizer-straggler-margin <fraction>',
         'PERSEUS_OPTIMIZER_STRAGGLER_MARGIN',
-        'relative excess that marks a straggler pipeline (default 0.1)',
+        'relative excess that marks a straggler pipeline (default 0.05)',
       ),
     )
     .addOption(
