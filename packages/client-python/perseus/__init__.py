@@ -11,7 +11,7 @@ demo and tests.
 from perseus._records import ClientStatus, LinkFailure, ReceivedMeasurement, ReportedIteration, StragglerAck
 from perseus.errors import ConfigurationError
 from perseus.pipeline import PipelineFrequencyOptimizer
-from perseus.schedule import RankSchedule, gpipe, one_f_one_b, parse_kind
+from perseus.schedule import RankSchedule, gpipe, interleaved, one_f_one_b, parse_kind, stage_order
 from perseus.sync import make_sync
 
 __version__ = "0.1.0"
@@ -26,7 +26,9 @@ __all__ = [
     "ReportedIteration",
     "StragglerAck",
     "gpipe",
+    "interleaved",
     "make_sync",
     "one_f_one_b",
     "parse_kind",
+    "stage_order",
 ]

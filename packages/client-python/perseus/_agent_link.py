@@ -51,7 +51,7 @@ class AgentLink(Link):
         call: Any = stub.OpenSession(metadata=self.metadata)
         try:
             await call.write(
-                agent_pb2.SessionRequest(open=agent_pb2.OpenSession(job_id=cfg.job_id, rank=cfg.rank, device_index=cfg.device_index, lease_ttl_s=cfg.lease_ttl_s))
+                agent_pb2.SessionRequest(open=agent_pb2.OpenSession(job_id=cfg.job_id, rank=cfg.rank, device_index=cfg.device_index, lease_ttl_s=cfg.lease_ttl_s, num_stages=cfg.pp_degree))
             )
             first: Any = await call.read()
             if first is grpc.aio.EOF:

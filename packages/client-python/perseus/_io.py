@@ -39,7 +39,7 @@ from perseus.profiler.v1 import profiler_pb2
 from perseus.schedule import KIND_TO_PROTO, PROTO_TO_KIND, Kind, RankSchedule
 
 # Event tags pushed by the hooks (plain tuples: the cheapest thing to build and enqueue).
-EV_BEGIN = 1  # (EV_BEGIN, seq, iteration, kind, microbatch, frequency_mhz, t_ns)
+EV_BEGIN = 1  # (EV_BEGIN, seq, iteration, kind, microbatch, frequency_mhz, t_ns, chunk)
 EV_END = 2  # (EV_END, seq, t_ns)
 EV_STEP_BEGIN = 3  # (EV_STEP_BEGIN, iteration, t_ns)
 EV_STEP_END = 4  # (EV_STEP_END, iteration, t_ns, schedule_version)
@@ -60,6 +60,7 @@ class _Pending:
     microbatch: int
     frequency_mhz: int
     t_begin_ns: int
+    chunk: int
     session: int  # agent session number the Begin went out on (0 = not sent)
 
 
@@ -343,18 +344,18 @@ class IoCore:
         for ev in batch:
             tag = ev[0]
             if tag == EV_BEGIN:
-                _, seq, iteration, kind, mb, freq, t_ns = ev
+                _, seq, iteration, kind, mb, freq, t_ns, chunk = ev
                 it = self._iters.get(iteration)
                 if it is None:
                     it = self._iters[iteration] = _Iter(iteration, t_begin_ns=t_ns)
                 # A backlog means the agent (or this thread) cannot keep up: measure less rather
                 # than buffer without bound; the instruction itself is never held up.
                 session = agent.session if agent.up and out.qsize() < _MAX_AGENT_BACKLOG else 0
-                self._pending[seq] = _Pending(iteration, kind, mb, freq, t_ns, session)
+                self._pending[seq] = _Pending(iteration, kind, mb, freq, t_ns, chunk, session)
                 if session:
                     it.outstanding += 1
                     out.put_nowait(
-                        agent_pb2.SessionRequest(begin=agent_pb2.Begin(seq=seq, instruction=KIND_TO_PROTO[kind], microbatch=mb, frequency_mhz=freq, t_ns=t_ns))
+                        agent_pb2.SessionRequest(begin=agent_pb2.Begin(seq=seq, instruction=KIND_TO_PROTO[kind], microbatch=mb, frequency_mhz=freq, t_ns=t_ns, chunk=chunk))
                     )
                 else:
                     self._begins_unsent += 1
@@ -501,6 +502,7 @@ class IoCore:
             frequency_applied_mhz=m.frequency_applied_mhz,
             time_s=m.time_s,
             energy_j=m.energy_j,
+            chunk=p.chunk,
         )
         with self._recv_lock:
             self.received.append(rec)
@@ -515,6 +517,7 @@ class IoCore:
                         rank=self.cfg.rank,
                         instruction=m.instruction or KIND_TO_PROTO[p.kind],
                         microbatch=m.microbatch,
+                        chunk=p.chunk,
                         frequency_mhz=freq,
                         time_s=m.time_s,
                         energy_j=m.energy_j,

@@ -13,7 +13,6 @@ import grpc.aio
 from perseus._grpc import PERMANENT_CODES, describe, open_channel
 from perseus._link import Link, failure_of
 from perseus._records import LinkFailure, StragglerAck
-from perseus.common.v1 import common_pb2
 from perseus.errors import ConfigurationError
 from perseus.optimizer.v1 import optimizer_pb2, optimizer_pb2_grpc
 from perseus.schedule import PROTO_TO_KIND, Kind, RankSchedule
@@ -75,7 +74,7 @@ class OptimizerLink(Link):
     def spec(self) -> optimizer_pb2.JobSpec:
         cfg = self.core.cfg
         return optimizer_pb2.JobSpec(
-            pipeline=common_pb2.PipelineSpec(schedule=cfg.schedule_kind, num_stages=cfg.pp_degree, num_microbatches=cfg.num_microbatches),
+            pipeline=cfg.pipeline_spec(),
             dp_degree=cfg.dp_degree,
             tp_degree=cfg.tp_degree,
             world_size=cfg.world_size,
@@ -140,11 +139,12 @@ class OptimizerLink(Link):
         cfg = self.core.cfg
         got = await stub.GetJob(optimizer_pb2.GetJobRequest(job_id=cfg.job_id), timeout=10, metadata=self.metadata)
         spec = got.spec
-        theirs = (spec.pipeline.schedule, spec.pipeline.num_stages, spec.pipeline.num_microbatches, spec.dp_degree, spec.tp_degree, spec.world_size)
-        ours = (cfg.schedule_kind, cfg.pp_degree, cfg.num_microbatches, cfg.dp_degree, cfg.tp_degree, cfg.world_size)
+        mine = cfg.pipeline_spec()
+        theirs = (spec.pipeline.schedule, spec.pipeline.num_stages, spec.pipeline.num_microbatches, spec.pipeline.num_chunks, spec.dp_degree, spec.tp_degree, spec.world_size)
+        ours = (mine.schedule, mine.num_stages, mine.num_microbatches, mine.num_chunks, cfg.dp_degree, cfg.tp_degree, cfg.world_size)
         if theirs != ours:
             raise SpecMismatch(
-                f"job {cfg.job_id!r} generation {got.summary.generation} has (schedule, stages, microbatches, dp, tp, world) = {theirs}, "
+                f"job {cfg.job_id!r} generation {got.summary.generation} has (schedule, stages, microbatches, chunks, dp, tp, world) = {theirs}, "
                 f"this rank {ours}; waiting at default clocks for rank 0 to register this run"
             )
         return got.summary.spec_hash
@@ -161,15 +161,30 @@ class OptimizerLink(Link):
             return
         if sched.version < self.schedule.version:
             return
-        clocks: dict[tuple[Kind, int], int] = {}
+        clocks: dict[tuple[Kind, int, int], int] = {}
+        listed: list[tuple[Kind | None, int, int]] = []
         for ins in sched.instructions:
             kind = PROTO_TO_KIND.get(ins.instruction)
+            listed.append((kind, ins.microbatch, ins.chunk))
             if kind is not None:
-                clocks[(kind, ins.microbatch)] = ins.frequency_mhz
+                clocks[(kind, ins.microbatch, ins.chunk)] = ins.frequency_mhz
+        reason = sched.reason
+        if listed and listed != list(self.core.cfg.order):
+            # A plan for another order (schedule kind, chunks or M) would put clocks on the wrong
+            # instructions: this version runs at default clocks instead.
+            self.rejected += 1
+            at = next((i for i, (a, b) in enumerate(zip(listed, self.core.cfg.order, strict=False)) if a != b), min(len(listed), len(self.core.cfg.order)))
+            self.warner.warn(
+                "optimizer-order",
+                "perseus: schedule v%d of job %s lists %d instructions that differ from this rank's %s order of %d from instruction %d on; running it at default clocks",
+                sched.version, sched.job_id, len(listed), self.core.cfg.schedule_name, len(self.core.cfg.order), at,
+            )
+            clocks = {}
+            reason = f"{sched.reason} (not applied: not this rank's schedule order)"
         new = RankSchedule(
             version=sched.version,
             phase=optimizer_pb2.Phase.Name(sched.phase) if sched.phase in optimizer_pb2.Phase.values() else str(sched.phase),
-            reason=sched.reason,
+            reason=reason,
             clocks=clocks,
             expected_iteration_time_s=sched.expected_iteration_time_s,
             expected_iteration_energy_j=sched.expected_iteration_energy_j,

@@ -17,7 +17,6 @@ import grpc.aio
 
 from perseus._grpc import status_code, wait_event
 from perseus._link import Link
-from perseus.common.v1 import common_pb2
 from perseus.profiler.v1 import profiler_pb2, profiler_pb2_grpc
 
 if TYPE_CHECKING:
@@ -154,7 +153,7 @@ class ProfilerLink(Link):
             await stub.RegisterJob(
                 profiler_pb2.RegisterJobRequest(
                     job_id=self.core.profile_job_id,
-                    pipeline=common_pb2.PipelineSpec(schedule=cfg.schedule_kind, num_stages=cfg.pp_degree, num_microbatches=cfg.num_microbatches),
+                    pipeline=cfg.pipeline_spec(),
                     dp_degree=cfg.dp_degree,
                     tp_degree=cfg.tp_degree,
                     supported_frequencies_mhz=self.core.supported,

@@ -19,6 +19,8 @@ class ReceivedMeasurement:
     frequency_applied_mhz: int
     time_s: float
     energy_j: float
+    chunk: int = 0
+    """Model chunk on this GPU (interleaved 1F1B; else 0)."""
 
 
 @dataclass(frozen=True)
@@ -71,7 +73,11 @@ class ClientStatus:
     failures: dict[str, LinkFailure] = field(default_factory=dict)
     """Links stopped by a permanent error (by link name: ``agent``, ``optimizer``, ``profiler``)."""
     schedules_rejected: int = 0
-    """Schedules not applied because their job generation or spec hash differs from this rank's."""
+    """Schedules not applied because their job generation or spec hash differs from this rank's, or
+    because their instructions are not this rank's schedule order (wrong schedule, chunks or M)."""
+    order_mismatches: int = 0
+    """Hook calls whose instruction (kind, or the ``chunk`` passed) was not the one this rank's
+    schedule order has next; each ran at default clocks."""
 
 
 @dataclass(frozen=True)

@@ -44,7 +44,7 @@ from perseus.common.v1 import common_pb2
 from perseus.errors import ConfigurationError
 from perseus.launch import Placement, agreed_job_id, launcher_job_id, placement
 from perseus.optimizer.v1 import optimizer_pb2
-from perseus.schedule import DEFAULT_SCHEDULE, Kind, RankSchedule, parse_kind
+from perseus.schedule import DEFAULT_SCHEDULE, SCHEDULES, Kind, RankSchedule, parse_kind, stage_order
 from perseus.security import LINKS, resolve_security
 from perseus.sync import SyncSpec, make_sync
 
@@ -55,7 +55,9 @@ _STATUS_BY_NAME = {code.name: code for code in grpc.StatusCode}
 _SCHEDULE_KINDS: dict[str, common_pb2.ScheduleKind.ValueType] = {
     "1f1b": common_pb2.SCHEDULE_KIND_1F1B,
     "gpipe": common_pb2.SCHEDULE_KIND_GPIPE,
+    "interleaved": common_pb2.SCHEDULE_KIND_INTERLEAVED_1F1B,
 }
+assert set(_SCHEDULE_KINDS) == set(SCHEDULES)
 
 
 def _discard(_event: tuple[Any, ...]) -> None:
@@ -92,7 +94,11 @@ class PipelineFrequencyOptimizer:
             ``TORCHELASTIC_RUN_ID``, Slurm's ``SLURM_JOB_ID``, else a fresh id the ranks agree on
             through torch.distributed; see :func:`perseus.launch.agreed_job_id`).
         num_microbatches: Microbatches per iteration ``M`` (default ``PERSEUS_NUM_MICROBATCHES``).
-        schedule: Pipeline schedule, ``"1f1b"`` or ``"gpipe"``.
+        schedule: Pipeline schedule, ``"1f1b"``, ``"gpipe"`` or ``"interleaved"`` (Megatron-LM's
+            interleaved 1F1B; needs ``num_chunks`` >= 2 and ``num_microbatches`` a multiple of
+            ``pp_degree``).
+        num_chunks: Model chunks per GPU ``V`` under ``"interleaved"`` (Megatron-LM's
+            ``virtual_pipeline_model_parallel_size``); 1 otherwise.
         sync: GPU sync before each timestamp: ``"auto"``, ``"torch"``, ``"cupy"``, ``"jax"``,
             ``"none"``/``None``, or a callable. See :mod:`perseus.sync`.
         gpu_model: GPU model name sent with the job (e.g. ``"A100-SXM4"``).
@@ -148,6 +154,7 @@ class PipelineFrequencyOptimizer:
         job_id: str | None = None,
         num_microbatches: int | None = None,
         schedule: str = "1f1b",
+        num_chunks: int = 1,
         sync: SyncSpec = "auto",
         gpu_model: str = "",
         node: str | None = None,
@@ -189,6 +196,12 @@ class PipelineFrequencyOptimizer:
             raise ValueError(f"num_microbatches must be >= 1, got {num_microbatches}")
         if schedule not in _SCHEDULE_KINDS:
             raise ValueError(f"schedule must be one of {sorted(_SCHEDULE_KINDS)}, got {schedule!r}")
+        if schedule != "interleaved" and num_chunks != 1:
+            raise ValueError(f"num_chunks must be 1 unless schedule is 'interleaved', got {num_chunks}")
+        # The order this rank runs (raises for an interleaved shape the services would refuse):
+        # the hooks map the k-th forward (backward) to its microbatch and chunk by it, and every
+        # schedule the optimizer sends must list exactly these instructions.
+        order = stage_order(schedule, pp_degree, pp_rank, num_microbatches, num_chunks)
         resolved_agent = agent_url or _env("PERSEUS_AGENT_URL") or server_url
         if not resolved_agent:
             raise ValueError("agent_url is required when server_url is None (or set PERSEUS_AGENT_URL)")
@@ -218,6 +231,9 @@ class PipelineFrequencyOptimizer:
             world_size=world_size,
             num_microbatches=num_microbatches,
             schedule_kind=_SCHEDULE_KINDS[schedule],
+            schedule_name=schedule,
+            num_chunks=num_chunks,
+            order=tuple(order),
             optimizer_url=server_url,
             agent_url=resolved_agent,
             profiler_url=profiler_url or (_env("PERSEUS_PROFILER_URL") or server_url if server_url else None),
@@ -249,7 +265,14 @@ class PipelineFrequencyOptimizer:
         # hooks once per step so an iteration never mixes two schedule versions.
         self._latest: RankSchedule = DEFAULT_SCHEDULE
         self._current: RankSchedule = DEFAULT_SCHEDULE
-        self._clocks: Mapping[tuple[Kind, int], int] = DEFAULT_SCHEDULE.clocks
+        self._clocks: Mapping[tuple[Kind, int, int], int] = DEFAULT_SCHEDULE.clocks
+        self._order = order
+        self._slots: dict[Kind, list[tuple[int, int]]] = {
+            kind: [(mb, c) for k, mb, c in order if k == kind] for kind in ("forward", "backward")
+        }
+        self._pos = 0
+        self._order_warned = 0
+        self._mismatches = 0
         self._iteration = 0
         self._in_step = False
         self._seq = 0
@@ -412,6 +435,7 @@ class PipelineFrequencyOptimizer:
         self._in_step = True
         self._fwd = 0
         self._bwd = 0
+        self._pos = 0
         sched = self._latest
         self._current = sched
         self._clocks = sched.clocks
@@ -428,11 +452,19 @@ class PipelineFrequencyOptimizer:
         self._in_step = False
         self._put((EV_STEP_END, self._iteration, t, self._current.version))
 
-    def on_instruction_begin(self, name: str) -> int:
+    def on_instruction_begin(self, name: str, chunk: int | None = None) -> int:
         """Marks the start of a forward or backward computation of the next microbatch.
 
         ``name`` starts with ``"forward"`` or ``"backward"``. Returns the SM clock (MHz) requested
         for it from the agent (0 = default clocks).
+
+        The k-th forward (backward) of an iteration is the k-th forward (backward) of this rank's
+        schedule order, which gives its microbatch and, under interleaved 1F1B, its model chunk
+        (Megatron-LM's order; see :func:`perseus.schedule.interleaved`). ``chunk`` (optional) is
+        the model chunk the trainer is about to run, e.g. Megatron's ``model_chunk_id``; when it
+        differs from the order's, the trainer does not run the deployed schedule: the instruction
+        runs at default clocks, is measured under the given chunk, and :meth:`status` counts it in
+        ``order_mismatches`` (one rate-limited warning).
         """
         kind = self._kinds.get(name)
         if kind is None:
@@ -442,20 +474,43 @@ class PipelineFrequencyOptimizer:
         if self._open_kind is not None:
             self.on_instruction_end(self._open_kind)
         if kind == "forward":
-            mb = self._fwd
-            self._fwd = mb + 1
+            k = self._fwd
+            self._fwd = k + 1
         else:
-            mb = self._bwd
-            self._bwd = mb + 1
-        freq = self._clocks.get((kind, mb), 0)
+            k = self._bwd
+            self._bwd = k + 1
+        slots = self._slots[kind]
+        mb, c = slots[k] if k < len(slots) else (k, 0)
+        pos = self._pos
+        self._pos = pos + 1
+        if (chunk is not None and chunk != c) or (pos < len(self._order) and self._order[pos][0] != kind) or k >= len(slots):
+            c = self._order_mismatch(kind, k, pos, c, chunk)
+            freq = 0
+        else:
+            freq = self._clocks.get((kind, mb, c), 0)
         self._sync()
         t = self._clock()
         seq = self._seq + 1
         self._seq = seq
         self._open_seq = seq
         self._open_kind = kind
-        self._put((EV_BEGIN, seq, self._iteration, kind, mb, freq, t))
+        self._put((EV_BEGIN, seq, self._iteration, kind, mb, freq, t, c))
         return freq
+
+    def _order_mismatch(self, kind: Kind, k: int, pos: int, expected_chunk: int, chunk: int | None) -> int:
+        """The trainer's instruction is not the one this rank's schedule order has next: counts
+        it, warns (rate-limited), and returns the chunk to measure it under (the trainer's word)."""
+        self._mismatches += 1
+        expected = self._order[pos] if pos < len(self._order) else None
+        there = "nothing" if expected is None else f"{expected[0]} of microbatch {expected[1]} chunk {expected[2]}"
+        got = f"{kind} #{k}" + ("" if chunk is None else f" of chunk {chunk}")
+        self._io.cfg.warner.warn(
+            "order-mismatch",
+            "perseus: rank %d iteration %d instruction %d is %s, but this rank's %s order has %s there; "
+            "it runs at default clocks (check schedule, num_chunks and num_microbatches)",
+            self.rank, self._iteration, pos, got, self._io.cfg.schedule_name, there,
+        )
+        return expected_chunk if chunk is None else chunk
 
     def on_instruction_end(self, name: str) -> None:
         """Marks the end of the computation begun by the matching :meth:`on_instruction_begin`."""
@@ -476,9 +531,10 @@ class PipelineFrequencyOptimizer:
             self.on_step_end()
 
     @contextlib.contextmanager
-    def instruction(self, name: str) -> Iterator[int]:
-        """``with opt.instruction("forward") as mhz:`` wraps one forward/backward computation."""
-        freq = self.on_instruction_begin(name)
+    def instruction(self, name: str, chunk: int | None = None) -> Iterator[int]:
+        """``with opt.instruction("forward") as mhz:`` wraps one forward/backward computation
+        (``chunk``: see :meth:`on_instruction_begin`)."""
+        freq = self.on_instruction_begin(name, chunk)
         try:
             yield freq
         finally:
@@ -501,7 +557,9 @@ class PipelineFrequencyOptimizer:
 
     def status(self) -> ClientStatus:
         """Links, schedule version and counters."""
-        return self._io.status()
+        st = self._io.status()
+        st.order_mismatches = self._mismatches
+        return st
 
     def measurements(self) -> list[ReceivedMeasurement]:
         """Measurements the agent returned, oldest first (the last ``keep_measurements``)."""

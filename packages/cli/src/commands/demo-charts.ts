@@ -8,7 +8,8 @@ import { renderChartSvg } from './render-chart';
 /** The parts of the Python demo driver's summary.json the plots read. */
 export interface DemoSummary {
   profile: string;
-  pipeline: { stages: number; dp: number; microbatches: number; schedule: string };
+  /** `chunks`: model chunks per GPU (interleaved 1F1B; absent in summaries written before it). */
+  pipeline: { stages: number; dp: number; microbatches: number; schedule: string; chunks?: number };
   phases: Array<{
     phase: string;
     iterations: number;
@@ -52,12 +53,12 @@ export async function writeDemoCharts(outDir: string): Promise<string[]> {
   const summary = JSON.parse(
     fs.readFileSync(path.join(outDir, 'summary.json'), 'utf8'),
   ) as DemoSummary;
-  const { dp, stages, microbatches, schedule } = summary.pipeline;
+  const { dp, stages, microbatches, schedule, chunks = 1 } = summary.pipeline;
   const gpu = profileGpu(summary.profile);
   const context = {
     profile: path.basename(summary.profile),
     gpu: `${gpu?.gpu ?? 'GPU'} (simulated)`,
-    schedule: `${schedule.toUpperCase()}, ${dp} pipelines × ${stages} stages, ${microbatches} microbatches`,
+    schedule: `${schedule.toUpperCase()}, ${dp} pipelines × ${stages} stages${chunks > 1 ? ` × ${chunks} chunks` : ''}, ${microbatches} microbatches`,
     emulated: true,
   };
   const energyQuantity = `energy per iteration, all ${dp} pipelines`;

@@ -12,6 +12,10 @@ export interface DemoFlags {
   profile?: string;
   python?: string;
   microbatches: string;
+  /** `1f1b` or `interleaved` (Megatron-LM's interleaved 1F1B). */
+  schedule: string;
+  /** Model chunks per GPU under `interleaved`. */
+  chunks?: string;
   dp: string;
   window: string;
   iterationsPerFrequency: string;
@@ -52,6 +56,9 @@ export function demoPythonArgs(address: string, flags: DemoFlags, profile: strin
     path.resolve(flags.out),
     '--microbatches',
     flags.microbatches,
+    '--schedule',
+    flags.schedule,
+    ...(flags.schedule === 'interleaved' ? ['--chunks', flags.chunks ?? '2'] : []),
     '--dp',
     flags.dp,
     '--window',
@@ -77,6 +84,10 @@ export function demoPythonArgs(address: string, flags: DemoFlags, profile: strin
  * Resolves to the driver's exit code.
  */
 export async function runDemo(flags: DemoFlags): Promise<number> {
+  if (flags.schedule !== '1f1b' && flags.schedule !== 'interleaved')
+    throw new Error(`--schedule must be 1f1b or interleaved, got '${flags.schedule}'`);
+  if (flags.chunks !== undefined && flags.schedule !== 'interleaved')
+    throw new Error('--chunks needs --schedule interleaved');
   const profile = flags.profile ?? defaultDemoProfile();
   if (!fs.existsSync(profile))
     throw new Error(`demo profile not found: ${profile} (set --profile or PERSEUS_DEMO_PROFILE)`);
@@ -149,6 +160,15 @@ export function registerDemoCommand(program: Command): void {
       'Python with the perseus client installed (env PERSEUS_PYTHON; default .venv/bin/python)',
     )
     .option('--microbatches <n>', 'microbatches per iteration', '4')
+    .option(
+      '--schedule <kind>',
+      "pipeline schedule: 1f1b, or interleaved (Megatron-LM's interleaved 1F1B; microbatches a multiple of the GPUs per pipeline)",
+      '1f1b',
+    )
+    .option(
+      '--chunks <v>',
+      "interleaved: model chunks per GPU; the profile's 8 stages become 8/v GPUs × v chunks (default 2)",
+    )
     .option('--dp <n>', 'data-parallel pipelines', '2')
     .option('--window <n>', 'clean iterations measured per phase', '3')
     .option(

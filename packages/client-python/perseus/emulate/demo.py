@@ -1,6 +1,7 @@
 """The demo: an emulated GPT-3 175B pipeline job through every Perseus phase, against real services.
 
     python -m perseus.emulate.demo --server 127.0.0.1:50051 --profile gpt3-175b+a100_sxm_bf16.csv --out demo-out
+    python -m perseus.emulate.demo ... --schedule interleaved --chunks 2   # 4 GPUs × 2 chunks per pipeline
 
 Phases (each measured over a window of clean iterations; the first iteration after any change is
 dropped because a pipeline fill straddles it):
@@ -63,6 +64,8 @@ def run_demo(args: argparse.Namespace) -> dict[str, Any]:
         profiler_url=args.profiler_url,
         job_id=args.job_id,
         num_stages=args.stages,
+        schedule=args.schedule,
+        num_chunks=args.chunks if args.schedule == "interleaved" else 1,
         dp_degree=args.dp,
         num_microbatches=args.microbatches,
         time_scale=args.time_scale,
@@ -78,7 +81,11 @@ def run_demo(args: argparse.Namespace) -> dict[str, Any]:
     world = handle.world_size
     channel = grpc.insecure_channel(args.server.removeprefix("grpc://"))
     opt = optimizer_pb2_grpc.OptimizerStub(channel)
-    st = DemoState(profile=handle.profile, num_stages=n, microbatches=args.microbatches, time_tolerance=args.time_tolerance, busy_tolerance=args.busy_tolerance)
+    v = spec.num_chunks
+    st = DemoState(
+        profile=handle.profile, num_stages=n, microbatches=args.microbatches, schedule=spec.schedule, num_chunks=v,
+        time_tolerance=args.time_tolerance, busy_tolerance=args.busy_tolerance,
+    )
     pending: dict[int, list[dict[str, Any]]] = defaultdict(list)
     stage = "running"
     deadline = t_start + args.timeout
@@ -87,7 +94,8 @@ def run_demo(args: argparse.Namespace) -> dict[str, Any]:
         if not args.quiet:
             print(f"[demo {time.monotonic() - t_start:6.1f}s] {msg}", file=sys.stderr, flush=True)
 
-    log(f"emulating {args.dp} pipelines × {n} stages, M={args.microbatches}, time scale {args.time_scale}")
+    shape = f"{n} stages" if v == 1 else f"{n} GPUs × {v} chunks (interleaved 1F1B, {n * v} virtual stages)"
+    log(f"emulating {args.dp} pipelines × {shape}, M={args.microbatches}, time scale {args.time_scale}")
     last_label = ""
     baseline_done = False
     last_detail = ""
@@ -190,7 +198,7 @@ def run_demo(args: argparse.Namespace) -> dict[str, Any]:
         "emulated": True,
         "job_id": args.job_id,
         "profile": str(args.profile),
-        "pipeline": {"stages": n, "dp": args.dp, "microbatches": args.microbatches, "schedule": "1f1b"},
+        "pipeline": {"stages": n, "dp": args.dp, "microbatches": args.microbatches, "schedule": spec.schedule, "chunks": v},
         "time_scale": args.time_scale,
         "blocking_power_w": args.blocking_power,
         "straggler_slowdown": args.straggler,
@@ -225,7 +233,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--profile", required=True, help="stage profile CSV (the agent's simulated GPUs must use the same)")
     ap.add_argument("--out", default="demo-out", help="where summary.json goes (perseus demo draws frontier.svg and timeline.svg from it)")
     ap.add_argument("--job-id", default=f"demo-{int(time.time())}")
-    ap.add_argument("--stages", type=int, default=0, help="pipeline stages (0 = all the profile has)")
+    ap.add_argument("--stages", type=int, default=0, help="pipeline stages (GPUs) per pipeline (0 = all the profile has, divided by --chunks)")
+    ap.add_argument("--schedule", choices=["1f1b", "interleaved"], default="1f1b", help="pipeline schedule (interleaved: Megatron-LM's interleaved 1F1B)")
+    ap.add_argument("--chunks", type=int, default=2, help="model chunks per GPU with --schedule interleaved (the profile's stages are the virtual stages)")
     ap.add_argument("--dp", type=int, default=2)
     ap.add_argument("--microbatches", type=int, default=6)
     ap.add_argument("--time-scale", type=float, default=1.0, help="wall seconds per simulated second; must equal the simulated agent's --agent-sim-time-scale (default 1, as the agent's)")
@@ -244,6 +254,8 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     if args.dp < 2:
         ap.error(f"--dp must be >= 2 (the straggler phases need a second pipeline), got {args.dp}")
+    if args.schedule == "interleaved" and args.chunks < 2:
+        ap.error(f"--chunks must be >= 2 with --schedule interleaved, got {args.chunks}")
     if not args.straggler > 1.0:
         ap.error(f"--straggler must be > 1, got {args.straggler}")
     summary = run_demo(args)

@@ -14,7 +14,6 @@ from typing import Any
 from perseus.emulate.model import iteration_time_s
 from perseus.emulate.profile import StageProfile
 from perseus.optimizer.v1 import optimizer_pb2
-from perseus.schedule import Kind, one_f_one_b
 
 TIME_TOLERANCE = 0.03
 """An iteration longer than its DAG time by more than this fraction was stretched by the host."""
@@ -72,7 +71,10 @@ def note_detection(recs: list[dict[str, Any]], st: DemoState, log: Callable[[str
 class DemoState:
     profile: StageProfile
     num_stages: int
+    """Pipeline GPUs N (the profile has N·V virtual stages under interleaved 1F1B)."""
     microbatches: int
+    schedule: str = "1f1b"
+    num_chunks: int = 1
     time_tolerance: float = TIME_TOLERANCE
     busy_tolerance: float = BUSY_TOLERANCE
     rows: list[IterationRow] = field(default_factory=list)
@@ -106,16 +108,15 @@ def _label(recs: list[dict[str, Any]], st: DemoState) -> str:
 
 def model_time_s(recs: list[dict[str, Any]], dp: int, st: DemoState) -> float:
     """What the iteration should have taken: the slowest pipeline's DAG time at its clocks."""
-    n, m = st.num_stages, st.microbatches
-    index = [{op: i for i, op in enumerate(one_f_one_b(n, s, m))} for s in range(n)]
     by = {(r["dp_rank"], r["stage"]): r for r in recs}
     worst = 0.0
     for p in range(dp):
 
-        def clock_of(s: int, kind: Kind, mb: int, p: int = p) -> int:
-            return int(by[(p, s)]["frequencies_mhz"][index[s][(kind, mb)]])
+        def clock_of(s: int, i: int, p: int = p) -> int:
+            return int(by[(p, s)]["frequencies_mhz"][i])
 
-        worst = max(worst, iteration_time_s(st.profile, n, m, clock_of, slowdown=float(by[(p, 0)]["slowdown"])))
+        t = iteration_time_s(st.profile, st.num_stages, st.microbatches, clock_of, float(by[(p, 0)]["slowdown"]), st.schedule, st.num_chunks)
+        worst = max(worst, t)
     return worst
 
 

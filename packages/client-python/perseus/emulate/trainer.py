@@ -1,10 +1,12 @@
-"""The emulated pipeline trainer: one OS process per emulated GPU, real 1F1B dependencies.
+"""The emulated pipeline trainer: one OS process per emulated GPU, real pipeline dependencies.
 
 Each rank process runs the hooks of a real :class:`perseus.PipelineFrequencyOptimizer` around its
-instructions. An instruction waits for its real input (the previous stage's activation over a
-pipe for a forward, the next stage's gradient for a backward), then sleeps the simulated GPU's time
-for that (stage, instruction) at the clock the hook asked the agent for (0 = default = the highest
-clock), multiplied by ``time_scale`` and by the pipeline's straggler slowdown. Stage ``s`` of every
+instructions, in its schedule's order (1F1B, or Megatron-LM's interleaved 1F1B over ``num_chunks``
+model chunks per GPU). An instruction waits for its real input (the previous virtual stage's
+activation over a pipe for a forward, the next one's gradient for a backward; under interleaved
+1F1B the pipes form a ring, GPU N−1 feeding chunk c+1 of GPU 0), then sleeps the simulated GPU's
+time for that (virtual stage, instruction) at the clock the hook asked the agent for (0 = default =
+the highest clock), multiplied by ``time_scale`` and by the pipeline's straggler slowdown. Stage ``s`` of every
 pipeline meets the same stage of the other pipelines at a barrier after its last backward: the
 gradient all-reduce, which is where a straggling pipeline makes the others wait (extrinsic bloat).
 
@@ -30,7 +32,7 @@ from typing import Any
 
 from perseus.emulate.profile import load_profile
 from perseus.pipeline import PipelineFrequencyOptimizer
-from perseus.schedule import one_f_one_b
+from perseus.schedule import stage_order
 
 _CTX = mp.get_context("spawn")  # grpc is not fork-safe; every rank starts a clean interpreter
 
@@ -45,7 +47,12 @@ class EmulationSpec:
     """Optimizer (also agent and profiler unless given)."""
     job_id: str = "emulated-job"
     num_stages: int = 0
-    """Pipeline stages N (0 = every stage of the profile)."""
+    """Pipeline stages (GPUs) N (0 = every stage of the profile, divided by ``num_chunks``)."""
+    schedule: str = "1f1b"
+    """``"1f1b"`` or ``"interleaved"`` (Megatron-LM's interleaved 1F1B)."""
+    num_chunks: int = 1
+    """Model chunks per GPU V under ``"interleaved"``: virtual stage c·N + r is chunk c of GPU r,
+    and the profile needs N·V stages."""
     dp_degree: int = 2
     num_microbatches: int = 6
     time_scale: float = 1.0
@@ -176,7 +183,8 @@ def _rank_main(
     sys.setswitchinterval(0.0002)
     profile = load_profile(spec.profile_csv)
     scale = spec.time_scale
-    order = one_f_one_b(num_stages, stage, spec.num_microbatches)
+    order = stage_order(spec.schedule, num_stages, stage, spec.num_microbatches, spec.num_chunks)
+    last = num_stages * spec.num_chunks - 1
     max_clock = profile.max_frequency_mhz
     world = num_stages * spec.dp_degree
 
@@ -192,6 +200,8 @@ def _rank_main(
             profiler_url=None if baseline else spec.profiler_url,
             job_id=f"{spec.job_id}-baseline" if baseline else spec.job_id,
             num_microbatches=spec.num_microbatches,
+            schedule=spec.schedule,
+            num_chunks=spec.num_chunks,
             sync="none",
             gpu_model=spec.gpu_model,
             supported_frequencies_mhz=profile.frequencies_mhz,
@@ -232,28 +242,35 @@ def _rank_main(
                     sched = None
                 freqs: list[int] = []
                 busy = 0.0
-                for kind, mb in order:
-                    if kind == "forward" and prev_conn is not None:
+                for kind, mb, chunk in order:
+                    v = chunk * num_stages + stage  # the virtual stage (= stage unless interleaved)
+                    if kind == "forward" and v > 0:
+                        assert prev_conn is not None
                         got = prev_conn.recv()
-                        assert got == (iteration, mb), (got, iteration, mb)
-                    elif kind == "backward" and next_conn is not None:
+                        assert got == (iteration, mb, v - 1), (got, iteration, mb, v - 1)
+                    elif kind == "backward" and v < last:
+                        assert next_conn is not None
                         got = next_conn.recv()
-                        assert got == (iteration, mb), (got, iteration, mb)
-                    freq = opt.on_instruction_begin(kind) if opt is not None else 0
+                        assert got == (iteration, mb, v + 1), (got, iteration, mb, v + 1)
+                    # The chunk is passed as Megatron's schedule knows it; the client checks it
+                    # against the deployed order.
+                    freq = opt.on_instruction_begin(kind, chunk=chunk) if opt is not None else 0
                     begin_ns = clock_ns.last if opt is not None else clock_ns()
                     f = freq or max_clock
                     freqs.append(f)
-                    dur = profile.time_s(stage, kind, f) * slowdown
+                    dur = profile.time_s(v, kind, f) * slowdown
                     busy += dur
                     clock_ns.run(begin_ns, dur)
                     if opt is not None:
                         opt.on_instruction_end(kind)
                     else:
                         clock_ns()
-                    if kind == "forward" and next_conn is not None:
-                        next_conn.send((iteration, mb))
-                    elif kind == "backward" and prev_conn is not None:
-                        prev_conn.send((iteration, mb))
+                    if kind == "forward" and v < last:
+                        assert next_conn is not None
+                        next_conn.send((iteration, mb, v))
+                    elif kind == "backward" and v > 0:
+                        assert prev_conn is not None
+                        prev_conn.send((iteration, mb, v))
                 t_compute = clock_ns.last  # the end of this rank's last backward
                 # Gradient all-reduce of this stage across pipelines: every pipeline's stage waits
                 # here for the slowest one, so each rank's step ends only after the slowest pipeline
@@ -338,9 +355,15 @@ class EmulationHandle:
 
     def __init__(self, spec: EmulationSpec) -> None:
         profile = load_profile(spec.profile_csv)
-        n = spec.num_stages or profile.num_stages
-        if n > profile.num_stages:
-            raise ValueError(f"num_stages must be <= the profile's {profile.num_stages}, got {n}")
+        v = spec.num_chunks
+        if spec.schedule not in ("1f1b", "interleaved"):
+            raise ValueError(f"schedule must be '1f1b' or 'interleaved', got {spec.schedule!r}")
+        if (spec.schedule == "interleaved") != (v > 1):
+            raise ValueError(f"num_chunks must be >= 2 exactly when schedule is 'interleaved', got {v} with {spec.schedule!r}")
+        n = spec.num_stages or profile.num_stages // v
+        if n < 1 or n * v > profile.num_stages:
+            raise ValueError(f"num_stages × num_chunks must be <= the profile's {profile.num_stages} stages, got {n} × {v}")
+        stage_order(spec.schedule, n, 0, spec.num_microbatches, v)  # refuses M not a multiple of N
         self.spec = spec
         self.num_stages = n
         self.world_size = n * spec.dp_degree
@@ -356,12 +379,13 @@ class EmulationHandle:
             stage_barriers=[_CTX.Barrier(spec.dp_degree) for _ in range(n)],
         )
         self._procs: list[Any] = []
+        ring = v > 1  # interleaved: GPU N−1 feeds GPU 0's next chunk (and gets its gradients back)
         for dp in range(spec.dp_degree):
-            conns: list[tuple[Any, Any]] = [_CTX.Pipe(duplex=True) for _ in range(n - 1)]
+            conns: list[tuple[Any, Any]] = [_CTX.Pipe(duplex=True) for _ in range(n if ring else n - 1)]
             for s in range(n):
                 rank = dp * n + s
-                prev_conn = conns[s - 1][1] if s > 0 else None
-                next_conn = conns[s][0] if s < n - 1 else None
+                prev_conn = conns[(s - 1) % n][1] if s > 0 or ring else None
+                next_conn = conns[s][0] if s < n - 1 or ring else None
                 p = _CTX.Process(
                     target=_rank_main,
                     args=(spec, rank, dp, s, n, prev_conn, next_conn, self._shared, self._out),
