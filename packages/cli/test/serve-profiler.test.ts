@@ -6,6 +6,7 @@ import * as path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import type { profilerV1 } from '@perseus/proto';
 import { perseusGrpc } from '@perseus/proto';
+import { streamExchange } from '@perseus/service-kit';
 import { BIN, startServeProcess, type ServedProcess } from './support/serve-process';
 
 type Client = InstanceType<ReturnType<typeof perseusGrpc>['perseus']['profiler']['v1']['Profiler']>;
@@ -122,15 +123,7 @@ function sendOne(
   client: Client,
   b: profilerV1.MeasurementBatch,
 ): Promise<profilerV1.BatchAck__Output[]> {
-  return new Promise((resolve, reject) => {
-    const call = client.ReportMeasurements();
-    const acks: profilerV1.BatchAck__Output[] = [];
-    call.on('data', (a: profilerV1.BatchAck__Output) => acks.push(a));
-    call.on('error', reject);
-    call.on('end', () => resolve(acks));
-    call.write(b);
-    call.end();
-  });
+  return streamExchange(client.ReportMeasurements(), [b]);
 }
 
 describe('perseus serve profiler', () => {

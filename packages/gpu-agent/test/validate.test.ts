@@ -1,5 +1,5 @@
 import type { agentV1 } from '@perseus/proto';
-import { ValidationError } from '@perseus/service-kit';
+import { thrownViolations as violations } from '@perseus/service-kit';
 import type { DeviceInfo } from '../src';
 import {
   validateBegin,
@@ -23,16 +23,6 @@ const device: DeviceInfo = {
   powerLimitRangeW: [100, 400],
 };
 const devices = [device, { ...device, index: 1 }];
-
-function violations(fn: () => unknown): Array<[string, string]> {
-  try {
-    fn();
-  } catch (err) {
-    if (err instanceof ValidationError) return err.violations.map((v) => [v.field, v.description]);
-    throw err;
-  }
-  throw new Error('expected a ValidationError');
-}
 
 const rank = { rank: 0, dp_rank: 0, pp_rank: 0, tp_rank: 0 };
 const open = (o: Partial<agentV1.OpenSession__Output>): agentV1.OpenSession__Output => ({

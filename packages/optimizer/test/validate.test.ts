@@ -1,4 +1,4 @@
-import { ValidationError } from '@perseus/service-kit';
+import { thrownViolations as violations } from '@perseus/service-kit';
 import {
   validateGetFrontier,
   validateGetJobStatus,
@@ -10,16 +10,6 @@ import {
   validateSetPolicy,
   validateWatchSchedule,
 } from '../src/validate';
-
-function violations(fn: () => unknown): Array<[string, string]> {
-  try {
-    fn();
-  } catch (err) {
-    if (err instanceof ValidationError) return err.violations.map((v) => [v.field, v.description]);
-    throw err;
-  }
-  throw new Error('expected a ValidationError');
-}
 
 const goodSpec = {
   pipeline: { schedule: 'SCHEDULE_KIND_1F1B', num_stages: 4, num_microbatches: 8 },

@@ -9,7 +9,13 @@ import * as path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import type { profilerV1 } from '@perseus/proto';
 import { perseusGrpc } from '@perseus/proto';
-import { PerseusServer, callFailure, createLogger, unaryCall } from '@perseus/service-kit';
+import {
+  PerseusServer,
+  callFailure,
+  createLogger,
+  streamExchange,
+  unaryCall,
+} from '@perseus/service-kit';
 import { createProfilerModule } from '../src/module';
 import { syntheticMeasurements, toWire } from './helpers';
 
@@ -137,16 +143,10 @@ it('checks the scope and the job of the token', async () => {
 
 it('answers a batch for another job with an in-stream PERMISSION_DENIED and stores nothing', async () => {
   const alice = client('a-secret-0123456789');
-  const acks = await new Promise<profilerV1.BatchAck__Output[]>((resolve, reject) => {
-    const call = alice.ReportMeasurements();
-    const out: profilerV1.BatchAck__Output[] = [];
-    call.on('data', (a: profilerV1.BatchAck__Output) => out.push(a));
-    call.on('error', reject);
-    call.on('end', () => resolve(out));
-    call.write({ batch_id: 'b1', job_id: 'victim', measurements: ms });
-    call.write({ batch_id: 'b2', job_id: 'alice', measurements: ms });
-    call.end();
-  });
+  const acks = await streamExchange(alice.ReportMeasurements(), [
+    { batch_id: 'b1', job_id: 'victim', measurements: ms },
+    { batch_id: 'b2', job_id: 'alice', measurements: ms },
+  ]);
   expect(acks.map((a) => [a.batch_id, a.stored_count, a.error?.code ?? 0])).toEqual([
     ['b1', 0, grpc.status.PERMISSION_DENIED],
     ['b2', 1, 0],

@@ -4,7 +4,13 @@ import * as path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import type { profilerV1 } from '@perseus/proto';
 import { perseusGrpc } from '@perseus/proto';
-import { PerseusServer, callFailure, createLogger, unaryCall } from '@perseus/service-kit';
+import {
+  PerseusServer,
+  callFailure,
+  createLogger,
+  streamExchange,
+  unaryCall,
+} from '@perseus/service-kit';
 import type { ProfilerModule } from '../src/module';
 import { createProfilerModule } from '../src/module';
 import { syntheticMeasurements, toWire } from './helpers';
@@ -24,15 +30,7 @@ const failure = callFailure;
 
 /** Sends `batches` on one stream and collects the acks. */
 function stream(batches: unknown[]): Promise<profilerV1.BatchAck__Output[]> {
-  return new Promise((resolve, reject) => {
-    const call = client.ReportMeasurements();
-    const acks: profilerV1.BatchAck__Output[] = [];
-    call.on('data', (a: profilerV1.BatchAck__Output) => acks.push(a));
-    call.on('error', reject);
-    call.on('end', () => resolve(acks));
-    for (const b of batches) call.write(b as profilerV1.MeasurementBatch);
-    call.end();
-  });
+  return streamExchange(client.ReportMeasurements(), batches as profilerV1.MeasurementBatch[]);
 }
 
 const spec = {

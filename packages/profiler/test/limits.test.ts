@@ -3,7 +3,7 @@
  * every RPC that accepts it. Before, ImportProfile accepted stage 999,999,999 and created a job of
  * 10^9 stages (GetCoverage on it grew to 2.5 GB).
  */
-import { SIZE_LIMITS, ValidationError, createLogger } from '@perseus/service-kit';
+import { SIZE_LIMITS, createLogger, thrownViolations } from '@perseus/service-kit';
 import { Profiler } from '../src/profiler';
 import { SqliteProfileStore } from '../src/sqlite-store';
 import {
@@ -12,15 +12,9 @@ import {
   validateRegisterJob,
 } from '../src/validate';
 
+/** The thrown violations as `field: description` lines. */
 function violations(fn: () => unknown): string[] {
-  try {
-    fn();
-  } catch (err) {
-    if (err instanceof ValidationError)
-      return err.violations.map((v) => `${v.field}: ${v.description}`);
-    throw err;
-  }
-  throw new Error('expected a ValidationError');
+  return thrownViolations(fn).map(([field, description]) => `${field}: ${description}`);
 }
 
 const STAGE = 'stage,instruction,frequency,time,energy';

@@ -1,20 +1,13 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { ValidationError } from '@perseus/service-kit';
 import { formatProfileCsv, parseProfileCsv } from '../src/profile-csv';
-import { REFERENCE_PROFILE_DIR } from '@perseus/service-kit';
+import { REFERENCE_PROFILE_DIR, thrownViolations } from '@perseus/service-kit';
 
 const FILES = ['gpt3-175b+a100_sxm_bf16.csv', 'gpt3-175b+a40_bf16.csv'];
 
+/** The thrown violations as `field: description` lines. */
 function violations(fn: () => unknown): string[] {
-  try {
-    fn();
-  } catch (err) {
-    if (err instanceof ValidationError)
-      return err.violations.map((v) => `${v.field}: ${v.description}`);
-    throw err;
-  }
-  throw new Error('expected a ValidationError');
+  return thrownViolations(fn).map(([field, description]) => `${field}: ${description}`);
 }
 
 describe('Zeus stage-level CSV', () => {

@@ -1,4 +1,4 @@
-import { ValidationError } from '@perseus/service-kit';
+import { thrownViolations } from '@perseus/service-kit';
 import type { JobSpec, MeasurementBatch } from '../src/types';
 import {
   checkBatchAgainstJob,
@@ -13,15 +13,9 @@ import {
   validateReportIterations,
 } from '../src/validate';
 
+/** The thrown violations as `field: description` lines. */
 function violations(fn: () => unknown): string[] {
-  try {
-    fn();
-  } catch (err) {
-    if (err instanceof ValidationError)
-      return err.violations.map((v) => `${v.field}: ${v.description}`);
-    throw err;
-  }
-  throw new Error('expected a ValidationError');
+  return thrownViolations(fn).map(([field, description]) => `${field}: ${description}`);
 }
 
 const rank = { rank: 0, dp_rank: 0, pp_rank: 0, tp_rank: 0 };

@@ -43,6 +43,30 @@ export function unaryCall<Res, Req = unknown>(
 }
 
 /**
+ * Writes `requests` on a bidirectional-streaming call, ends its side, and resolves with every
+ * response once the server ends the stream (rejects with the stream's error). For tools,
+ * benchmarks and tests.
+ *
+ * @example
+ * ```ts
+ * const acks = await streamExchange<profilerV1.BatchAck__Output>(client.ReportMeasurements(), [batch]);
+ * ```
+ */
+export function streamExchange<Res, Req = unknown>(
+  call: grpc.ClientDuplexStream<Req, Res>,
+  requests: readonly Req[],
+): Promise<Res[]> {
+  return new Promise<Res[]>((resolve, reject) => {
+    const out: Res[] = [];
+    call.on('data', (r: Res) => out.push(r));
+    call.on('error', reject);
+    call.on('end', () => resolve(out));
+    for (const r of requests) call.write(r);
+    call.end();
+  });
+}
+
+/**
  * The status code and field violations (`field: description`) of a call expected to fail; throws if
  * it succeeds.
  */

@@ -120,3 +120,17 @@ export class UnimplementedError extends PerseusError {
     super(status.UNIMPLEMENTED, `${method} is not implemented yet`);
   }
 }
+
+/**
+ * The field violations `fn` throws as a {@link ValidationError}, as `[field, description]` pairs;
+ * rethrows any other error and throws if `fn` returns. For tests of `validateXxx` functions.
+ */
+export function thrownViolations(fn: () => unknown): Array<[string, string]> {
+  try {
+    fn();
+  } catch (err) {
+    if (err instanceof ValidationError) return err.violations.map((v) => [v.field, v.description]);
+    throw err;
+  }
+  throw new Error('expected a ValidationError');
+}

@@ -24,6 +24,7 @@ export {
   UnavailableError,
   UnimplementedError,
   ValidationError,
+  thrownViolations,
   MAX_VIOLATIONS,
   capViolations,
   type FieldViolation,
@@ -39,7 +40,7 @@ export {
   type RankIdentity,
 } from './rank';
 export { toStreamError } from './stream-error';
-export { callFailure, unaryCall, type UnaryCallOptions } from './client-call';
+export { callFailure, streamExchange, unaryCall, type UnaryCallOptions } from './client-call';
 export {
   createMetricsRegistry,
   histogram,

@@ -1,4 +1,10 @@
-import { Checker, MAX_VIOLATIONS, ValidationError, encodeBadRequestStatus } from '../src';
+import {
+  Checker,
+  MAX_VIOLATIONS,
+  ValidationError,
+  encodeBadRequestStatus,
+  thrownViolations,
+} from '../src';
 
 function violations(fn: (c: Checker) => void): Array<[string, string]> {
   const c = new Checker();
@@ -124,5 +130,23 @@ describe('violation cap (issue 13: one violation per bad entry made 68 KB–12.8
       Array.from({ length: MAX_VIOLATIONS }, (_, i) => ({ field: `f${i}`, description: 'bad' })),
     );
     expect(err.violations).toHaveLength(MAX_VIOLATIONS);
+  });
+});
+
+describe('thrownViolations', () => {
+  it('returns the violations a validator throws, rethrows other errors, fails when nothing is thrown', () => {
+    const c = new Checker();
+    c.uint('n', -1);
+    c.id('job_id', 'bad id');
+    expect(thrownViolations(() => c.done())).toEqual([
+      ['n', 'must be ≥ 0, got -1'],
+      ['job_id', 'must match [A-Za-z0-9._-]{1,128}, got "bad id"'],
+    ]);
+    expect(() =>
+      thrownViolations(() => {
+        throw new RangeError('boom');
+      }),
+    ).toThrow(RangeError);
+    expect(() => thrownViolations(() => 1)).toThrow('expected a ValidationError');
   });
 });
