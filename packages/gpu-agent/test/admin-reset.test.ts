@@ -4,7 +4,7 @@ import * as grpc from '@grpc/grpc-js';
 import { perseusGrpc } from '@perseus/proto';
 import { PerseusServer, createLogger, decodeFieldViolations } from '@perseus/service-kit';
 import type { AgentModuleOptions } from '../src';
-import { createAgentModule, parseUidList, readStateFile } from '../src';
+import { SimulatedBackend, createAgentModule, parseUidList, readStateFile } from '../src';
 import type { AgentClient, RunningAgent } from './helpers';
 import { SessionClient, call, expectGrpcError, startAgent, tempDir } from './helpers';
 
@@ -244,6 +244,47 @@ describe('state after a reset', () => {
     expect((await call(a.client, 'AdminReset', { job_id: 'slurm-42' })).devices).toEqual([]);
     other.stream.end();
     await other.done;
+  });
+
+  test("a device whose reset failed when its job's session ended is reset by the job's AdminReset", async () => {
+    /** A driver that refuses the next `failures` SM-clock resets. */
+    class FlakyResetBackend extends SimulatedBackend {
+      failures = 0;
+      override async resetSmClock(index: number): Promise<void> {
+        if (this.failures > 0) {
+          this.failures--;
+          throw new Error('GPU is busy');
+        }
+        return super.resetSmClock(index);
+      }
+    }
+    const backend = new FlakyResetBackend({ count: 2 });
+    const a = await agentOnSocket({ backendInstance: backend });
+    const s = await holding(a.client, 'slurm-9.0', 1);
+    backend.failures = 1;
+    s.stream.end(); // the job's rank exits; the agent's reset of its device fails
+    await s.done;
+    expect(await lockedClocks(a.client)).toEqual([
+      [0, ''],
+      [1005, ''],
+    ]);
+    expect(readStateFile(path.join(a.dir, 'state.json'))!.devices['1']).toMatchObject({
+      dirty: true,
+      lease: { jobId: 'slurm-9.0' },
+    });
+    // Another job's reset does not touch it; the epilog of job 9 does.
+    expect((await call(a.client, 'AdminReset', { job_id: 'slurm-90' })).devices).toEqual([]);
+    const res = await call(a.client, 'AdminReset', { job_id: 'slurm-9' });
+    expect(res.devices.map((d) => [d.index, d.ok, d.locked_sm_clock_mhz, d.ended_lease])).toEqual([
+      [1, true, 0, null],
+    ]);
+    expect(await lockedClocks(a.client)).toEqual([
+      [0, ''],
+      [0, ''],
+    ]);
+    expect(readStateFile(path.join(a.dir, 'state.json'))!.devices['1']).toMatchObject({
+      dirty: false,
+    });
   });
 
   test('all devices and listed devices; a reset device can be leased again', async () => {
