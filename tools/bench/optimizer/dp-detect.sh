@@ -2,21 +2,24 @@
 # Straggler detection delay under data parallelism, through the real services and the real Python
 # emulated trainer (simulated GPUs, time-scaled sleeps: the delays are in iterations, emulated).
 #
-#   tools/bench/optimizer/dp-detect.sh [--margin 0.1] [--window 5] [--straggler 1.2] [--runs 3] [--intrinsic 8]
+#   tools/bench/optimizer/dp-detect.sh [--margin 0.05] [--window 5] [--straggler 1.2] [--runs 3] [--intrinsic 8]
 #
 # Each run starts `bin/perseus serve` (agent, profiler, optimizer in one process; fresh state, the
 # given --optimizer-straggler-margin/-window, the simulated GPUs on the trainer's --time-scale),
-# then `python -m perseus.emulate.demo --detect` (2 stages × dp 2, M=4): baseline, online profiling, then --intrinsic clean iterations with no straggler
-# (any straggler verdict there is a false positive), then pipeline 1 slows by --straggler× and
-# nobody calls ReportStraggler. It prints one RESULT line per run: detection delay (iterations from
-# the first slowed iteration to the first iteration that ran the extrinsic plan), clear delay
-# (iterations from recovery to the first iteration back on one non-straggler plan), and the false
-# positives over the no-straggler iterations. A run is bounded by --timeout-s (default 150 s).
+# then `python -m perseus.emulate.demo --detect` (2 stages × dp 2, M=4): baseline, online
+# profiling, then --intrinsic clean iterations with no straggler (any straggler verdict there is a
+# false positive), then pipeline 1 slows by --straggler× and nobody calls ReportStraggler. It
+# prints one RESULT line per run: detection delay (iterations from the first slowed iteration to
+# the first iteration that ran the extrinsic plan), clear delay (iterations from recovery to the
+# first iteration back on one non-straggler plan), the false positives over the no-straggler
+# iterations, and the planned profile's all-max iteration time next to the measured baseline's,
+# with the largest measured-vs-predicted saving gap (a profile that does not explain the
+# iterations shows there). A run is bounded by --timeout-s (default 150 s).
 # DP_DETECT_KEEP=<dir> keeps each run's summary.json (per-iteration plans, reasons, events) there.
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 root="$(cd "$here/../../.." && pwd)"
-margin=0.1 window=5 straggler=1.2 runs=3 intrinsic=8 timeout_s=150 detect_within=40 time_scale=0.25
+margin=0.05 window=5 straggler=1.2 runs=3 intrinsic=8 timeout_s=150 detect_within=40 time_scale=0.25
 while [ $# -gt 0 ]; do
   case "$1" in
     --margin) margin="$2"; shift 2 ;;
@@ -71,9 +74,16 @@ false_pos = sum("straggler" in r["reason"] for r in calm)
 ev = {e["event"]: e for e in s["events"]}
 missed = f" not_detected_within={ev['straggler_not_detected']['iterations']}" if "straggler_not_detected" in ev else ""
 timeout = f" timeout_in={ev['timeout']['stage']}" if "timeout" in ev else ""
+# The planned profile's all-max iteration time next to the measured baseline's: a profile that does
+# not explain the iterations (e.g. the trainer and agent on different time scales) shows here.
+base = next((p for p in s["phases"] if p["phase"] == "baseline"), {})
+gap = s["max_saving_gap_pp"]
+fmt = lambda x, d: None if x is None else round(x, d)
 print(f"RESULT run={run} rc={rc} wall_s={wall} margin={margin} straggler={straggler}"
       f" detect_delay={s['detection_delay_iterations']} clear_delay={s['recovery_delay_iterations']}"
-      f" no_straggler_iterations={len(calm)} false_positives={false_pos}{missed}{timeout}")
+      f" no_straggler_iterations={len(calm)} false_positives={false_pos}"
+      f" profile_all_max_s={fmt((s.get('frontier') or {}).get('all_max_time_s'), 3)}"
+      f" baseline_iter_s={fmt(base.get('iteration_time_s'), 3)} max_saving_gap_pp={fmt(gap, 2)}{missed}{timeout}")
 EOF
   if [ -n "${DP_DETECT_KEEP:-}" ] && [ -f "$tmp/out/summary.json" ]; then
     mkdir -p "$DP_DETECT_KEEP" && cp "$tmp/out/summary.json" "$DP_DETECT_KEEP/m$margin-s$straggler-run$run.json"
