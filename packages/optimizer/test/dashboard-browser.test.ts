@@ -3,7 +3,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import type { optimizerV1 } from '@perseus/proto';
-import { call, gpt3Profile, jobRequest, startOptimizer, type Harness } from './helpers';
+import { call, gpt3Profile, jobRequest, startOptimizer, type Harness, CLOCKS } from './helpers';
 
 /**
  * The dashboard in a real browser (Debian's chromium, installed by tools/install-system-deps.sh;
@@ -13,7 +13,6 @@ import { call, gpt3Profile, jobRequest, startOptimizer, type Harness } from './h
  */
 const CHROMIUM = process.env['PERSEUS_CHROMIUM'] ?? '/usr/bin/chromium';
 const SHOTS = path.resolve(__dirname, '..', 'test-output', 'dashboard');
-const CLOCKS = Array.from({ length: 38 }, (_, i) => 1410 - 15 * i);
 const N = 8;
 const DP = 2;
 

@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import * as grpc from '@grpc/grpc-js';
 import { parseProfileCsv } from '@perseus/planner';
-import type { Profile } from '@perseus/planner';
+import type { Profile, StagePlan } from '@perseus/planner';
 import { perseusGrpc } from '@perseus/proto';
 import type { optimizerV1 } from '@perseus/proto';
 import {
@@ -16,6 +16,25 @@ import type { OptimizerModule, OptimizerModuleOptions } from '../src';
 
 export { GPT3_A100_CSV };
 export const gpt3Profile = (): Profile => parseProfileCsv(readFileSync(GPT3_A100_CSV, 'utf8'));
+/** The clocks of the GPT-3 A100 profile: 1410 … 855 MHz in 15 MHz steps. */
+export const CLOCKS = Array.from({ length: 38 }, (_, i) => 1410 - 15 * i);
+export const KIND = {
+  forward: 'INSTRUCTION_KIND_FORWARD',
+  backward: 'INSTRUCTION_KIND_BACKWARD',
+} as const;
+
+/** One stage's instructions of a plan as a Schedule carries them. */
+export function wireInstructions(
+  plan: StagePlan[],
+  stage: number,
+): Array<{ instruction: string; microbatch: number; frequency_mhz: number; chunk: number }> {
+  return plan[stage]!.instructions.map((x) => ({
+    instruction: KIND[x.kind],
+    microbatch: x.microbatch,
+    frequency_mhz: x.frequencyMhz,
+    chunk: x.chunk ?? 0,
+  }));
+}
 
 export type OptimizerClient = InstanceType<
   ReturnType<typeof perseusGrpc>['perseus']['optimizer']['v1']['Optimizer']

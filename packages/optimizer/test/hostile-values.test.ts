@@ -9,9 +9,7 @@ import { Optimizer, OptimizerStore } from '../src';
 import type { FrontierPlanner, PlannedFrontier } from '../src';
 import { PlanAbortedError, WorkerFrontierPlanner } from '../src/planner-pool';
 import type { Harness } from './helpers';
-import { call, failure, gpt3Profile, jobRequest, startOptimizer } from './helpers';
-
-const CLOCKS = Array.from({ length: 38 }, (_, i) => 1410 - 15 * i);
+import { call, failure, gpt3Profile, jobRequest, startOptimizer, CLOCKS } from './helpers';
 
 /** Two stages of the GPT-3 profile as PlanOffline rows. */
 function rows(profile: Profile, stages: number) {

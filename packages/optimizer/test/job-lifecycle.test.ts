@@ -14,9 +14,9 @@ import {
   pollUntil,
   registerAll,
   startOptimizer,
+  CLOCKS,
 } from './helpers';
 
-const CLOCKS = Array.from({ length: 38 }, (_, i) => 1410 - 15 * i);
 const RANK_TIMEOUT_MS = 60_000;
 
 /** A server whose core reads a clock the test moves. */

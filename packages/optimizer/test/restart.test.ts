@@ -12,10 +12,9 @@ import {
   rankOf,
   registerAll,
   startOptimizer,
+  CLOCKS,
 } from './helpers';
 import type { Harness } from './helpers';
-
-const CLOCKS = Array.from({ length: 38 }, (_, i) => 1410 - 15 * i);
 
 test('a restarted optimizer restores jobs, frontier, stragglers, plans and versions from its data dir', async () => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'perseus-opt-'));

@@ -1,10 +1,10 @@
 import { status } from '@grpc/grpc-js';
 import { computeFrontier } from '@perseus/planner';
-import type { Frontier, PlannerInput, StagePlan } from '@perseus/planner';
+import type { Frontier, PlannerInput } from '@perseus/planner';
 import type { optimizerV1 } from '@perseus/proto';
-import { MemoryProfileSource } from '../src';
 import type { Harness } from './helpers';
 import {
+  CLOCKS,
   Watch,
   call,
   failure,
@@ -13,25 +13,8 @@ import {
   rankOf,
   registerAll,
   startOptimizer,
+  wireInstructions,
 } from './helpers';
-
-const CLOCKS = Array.from({ length: 38 }, (_, i) => 1410 - 15 * i); // 1410 … 855, the CSV's clocks
-const KIND = {
-  forward: 'INSTRUCTION_KIND_FORWARD',
-  backward: 'INSTRUCTION_KIND_BACKWARD',
-} as const;
-
-function wire(
-  plan: StagePlan[],
-  stage: number,
-): Array<{ instruction: string; microbatch: number; frequency_mhz: number; chunk: number }> {
-  return plan[stage]!.instructions.map((x) => ({
-    instruction: KIND[x.kind],
-    microbatch: x.microbatch,
-    frequency_mhz: x.frequencyMhz,
-    chunk: x.chunk ?? 0,
-  }));
-}
 
 describe('a job with an imported profile (sweep skipped)', () => {
   let h: Harness;
@@ -113,8 +96,8 @@ describe('a job with an imported profile (sweep skipped)', () => {
     const s0 = await w0.until((s) => s.phase === 'PHASE_DEPLOYED');
     const s9 = await w9.until((s) => s.phase === 'PHASE_DEPLOYED');
     const intrinsic = frontier.intrinsic();
-    expect(s0.instructions).toEqual(wire(intrinsic.plan, 0));
-    expect(s9.instructions).toEqual(wire(intrinsic.plan, 1));
+    expect(s0.instructions).toEqual(wireInstructions(intrinsic.plan, 0));
+    expect(s9.instructions).toEqual(wireInstructions(intrinsic.plan, 1));
     expect(s0.version).toBe(s9.version);
     expect(s0.reason).toBe('intrinsic');
     expect(s0.expected_iteration_time_s).toBeCloseTo(intrinsic.point.timeS, 12);
@@ -179,10 +162,10 @@ describe('a job with an imported profile (sweep skipped)', () => {
     expect(Number(r.schedule_version)).toBe(before + 1);
     expect(r.target_iteration_time_s).toBe(expected.point.timeS);
     const s0 = await w0.until((s) => Number(s.version) === before + 1);
-    expect(s0.instructions).toEqual(wire(expected.plan, 0));
+    expect(s0.instructions).toEqual(wireInstructions(expected.plan, 0));
     expect(s0.reason).toBe(`straggler dp=1 T'=${(1.1 * tIntr).toFixed(4)}s`);
     const s9 = await w9.until((s) => Number(s.version) === before + 1);
-    expect(s9.instructions).toEqual(wire(frontier.intrinsic().plan, 1)); // the straggler keeps running fast
+    expect(s9.instructions).toEqual(wireInstructions(frontier.intrinsic().plan, 1)); // the straggler keeps running fast
     const st = await call<optimizerV1.GetJobStatusResponse__Output>(h.client, 'GetJobStatus', {
       job_id: 'imp',
     });
@@ -202,7 +185,7 @@ describe('a job with an imported profile (sweep skipped)', () => {
     );
     expect(rec.target_iteration_time_s).toBe(0);
     const back = await w0.until((s) => Number(s.version) === before + 3);
-    expect(back.instructions).toEqual(wire(frontier.intrinsic().plan, 0));
+    expect(back.instructions).toEqual(wireInstructions(frontier.intrinsic().plan, 0));
     expect(back.reason).toBe('intrinsic');
   });
 
@@ -229,7 +212,7 @@ describe('a job with an imported profile (sweep skipped)', () => {
     });
     expect(r.chosen?.index).toBe(last);
     const s = await w0.until((x) => x.version === r.schedule_version);
-    expect(s.instructions).toEqual(wire(frontier.plan(last), 0));
+    expect(s.instructions).toEqual(wireInstructions(frontier.plan(last), 0));
     const target = frontier.intrinsic().point.timeS * 1.05;
     const r2 = await call<optimizerV1.SetPolicyResponse__Output>(h.client, 'SetPolicy', {
       job_id: 'imp',
@@ -382,7 +365,7 @@ describe('a job with an imported profile (sweep skipped)', () => {
       blockingPowerW: 83.64,
       unitTimeS: 0.001,
     });
-    expect(dep.instructions).toEqual(wire(f.intrinsic().plan, 0));
+    expect(dep.instructions).toEqual(wireInstructions(f.intrinsic().plan, 0));
     expect(dep.instructions.every((i) => few.includes(i.frequency_mhz))).toBe(true);
     w.cancel();
   });
@@ -457,7 +440,7 @@ describe('straggler detection from iteration reports', () => {
       const slowed = await w0.until((s) => s.reason.startsWith('straggler dp=2'));
       const target = frontier.planFor(1.25 * tIntr);
       expect(slowed.expected_iteration_time_s).toBe(target.point.timeS);
-      expect(slowed.instructions).toEqual(wire(target.plan, 0));
+      expect(slowed.instructions).toEqual(wireInstructions(target.plan, 0));
       version = slowed.version;
       // Healthy pipelines now take T′ on purpose; the straggler stays slow: nothing changes.
       await runIterations(10, 1.25, [target.point.timeS, target.point.timeS]);
@@ -470,277 +453,5 @@ describe('straggler detection from iteration reports', () => {
     } finally {
       await h.close();
     }
-  });
-});
-
-describe('online profiling sweep', () => {
-  test('sweeps clocks from the highest, reads energies from the profile source, plans and deploys', async () => {
-    const full = gpt3Profile();
-    const N = 2;
-    const floor = 1245; // 12 clocks: 1410 … 1245
-    const source = new MemoryProfileSource();
-    const h = await startOptimizer({ profileSource: source });
-    try {
-      await call(h.client, 'RegisterJob', jobRequest('sweep', { n: N, m: 2, k: 2, floor }));
-      const w1 = new Watch(h.client, 'sweep', 1);
-      await registerAll(h.client, 'sweep', N, 1, 1, CLOCKS);
-      const swept: number[] = [];
-      let it = 0;
-      for (let guard = 0; guard < 40; guard++) {
-        const s = guard === 0 ? await w1.until((x) => x.phase === 'PHASE_PROFILING') : w1.last!;
-        if (s.phase !== 'PHASE_PROFILING') break;
-        const clock = s.instructions[0]!.frequency_mhz;
-        if (swept[swept.length - 1] !== clock) swept.push(clock);
-        // The "client" measured every instruction at this clock: the profiler aggregates it.
-        source.putCells(
-          'sweep',
-          full.stages.slice(0, N).flatMap((st, stage) =>
-            (['forward', 'backward'] as const).map((kind) => {
-              const o = st[kind].find((x) => x.frequencyMhz === clock)!;
-              return {
-                stage,
-                kind,
-                frequencyMhz: clock,
-                count: 2,
-                timeS: o.timeS,
-                energyJ: o.energyJ,
-              };
-            }),
-          ),
-        );
-        for (let k = 0; k < 2; k++, it++) {
-          for (let r = 0; r < N; r++)
-            await call(h.client, 'ReportIteration', {
-              job_id: 'sweep',
-              rank: rankOf(r, N, 1),
-              iteration: it,
-              time_s: 1,
-              energy_j: 300,
-              schedule_version: s.version,
-            });
-        }
-        await w1.until((x) => Number(x.version) > Number(s.version));
-      }
-      expect(swept).toEqual(CLOCKS.filter((c) => c >= floor));
-      const dep = await w1.until((s) => s.phase === 'PHASE_DEPLOYED');
-      const profiled = {
-        stages: full.stages.slice(0, N).map((st) => ({
-          forward: st.forward.filter((o) => o.frequencyMhz >= floor),
-          backward: st.backward.filter((o) => o.frequencyMhz >= floor),
-        })),
-      };
-      const frontier = computeFrontier({
-        profile: profiled,
-        pipeline: { schedule: '1f1b', numStages: N, numMicrobatches: 2 },
-        blockingPowerW: 83.64,
-        unitTimeS: 0.001,
-      });
-      expect(dep.instructions).toEqual(wire(frontier.intrinsic().plan, 1));
-      expect(w1.got.some((s) => s.phase === 'PHASE_PLANNING' && s.instructions.length === 0)).toBe(
-        true,
-      );
-      w1.cancel();
-    } finally {
-      await h.close();
-    }
-  });
-});
-
-describe('a silent rank during the sweep', () => {
-  test('does not hold the job at a profiling clock: the step ends after a grace period', async () => {
-    const full = gpt3Profile();
-    const source = new MemoryProfileSource();
-    const h = await startOptimizer({ profileSource: source, sweepGraceMs: 300 });
-    try {
-      // Two pipelines of two stages; pipeline 1 never reports.
-      await call(
-        h.client,
-        'RegisterJob',
-        jobRequest('quiet', { n: 2, m: 2, dp: 2, k: 2, floor: 1380 }),
-      );
-      const w = new Watch(h.client, 'quiet', 0);
-      await registerAll(h.client, 'quiet', 2, 2, 1, CLOCKS);
-      let s = await w.until((x) => x.phase === 'PHASE_PROFILING');
-      let it = 0;
-      const started = Date.now();
-      while (s.phase === 'PHASE_PROFILING') {
-        const clock = s.instructions[0]!.frequency_mhz;
-        source.putCells(
-          'quiet',
-          [0, 1].flatMap((stage) =>
-            (['forward', 'backward'] as const).map((kind) => {
-              const o = full.stages[stage]![kind].find((x) => x.frequencyMhz === clock)!;
-              return {
-                stage,
-                kind,
-                frequencyMhz: clock,
-                count: 2,
-                timeS: o.timeS,
-                energyJ: o.energyJ,
-              };
-            }),
-          ),
-        );
-        for (let k = 0; k < 2; k++, it++) {
-          for (const r of [0, 1])
-            await call(h.client, 'ReportIteration', {
-              job_id: 'quiet',
-              rank: rankOf(r, 2, 1),
-              iteration: it,
-              time_s: 0.05,
-              energy_j: 10,
-              schedule_version: s.version,
-            });
-        }
-        const v = Number(s.version);
-        s = await w.until((x) => Number(x.version) > v);
-      }
-      await w.until((x) => x.phase === 'PHASE_DEPLOYED');
-      // Three clocks, each ended by the grace timer (≥ 300 ms), not by the silent ranks.
-      expect(Date.now() - started).toBeGreaterThanOrEqual(900);
-      w.cancel();
-    } finally {
-      await h.close();
-    }
-  });
-});
-
-describe('blocking power "measure it"', () => {
-  test('is measured from profiling iterations: energy beyond the instructions per second of idle time', async () => {
-    const full = gpt3Profile();
-    const N = 2;
-    const M = 2;
-    const PB = 70.5; // what the emulated GPUs draw while blocked
-    const source = new MemoryProfileSource();
-    const h = await startOptimizer({ profileSource: source });
-    try {
-      await call(
-        h.client,
-        'RegisterJob',
-        jobRequest('pb', { n: N, m: M, k: 2, floor: 1350, blockingPowerW: 0 }),
-      );
-      const w = new Watch(h.client, 'pb', 0);
-      await registerAll(h.client, 'pb', N, 1, 1, CLOCKS);
-      let s = await w.until((x) => x.phase === 'PHASE_PROFILING');
-      let it = 0;
-      while (s.phase === 'PHASE_PROFILING') {
-        const clock = s.instructions[0]!.frequency_mhz;
-        const at = (stage: number, kind: 'forward' | 'backward') =>
-          full.stages[stage]![kind].find((o) => o.frequencyMhz === clock)!;
-        source.putCells(
-          'pb',
-          [0, 1].flatMap((stage) =>
-            (['forward', 'backward'] as const).map((kind) => ({
-              stage,
-              kind,
-              frequencyMhz: clock,
-              count: 2,
-              timeS: at(stage, kind).timeS,
-              energyJ: at(stage, kind).energyJ,
-            })),
-          ),
-        );
-        for (let k = 0; k < 2; k++, it++) {
-          for (let r = 0; r < N; r++) {
-            const busyS = M * (at(r, 'forward').timeS + at(r, 'backward').timeS);
-            const busyJ = M * (at(r, 'forward').energyJ + at(r, 'backward').energyJ);
-            const idleS = 0.4 * busyS;
-            await call(h.client, 'ReportIteration', {
-              job_id: 'pb',
-              rank: rankOf(r, N, 1),
-              iteration: it,
-              time_s: busyS + idleS,
-              energy_j: busyJ + PB * idleS,
-              schedule_version: s.version,
-            });
-          }
-        }
-        const v = Number(s.version);
-        s = await w.until((x) => Number(x.version) > v);
-      }
-      await w.until((x) => x.phase === 'PHASE_DEPLOYED');
-      const profiled = {
-        stages: full.stages.slice(0, N).map((st) => ({
-          forward: st.forward.filter((o) => o.frequencyMhz >= 1350),
-          backward: st.backward.filter((o) => o.frequencyMhz >= 1350),
-        })),
-      };
-      const expected = computeFrontier({
-        profile: profiled,
-        pipeline: { schedule: '1f1b', numStages: N, numMicrobatches: M },
-        blockingPowerW: PB,
-        unitTimeS: 0.001,
-      });
-      const got = await call<optimizerV1.GetFrontierResponse__Output>(h.client, 'GetFrontier', {
-        job_id: 'pb',
-      });
-      expect(got.all_max_energy_j).toBeCloseTo(expected.allMax.energyJ, 6);
-      expect(got.points[0]!.energy_j).toBeCloseTo(expected.points[0]!.energyJ, 6);
-      w.cancel();
-    } finally {
-      await h.close();
-    }
-  });
-});
-
-describe('PlanOffline', () => {
-  let h: Harness;
-  beforeAll(async () => {
-    h = await startOptimizer();
-  });
-  afterAll(() => h.close());
-
-  test('plans from profile rows without a job, identical to the planner', async () => {
-    const profile = gpt3Profile();
-    const rows = profile.stages.flatMap((st, stage) =>
-      (['forward', 'backward'] as const).flatMap((kind) =>
-        st[kind].map((o) => ({
-          stage,
-          instruction: KIND[kind],
-          frequency_mhz: o.frequencyMhz,
-          time_s: o.timeS,
-          energy_j: o.energyJ,
-        })),
-      ),
-    );
-    const res = await call<optimizerV1.PlanOfflineResponse__Output>(h.client, 'PlanOffline', {
-      profile: rows,
-      pipeline: { schedule: 'SCHEDULE_KIND_1F1B', num_stages: 8, num_microbatches: 4 },
-      blocking_power_w: 83.64,
-      include_plans: true,
-    });
-    const f = computeFrontier({
-      profile,
-      pipeline: { schedule: '1f1b', numStages: 8, numMicrobatches: 4 },
-      blockingPowerW: 83.64,
-      unitTimeS: 0.001,
-    });
-    expect(res.points.map((p) => [p.time_s, p.energy_j])).toEqual(
-      f.points.map((p) => [p.timeS, p.energyJ]),
-    );
-    expect(res.intrinsic_index).toBe(f.intrinsic().point.index);
-    expect(res.all_max_energy_j).toBe(f.allMax.energyJ);
-    expect(res.plans.length).toBe(f.points.length);
-    expect(res.plans[0]!.stages[5]!.instructions).toEqual(wire(f.plan(0), 5));
-  });
-
-  test('a bad row is INVALID_ARGUMENT naming it', async () => {
-    const r = await failure(
-      call(h.client, 'PlanOffline', {
-        profile: [
-          {
-            stage: 0,
-            instruction: 'INSTRUCTION_KIND_FORWARD',
-            frequency_mhz: 1410,
-            time_s: 0.1,
-            energy_j: 0,
-          },
-        ],
-        pipeline: { schedule: 'SCHEDULE_KIND_1F1B', num_stages: 1, num_microbatches: 1 },
-        blocking_power_w: 80,
-      }),
-    );
-    expect(r.code).toBe(status.INVALID_ARGUMENT);
-    expect(r.fields).toEqual(['profile[0].energy_j']);
   });
 });
