@@ -9,6 +9,7 @@ import time
 
 import grpc
 import pytest
+from test_emulate import _run_until_swept
 
 import perseus
 from fixtures_client import A100_CLOCKS, A100_PROFILE, RestartableServer, WarningCounter, wait_until
@@ -118,20 +119,7 @@ def test_an_interleaved_emulation_profiles_each_virtual_stage_from_the_table(res
     )
     handle = EmulationHandle(spec)
     assert (handle.num_stages, handle.world_size) == (2, 2)
-    records: list[dict[str, object]] = []
-    handle.start()
-    try:
-        deadline = time.monotonic() + 90
-        while time.monotonic() < deadline and handle.alive():
-            records.extend(handle.records(0.2))
-            if len({r["reason"] for r in records if str(r["reason"]).startswith("profiling")}) >= 2:
-                break
-        handle.stop_soon()
-        handle.join(30)
-        records.extend(handle.records(0.5))
-        assert not handle.failed()
-    finally:
-        handle.terminate()
+    records = _run_until_swept(spec, clocks=2)
     assert any(str(r["reason"]).startswith("profiling") for r in records)
     table = load_profile(A100_PROFILE)
     with grpc.insecure_channel(restartable_server.address) as ch:

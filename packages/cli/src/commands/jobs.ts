@@ -85,7 +85,7 @@ export function jobLines(j: optimizerV1.GetJobResponse__Output): string[] {
   ];
   if (spec?.pipeline)
     lines.push(
-      `  pipeline: ${enumWord(spec.pipeline.schedule, 'SCHEDULE_KIND_')}, ${spec.pipeline.num_stages} stages × ${spec.dp_degree} pipelines × TP ${spec.tp_degree}, ${spec.pipeline.num_microbatches} microbatches; GPU ${spec.gpu_model || '?'}${s?.simulated ? ' (simulated)' : ''}`,
+      `  pipeline: ${enumWord(spec.pipeline.schedule, 'SCHEDULE_KIND_')}, ${spec.pipeline.num_stages} stages${spec.pipeline.num_chunks > 1 ? ` × ${spec.pipeline.num_chunks} chunks` : ''} × ${spec.dp_degree} pipelines × TP ${spec.tp_degree}, ${spec.pipeline.num_microbatches} microbatches; GPU ${spec.gpu_model || '?'}${s?.simulated ? ' (simulated)' : ''}`,
     );
   if (s)
     lines.push(
