@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Slurm Prolog (slurm.conf: Prolog=/opt/perseus/deploy/slurm/prolog.sh, PrologFlags=Alloc): before
 # a job starts on this node, the node's Perseus GPU agent must answer and list its devices. If it
-# does not, the prolog exits 1: Slurm drains the node ("Prolog error") and requeues the job, and
+# does not, the prolog exits 1: Slurm drains the node ("Prolog error") and requeues the job held, and
 # the log line says why (slurmd's log, and PERSEUS_SLURM_LOG). A job never starts on a node whose
 # agent could not reset its GPUs afterwards. Settings: deploy/slurm/perseus-slurm.env.
 set -uo pipefail

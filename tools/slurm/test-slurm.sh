@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The Perseus Slurm integration test, on a real one-node Slurm cluster (Debian's slurm-wlm + munge,
 # tools/slurm/cluster.sh) with the Perseus prolog and epilog of deploy/slurm:
-#   0. with no agent serving, a job's prolog fails: the job does not start, the node drains with
-#      "Prolog error" and the log says why (the node is resumed for what follows);
+#   0. with no agent serving, a job's prolog fails: the job does not start (requeued held), the node
+#      drains with "Prolog error" and the log says why (the node is resumed for what follows);
 #   1. the agent (8 simulated A100 GPUs on a Unix socket, as perseus-agent.service runs it), the
 #      profiler and the optimizer start; `sbatch -O -n 8` runs the emulated training job through
 #      `srun` (2 pipelines × 4 stages; ranks from SLURM_PROCID/SLURM_LOCALID, job id slurm-<id>.0;
@@ -81,8 +81,12 @@ until grep -q "perseus-prolog job=$j0 .*FAILED: the Perseus GPU agent at unix:$a
   [ $SECONDS -lt $deadline ] || fail "the prolog did not refuse job $j0 without an agent"
   sleep 0.5
 done
+until squeue -h -j "$j0" -o '%T %r' | grep -q '^PENDING launch failed requeued held'; do
+  [ $SECONDS -lt $deadline ] || fail "job $j0 was not requeued held: $(squeue -h -j "$j0" -o '%T %r')"
+  sleep 0.5
+done
+say "0. without an agent the prolog refused job $j0 ($(squeue -h -j "$j0" -o '%T, %r')) and Slurm drained the node: '$(sinfo -h -N -o '%E')'"
 scancel "$j0" 2>/dev/null || true
-say "0. without an agent the prolog refused job $j0 and Slurm drained the node: '$(sinfo -h -N -o '%E')'"
 # Its epilog fails too (no agent to reset through): the node stays drained until an operator resumes it.
 until grep -q "perseus-epilog job=$j0 .*done (exit 1)" "$tmp/hooks.log" 2>/dev/null; do
   [ $SECONDS -lt $deadline ] || fail "job $j0's epilog did not run"
