@@ -3,25 +3,24 @@
  * over every virtual stage, blocking power measured per GPU, the chunk-tagged plan each rank
  * receives, and extrinsic plans for a straggler.
  */
+import { status } from '@grpc/grpc-js';
 import { computeFrontier, scheduleOrder } from '@perseus/planner';
-import type { Frontier, PipelineSpec, Profile, StagePlan } from '@perseus/planner';
+import type { Frontier, PipelineSpec, Profile } from '@perseus/planner';
 import type { optimizerV1 } from '@perseus/proto';
 import { MemoryProfileSource } from '../src';
 import {
+  CLOCKS,
+  KIND,
   Watch,
   call,
+  failure,
   gpt3Profile,
   jobRequest,
   rankOf,
   registerAll,
   startOptimizer,
+  wireInstructions as wire,
 } from './helpers';
-
-const CLOCKS = Array.from({ length: 38 }, (_, i) => 1410 - 15 * i); // 1410 … 855, the CSV's clocks
-const KIND = {
-  forward: 'INSTRUCTION_KIND_FORWARD',
-  backward: 'INSTRUCTION_KIND_BACKWARD',
-} as const;
 
 /** An interleaved job: N GPUs × V chunks (the profile's first N·V stages are its virtual stages). */
 function interleavedJob(
@@ -43,16 +42,6 @@ function interleavedJob(
     num_chunks: o.v,
   };
   return req;
-}
-
-/** What rank `stage` of a plan receives on the wire. */
-function wire(plan: StagePlan[], stage: number): optimizerV1.Schedule__Output['instructions'] {
-  return plan[stage]!.instructions.map((x) => ({
-    instruction: KIND[x.kind],
-    microbatch: x.microbatch,
-    frequency_mhz: x.frequencyMhz,
-    chunk: x.chunk ?? 0,
-  }));
 }
 
 const firstStages = (p: Profile, count: number, floorMhz = 0): Profile => ({
@@ -232,6 +221,64 @@ describe('an interleaved job with an imported profile', () => {
       expect(back.instructions).toEqual(wire(frontier.intrinsic().plan, 0));
     } finally {
       for (const w of watches) w.cancel();
+      await h.close();
+    }
+  });
+});
+
+describe('PlanOffline of an interleaved pipeline', () => {
+  test('plans the profile as N·V virtual stages, each plan with its chunks, identical to the planner', async () => {
+    const profile = gpt3Profile(); // 8 stages = 4 GPUs × 2 chunks
+    const rows = profile.stages.flatMap((st, stage) =>
+      (['forward', 'backward'] as const).flatMap((kind) =>
+        st[kind].map((o) => ({
+          stage,
+          instruction: KIND[kind],
+          frequency_mhz: o.frequencyMhz,
+          time_s: o.timeS,
+          energy_j: o.energyJ,
+        })),
+      ),
+    );
+    const pipeline = {
+      schedule: 'SCHEDULE_KIND_INTERLEAVED_1F1B',
+      num_stages: 4,
+      num_microbatches: 4,
+      num_chunks: 2,
+    };
+    const h = await startOptimizer();
+    try {
+      const res = await call<optimizerV1.PlanOfflineResponse__Output>(h.client, 'PlanOffline', {
+        profile: rows,
+        pipeline,
+        blocking_power_w: 83.64,
+        include_plans: true,
+      });
+      const f = computeFrontier({
+        profile,
+        pipeline: { schedule: 'interleaved', numStages: 4, numMicrobatches: 4, numChunks: 2 },
+        blockingPowerW: 83.64,
+        unitTimeS: 0.001,
+      });
+      expect(res.points.map((p) => [p.time_s, p.energy_j])).toEqual(
+        f.points.map((p) => [p.timeS, p.energyJ]),
+      );
+      expect(res.plans[0]!.stages).toHaveLength(4); // one StagePlan per GPU
+      expect(res.plans[0]!.stages[1]!.instructions).toEqual(wire(f.plan(0), 1));
+      expect(new Set(res.plans[0]!.stages[1]!.instructions.map((x) => x.chunk))).toEqual(
+        new Set([0, 1]),
+      );
+      // M = 6 is not a multiple of the 4 GPUs: Megatron's rule, refused before planning.
+      const refused = await failure(
+        call(h.client, 'PlanOffline', {
+          profile: rows,
+          pipeline: { ...pipeline, num_microbatches: 6 },
+          blocking_power_w: 83.64,
+        }),
+      );
+      expect(refused.code).toBe(status.INVALID_ARGUMENT);
+      expect(refused.fields).toEqual(['pipeline.num_microbatches']);
+    } finally {
       await h.close();
     }
   });
