@@ -24,11 +24,58 @@ export interface MilpModel {
   integrality: Int32Array;
 }
 
-/** Progress of a MILP solve: the incumbent and the proven bound on the objective. */
+/** Rows of a {@link MilpModel} as they are written, one at a time (CSR). */
+export class MilpRows {
+  private readonly starts: number[] = [0];
+  readonly indices: number[] = [];
+  readonly values: number[] = [];
+  private readonly lower: number[] = [];
+  private readonly upper: number[] = [];
+
+  /** Ends the row of the entries pushed since the last one: lower ≤ row · x ≤ upper. */
+  end(lower: number, upper: number): void {
+    this.lower.push(lower);
+    this.upper.push(upper);
+    this.starts.push(this.indices.length);
+  }
+
+  /** The model over `cols` with these rows. */
+  model(cols: {
+    colCost: Float64Array;
+    colLower: Float64Array;
+    colUpper: Float64Array;
+    integrality: Int32Array;
+  }): MilpModel {
+    const numCols = cols.colCost.length;
+    const numRows = this.lower.length;
+    return {
+      numCols,
+      numRows,
+      ...cols,
+      rowLower: Float64Array.from(this.lower),
+      rowUpper: Float64Array.from(this.upper),
+      matrix: {
+        format: 'csr',
+        numRows,
+        numCols,
+        starts: Int32Array.from(this.starts),
+        indices: Int32Array.from(this.indices),
+        values: Float64Array.from(this.values),
+      },
+    };
+  }
+}
+
+/**
+ * Progress of a solve: the incumbent and the proven bound on the objective (a MILP), or the
+ * simplex's current objective in `primalBound` and its iterations (a model without integers).
+ */
 export interface MilpProgress {
   elapsedS: number;
   primalBound: number;
   dualBound: number;
+  /** Simplex iterations so far (LP progress only). */
+  iterations?: number;
 }
 
 /** What a {@link MilpSolver} returns. */
@@ -49,8 +96,8 @@ export interface MilpSolver {
   solve(
     model: MilpModel,
     options: {
-      /** A feasible start (column values): the plan to beat. */
-      start: Float64Array;
+      /** A feasible start (column values): the plan to beat. None for an LP. */
+      start?: Float64Array;
       /** Wall-clock cap (s): a safety net; `nodeLimit` is what makes a result reproducible. */
       timeLimitS: number;
       relGap: number;
@@ -133,11 +180,8 @@ export function buildDeadlineMilp(
     }
     colUpper[startCol[i]!] = deadlineS;
   }
-  const starts: number[] = [0];
-  const indices: number[] = [];
-  const values: number[] = [];
-  const rowLower: number[] = [];
-  const rowUpper: number[] = [];
+  const rows = new MilpRows();
+  const { indices, values } = rows;
   /** Adds sign·(d_i − t_lo) to the row; returns sign·t_lo for the right-hand side. */
   const duration = (i: number, sign: number): number => {
     const tb = tables[dag.table[i]!]!;
@@ -147,53 +191,30 @@ export function buildDeadlineMilp(
     }
     return sign * tb.timeS[lo[i]!]!;
   };
-  const endRow = (lower: number, upper: number): void => {
-    rowLower.push(lower);
-    rowUpper.push(upper);
-    starts.push(indices.length);
-  };
   for (let i = 0; i < n; i++) {
     // Steps are monotone: y_k ≥ y_{k+1}.
     for (let k = lo[i]! + 1; k < hi[i]!; k++) {
       const c = firstCol[i]! + k - lo[i]! - 1;
       indices.push(c, c + 1);
       values.push(1, -1);
-      endRow(0, Infinity);
+      rows.end(0, Infinity);
     }
     // s_i + d_i ≤ T.
     indices.push(startCol[i]!);
     values.push(1);
     const t0 = duration(i, 1);
-    endRow(-Infinity, deadlineS - t0);
+    rows.end(-Infinity, deadlineS - t0);
     // s_j − s_i − d_i ≥ 0 for every successor j.
     for (let p = dag.succStart[i]!; p < dag.succStart[i + 1]!; p++) {
       const j = dag.succ[p]!;
       indices.push(startCol[j]!, startCol[i]!);
       values.push(1, -1);
       const c0 = duration(i, -1);
-      endRow(-c0, Infinity);
+      rows.end(-c0, Infinity);
     }
   }
-  const numRows = rowLower.length;
   return {
-    model: {
-      numCols: cols,
-      numRows,
-      colCost,
-      colLower,
-      colUpper,
-      rowLower: Float64Array.from(rowLower),
-      rowUpper: Float64Array.from(rowUpper),
-      matrix: {
-        format: 'csr',
-        numRows,
-        numCols: cols,
-        starts: Int32Array.from(starts),
-        indices: Int32Array.from(indices),
-        values: Float64Array.from(values),
-      },
-      integrality,
-    },
+    model: rows.model({ colCost, colLower, colUpper, integrality }),
     firstCol,
     lo,
     hi,

@@ -4,6 +4,8 @@ import type { MilpModel, MilpOutcome, MilpProgress, MilpSolver } from './deadlin
 interface HighsMipEvent {
   readonly data: {
     readonly running_time?: number;
+    readonly simplex_iteration_count?: number;
+    readonly objective_function_value?: number;
     readonly mip_primal_bound?: number;
     readonly mip_dual_bound?: number;
   };
@@ -62,7 +64,9 @@ export function highsMilpSolver(
           ...extraOptions,
         });
         m.passModel(model);
-        m.setSolution({ colValue: start });
+        if (start !== undefined) m.setSolution({ colValue: start });
+        // A model without integer columns is an LP: its progress comes from the simplex.
+        const isLp = !model.integrality.some((x) => x !== 0);
         let lastReportS = -Infinity;
         // HiGHS checks time_limit between MIP nodes; a large model's root LP can run far past it,
         // so the simplex callback enforces the budget (and cancellation) there too.
@@ -71,6 +75,17 @@ export function highsMilpSolver(
         const types = highs.constants.callbackType;
         const status = m.run({
           [types.simplexInterrupt]: (event) => {
+            const d = event.data;
+            const elapsedS = d.running_time ?? 0;
+            if (isLp && onProgress && elapsedS - lastReportS >= 0.5) {
+              lastReportS = elapsedS;
+              onProgress({
+                elapsedS,
+                primalBound: d.objective_function_value ?? Infinity,
+                dualBound: -Infinity,
+                iterations: d.simplex_iteration_count ?? 0,
+              });
+            }
             if (overdue()) event.interrupt();
             return undefined;
           },

@@ -58,7 +58,14 @@ export {
   type PlanRecord,
 } from './plans-file';
 export { exactFrontier, type ExactFrontierPoint } from './exact';
-export { lpLowerBound, buildLowerBoundLp, type LpOptions, type LpSolver } from './lp-bound';
+export {
+  lpLowerBound,
+  lpLowerBoundWithProgress,
+  buildLowerBoundLp,
+  buildLowerBoundModel,
+  type LpOptions,
+  type LpSolver,
+} from './lp-bound';
 export {
   buildDeadlineMilp,
   type DeadlineMilp,

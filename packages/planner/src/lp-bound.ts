@@ -1,3 +1,4 @@
+import { MilpRows, type MilpModel, type MilpProgress, type MilpSolver } from './deadline-milp';
 import { PlannerInputError } from './errors';
 import { validatePlannerInput, type ValidInput } from './options';
 import type { PlannerInput } from './types';
@@ -75,4 +76,104 @@ export function lpLowerBound(
   if (res.Status === 'Infeasible') return Infinity;
   if (res.Status !== 'Optimal') throw new Error(`LP solver returned ${res.Status}`);
   return res.ObjectiveValue + v.blockingPowerW * v.dag.numStages * timeS;
+}
+
+/**
+ * The LP of {@link buildLowerBoundLp} over hull vertices, as a model for a persistent solver
+ * (columns x_{i,k} per node's hull vertex, then the start times s_i; objective Σ (e − P_b·t)·x,
+ * add `offsetJ` for energy): no text to write and parse, and the solver can report progress.
+ */
+export function buildLowerBoundModel(
+  v: ValidInput,
+  timeS: number,
+): { model: MilpModel; offsetJ: number } {
+  const { dag, tables, blockingPowerW } = v;
+  const n = dag.numNodes;
+  const first = new Int32Array(n + 1);
+  for (let i = 0; i < n; i++) first[i + 1] = first[i]! + tables[dag.table[i]!]!.hull.length;
+  const numX = first[n]!;
+  const cols = numX + n;
+  const colCost = new Float64Array(cols);
+  const colUpper = new Float64Array(cols).fill(1);
+  for (let i = 0; i < n; i++) {
+    const tb = tables[dag.table[i]!]!;
+    tb.hull.forEach((k, j) => {
+      colCost[first[i]! + j] = tb.energyJ[k]! - blockingPowerW * tb.timeS[k]!;
+    });
+    colUpper[numX + i] = timeS;
+  }
+  const rows = new MilpRows();
+  const { indices, values } = rows;
+  /** Adds sign·d_i (the chosen duration) to the row. */
+  const duration = (i: number, sign: number): void => {
+    const tb = tables[dag.table[i]!]!;
+    tb.hull.forEach((k, j) => {
+      indices.push(first[i]! + j);
+      values.push(sign * tb.timeS[k]!);
+    });
+  };
+  for (let i = 0; i < n; i++) {
+    for (let c = first[i]!; c < first[i + 1]!; c++) {
+      indices.push(c);
+      values.push(1);
+    }
+    rows.end(1, 1);
+    indices.push(numX + i);
+    values.push(1);
+    duration(i, 1);
+    rows.end(-Infinity, timeS);
+    for (let p = dag.succStart[i]!; p < dag.succStart[i + 1]!; p++) {
+      indices.push(numX + dag.succ[p]!, numX + i);
+      values.push(1, -1);
+      duration(i, -1);
+      rows.end(0, Infinity);
+    }
+  }
+  return {
+    model: rows.model({
+      colCost,
+      colLower: new Float64Array(cols),
+      colUpper,
+      integrality: new Int32Array(cols),
+    }),
+    offsetJ: blockingPowerW * dag.numStages * timeS,
+  };
+}
+
+/**
+ * {@link lpLowerBound} on a persistent solver ({@link MilpSolver}, e.g. `highsMilpSolver`) with
+ * progress: the simplex's elapsed time, iterations and current objective (as energy, J) every
+ * half second. Same optimum; Infinity when no plan, even relaxed, is that fast.
+ */
+export function lpLowerBoundWithProgress(
+  input: PlannerInput,
+  timeS: number,
+  solver: MilpSolver,
+  onProgress?: (p: { elapsedS: number; iterations: number; energyJ: number }) => void,
+): number {
+  if (typeof timeS !== 'number' || !Number.isFinite(timeS) || timeS <= 0) {
+    throw new PlannerInputError('time_s', `must be a positive number, got ${String(timeS)}`);
+  }
+  const v = validatePlannerInput(input);
+  const { model, offsetJ } = buildLowerBoundModel(v, timeS);
+  const out = solver.solve(model, {
+    timeLimitS: 1e6,
+    relGap: 0,
+    ...(onProgress
+      ? {
+          onProgress: (p: MilpProgress) =>
+            onProgress({
+              elapsedS: p.elapsedS,
+              iterations: p.iterations ?? 0,
+              energyJ: p.primalBound + offsetJ,
+            }),
+        }
+      : {}),
+  });
+  if (out.status === 'infeasible') return Infinity;
+  if (out.status !== 'optimal' || out.colValue === null)
+    throw new Error(`LP solver returned ${out.status}`);
+  let objective = 0;
+  for (let c = 0; c < model.numCols; c++) objective += model.colCost[c]! * out.colValue[c]!;
+  return objective + offsetJ;
 }

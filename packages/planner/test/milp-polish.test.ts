@@ -4,16 +4,21 @@ import {
   exactAtDeadline,
   exactFrontier,
   highsMilpSolver,
+  lpLowerBound,
+  lpLowerBoundWithProgress,
   type HighsRuntimeLike,
+  type LpSolver,
   type MilpSolver,
   type PlannerInput,
 } from '../src';
 import { inputOf, syntheticProfile } from './helpers';
 
 let solver: MilpSolver;
+let runtime: HighsRuntimeLike & LpSolver;
 beforeAll(async () => {
   const highs = (await import('highs')).default;
-  solver = highsMilpSolver((await highs()) as HighsRuntimeLike);
+  runtime = (await highs()) as HighsRuntimeLike & LpSolver;
+  solver = highsMilpSolver(runtime);
 });
 
 const interleaved = (stages: number, chunks: number, m: number, seed: number, clocks: number[]) =>
@@ -104,4 +109,31 @@ describe('exactAtDeadline (exact polish of the deployed point, HiGHS)', () => {
     expect(stopped.point.energyJ).toBeLessThanOrEqual(frontier.intrinsic().point.energyJ);
     expect(evaluatePlan(input, stopped.plan).energyJ).toBeCloseTo(stopped.point.energyJ, 9);
   });
+});
+
+describe('lpLowerBoundWithProgress (the LP bound as a model, with simplex progress)', () => {
+  it.each(cases)('%s: equals the sweep and the LP text at two times', (_name, input) => {
+    const frontier = computeFrontier(input);
+    for (const timeS of [frontier.allMax.timeS, frontier.minEnergyTimeS]) {
+      const j = lpLowerBoundWithProgress(input, timeS, solver);
+      expect(j).toBeCloseTo(frontier.lowerBoundJ(timeS), 6);
+      expect(j).toBeCloseTo(lpLowerBound(input, timeS, runtime, { vertices: 'hull' }), 6);
+    }
+    // Faster than any plan, even relaxed: no bound.
+    expect(lpLowerBoundWithProgress(input, frontier.allMax.timeS * 0.5, solver)).toBe(Infinity);
+  });
+});
+
+it('lpLowerBoundWithProgress reports the simplex as it runs', () => {
+  const clocks = [900, 1000, 1100, 1200, 1300, 1400, 1500];
+  const input = inputOf(syntheticProfile(3, clocks, 3), '1f1b', 6);
+  const frontier = computeFrontier(input);
+  const reports: Array<{ elapsedS: number; iterations: number }> = [];
+  const j = lpLowerBoundWithProgress(input, frontier.allMax.timeS, solver, (p) => reports.push(p));
+  expect(j).toBeCloseTo(frontier.lowerBoundJ(frontier.allMax.timeS), 6);
+  expect(reports.length).toBeGreaterThanOrEqual(1);
+  for (const p of reports) {
+    expect(p.elapsedS).toBeGreaterThanOrEqual(0);
+    expect(p.iterations).toBeGreaterThanOrEqual(0);
+  }
 });

@@ -16,6 +16,7 @@ import {
   type StagePlan,
 } from '../../../packages/planner/src';
 import { REFERENCE_PROFILE_DIR as DATA } from '@perseus/service-kit';
+import { syntheticCsv } from './synthetic-profile';
 
 interface BenchCase {
   name: string;
@@ -29,32 +30,6 @@ interface BenchCase {
 const here = __dirname;
 const [workDir = '/tmp/perseus-bench-planner', python = 'python3', ...only] = process.argv.slice(2);
 const lowtimeTimeoutS = Number(process.env['LOWTIME_TIMEOUT_S'] ?? 600);
-
-/** Synthetic imbalanced pipeline: A100-like clock curve, stage weights far apart. */
-function syntheticCsv(numStages: number, weights: number[], seed: number): string {
-  let a = seed >>> 0;
-  const rnd = (): number => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = Math.imul(a ^ (a >>> 15), a | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-  const rows = ['stage,instruction,frequency,time,energy'];
-  for (let s = 0; s < numStages; s++) {
-    for (const [kind, base] of [
-      ['forward', 0.03],
-      ['backward', 0.065],
-    ] as const) {
-      for (let f = 1410; f >= 855; f -= 15) {
-        const x = f / 1410;
-        const t = base * weights[s]! * (0.3 + 0.7 / x) * (1 + 0.004 * (rnd() - 0.5));
-        const p = 95 + 300 * x ** 2.4;
-        rows.push(`${s},${kind},${f},${t},${t * p * (1 + 0.004 * (rnd() - 0.5))}`);
-      }
-    }
-  }
-  return rows.join('\n') + '\n';
-}
 
 function cases(): BenchCase[] {
   const out: BenchCase[] = [];

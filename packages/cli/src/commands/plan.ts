@@ -16,7 +16,7 @@ import {
   computeFrontier,
   exactAtDeadline,
   highsMilpSolver,
-  lpLowerBound,
+  lpLowerBoundWithProgress,
   parseProfileCsv,
   plansJsonlLines,
   type ExactDeadlineResult,
@@ -43,8 +43,9 @@ export interface PlanCommandOptions {
   /** Cross-check the sweep's LP bound with HiGHS's LP solve (slow on large pipelines). */
   lpBound: boolean;
   /**
-   * Wall-clock budget (s) of the exact polish of the intrinsic plan (warm-started from the
-   * frontier's plan); 0 or absent: none.
+   * Wall-clock cap (s) of the exact polish of the intrinsic plan (warm-started from the
+   * frontier's plan; it stops earlier on its own node limits, with the same plan on any machine);
+   * 0 or absent: none.
    */
   exactBudgetS?: number;
   /** Write into a folder that already holds plan files (removing the old ones first). */
@@ -231,7 +232,7 @@ export async function runPlan(opts: PlanCommandOptions): Promise<PlanCommandResu
   let exact: ExactDeadlineResult | null = null;
   const budgetS = opts.exactBudgetS ?? 0;
   if (budgetS > 0) {
-    step(`exact polish of the intrinsic plan (HiGHS, up to ${budgetS} s)`);
+    step(`exact polish of the intrinsic plan (HiGHS, at most ${budgetS} s)`);
     const allMaxJ = frontier.allMax.energyJ;
     const pct = (j: number): string => ((1 - j / allMaxJ) * 100).toFixed(2);
     let lastReportS = 0;
@@ -304,11 +305,25 @@ export async function runPlan(opts: PlanCommandOptions): Promise<PlanCommandResu
   let lpBoundJ: number | null = null;
   if (opts.lpBound) {
     // The sweep already has this optimum (the relaxation at every time); HiGHS is a check.
-    step('checking the LP lower bound with HiGHS (one LP solve, no progress inside it)');
+    step('checking the LP lower bound with HiGHS (one LP solve)');
     try {
       const lpStarted = performance.now();
-      // Hull vertices only: the same optimum as all options, an LP small enough for M=96.
-      lpBoundJ = lpLowerBound(input, intr.point.timeS, await loadHighs(), { vertices: 'hull' });
+      let lastReportS = 0;
+      // Hull vertices only (the same optimum as all options), passed as a model: no LP text to
+      // parse, and the simplex reports its progress.
+      lpBoundJ = lpLowerBoundWithProgress(
+        input,
+        intr.point.timeS,
+        highsMilpSolver(await loadHighs()),
+        (p) => {
+          if (p.elapsedS - lastReportS < 2) return;
+          lastReportS = p.elapsedS;
+          step(
+            `HiGHS LP ${p.elapsedS.toFixed(0)} s: ${p.iterations} simplex iterations` +
+              (Number.isFinite(p.energyJ) ? `, objective ${p.energyJ.toFixed(1)} J` : ''),
+          );
+        },
+      );
       step(
         `HiGHS LP bound ${lpBoundJ.toFixed(1)} J in ${((performance.now() - lpStarted) / 1000).toFixed(1)} s`,
       );
@@ -384,7 +399,7 @@ export function registerPlanCommand(program: Command): void {
     )
     .option(
       '--exact-budget <seconds>',
-      'time budget of the exact polish of the intrinsic plan (HiGHS MILP); 0: none',
+      'time cap of the exact polish of the intrinsic plan (HiGHS MILP; it ends earlier on its own work limits, then with the same plan on any machine); 0: none',
       nonNegativeNumber('exact-budget'),
       10,
     )
