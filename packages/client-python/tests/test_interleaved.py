@@ -15,6 +15,7 @@ import perseus
 from fixtures_client import A100_CLOCKS, A100_PROFILE, RestartableServer, WarningCounter, wait_until
 from perseus.common.v1 import common_pb2
 from perseus.emulate import EmulationHandle, EmulationSpec, load_profile
+from perseus.emulate.model import iteration_time_s
 from perseus.profiler.v1 import profiler_pb2, profiler_pb2_grpc
 from perseus.schedule import interleaved, stage_order
 
@@ -34,6 +35,14 @@ def test_megatrons_order_is_the_planners() -> None:
     # M = N: every forward is warm-up.
     assert [k for k, _, _ in interleaved(2, 1, 2, 3)] == [F] * 6 + [B] * 6
     assert stage_order("1f1b", 2, 0, 2) == [(F, 0, 0), (F, 1, 0), (B, 0, 0), (B, 1, 0)]
+
+
+@pytest.mark.parametrize(("n", "v", "m", "planner_all_max_s"), [(4, 2, 4, 1.6133756701151512), (2, 4, 6, 3.63654479694366)])
+def test_the_emulators_dag_time_is_the_planners(n: int, v: int, m: int, planner_all_max_s: float) -> None:
+    # computeFrontier(...).allMax.timeS of the GPT-3 A100 profile as N GPUs × V chunks (the
+    # planner's interleaved DAG), against the model the demo checks emulated iterations with.
+    profile = load_profile(A100_PROFILE)
+    assert iteration_time_s(profile, n, m, schedule="interleaved", num_chunks=v) == pytest.approx(planner_all_max_s, rel=1e-12)
 
 
 @pytest.mark.parametrize(
