@@ -40,6 +40,14 @@ export class Discretizer {
   private carried: Uint16Array | null = null;
   private fresh: Uint16Array | null = null;
   private carriedTimeS = INF;
+  /**
+   * After {@link greedyFrom}: how far the budget could rise (`budgetSlackUp`) or fall
+   * (`budgetSlackDown`) with every decision of that run taken the same way — each step's fit test
+   * and the final one compare a budget-independent length with the budget — so the same plan
+   * would come out. Lets a caller reuse a greedy's result at nearby budgets.
+   */
+  budgetSlackUp = INF;
+  budgetSlackDown = INF;
 
   constructor(
     readonly v: ValidInput,
@@ -214,12 +222,20 @@ export class Discretizer {
       const sc = scoreOf(i);
       if (sc > 0) heap.push(i, sc);
     }
+    // Every room below is the budget minus a budget-independent length.
+    let up = INF;
+    let down = INF;
     while (heap.size > 0) {
       const i = heap.pop();
       const tb = tables[dag.table[i]!]!;
       const nc = choice[i]! + 1;
       const room = latestStart[i]! + times[i]! - (finish[i]! - times[i]!);
-      if (room < tb.timeS[nc]!) continue;
+      const margin = room - tb.timeS[nc]!;
+      if (margin < 0) {
+        if (-margin < up) up = -margin;
+        continue;
+      }
+      if (margin < down) down = margin;
       const grow = tb.timeS[nc]! - times[i]!;
       choice[i] = nc;
       times[i] = tb.timeS[nc]!;
@@ -259,6 +275,11 @@ export class Discretizer {
       if (sc > 0) heap.push(i, sc);
     }
     const r = this.evaluate();
-    return fits(r.timeS, budgetS) && r.energyJ < current.energyJ ? r : current;
+    const fitsBudgetS = fits(r.timeS, budgetS);
+    if (fitsBudgetS) down = min(down, budgetS - r.timeS);
+    else up = min(up, r.timeS - budgetS);
+    this.budgetSlackUp = up;
+    this.budgetSlackDown = down;
+    return fitsBudgetS && r.energyJ < current.energyJ ? r : current;
   }
 }

@@ -82,9 +82,10 @@ export function eject(
               cut.addArc(inV + 1, 2 + 2 * cj, 0, CAP_INF);
           }
         }
-        const res = cut.solve(0, 1);
-        if (res.kind !== 'cut' || res.valueW >= tb.effectiveJ[cb]! - tb.effectiveJ[cb + step]!)
-          ok = false;
+        // A cut costing the move's saving or more rejects the move: stop the flow there.
+        const gain = tb.effectiveJ[cb]! - tb.effectiveJ[cb + step]!;
+        const res = cut.solveUnder(0, 1, gain);
+        if (res.kind !== 'cut' || res.valueW >= gain) ok = false;
         else {
           for (let i = 0; i < n; i++) {
             const ci = idx[i]!;

@@ -4,7 +4,7 @@ import { interpolateLowerBound } from './hull';
 import type { ValidInput } from './options';
 import { LowerBoundedMinCut } from './phillips-dessouky';
 import { DeltaPlanStore } from './plan-store';
-import { polish, seededRebuild } from './plan-search';
+import { polish, SeededRebuild } from './plan-search';
 import type { RelaxedSweep } from './relaxed-sweep';
 import { fitsBudget, REL_TOL } from './tolerance';
 import type { FrontierPoint } from './types';
@@ -56,6 +56,7 @@ export function sampleFrontier(
   const cut = new LowerBoundedMinCut();
   const disc = new Discretizer(v, n);
   const candidates = new DeltaPlanStore(n, 256);
+  const rebuild = n <= SEARCH_EVERY_SAMPLE_MAX_NODES ? new SeededRebuild(disc) : null;
   const candT: number[] = [];
   const candE: number[] = [];
 
@@ -77,9 +78,7 @@ export function sampleFrontier(
     }
     // No plan at this budget costs less than the relaxed bound: once within the tolerance of it,
     // the exhaustive rebuild cannot improve the sample (and would cost n·K greedy passes).
-    if (n <= SEARCH_EVERY_SAMPLE_MAX_NODES && !(r.energyJ <= boundJ * (1 + relTol))) {
-      r = seededRebuild(disc, budgetS, r);
-    }
+    if (rebuild && !(r.energyJ <= boundJ * (1 + relTol))) r = rebuild.run(budgetS, r);
     if (r.energyJ === INF) return;
     candT.push(r.timeS);
     candE.push(r.energyJ);

@@ -83,8 +83,12 @@ export class FlowNetwork {
     return level[t]! >= 0;
   }
 
-  /** Pushes as much flow as possible from s to t (blocking flows, iterative DFS); returns the amount. */
-  maxFlow(s: number, t: number, eps = 1e-9): number {
+  /**
+   * Pushes as much flow as possible from s to t (blocking flows, iterative DFS); returns the
+   * amount. With `limit`, stops as soon as the flow reaches it (returning at least `limit`): a
+   * caller that only needs to know whether the minimum cut costs `limit` or more saves the rest.
+   */
+  maxFlow(s: number, t: number, eps = 1e-9, limit = INF): number {
     const { head, next, to, cap, level, iter, stackV, stackE } = this;
     let total = 0;
     while (this.bfs(s, t, eps)) {
@@ -107,6 +111,7 @@ export class FlowNetwork {
             if (cap[e]! <= eps && k < retreat) retreat = k;
           }
           total += push;
+          if (total >= limit) return total;
           depth = retreat;
           continue;
         }

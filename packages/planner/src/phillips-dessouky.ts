@@ -75,6 +75,16 @@ export class LowerBoundedMinCut {
   }
 
   solve(s: number, t: number): CutResult {
+    const res = this.solveUnder(s, t, Infinity);
+    if (res.kind === 'atLeastLimit') throw new Error('internal: a cut above an infinite limit');
+    return res;
+  }
+
+  /**
+   * {@link solve} for a caller that rejects any cut costing `limit` or more: such a cut is
+   * reported as `atLeastLimit` as soon as the flow proves it, without finishing the max-flow.
+   */
+  solveUnder(s: number, t: number, limit: number): CutResult | { kind: 'atLeastLimit' } {
     const n = this.numVertices;
     const superS = n;
     const superT = n + 1;
@@ -95,8 +105,9 @@ export class LowerBoundedMinCut {
     const base = net.cap[back ^ 1]!; // flow already going s→…→t→s
     net.cap[back] = 0;
     net.cap[back ^ 1] = 0;
-    const extra = net.maxFlow(s, t, eps);
+    const extra = net.maxFlow(s, t, eps, limit - base);
     if (extra >= 1e29) return { kind: 'unbounded' };
+    if (base + extra >= limit) return { kind: 'atLeastLimit' };
     net.reachable(s, this.mark, eps, superS, superT);
     return { kind: 'cut', valueW: base + extra, sourceSide: this.mark };
   }
