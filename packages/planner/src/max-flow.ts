@@ -76,11 +76,23 @@ export class FlowNetwork {
         const v = to[e]!;
         if (cap[e]! > eps && level[v]! < 0) {
           level[v] = level[u]! + 1;
+          // Vertices found later are at t's level or beyond: no shortest path uses them.
+          if (v === t) return true;
           queue[qt++] = v;
         }
       }
     }
-    return level[t]! >= 0;
+    return false;
+  }
+
+  /**
+   * After a {@link maxFlow} that ran to the end (no limit reached, bounded): marks the vertices
+   * s reaches in the residual network — the source side of the minimum cut. The search that found
+   * no more augmenting path already labelled exactly those, so this reads its labels.
+   */
+  sourceSide(mark: Uint8Array): void {
+    const { level } = this;
+    for (let v = 0; v < this.numVertices; v++) mark[v] = level[v]! >= 0 ? 1 : 0;
   }
 
   /**

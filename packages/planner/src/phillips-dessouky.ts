@@ -100,7 +100,9 @@ export class LowerBoundedMinCut {
         demand += x;
       } else if (x < 0) net.addArc(v, superT, -x);
     }
-    const fed = demand > 0 ? net.maxFlow(superS, superT, eps) : 0;
+    // Stop once the super arcs' residue is within the flow tolerance: the search that would
+    // follow could not use any of them and would only confirm that over the whole network.
+    const fed = demand > 0 ? net.maxFlow(superS, superT, eps, demand - eps) : 0;
     if (fed < demand - max(eps * 1e3, demand * 1e-9)) return { kind: 'infeasible' };
     const base = net.cap[back ^ 1]!; // flow already going s→…→t→s
     net.cap[back] = 0;
@@ -108,7 +110,9 @@ export class LowerBoundedMinCut {
     const extra = net.maxFlow(s, t, eps, limit - base);
     if (extra >= 1e29) return { kind: 'unbounded' };
     if (base + extra >= limit) return { kind: 'atLeastLimit' };
-    net.reachable(s, this.mark, eps, superS, superT);
+    // The residual search from s that ended the flow never enters superS or superT usefully:
+    // superS's arcs are saturated (the flow is feasible) and so are the arcs into superT.
+    net.sourceSide(this.mark);
     return { kind: 'cut', valueW: base + extra, sourceSide: this.mark };
   }
 }
