@@ -86,6 +86,35 @@ export class Frontier {
     return this.decode(choice);
   }
 
+  /**
+   * The plan of point `index` without an object per instruction (for writers that stream every
+   * point's plan): per stage, each instruction's clock (MHz) in schedule order, written into
+   * `out` (one array per stage, reused between calls).
+   */
+  planClocks(index: number, out: Float64Array[]): void {
+    if (!Number.isInteger(index) || index < 0 || index >= this.points.length) {
+      throw new PlannerInputError(
+        'index',
+        `must be an integer in [0, ${this.points.length - 1}], got ${String(index)}`,
+      );
+    }
+    const choice = this.store.get(this.json.planPositions[index]!);
+    const { dag } = this;
+    const freqs = this.json.optionFrequenciesMhz;
+    dag.stageNodes.forEach((nodes, stage) => {
+      const clocks = out[stage]!;
+      for (let j = 0; j < nodes.length; j++) {
+        const node = nodes[j]!;
+        clocks[j] = freqs[dag.table[node]!]![choice[node]!]!;
+      }
+    });
+  }
+
+  /** Instructions per stage (the lengths {@link planClocks} fills). */
+  stageLengths(): number[] {
+    return this.dag.stageNodes.map((nodes) => nodes.length);
+  }
+
   private decode(choice: Uint16Array): StagePlan[] {
     const { dag } = this;
     const freqs = this.json.optionFrequenciesMhz;

@@ -37,22 +37,29 @@ interface PlanLine {
  * produced one at a time so that a large frontier is never held as text all at once.
  */
 export function* plansJsonlLines(frontier: Frontier, form: 'delta' | 'full'): Generator<string> {
-  let prev: number[][] | null = null;
+  // Two clock buffers swapped per point: no per-instruction objects for a plan of 1,536
+  // instructions × 21,075 points (the garbage of decoding each plan set `perseus plan`'s peak).
+  const lengths = frontier.stageLengths();
+  let cur = lengths.map((k) => new Float64Array(k));
+  let prev = lengths.map((k) => new Float64Array(k));
+  let first = true;
   for (const p of frontier.points) {
-    const stages = frontier.plan(p.index).map((s) => s.instructions.map((i) => i.frequencyMhz));
-    const head = { index: p.index, time_s: p.timeS, energy_j: p.energyJ };
-    if (form === 'full' || prev === null || p.index % PLANS_KEYFRAME_EVERY === 0) {
-      yield JSON.stringify({ ...head, stages });
+    frontier.planClocks(p.index, cur);
+    const head = `{"index":${JSON.stringify(p.index)},"time_s":${JSON.stringify(p.timeS)},"energy_j":${JSON.stringify(p.energyJ)}`;
+    if (form === 'full' || first || p.index % PLANS_KEYFRAME_EVERY === 0) {
+      yield `${head},"stages":${JSON.stringify(cur.map((c) => Array.from(c)))}}`;
     } else {
-      const changes: Array<[number, number, number]> = [];
-      stages.forEach((clocks, s) =>
-        clocks.forEach((mhz, j) => {
-          if (prev![s]![j] !== mhz) changes.push([s, j, mhz]);
-        }),
-      );
-      yield JSON.stringify({ ...head, changes });
+      const changes: string[] = [];
+      cur.forEach((clocks, s) => {
+        const before = prev[s]!;
+        for (let j = 0; j < clocks.length; j++) {
+          if (before[j] !== clocks[j]) changes.push(`[${s},${j},${JSON.stringify(clocks[j])}]`);
+        }
+      });
+      yield `${head},"changes":[${changes.join(',')}]}`;
     }
-    prev = stages;
+    [prev, cur] = [cur, prev];
+    first = false;
   }
 }
 

@@ -6,7 +6,7 @@ import { INFINITE_CAPACITY, LowerBoundedMinCut } from './phillips-dessouky';
 import { atHullVertex } from './tolerance';
 
 // Module bindings, not global lookups (see discretizer.ts).
-const { max, min } = Math;
+const { abs, max, min } = Math;
 const INF = Infinity;
 const CAP_INF = INFINITE_CAPACITY;
 const isAtVertex = atHullVertex;
@@ -84,13 +84,26 @@ export function sweepRelaxation(v: ValidInput, onCut?: (timeS: number) => void):
     latestStarts(dag, d, makespan, latestStart);
     return makespan;
   };
+  // Per activity, from its place on the hull (refreshed when a cut moves it): its relaxed cost
+  // and the bounds of its arc in the cut's network (lower: saving per second of lengthening,
+  // upper: cost per second of shortening).
+  const cost = new Float64Array(n);
+  const arcLb = new Float64Array(n);
+  const arcUb = new Float64Array(n);
+  const refresh = (i: number): void => {
+    const h = hullOfNode(i);
+    const s = seg[i]!;
+    cost[i] = s < h.last ? h.eff[s]! - h.slope[s]! * (d[i]! - h.t[s]!) : h.eff[s]!;
+    if (d[i] === h.t[s]) {
+      arcUb[i] = s > 0 ? h.slope[s - 1]! : CAP_INF;
+      arcLb[i] = s < h.last ? h.slope[s]! : 0;
+    } else {
+      arcLb[i] = arcUb[i] = h.slope[s]!;
+    }
+  };
   const relaxedCost = (): number => {
     let sum = 0;
-    for (let i = 0; i < n; i++) {
-      const h = hullOfNode(i);
-      const s = seg[i]!;
-      sum += s < h.last ? h.eff[s]! - h.slope[s]! * (d[i]! - h.t[s]!) : h.eff[s]!;
-    }
+    for (let i = 0; i < n; i++) sum += cost[i]!;
     return sum;
   };
 
@@ -111,6 +124,7 @@ export function sweepRelaxation(v: ValidInput, onCut?: (timeS: number) => void):
     seg[i] = s;
   };
 
+  for (let i = 0; i < n; i++) refresh(i);
   let T = schedule();
   const dStart = Float64Array.from(d);
   let cuts = 0;
@@ -136,24 +150,14 @@ export function sweepRelaxation(v: ValidInput, onCut?: (timeS: number) => void):
     for (let i = 0; i < n; i++) {
       const ci = compIdx[i]!;
       if (ci < 0) continue;
-      const h = hullOfNode(i);
-      const s = seg[i]!;
-      let lb: number;
-      let ub: number;
-      if (d[i] === h.t[s]) {
-        ub = s > 0 ? h.slope[s - 1]! : CAP_INF;
-        lb = s < h.last ? h.slope[s]! : 0;
-      } else {
-        lb = ub = h.slope[s]!;
-      }
       const inV = 2 + 2 * ci;
-      arcNode[i] = cut.addArc(inV, inV + 1, lb, ub, flowNode[i]!);
+      arcNode[i] = cut.addArc(inV, inV + 1, arcLb[i]!, arcUb[i]!, flowNode[i]!);
       if (start[i]! <= eps) arcSrc[i] = cut.addArc(0, inV, 0, CAP_INF, flowSrc[i]!);
       if (finish[i]! >= T - eps) arcSnk[i] = cut.addArc(inV + 1, 1, 0, CAP_INF, flowSnk[i]!);
       for (let p = dag.succStart[i]!; p < dag.succStart[i + 1]!; p++) {
         const j = dag.succ[p]!;
         const cj = compIdx[j]!;
-        if (cj >= 0 && Math.abs(start[j]! - finish[i]!) <= eps) {
+        if (cj >= 0 && abs(start[j]! - finish[i]!) <= eps) {
           arcEdge[p] = cut.addArc(inV + 1, 2 + 2 * cj, 0, CAP_INF, flowEdge[p]!);
         }
       }
@@ -256,6 +260,7 @@ export function sweepRelaxation(v: ValidInput, onCut?: (timeS: number) => void):
       let s = seg[i]!;
       if (dl < 0 && d[i] === h.t[s]) s--;
       placeOnHull(h, i, d[i]! + dl * lambda, s);
+      refresh(i);
     }
     T = schedule();
     if (onCut && (cuts & 63) === 0) onCut(T);
