@@ -64,6 +64,8 @@ check(host_paths.get("socket") == sock_dir, f"agent socket hostPath {host_paths.
 state = agent_env["PERSEUS_AGENT_STATE_FILE"]
 check(str(Path(state).parent) == mounts.get("state"), f"agent state file {state} outside its state mount")
 check(agent["lifecycle"]["preStop"]["exec"]["command"][-1].startswith("kill -TERM 1"), "agent preStop does not start the drain")
+# Training pods may run as root: no uid may use the agent's privileged AdminReset (tokens only).
+check(agent_env.get("PERSEUS_AGENT_ADMIN_UIDS") == "none", f"agent admin uids {agent_env.get('PERSEUS_AGENT_ADMIN_UIDS')!r}: a root training pod could reset other jobs' GPUs")
 
 # Profiler and optimizer: Service ports = listen ports = container ports = the code's default ports.
 for role in ("profiler", "optimizer"):

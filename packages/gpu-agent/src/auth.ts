@@ -100,7 +100,7 @@ export class Authorizer {
       return { ...c, identity: `unix-uid:${c.uid}` };
     const from = c.uid !== undefined ? `uid ${c.uid}` : `${this.opts.anonymousIdentity} ${c.peer}`;
     const how =
-      uids === undefined
+      uids === undefined || uids.size === 0
         ? 'a token with scope admin'
         : `uid ${[...uids].join(' or ')} on the agent's Unix socket, or a token with scope admin`;
     throw new PermissionDeniedError(

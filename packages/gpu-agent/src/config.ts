@@ -63,7 +63,8 @@ export interface AgentOptions {
   allowInsecureLoopback: boolean | undefined;
   /**
    * Uids whose processes may call AdminReset on the Unix socket without a token (SO_PEERCRED).
-   * Default root and the agent's own uid (PERSEUS_AGENT_ADMIN_UIDS, comma-separated).
+   * Default root and the agent's own uid (PERSEUS_AGENT_ADMIN_UIDS, comma-separated; `none` = no
+   * uid, tokens only).
    */
   adminUids: number[];
   /** Audit log file (JSON lines); empty = service log only (PERSEUS_AGENT_AUDIT_LOG). */
@@ -99,8 +100,13 @@ export function defaultAdminUids(): number[] {
   return own === undefined || own === 0 ? [0] : [0, own];
 }
 
-/** Parses a comma-separated uid list such as "0,998" (at least one, each 0 .. 2^32 - 2). */
+/**
+ * Parses a comma-separated uid list such as "0,998" (each 0 .. 2^32 - 2), or `none`: no uid is an
+ * admin by itself (AdminReset then needs an `admin` token), for hosts whose socket users may be root
+ * (containers).
+ */
 export function parseUidList(name: string, value: string): number[] {
+  if (value.trim() === 'none') return [];
   const items = value.split(',').map((v) => v.trim());
   const uids = items.map(Number);
   if (
@@ -108,7 +114,9 @@ export function parseUidList(name: string, value: string): number[] {
     uids.some((u) => u > 0xfffffffe) ||
     new Set(uids).size !== uids.length
   )
-    throw new Error(`${name} must be distinct uids like 0,998, got ${JSON.stringify(value)}`);
+    throw new Error(
+      `${name} must be distinct uids like 0,998, or none, got ${JSON.stringify(value)}`,
+    );
   return uids;
 }
 

@@ -87,6 +87,17 @@ describe('who may reset', () => {
     expect((await victim.done).code).toBe(grpc.status.OK);
   });
 
+  test('admin uids "none": on the Unix socket only an admin token resets', async () => {
+    const a = await agentOnSocket({ adminUids: parseUidList('x', 'none') });
+    await holding(a.client, 'victim', 0);
+    const err = await expectGrpcError(call(a.client, 'AdminReset', { all_devices: true }));
+    expect(err.code).toBe(grpc.status.PERMISSION_DENIED);
+    expect(err.details).toBe(
+      `this call needs the agent's admin credential (a token with scope admin); it came from uid ${OWN_UID}`,
+    );
+    expect((await lockedClocks(a.client))[0]).toEqual([1005, 'victim']);
+  });
+
   test('on the Unix socket a control token is refused, an admin token passes', async () => {
     const dir = tempDir();
     const a = await agentOnSocket({ adminUids: [OTHER_UID], tokenFile: tokenFile(dir) });
@@ -360,9 +371,10 @@ describe('validation', () => {
 
   test('admin uid lists', () => {
     expect(parseUidList('x', '0, 998')).toEqual([0, 998]);
+    expect(parseUidList('x', 'none')).toEqual([]);
     for (const bad of ['', 'root', '1,1', '-1', '4294967295'])
       expect(() => parseUidList('PERSEUS_AGENT_ADMIN_UIDS', bad)).toThrow(
-        `PERSEUS_AGENT_ADMIN_UIDS must be distinct uids like 0,998, got ${JSON.stringify(bad)}`,
+        `PERSEUS_AGENT_ADMIN_UIDS must be distinct uids like 0,998, or none, got ${JSON.stringify(bad)}`,
       );
   });
 });
