@@ -4,7 +4,7 @@ describe('proto loader', () => {
   it('loads every service with the RPCs of architecture.md §5', () => {
     const g = perseusGrpc().perseus;
     expect(Object.keys(g.agent.v1.GpuAgent.service).sort()).toEqual(
-      ['ListDevices', 'OpenSession', 'ReadEnergy', 'ResetClocks', 'SetClocks'].sort(),
+      ['AdminReset', 'ListDevices', 'OpenSession', 'ReadEnergy', 'ResetClocks', 'SetClocks'].sort(),
     );
     expect(Object.keys(g.profiler.v1.Profiler.service).sort()).toEqual(
       [
