@@ -1,6 +1,7 @@
 /**
  * One job generation's runtime record and the read-only views of it the RPCs answer (summary,
- * details, status). The phase machine that changes it is the {@link Optimizer}.
+ * details, status). What changes it: the {@link Optimizer}'s RPC entry points (optimizer.ts) and the
+ * phase steps they run (profiling.ts, planning.ts, deployment.ts, straggler-reports.ts).
  */
 import type { Frontier, PlannerInput, PolishedPlan, Profile } from '@perseus/planner';
 import type { IdleSample } from './profile-assembly';
