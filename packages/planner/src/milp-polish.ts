@@ -122,6 +122,8 @@ export interface PolishedPlan {
   savingPct: number;
   polish: Pick<PolishResult, 'status' | 'improved'> & {
     seconds: number;
+    /** Of `seconds`, the neighbourhood search's (the plan is final then unless the whole MILP improves it). */
+    searchSeconds: number;
     /** Exact sub-problems of the neighbourhood search. */
     subproblems: number;
     /** The neighbourhood search ended on its own (not at the time cap or a cancellation). */
@@ -246,6 +248,7 @@ export function polishPlan(
       status: polished.status,
       improved,
       seconds,
+      searchSeconds: spentS,
       subproblems: lns.subproblems,
       converged: lns.converged,
     },

@@ -23,7 +23,10 @@ export interface NeighbourhoodOptions {
    * plan close their gap within it, the ones that would not run for seconds without it.
    */
   nodeLimit?: number;
-  /** Wall-clock cap of one sub-problem (s). Default 2. */
+  /**
+   * Wall-clock cap of one sub-problem (s): a safety net above what the node limit takes on a
+   * loaded machine (a sub-problem stopped by it makes the search depend on the machine). Default 5.
+   */
   stepLimitS?: number;
   shouldStop?: () => boolean;
   /** After every sub-problem: the best plan's energy so far. */
@@ -102,7 +105,7 @@ export function neighbourhoodPolish(
     const milp = buildDeadlineMilp(v, Math.max(deadlineS, best.timeS), { lo, hi });
     const out = solver.solve(milp.model, {
       start: startVector(v, milp, choice),
-      timeLimitS: Math.min(options.stepLimitS ?? 2, Math.max(0.1, options.timeLimitS - elapsed())),
+      timeLimitS: Math.min(options.stepLimitS ?? 5, Math.max(0.1, options.timeLimitS - elapsed())),
       relGap: 1e-7,
       nodeLimit: options.nodeLimit ?? 200,
       ...(options.shouldStop ? { shouldStop: options.shouldStop } : {}),
