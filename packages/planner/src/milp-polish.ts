@@ -206,6 +206,9 @@ export function polishPlan(
   const whole = v.dag.numNodes <= WHOLE_MILP_MAX_NODES;
   const lns = neighbourhoodPolish(v, deadlineS, startChoice, solver, {
     timeLimitS: whole ? budgetS * NEIGHBOURHOOD_SHARE : budgetS,
+    // A short budget cannot wait seconds on one hard window (the pipeline's warm-up ones are):
+    // a tenth of it per sub-problem, at most 5 s so a long one stops at node limits instead.
+    stepLimitS: Math.min(5, Math.max(0.5, budgetS / 10)),
     ...(options.shouldStop ? { shouldStop: options.shouldStop } : {}),
     ...(options.onProgress
       ? {
