@@ -6,6 +6,9 @@ test.each([
   [{ stragglerMargin: 0 }, 'stragglerMargin'],
   [{ stragglerWindow: 0 }, 'stragglerWindow'],
   [{ stragglerWindow: 2.5 }, 'stragglerWindow'],
+  [{ exactBudgetS: -1 }, 'PERSEUS_OPTIMIZER_EXACT_BUDGET_S'],
+  [{ exactBudgetS: Number.NaN }, 'exactBudgetS'],
+  [{ exactBudgetS: 601 }, 'exactBudgetS'],
   [{ dataDir: '' }, 'dataDir'],
 ])('%j is refused, naming %s', (over, name) => {
   expect(() => validateOptimizerConfig({ ...DEFAULT_CONFIG, ...over })).toThrow(name);
