@@ -27,6 +27,16 @@ export interface AgentOptions {
    * the emulated trainer that talks to them. Default 1 (PERSEUS_AGENT_SIM_TIME_SCALE).
    */
   simulatedTimeScale: number;
+  /**
+   * Energy counter update period of the simulated GPUs, ms of their clock; 0 = exact counter.
+   * ~100 is what NVML shows on an H100/H200. Default 0 (PERSEUS_AGENT_SIM_COUNTER_PERIOD_MS).
+   */
+  simulatedCounterPeriodMs: number;
+  /**
+   * Relative standard deviation of simulated power per instruction / idle gap (measurement noise).
+   * Default 0 (PERSEUS_AGENT_SIM_POWER_JITTER).
+   */
+  simulatedPowerJitter: number;
   /** Directory of the stage-profile CSVs. Default `<repo>/data/sosp24/stage_profile` (PERSEUS_AGENT_PROFILE_DIR). */
   profileDir: string;
   /** State file. Default `/var/lib/perseus/agent-state.json` (PERSEUS_AGENT_STATE_FILE). */
@@ -159,6 +169,8 @@ export function agentOptionsFromEnv(
     simulatedDevices: envNumber('PERSEUS_AGENT_SIM_DEVICES', 8, env),
     simulatedDriverLatencyMs: envNumber('PERSEUS_AGENT_SIM_DRIVER_LATENCY_MS', 0, env),
     simulatedTimeScale: envNumber('PERSEUS_AGENT_SIM_TIME_SCALE', 1, env),
+    simulatedCounterPeriodMs: envNumber('PERSEUS_AGENT_SIM_COUNTER_PERIOD_MS', 0, env),
+    simulatedPowerJitter: envNumber('PERSEUS_AGENT_SIM_POWER_JITTER', 0, env),
     profileDir: envString('PERSEUS_AGENT_PROFILE_DIR', DEFAULT_PROFILE_DIR, env),
     stateFile: envString('PERSEUS_AGENT_STATE_FILE', defaults.stateFile ?? DEFAULT_STATE_FILE, env),
     leaseTtlDefaultS: envNumber('PERSEUS_AGENT_LEASE_TTL_S', 30, env),
@@ -206,6 +218,10 @@ export function checkAgentOptions(o: AgentOptions): void {
     problems.push(`simulatedDriverLatencyMs must be ≥ 0, got ${o.simulatedDriverLatencyMs}`);
   if (!(o.simulatedTimeScale >= 0.01 && o.simulatedTimeScale <= 100))
     problems.push(`simulatedTimeScale must be 0.01-100, got ${o.simulatedTimeScale}`);
+  if (!(o.simulatedCounterPeriodMs >= 0 && o.simulatedCounterPeriodMs <= 10_000))
+    problems.push(`simulatedCounterPeriodMs must be 0-10000, got ${o.simulatedCounterPeriodMs}`);
+  if (!(o.simulatedPowerJitter >= 0 && o.simulatedPowerJitter <= 0.5))
+    problems.push(`simulatedPowerJitter must be 0-0.5, got ${o.simulatedPowerJitter}`);
   if (o.tcpListen !== undefined) {
     if (!o.tlsCertFile || !o.tlsKeyFile)
       problems.push(

@@ -4,11 +4,13 @@
  * Every still-sweeping (stage, instruction) runs at one clock for K iterations, highest clock
  * first. After each clock the profiler's mean energy and its standard error come back and the stop
  * rule is applied per (stage, instruction) to the energy net of blocking power ({@link sweepCost}):
- * stop once the cost at the current clock lies above the lowest cost seen so far by more than
+ * stop once the cost at the current clock lies above the cost at some earlier clock by more than
  * `sigmas` combined standard errors (and by at least `minRelativeRise` of it) on `confirmations`
- * measured clocks in a row. Past that minimum a lower clock is only slower and costlier — an
- * option the planner never picks — so the rest of the sweep cannot change the plan. A clock whose error is unknown (fewer than two
- * samples) neither counts nor breaks a run; the last clock of the list always stops. A stopped
+ * measured clocks in a row. Past the cost's minimum a lower clock is only slower and costlier — an
+ * option the planner never picks — so the rest of the sweep cannot change the plan. A clock whose
+ * error is unknown (fewer than two samples) neither counts nor breaks a run; the last clock of the
+ * list always stops. Each step reads the earlier clocks' cells again: measurements reach the
+ * profiler after the iteration reports that end a step. A stopped
  * instruction runs at the highest clock while the others keep sweeping, so it never slows the
  * iteration down.
  *
@@ -159,10 +161,13 @@ export function sweepCost(
 
 /**
  * Whether the energies seen so far (index = clock index, descending clocks) trigger the stop rule:
- * on `rule.confirmations` consecutive measured clocks with a known error, the energy lies above the
- * minimum of the clocks before it by more than max(`sigmas` × √(se² + se_min²),
- * `minRelativeRise` × the minimum). Unmeasured clocks and clocks without an error estimate neither
- * count nor break a run.
+ * on `rule.confirmations` consecutive measured clocks with a known error, the energy lies above
+ * that of some earlier (faster) clock j by more than max(`sigmas` × √(se² + se_j²),
+ * `minRelativeRise` × E_j) — the clock is then dominated, slower and costlier, with confidence.
+ * Any earlier clock, not only the one with the lowest mean: a noisy cell that reads low with a
+ * large error would otherwise be the only reference and hide every rise behind its error.
+ * Unmeasured clocks and clocks without an error estimate neither count, break a run, nor serve as
+ * a reference (an empty cell reads 0 J).
  */
 export function energyRoseSignificantly(
   energies: ReadonlyArray<number | null>,
@@ -170,21 +175,25 @@ export function energyRoseSignificantly(
   upTo: number,
   rule: StopRule = DEFAULT_STOP_RULE,
 ): boolean {
-  let best: { e: number; se: number | null } | null = null;
+  const earlier: Array<{ e: number; se: number }> = [];
   let run = 0;
   for (let i = 0; i <= upTo; i++) {
     const e = energies[i];
-    if (e === null || e === undefined) continue;
     const se = stderrs?.[i] ?? null;
-    if (best !== null && se !== null && best.se !== null) {
-      const margin = Math.max(
-        rule.sigmas * Math.sqrt(se * se + best.se * best.se),
-        rule.minRelativeRise * Math.abs(best.e),
+    if (e === null || e === undefined || se === null) continue;
+    if (earlier.length > 0) {
+      const dominated = earlier.some(
+        (r) =>
+          e - r.e >
+          Math.max(
+            rule.sigmas * Math.sqrt(se * se + r.se * r.se),
+            rule.minRelativeRise * Math.abs(r.e),
+          ),
       );
-      run = e - best.e > margin ? run + 1 : 0;
+      run = dominated ? run + 1 : 0;
       if (run >= rule.confirmations) return true;
     }
-    if (best === null || e < best.e) best = { e, se };
+    earlier.push({ e, se });
   }
   return false;
 }
@@ -193,6 +202,11 @@ export function energyRoseSignificantly(
  * Ends the current step: records the energy measured at the current clock for every still-sweeping
  * (stage, kind) (`energyAt` returns undefined when the profiler has no cell), applies the stop rule,
  * and moves to the next clock. Returns the new state and whether the sweep is complete.
+ *
+ * Earlier clocks of a still-sweeping cell are read again too: measurements reach the profiler
+ * after the iteration reports that end a step (an agent waits for a stepped counter's next update
+ * before it sends an End's energy), so a step's cell is often still empty when the step ends and
+ * complete one step later.
  */
 export function advanceSweep(
   sweep: SweepState,
@@ -201,16 +215,17 @@ export function advanceSweep(
 ): { sweep: SweepState; done: boolean } {
   const next: SweepState = structuredClone(sweep);
   const stderrs = (next.stderrs ??= {});
-  const clock = next.clocksMhz[next.step]!;
   const last = next.clocksMhz.length - 1;
   for (const key of Object.keys(next.stoppedAt)) {
     if (next.stoppedAt[key] !== null) continue;
     const [stageText, kind] = key.split(':') as [string, InstructionKind];
-    const cell = energyAt(Number(stageText), kind, clock);
     const se = (stderrs[key] ??= next.clocksMhz.map(() => null));
-    next.energies[key]![next.step] = cell?.energyJ ?? null;
-    se[next.step] =
-      cell?.stderrJ !== undefined && Number.isFinite(cell.stderrJ) ? cell.stderrJ : null;
+    for (let i = 0; i <= next.step; i++) {
+      const cell = energyAt(Number(stageText), kind, next.clocksMhz[i]!);
+      if (cell === undefined && i < next.step) continue; // keep what an earlier step saw
+      next.energies[key]![i] = cell?.energyJ ?? null;
+      se[i] = cell?.stderrJ !== undefined && Number.isFinite(cell.stderrJ) ? cell.stderrJ : null;
+    }
     if (next.step >= last || energyRoseSignificantly(next.energies[key]!, se, next.step, rule)) {
       next.stoppedAt[key] = next.step;
     }

@@ -78,6 +78,69 @@ describe('stop rule: significant rises over the minimum so far', () => {
     expect(energyRoseSignificantly(e, errs, 5)).toBe(true); // 97 is the second
     expect(energyRoseSignificantly(e, undefined, 5)).toBe(false); // no errors at all: never
   });
+
+  test('a cell that reads low with a large error does not hide a rise over a precise one', () => {
+    // 86 ± 5 J at index 2 (an unlucky cell) is the lowest mean, but 96 and 98 lie significantly
+    // above 93 ± 0.5 at index 3: dominated by a faster clock, twice in a row.
+    const e = [100, 94, 86, 93, 96, 98];
+    const errs = [0.5, 0.5, 5, 0.5, 0.5, 0.5];
+    expect(energyRoseSignificantly(e, errs, 4)).toBe(false);
+    expect(energyRoseSignificantly(e, errs, 5)).toBe(true);
+  });
+
+  test('a clock without an error estimate cannot be the minimum (an empty cell reads 0 J)', () => {
+    // Index 1 is a cell the profiler had no samples of yet: 0 J, no error. Against it no rise
+    // could ever be judged; the minimum is 90 at index 2 and 95, 96 rise over it.
+    const e = [100, 0, 90, 95, 96];
+    const errs = [0.5, null, 0.5, 0.5, 0.5];
+    expect(energyRoseSignificantly(e, errs, 3)).toBe(false);
+    expect(energyRoseSignificantly(e, errs, 4)).toBe(true);
+  });
+});
+
+test('a step reads earlier clocks again: measurements that arrived late still count', () => {
+  const clocks = [1410, 1395, 1380, 1365, 1350];
+  let sweep = newSweep(1, clocks);
+  // Each clock's cell reaches the profiler one step late; the cost rises from index 2 on.
+  const net = [100, 95, 90, 95, 97];
+  let arrived = 0;
+  const energy = (
+    _s: number,
+    _k: string,
+    f: number,
+  ): { energyJ: number; stderrJ: number } | undefined => {
+    const i = clocks.indexOf(f);
+    return i < arrived ? { energyJ: net[i]!, stderrJ: 0.5 } : undefined;
+  };
+  const stops: Array<number | null> = [];
+  for (let step = 0; step < clocks.length; step++) {
+    ({ sweep } = advanceSweep(sweep, energy));
+    stops.push(sweep.stoppedAt['0:forward']!);
+    arrived++;
+  }
+  // At step 4 the cells of 0..3 are in: 95 at index 3 is one significant rise; index 4 (97) has
+  // not arrived, so it stops at the floor — but every late cell was recorded.
+  expect(sweep.energies['0:forward']).toEqual([100, 95, 90, 95, null]);
+  expect(stops.slice(0, 4)).toEqual([null, null, null, null]);
+  // With one more clock after the rise, the late cells alone stop it.
+  let longer = newSweep(1, [...clocks, 1335]);
+  arrived = 0;
+  const net2 = [...net, 99];
+  const energy2 = (
+    _s: number,
+    _k: string,
+    f: number,
+  ): { energyJ: number; stderrJ: number } | undefined => {
+    const i = [...clocks, 1335].indexOf(f);
+    return i < arrived ? { energyJ: net2[i]!, stderrJ: 0.5 } : undefined;
+  };
+  let done = false;
+  for (let step = 0; !done; step++) {
+    ({ sweep: longer, done } = advanceSweep(longer, energy2));
+    arrived++;
+  }
+  expect(longer.stoppedAt['0:forward']).toBe(5);
+  expect(longer.energies['0:forward']).toEqual([100, 95, 90, 95, 97, null]);
 });
 
 test('a sweep steps down per clock, stops each (stage, kind) on its own, ends at the floor', () => {

@@ -90,3 +90,4 @@ export {
   type PolishResult,
 } from './milp-polish';
 export { highsMilpSolver, type HighsRuntimeLike } from './highs-milp';
+export { seededUniform } from './seeded-random';

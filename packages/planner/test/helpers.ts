@@ -1,16 +1,8 @@
 import type { MeasuredOption, PlannerInput, Profile, ScheduleKind } from '../src';
+import { seededUniform } from '../src';
 
 /** Deterministic PRNG (mulberry32) so synthetic profiles are the same on every run. */
-export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+export const rng = seededUniform;
 
 /**
  * A GPU-like synthetic profile: time ∝ 1/f-ish, power rising superlinearly with f, per-stage

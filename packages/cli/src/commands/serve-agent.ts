@@ -60,6 +60,20 @@ export function addAgentFlags(cmd: Command): Command {
     )
     .addOption(
       envOption(
+        '--agent-sim-counter-period-ms <ms>',
+        'PERSEUS_AGENT_SIM_COUNTER_PERIOD_MS',
+        "simulated energy counter update period, ms of the GPUs' clock (default 0 = exact; ~100 as NVML on H100/H200)",
+      ),
+    )
+    .addOption(
+      envOption(
+        '--agent-sim-power-jitter <x>',
+        'PERSEUS_AGENT_SIM_POWER_JITTER',
+        'relative standard deviation of simulated power per instruction, as measurement noise (default 0)',
+      ),
+    )
+    .addOption(
+      envOption(
         '--agent-profile-dir <dir>',
         'PERSEUS_AGENT_PROFILE_DIR',
         'stage-profile CSV directory for simulated GPUs (default <repo>/data/sosp24/stage_profile)',
@@ -202,6 +216,8 @@ export function agentOptionsFromFlags(flags: Record<string, unknown>): Partial<A
     simulatedDevices: flagNumber(flags, 'agentSimDevices'),
     simulatedDriverLatencyMs: flagNumber(flags, 'agentSimDriverLatencyMs'),
     simulatedTimeScale: flagNumber(flags, 'agentSimTimeScale'),
+    simulatedCounterPeriodMs: flagNumber(flags, 'agentSimCounterPeriodMs'),
+    simulatedPowerJitter: flagNumber(flags, 'agentSimPowerJitter'),
     profileDir: flagString(flags, 'agentProfileDir'),
     stateFile: flagString(flags, 'agentStateFile'),
     leaseTtlDefaultS: flagNumber(flags, 'agentLeaseTtlS'),

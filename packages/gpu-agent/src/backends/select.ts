@@ -17,7 +17,12 @@ type BackendOptions = Pick<
   | 'nvmlLibrary'
   | 'amdsmiLibrary'
 > &
-  Partial<Pick<AgentOptions, 'deviceRoot' | 'simulatedTimeScale'>>;
+  Partial<
+    Pick<
+      AgentOptions,
+      'deviceRoot' | 'simulatedTimeScale' | 'simulatedCounterPeriodMs' | 'simulatedPowerJitter'
+    >
+  >;
 
 /** A driver library that would not load or initialise: names the library and what it said. */
 export class DriverLibraryError extends Error {
@@ -63,6 +68,8 @@ export async function createBackend(
       stateFile,
       driverLatencyMs: options.simulatedDriverLatencyMs,
       timeScale: options.simulatedTimeScale,
+      counterPeriodMs: options.simulatedCounterPeriodMs,
+      powerJitter: options.simulatedPowerJitter,
     });
     logger.warn(
       {
@@ -70,6 +77,8 @@ export async function createBackend(
         model: options.simulatedModel,
         devices: options.simulatedDevices,
         timeScale: options.simulatedTimeScale,
+        counterPeriodMs: options.simulatedCounterPeriodMs,
+        powerJitter: options.simulatedPowerJitter,
         profile: b.table.source,
         provenance: b.table.spec.provenance,
       },

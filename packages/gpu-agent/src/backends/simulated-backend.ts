@@ -1,3 +1,4 @@
+import { seededUniform } from '@perseus/planner';
 import type { DeviceActivity, DeviceInfo, GpuBackend } from '../backend';
 import type { ProfileTable, SimulatedModel } from '../profile-table';
 import { loadProfileTable } from '../profile-table';
@@ -26,6 +27,20 @@ export interface SimulatedBackendOptions {
   timeScale?: number;
   /** Monotonic clock, ns (overrides `timeScale`). Default process.hrtime.bigint. */
   clockNs?: () => bigint;
+  /**
+   * Energy counter update period, ms of the devices' clock (0 = exact, the default). Like NVML on
+   * an H100/H200 (~100 ms), the counter then only shows a new value once per period (each device
+   * at its own phase), and activity notes return no exact counter value: the agent sees only the
+   * stepped readings.
+   */
+  counterPeriodMs?: number;
+  /**
+   * Relative standard deviation of the power of each constant-power segment (each instruction,
+   * each idle gap), as measurement noise (0 = none, the default).
+   */
+  powerJitter?: number;
+  /** Seed of the power jitter (deterministic noise). Default 1. */
+  noiseSeed?: number;
 }
 
 /** CLOCK_MONOTONIC slowed down by `timeScale` wall seconds per simulated second, ns. */
@@ -50,6 +65,9 @@ interface SimDevice {
    * simulated GPU computed exactly when the trainer did, however late the agent heard of it.
    */
   segments: PowerSegment[];
+  /** Stepped counter: the phase of its steps, ns, and the last value it showed (never less). */
+  counterPhaseNs: bigint;
+  shownMj: number;
 }
 
 interface PowerSegment {
@@ -83,12 +101,25 @@ export class SimulatedBackend implements GpuBackend {
   readonly calls: string[] = [];
   /** Set while {@link holdDriverCalls} holds the driver. */
   private held: { promise: Promise<void> } | undefined;
+  /** Stepped counter period, ns (0n = exact counter). */
+  private readonly counterPeriodNs: bigint;
+  private readonly powerJitter: number;
+  private readonly uniform: () => number;
 
   constructor(opts: SimulatedBackendOptions = {}) {
     this.table = opts.table ?? loadProfileTable(opts.model ?? 'a100-sxm', opts.profileDir);
     this.timeScale = opts.timeScale ?? 1;
     this.clockNs = opts.clockNs ?? scaledMonotonicClock(this.timeScale);
     this.latencyMs = opts.driverLatencyMs ?? 0;
+    const periodMs = opts.counterPeriodMs ?? 0;
+    const jitter = opts.powerJitter ?? 0;
+    if (!(periodMs >= 0 && periodMs <= 10_000))
+      throw new Error(`simulated counter period must be 0-10000 ms, got ${periodMs}`);
+    if (!(jitter >= 0 && jitter <= 0.5))
+      throw new Error(`simulated power jitter must be 0-0.5, got ${jitter}`);
+    this.counterPeriodNs = BigInt(Math.round(periodMs * 1e6));
+    this.powerJitter = jitter;
+    this.uniform = seededUniform(opts.noiseSeed ?? 1);
     const spec = this.table.spec;
     const count = opts.count ?? 8;
     const clocks = this.table.supportedSmClocksMhz();
@@ -118,6 +149,11 @@ export class SimulatedBackend implements GpuBackend {
         powerLimitW: spec.defaultPowerLimitW,
         activity: null,
         segments: [{ tNs: now, energyMj: 0, powerW: spec.blockingPowerW }],
+        counterPhaseNs:
+          this.counterPeriodNs > 0n
+            ? BigInt(Math.floor(this.uniform() * Number(this.counterPeriodNs)))
+            : 0n,
+        shownMj: 0,
       };
       const sim = saved?.device(index).sim;
       if (sim) {
@@ -180,7 +216,7 @@ export class SimulatedBackend implements GpuBackend {
     if (at < first.tNs) at = first.tNs;
     const energyMj = this.energyAt(d, at);
     while (d.segments.length > 0 && d.segments[d.segments.length - 1]!.tNs >= at) d.segments.pop();
-    d.segments.push({ tNs: at, energyMj, powerW: this.powerOf(d) });
+    d.segments.push({ tNs: at, energyMj, powerW: this.noisy(this.powerOf(d)) });
     if (d.segments.length > MAX_SEGMENTS) d.segments.splice(0, d.segments.length - MAX_SEGMENTS);
     return { tNs: at, energyMj };
   }
@@ -192,6 +228,13 @@ export class SimulatedBackend implements GpuBackend {
     const p = this.table.lookup(d.activity.stage, d.activity.instruction, mhz).powerW;
     // The profile is the truth at default settings; only a lowered power limit caps it.
     return d.powerLimitW < d.info.defaultPowerLimitW ? Math.min(d.powerLimitW, p) : p;
+  }
+
+  /** `powerW` with the configured relative jitter (Gaussian, Box–Muller; never negative). */
+  private noisy(powerW: number): number {
+    if (this.powerJitter === 0) return powerW;
+    const g = Math.sqrt(-2 * Math.log(1 - this.uniform())) * Math.cos(2 * Math.PI * this.uniform());
+    return Math.max(0, powerW * (1 + this.powerJitter * g));
   }
 
   /** Persists the registers (debounced), as real hardware would keep them across an agent crash. */
@@ -265,7 +308,14 @@ export class SimulatedBackend implements GpuBackend {
 
   async readEnergyMj(index: number): Promise<number> {
     const d = this.dev(index);
-    return this.energyAt(d, this.clockNs());
+    const now = this.clockNs();
+    if (this.counterPeriodNs === 0n) return this.energyAt(d, now);
+    // The value at the last step of this device's counter; never less than one shown before (a
+    // late activity note may have revised the timeline below it), as a hardware counter.
+    const p = this.counterPeriodNs;
+    const stepNs = now - ((((now - d.counterPhaseNs) % p) + p) % p);
+    d.shownMj = Math.max(d.shownMj, this.energyAt(d, stepNs));
+    return d.shownMj;
   }
 
   async readPowerW(index: number): Promise<number> {
@@ -286,10 +336,12 @@ export class SimulatedBackend implements GpuBackend {
     index: number,
     activity: DeviceActivity | null,
     sinceNs?: bigint,
-  ): { tNs: bigint; energyMj: number } {
+  ): { tNs: bigint; energyMj: number } | undefined {
     const d = this.dev(index);
     d.activity = activity;
-    return this.remark(d, sinceNs);
+    const mark = this.remark(d, sinceNs);
+    // A stepped counter has no exact value at an event: the agent gets only the stepped readings.
+    return this.counterPeriodNs === 0n ? mark : undefined;
   }
 
   private snapshot(s: PersistedState): void {

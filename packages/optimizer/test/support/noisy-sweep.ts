@@ -10,7 +10,7 @@
  * stops each instruction where the rule says, so the two profiles differ only by the clocks the
  * rule skipped. Both are planned, and each plan is evaluated on the TRUE profile.
  */
-import { computeFrontier, evaluatePlan, planTimeline } from '@perseus/planner';
+import { computeFrontier, evaluatePlan, planTimeline, seededUniform } from '@perseus/planner';
 import type {
   InstructionKind,
   PipelineSpec,
@@ -73,16 +73,7 @@ export interface NoisySweepResult {
 }
 
 /** Deterministic uniform [0, 1) generator (mulberry32). */
-export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+export const rng = seededUniform;
 
 function gaussian(u: () => number): number {
   return Math.sqrt(-2 * Math.log(1 - u())) * Math.cos(2 * Math.PI * u());
@@ -230,13 +221,11 @@ export function runNoisySweep(o: NoisySweepOptions): NoisySweepResult {
   let done = false;
   let steps = 0;
   while (!done) {
-    const at = perClock[sweep.step]!;
-    const mhz = clocks[sweep.step]!;
     ({ sweep, done } = advanceSweep(
       sweep,
-      (s, k) =>
+      (s, k, mhz) =>
         sweepCost(
-          at.get(`${s}:${k}`),
+          perClock[clocks.indexOf(mhz)]!.get(`${s}:${k}`),
           option(o.truth, s, k, mhz).timeS,
           o.ruleBlockingPowerW ?? o.blockingPowerW,
         ),
