@@ -1,7 +1,7 @@
 """Planner cost growth in stages and microbatches: `perseus plan` as a user runs it.
 
 Usage: python3 tools/bench/planner/scale.py [--base COMMIT] [--work DIR] [--cases 8x48,16x48,...]
-       [--baseline-cases ...] [--runs N]
+       [--baseline-cases ...] [--runs N] [--plan-args "--exact-budget 0"]
 
 Profiles: the paper's GPT-3 175B A100 stage rows repeated to N stages (stage s takes the rows of
 stage s mod 8, so the middle stages are exactly identical, as homogeneous layers are); "a40-96" is
@@ -9,8 +9,11 @@ the A40 profile itself (8 stages, M = 96, tau = 0.1 ms); a trailing "j" (e.g. 32
 +-0.05 % seeded jitter to every row. tau = 1 ms and blocking power 83.64 W otherwise. Each case
 runs `bin/perseus plan` with default flags for this tree and, in the same run, for the baseline
 commit (a detached `git worktree` under --work sharing this tree's node_modules). Prints one row per
-run (wall and CPU s, peak RSS MiB from /usr/bin/time, points, plans.jsonl bytes, outcome) and least-squares
-exponents of CPU time in N (at fixed M) and in M (at fixed N). Emulated: profile tables, no GPU.
+run (wall and CPU s, peak RSS MiB from /usr/bin/time, points, plans.jsonl bytes, outcome, load average),
+then per case and tree the range over runs, and least-squares exponents of CPU time (median over runs)
+in N (at fixed M) and in M (at fixed N). --plan-args adds flags to both trees' `perseus plan` (e.g.
+"--exact-budget 0" to time the planner without the fixed-budget exact polish). Emulated: profile
+tables, no GPU.
 """
 
 from __future__ import annotations
@@ -48,15 +51,16 @@ def write_profile(work: Path, case: str) -> tuple[Path, int, int, float, float]:
     return path, n, m, 1e-3, 83.64
 
 
-def run(tree: Path, work: Path, case: str, tag: str) -> dict[str, object]:
+def run(tree: Path, work: Path, case: str, tag: str, extra: list[str]) -> dict[str, object]:
     profile, n, m, tau, pb = write_profile(work, case)
     out = work / f"out-{tag}-{case}"
     shutil.rmtree(out, ignore_errors=True)  # the baseline's CLI has no --force
     cmd = [
         "/usr/bin/time", "-f", "%e %M %U %S", str(tree / "bin" / "perseus"), "plan", "--profile", str(profile),
         "--stages", str(n), "--microbatches", str(m), "--unit-time", str(tau), "--blocking-power", str(pb),
-        "--out", str(out),
+        "--out", str(out), *extra,
     ]
+    load = open("/proc/loadavg").read().split()[0]
     p = subprocess.run(cmd, capture_output=True, text=True, cwd=tree)
     wall, rss_kb, user, sys_s = (float(x) for x in p.stderr.strip().splitlines()[-1].split())
     plans = out / "plans.jsonl"
@@ -66,6 +70,7 @@ def run(tree: Path, work: Path, case: str, tag: str) -> dict[str, object]:
         "case": case, "tree": tag, "wall_s": wall, "cpu_s": user + sys_s, "rss_mib": rss_kb / 1024, "points": points,
         "plans_bytes": plans.stat().st_size if points else 0,
         "outcome": "ok" if p.returncode == 0 else (err[0][:80] if err else f"exit {p.returncode}"),
+        "load": load,
     }
 
 
@@ -83,6 +88,7 @@ def main() -> None:
     ap.add_argument("--cases", default="4x48,8x48,16x48,32x48,8x24,8x96,8x192,32x24,32x36,32x36j,16x192,32x96,a40-96")
     ap.add_argument("--baseline-cases", default="4x48,8x48,16x48,32x48,8x24,8x96,8x192")
     ap.add_argument("--runs", type=int, default=1)
+    ap.add_argument("--plan-args", default="", help="extra flags for both trees' perseus plan")
     a = ap.parse_args()
     work = Path(a.work)
     work.mkdir(parents=True, exist_ok=True)
@@ -91,19 +97,32 @@ def main() -> None:
         subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", str(base), a.base], check=True)
         (base / "node_modules").symlink_to(ROOT / "node_modules")
     rows = []
-    print("| case | tree | wall s | CPU s | peak RSS MiB | points | plans.jsonl MB | outcome |\n|---|---|---|---|---|---|---|---|")
+    extra = a.plan_args.split()
+    print(f"perseus plan {' '.join(extra)}; base {a.base}")
+    print("| case | tree | wall s | CPU s | peak RSS MiB | points | plans.jsonl MB | outcome | load |\n|---|---|---|---|---|---|---|---|---|")
     for case in a.cases.split(","):
         for tag, tree in [("this", ROOT), ("base", base)]:
             if tag == "base" and case not in a.baseline_cases.split(","):
                 continue
             for _ in range(a.runs):
-                r = run(tree, work, case, tag)
+                r = run(tree, work, case, tag, extra)
                 rows.append(r)
-                print(f"| {case} | {tag} | {r['wall_s']:.1f} | {r['cpu_s']:.1f} | {r['rss_mib']:.0f} | {r['points']} | {int(r['plans_bytes']) / 1e6:.2f} | {r['outcome']} |")
+                print(f"| {case} | {tag} | {r['wall_s']:.1f} | {r['cpu_s']:.1f} | {r['rss_mib']:.0f} | {r['points']} | {int(r['plans_bytes']) / 1e6:.2f} | {r['outcome']} | {r['load']} |")
                 sys.stdout.flush()
+    print("\n| case | tree | runs | CPU s (range) | wall s (range) | peak RSS MiB (range) |\n|---|---|---|---|---|---|")
+    for case in a.cases.split(","):
+        for tag in ("this", "base"):
+            rs = [r for r in rows if r["case"] == case and r["tree"] == tag and r["outcome"] == "ok"]
+            if rs:
+                rng = lambda k, f: f"{min(float(r[k]) for r in rs):{f}}–{max(float(r[k]) for r in rs):{f}}"
+                print(f"| {case} | {tag} | {len(rs)} | {rng('cpu_s', '.1f')} | {rng('wall_s', '.1f')} | {rng('rss_mib', '.0f')} |")
     for tag in ("this", "base"):
         # CPU time: the box is shared, so wall time mostly measures the neighbours' load.
-        ok = {r["case"]: float(r["cpu_s"]) for r in rows if r["tree"] == tag and r["outcome"] == "ok"}
+        ok = {}
+        for case in a.cases.split(","):
+            cpu = sorted(float(r["cpu_s"]) for r in rows if r["case"] == case and r["tree"] == tag and r["outcome"] == "ok")
+            if cpu:
+                ok[case] = cpu[len(cpu) // 2]
         for label, keys, axis in [
             ("stages (M=48)", ["4x48", "8x48", "16x48", "32x48"], 0),
             ("microbatches (N=8)", ["8x24", "8x48", "8x96", "8x192"], 1),
