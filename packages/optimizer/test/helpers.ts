@@ -13,10 +13,28 @@ import {
 } from '@perseus/service-kit';
 import { createOptimizerModule } from '../src';
 import type { OptimizerModule, OptimizerModuleOptions } from '../src';
+import type { ProfileCellStat } from '../src/profile-source';
 
 export { GPT3_A100_CSV };
 export const gpt3Profile = (): Profile => parseProfileCsv(readFileSync(GPT3_A100_CSV, 'utf8'));
 /** The clocks of the GPT-3 A100 profile: 1410 … 855 MHz in 15 MHz steps. */
+/**
+ * The profiler's cells for stages 0 … numStages − 1 of `profile` at one clock, as a sweep step at
+ * that clock would aggregate them (2 samples each).
+ */
+export function cellsAtClock(
+  profile: Profile,
+  numStages: number,
+  clock: number,
+): ProfileCellStat[] {
+  return Array.from({ length: numStages }, (_, stage) => stage).flatMap((stage) =>
+    (['forward', 'backward'] as const).map((kind) => {
+      const o = profile.stages[stage]![kind].find((x) => x.frequencyMhz === clock)!;
+      return { stage, kind, frequencyMhz: clock, count: 2, timeS: o.timeS, energyJ: o.energyJ };
+    }),
+  );
+}
+
 export const CLOCKS = Array.from({ length: 38 }, (_, i) => 1410 - 15 * i);
 export const KIND = {
   forward: 'INSTRUCTION_KIND_FORWARD',

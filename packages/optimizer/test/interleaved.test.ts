@@ -9,6 +9,7 @@ import type { Frontier, PipelineSpec, Profile } from '@perseus/planner';
 import type { optimizerV1 } from '@perseus/proto';
 import { MemoryProfileSource } from '../src';
 import {
+  cellsAtClock,
   CLOCKS,
   KIND,
   Watch,
@@ -95,19 +96,7 @@ describe('an interleaved job profiled online', () => {
         const at = (stage: number, kind: 'forward' | 'backward') =>
           full.stages[stage]![kind].find((o) => o.frequencyMhz === clock)!;
         // The profiler's cells: one per virtual stage.
-        source.putCells(
-          'il',
-          [0, 1, 2, 3].flatMap((stage) =>
-            (['forward', 'backward'] as const).map((kind) => ({
-              stage,
-              kind,
-              frequencyMhz: clock,
-              count: 2,
-              timeS: at(stage, kind).timeS,
-              energyJ: at(stage, kind).energyJ,
-            })),
-          ),
-        );
+        source.putCells('il', cellsAtClock(full, 4, clock));
         for (let k = 0; k < 2; k++, it++) {
           for (let r = 0; r < N; r++) {
             // GPU r computes both of its chunks (virtual stages r and N + r), then idles at PB.

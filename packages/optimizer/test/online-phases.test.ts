@@ -7,6 +7,7 @@ import { computeFrontier } from '@perseus/planner';
 import type { optimizerV1 } from '@perseus/proto';
 import { MemoryProfileSource } from '../src';
 import {
+  cellsAtClock,
   CLOCKS,
   Watch,
   call,
@@ -37,22 +38,7 @@ describe('online profiling sweep', () => {
         const clock = s.instructions[0]!.frequency_mhz;
         if (swept[swept.length - 1] !== clock) swept.push(clock);
         // The "client" measured every instruction at this clock: the profiler aggregates it.
-        source.putCells(
-          'sweep',
-          full.stages.slice(0, N).flatMap((st, stage) =>
-            (['forward', 'backward'] as const).map((kind) => {
-              const o = st[kind].find((x) => x.frequencyMhz === clock)!;
-              return {
-                stage,
-                kind,
-                frequencyMhz: clock,
-                count: 2,
-                timeS: o.timeS,
-                energyJ: o.energyJ,
-              };
-            }),
-          ),
-        );
+        source.putCells('sweep', cellsAtClock(full, N, clock));
         for (let k = 0; k < 2; k++, it++) {
           for (let r = 0; r < N; r++)
             await call(h.client, 'ReportIteration', {
@@ -110,22 +96,7 @@ describe('a silent rank during the sweep', () => {
       const started = Date.now();
       while (s.phase === 'PHASE_PROFILING') {
         const clock = s.instructions[0]!.frequency_mhz;
-        source.putCells(
-          'quiet',
-          [0, 1].flatMap((stage) =>
-            (['forward', 'backward'] as const).map((kind) => {
-              const o = full.stages[stage]![kind].find((x) => x.frequencyMhz === clock)!;
-              return {
-                stage,
-                kind,
-                frequencyMhz: clock,
-                count: 2,
-                timeS: o.timeS,
-                energyJ: o.energyJ,
-              };
-            }),
-          ),
-        );
+        source.putCells('quiet', cellsAtClock(full, 2, clock));
         for (let k = 0; k < 2; k++, it++) {
           for (const r of [0, 1])
             await call(h.client, 'ReportIteration', {
@@ -172,19 +143,7 @@ describe('blocking power "measure it"', () => {
         const clock = s.instructions[0]!.frequency_mhz;
         const at = (stage: number, kind: 'forward' | 'backward') =>
           full.stages[stage]![kind].find((o) => o.frequencyMhz === clock)!;
-        source.putCells(
-          'pb',
-          [0, 1].flatMap((stage) =>
-            (['forward', 'backward'] as const).map((kind) => ({
-              stage,
-              kind,
-              frequencyMhz: clock,
-              count: 2,
-              timeS: at(stage, kind).timeS,
-              energyJ: at(stage, kind).energyJ,
-            })),
-          ),
-        );
+        source.putCells('pb', cellsAtClock(full, 2, clock));
         for (let k = 0; k < 2; k++, it++) {
           for (let r = 0; r < N; r++) {
             const busyS = M * (at(r, 'forward').timeS + at(r, 'backward').timeS);

@@ -5,6 +5,7 @@ import type { optimizerV1 } from '@perseus/proto';
 import { MemoryProfileSource } from '../src';
 import type { FrontierPlanner } from '../src';
 import {
+  cellsAtClock,
   Watch,
   call,
   gpt3Profile,
@@ -119,15 +120,7 @@ test('a job interrupted while PROFILING resumes its sweep at the same clock and 
   /** The emulated ranks run K = 2 iterations of `s` and report them; returns the clock. */
   const runStep = async (h: Harness, s: optimizerV1.Schedule__Output): Promise<number> => {
     const clock = s.instructions[0]!.frequency_mhz;
-    source.putCells(
-      's',
-      [0, 1].flatMap((stage) =>
-        (['forward', 'backward'] as const).map((kind) => {
-          const o = full.stages[stage]![kind].find((x) => x.frequencyMhz === clock)!;
-          return { stage, kind, frequencyMhz: clock, count: 2, timeS: o.timeS, energyJ: o.energyJ };
-        }),
-      ),
-    );
+    source.putCells('s', cellsAtClock(full, 2, clock));
     for (let k = 0; k < 2; k++, it++) {
       for (let r = 0; r < 2; r++)
         await call(h.client, 'ReportIteration', {
