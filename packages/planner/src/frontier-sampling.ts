@@ -42,13 +42,16 @@ export interface SampledFrontier {
  * Pass 2 of the frontier (docs/architecture.md §4.3): replays the relaxed sweep from fast to slow and, at every
  * τ of iteration time on a grid through the all-max time, turns the relaxed durations into a
  * measured-option plan (rounding, slack reclamation, local searches), evaluated exactly; keeps the
- * Pareto-optimal ones on the discrete truth. `onProgress(timeS)` reports the grid time reached.
+ * Pareto-optimal ones on the discrete truth. `onProgress(timeS)` reports the grid time reached;
+ * `onIntrinsic` gets the plan sampled at the all-max time as soon as it is found (the first
+ * samples: pass 2 starts at the fast end), so a caller can start polishing it meanwhile.
  */
 export function sampleFrontier(
   v: ValidInput,
   relaxed: RelaxedSweep,
   allMax: PlanCost,
   onProgress?: (timeS: number) => void,
+  onIntrinsic?: (choice: Uint16Array, cost: PlanCost) => void,
 ): SampledFrontier {
   const { dag, unitTimeS: tau } = v;
   const n = dag.numNodes;
@@ -80,6 +83,7 @@ export function sampleFrontier(
     // the exhaustive rebuild cannot improve the sample (and would cost n·K greedy passes).
     if (rebuild && !(r.energyJ <= boundJ * (1 + relTol))) r = rebuild.run(budgetS, r);
     if (r.energyJ === INF) return;
+    if (budgetS === allMax.timeS) onIntrinsic?.(Uint16Array.from(disc.choice), r);
     candT.push(r.timeS);
     candE.push(r.energyJ);
     candidates.push(disc.choice);

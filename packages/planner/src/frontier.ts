@@ -14,6 +14,23 @@ const { max, min } = Math;
 export interface FrontierOptions {
   /** Called now and then with the iteration time swept so far and the estimated total, in units of τ. */
   onProgress?: (done: number, estTotal: number) => void;
+  /**
+   * Called once, early in pass 2, with the plan sampled at the all-max time and the certified
+   * bound there, so that a caller can polish the intrinsic plan (e.g. in another thread) while
+   * the rest of the frontier is computed. The frontier's intrinsic point is this plan unless a
+   * later sample finds a better one at that time.
+   */
+  onIntrinsic?: (sample: IntrinsicSample) => void;
+}
+
+/** The plan sampled at the all-max time (see {@link FrontierOptions.onIntrinsic}). */
+export interface IntrinsicSample {
+  plan: StagePlan[];
+  timeS: number;
+  energyJ: number;
+  /** The relaxation's optimum at the all-max time (J): no plan there uses less. */
+  lowerBoundJ: number;
+  allMax: { timeS: number; energyJ: number };
 }
 
 /** Plain-data form of a {@link Frontier} (JSON-safe; also what crosses a worker-thread boundary). */
@@ -116,17 +133,7 @@ export class Frontier {
   }
 
   private decode(choice: Uint16Array): StagePlan[] {
-    const { dag } = this;
-    const freqs = this.json.optionFrequenciesMhz;
-    return dag.stageNodes.map((nodes, stage) => ({
-      stage,
-      instructions: Array.from(nodes, (node) => ({
-        kind: dag.kind[node] === 0 ? ('forward' as const) : ('backward' as const),
-        microbatch: dag.microbatch[node]!,
-        ...(dag.numChunks > 1 ? { chunk: dag.chunk[node]! } : {}),
-        frequencyMhz: freqs[dag.table[node]!]![choice[node]!]!,
-      })),
-    }));
+    return decodePlan(this.dag, this.json.optionFrequenciesMhz, choice);
   }
 
   /** Index of the least-energy point with time ≤ `timeS` (−1 if none). */
@@ -227,6 +234,23 @@ export class Frontier {
   }
 }
 
+/** Per stage, each instruction's clock for option indices `choice` (one per DAG node). */
+function decodePlan(
+  dag: PipelineDag,
+  freqs: ArrayLike<ArrayLike<number>>,
+  choice: Uint16Array,
+): StagePlan[] {
+  return dag.stageNodes.map((nodes, stage) => ({
+    stage,
+    instructions: Array.from(nodes, (node) => ({
+      kind: dag.kind[node] === 0 ? ('forward' as const) : ('backward' as const),
+      microbatch: dag.microbatch[node]!,
+      ...(dag.numChunks > 1 ? { chunk: dag.chunk[node]! } : {}),
+      frequencyMhz: freqs[dag.table[node]!]![choice[node]!]!,
+    })),
+  }));
+}
+
 /**
  * Computes the whole iteration time–energy frontier (docs/architecture.md §4.3–4.4).
  *
@@ -244,7 +268,7 @@ export function computeFrontier(input: PlannerInput, opts: FrontierOptions = {})
   const v = validatePlannerInput(input);
   const { tables, unitTimeS: tau, blockingPowerW } = v;
   const allMax = evaluateAllMax(v);
-  const { onProgress } = opts;
+  const { onProgress, onIntrinsic } = opts;
   // Progress in units of τ: pass 1 from the slowest to the fastest time, pass 2 back.
   const tStart = pathAtHullEnd(v, 'slowest');
   const units = max(1, Math.round((tStart - pathAtHullEnd(v, 'fastest')) / tau));
@@ -274,6 +298,23 @@ export function computeFrontier(input: PlannerInput, opts: FrontierOptions = {})
           onProgress(min(now, 2 * units), 2 * units);
         }
       }),
+    onIntrinsic &&
+      ((choice, cost) =>
+        onIntrinsic({
+          plan: decodePlan(
+            v.dag,
+            tables.map((t) => t.frequencyMhz),
+            choice,
+          ),
+          timeS: cost.timeS,
+          energyJ: cost.energyJ,
+          lowerBoundJ: interpolateLowerBound(
+            relaxed.lbT.slice().reverse(),
+            relaxed.lbE.slice().reverse(),
+            allMax.timeS,
+          ),
+          allMax,
+        })),
   );
   onProgress?.(2 * units, 2 * units);
   const { points, plans, planPositions } = sampled;

@@ -48,6 +48,7 @@ export {
   Frontier,
   type FrontierJson,
   type FrontierOptions,
+  type IntrinsicSample,
   type FrontierStats,
 } from './frontier';
 export {
@@ -84,6 +85,7 @@ export {
   exactAtDeadline,
   polishAtDeadline,
   polishPlan,
+  withPolishedPlan,
   type ExactDeadlineResult,
   type PolishedPlan,
   type PolishOptions,

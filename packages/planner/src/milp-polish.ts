@@ -279,9 +279,41 @@ export function exactAtDeadline(
     solver,
     options,
   );
+  return withPolishedPlan(frontier, v, polished);
+}
+
+/**
+ * The frontier with a plan polished at `polished.deadlineS` in it (when it beats the frontier's
+ * plan there), and that deadline's point. The polish may have started from another plan (the
+ * intrinsic sample, polished while the rest of the frontier was computed): the certificate is
+ * restated for whichever plan the frontier now deploys, against the same proven bound.
+ */
+export function withPolishedPlan(
+  frontier: Frontier,
+  input: PlannerInput | ValidInput,
+  polished: PolishedPlan,
+): ExactDeadlineResult {
+  const v = 'dag' in input ? input : validatePlannerInput(input);
+  const { deadlineS } = polished;
   const next = polished.polish.improved
     ? frontier.withPlan(choiceOf(v, polished.plan), polished.timeS, polished.energyJ)
     : frontier;
   const { point, plan } = next.planFor(deadlineS);
-  return { ...polished, frontier: next, point, plan };
+  if (point.energyJ === polished.energyJ) return { ...polished, frontier: next, point, plan };
+  const allMaxJ = frontier.allMax.energyJ;
+  const paddedJ =
+    point.energyJ + v.blockingPowerW * v.dag.numStages * Math.max(0, deadlineS - point.timeS);
+  const boundJ = Math.min(paddedJ, polished.boundJ);
+  return {
+    ...polished,
+    plan,
+    timeS: point.timeS,
+    energyJ: point.energyJ,
+    boundJ,
+    gapPp: ((paddedJ - boundJ) / allMaxJ) * 100,
+    savingPct: (1 - point.energyJ / allMaxJ) * 100,
+    polish: { ...polished.polish, improved: false },
+    frontier: next,
+    point,
+  };
 }

@@ -88,14 +88,29 @@ const MARK_SHAPES = [
   'wedge',
 ];
 
-/** The chart points of a planner frontier: each point with the relaxed lower bound at its time. */
-export function frontierChartPoints(frontier: Frontier): FrontierChartPoint[] {
-  return frontier.points.map((p) => ({
-    timeS: p.timeS,
-    energyJ: p.energyJ,
-    boundJ: frontier.lowerBoundJ(p.timeS),
-  }));
+/**
+ * The chart points of a planner frontier: each point with the relaxed lower bound at its time; a
+ * frontier of more than `maxPoints` is thinned to that many.
+ */
+export function frontierChartPoints(
+  frontier: Frontier,
+  maxPoints = FRONTIER_CHART_MAX_POINTS,
+): FrontierChartPoint[] {
+  const { points } = frontier;
+  const n = points.length;
+  // A chart is ~1,000 px wide: beyond a few points per pixel the line looks the same, and vega
+  // holds every row as objects (21,075 points of the A40 M=96 frontier cost ~70 MB to render).
+  // Evenly spaced by index, first and last always in.
+  const step = n > maxPoints ? (n - 1) / (maxPoints - 1) : 1;
+  const count = n > maxPoints ? maxPoints : n;
+  return Array.from({ length: count }, (_, k) => {
+    const p = points[k === count - 1 ? n - 1 : Math.round(k * step)]!;
+    return { timeS: p.timeS, energyJ: p.energyJ, boundJ: frontier.lowerBoundJ(p.timeS) };
+  });
 }
+
+/** Frontier points drawn at most (see {@link frontierChartPoints}). */
+export const FRONTIER_CHART_MAX_POINTS = 2000;
 
 /**
  * Time–energy frontier: the planner's points as a line (and its relaxed bound dashed), with the
