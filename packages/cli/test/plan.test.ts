@@ -1,8 +1,10 @@
+import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { evaluatePlan, parsePlansJsonl, parseProfileCsv, scheduleOrder } from '@perseus/planner';
 import { profileGpu, runPlan } from '../src/commands/plan';
+import { BIN } from './support/serve-process';
 
 const quiet = (): void => undefined;
 
@@ -178,5 +180,33 @@ describe('perseus plan', () => {
     const unnamed = await runPlan({ ...base, profile: join(dir, 'p.csv'), out: join(dir, 'bp3') });
     expect(unnamed.blockingPowerW).toBe(83.64);
     expect(unnamed.blockingPowerSource).toMatch(/names no known GPU/);
+  });
+});
+
+describe('perseus plan as a command', () => {
+  it('waits for the exact polish running in its worker thread, then writes every file', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'perseus-plan-cmd-'));
+    try {
+      writeFileSync(join(dir, 'p.csv'), csv);
+      const out = join(dir, 'out');
+      // The frontier of this profile is done in milliseconds, long before the worker thread has
+      // loaded HiGHS: the command must still wait for the polish.
+      const r = spawnSync(
+        BIN,
+        ['plan', '--profile', join(dir, 'p.csv'), '--microbatches', '3', '--out', out],
+        { encoding: 'utf8', timeout: 120_000 },
+      );
+      expect(r.status).toBe(0);
+      expect(r.stderr).toMatch(/exact polish done in/);
+      expect(r.stdout).toMatch(/certified gap \d+\.\d{3} pp \(exact polish/);
+      expect(readdirSync(out).sort()).toEqual([
+        'frontier.csv',
+        'frontier.svg',
+        'plans.jsonl',
+        'timeline.svg',
+      ]);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

@@ -268,8 +268,13 @@ export async function runPlan(opts: PlanCommandOptions): Promise<PlanCommandResu
     seconds = (performance.now() - started) / 1000;
     if (polisher !== null) {
       try {
-        const polished = await (polishing ??
-          Promise.reject(new Error('the frontier sampled no plan at the all-max time')));
+        // The planner worker does not hold the process open (a server's idle worker must not):
+        // a ref'd timer does while the polish may still be running, or the command would exit
+        // here with status 0 and no files.
+        const alive = setInterval(() => undefined, 60_000);
+        const polished = await (
+          polishing ?? Promise.reject(new Error('the frontier sampled no plan at the all-max time'))
+        ).finally(() => clearInterval(alive));
         exact = withPolishedPlan(frontier, input, polished);
         frontier = exact.frontier;
         step(
