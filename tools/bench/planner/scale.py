@@ -1,7 +1,7 @@
 """Planner cost growth in stages and microbatches: `perseus plan` as a user runs it.
 
 Usage: python3 tools/bench/planner/scale.py [--base COMMIT] [--work DIR] [--cases 8x48,16x48,...]
-       [--baseline-cases ...] [--runs N] [--plan-args "--exact-budget 0"]
+       [--baseline-cases ...] [--runs N] [--plan-args "--exact-budget 0"] [--cli built|dev]
 
 Profiles: the paper's GPT-3 175B A100 stage rows repeated to N stages (stage s takes the rows of
 stage s mod 8, so the middle stages are exactly identical, as homogeneous layers are); "a40-96" is
@@ -12,8 +12,10 @@ commit (a detached `git worktree` under --work sharing this tree's node_modules)
 run (wall and CPU s, peak RSS MiB from /usr/bin/time, points, plans.jsonl bytes, outcome, load average),
 then per case and tree the range over runs, and least-squares exponents of CPU time (median over runs)
 in N (at fixed M) and in M (at fixed N). --plan-args adds flags to both trees' `perseus plan` (e.g.
-"--exact-budget 0" to time the planner without the fixed-budget exact polish). Emulated: profile
-tables, no GPU.
+"--exact-budget 0" to time the planner without the fixed-budget exact polish). --cli built (the
+default) builds both trees (`nx run-many -t build`) and runs the compiled command a user installs
+(packages/cli/bin/perseus.cjs); --cli dev runs bin/perseus, which transpiles the TypeScript sources
+through tsx at every start. Emulated: profile tables, no GPU.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from __future__ import annotations
 import argparse
 import csv
 import math
+import os
 import random
 import shutil
 import subprocess
@@ -51,12 +54,44 @@ def write_profile(work: Path, case: str) -> tuple[Path, int, int, float, float]:
     return path, n, m, 1e-3, 83.64
 
 
-def run(tree: Path, work: Path, case: str, tag: str, extra: list[str]) -> dict[str, object]:
+def command(tree: Path, cli: str) -> list[str]:
+    if cli == "dev":
+        return [str(tree / "bin" / "perseus")]
+    return ["node", str(tree / "packages" / "cli" / "bin" / "perseus.cjs")]
+
+
+def build(tree: Path) -> None:
+    """Compiles every package of `tree` (the installed command runs the built dist/)."""
+    env = {**os.environ, "NX_DAEMON": "false", "NX_NO_CLOUD": "true", "NX_TUI": "false", "CI": "true"}
+    subprocess.run(["npx", "nx", "run-many", "-t", "build", "--outputStyle=static"], cwd=tree, env=env,
+                   check=True, capture_output=True)
+
+
+def link_node_modules(base: Path) -> None:
+    """The baseline worktree shares this tree's node_modules, except its own @perseus packages:
+    node_modules/@perseus/* are links into packages/, and the built command resolves them there."""
+    nm = base / "node_modules"
+    if nm.is_symlink():
+        nm.unlink()
+    nm.mkdir(exist_ok=True)
+    for entry in (ROOT / "node_modules").iterdir():
+        link = nm / entry.name
+        if entry.name == "@perseus" or link.exists() or link.is_symlink():
+            continue
+        link.symlink_to(entry)
+    own = nm / "@perseus"
+    own.mkdir(exist_ok=True)
+    for pkg in (base / "packages").iterdir():
+        if (pkg / "package.json").exists() and not (own / pkg.name).exists():
+            (own / pkg.name).symlink_to(pkg)
+
+
+def run(tree: Path, work: Path, case: str, tag: str, extra: list[str], cli: str) -> dict[str, object]:
     profile, n, m, tau, pb = write_profile(work, case)
     out = work / f"out-{tag}-{case}"
     shutil.rmtree(out, ignore_errors=True)  # the baseline's CLI has no --force
     cmd = [
-        "/usr/bin/time", "-f", "%e %M %U %S", str(tree / "bin" / "perseus"), "plan", "--profile", str(profile),
+        "/usr/bin/time", "-f", "%e %M %U %S", *command(tree, cli), "plan", "--profile", str(profile),
         "--stages", str(n), "--microbatches", str(m), "--unit-time", str(tau), "--blocking-power", str(pb),
         "--out", str(out), *extra,
     ]
@@ -89,23 +124,28 @@ def main() -> None:
     ap.add_argument("--baseline-cases", default="4x48,8x48,16x48,32x48,8x24,8x96,8x192")
     ap.add_argument("--runs", type=int, default=1)
     ap.add_argument("--plan-args", default="", help="extra flags for both trees' perseus plan")
+    ap.add_argument("--cli", choices=["built", "dev"], default="built",
+                    help="built: the compiled command (as installed); dev: bin/perseus through tsx")
     a = ap.parse_args()
     work = Path(a.work)
     work.mkdir(parents=True, exist_ok=True)
     base = work / "base"
     if not base.exists():
         subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", str(base), a.base], check=True)
-        (base / "node_modules").symlink_to(ROOT / "node_modules")
+    link_node_modules(base)
+    if a.cli == "built":
+        for tree in (ROOT, base):
+            build(tree)
     rows = []
     extra = a.plan_args.split()
-    print(f"perseus plan {' '.join(extra)}; base {a.base}")
+    print(f"perseus plan {' '.join(extra)}; base {a.base}; {a.cli} command")
     print("| case | tree | wall s | CPU s | peak RSS MiB | points | plans.jsonl MB | outcome | load |\n|---|---|---|---|---|---|---|---|---|")
     for case in a.cases.split(","):
         for tag, tree in [("this", ROOT), ("base", base)]:
             if tag == "base" and case not in a.baseline_cases.split(","):
                 continue
             for _ in range(a.runs):
-                r = run(tree, work, case, tag, extra)
+                r = run(tree, work, case, tag, extra, a.cli)
                 rows.append(r)
                 print(f"| {case} | {tag} | {r['wall_s']:.1f} | {r['cpu_s']:.1f} | {r['rss_mib']:.0f} | {r['points']} | {int(r['plans_bytes']) / 1e6:.2f} | {r['outcome']} | {r['load']} |")
                 sys.stdout.flush()
