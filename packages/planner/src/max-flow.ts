@@ -20,6 +20,8 @@ export class FlowNetwork {
   private queue = new Int32Array(16);
   private stackV = new Int32Array(16);
   private stackE = new Int32Array(16);
+  private frozenHead = new Int32Array(0);
+  private frozenArcs = 0;
 
   /** Empties the network and sizes it for `n` vertices. */
   reset(n: number): void {
@@ -35,6 +37,25 @@ export class FlowNetwork {
     this.head.fill(-1, 0, n);
     this.numVertices = n;
     this.numArcs = 0;
+  }
+
+  /**
+   * Keeps the arcs added so far as a fixed topology that {@link restore} returns to without
+   * relinking any adjacency list: a caller that solves many networks on the same vertices and arcs
+   * (only the capacities change) builds them once.
+   */
+  freeze(): void {
+    this.frozenHead = this.head.slice(0, this.numVertices);
+    this.frozenArcs = this.numArcs;
+  }
+
+  /**
+   * Drops the arcs added since {@link freeze}. The frozen arcs keep the capacities the last flow
+   * left them (residuals): the caller sets every one of them again.
+   */
+  restore(): void {
+    this.head.set(this.frozenHead);
+    this.numArcs = this.frozenArcs;
   }
 
   /** Adds u→v with capacity `capacity` (and its zero-capacity reverse); returns the forward arc id. */

@@ -30,6 +30,7 @@ export class LowerBoundedMinCut {
   private mark = new Uint8Array(16);
   private lower = new Float64Array(64);
   private numArcs = 0;
+  private frozenArcs = 0;
   private numVertices = 0;
   private scale = 0;
 
@@ -51,22 +52,59 @@ export class LowerBoundedMinCut {
    * (arc a is network arc 2a), with the starting flow's imbalance kept per vertex.
    */
   addArc(u: number, v: number, lb: number, ub: number, flow = lb): number {
-    const f = min(max(flow, lb), ub);
-    const net = this.net;
-    const e = net.addArc(u, v, ub >= INFINITE_CAPACITY ? INFINITE_CAPACITY : max(0, ub - f));
-    net.cap[e ^ 1] = f - lb;
-    if (f > 0) {
-      this.excess[v]! += f;
-      this.excess[u]! -= f;
-    }
-    if (lb > this.scale) this.scale = lb;
+    this.net.addArc(u, v, 0);
     if (this.numArcs === this.lower.length) {
       const grown = new Float64Array(this.lower.length * 2);
       grown.set(this.lower);
       this.lower = grown;
     }
-    this.lower[this.numArcs] = lb;
-    return this.numArcs++;
+    const a = this.numArcs++;
+    this.setBounds(a, lb, ub, flow);
+    return a;
+  }
+
+  /**
+   * Keeps the arcs added so far as a fixed topology (see {@link restore}): for a caller that solves
+   * many problems on the same vertices whose arcs differ only in their bounds, or in being there.
+   */
+  freeze(): void {
+    this.net.freeze();
+    this.frozenArcs = this.numArcs;
+  }
+
+  /**
+   * Starts a new problem on the frozen arcs without relinking them: arcs added since
+   * {@link freeze} are dropped and every vertex is balanced again. The caller then gives each
+   * frozen arc its bounds ({@link setBounds}) or takes it out ({@link disable}), in the order it
+   * would have added them, and may add more arcs.
+   */
+  restore(): void {
+    this.net.restore();
+    this.numArcs = this.frozenArcs;
+    this.scale = 0;
+    this.excess.fill(0, 0, this.numVertices);
+  }
+
+  /** Bounds arc `a` as {@link addArc} bounds a new arc (same arithmetic, same excess updates). */
+  setBounds(a: number, lb: number, ub: number, flow = lb): void {
+    const f = min(max(flow, lb), ub);
+    const net = this.net;
+    const e = 2 * a;
+    net.cap[e] = ub >= INFINITE_CAPACITY ? INFINITE_CAPACITY : max(0, ub - f);
+    net.cap[e + 1] = f - lb;
+    if (f > 0) {
+      this.excess[net.to[e]!]! += f;
+      this.excess[net.to[e + 1]!]! -= f;
+    }
+    if (lb > this.scale) this.scale = lb;
+    this.lower[a] = lb;
+  }
+
+  /** Takes frozen arc `a` out of this problem: no capacity either way, so it never carries flow. */
+  disable(a: number): void {
+    this.net.cap[2 * a] = 0;
+    this.net.cap[2 * a + 1] = 0;
+    this.lower[a] = 0;
   }
 
   /** Flow on arc `a` in the last solution (after a `cut` result). */

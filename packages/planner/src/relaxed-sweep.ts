@@ -58,22 +58,42 @@ export function sweepRelaxation(v: ValidInput, onCut?: (timeS: number) => void):
   const finish = new Float64Array(n);
   const latestStart = new Float64Array(n);
   const delta = new Int8Array(n);
-  const compIdx = new Int32Array(n);
+  const critical = new Uint8Array(n);
   // Scratch of the λ search: path length at λ, at 0, and its slope in λ.
   const lenAt = new Float64Array(n);
   const len0 = new Float64Array(n);
   const lenSlope = new Float64Array(n);
   // Flows of the last cut (warm start of the next): per activity, per DAG edge (CSR slot), and on
-  // the source/sink arcs. Arc ids of the current network, to read them back.
+  // the source/sink arcs.
   const flowNode = new Float64Array(n);
   const flowEdge = new Float64Array(dag.succ.length);
   const flowSrc = new Float64Array(n);
   const flowSnk = new Float64Array(n);
+  // The cut's network on fixed vertices (s = 0, t = 1, activity i ↦ in 2+2i, out 3+2i), built
+  // once: an arc for every activity and every DAG edge, s→i for the activities without
+  // predecessors and i→t for those without successors. Per cut the arcs outside the critical
+  // subgraph are disabled and the others re-bounded, in the order a fresh build would add them, so
+  // the flow is the one a network of the critical subgraph alone gives, without relinking ~90 % of
+  // the DAG per cut. An activity with predecessors starts at 0, or one with successors ends at T,
+  // only if some duration is within `eps` of 0; its s/t arc is then added for that cut alone.
   const arcNode = new Int32Array(n);
   const arcEdge = new Int32Array(dag.succ.length);
-  const arcSrc = new Int32Array(n);
-  const arcSnk = new Int32Array(n);
+  const arcSrc = new Int32Array(n).fill(-1);
+  const arcSnk = new Int32Array(n).fill(-1);
   const cut = new LowerBoundedMinCut();
+  const isSource = (i: number): boolean => dag.predStart[i] === dag.predStart[i + 1];
+  const isSink = (i: number): boolean => dag.succStart[i] === dag.succStart[i + 1];
+  cut.reset(2 + 2 * n);
+  for (let i = 0; i < n; i++) {
+    const inV = 2 + 2 * i;
+    arcNode[i] = cut.addArc(inV, inV + 1, 0, 0);
+    if (isSource(i)) arcSrc[i] = cut.addArc(0, inV, 0, CAP_INF);
+    if (isSink(i)) arcSnk[i] = cut.addArc(inV + 1, 1, 0, CAP_INF);
+    for (let p = dag.succStart[i]!; p < dag.succStart[i + 1]!; p++) {
+      arcEdge[p] = cut.addArc(inV + 1, 2 + 2 * dag.succ[p]!, 0, CAP_INF);
+    }
+  }
+  cut.freeze();
   const lbT: number[] = [];
   const lbE: number[] = [];
   const events: SweepEvent[] = [];
@@ -136,41 +156,49 @@ export function sweepRelaxation(v: ValidInput, onCut?: (timeS: number) => void):
   for (;;) {
     lbT.push(T);
     lbE.push(relaxedCost() + blockingPowerW * dag.numStages * T);
-    // Critical subgraph → flow network. Vertex 0 = s, 1 = t, node k ↦ (2+2k in, 3+2k out).
-    let k = 0;
+    // Critical subgraph → flow network (see `arcNode` above).
+    for (let i = 0; i < n; i++) critical[i] = latestStart[i]! - start[i]! <= eps ? 1 : 0;
+    cut.restore();
     for (let i = 0; i < n; i++) {
-      if (latestStart[i]! - start[i]! <= eps) compIdx[i] = k++;
-      else compIdx[i] = -1;
-    }
-    cut.reset(2 + 2 * k);
-    arcNode.fill(-1);
-    arcEdge.fill(-1);
-    arcSrc.fill(-1);
-    arcSnk.fill(-1);
-    for (let i = 0; i < n; i++) {
-      const ci = compIdx[i]!;
-      if (ci < 0) continue;
-      const inV = 2 + 2 * ci;
-      arcNode[i] = cut.addArc(inV, inV + 1, arcLb[i]!, arcUb[i]!, flowNode[i]!);
-      if (start[i]! <= eps) arcSrc[i] = cut.addArc(0, inV, 0, CAP_INF, flowSrc[i]!);
-      if (finish[i]! >= T - eps) arcSnk[i] = cut.addArc(inV + 1, 1, 0, CAP_INF, flowSnk[i]!);
+      const inV = 2 + 2 * i;
+      const source = isSource(i);
+      const sink = isSink(i);
+      if (!critical[i]) {
+        cut.disable(arcNode[i]!);
+        if (source) cut.disable(arcSrc[i]!);
+        else arcSrc[i] = -1;
+        if (sink) cut.disable(arcSnk[i]!);
+        else arcSnk[i] = -1;
+        for (let p = dag.succStart[i]!; p < dag.succStart[i + 1]!; p++) cut.disable(arcEdge[p]!);
+        continue;
+      }
+      cut.setBounds(arcNode[i]!, arcLb[i]!, arcUb[i]!, flowNode[i]!);
+      if (start[i]! <= eps) {
+        if (source) cut.setBounds(arcSrc[i]!, 0, CAP_INF, flowSrc[i]!);
+        else arcSrc[i] = cut.addArc(0, inV, 0, CAP_INF, flowSrc[i]!);
+      } else if (source) cut.disable(arcSrc[i]!);
+      else arcSrc[i] = -1;
+      if (finish[i]! >= T - eps) {
+        if (sink) cut.setBounds(arcSnk[i]!, 0, CAP_INF, flowSnk[i]!);
+        else arcSnk[i] = cut.addArc(inV + 1, 1, 0, CAP_INF, flowSnk[i]!);
+      } else if (sink) cut.disable(arcSnk[i]!);
+      else arcSnk[i] = -1;
       for (let p = dag.succStart[i]!; p < dag.succStart[i + 1]!; p++) {
         const j = dag.succ[p]!;
-        const cj = compIdx[j]!;
-        if (cj >= 0 && abs(start[j]! - finish[i]!) <= eps) {
-          arcEdge[p] = cut.addArc(inV + 1, 2 + 2 * cj, 0, CAP_INF, flowEdge[p]!);
-        }
+        if (critical[j] && abs(start[j]! - finish[i]!) <= eps) {
+          cut.setBounds(arcEdge[p]!, 0, CAP_INF, flowEdge[p]!);
+        } else cut.disable(arcEdge[p]!);
       }
     }
     const res = cut.solve(0, 1);
     if (res.kind === 'cut') {
+      // A disabled arc reads back as 0 (no bound, no residual).
       for (let i = 0; i < n; i++) {
-        flowNode[i] = arcNode[i]! >= 0 ? cut.flowOf(arcNode[i]!) : 0;
+        flowNode[i] = cut.flowOf(arcNode[i]!);
         flowSrc[i] = arcSrc[i]! >= 0 ? cut.flowOf(arcSrc[i]!) : 0;
         flowSnk[i] = arcSnk[i]! >= 0 ? cut.flowOf(arcSnk[i]!) : 0;
       }
-      for (let p = 0; p < arcEdge.length; p++)
-        flowEdge[p] = arcEdge[p]! >= 0 ? cut.flowOf(arcEdge[p]!) : 0;
+      for (let p = 0; p < arcEdge.length; p++) flowEdge[p] = cut.flowOf(arcEdge[p]!);
     }
     cuts++;
     if (res.kind === 'unbounded') break;
@@ -184,10 +212,9 @@ export function sweepRelaxation(v: ValidInput, onCut?: (timeS: number) => void):
     let lambda = INF;
     delta.fill(0);
     for (let i = 0; i < n; i++) {
-      const ci = compIdx[i]!;
-      if (ci < 0) continue;
-      const inS = side[2 + 2 * ci]!;
-      const outS = side[3 + 2 * ci]!;
+      if (!critical[i]) continue;
+      const inS = side[2 + 2 * i]!;
+      const outS = side[3 + 2 * i]!;
       const h = hullOfNode(i);
       const s = seg[i]!;
       if (inS && !outS) {

@@ -144,6 +144,58 @@ describe('LowerBoundedMinCut (Phillips–Dessouky)', () => {
   });
 });
 
+describe('LowerBoundedMinCut on a frozen topology (freeze / restore / setBounds / disable)', () => {
+  it.each(Array.from({ length: 30 }, (_, i) => i + 1))(
+    'seed %i: each round equals a fresh build of the arcs kept, bit for bit, warm starts included',
+    (seed) => {
+      const n = 7;
+      const all = randomArcs(seed, n, 16, true);
+      all.push({ u: 0, v: 2, lb: 0, ub: INFINITE_CAPACITY }); // arcs that are not in every round
+      all.push({ u: 2, v: 1, lb: 0, ub: INFINITE_CAPACITY }); // make some rounds unbounded
+      const r = rng(1000 + seed);
+      const frozen = new LowerBoundedMinCut();
+      frozen.reset(n);
+      const ids = all.map((a) => frozen.addArc(a.u, a.v, a.lb, a.ub));
+      frozen.freeze();
+      let flows = all.map(() => 0);
+      let solved = 0;
+      // Rounds until three have ended in a cut (infeasible and unbounded ones compare their kind).
+      for (let round = 0; round < 40 && solved < 3; round++) {
+        const keep = all.map((a) => r() < (a.ub >= INFINITE_CAPACITY ? 0.3 : 0.75));
+        // New bounds each round, as the sweep re-bounds the activities a cut moved.
+        const bounds = all.map((a) => {
+          const ub = a.ub >= INFINITE_CAPACITY ? a.ub : 1 + Math.floor(r() * 9);
+          return { lb: a.lb > 0 ? Math.floor(r() * ub * 0.3) : 0, ub };
+        });
+        const fresh = new LowerBoundedMinCut();
+        fresh.reset(n);
+        frozen.restore();
+        const freshIds: number[] = [];
+        all.forEach((a, k) => {
+          const { lb, ub } = bounds[k]!;
+          if (keep[k]) {
+            freshIds[k] = fresh.addArc(a.u, a.v, lb, ub, flows[k]);
+            frozen.setBounds(ids[k]!, lb, ub, flows[k]);
+          } else frozen.disable(ids[k]!);
+        });
+        const a = fresh.solve(0, 1);
+        const b = frozen.solve(0, 1);
+        expect(b.kind).toBe(a.kind);
+        if (a.kind !== 'cut' || b.kind !== 'cut') continue;
+        solved++;
+        expect(b.valueW).toBe(a.valueW);
+        expect(Array.from(b.sourceSide.subarray(0, n))).toEqual(
+          Array.from(a.sourceSide.subarray(0, n)),
+        );
+        const next = all.map((_, k) => (keep[k] ? fresh.flowOf(freshIds[k]!) : 0));
+        expect(all.map((_, k) => frozen.flowOf(ids[k]!))).toEqual(next);
+        flows = next;
+      }
+      expect(solved).toBe(3);
+    },
+  );
+});
+
 /**
  * Hoffman's condition with t→s uncapacitated: a feasible flow exists iff every vertex set X that
  * does not separate t from s (not t∈X, s∉X) has Σ ub into X ≥ Σ lb out of X.
