@@ -37,8 +37,22 @@ export class Discretizer {
   readonly times: Float64Array;
   private readonly heap: StepHeap;
   private readonly dirty: Uint8Array;
-  private carried: Uint16Array | null = null;
-  private fresh: Uint16Array | null = null;
+  /**
+   * The last {@link roundDown}: the durations it rounded, their options and times, and (when
+   * `roundedFinishKnown`) the earliest finishes of that plan. Consecutive frontier samples differ
+   * only in the durations of the sweep event's moved instructions, so rounding is redone for
+   * those alone, and a rounding that changed no option reuses the earliest finishes.
+   */
+  private readonly roundedDurations: Float64Array;
+  private readonly roundedChoice: Uint16Array;
+  private readonly roundedTimes: Float64Array;
+  private readonly roundedFinish: Float64Array;
+  private roundedFinishKnown = false;
+  /** Scratch of {@link runCarrying} and {@link greedyReclaim}: plans put aside and restored. */
+  private readonly carried: Uint16Array;
+  private readonly fresh: Uint16Array;
+  private readonly freshTimes: Float64Array;
+  private readonly freshFinish: Float64Array;
   private carriedTimeS = INF;
   /**
    * After {@link greedyFrom}: how far the budget could rise (`budgetSlackUp`) or fall
@@ -59,6 +73,15 @@ export class Discretizer {
     this.times = new Float64Array(numNodes);
     this.heap = new StepHeap(numNodes);
     this.dirty = new Uint8Array(numNodes);
+    // NaN equals no duration and no option has index 0xffff: the first rounding does every node.
+    this.roundedDurations = new Float64Array(numNodes).fill(NaN);
+    this.roundedChoice = new Uint16Array(numNodes).fill(0xffff);
+    this.roundedTimes = new Float64Array(numNodes);
+    this.roundedFinish = new Float64Array(numNodes);
+    this.carried = new Uint16Array(numNodes);
+    this.fresh = new Uint16Array(numNodes);
+    this.freshTimes = new Float64Array(numNodes);
+    this.freshFinish = new Float64Array(numNodes);
   }
 
   /** Sets `times` from `choice`. */
@@ -71,12 +94,29 @@ export class Discretizer {
   /** Every node at the slowest option no longer than its relaxed duration. */
   private roundDown(durations: Float64Array): void {
     const { dag, tables } = this.v;
-    const { choice, times } = this;
+    const { roundedDurations, roundedChoice, roundedTimes } = this;
     for (let i = 0; i < dag.numNodes; i++) {
+      const d = durations[i]!;
+      if (d === roundedDurations[i]) continue;
+      roundedDurations[i] = d;
       const tb = tables[dag.table[i]!]!;
-      const c = slowest(tb, durations[i]! * (1 + relTol));
-      choice[i] = c;
-      times[i] = tb.timeS[c]!;
+      const c = slowest(tb, d * (1 + relTol));
+      if (c === roundedChoice[i]) continue;
+      roundedChoice[i] = c;
+      roundedTimes[i] = tb.timeS[c]!;
+      this.roundedFinishKnown = false;
+    }
+    this.choice.set(roundedChoice);
+    this.times.set(roundedTimes);
+  }
+
+  /** `finish` of the plan {@link roundDown} just put in `choice`. */
+  private finishRounded(): void {
+    if (this.roundedFinishKnown) this.finish.set(this.roundedFinish);
+    else {
+      pathLength(this.v.dag, this.times, this.finish);
+      this.roundedFinish.set(this.finish);
+      this.roundedFinishKnown = true;
     }
   }
 
@@ -86,14 +126,16 @@ export class Discretizer {
    * carry over to the next instead of being rediscovered by rounding.
    */
   runCarrying(durations: Float64Array, budgetS: number): PlanCost {
-    const n = this.v.dag.numNodes;
-    const carried = this.carried ?? new Uint16Array(n);
+    const { carried, fresh, freshTimes, freshFinish } = this;
     const hadCarry = this.carriedTimeS <= budgetS;
     if (hadCarry) carried.set(this.choice);
     let r = this.run(durations, budgetS);
     if (hadCarry) {
-      const fresh = (this.fresh ??= new Uint16Array(n));
+      // Put the fresh plan aside with its times and finishes, so that restoring it is a copy
+      // rather than another pass over the DAG.
       fresh.set(this.choice);
+      freshTimes.set(this.times);
+      freshFinish.set(this.finish);
       this.choice.set(carried);
       this.syncTimes();
       this.reclaim(budgetS, -1);
@@ -102,11 +144,10 @@ export class Discretizer {
       if (fits(c.timeS, budgetS) && (!freshFits || c.energyJ < r.energyJ)) r = c;
       else {
         this.choice.set(fresh);
-        this.syncTimes();
-        this.evaluate();
+        this.times.set(freshTimes);
+        this.finish.set(freshFinish);
       }
     }
-    this.carried = carried;
     return r;
   }
 
@@ -118,7 +159,8 @@ export class Discretizer {
   /** Fills `choice`; returns the plan's real time and energy. */
   run(durations: Float64Array, budgetS: number): PlanCost {
     this.roundDown(durations);
-    this.reclaim(budgetS, -1);
+    this.finishRounded();
+    this.reclaimFromFinish(budgetS, -1);
     return this.evaluate();
   }
 
@@ -127,10 +169,15 @@ export class Discretizer {
    * (except `locked`) takes the slowest option that ends by its successors' latest starts.
    */
   reclaim(budgetS: number, locked: number): void {
+    pathLength(this.v.dag, this.times, this.finish);
+    this.reclaimFromFinish(budgetS, locked);
+  }
+
+  /** {@link reclaim} when `finish` already holds the earliest finishes of the plan in `choice`. */
+  private reclaimFromFinish(budgetS: number, locked: number): void {
     const { dag, tables } = this.v;
     const { choice, finish, latestStart, times } = this;
     const { succStart, succ } = dag;
-    pathLength(dag, times, finish);
     for (let i = dag.numNodes - 1; i >= 0; i--) {
       let lf = budgetS;
       for (let p = succStart[i]!; p < succStart[i + 1]!; p++) lf = min(lf, latestStart[succ[p]!]!);
@@ -182,22 +229,32 @@ export class Discretizer {
     perSecond: boolean,
     current: PlanCost,
   ): PlanCost {
-    const saved = Uint16Array.from(this.choice);
+    const { fresh: saved, freshTimes: savedTimes } = this;
+    saved.set(this.choice);
+    savedTimes.set(this.times);
+    // Usually the durations the last run rounded: the rounding and its finishes are reused.
     this.roundDown(durations);
-    const r = this.greedyFrom(budgetS, perSecond, current);
+    this.finishRounded();
+    latestStarts(this.v.dag, this.times, budgetS, this.latestStart);
+    const r = this.greedySteps(budgetS, perSecond, current);
     if (r !== current) return r;
     this.choice.set(saved);
-    this.syncTimes();
+    this.times.set(savedTimes);
     return current;
   }
 
   /** The greedy of {@link greedyReclaim} from the plan now in `choice` (returns `current` if not better). */
   greedyFrom(budgetS: number, perSecond: boolean, current: PlanCost): PlanCost {
+    this.window(budgetS);
+    return this.greedySteps(budgetS, perSecond, current);
+  }
+
+  /** {@link greedyFrom} once the windows (`finish`, `latestStart`) of `choice` are set. */
+  private greedySteps(budgetS: number, perSecond: boolean, current: PlanCost): PlanCost {
     const { dag, tables } = this.v;
     const n = dag.numNodes;
     const { choice, times, finish, latestStart, heap, dirty } = this;
     const { predStart, pred, succStart, succ } = dag;
-    this.window(budgetS);
     // A step's score depends only on the instruction's current option, and windows only shrink as
     // instructions slow down, so a max-heap of steps is exact: a step that does not fit now never
     // will. Earliest finishes and latest starts are repaired locally after each step.
@@ -217,14 +274,29 @@ export class Discretizer {
         pending++;
       }
     };
-    heap.clear();
-    for (let i = 0; i < n; i++) {
-      const sc = scoreOf(i);
-      if (sc > 0) heap.push(i, sc);
-    }
     // Every room below is the budget minus a budget-independent length.
     let up = INF;
     let down = INF;
+    heap.clear();
+    for (let i = 0; i < n; i++) {
+      const sc = scoreOf(i);
+      if (!(sc > 0)) continue;
+      // A step that does not fit the starting windows never will (they only shrink): leave it out
+      // of the heap rather than pop and reject it later; most steps are such on large pipelines.
+      // Its margin now is at least the one it would be rejected with, so the budget slack stays
+      // on the safe side.
+      const margin =
+        latestStart[i]! +
+        times[i]! -
+        (finish[i]! - times[i]!) -
+        tables[dag.table[i]!]!.timeS[choice[i]! + 1]!;
+      if (margin < 0) {
+        if (-margin < up) up = -margin;
+        continue;
+      }
+      heap.add(i, sc);
+    }
+    heap.build();
     while (heap.size > 0) {
       const i = heap.pop();
       const tb = tables[dag.table[i]!]!;

@@ -1,0 +1,44 @@
+import { seededUniform, validatePlannerInput } from '../src';
+import { Discretizer } from '../src/discretizer';
+import { longestPath } from '../src/emulator';
+import { randomCase } from './random-pipelines';
+
+/**
+ * The discretizer re-rounds only the durations that changed since its last call and reuses that
+ * plan's earliest finishes: check that its results match a fresh discretizer's on every call of a
+ * sequence where a few durations move at a time (as along the relaxed sweep), some back and forth.
+ */
+describe('Discretizer rounding reuse', () => {
+  it.each([3, 11, 42])('matches a fresh discretizer along a walk (seed %i)', (seed) => {
+    const v = validatePlannerInput(randomCase(seed, 200, 'generic').input);
+    const { dag, tables } = v;
+    const n = dag.numNodes;
+    const r = seededUniform(seed);
+    const span = (i: number): [number, number] => {
+      const t = tables[dag.table[i]!]!.timeS;
+      return [t[0]!, t[t.length - 1]!];
+    };
+    const dur = Float64Array.from({ length: n }, (_, i) => {
+      const [lo, hi] = span(i);
+      return lo + r() * (hi - lo);
+    });
+    const reused = new Discretizer(v, n);
+    for (let step = 0; step < 40; step++) {
+      for (let k = 0; k < 3; k++) {
+        const i = Math.floor(r() * n);
+        const [lo, hi] = span(i);
+        dur[i] = lo + r() * (hi - lo);
+      }
+      // The relaxed durations' own makespan: tight, so that reclamation depends on the windows.
+      const budgetS = longestPath(dag, dur);
+      const fresh = new Discretizer(v, n);
+      const expected = fresh.run(dur, budgetS);
+      expect(reused.run(dur, budgetS)).toEqual(expected);
+      expect(Array.from(reused.choice)).toEqual(Array.from(fresh.choice));
+      const greedyFresh = fresh.greedyReclaim(dur, budgetS, step % 2 === 0, expected);
+      expect(reused.greedyReclaim(dur, budgetS, step % 2 === 0, expected)).toEqual(greedyFresh);
+      expect(Array.from(reused.choice)).toEqual(Array.from(fresh.choice));
+      expect(Array.from(reused.times)).toEqual(Array.from(fresh.times));
+    }
+  });
+});
