@@ -2,7 +2,7 @@ import { FlowNetwork } from './max-flow';
 
 // Module bindings, not global lookups: under jest's vm context every access to a global (Math,
 // Infinity) is intercepted and hot loops run ~25x slower.
-const { max, min } = Math;
+const { max } = Math;
 
 /** Capacity standing for "cannot be crossed forward" (an activity at its fastest, a dependency). */
 export const INFINITE_CAPACITY = 1e30;
@@ -87,7 +87,10 @@ export class LowerBoundedMinCut {
 
   /** Bounds arc `a` as {@link addArc} bounds a new arc (same arithmetic, same excess updates). */
   setBounds(a: number, lb: number, ub: number, flow = lb): void {
-    const f = min(max(flow, lb), ub);
+    // The starting flow clipped into [lb, ub] by comparisons (Math.min/max cost more here, once per
+    // arc per sweep cut); f may be −0 where max would give +0, which changes none of the uses below.
+    let f = flow > lb ? flow : lb;
+    if (f > ub) f = ub;
     const net = this.net;
     const e = 2 * a;
     net.cap[e] = ub >= INFINITE_CAPACITY ? INFINITE_CAPACITY : max(0, ub - f);
@@ -98,6 +101,14 @@ export class LowerBoundedMinCut {
     }
     if (lb > this.scale) this.scale = lb;
     this.lower[a] = lb;
+  }
+
+  /**
+   * {@link setBounds} warm-started from the arc's flow in the last solution (0 if it was disabled):
+   * what a caller would pass after reading every flow back, without reading them back.
+   */
+  rebound(a: number, lb: number, ub: number): void {
+    this.setBounds(a, lb, ub, this.flowOf(a));
   }
 
   /** Takes frozen arc `a` out of this problem: no capacity either way, so it never carries flow. */

@@ -57,25 +57,24 @@ export function sweepRelaxation(v: ValidInput, onCut?: (timeS: number) => void):
   const start = new Float64Array(n);
   const finish = new Float64Array(n);
   const latestStart = new Float64Array(n);
+  // The cut's direction per activity (0: not moved) and the moved activities in ascending order.
   const delta = new Int8Array(n);
+  const movedIds = new Int32Array(n);
+  let numMoved = 0;
   const critical = new Uint8Array(n);
   // Scratch of the λ search: path length at λ, at 0, and its slope in λ.
   const lenAt = new Float64Array(n);
   const len0 = new Float64Array(n);
   const lenSlope = new Float64Array(n);
-  // Flows of the last cut (warm start of the next): per activity, per DAG edge (CSR slot), and on
-  // the source/sink arcs.
-  const flowNode = new Float64Array(n);
-  const flowEdge = new Float64Array(dag.succ.length);
-  const flowSrc = new Float64Array(n);
-  const flowSnk = new Float64Array(n);
   // The cut's network on fixed vertices (s = 0, t = 1, activity i ↦ in 2+2i, out 3+2i), built
   // once: an arc for every activity and every DAG edge, s→i for the activities without
   // predecessors and i→t for those without successors. Per cut the arcs outside the critical
   // subgraph are disabled and the others re-bounded, in the order a fresh build would add them, so
   // the flow is the one a network of the critical subgraph alone gives, without relinking ~90 % of
-  // the DAG per cut. An activity with predecessors starts at 0, or one with successors ends at T,
-  // only if some duration is within `eps` of 0; its s/t arc is then added for that cut alone.
+  // the DAG per cut; each arc starts from its flow in the last cut (warm start: the solve only
+  // routes the imbalance the cut's changes made). An activity with predecessors starts at 0, or one
+  // with successors ends at T, only if some duration is within `eps` of 0; its s/t arc is then
+  // added for that cut alone, with no starting flow.
   const arcNode = new Int32Array(n);
   const arcEdge = new Int32Array(dag.succ.length);
   const arcSrc = new Int32Array(n).fill(-1);
@@ -98,9 +97,17 @@ export function sweepRelaxation(v: ValidInput, onCut?: (timeS: number) => void):
   const lbE: number[] = [];
   const events: SweepEvent[] = [];
 
+  // The relaxed cost Σ cost[i] of the current durations, summed (in index order) by `schedule`'s
+  // start pass rather than by a pass of its own.
+  let relaxedCost = 0;
   const schedule = (): number => {
     const makespan = pathLength(dag, d, finish);
-    for (let i = 0; i < n; i++) start[i] = finish[i]! - d[i]!;
+    let sum = 0;
+    for (let i = 0; i < n; i++) {
+      start[i] = finish[i]! - d[i]!;
+      sum += cost[i]!;
+    }
+    relaxedCost = sum;
     latestStarts(dag, d, makespan, latestStart);
     return makespan;
   };
@@ -120,11 +127,6 @@ export function sweepRelaxation(v: ValidInput, onCut?: (timeS: number) => void):
     } else {
       arcLb[i] = arcUb[i] = h.slope[s]!;
     }
-  };
-  const relaxedCost = (): number => {
-    let sum = 0;
-    for (let i = 0; i < n; i++) sum += cost[i]!;
-    return sum;
   };
 
   /**
@@ -155,7 +157,7 @@ export function sweepRelaxation(v: ValidInput, onCut?: (timeS: number) => void):
 
   for (;;) {
     lbT.push(T);
-    lbE.push(relaxedCost() + blockingPowerW * dag.numStages * T);
+    lbE.push(relaxedCost + blockingPowerW * dag.numStages * T);
     // Critical subgraph → flow network (see `arcNode` above).
     for (let i = 0; i < n; i++) critical[i] = latestStart[i]! - start[i]! <= eps ? 1 : 0;
     cut.restore();
@@ -172,34 +174,25 @@ export function sweepRelaxation(v: ValidInput, onCut?: (timeS: number) => void):
         for (let p = dag.succStart[i]!; p < dag.succStart[i + 1]!; p++) cut.disable(arcEdge[p]!);
         continue;
       }
-      cut.setBounds(arcNode[i]!, arcLb[i]!, arcUb[i]!, flowNode[i]!);
+      cut.rebound(arcNode[i]!, arcLb[i]!, arcUb[i]!);
       if (start[i]! <= eps) {
-        if (source) cut.setBounds(arcSrc[i]!, 0, CAP_INF, flowSrc[i]!);
-        else arcSrc[i] = cut.addArc(0, inV, 0, CAP_INF, flowSrc[i]!);
+        if (source) cut.rebound(arcSrc[i]!, 0, CAP_INF);
+        else arcSrc[i] = cut.addArc(0, inV, 0, CAP_INF);
       } else if (source) cut.disable(arcSrc[i]!);
       else arcSrc[i] = -1;
       if (finish[i]! >= T - eps) {
-        if (sink) cut.setBounds(arcSnk[i]!, 0, CAP_INF, flowSnk[i]!);
-        else arcSnk[i] = cut.addArc(inV + 1, 1, 0, CAP_INF, flowSnk[i]!);
+        if (sink) cut.rebound(arcSnk[i]!, 0, CAP_INF);
+        else arcSnk[i] = cut.addArc(inV + 1, 1, 0, CAP_INF);
       } else if (sink) cut.disable(arcSnk[i]!);
       else arcSnk[i] = -1;
       for (let p = dag.succStart[i]!; p < dag.succStart[i + 1]!; p++) {
         const j = dag.succ[p]!;
         if (critical[j] && abs(start[j]! - finish[i]!) <= eps) {
-          cut.setBounds(arcEdge[p]!, 0, CAP_INF, flowEdge[p]!);
+          cut.rebound(arcEdge[p]!, 0, CAP_INF);
         } else cut.disable(arcEdge[p]!);
       }
     }
     const res = cut.solve(0, 1);
-    if (res.kind === 'cut') {
-      // A disabled arc reads back as 0 (no bound, no residual).
-      for (let i = 0; i < n; i++) {
-        flowNode[i] = cut.flowOf(arcNode[i]!);
-        flowSrc[i] = arcSrc[i]! >= 0 ? cut.flowOf(arcSrc[i]!) : 0;
-        flowSnk[i] = arcSnk[i]! >= 0 ? cut.flowOf(arcSnk[i]!) : 0;
-      }
-      for (let p = 0; p < arcEdge.length; p++) flowEdge[p] = cut.flowOf(arcEdge[p]!);
-    }
     cuts++;
     if (res.kind === 'unbounded') break;
     if (res.kind === 'infeasible') {
@@ -210,7 +203,8 @@ export function sweepRelaxation(v: ValidInput, onCut?: (timeS: number) => void):
     const side = res.sourceSide;
     // Step limit from the hull vertices.
     let lambda = INF;
-    delta.fill(0);
+    for (let k = 0; k < numMoved; k++) delta[movedIds[k]!] = 0;
+    numMoved = 0;
     for (let i = 0; i < n; i++) {
       if (!critical[i]) continue;
       const inS = side[2 + 2 * i]!;
@@ -218,9 +212,11 @@ export function sweepRelaxation(v: ValidInput, onCut?: (timeS: number) => void):
       const h = hullOfNode(i);
       const s = seg[i]!;
       if (inS && !outS) {
+        movedIds[numMoved++] = i;
         delta[i] = -1;
         lambda = min(lambda, d[i] === h.t[s] ? h.t[s]! - h.t[s - 1]! : d[i]! - h.t[s]!);
       } else if (!inS && outS && s < h.last) {
+        movedIds[numMoved++] = i;
         delta[i] = 1;
         lambda = min(lambda, h.t[s + 1]! - d[i]!);
       }
@@ -264,25 +260,18 @@ export function sweepRelaxation(v: ValidInput, onCut?: (timeS: number) => void):
       if (!(next < lambda)) break;
       lambda = max(next, floorStep);
     }
-    {
-      let m = 0;
-      for (let i = 0; i < n; i++) if (delta[i] !== 0) m++;
-      const moved = new Int32Array(m);
-      const before = new Float64Array(m);
-      const dir = new Int8Array(m);
-      m = 0;
-      for (let i = 0; i < n; i++) {
-        if (delta[i] === 0) continue;
-        moved[m] = i;
-        before[m] = d[i]!;
-        dir[m++] = delta[i]!;
-      }
-      events.push({ moved, before, dir });
+    const moved = movedIds.slice(0, numMoved);
+    const before = new Float64Array(numMoved);
+    const dir = new Int8Array(numMoved);
+    for (let k = 0; k < numMoved; k++) {
+      before[k] = d[moved[k]!]!;
+      dir[k] = delta[moved[k]!]!;
     }
+    events.push({ moved, before, dir });
     // Apply the cut for λ, keeping every duration canonical (see `placeOnHull`).
-    for (let i = 0; i < n; i++) {
+    for (let k = 0; k < numMoved; k++) {
+      const i = moved[k]!;
       const dl = delta[i]!;
-      if (dl === 0) continue;
       const h = hullOfNode(i);
       let s = seg[i]!;
       if (dl < 0 && d[i] === h.t[s]) s--;
