@@ -50,6 +50,7 @@ export class Discretizer {
   private roundedFinishKnown = false;
   /** Scratch of {@link runCarrying} and {@link greedyReclaim}: plans put aside and restored. */
   private readonly carried: Uint16Array;
+  private readonly carriedTimes: Float64Array;
   private readonly fresh: Uint16Array;
   private readonly freshTimes: Float64Array;
   private readonly freshFinish: Float64Array;
@@ -79,6 +80,7 @@ export class Discretizer {
     this.roundedTimes = new Float64Array(numNodes);
     this.roundedFinish = new Float64Array(numNodes);
     this.carried = new Uint16Array(numNodes);
+    this.carriedTimes = new Float64Array(numNodes);
     this.fresh = new Uint16Array(numNodes);
     this.freshTimes = new Float64Array(numNodes);
     this.freshFinish = new Float64Array(numNodes);
@@ -126,9 +128,12 @@ export class Discretizer {
    * carry over to the next instead of being rediscovered by rounding.
    */
   runCarrying(durations: Float64Array, budgetS: number): PlanCost {
-    const { carried, fresh, freshTimes, freshFinish } = this;
+    const { carried, carriedTimes, fresh, freshTimes, freshFinish } = this;
     const hadCarry = this.carriedTimeS <= budgetS;
-    if (hadCarry) carried.set(this.choice);
+    if (hadCarry) {
+      carried.set(this.choice);
+      carriedTimes.set(this.times);
+    }
     let r = this.run(durations, budgetS);
     if (hadCarry) {
       // Put the fresh plan aside with its times and finishes, so that restoring it is a copy
@@ -137,9 +142,9 @@ export class Discretizer {
       freshTimes.set(this.times);
       freshFinish.set(this.finish);
       this.choice.set(carried);
-      this.syncTimes();
-      this.reclaim(budgetS, -1);
-      const c = this.evaluate();
+      this.times.set(carriedTimes);
+      pathLength(this.v.dag, this.times, this.finish);
+      const c = this.reclaimFromFinish(budgetS, -1) ? this.evaluate() : this.evaluateFromFinish();
       const freshFits = fits(r.timeS, budgetS);
       if (fits(c.timeS, budgetS) && (!freshFits || c.energyJ < r.energyJ)) r = c;
       else {
@@ -160,8 +165,8 @@ export class Discretizer {
   run(durations: Float64Array, budgetS: number): PlanCost {
     this.roundDown(durations);
     this.finishRounded();
-    this.reclaimFromFinish(budgetS, -1);
-    return this.evaluate();
+    // A reclamation that slowed nothing leaves the finishes valid.
+    return this.reclaimFromFinish(budgetS, -1) ? this.evaluate() : this.evaluateFromFinish();
   }
 
   /**
@@ -174,29 +179,52 @@ export class Discretizer {
   }
 
   /** {@link reclaim} when `finish` already holds the earliest finishes of the plan in `choice`. */
-  private reclaimFromFinish(budgetS: number, locked: number): void {
+  private reclaimFromFinish(budgetS: number, locked: number): boolean {
     const { dag, tables } = this.v;
     const { choice, finish, latestStart, times } = this;
     const { succStart, succ } = dag;
+    let changed = false;
     for (let i = dag.numNodes - 1; i >= 0; i--) {
       let lf = budgetS;
       for (let p = succStart[i]!; p < succStart[i + 1]!; p++) lf = min(lf, latestStart[succ[p]!]!);
       if (i !== locked) {
-        const es = finish[i]! - times[i]!;
         const tb = tables[dag.table[i]!]!;
-        const c = max(choice[i]!, slowest(tb, lf - es));
+        const timeS = tb.timeS;
+        const room = lf - (finish[i]! - times[i]!);
+        let c = choice[i]!;
+        // Most instructions cannot slow down at all: test the next option before searching.
+        if (c + 1 < timeS.length && timeS[c + 1]! <= room) c = max(c, slowest(tb, room));
         choice[i] = c;
-        times[i] = tb.timeS[c]!;
+        if (times[i] !== timeS[c]) {
+          times[i] = timeS[c]!;
+          changed = true;
+        }
       }
       latestStart[i] = lf - times[i]!;
     }
+    return changed;
   }
 
   /** Time and energy of the plan in `choice` (also refreshes `finish`). */
   evaluate(): PlanCost {
+    return this.costAt(pathLength(this.v.dag, this.times, this.finish));
+  }
+
+  /**
+   * {@link evaluate} when `finish` already holds the plan's earliest finishes: the makespan is
+   * their maximum, the value the forward pass would return.
+   */
+  private evaluateFromFinish(): PlanCost {
+    const { finish } = this;
+    let makespan = 0;
+    for (let i = 0; i < finish.length; i++) if (finish[i]! > makespan) makespan = finish[i]!;
+    return this.costAt(makespan);
+  }
+
+  /** Time and energy of the plan in `choice` when its makespan is `makespan`. */
+  private costAt(makespan: number): PlanCost {
     const { dag, tables } = this.v;
-    const { choice, finish, times } = this;
-    const makespan = pathLength(dag, times, finish);
+    const { choice, times } = this;
     let sumE = 0;
     let sumT = 0;
     for (let i = 0; i < dag.numNodes; i++) {
