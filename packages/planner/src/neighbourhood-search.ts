@@ -1,11 +1,6 @@
-import {
-  buildDeadlineMilp,
-  choiceFromColumns,
-  evaluateChoice,
-  startVector,
-  type MilpSolver,
-} from './deadline-milp';
+import { evaluateChoice, type MilpSolver } from './deadline-milp';
 import type { ValidInput } from './options';
+import { buildWindowMilp, choiceWithWindow } from './window-milp';
 
 /** Options of {@link neighbourhoodPolish}. */
 export interface NeighbourhoodOptions {
@@ -47,8 +42,10 @@ export interface NeighbourhoodResult {
  * Large-neighbourhood search with exact sub-problems: repeatedly frees the clocks of a window of
  * instructions that run close together in time (the rest keep their clocks; every start time
  * stays free) and solves that deadline MILP, warm-started from the current plan; keeps each
- * emulator-confirmed improvement. The windows slide over the schedule by half a window; a pass
- * without improvement makes them larger, one at the largest size ends the search. Every
+ * emulator-confirmed improvement. Each sub-problem is the MILP reduced to the window
+ * ({@link buildWindowMilp}: the fixed instructions become longest-path constants), so it costs
+ * the window's size, not the pipeline's. The windows slide over the schedule by half a window; a
+ * pass without improvement makes them larger, one at the largest size ends the search. Every
  * sub-problem is limited in branch-and-bound nodes, so the search does the same work, and finds
  * the same plan, on any machine; the wall-clock caps only cut it short on a very slow one. Small
  * sub-problems are where the MILP solver is fast; the full problem only certifies.
@@ -69,9 +66,8 @@ export function neighbourhoodPolish(
   const choice = Uint16Array.from(start);
   let best = evaluateChoice(v, choice);
   const finish = new Float64Array(n);
-  const lo = new Uint16Array(n);
-  const hi = new Uint16Array(n);
   const order = new Int32Array(n);
+  let orderStale = true;
   let subproblems = 0;
   let sinceImproved = 0;
   let offset = 0;
@@ -88,23 +84,21 @@ export function neighbourhoodPolish(
       sinceImproved = 0;
       offset = 0;
     }
-    // Instructions by start time in the current plan; the window is a run of them.
-    evaluateChoice(v, choice, finish);
-    for (let i = 0; i < n; i++) order[i] = i;
-    const startOf = (i: number): number => finish[i]! - tables[dag.table[i]!]!.timeS[choice[i]!]!;
-    order.sort((a, b) => startOf(a) - startOf(b) || a - b);
-    const first = Math.min(offset, n - size);
-    lo.set(choice);
-    hi.set(choice);
-    for (let w = first; w < first + size; w++) {
-      const i = order[w]!;
-      lo[i] = 0;
-      hi[i] = tables[dag.table[i]!]!.timeS.length - 1;
+    if (orderStale) {
+      // Instructions by start time in the current plan; the window is a run of them.
+      evaluateChoice(v, choice, finish);
+      for (let i = 0; i < n; i++) order[i] = i;
+      const startOf = (i: number): number => finish[i]! - tables[dag.table[i]!]!.timeS[choice[i]!]!;
+      order.sort((a, b) => startOf(a) - startOf(b) || a - b);
+      orderStale = false;
     }
+    const first = Math.min(offset, n - size);
     offset = first + size >= n ? 0 : offset + (size >> 1);
-    const milp = buildDeadlineMilp(v, Math.max(deadlineS, best.timeS), { lo, hi });
+    // Only the window's clocks are free: the reduced model is exact and window-sized.
+    const window = order.subarray(first, first + size);
+    const milp = buildWindowMilp(v, Math.max(deadlineS, best.timeS), choice, window);
     const out = solver.solve(milp.model, {
-      start: startVector(v, milp, choice),
+      start: milp.start,
       timeLimitS: Math.min(options.stepLimitS ?? 5, Math.max(0.1, options.timeLimitS - elapsed())),
       relGap: 1e-7,
       nodeLimit: options.nodeLimit ?? 200,
@@ -113,12 +107,13 @@ export function neighbourhoodPolish(
     subproblems++;
     sinceImproved++;
     if (out.colValue !== null) {
-      const next = choiceFromColumns(milp, out.colValue);
+      const next = choiceWithWindow(milp, choice, out.colValue);
       const r = evaluateChoice(v, next);
       if (r.timeS <= deadlineS * (1 + 1e-7) && r.energyJ < best.energyJ - 1e-9) {
         choice.set(next);
         best = r;
         sinceImproved = 0;
+        orderStale = true;
       }
     }
     options.onProgress?.({ elapsedS: elapsed(), energyJ: best.energyJ, subproblems });
