@@ -6,7 +6,8 @@ import { INFINITE_CAPACITY, type LowerBoundedMinCut } from './phillips-dessouky'
 import { fitsBudget, REL_TOL } from './tolerance';
 
 // Module bindings, not global lookups (see discretizer.ts).
-const { floor } = Math;
+const { floor, min } = Math;
+const INF = Infinity;
 const fits = fitsBudget;
 const relTol = REL_TOL;
 const CAP_INF = INFINITE_CAPACITY;
@@ -33,6 +34,10 @@ export function eject(
   const tail = new Float64Array(n);
   const idx = new Int32Array(n);
   const need = new Float64Array(n);
+  // Per overrunning instruction: what speeding it up by its overrun costs (CAP_INF: it cannot),
+  // and the widest path from the source to it (narrowest instruction on the way).
+  const capOf = new Float64Array(n);
+  const reach = new Float64Array(n);
   const saved = new Uint16Array(n);
   let best = current;
   const eps = budgetS * relTol;
@@ -55,14 +60,19 @@ export function eject(
         if (over > eps) {
           idx[i] = k++;
           need[i] = over;
+          reach[i] = -INF;
         } else idx[i] = -1;
       }
       let ok = true;
+      // A cut costing the move's saving or more rejects the move.
+      const gain = tb.effectiveJ[cb]! - tb.effectiveJ[cb + step]!;
       if (k > 0) {
-        cut.reset(2 + 2 * k);
+        // Every path must be cut, so the min cut costs at least the widest path's narrowest
+        // instruction: found in one topological pass, it rejects most moves without a max-flow.
+        // Only a bound clearly above the saving decides (the flow's tolerances stay out of it).
+        let widest = -INF;
         for (let i = 0; i < n; i++) {
-          const ci = idx[i]!;
-          if (ci < 0) continue;
+          if (idx[i]! < 0) continue;
           const ti = tables[dag.table[i]!]!;
           let cap = CAP_INF;
           if (i !== b) {
@@ -71,6 +81,24 @@ export function eject(
             if (ti.timeS[c]! <= target && c < choice[i]!)
               cap = ti.effectiveJ[c]! - ti.effectiveJ[choice[i]!]!;
           }
+          capOf[i] = cap;
+          if (predStart[i] === predStart[i + 1]) reach[i] = INF;
+          const through = min(reach[i]!, cap);
+          if (succStart[i] === succStart[i + 1] && through > widest) widest = through;
+          for (let p = succStart[i]!; p < succStart[i + 1]!; p++) {
+            const j = succ[p]!;
+            if (idx[j]! >= 0 && finish[i]! + tail[j]! - budgetS > eps && through > reach[j]!)
+              reach[j] = through;
+          }
+        }
+        if (widest > gain + 1e-9 * gain + 1e-6) ok = false;
+      }
+      if (k > 0 && ok) {
+        cut.reset(2 + 2 * k);
+        for (let i = 0; i < n; i++) {
+          const ci = idx[i]!;
+          if (ci < 0) continue;
+          const cap = capOf[i]!;
           const inV = 2 + 2 * ci;
           cut.addArc(inV, inV + 1, 0, cap);
           if (predStart[i] === predStart[i + 1]) cut.addArc(0, inV, 0, CAP_INF);
@@ -82,8 +110,7 @@ export function eject(
               cut.addArc(inV + 1, 2 + 2 * cj, 0, CAP_INF);
           }
         }
-        // A cut costing the move's saving or more rejects the move: stop the flow there.
-        const gain = tb.effectiveJ[cb]! - tb.effectiveJ[cb + step]!;
+        // Stop the flow once it reaches the saving.
         const res = cut.solveUnder(0, 1, gain);
         if (res.kind !== 'cut' || res.valueW >= gain) ok = false;
         else {
@@ -105,6 +132,10 @@ export function eject(
       if (ok && fits(r.timeS, budgetS) && r.energyJ < best.energyJ - 1e-9) {
         best = r;
         improved = true;
+      } else if (!ok) {
+        // Rejected before any change but b's: undo that alone, not a pass over the plan.
+        choice[b] = cb;
+        times[b] = tb.timeS[cb]!;
       } else {
         choice.set(saved);
         disc.syncTimes();
