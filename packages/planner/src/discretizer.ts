@@ -48,6 +48,21 @@ export class Discretizer {
   private readonly roundedTimes: Float64Array;
   private readonly roundedFinish: Float64Array;
   private roundedFinishKnown = false;
+  /**
+   * The greedy's first candidates for the rounded plan: every instruction with a positive step
+   * score, in pop order (score descending, then node ascending), for `orderPerSecond`. Scores
+   * depend only on an instruction's option, and the rounded plan usually stays the same from one
+   * sample to the next, so this is kept and patched (the instructions in `staleList`, whose
+   * rounded option changed) instead of scoring and heap-ordering every instruction per sample.
+   */
+  private readonly orderNode: Int32Array;
+  private readonly orderScore: Float64Array;
+  private orderCount = 0;
+  private orderPerSecond = true;
+  private orderValid = false;
+  private readonly stale: Uint8Array;
+  private readonly staleList: Int32Array;
+  private staleCount = 0;
   /** Scratch of {@link runCarrying} and {@link greedyReclaim}: plans put aside and restored. */
   private readonly carried: Uint16Array;
   private readonly carriedTimes: Float64Array;
@@ -79,6 +94,10 @@ export class Discretizer {
     this.roundedChoice = new Uint16Array(numNodes).fill(0xffff);
     this.roundedTimes = new Float64Array(numNodes);
     this.roundedFinish = new Float64Array(numNodes);
+    this.orderNode = new Int32Array(numNodes);
+    this.orderScore = new Float64Array(numNodes);
+    this.stale = new Uint8Array(numNodes);
+    this.staleList = new Int32Array(numNodes);
     this.carried = new Uint16Array(numNodes);
     this.carriedTimes = new Float64Array(numNodes);
     this.fresh = new Uint16Array(numNodes);
@@ -107,6 +126,10 @@ export class Discretizer {
       roundedChoice[i] = c;
       roundedTimes[i] = tb.timeS[c]!;
       this.roundedFinishKnown = false;
+      if (!this.stale[i]) {
+        this.stale[i] = 1;
+        this.staleList[this.staleCount++] = i;
+      }
     }
     this.choice.set(roundedChoice);
     this.times.set(roundedTimes);
@@ -185,8 +208,12 @@ export class Discretizer {
     const { succStart, succ } = dag;
     let changed = false;
     for (let i = dag.numNodes - 1; i >= 0; i--) {
+      // Compares, not Math.min: the same value on these finite times, and cheaper in the hot loop.
       let lf = budgetS;
-      for (let p = succStart[i]!; p < succStart[i + 1]!; p++) lf = min(lf, latestStart[succ[p]!]!);
+      for (let p = succStart[i]!; p < succStart[i + 1]!; p++) {
+        const ls = latestStart[succ[p]!]!;
+        if (ls < lf) lf = ls;
+      }
       if (i !== locked) {
         const tb = tables[dag.table[i]!]!;
         const timeS = tb.timeS;
@@ -264,6 +291,7 @@ export class Discretizer {
     this.roundDown(durations);
     this.finishRounded();
     latestStarts(this.v.dag, this.times, budgetS, this.latestStart);
+    this.refreshOrder(perSecond);
     const r = this.greedySteps(budgetS, perSecond, current);
     if (r !== current) return r;
     this.choice.set(saved);
@@ -274,25 +302,95 @@ export class Discretizer {
   /** The greedy of {@link greedyReclaim} from the plan now in `choice` (returns `current` if not better). */
   greedyFrom(budgetS: number, perSecond: boolean, current: PlanCost): PlanCost {
     this.window(budgetS);
+    this.buildOrder(perSecond);
+    // Not the rounded plan's order: the next greedyReclaim rebuilds it.
+    this.orderValid = false;
     return this.greedySteps(budgetS, perSecond, current);
+  }
+
+  /** Score of slowing instruction `i` by one option (≤ 0 or NaN: no such step). */
+  private stepScore(i: number, perSecond: boolean): number {
+    const { dag, tables } = this.v;
+    const tb = tables[dag.table[i]!]!;
+    const c = this.choice[i]!;
+    if (c + 1 >= tb.timeS.length) return -1;
+    const gain = tb.effectiveJ[c]! - tb.effectiveJ[c + 1]!;
+    return perSecond ? gain / (tb.timeS[c + 1]! - tb.timeS[c]!) : gain;
+  }
+
+  /** Sets the candidate order from every instruction of `choice`. */
+  private buildOrder(perSecond: boolean): void {
+    const { heap, orderNode, orderScore, stale, staleList } = this;
+    const n = this.v.dag.numNodes;
+    heap.clear();
+    for (let i = 0; i < n; i++) {
+      const sc = this.stepScore(i, perSecond);
+      if (sc > 0) heap.add(i, sc);
+    }
+    heap.build();
+    let m = 0;
+    while (heap.size > 0) {
+      orderScore[m] = heap.topScore();
+      orderNode[m++] = heap.pop();
+    }
+    this.orderCount = m;
+    this.orderPerSecond = perSecond;
+    this.orderValid = true;
+    for (let k = 0; k < this.staleCount; k++) stale[staleList[k]!] = 0;
+    this.staleCount = 0;
+  }
+
+  /** Brings the candidate order up to the rounded plan now in `choice`. */
+  private refreshOrder(perSecond: boolean): void {
+    const { orderNode, orderScore, stale, staleList } = this;
+    const count = this.staleCount;
+    if (!this.orderValid || this.orderPerSecond !== perSecond || count > 64) {
+      this.buildOrder(perSecond);
+      return;
+    }
+    if (count === 0) return;
+    // Drop the stale entries, then insert each one's new score where it pops.
+    let m = 0;
+    for (let r = 0; r < this.orderCount; r++) {
+      const i = orderNode[r]!;
+      if (stale[i]) continue;
+      orderNode[m] = i;
+      orderScore[m++] = orderScore[r]!;
+    }
+    for (let k = 0; k < count; k++) {
+      const i = staleList[k]!;
+      stale[i] = 0;
+      const sc = this.stepScore(i, perSecond);
+      if (!(sc > 0)) continue;
+      let lo = 0;
+      let hi = m;
+      while (lo < hi) {
+        const mid = (lo + hi) >> 1;
+        const s = orderScore[mid]!;
+        if (s > sc || (s === sc && orderNode[mid]! < i)) lo = mid + 1;
+        else hi = mid;
+      }
+      orderNode.copyWithin(lo + 1, lo, m);
+      orderScore.copyWithin(lo + 1, lo, m);
+      orderNode[lo] = i;
+      orderScore[lo] = sc;
+      m++;
+    }
+    this.orderCount = m;
+    this.staleCount = 0;
   }
 
   /** {@link greedyFrom} once the windows (`finish`, `latestStart`) of `choice` are set. */
   private greedySteps(budgetS: number, perSecond: boolean, current: PlanCost): PlanCost {
     const { dag, tables } = this.v;
     const n = dag.numNodes;
-    const { choice, times, finish, latestStart, heap, dirty } = this;
+    const { choice, times, finish, latestStart, heap, dirty, orderNode, orderScore } = this;
     const { predStart, pred, succStart, succ } = dag;
     // A step's score depends only on the instruction's current option, and windows only shrink as
-    // instructions slow down, so a max-heap of steps is exact: a step that does not fit now never
-    // will. Earliest finishes and latest starts are repaired locally after each step.
-    const scoreOf = (i: number): number => {
-      const tb = tables[dag.table[i]!]!;
-      const c = choice[i]!;
-      if (c + 1 >= tb.timeS.length) return -1;
-      const gain = tb.effectiveJ[c]! - tb.effectiveJ[c + 1]!;
-      return perSecond ? gain / (tb.timeS[c + 1]! - tb.timeS[c]!) : gain;
-    };
+    // instructions slow down, so taking steps best score first is exact: a step that does not fit
+    // now never will. Earliest finishes and latest starts are repaired locally after each step.
+    // The candidates are the prepared order (first steps) merged with a heap of the steps that
+    // follow taken ones: (score, node) is a total order, so this pops what one heap of all would.
     // Defined once per call, not per step: tsx and ts-jest wrap every closure they create in a
     // naming helper, which cost a fifth of a tiny pipeline's planning when this lived in the loop.
     let pending = 0;
@@ -305,28 +403,14 @@ export class Discretizer {
     // Every room below is the budget minus a budget-independent length.
     let up = INF;
     let down = INF;
+    const count = this.orderCount;
+    let next = 0;
     heap.clear();
-    for (let i = 0; i < n; i++) {
-      const sc = scoreOf(i);
-      if (!(sc > 0)) continue;
-      // A step that does not fit the starting windows never will (they only shrink): leave it out
-      // of the heap rather than pop and reject it later; most steps are such on large pipelines.
-      // Its margin now is at least the one it would be rejected with, so the budget slack stays
-      // on the safe side.
-      const margin =
-        latestStart[i]! +
-        times[i]! -
-        (finish[i]! - times[i]!) -
-        tables[dag.table[i]!]!.timeS[choice[i]! + 1]!;
-      if (margin < 0) {
-        if (-margin < up) up = -margin;
-        continue;
-      }
-      heap.add(i, sc);
-    }
-    heap.build();
-    while (heap.size > 0) {
-      const i = heap.pop();
+    while (next < count || heap.size > 0) {
+      const i =
+        next < count && (heap.size === 0 || !heap.topBeats(orderScore[next]!, orderNode[next]!))
+          ? orderNode[next++]!
+          : heap.pop();
       const tb = tables[dag.table[i]!]!;
       const nc = choice[i]! + 1;
       const room = latestStart[i]! + times[i]! - (finish[i]! - times[i]!);
@@ -348,8 +432,12 @@ export class Discretizer {
         if (!dirty[v]) continue;
         dirty[v] = 0;
         pending--;
+        // Compares, not Math.max/min (as in reclaim).
         let st = 0;
-        for (let p = predStart[v]!; p < predStart[v + 1]!; p++) st = max(st, finish[pred[p]!]!);
+        for (let p = predStart[v]!; p < predStart[v + 1]!; p++) {
+          const f = finish[pred[p]!]!;
+          if (f > st) st = f;
+        }
         const f = st + times[v]!;
         if (f !== finish[v]) {
           finish[v] = f;
@@ -363,15 +451,17 @@ export class Discretizer {
         dirty[v] = 0;
         pending--;
         let lf = budgetS;
-        for (let p = succStart[v]!; p < succStart[v + 1]!; p++)
-          lf = min(lf, latestStart[succ[p]!]!);
+        for (let p = succStart[v]!; p < succStart[v + 1]!; p++) {
+          const ls = latestStart[succ[p]!]!;
+          if (ls < lf) lf = ls;
+        }
         const ls = lf - times[v]!;
         if (ls !== latestStart[v]) {
           latestStart[v] = ls;
           for (let p = predStart[v]!; p < predStart[v + 1]!; p++) mark(pred[p]!);
         }
       }
-      const sc = scoreOf(i);
+      const sc = this.stepScore(i, perSecond);
       if (sc > 0) heap.push(i, sc);
     }
     const r = this.evaluate();

@@ -48,6 +48,17 @@ export class StepHeap {
     node[k] = i;
   }
 
+  /** Whether the top (the heap must not be empty) pops before (`sc`, `i`). */
+  topBeats(sc: number, i: number): boolean {
+    const top = this.score[0]!;
+    return top > sc || (top === sc && this.node[0]! < i);
+  }
+
+  /** The highest score (the heap must not be empty). */
+  topScore(): number {
+    return this.score[0]!;
+  }
+
   /** Removes and returns the node with the highest score (the heap must not be empty). */
   pop(): number {
     const top = this.node[0]!;
