@@ -107,6 +107,42 @@ export class FlowNetwork {
   }
 
   /**
+   * {@link bfs} run backwards, from t over the residual arcs into each vertex, until it labels s:
+   * the first phase's level graph when augmenting paths are expected. Where the forward search
+   * labels every vertex nearer to s than t is (nearly all of a long pipeline), this one labels only
+   * what reaches t. The labels are then turned into levels from s (L − distance to t, L = s's
+   * distance), and a vertex v following u on an augmenting path has level[u] + 1 in both, exactly
+   * when it lies on a shortest s–t path: the level graph differs from the forward one only in
+   * vertices that lie on no shortest path, which the depth-first search would only find to be dead
+   * ends. So the phase pushes the same paths in the same order, bit for bit.
+   */
+  private bfsFromSink(s: number, t: number, eps: number): boolean {
+    const { level, queue, head, next, to, cap } = this;
+    level.fill(-1, 0, this.numVertices);
+    level[t] = 0;
+    let qh = 0;
+    let qt = 0;
+    queue[qt++] = t;
+    while (qh < qt) {
+      const v = queue[qh++]!;
+      for (let e = head[v]!; e !== -1; e = next[e]!) {
+        const u = to[e]!; // e is v→u, so e ^ 1 is the arc u→v
+        if (cap[e ^ 1]! > eps && level[u]! < 0) {
+          level[u] = level[v]! + 1;
+          if (u === s) {
+            const dist = level[s]!;
+            for (let k = 0; k < qt; k++) level[queue[k]!] = dist - level[queue[k]!]!;
+            level[s] = 0;
+            return true;
+          }
+          queue[qt++] = u;
+        }
+      }
+    }
+    return false;
+  }
+
+  /**
    * After a {@link maxFlow} that ran to the end (no limit reached, bounded): marks the vertices
    * s reaches in the residual network — the source side of the minimum cut. The search that found
    * no more augmenting path already labelled exactly those, so this reads its labels.
@@ -120,11 +156,17 @@ export class FlowNetwork {
    * Pushes as much flow as possible from s to t (blocking flows, iterative DFS); returns the
    * amount. With `limit`, stops as soon as the flow reaches it (returning at least `limit`): a
    * caller that only needs to know whether the minimum cut costs `limit` or more saves the rest.
+   * `fromSink` builds the first level graph from t ({@link bfsFromSink}): the same flow, cheaper
+   * when an augmenting path exists, dearer when none does (the forward search must then label the
+   * source side anyway).
    */
-  maxFlow(s: number, t: number, eps = 1e-9, limit = INF): number {
+  maxFlow(s: number, t: number, eps = 1e-9, limit = INF, fromSink = false): number {
     const { head, next, to, cap, level, iter, stackV, stackE } = this;
     let total = 0;
-    while (this.bfs(s, t, eps)) {
+    let found = fromSink && this.bfsFromSink(s, t, eps);
+    // With no path from the sink's side either, this search finds none and labels the source side.
+    if (!found) found = this.bfs(s, t, eps);
+    for (; found; found = this.bfs(s, t, eps)) {
       iter.set(head.subarray(0, this.numVertices));
       // Depth-first search in the level graph; after an augmentation, retreat only to the tail of
       // the first saturated arc instead of restarting from s.

@@ -123,8 +123,18 @@ export class LowerBoundedMinCut {
     return this.lower[a]! + this.net.cap[2 * a + 1]!;
   }
 
-  solve(s: number, t: number): CutResult {
-    const res = this.solveUnder(s, t, Infinity);
+  /**
+   * Whether the last solve's s–t phase pushed any flow (beyond the feasible flow): a sequence of
+   * related problems can guess from it whether the next one will (see `fromSink` below).
+   */
+  augmented = false;
+
+  /**
+   * The minimum cut. `fromSink` starts the s–t max-flow from t's side (FlowNetwork.maxFlow): the
+   * same result, faster where the feasible flow is not yet maximum, slower where it is.
+   */
+  solve(s: number, t: number, fromSink = false): CutResult {
+    const res = this.solveUnder(s, t, Infinity, fromSink);
     if (res.kind === 'atLeastLimit') throw new Error('internal: a cut above an infinite limit');
     return res;
   }
@@ -133,7 +143,12 @@ export class LowerBoundedMinCut {
    * {@link solve} for a caller that rejects any cut costing `limit` or more: such a cut is
    * reported as `atLeastLimit` as soon as the flow proves it, without finishing the max-flow.
    */
-  solveUnder(s: number, t: number, limit: number): CutResult | { kind: 'atLeastLimit' } {
+  solveUnder(
+    s: number,
+    t: number,
+    limit: number,
+    fromSink = false,
+  ): CutResult | { kind: 'atLeastLimit' } {
     const n = this.numVertices;
     const superS = n;
     const superT = n + 1;
@@ -156,7 +171,8 @@ export class LowerBoundedMinCut {
     const base = net.cap[back ^ 1]!; // flow already going s→…→t→s
     net.cap[back] = 0;
     net.cap[back ^ 1] = 0;
-    const extra = net.maxFlow(s, t, eps, limit - base);
+    const extra = net.maxFlow(s, t, eps, limit - base, fromSink);
+    this.augmented = extra > 0;
     if (extra >= 1e29) return { kind: 'unbounded' };
     if (base + extra >= limit) return { kind: 'atLeastLimit' };
     // The residual search from s that ended the flow never enters superS or superT usefully:

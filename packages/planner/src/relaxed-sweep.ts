@@ -192,7 +192,9 @@ export function sweepRelaxation(v: ValidInput, onCut?: (timeS: number) => void):
         } else cut.disable(arcEdge[p]!);
       }
     }
-    const res = cut.solve(0, 1);
+    // Whether this cut's flow needs augmenting paths is much like the last one's: start its search
+    // from the side that is cheaper then (same flow either way).
+    const res = cut.solve(0, 1, cut.augmented);
     cuts++;
     if (res.kind === 'unbounded') break;
     if (res.kind === 'infeasible') {
