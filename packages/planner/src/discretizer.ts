@@ -121,8 +121,15 @@ export class Discretizer {
       if (d === roundedDurations[i]) continue;
       roundedDurations[i] = d;
       const tb = tables[dag.table[i]!]!;
-      const c = slowest(tb, d * (1 + relTol));
-      if (c === roundedChoice[i]) continue;
+      // Along a sweep event a moved duration mostly stays between the same two options: then the
+      // search would return the option it has (the times ascend).
+      const limitS = d * (1 + relTol);
+      const old = roundedChoice[i]!;
+      const t = tb.timeS;
+      if (old < t.length && t[old]! <= limitS && (old + 1 === t.length || t[old + 1]! > limitS))
+        continue;
+      const c = slowest(tb, limitS);
+      if (c === old) continue;
       roundedChoice[i] = c;
       roundedTimes[i] = tb.timeS[c]!;
       this.roundedFinishKnown = false;
