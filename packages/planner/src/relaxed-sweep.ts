@@ -1,5 +1,4 @@
 import { latestStarts } from './dag-passes';
-import { longestPath } from './emulator';
 import { hullOf, type HullTable } from './hull';
 import type { ValidInput } from './options';
 import { INFINITE_CAPACITY, LowerBoundedMinCut } from './phillips-dessouky';
@@ -10,7 +9,6 @@ const { abs, max, min } = Math;
 const INF = Infinity;
 const CAP_INF = INFINITE_CAPACITY;
 const isAtVertex = atHullVertex;
-const pathLength = longestPath;
 
 /** One Phillips–Dessouky cut as applied: which activities moved, from where, which way. */
 export interface SweepEvent {
@@ -97,15 +95,31 @@ export function sweepRelaxation(v: ValidInput, onCut?: (timeS: number) => void):
   const lbE: number[] = [];
   const events: SweepEvent[] = [];
 
-  // The relaxed cost Σ cost[i] of the current durations, summed (in index order) by `schedule`'s
-  // start pass rather than by a pass of its own.
+  // Earliest finishes and starts (the emulator's longest path), the relaxed cost Σ cost[i] (summed
+  // in index order) and the iteration time, from activity `from` on. A cut changes only the
+  // durations of the activities it moves, so before the first of them in the (topological) index
+  // order every finish, start, running cost sum and running maximum of finishes is what the last
+  // pass computed, bit for bit, and the pass resumes there.
+  const costPrefix = new Float64Array(n + 1);
+  const finishPrefixMax = new Float64Array(n + 1);
   let relaxedCost = 0;
-  const schedule = (): number => {
-    const makespan = pathLength(dag, d, finish);
-    let sum = 0;
-    for (let i = 0; i < n; i++) {
-      start[i] = finish[i]! - d[i]!;
+  const schedule = (from: number): number => {
+    const { predStart, pred } = dag;
+    let sum = costPrefix[from]!;
+    let makespan = finishPrefixMax[from]!;
+    for (let i = from; i < n; i++) {
+      let st = 0;
+      for (let p = predStart[i]!; p < predStart[i + 1]!; p++) {
+        const f = finish[pred[p]!]!;
+        if (f > st) st = f;
+      }
+      const f = st + d[i]!;
+      finish[i] = f;
+      start[i] = f - d[i]!;
       sum += cost[i]!;
+      costPrefix[i + 1] = sum;
+      if (f > makespan) makespan = f;
+      finishPrefixMax[i + 1] = makespan;
     }
     relaxedCost = sum;
     latestStarts(dag, d, makespan, latestStart);
@@ -147,7 +161,7 @@ export function sweepRelaxation(v: ValidInput, onCut?: (timeS: number) => void):
   };
 
   for (let i = 0; i < n; i++) refresh(i);
-  let T = schedule();
+  let T = schedule(0);
   const dStart = Float64Array.from(d);
   let cuts = 0;
   // Criticality tolerance (slack, edge gaps) and the least step: both far above the snap
@@ -232,11 +246,17 @@ export function sweepRelaxation(v: ValidInput, onCut?: (timeS: number) => void):
     const floorStep = min(lambda, minStep);
     // Shrink λ until no path outside the critical subgraph overtakes T − λ (Newton on the convex
     // gap function: each iteration jumps to where the current longest path meets T − λ).
+    // The activities before the first moved one end at their finish for any λ (no moved activity
+    // is on their paths): the pass starts there, as `schedule` does.
+    const from = movedIds[0]!;
+    lenAt.set(finish.subarray(0, from));
+    len0.set(finish.subarray(0, from));
+    lenSlope.fill(0, 0, from);
     for (let iter = 0; iter < 100; iter++) {
-      let makespan = 0;
-      let base0 = 0;
+      let makespan = finishPrefixMax[from]!;
+      let base0 = makespan;
       let slope0 = 0;
-      for (let i = 0; i < n; i++) {
+      for (let i = from; i < n; i++) {
         let s = 0;
         let b = 0;
         let sl = 0;
@@ -280,7 +300,7 @@ export function sweepRelaxation(v: ValidInput, onCut?: (timeS: number) => void):
       placeOnHull(h, i, d[i]! + dl * lambda, s);
       refresh(i);
     }
-    T = schedule();
+    T = schedule(movedIds[0]!);
     if (onCut && (cuts & 63) === 0) onCut(T);
   }
   return { hulls, lbT, lbE, events, dStart, dEnd: d, cuts };
