@@ -275,6 +275,8 @@ export async function runPlan(opts: PlanCommandOptions): Promise<PlanCommandResu
         const polished = await (
           polishing ?? Promise.reject(new Error('the frontier sampled no plan at the all-max time'))
         ).finally(() => clearInterval(alive));
+        // The worker's heap and HiGHS's WASM memory go before the frontier is copied to merge.
+        await polisher.close();
         exact = withPolishedPlan(frontier, input, polished);
         frontier = exact.frontier;
         step(
