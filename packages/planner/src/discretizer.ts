@@ -37,6 +37,7 @@ export class Discretizer {
   readonly times: Float64Array;
   private readonly heap: StepHeap;
   private readonly dirty: Uint8Array;
+  private readonly dirtyBack: Uint8Array;
   /**
    * The last {@link roundDown}: the durations it rounded, their options and times, and (when
    * `roundedFinishKnown`) the earliest finishes of that plan. Consecutive frontier samples differ
@@ -89,6 +90,7 @@ export class Discretizer {
     this.times = new Float64Array(numNodes);
     this.heap = new StepHeap(numNodes);
     this.dirty = new Uint8Array(numNodes);
+    this.dirtyBack = new Uint8Array(numNodes);
     // NaN equals no duration and no option has index 0xffff: the first rounding does every node.
     this.roundedDurations = new Float64Array(numNodes).fill(NaN);
     this.roundedChoice = new Uint16Array(numNodes).fill(0xffff);
@@ -395,17 +397,73 @@ export class Discretizer {
     const { predStart, pred, succStart, succ } = dag;
     // A step's score depends only on the instruction's current option, and windows only shrink as
     // instructions slow down, so taking steps best score first is exact: a step that does not fit
-    // now never will. Earliest finishes and latest starts are repaired locally after each step.
+    // now never will. Earliest finishes and latest starts are repaired locally after steps.
     // The candidates are the prepared order (first steps) merged with a heap of the steps that
     // follow taken ones: (score, node) is a total order, so this pops what one heap of all would.
+    // The windows are repaired lazily: a step only marks its neighbours, and the marks are
+    // propagated (in topological order, forward for earliest finishes, backward for latest
+    // starts) just before a popped step reads its window, and only as far as that step. Each
+    // mark recomputes a node from its neighbours' current values, so the windows read are the
+    // ones an eager repair after every step would give, but nodes moved by several steps are
+    // recomputed once, and those no later step reads never.
     // Defined once per call, not per step: tsx and ts-jest wrap every closure they create in a
     // naming helper, which cost a fifth of a tiny pipeline's planning when this lived in the loop.
-    let pending = 0;
-    const mark = (v: number): void => {
+    const back = this.dirtyBack;
+    let forwardFrom = n; // every node marked forward has at least this index
+    let forwardPending = 0;
+    let backwardFrom = -1; // every node marked backward has at most this index
+    let backwardPending = 0;
+    const markForward = (v: number): void => {
       if (!dirty[v]) {
         dirty[v] = 1;
-        pending++;
+        forwardPending++;
+        if (v < forwardFrom) forwardFrom = v;
       }
+    };
+    const markBackward = (v: number): void => {
+      if (!back[v]) {
+        back[v] = 1;
+        backwardPending++;
+        if (v > backwardFrom) backwardFrom = v;
+      }
+    };
+    // Earliest finishes of every node up to `j`, and latest starts of every node from `j`.
+    const settle = (j: number): void => {
+      let v = forwardFrom;
+      for (; v <= j && forwardPending > 0; v++) {
+        if (!dirty[v]) continue;
+        dirty[v] = 0;
+        forwardPending--;
+        // Compares, not Math.max/min (as in reclaim).
+        let st = 0;
+        for (let p = predStart[v]!; p < predStart[v + 1]!; p++) {
+          const f = finish[pred[p]!]!;
+          if (f > st) st = f;
+        }
+        const f = st + times[v]!;
+        if (f !== finish[v]) {
+          finish[v] = f;
+          for (let p = succStart[v]!; p < succStart[v + 1]!; p++) markForward(succ[p]!);
+        }
+      }
+      forwardFrom = forwardPending > 0 ? v : n;
+      v = backwardFrom;
+      for (; v >= j && backwardPending > 0; v--) {
+        if (!back[v]) continue;
+        back[v] = 0;
+        backwardPending--;
+        let lf = budgetS;
+        for (let p = succStart[v]!; p < succStart[v + 1]!; p++) {
+          const ls = latestStart[succ[p]!]!;
+          if (ls < lf) lf = ls;
+        }
+        const ls = lf - times[v]!;
+        if (ls !== latestStart[v]) {
+          latestStart[v] = ls;
+          for (let p = predStart[v]!; p < predStart[v + 1]!; p++) markBackward(pred[p]!);
+        }
+      }
+      backwardFrom = backwardPending > 0 ? v : -1;
     };
     // Every room below is the budget minus a budget-independent length.
     let up = INF;
@@ -418,6 +476,7 @@ export class Discretizer {
         next < count && (heap.size === 0 || !heap.topBeats(orderScore[next]!, orderNode[next]!))
           ? orderNode[next++]!
           : heap.pop();
+      settle(i);
       const tb = tables[dag.table[i]!]!;
       const nc = choice[i]! + 1;
       const room = latestStart[i]! + times[i]! - (finish[i]! - times[i]!);
@@ -432,44 +491,23 @@ export class Discretizer {
       times[i] = tb.timeS[nc]!;
       finish[i]! += grow;
       latestStart[i]! -= grow;
-      // Forward repair of earliest finishes.
-      pending = 0;
-      for (let p = succStart[i]!; p < succStart[i + 1]!; p++) mark(succ[p]!);
-      for (let v = i + 1; v < n && pending > 0; v++) {
-        if (!dirty[v]) continue;
-        dirty[v] = 0;
-        pending--;
-        // Compares, not Math.max/min (as in reclaim).
-        let st = 0;
-        for (let p = predStart[v]!; p < predStart[v + 1]!; p++) {
-          const f = finish[pred[p]!]!;
-          if (f > st) st = f;
-        }
-        const f = st + times[v]!;
-        if (f !== finish[v]) {
-          finish[v] = f;
-          for (let p = succStart[v]!; p < succStart[v + 1]!; p++) mark(succ[p]!);
-        }
-      }
-      // Backward repair of latest starts.
-      for (let p = predStart[i]!; p < predStart[i + 1]!; p++) mark(pred[p]!);
-      for (let v = i - 1; v >= 0 && pending > 0; v--) {
-        if (!dirty[v]) continue;
-        dirty[v] = 0;
-        pending--;
-        let lf = budgetS;
-        for (let p = succStart[v]!; p < succStart[v + 1]!; p++) {
-          const ls = latestStart[succ[p]!]!;
-          if (ls < lf) lf = ls;
-        }
-        const ls = lf - times[v]!;
-        if (ls !== latestStart[v]) {
-          latestStart[v] = ls;
-          for (let p = predStart[v]!; p < predStart[v + 1]!; p++) mark(pred[p]!);
-        }
-      }
+      for (let p = succStart[i]!; p < succStart[i + 1]!; p++) markForward(succ[p]!);
+      for (let p = predStart[i]!; p < predStart[i + 1]!; p++) markBackward(pred[p]!);
       const sc = this.stepScore(i, perSecond);
       if (sc > 0) heap.push(i, sc);
+    }
+    // Marks no step read: clear them (the windows are scratch from here on).
+    for (let v = forwardFrom; v < n && forwardPending > 0; v++) {
+      if (dirty[v]) {
+        dirty[v] = 0;
+        forwardPending--;
+      }
+    }
+    for (let v = backwardFrom; v >= 0 && backwardPending > 0; v--) {
+      if (back[v]) {
+        back[v] = 0;
+        backwardPending--;
+      }
     }
     const r = this.evaluate();
     const fitsBudgetS = fits(r.timeS, budgetS);
