@@ -169,10 +169,10 @@ export function sweepRelaxation(v: ValidInput, onCut?: (timeS: number) => void):
   const eps = T * 1e-10 + 1e-13;
   const minStep = T * 1e-12 + 1e-14;
 
-  for (;;) {
-    lbT.push(T);
-    lbE.push(relaxedCost + blockingPowerW * dag.numStages * T);
-    // Critical subgraph → flow network (see `arcNode` above).
+  // Critical subgraph of the current schedule → flow network (see `arcNode` above). A function of
+  // its own so that the engine can inline the per-arc calls here: called from the sweep's long
+  // loop body they stayed calls (a CPU profile showed them as a fifth of the sweep's time).
+  const loadCriticalSubgraph = (): void => {
     for (let i = 0; i < n; i++) critical[i] = latestStart[i]! - start[i]! <= eps ? 1 : 0;
     cut.restore();
     for (let i = 0; i < n; i++) {
@@ -206,6 +206,12 @@ export function sweepRelaxation(v: ValidInput, onCut?: (timeS: number) => void):
         } else cut.disable(arcEdge[p]!);
       }
     }
+  };
+
+  for (;;) {
+    lbT.push(T);
+    lbE.push(relaxedCost + blockingPowerW * dag.numStages * T);
+    loadCriticalSubgraph();
     // Whether this cut's flow needs augmenting paths is much like the last one's: start its search
     // from the side that is cheaper then (same flow either way).
     const res = cut.solve(0, 1, cut.augmented);
