@@ -128,7 +128,7 @@ export function buildWindowMilp(
   for (let a = 0; a < w; a++) {
     const i = nodes[a]!;
     const t = tables[dag.table[i]!]!.timeS;
-    // The solver's feasibility tolerance aside (the emulator checks every plan it returns).
+    // Rounding aside: an option that fits exactly keeps its column.
     const room = latest[a]! - earliest[a]! + 1e-9 * deadlineS;
     let k = choice[i]!;
     while (k + 1 < t.length && t[k + 1]! <= room) k++;
