@@ -1,13 +1,13 @@
 /**
  * The exact polish's neighbourhood search (issue 18) on a large pipeline: this tree's search
  * (window-sized sub-problems, packages/planner/src/window-milp.ts) against a baseline git ref's
- * (default `main`; before issue 18 every sub-problem was the whole deadline MILP), from the same
- * intrinsic plan, each in its own process so peak RSS is its own. Prints per run the search's
- * seconds (wall and CPU), sub-problems, whether it converged, the saving, and the ratios.
+ * (default a7b3763~1, the last commit whose sub-problems were the whole deadline MILP), from the
+ * same intrinsic plan, each in its own process so peak RSS is its own. Prints per run the
+ * search's seconds (wall and CPU), sub-problems, whether it converged, the saving, and the means.
  *
  *   node --import tsx tools/bench/planner/neighbourhood-polish.ts --profile <csv> --stages 8
  *     --microbatches 96 [--unit-time 0.0001] [--blocking-power 70.38] [--budget 10] [--runs 2]
- *     [--baseline main] [--cache /tmp/perseus-bench-polish]
+ *     [--baseline <git ref>] [--cache /tmp/perseus-bench-polish]
  *
  * The frontier (for the intrinsic plan and the LP bound) is computed once and cached under
  * --cache, keyed by the arguments. The box's load average is printed with each run: timings on a
@@ -44,7 +44,7 @@ const unitTimeS = Number(opt('--unit-time', '0.0001'));
 const blockingPowerW = Number(opt('--blocking-power', '70.38'));
 const budgetS = Number(opt('--budget', '10'));
 const runs = Number(opt('--runs', '2'));
-const baseline = opt('--baseline', 'main');
+const baseline = opt('--baseline', 'a7b3763~1');
 const cacheDir = opt('--cache', '/tmp/perseus-bench-polish');
 const variant = opt('--variant', '');
 
