@@ -142,6 +142,8 @@ describe('neighbourhoodPolish on reduced sub-problems', () => {
       const optimumJ = dot(full.model.colCost, out.colValue!) + full.offsetJ;
       const lns = neighbourhoodPolish(v, deadlineS, choice, solver, {
         timeLimitS: 600,
+        // No wall-clock cap binds, so the result is the same on a slow machine.
+        stepLimitS: 600,
         windowNodes: n,
         nodeLimit: 100_000,
       });
@@ -162,8 +164,9 @@ describe('neighbourhoodPolish on reduced sub-problems', () => {
     );
     const allMax = new Uint16Array(v.dag.numNodes);
     const start = evaluateChoice(v, allMax);
-    const first = neighbourhoodPolish(v, start.timeS, allMax, solver, { timeLimitS: 600 });
-    const again = neighbourhoodPolish(v, start.timeS, allMax, solver, { timeLimitS: 600 });
+    const limits = { timeLimitS: 600, stepLimitS: 600 };
+    const first = neighbourhoodPolish(v, start.timeS, allMax, solver, limits);
+    const again = neighbourhoodPolish(v, start.timeS, allMax, solver, limits);
     expect(again.choice).toEqual(first.choice);
     expect(again.subproblems).toBe(first.subproblems);
     expect(first.converged).toBe(true);
