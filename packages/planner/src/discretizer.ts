@@ -405,7 +405,11 @@ export class Discretizer {
     // starts) just before a popped step reads its window, and only as far as that step. Each
     // mark recomputes a node from its neighbours' current values, so the windows read are the
     // ones an eager repair after every step would give, but nodes moved by several steps are
-    // recomputed once, and those no later step reads never.
+    // recomputed once, and those no later step reads never. Bit-level caveat: a stepped node's
+    // window is shifted by its growth, not recomputed, and stays so until a neighbour changes;
+    // if a neighbour's value leaves and returns to the same float between two reads, eager repair
+    // recomputes the stepped node and this does not. The frontiers of the paper's profiles and of
+    // the random pipelines were identical bit for bit.
     // Defined once per call, not per step: tsx and ts-jest wrap every closure they create in a
     // naming helper, which cost a fifth of a tiny pipeline's planning when this lived in the loop.
     const back = this.dirtyBack;
