@@ -23,6 +23,11 @@ export interface NeighbourhoodOptions {
    * loaded machine (a sub-problem stopped by it makes the search depend on the machine). Default 5.
    */
   stepLimitS?: number;
+  /**
+   * Sub-problems at most (default: no limit): a limit on work, so a search stopped by it gives
+   * the same plan on any machine.
+   */
+  maxSubproblems?: number;
   shouldStop?: () => boolean;
   /** After every sub-problem: the best plan's energy so far. */
   onProgress?: (p: { elapsedS: number; energyJ: number; subproblems: number }) => void;
@@ -73,7 +78,12 @@ export function neighbourhoodPolish(
   let offset = 0;
   let converged = false;
   const windowsOf = (k: number): number => Math.max(1, Math.ceil((2 * n) / k) - 1);
-  while (elapsed() < options.timeLimitS && options.shouldStop?.() !== true) {
+  const maxSubproblems = options.maxSubproblems ?? Infinity;
+  while (
+    subproblems < maxSubproblems &&
+    elapsed() < options.timeLimitS &&
+    options.shouldStop?.() !== true
+  ) {
     if (sinceImproved >= windowsOf(size)) {
       // A whole pass found nothing: this neighbourhood is exhausted, free bigger windows.
       if (size >= maxSize) {

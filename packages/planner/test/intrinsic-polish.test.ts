@@ -3,7 +3,9 @@ import {
   evaluatePlan,
   exactFrontier,
   highsMilpSolver,
+  neighbourhoodPolish,
   polishPlan,
+  validatePlannerInput,
   withPolishedPlan,
   type HighsRuntimeLike,
   type IntrinsicSample,
@@ -105,5 +107,35 @@ describe('withPolishedPlan', () => {
     expect(r.frontier.intrinsic().point).toEqual(r.point);
     expect(evaluatePlan(tiny, r.plan).energyJ).toBeCloseTo(r.point.energyJ, 9);
     expect(r.gapPp).toBeGreaterThanOrEqual(0);
+  });
+});
+
+describe('neighbourhoodPolish maxSubproblems', () => {
+  it('stops after that many sub-problems, not converged, with the same plan every time', async () => {
+    const highs = (await import('highs')).default;
+    const solver = highsMilpSolver((await highs()) as HighsRuntimeLike);
+    const { frontier } = withSample();
+    const v = validatePlannerInput(input);
+    const start = new Uint16Array(v.dag.numNodes); // every instruction at its fastest option
+    const run = () =>
+      neighbourhoodPolish(v, frontier.allMax.timeS, start, solver, {
+        timeLimitS: 60,
+        windowNodes: 4,
+        maxSubproblems: 3,
+      });
+    const a = run();
+    expect(a.subproblems).toBe(3);
+    expect(a.converged).toBe(false);
+    expect(a.energyJ).toBeLessThan(frontier.allMax.energyJ);
+    const b = run();
+    expect(Array.from(b.choice)).toEqual(Array.from(a.choice));
+    // Without the limit the same search goes on until a pass finds nothing.
+    const free = neighbourhoodPolish(v, frontier.allMax.timeS, start, solver, {
+      timeLimitS: 60,
+      windowNodes: 4,
+    });
+    expect(free.converged).toBe(true);
+    expect(free.subproblems).toBeGreaterThan(3);
+    expect(free.energyJ).toBeLessThanOrEqual(a.energyJ);
   });
 });
