@@ -79,14 +79,20 @@ export class Frontier {
   readonly stats: FrontierStats;
   private readonly dag: PipelineDag;
 
-  /** @internal use {@link computeFrontier} or {@link Frontier.fromJSON}. */
-  constructor(private readonly json: FrontierJson) {
+  /**
+   * @internal use {@link computeFrontier} or {@link Frontier.fromJSON}. `store` is `json.plans`
+   * already decoded (its maker has it): not decoding the arrays again saves a copy of every plan.
+   */
+  constructor(
+    private readonly json: FrontierJson,
+    store?: DeltaPlanStore,
+  ) {
     this.points = json.points;
     this.allMax = json.allMax;
     this.minEnergyTimeS = json.minEnergyTimeS;
     this.stats = json.stats;
     this.dag = buildPipelineDag(json.pipeline);
-    this.store = DeltaPlanStore.fromJSON(json.plans);
+    this.store = store ?? DeltaPlanStore.fromJSON(json.plans);
   }
 
   private readonly store: DeltaPlanStore;
@@ -219,7 +225,7 @@ export class Frontier {
       plans: store.toJSON(),
       stats: { ...this.json.stats, planBytes: store.byteSize() },
     };
-    return new Frontier(json);
+    return new Frontier(json, store);
   }
 
   toJSON(): FrontierJson {
@@ -318,23 +324,26 @@ export function computeFrontier(input: PlannerInput, opts: FrontierOptions = {})
   );
   onProgress?.(2 * units, 2 * units);
   const { points, plans, planPositions } = sampled;
-  return new Frontier({
-    version: 1,
-    pipeline: { ...input.pipeline },
-    blockingPowerW,
-    unitTimeS: tau,
-    points,
-    allMax,
-    minEnergyTimeS: points[points.length - 1]!.timeS,
-    optionFrequenciesMhz: tables.map((t) => Array.from(t.frequencyMhz)),
-    planPositions,
-    plans: plans.toJSON(),
-    lowerBound: {
-      timeS: relaxed.lbT.slice().reverse(),
-      energyJ: relaxed.lbE.slice().reverse(),
+  return new Frontier(
+    {
+      version: 1,
+      pipeline: { ...input.pipeline },
+      blockingPowerW,
+      unitTimeS: tau,
+      points,
+      allMax,
+      minEnergyTimeS: points[points.length - 1]!.timeS,
+      optionFrequenciesMhz: tables.map((t) => Array.from(t.frequencyMhz)),
+      planPositions,
+      plans: plans.toJSON(),
+      lowerBound: {
+        timeS: relaxed.lbT.slice().reverse(),
+        energyJ: relaxed.lbE.slice().reverse(),
+      },
+      stats: { cuts: relaxed.cuts, candidates: sampled.candidates, planBytes: plans.byteSize() },
     },
-    stats: { cuts: relaxed.cuts, candidates: sampled.candidates, planBytes: plans.byteSize() },
-  });
+    plans,
+  );
 }
 
 /**

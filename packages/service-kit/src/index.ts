@@ -97,6 +97,7 @@ export {
   socketPeerCredentials,
   type UnixPeer,
 } from './peer-credentials';
+export { releaseFreedMemory } from './release-memory';
 export { envBool, envNumber, envString, normalizeListenAddress, unixSocketPath } from './env';
 export type { ModuleContext, ServiceModule } from './module';
 export { PERSEUS_VERSION } from './version';
