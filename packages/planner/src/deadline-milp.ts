@@ -39,6 +39,31 @@ export class MilpRows {
     this.starts.push(this.indices.length);
   }
 
+  /**
+   * Rows y_k ≥ y_{k+1} over an instruction's `count` step columns from `first` ("option k or
+   * slower" is monotone in k).
+   */
+  monotoneSteps(first: number, count: number): void {
+    for (let c = first; c + 1 < first + count; c++) {
+      this.indices.push(c, c + 1);
+      this.values.push(1, -1);
+      this.end(0, Infinity);
+    }
+  }
+
+  /**
+   * Adds sign·(d − times[lo]) of an instruction to the row being written, where its options
+   * lo+1..hi are step columns `first`.. (option k ↦ first + k − lo − 1); returns sign·times[lo],
+   * the constant the row's bound must absorb.
+   */
+  duration(times: Float64Array, first: number, lo: number, hi: number, sign: number): number {
+    for (let k = lo + 1; k <= hi; k++) {
+      this.indices.push(first + k - lo - 1);
+      this.values.push(sign * (times[k]! - times[k - 1]!));
+    }
+    return sign * times[lo]!;
+  }
+
   /** The model over `cols` with these rows. */
   model(cols: {
     colCost: Float64Array;
@@ -183,22 +208,10 @@ export function buildDeadlineMilp(
   const rows = new MilpRows();
   const { indices, values } = rows;
   /** Adds sign·(d_i − t_lo) to the row; returns sign·t_lo for the right-hand side. */
-  const duration = (i: number, sign: number): number => {
-    const tb = tables[dag.table[i]!]!;
-    for (let k = lo[i]! + 1; k <= hi[i]!; k++) {
-      indices.push(firstCol[i]! + k - lo[i]! - 1);
-      values.push(sign * (tb.timeS[k]! - tb.timeS[k - 1]!));
-    }
-    return sign * tb.timeS[lo[i]!]!;
-  };
+  const duration = (i: number, sign: number): number =>
+    rows.duration(tables[dag.table[i]!]!.timeS, firstCol[i]!, lo[i]!, hi[i]!, sign);
   for (let i = 0; i < n; i++) {
-    // Steps are monotone: y_k ≥ y_{k+1}.
-    for (let k = lo[i]! + 1; k < hi[i]!; k++) {
-      const c = firstCol[i]! + k - lo[i]! - 1;
-      indices.push(c, c + 1);
-      values.push(1, -1);
-      rows.end(0, Infinity);
-    }
+    rows.monotoneSteps(firstCol[i]!, hi[i]! - lo[i]!);
     // s_i + d_i ≤ T.
     indices.push(startCol[i]!);
     values.push(1);

@@ -169,21 +169,10 @@ export function buildWindowMilp(
   const rows = new MilpRows();
   const { indices, values } = rows;
   /** Adds sign·(d − fastest time) of window node a to the row; returns sign·fastest time. */
-  const duration = (a: number, sign: number): number => {
-    const t = tables[dag.table[nodes[a]!]!]!.timeS;
-    for (let k = 1; k <= slowest[a]!; k++) {
-      indices.push(firstCol[a]! + k - 1);
-      values.push(sign * (t[k]! - t[k - 1]!));
-    }
-    return sign * t[0]!;
-  };
+  const duration = (a: number, sign: number): number =>
+    rows.duration(tables[dag.table[nodes[a]!]!]!.timeS, firstCol[a]!, 0, slowest[a]!, sign);
   for (let a = 0; a < w; a++) {
-    for (let k = 1; k < slowest[a]!; k++) {
-      const c = firstCol[a]! + k - 1;
-      indices.push(c, c + 1);
-      values.push(1, -1);
-      rows.end(0, Infinity);
-    }
+    rows.monotoneSteps(firstCol[a]!, slowest[a]!);
     // s_a + d_a + tail(a) ≤ T.
     indices.push(startCol[a]!);
     values.push(1);
