@@ -156,6 +156,28 @@ const NEIGHBOURHOOD_SHARE = 0.75;
  */
 const WHOLE_MILP_MAX_NODES = 400;
 
+/**
+ * The certificate of a plan at `deadlineS` against a proven bound `provenJ` on any plan there: the
+ * plan's energy if the iteration lasts the whole deadline (a faster plan idles at P_b until then)
+ * caps the bound, and the gap and saving are in percent of the all-max energy.
+ */
+function certificate(
+  v: ValidInput,
+  deadlineS: number,
+  plan: { timeS: number; energyJ: number },
+  provenJ: number,
+  allMaxJ: number,
+): { boundJ: number; gapPp: number; savingPct: number } {
+  const paddedJ =
+    plan.energyJ + v.blockingPowerW * v.dag.numStages * Math.max(0, deadlineS - plan.timeS);
+  const boundJ = Math.min(paddedJ, provenJ);
+  return {
+    boundJ,
+    gapPp: ((paddedJ - boundJ) / allMaxJ) * 100,
+    savingPct: (1 - plan.energyJ / allMaxJ) * 100,
+  };
+}
+
 /** Option index of each DAG node in `plan` (the inverse of a frontier's decoding). */
 function choiceOf(v: ValidInput, plan: StagePlan[]): Uint16Array {
   const { dag, tables } = v;
@@ -244,20 +266,14 @@ export function polishPlan(
   const seconds = (performance.now() - started) / 1000;
   const improved = polished.energyJ < startEval.energyJ - 1e-9;
   const best = improved ? polished : { ...startEval, choice: startChoice };
-  // Energy if the iteration lasts the whole deadline (a faster plan idles at P_b until then).
-  const paddedJ =
-    best.energyJ + v.blockingPowerW * v.dag.numStages * Math.max(0, deadlineS - best.timeS);
   const milpJ = polished.boundJ;
-  const boundJ = Math.min(paddedJ, Math.max(lpBoundJ, milpJ));
   return {
     deadlineS,
     plan: improved ? withChoice(v, start, best.choice) : start,
     timeS: best.timeS,
     energyJ: best.energyJ,
-    boundJ,
+    ...certificate(v, deadlineS, best, Math.max(lpBoundJ, milpJ), allMaxJ),
     boundSource: milpJ > lpBoundJ ? 'milp' : 'lp',
-    gapPp: ((paddedJ - boundJ) / allMaxJ) * 100,
-    savingPct: (1 - best.energyJ / allMaxJ) * 100,
     polish: {
       status: polished.status,
       improved,
@@ -311,18 +327,12 @@ export function withPolishedPlan(
     : frontier;
   const { point, plan } = next.planFor(deadlineS);
   if (point.energyJ === polished.energyJ) return { ...polished, frontier: next, point, plan };
-  const allMaxJ = frontier.allMax.energyJ;
-  const paddedJ =
-    point.energyJ + v.blockingPowerW * v.dag.numStages * Math.max(0, deadlineS - point.timeS);
-  const boundJ = Math.min(paddedJ, polished.boundJ);
   return {
     ...polished,
     plan,
     timeS: point.timeS,
     energyJ: point.energyJ,
-    boundJ,
-    gapPp: ((paddedJ - boundJ) / allMaxJ) * 100,
-    savingPct: (1 - point.energyJ / allMaxJ) * 100,
+    ...certificate(v, deadlineS, point, polished.boundJ, frontier.allMax.energyJ),
     polish: { ...polished.polish, improved: false },
     frontier: next,
     point,
