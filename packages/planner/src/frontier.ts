@@ -291,6 +291,9 @@ export function computeFrontier(input: PlannerInput, opts: FrontierOptions = {})
       }),
   );
   const tEnd = relaxed.lbT[relaxed.lbT.length - 1]!;
+  // The relaxed frontier time-ascending: the certified bound of every point.
+  const lbTAsc = relaxed.lbT.slice().reverse();
+  const lbEAsc = relaxed.lbE.slice().reverse();
   done = 0;
   const sampled = sampleFrontier(
     v,
@@ -314,11 +317,7 @@ export function computeFrontier(input: PlannerInput, opts: FrontierOptions = {})
           ),
           timeS: cost.timeS,
           energyJ: cost.energyJ,
-          lowerBoundJ: interpolateLowerBound(
-            relaxed.lbT.slice().reverse(),
-            relaxed.lbE.slice().reverse(),
-            allMax.timeS,
-          ),
+          lowerBoundJ: interpolateLowerBound(lbTAsc, lbEAsc, allMax.timeS),
           allMax,
         })),
   );
@@ -336,10 +335,7 @@ export function computeFrontier(input: PlannerInput, opts: FrontierOptions = {})
       optionFrequenciesMhz: tables.map((t) => Array.from(t.frequencyMhz)),
       planPositions,
       plans: plans.toJSON(),
-      lowerBound: {
-        timeS: relaxed.lbT.slice().reverse(),
-        energyJ: relaxed.lbE.slice().reverse(),
-      },
+      lowerBound: { timeS: lbTAsc, energyJ: lbEAsc },
       stats: { cuts: relaxed.cuts, candidates: sampled.candidates, planBytes: plans.byteSize() },
     },
     plans,
