@@ -1,5 +1,5 @@
 import type * as net from 'node:net';
-import koffi from 'koffi';
+import { libcFunction } from './libc';
 
 /**
  * Who is at the other end of a Unix-socket connection, as the kernel says (SO_PEERCRED: the
@@ -27,16 +27,10 @@ let getsockopt: GetSockOpt | null | undefined;
 
 function loadGetSockOpt(): GetSockOpt | null {
   if (getsockopt !== undefined) return getsockopt;
-  try {
-    if (process.platform !== 'linux') throw new Error('not Linux');
-    const libc = koffi.load('libc.so.6');
-    const fn = libc.func(
-      'int getsockopt(int fd, int level, int name, _Out_ uint8_t *buf, _Inout_ uint32_t *len)',
-    );
-    getsockopt = (fd, level, name, buf, len) => Number(fn(fd, level, name, buf, len));
-  } catch {
-    getsockopt = null;
-  }
+  const fn = libcFunction(
+    'int getsockopt(int fd, int level, int name, _Out_ uint8_t *buf, _Inout_ uint32_t *len)',
+  );
+  getsockopt = fn && ((fd, level, name, buf, len) => Number(fn(fd, level, name, buf, len)));
   return getsockopt;
 }
 

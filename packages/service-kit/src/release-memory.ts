@@ -1,18 +1,12 @@
-import koffi from 'koffi';
+import { libcFunction } from './libc';
 
 type MallocTrim = (pad: number) => number;
 let mallocTrim: MallocTrim | null | undefined;
 
 function loadMallocTrim(): MallocTrim | null {
   if (mallocTrim !== undefined) return mallocTrim;
-  try {
-    if (process.platform !== 'linux') throw new Error('not Linux');
-    // glibc only (musl has no malloc_trim: the lookup throws and nothing is released).
-    const fn = koffi.load('libc.so.6').func('int malloc_trim(size_t pad)');
-    mallocTrim = (pad) => Number(fn(pad));
-  } catch {
-    mallocTrim = null;
-  }
+  const fn = libcFunction('int malloc_trim(size_t pad)');
+  mallocTrim = fn && ((pad) => Number(fn(pad)));
   return mallocTrim;
 }
 
